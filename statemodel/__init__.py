@@ -1,0 +1,73 @@
+"""sendguard's pure model of a message record: no I/O, no clock, no randomness.
+
+Time, ids and outcomes come in as arguments. See `statemodel.table` for the rules.
+"""
+
+from statemodel.categories import CONSEQUENCES, Consequence, ErrorCategory, consequence
+from statemodel.commands import (
+    Command,
+    ConfirmSend,
+    ExpireLease,
+    Redrive,
+    ReportSendFailure,
+    Submit,
+)
+from statemodel.decider import HistoryChecker, decide, evolve, evolve_all, replay
+from statemodel.errors import (
+    DomainError,
+    ForbiddenCommand,
+    IllegalTransition,
+    LeaseStillLive,
+    StaleAttempt,
+)
+from statemodel.events import (
+    Accepted,
+    ClaimCause,
+    Claimed,
+    Event,
+    ExhaustionCause,
+    RedriveExhausted,
+    RollbackCause,
+    RolledBack,
+    SendConfirmed,
+    SendFailed,
+)
+from statemodel.records import LastError, Message, Phase, Record, Status
+
+__all__ = [
+    "CONSEQUENCES",
+    "Accepted",
+    "ClaimCause",
+    "Claimed",
+    "Command",
+    "ConfirmSend",
+    "Consequence",
+    "DomainError",
+    "ErrorCategory",
+    "Event",
+    "ExhaustionCause",
+    "ExpireLease",
+    "ForbiddenCommand",
+    "HistoryChecker",
+    "IllegalTransition",
+    "LastError",
+    "LeaseStillLive",
+    "Message",
+    "Phase",
+    "Record",
+    "Redrive",
+    "RedriveExhausted",
+    "ReportSendFailure",
+    "RollbackCause",
+    "RolledBack",
+    "SendConfirmed",
+    "SendFailed",
+    "StaleAttempt",
+    "Status",
+    "Submit",
+    "consequence",
+    "decide",
+    "evolve",
+    "evolve_all",
+    "replay",
+]

@@ -1,0 +1,250 @@
+"""decide / evolve / replay: the Decider over the transition table.
+
+`decide(record, command, now)` picks the table row and builds its events, or raises a
+`ForbiddenCommand`. `evolve(record, event)` is bookkeeping only — it sets fields and counts; it trusts
+its input. `replay(events)` is the careful fold: it checks every event against the table (through
+`HistoryChecker`) before evolving, so a history that `decide` could not have written raises
+`IllegalTransition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import attrs
+
+from statemodel.categories import consequence
+from statemodel.commands import (
+    Command,
+    ConfirmSend,
+    ExpireLease,
+    Redrive,
+    ReportSendFailure,
+    Submit,
+)
+from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
+from statemodel.events import (
+    Accepted,
+    ClaimCause,
+    Claimed,
+    Event,
+    ExhaustionCause,
+    RedriveExhausted,
+    RollbackCause,
+    RolledBack,
+    SendConfirmed,
+    SendFailed,
+)
+from statemodel.records import LastError, Phase, Record, Status, phase_of
+from statemodel.table import EVENT_TARGET, FENCED_EVENTS, TRANSITIONS, Guard, Transition, rows_for
+
+
+def decide(record: Record | None, command: Command, now: int) -> tuple[Event, ...]:
+    phase = phase_of(record)
+    rows = rows_for(phase, type(command))
+    if not rows:
+        raise ForbiddenCommand(_refusal_text(phase, command))
+    if rows[0].fenced:
+        assert record is not None
+        owner = record.attempt_id
+        named = getattr(command, "attempt_id", None)
+        if named != owner:
+            raise StaleAttempt(
+                f"{type(command).__name__} names attempt {named!r}, "
+                f"but {record.message_id} is owned by attempt {owner!r}"
+            )
+    for row in rows:
+        if row.guard is None or _guard_holds(row.guard, record, command, now):
+            return tuple(_MAKE[event_type](command, now) for event_type in row.events)
+    guard = rows[-1].guard
+    assert guard is not None
+    raise guard.refusal(f"{type(command).__name__} on {phase.value} record: guard failed ({guard.value})")
+
+
+def evolve(record: Record | None, event: Event) -> Record:
+    if isinstance(event, Accepted):
+        return Record(message=event.message, status=Status.PENDING, version=1, updated_at=event.at)
+    if record is None:
+        raise IllegalTransition(f"{type(event).__name__} before Accepted")
+    record = attrs.evolve(record, version=record.version + 1, updated_at=event.at)
+    match event:
+        case Claimed():
+            return attrs.evolve(
+                record,
+                status=Status.QUEUED,
+                attempts=record.attempts + 1,
+                attempt_id=event.attempt_id,
+                lease_expires_at=event.lease_expires_at,
+            )
+        case SendConfirmed():
+            return attrs.evolve(record, sqs_message_id=event.sqs_message_id, lease_expires_at=None)
+        case SendFailed():
+            return attrs.evolve(record, last_error=LastError(event.category, event.code))
+        case RolledBack():
+            return attrs.evolve(record, status=Status.PENDING, attempt_id=None, lease_expires_at=None)
+        case RedriveExhausted():
+            return attrs.evolve(record, exhausted=True)
+
+
+def evolve_all(record: Record | None, events: Iterable[Event]) -> Record | None:
+    for event in events:
+        record = evolve(record, event)
+    return record
+
+
+def replay(events: Iterable[Event]) -> Record | None:
+    """The record a history projects to; raises IllegalTransition unless `decide` could have
+    written that history, one whole table row at a time."""
+    checker = HistoryChecker()
+    for event in events:
+        checker.apply(event)
+    checker.require_complete()
+    return checker.record
+
+
+class HistoryChecker:
+    """Checks a history one event at a time (the trace checker feeds it log lines).
+
+    It follows the table's rows as paths of events: between rows the record sits in a phase; inside a
+    row only that row's next event may follow. Fencing and the lease guard are checked on the events
+    themselves, so a forged or reordered history fails here even when every event type fits.
+    """
+
+    def __init__(self) -> None:
+        self.record: Record | None = None
+        # Where we may be: a phase between rows, or (row, index of the next event) inside one.
+        self._positions: frozenset[Phase | tuple[Transition, int]] = frozenset({Phase.ABSENT})
+
+    @property
+    def phase(self) -> Phase:
+        return phase_of(self.record)
+
+    @property
+    def complete(self) -> bool:
+        """True when the history so far ends on a row boundary (no write half applied)."""
+        return any(isinstance(p, Phase) for p in self._positions)
+
+    def require_complete(self) -> None:
+        if not self.complete:
+            raise IllegalTransition(f"history of {self._id()} ends inside a write")
+
+    def apply(self, event: Event) -> Record:
+        event_type = type(event)
+        advanced: set[Phase | tuple[Transition, int]] = set()
+        for position in self._positions:
+            if isinstance(position, Phase):
+                candidates = [(t, 0) for t in TRANSITIONS if t.source is position]
+            else:
+                candidates = [position]
+            for row, index in candidates:
+                if row.events[index] is event_type:
+                    done = index + 1 == len(row.events)
+                    advanced.add(row.target if done else (row, index + 1))
+        if not advanced:
+            raise IllegalTransition(
+                f"{event_type.__name__} is not allowed for {self._id()} in phase "
+                f"{self.phase.value}" + ("" if self.complete else " (inside a write)")
+            )
+        self._check_event(event)
+        self.record = evolve(self.record, event)
+        expected = EVENT_TARGET[event_type]
+        if expected is not None and self.record.phase is not expected:
+            raise IllegalTransition(
+                f"{event_type.__name__} left {self._id()} in {self.record.phase.value}, not {expected.value}"
+            )
+        self._positions = frozenset(advanced)
+        return self.record
+
+    def _check_event(self, event: Event) -> None:
+        record = self.record
+        if record is None:
+            return
+        if type(event) in FENCED_EVENTS and getattr(event, "attempt_id", None) != record.attempt_id:
+            raise IllegalTransition(
+                f"{type(event).__name__} of attempt {getattr(event, 'attempt_id', None)!r} on "
+                f"{self._id()}, owned by attempt {record.attempt_id!r} (fencing)"
+            )
+        if isinstance(event, RolledBack) and event.cause is RollbackCause.LEASE_EXPIRED:
+            assert record.lease_expires_at is not None
+            if event.at < record.lease_expires_at:
+                raise IllegalTransition(
+                    f"lease of {self._id()} rolled back at {event.at}, "
+                    f"before it expired at {record.lease_expires_at}"
+                )
+
+    def _id(self) -> str:
+        return self.record.message_id if self.record else "a new record"
+
+
+def _guard_holds(guard: Guard, record: Record | None, command: Command, now: int) -> bool:
+    assert record is not None  # every guarded row starts from an existing record
+    match guard:
+        case Guard.ATTEMPTS_LEFT | Guard.NO_ATTEMPTS_LEFT:
+            assert isinstance(command, Redrive)
+            left = record.attempts < command.max_attempts
+            return left if guard is Guard.ATTEMPTS_LEFT else not left
+        case Guard.REDRIVABLE_FAILURE | Guard.FINAL_FAILURE:
+            assert isinstance(command, ReportSendFailure)
+            redrives = consequence(command.category).redrive
+            return redrives if guard is Guard.REDRIVABLE_FAILURE else not redrives
+        case Guard.LEASE_EXPIRED:
+            assert record.lease_expires_at is not None
+            return now >= record.lease_expires_at
+
+
+def _refusal_text(phase: Phase, command: Command) -> str:
+    name = type(command).__name__
+    if phase is Phase.CONFIRMED:
+        return f"{name} is forbidden: a confirmed record is never rolled back"
+    if phase is Phase.EXHAUSTED:
+        return f"{name} is forbidden: the record's re-drives are exhausted; an operator must act"
+    return f"{name} is forbidden in phase {phase.value}"
+
+
+def _claimed(command: Command, now: int) -> Event:
+    assert isinstance(command, Submit | Redrive)
+    cause = command.cause if isinstance(command, Redrive) else ClaimCause.SUBMIT
+    return Claimed(command.attempt_id, command.lease_expires_at, cause, now)
+
+
+def _rolled_back(command: Command, now: int) -> Event:
+    assert isinstance(command, ReportSendFailure | ExpireLease)
+    cause = (
+        RollbackCause.SEND_FAILED if isinstance(command, ReportSendFailure) else RollbackCause.LEASE_EXPIRED
+    )
+    return RolledBack(command.attempt_id, cause, now)
+
+
+def _exhausted(command: Command, now: int) -> Event:
+    cause = (
+        ExhaustionCause.PERMANENT_ERROR
+        if isinstance(command, ReportSendFailure)
+        else ExhaustionCause.MAX_ATTEMPTS
+    )
+    return RedriveExhausted(cause, now)
+
+
+def _accepted(command: Command, now: int) -> Event:
+    assert isinstance(command, Submit)
+    return Accepted(command.message, now)
+
+
+def _send_confirmed(command: Command, now: int) -> Event:
+    assert isinstance(command, ConfirmSend)
+    return SendConfirmed(command.attempt_id, command.sqs_message_id, now)
+
+
+def _send_failed(command: Command, now: int) -> Event:
+    assert isinstance(command, ReportSendFailure)
+    return SendFailed(command.attempt_id, command.category.value, command.code, now)
+
+
+# How each event type is made from the command that the row answers.
+_MAKE: dict[type[Event], Callable[[Command, int], Event]] = {
+    Accepted: _accepted,
+    Claimed: _claimed,
+    SendConfirmed: _send_confirmed,
+    SendFailed: _send_failed,
+    RolledBack: _rolled_back,
+    RedriveExhausted: _exhausted,
+}

@@ -1,0 +1,258 @@
+"""Input validation: a request body and headers either become a `Request`, or a `Rejection` with a
+code and a message a client can act on. Pure: nothing here is written anywhere.
+
+The size limit is the smaller of what SQS and DynamoDB take. SQS takes a message of up to 1 MiB
+(1,048,576 bytes, body and attributes together). The record keeps the payload in its DynamoDB item
+for re-drives, and an item is at most 400 KB (409,600 bytes, names and values together), so the
+payload and attributes may use at most that less `RECORD_OVERHEAD_BYTES` for the rest of the record:
+its lifecycle fields and a history of up to `MAX_ATTEMPTS_LIMIT` attempts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from typing import Any, NoReturn
+
+import attrs
+
+from statemodel.records import Message
+
+SQS_MAX_MESSAGE_BYTES = 1_048_576
+DYNAMODB_MAX_ITEM_BYTES = 409_600
+RECORD_OVERHEAD_BYTES = 16_384
+MAX_MESSAGE_BYTES = min(SQS_MAX_MESSAGE_BYTES, DYNAMODB_MAX_ITEM_BYTES) - RECORD_OVERHEAD_BYTES
+MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES  # a raw request body past this is refused before parsing
+MAX_DEPTH = 32
+MAX_ATTEMPTS_LIMIT = 20  # bounds the history, and so the item's size
+SQS_MAX_ATTRIBUTES = 10
+RESERVED_ATTRIBUTE = "message_id"  # sendguard's own message attribute: the record's id
+MAX_ATTRIBUTES = SQS_MAX_ATTRIBUTES - 1
+MAX_ATTRIBUTE_NAME = 256
+
+TOKEN = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # Idempotency-Key, X-Correlation-Id, message ids
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
+# Characters SQS accepts in a message: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF.
+_SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_KEY_NAMESPACE = uuid.UUID("6f1c2a3e-5b0d-4c8e-9a7f-3d2e1b0c9a85")
+
+VALIDATION_ERROR = "VALIDATION_ERROR"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+
+
+@attrs.frozen
+class Rejection:
+    code: str
+    message: str
+
+    @property
+    def http_status(self) -> int:
+        return 413 if self.code == PAYLOAD_TOO_LARGE else 400
+
+
+@attrs.frozen
+class Request:
+    """A valid submission: the payload as the JSON text SQS will carry, and the attributes."""
+
+    payload: str
+    attributes: tuple[tuple[str, str], ...]
+    request_hash: str
+
+
+class _Invalid(Exception):
+    def __init__(self, rejection: Rejection) -> None:
+        self.rejection = rejection
+
+
+def _reject(message: str, code: str = VALIDATION_ERROR) -> NoReturn:
+    raise _Invalid(Rejection(code, message))
+
+
+def parse_submission(body: str | bytes | None) -> Request | Rejection:
+    """The body of `POST /messages`: `{"payload": <any JSON>, "attributes": {name: string}}`."""
+    try:
+        return _parse(body)
+    except _Invalid as invalid:
+        return invalid.rejection
+
+
+def _parse(body: str | bytes | None) -> Request:
+    if body is None or body == b"" or body == "":
+        _reject("the request has no body; send a JSON object with a 'payload'")
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BODY_BYTES:
+        _reject(f"the body is larger than {MAX_BODY_BYTES} bytes", PAYLOAD_TOO_LARGE)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        _reject("the body is not valid UTF-8")
+    document = _loads(text)
+    if not isinstance(document, dict):
+        _reject("the body must be a JSON object with a 'payload'")
+    unknown = sorted(set(document) - {"payload", "attributes"})
+    if unknown:
+        _reject(f"unknown field {unknown[0]!r}; only 'payload' and 'attributes' are allowed")
+    if "payload" not in document:
+        _reject("'payload' is required")
+    payload = document["payload"]
+    _check_depth(payload)
+    attributes = _attributes(document.get("attributes", {}))
+    payload_text = _sqs_safe(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+    try:
+        size = len(payload_text.encode("utf-8")) + sum(
+            len(name.encode()) + len(value.encode("utf-8")) for name, value in attributes
+        )
+    except UnicodeEncodeError:
+        _reject("the payload holds a lone surrogate (\\ud800-\\udfff); send valid Unicode")
+    if size > MAX_MESSAGE_BYTES:
+        _reject(
+            f"payload and attributes take {size} bytes; at most {MAX_MESSAGE_BYTES} are accepted",
+            PAYLOAD_TOO_LARGE,
+        )
+    return Request(payload_text, attributes, request_hash(payload, attributes))
+
+
+def request_hash(payload: Any, attributes: tuple[tuple[str, str], ...]) -> str:
+    """Tells the same request from another: object key order and spacing do not count."""
+    canonical = json.dumps(
+        {"payload": payload, "attributes": dict(attributes)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def message_problems(message: Message) -> list[str]:
+    """The payload and attributes still hash to what was accepted (they were never rewritten)."""
+    try:
+        payload = json.loads(message.payload)
+    except ValueError:
+        return [f"{message.message_id}: stored payload is not JSON"]
+    if request_hash(payload, message.attributes) != message.request_hash:
+        return [f"{message.message_id}: payload or attributes differ from what was accepted"]
+    return []
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
+    except RecursionError:
+        _reject(f"the body is nested deeper than {MAX_DEPTH} levels")
+    except ValueError as exc:  # JSONDecodeError, and int conversions past Python's digit limit
+        if isinstance(exc, json.JSONDecodeError):
+            _reject(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        _reject("the body holds a number that is too large")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            _reject(f"duplicate key {key[:64]!r} in a JSON object")
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> NoReturn:
+    _reject(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        _reject(f"the number {text[:32]} is out of range")
+    return value
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                _reject(f"the payload is nested deeper than {MAX_DEPTH} levels")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _attributes(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        _reject("'attributes' must be an object of string values")
+    if len(value) > MAX_ATTRIBUTES:
+        _reject(
+            f"at most {MAX_ATTRIBUTES} attributes are allowed (SQS takes {SQS_MAX_ATTRIBUTES}; "
+            f"sendguard uses one for {RESERVED_ATTRIBUTE!r})"
+        )
+    for name, item in value.items():
+        _check_attribute_name(name)
+        if not isinstance(item, str) or not item:
+            _reject(f"attribute {name!r} must be a non-empty string")
+        if _SQS_INVALID.search(item):
+            _reject(f"attribute {name!r} holds a character SQS does not accept")
+    return tuple(sorted(value.items()))
+
+
+def _check_attribute_name(name: str) -> None:
+    if not _ATTRIBUTE_NAME.fullmatch(name):
+        _reject(
+            f"attribute name {name[:64]!r} must be 1 to {MAX_ATTRIBUTE_NAME} characters of A-Z a-z 0-9 _ - ."
+        )
+    lowered = name.lower()
+    if name == RESERVED_ATTRIBUTE:
+        _reject(f"attribute name {RESERVED_ATTRIBUTE!r} is reserved for sendguard")
+    if lowered.startswith(("aws.", "amazon.")):
+        _reject(f"attribute name {name!r} may not start with 'AWS.' or 'Amazon.'")
+    if name.startswith(".") or name.endswith(".") or ".." in name:
+        _reject(f"attribute name {name!r} may not start or end with '.' or hold '..'")
+
+
+def _sqs_safe(payload_text: str) -> str:
+    """JSON text escapes control characters but not U+FFFE and U+FFFF, which SQS refuses. They can
+    only stand inside JSON strings, where their escapes mean the same."""
+    return payload_text.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+
+
+def valid_token(value: object) -> str | None:
+    """The value if it is a well-formed Idempotency-Key, X-Correlation-Id or message id."""
+    return value if isinstance(value, str) and TOKEN.fullmatch(value) else None
+
+
+def idempotency_key(value: object) -> str | Rejection | None:
+    """None when absent; a Rejection when present and malformed."""
+    if value is None:
+        return None
+    if valid_token(value) is None:
+        return Rejection(VALIDATION_ERROR, "Idempotency-Key must be 1 to 128 characters of A-Za-z0-9._:-")
+    assert isinstance(value, str)
+    return value
+
+
+def message_id_for_key(key: str) -> str:
+    """The same key always names the same message."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, key))
+
+
+def new_message(
+    request: Request,
+    message_id: str,
+    correlation_id: str,
+    now: int,
+    idempotency_key: str | None = None,
+) -> Message:
+    return Message(
+        message_id=message_id,
+        payload=request.payload,
+        attributes=request.attributes,
+        correlation_id=correlation_id,
+        created_at=now,
+        request_hash=request.request_hash,
+        idempotency_key=idempotency_key,
+    )

@@ -1,0 +1,23 @@
+import os
+
+from hypothesis import HealthCheck, settings
+
+# `ci` runs inside `make test`; `long` is `make fuzz`, for nightly runs. Both print the seed and the
+# reproduction blob of a failing example; Hypothesis' database (.hypothesis/) replays it too.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    stateful_step_count=50,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "long",
+    max_examples=5_000,
+    stateful_step_count=100,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

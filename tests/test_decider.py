@@ -1,0 +1,192 @@
+"""decide / evolve / replay: each allowed transition, fencing, the lease guard, and histories that
+`decide` could not have written (duplicated, reordered, forged, half-written)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from statemodel import (
+    Accepted,
+    ClaimCause,
+    Claimed,
+    ConfirmSend,
+    ErrorCategory,
+    Event,
+    ExhaustionCause,
+    ExpireLease,
+    ForbiddenCommand,
+    HistoryChecker,
+    IllegalTransition,
+    LeaseStillLive,
+    Message,
+    Phase,
+    Record,
+    Redrive,
+    RedriveExhausted,
+    ReportSendFailure,
+    RollbackCause,
+    RolledBack,
+    SendFailed,
+    StaleAttempt,
+    Status,
+    Submit,
+    decide,
+    evolve_all,
+    replay,
+)
+from statemodel.events import event_from_dict, event_to_dict, message_from_summary
+
+MESSAGE = Message("m-1", '{"a":1}', (("group", "g"),), "c-1", 100, "hash", "key-1")
+
+
+def submitted() -> tuple[list[Event], Record]:
+    events = list(decide(None, Submit(MESSAGE, "a-1", 1_000), 100))
+    record = evolve_all(None, events)
+    assert record is not None
+    return events, record
+
+
+def test_submit_creates_and_claims_in_one_write() -> None:
+    events, record = submitted()
+    assert [type(e) for e in events] == [Accepted, Claimed]
+    assert record.status is Status.QUEUED and record.phase is Phase.IN_FLIGHT
+    assert (record.attempts, record.attempt_id, record.lease_expires_at, record.version) == (
+        1,
+        "a-1",
+        1_000,
+        2,
+    )
+
+
+def test_confirm_by_the_owner_confirms_and_ends_the_lease() -> None:
+    _, record = submitted()
+    (event,) = decide(record, ConfirmSend("a-1", "s-1"), 200)
+    confirmed = evolve_all(record, [event])
+    assert confirmed.phase is Phase.CONFIRMED and confirmed.lease_expires_at is None
+    assert confirmed.message == MESSAGE
+
+
+@pytest.mark.parametrize("category", [ErrorCategory.RETRYABLE, ErrorCategory.AMBIGUOUS])
+def test_a_failed_send_rolls_back_keeping_the_message(category: ErrorCategory) -> None:
+    _, record = submitted()
+    events = decide(record, ReportSendFailure("a-1", category, "Code"), 200)
+    assert [type(e) for e in events] == [SendFailed, RolledBack]
+    after = evolve_all(record, events)
+    assert after.phase is Phase.PENDING and after.attempt_id is None and after.lease_expires_at is None
+    assert after.message == MESSAGE and after.last_error.category == category.value
+
+
+def test_a_permanent_failure_rolls_back_and_exhausts() -> None:
+    _, record = submitted()
+    events = decide(record, ReportSendFailure("a-1", ErrorCategory.PERMANENT, "AccessDenied"), 200)
+    assert [type(e) for e in events] == [SendFailed, RolledBack, RedriveExhausted]
+    assert evolve_all(record, events).phase is Phase.EXHAUSTED
+
+
+def test_redrive_claims_until_attempts_run_out() -> None:
+    _, record = submitted()
+    record = evolve_all(record, decide(record, ExpireLease("a-1"), 1_000))
+    (claim,) = decide(record, Redrive("a-2", 5_000, ClaimCause.REDRIVE, max_attempts=2), 2_000)
+    assert isinstance(claim, Claimed) and claim.cause is ClaimCause.REDRIVE
+    (exhausted,) = decide(record, Redrive("a-2", 5_000, ClaimCause.REDRIVE, max_attempts=1), 2_000)
+    assert exhausted == RedriveExhausted(ExhaustionCause.MAX_ATTEMPTS, 2_000)
+
+
+def test_fencing_refuses_another_attempt() -> None:
+    _, record = submitted()
+    for command in (
+        ConfirmSend("a-2", "s-1"),
+        ReportSendFailure("a-2", ErrorCategory.RETRYABLE, "X"),
+        ExpireLease("a-2"),
+    ):
+        with pytest.raises(StaleAttempt):
+            decide(record, command, 5_000)
+
+
+def test_a_live_lease_is_not_expired() -> None:
+    _, record = submitted()
+    with pytest.raises(LeaseStillLive):
+        decide(record, ExpireLease("a-1"), 999)
+    assert decide(record, ExpireLease("a-1"), 1_000)
+
+
+def test_a_confirmed_record_is_never_rolled_back() -> None:
+    _, record = submitted()
+    confirmed = evolve_all(record, decide(record, ConfirmSend("a-1", "s-1"), 200))
+    for command in (ExpireLease("a-1"), ReportSendFailure("a-1", ErrorCategory.AMBIGUOUS, "X")):
+        with pytest.raises(ForbiddenCommand, match="never rolled back"):
+            decide(confirmed, command, 10**9)
+
+
+# ---- histories -----------------------------------------------------------------------------------
+
+
+def good_history() -> list[Event]:
+    events, record = submitted()
+    more = decide(record, ReportSendFailure("a-1", ErrorCategory.RETRYABLE, "Throttled"), 200)
+    record = evolve_all(record, more)
+    claim = decide(record, Redrive("a-2", 9_000, ClaimCause.REDRIVE, 5), 300)
+    record = evolve_all(record, claim)
+    confirm = decide(record, ConfirmSend("a-2", "s-9"), 400)
+    return [*events, *more, *claim, *confirm]
+
+
+def test_replay_of_a_real_history_is_its_projection() -> None:
+    history = good_history()
+    record = replay(history)
+    assert record is not None and record.phase is Phase.CONFIRMED and record.version == len(history)
+
+
+@pytest.mark.parametrize(
+    ("name", "tamper"),
+    [
+        ("duplicated confirm", lambda h: [*h, h[-1]]),
+        ("duplicated claim", lambda h: [*h[:2], h[1], *h[2:]]),
+        ("reordered", lambda h: [h[0], h[2], h[1], *h[3:]]),
+        ("forged attempt", lambda h: [*h[:-1], attrs.evolve(h[-1], attempt_id="a-9")]),
+        ("half a write", lambda h: h[:3]),
+        ("no Accepted", lambda h: h[1:]),
+        ("early lease rollback", lambda h: [*h[:2], RolledBack("a-1", RollbackCause.LEASE_EXPIRED, 999)]),
+        ("confirm then rollback", lambda h: [*h, RolledBack("a-2", RollbackCause.LEASE_EXPIRED, 10**6)]),
+    ],
+)
+def test_replay_refuses_a_history_decide_could_not_write(name: str, tamper: object) -> None:
+    with pytest.raises(IllegalTransition):
+        replay(tamper(good_history()))
+
+
+def test_history_checker_knows_when_a_write_is_half_applied() -> None:
+    checker = HistoryChecker()
+    history = good_history()
+    checker.apply(history[0])
+    assert not checker.complete
+    checker.apply(history[1])
+    assert checker.complete
+
+
+def test_events_survive_the_codec() -> None:
+    history = good_history()
+    assert [event_from_dict(event_to_dict(e), MESSAGE) for e in history] == history
+
+
+def test_the_codec_keeps_payload_and_attributes_out_of_stored_and_logged_events() -> None:
+    data = event_to_dict(good_history()[0])
+    assert "payload" not in data and "attributes" not in data and '{"a":1}' not in str(data)
+
+
+def test_an_accepted_that_disagrees_with_the_record_is_refused() -> None:
+    data = event_to_dict(good_history()[0])
+    with pytest.raises(ValueError, match="correlation_id"):
+        event_from_dict(data, attrs.evolve(MESSAGE, correlation_id="c-other"))
+
+
+def test_a_summary_is_enough_to_check_a_trace() -> None:
+    history = [event_to_dict(e) for e in good_history()]
+    message = message_from_summary("m-1", history[0])
+    assert replay([event_from_dict(d, message) for d in history]).phase is Phase.CONFIRMED
+
+
+def test_unknown_event_types_are_refused() -> None:
+    with pytest.raises(ValueError):
+        event_from_dict({"type": "Teleported", "at": 1}, MESSAGE)
