@@ -14,9 +14,10 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def generated() -> dict[str, Callable[[], str]]:
+    from adapters import errors_doc
     from statemodel.diagram import transitions_markdown
 
-    return {"transitions.md": transitions_markdown}
+    return {"transitions.md": transitions_markdown, "errors.md": errors_doc.render}
 
 
 def stale(docs: Path = DOCS) -> list[str]:

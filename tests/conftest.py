@@ -1,5 +1,8 @@
 import os
+from collections.abc import Iterator
 
+import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 # `ci` runs inside `make test`; `long` is `make fuzz`, for nightly runs. Both print the seed and the
@@ -21,3 +24,11 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_configuration() -> Iterator[None]:
+    """A test that configures structlog does not leak its configuration into the next."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()

@@ -1,0 +1,30 @@
+"""The `sendguard` command line. Each command lives in its own module with a `main(argv) -> int`;
+this module only dispatches, so that `sendguard --help` loads none of them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "provision": ("adapters.provision", "create the table and the queue if they do not exist"),
+    "reconcile": ("adapters.reconciler", "run one reconciler pass"),
+    "audit": ("adapters.audit", "check every record against the model's invariants"),
+    "explore": ("adapters.explore", "exhaustively explore the pure model to closure (model checking)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+        print("usage: sendguard COMMAND [options]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    result: int = module.main(args[1:])
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

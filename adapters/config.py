@@ -1,0 +1,61 @@
+"""Configuration from the environment: the contract's variables, checked once, with clear errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import attrs
+
+from statemodel.flows import Settings
+from statemodel.validation import MAX_ATTEMPTS_LIMIT
+
+
+class ConfigError(ValueError):
+    """A configuration variable is missing or malformed."""
+
+
+@attrs.frozen
+class Config:
+    table: str
+    queue_url: str
+    settings: Settings = attrs.field(factory=Settings)
+    aws_max_attempts: int = 3  # botocore standard mode's total_max_attempts, per AWS call
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        max_attempts = _int(env, "SENDGUARD_MAX_ATTEMPTS", 10, 1, MAX_ATTEMPTS_LIMIT)
+        settings = Settings(
+            max_attempts=max_attempts,
+            redrive_after_ms=1000 * _int(env, "SENDGUARD_REDRIVE_AFTER_SECONDS", 60, 1, 86_400),
+            lease_margin_ms=1000 * _int(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
+        )
+        return cls(
+            table=_required(env, "SENDGUARD_TABLE"),
+            queue_url=_required(env, "SENDGUARD_QUEUE_URL"),
+            settings=settings,
+            aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
+            log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
