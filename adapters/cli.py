@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "provision": ("adapters.provision", "create the table and the queue if they do not exist"),
     "reconcile": ("adapters.reconciler", "run one reconciler pass"),
     "audit": ("adapters.audit", "check every record against the model's invariants"),
+    "check-trace": ("adapters.trace", "replay the transitions in JSON log files through the model"),
     "explore": ("adapters.explore", "exhaustively explore the pure model to closure (model checking)"),
 }
 

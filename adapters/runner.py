@@ -71,7 +71,7 @@ def run_flow(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int] = 
     return answer
 
 
-def log_failure(log: Any, call: CallReport, flow: Flow) -> None:
+def log_failure(log: Any, call: CallReport, flow: Flow | None) -> None:
     error = call.error
     assert error is not None
     log.warning(
@@ -86,7 +86,7 @@ def log_failure(log: Any, call: CallReport, flow: Flow) -> None:
         max_attempts_reached=error.max_attempts_reached,
         retry_quota_reached=error.retry_quota_reached,
         latency_ms=call.latency_ms,
-        stage=flow.stage.value,
+        stage=flow.stage.value if flow else None,
     )
 
 

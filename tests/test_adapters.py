@@ -48,20 +48,6 @@ SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_
 INVOCATION_MS = 10_000
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def build(fifo: bool = False, read_timeout: float = 3.0, aws_attempts: int = 3) -> tuple[Config, Aws]:
     name = f"t{uuid.uuid4().hex[:12]}"
     queue_url = ensure_resources(name, name, fifo=fifo)
@@ -541,3 +527,19 @@ def test_audit_finds_orphans_tampering_and_exhausted(local: tuple[Config, Aws], 
     assert audit_module.main(["--table", config.table, "--grace-seconds", "0", "--json"]) == 1
     printed = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert printed["ok"] is False and printed["records"] == 3
+
+
+def test_the_command_line_provisions_and_reconciles_over_http(
+    aws_env: None, server: FaultyMotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from adapters.cli import main as cli
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    assert cli(["provision", "--table", "cli-table", "--queue", "cli-queue"]) == 0
+    queue_url = capsys.readouterr().out.strip()
+    assert queue_url.endswith("/cli-queue")
+    assert cli(["reconcile", "--table", "cli-table", "--queue-url", queue_url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["queries"] == 8 and summary["records_read"] == 0
+    assert cli(["audit", "--table", "cli-table"]) == 0
+    assert cli(["no-such-command"]) == 2

@@ -1,0 +1,104 @@
+"""API Gateway proxy events in, proxy answers out: REST API (payload format 1.0) and HTTP API (2.0).
+
+Only shape lives here — reading a request out of an event, and writing an answer — so that the
+handler reads as the protocol. Whatever arrives, `read_request` returns a request or a `Rejection`;
+it never raises. Error answers carry a code, a fixed message and the correlation id, nothing else:
+no exception text, AWS codes, ARNs, URLs or resource names.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+import attrs
+
+from statemodel.validation import VALIDATION_ERROR, Rejection
+
+NOT_FOUND = "NOT_FOUND"
+METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+SYSTEM_ERROR = "SYSTEM_ERROR"
+_MESSAGES_PATH = re.compile(r"(?:^|/)messages(?:/(?P<message_id>[^/]*))?/?$")
+
+
+@attrs.frozen
+class HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names lower-cased
+    body: bytes | None
+    message_id: str | None  # the {messageId} of /messages/{messageId}; None for /messages
+    on_messages: bool  # the path is /messages or /messages/{messageId}
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+def read_request(event: object) -> HttpRequest | Rejection:
+    """The request in an API Gateway proxy event, v1 or v2."""
+    if not isinstance(event, dict):
+        return Rejection(VALIDATION_ERROR, "the request is not an API Gateway proxy event")
+    method, path = _method_and_path(event)
+    if not method or path is None:
+        return Rejection(VALIDATION_ERROR, "the request is not an API Gateway proxy event")
+    headers = event.get("headers") or {}
+    if not isinstance(headers, dict):
+        return Rejection(VALIDATION_ERROR, "the request's headers are malformed")
+    lowered = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
+    body = event.get("body")
+    raw: bytes | None
+    if body is None:
+        raw = None
+    elif not isinstance(body, str):
+        return Rejection(VALIDATION_ERROR, "the request's body is malformed")
+    elif event.get("isBase64Encoded") is True:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            return Rejection(VALIDATION_ERROR, "the body is marked base64 but is not valid base64")
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    match = _MESSAGES_PATH.search(path)
+    message_id = match.group("message_id") if match else None
+    return HttpRequest(method.upper(), path, lowered, raw, message_id, match is not None)
+
+
+def _method_and_path(event: dict[str, Any]) -> tuple[str | None, str | None]:
+    context = event.get("requestContext")
+    if event.get("version") == "2.0" and isinstance(context, dict):
+        http = context.get("http")
+        if isinstance(http, dict):
+            method, path = http.get("method"), event.get("rawPath") or http.get("path")
+            return _str(method), _str(path)
+    return _str(event.get("httpMethod")), _str(event.get("path"))
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def answer(
+    status: int, body: dict[str, Any], correlation_id: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """A proxy answer both API Gateway payload formats accept."""
+    return {
+        "statusCode": status,
+        "headers": {
+            "Content-Type": "application/json",
+            "X-Correlation-Id": correlation_id,
+            **(headers or {}),
+        },
+        "body": json.dumps(body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
+def error(
+    status: int, code: str, message: str, correlation_id: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    body = {"error": {"code": code, "message": message, "correlationId": correlation_id}}
+    return answer(status, body, correlation_id, headers)

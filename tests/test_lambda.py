@@ -1,0 +1,413 @@
+"""The Lambda entry points on moto: the API contract on real-shaped v1 and v2 events, SYSTEM_ERROR
+answers, hostile input (fuzzed), structured logs, a failing log sink, and what importing costs."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from botocore.exceptions import ClientError, ConnectTimeoutError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from adapters import aws_lambda
+from adapters.logs import SafeSink, configure
+from adapters.provision import ensure_resources
+from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TABLE, QUEUE = "sendguard-api-test", "sendguard-api-test"
+
+
+class Context:
+    """What the handler reads of a Lambda context."""
+
+    def __init__(self, remaining_ms: int = 10_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def service(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with mock_aws():
+        queue_url = ensure_resources(TABLE, QUEUE)
+        monkeypatch.setenv("SENDGUARD_TABLE", TABLE)
+        monkeypatch.setenv("SENDGUARD_QUEUE_URL", queue_url)
+        aws_lambda.reset()
+        yield queue_url
+        aws_lambda.reset()
+
+
+def event(name: str, message_id: str = "") -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text().replace("MESSAGE_ID", message_id))
+    return data
+
+
+def call(evt: object) -> tuple[int, dict[str, Any], dict[str, str]]:
+    result = aws_lambda.submit(evt, Context())
+    return result["statusCode"], json.loads(result["body"]), result["headers"]
+
+
+def items() -> list[dict[str, Any]]:
+    _, aws = aws_lambda._runtime()
+    return list(aws.store.client.scan(TableName=TABLE)["Items"])
+
+
+def queued(queue_url: str) -> list[dict[str, Any]]:
+    _, aws = aws_lambda._runtime()
+    messages: list[dict[str, Any]] = aws.queue.client.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", [])
+    return messages
+
+
+def post(body: object, **headers: str) -> dict[str, Any]:
+    evt = event("apigw_v2_post.json")
+    evt["headers"] = {k.replace("_", "-"): v for k, v in headers.items()}
+    evt["body"] = body if isinstance(body, str) else json.dumps(body)
+    return evt
+
+
+# ---- the contract --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_post_then_get(service: str, version: str) -> None:
+    status, body, headers = call(event(f"apigw_{version}_post.json"))
+    correlation = "req-7f3a.checkout:42" if version == "v2" else "req-8b4c"
+    assert status == 202
+    assert body == {"messageId": body["messageId"], "status": "QUEUED", "correlationId": correlation}
+    assert headers["X-Correlation-Id"] == correlation
+    (message,) = queued(service)
+    expected = {"order": 4711, "total": "19.90"} if version == "v2" else {"order": 4712}
+    assert json.loads(message["Body"]) == expected
+    status, got, headers = call(event(f"apigw_{version}_get.json", body["messageId"]))
+    assert status == 200
+    assert got["messageId"] == body["messageId"] and got["status"] == "QUEUED" and got["attempts"] == 1
+    assert got["delivery"] == "confirmed"
+
+
+def test_a_replay_answers_the_same_message_and_sends_nothing(service: str) -> None:
+    first = call(post({"payload": {"n": 1}}, Idempotency_Key="k-1"))
+    again = call(post({"payload": {"n": 1}}, Idempotency_Key="k-1"))
+    assert first[0] == again[0] == 202 and first[1]["messageId"] == again[1]["messageId"]
+    assert len(queued(service)) == 1
+    status, body, _ = call(post({"payload": {"n": 2}}, Idempotency_Key="k-1"))
+    assert status == 409 and body["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+
+
+def test_a_replay_of_a_pending_message_redrives_it(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, aws = aws_lambda._runtime()
+    original = aws.queue.client.send_message
+    monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
+    status, body, headers = call(post({"payload": 1}, Idempotency_Key="k-2"))
+    assert status == 503 and headers["Retry-After"] == "2" and body["error"]["code"] == "SYSTEM_ERROR"
+    monkeypatch.setattr(aws.queue.client, "send_message", original)
+    status, body, _ = call(post({"payload": 1}, Idempotency_Key="k-2"))
+    assert status == 202 and len(queued(service)) == 1
+
+
+def test_routes_and_methods(service: str) -> None:
+    evt = event("apigw_v2_post.json")
+    evt["requestContext"]["http"]["method"] = "DELETE"
+    status, body, headers = call(evt)
+    assert (status, body["error"]["code"], headers["Allow"]) == (405, "METHOD_NOT_ALLOWED", "POST")
+    evt = event("apigw_v1_get.json", "abc")
+    evt["httpMethod"] = "PUT"
+    assert call(evt)[0] == 405
+    evt = event("apigw_v2_get.json", "no-such-message")
+    status, body, _ = call(evt)
+    assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
+    evt["rawPath"] = "/elsewhere"
+    assert call(evt)[0] == 404
+    assert call(event("apigw_v2_get.json", "bad id <x>"))[0] == 404
+
+
+@pytest.mark.parametrize(
+    "evt", [None, [], "GET /", 42, {}, {"foo": 1}, {"httpMethod": 5, "path": "/messages"}]
+)
+def test_anything_that_is_not_a_proxy_event_gets_a_400(service: str, evt: object) -> None:
+    status, body, headers = call(evt)
+    assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR"
+    assert body["error"]["correlationId"] == headers["X-Correlation-Id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "status"),
+    [
+        ("{not json", "VALIDATION_ERROR", 400),
+        (json.dumps({"payload": "x" * (MAX_MESSAGE_BYTES + 1)}), "PAYLOAD_TOO_LARGE", 413),
+        (json.dumps({"nope": 1}), "VALIDATION_ERROR", 400),
+    ],
+)
+def test_invalid_input_writes_nothing(service: str, body: str, code: str, status: int) -> None:
+    got, answer, _ = call(post(body))
+    assert (got, answer["error"]["code"]) == (status, code)
+    assert items() == [] and queued(service) == []
+
+
+def test_a_malformed_idempotency_key_is_refused(service: str) -> None:
+    status, body, _ = call(post({"payload": 1}, Idempotency_Key="has spaces"))
+    assert status == 400 and "Idempotency-Key" in body["error"]["message"]
+    assert items() == []
+
+
+def test_base64_bodies_are_decoded_and_bad_base64_refused(service: str) -> None:
+    evt = post("")
+    evt["body"], evt["isBase64Encoded"] = base64.b64encode(b'{"payload": "\xc3\xa9"}').decode(), True
+    assert call(evt)[0] == 202
+    evt["body"] = "%%%not base64"
+    assert call(evt)[0] == 400
+
+
+@pytest.mark.parametrize("given", ["<script>alert(1)</script>", "x" * 129, "a\nb", "é", ""])
+def test_a_hostile_correlation_id_is_never_echoed(service: str, given: str) -> None:
+    result = aws_lambda.submit(post({"payload": 1}, X_Correlation_Id=given), Context())
+    generated = result["headers"]["X-Correlation-Id"]
+    assert generated != given and len(generated) == 36
+    assert given not in json.dumps(result) or given == ""
+    assert json.loads(result["body"])["correlationId"] == generated
+
+
+# ---- SYSTEM_ERROR ---------------------------------------------------------------------------------
+
+
+def _throttled() -> ClientError:
+    response = {"Error": {"Code": "RequestThrottled"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+    return ClientError(response, "SendMessage")  # type: ignore[arg-type]
+
+
+def _raise(error: Exception) -> Any:
+    def fail(**_: Any) -> Any:
+        raise error
+
+    return fail
+
+
+def test_a_retryable_send_failure_is_503_with_retry_after_and_rolled_back(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, aws = aws_lambda._runtime()
+    monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
+    result = aws_lambda.submit(post({"payload": {"secret": "s3cr3t"}}, X_Correlation_Id="c-503"), Context())
+    assert result["statusCode"] == 503 and result["headers"]["Retry-After"] == "2"
+    assert json.loads(result["body"])["error"] == {
+        "code": "SYSTEM_ERROR",
+        "message": "the message could not be queued now; retry later with the same Idempotency-Key",
+        "correlationId": "c-503",
+    }
+    (item,) = items()
+    assert item["status"]["S"] == "PENDING"
+
+
+def test_a_permanent_failure_is_500_without_retry_after(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, aws = aws_lambda._runtime()
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "x"
+    )  # type: ignore[arg-type]
+    monkeypatch.setattr(aws.queue.client, "send_message", _raise(denied))
+    result = aws_lambda.submit(post({"payload": 1}), Context())
+    assert result["statusCode"] == 500 and "Retry-After" not in result["headers"]
+    assert "AccessDenied" not in result["body"]
+
+
+def test_a_failed_rollback_is_still_system_error_and_logged_for_operators(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, aws = aws_lambda._runtime()
+    monkeypatch.setattr(aws.queue.client, "send_message", _raise(ConnectTimeoutError(endpoint_url="x")))
+    real_update = aws.store.client.update_item
+    calls: list[int] = []
+
+    def update(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ConnectTimeoutError(endpoint_url="x")
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(aws.store.client, "update_item", update)
+    with structlog.testing.capture_logs() as logs:
+        result = aws_lambda.submit(post({"payload": 1}), Context())
+    assert result["statusCode"] == 503
+    (failed,) = [line for line in logs if line["event"] == "rollback_failed"]
+    assert failed["log_level"] == "error"
+    assert {"message_id", "attempt_id", "lease_expires_at"} <= set(failed)
+    (item,) = items()
+    assert item["status"]["S"] == "QUEUED" and "lease_expires_at" in item  # in flight, for the reconciler
+
+
+def test_an_aws_failure_on_get_is_a_clean_system_error(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, aws = aws_lambda._runtime()
+    monkeypatch.setattr(aws.store.client, "get_item", _raise(ConnectTimeoutError(endpoint_url="http://x")))
+    status, body, headers = call(event("apigw_v2_get.json", "abc"))
+    assert status == 503 and headers["Retry-After"] == "2" and body["error"]["code"] == "SYSTEM_ERROR"
+
+
+def test_missing_configuration_is_a_clean_500(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SENDGUARD_TABLE", raising=False)
+    aws_lambda.reset()
+    status, body, _ = call(post({"payload": 1}))
+    assert status == 500 and body["error"]["code"] == "SYSTEM_ERROR"
+    assert "SENDGUARD" not in body["error"]["message"]
+    aws_lambda.reset()
+
+
+# ---- hostile input, fuzzed ------------------------------------------------------------------------
+
+INTERNALS = ("arn:", "amazonaws.com", TABLE, "Traceback", "botocore", "Exception", "123456789012", "http")
+
+methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "", "post", "G\x00T"])
+paths = st.sampled_from(
+    ["/messages", "/messages/", "/messages/abc", "/prod/messages", "/", "/messages/a/b", "", "x"]
+)
+texts = st.text(max_size=40)
+header_values = st.one_of(texts, st.sampled_from(["<b>", "x" * 200, "k-1", "\ud800", "a\r\nInjected: 1"]))
+bodies = st.one_of(
+    st.none(),
+    texts,
+    st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | texts,
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(texts, c, max_size=3),
+        max_leaves=8,
+    ).map(lambda p: json.dumps({"payload": p})),
+    st.sampled_from(
+        [
+            '{"payload": 1, "payload": 2}',
+            '{"payload": "\\ud800"}',
+            '{"payload": "\\u0000 nul"}',
+            '{"payload": ' + "[" * 2000 + "]" * 2000 + "}",
+            json.dumps({"payload": "x" * (MAX_MESSAGE_BYTES - 2)}),
+            json.dumps({"payload": "x" * (MAX_MESSAGE_BYTES + 1)}),
+            " " * (MAX_BODY_BYTES + 1),
+            '{"payload": 1, "attributes": {"AWS.x": "y"}}',
+        ]
+    ),
+)
+
+
+@st.composite
+def proxy_events(draw: st.DrawFn) -> object:
+    headers = draw(
+        st.dictionaries(st.sampled_from(["Idempotency-Key", "x-correlation-id", "X-Other"]), header_values)
+    )
+    body = draw(bodies)
+    base64_flag = draw(st.booleans())
+    if base64_flag and body is not None and draw(st.booleans()):
+        body = base64.b64encode(body.encode("utf-8", "surrogatepass")).decode()
+    if draw(st.booleans()):
+        evt: dict[str, Any] = {
+            "version": "2.0",
+            "rawPath": draw(paths),
+            "headers": headers,
+            "requestContext": {"http": {"method": draw(methods)}},
+            "body": body,
+            "isBase64Encoded": base64_flag,
+        }
+    else:
+        evt = {"httpMethod": draw(methods), "path": draw(paths), "headers": headers, "body": body}
+        evt["isBase64Encoded"] = base64_flag
+    return draw(st.one_of(st.just(evt), st.sampled_from([None, [], "x", 0, {"headers": None}])))
+
+
+def test_fuzzed_events_never_raise_never_5xx_never_leak_and_invalid_input_writes_nothing(
+    service: str,
+) -> None:
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(evt=proxy_events())
+    def run(evt: object) -> None:
+        before = len(items())
+        result = aws_lambda.submit(copy.deepcopy(evt), Context())
+        status = result["statusCode"]
+        assert isinstance(status, int) and status < 500, result
+        assert result["headers"]["X-Correlation-Id"]
+        text = json.dumps(result)
+        for internal in INTERNALS:
+            assert internal not in result["body"], (internal, text[:300])
+        if status >= 400:
+            body = json.loads(result["body"])
+            assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "correlationId"}
+            assert len(items()) == before
+
+    run()
+
+
+# ---- logs -----------------------------------------------------------------------------------------
+
+
+def test_transition_lines_carry_the_contract_fields(service: str) -> None:
+    aws_lambda._runtime()  # a warm container: logging configured before the capture
+    with structlog.testing.capture_logs() as logs:
+        status, body, _ = call(post({"payload": {"card": "4111-secret"}}, X_Correlation_Id="corr-logs"))
+    assert status == 202
+    transitions = [line for line in logs if line["event"] == "transition"]
+    assert [(t["from"], t["to"]) for t in transitions] == [
+        ("ABSENT", "PENDING"),
+        ("PENDING", "IN_FLIGHT"),
+        ("IN_FLIGHT", "CONFIRMED"),
+    ]
+    for line in transitions:
+        assert {"message_id", "from", "to", "version", "attempt_id", "correlation_id", "cause"} <= set(line)
+        assert line["message_id"] == body["messageId"] and line["correlation_id"] == "corr-logs"
+    (answer,) = [line for line in logs if line["event"] == "answer"]
+    assert answer["status"] == 202 and answer["route"] == "POST /messages"
+    assert "4111-secret" not in repr(logs)
+
+
+def test_logs_are_json_lines_with_bound_ids_cleared_per_invocation(service: str) -> None:
+    stream = io.StringIO()
+    aws_lambda._runtime()
+    configure("INFO", stream)
+    call(post({"payload": {"pan": "4111-secret"}}, X_Correlation_Id="first"))
+    call(event("apigw_v2_get.json", "nothing-here"))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert all({"event", "level", "timestamp"} <= set(line) for line in lines)
+    first, second = [line for line in lines if line["event"] == "answer"]
+    assert first["correlation_id"] == "first" and second["correlation_id"] != "first"
+    assert "message_id" not in second or second["message_id"] == "nothing-here"
+    assert "4111-secret" not in stream.getvalue()
+
+
+def test_a_failing_log_sink_never_changes_an_answer(service: str) -> None:
+    class Broken(io.StringIO):
+        def write(self, _: str) -> int:
+            raise OSError("disk full")
+
+    aws_lambda._runtime()
+    configure("INFO", Broken())
+    dropped = SafeSink.dropped
+    status, _, _ = call(post({"payload": 1}))
+    assert status == 202 and SafeSink.dropped > dropped
+
+
+def test_reconcile_handler_returns_a_json_summary(service: str) -> None:
+    summary = aws_lambda.reconcile({"source": "aws.events"}, Context(30_000))
+    assert json.loads(json.dumps(summary))["queries"] == 8
+
+
+# ---- cold start -----------------------------------------------------------------------------------
+
+
+def test_importing_the_handler_loads_no_test_or_docs_tooling() -> None:
+    code = (
+        "import sys, adapters.aws_lambda; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'hypothesis', 'moto', 'transitions', 'pytest', 'werkzeug', 'flask', 'cfnlint', 'responses'}); "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
