@@ -12,6 +12,7 @@ chain. Clients are made at the first invocation and kept for the container's lif
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -45,11 +46,19 @@ RETRY_AFTER_S = 2
 _state: dict[str, Any] = {}
 
 
+def _logging() -> None:
+    """JSON logs from the first line of the first invocation, even when the rest of the configuration
+    is broken: a SYSTEM_ERROR for a bad configuration must reach the alarms like any other."""
+    if "logging" not in _state:
+        configure(os.environ.get("SENDGUARD_LOG_LEVEL", "INFO"))
+        _state["logging"] = True
+
+
 def _runtime() -> tuple[Config, Aws]:
     """The configuration and clients, made once per container."""
+    _logging()
     if "aws" not in _state:
         config = Config.from_env()
-        configure(config.log_level)
         _state.update(config=config, aws=Aws.from_config(config))
     return _state["config"], _state["aws"]
 
@@ -71,6 +80,7 @@ def _remaining_ms(context: object) -> int:
 
 
 def submit(event: object, context: object = None) -> dict[str, Any]:
+    _logging()
     structlog.contextvars.clear_contextvars()
     headers = event.get("headers") if isinstance(event, dict) else None
     given = headers.get(_header_key(headers, "x-correlation-id")) if isinstance(headers, dict) else None

@@ -257,12 +257,18 @@ def test_an_aws_failure_on_get_is_a_clean_system_error(service: str, monkeypatch
     assert status == 503 and headers["Retry-After"] == "2" and body["error"]["code"] == "SYSTEM_ERROR"
 
 
-def test_missing_configuration_is_a_clean_500(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_configuration_is_a_clean_500_logged_as_json(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SENDGUARD_TABLE", raising=False)
     aws_lambda.reset()
     status, body, _ = call(post({"payload": 1}))
     assert status == 500 and body["error"]["code"] == "SYSTEM_ERROR"
     assert "SENDGUARD" not in body["error"]["message"]
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    answer = next(line for line in lines if line["event"] == "answer")
+    assert (answer["status"], answer["code"]) == (500, "SYSTEM_ERROR")  # what the alarm's filter counts
+    assert any(line["event"] == "handler_failed" and line["level"] == "error" for line in lines)
     aws_lambda.reset()
 
 

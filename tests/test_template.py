@@ -1,0 +1,961 @@
+"""deploy/template.yaml, checked offline: cfn-lint, least privilege, the runtime contract's
+environment, table, queue, routes and alarms, the packaging, agreement with the code that runs under
+it (`adapters.config` accepts every parameter value the stack admits; the table is the one
+`sendguard provision` creates), and the operations guide's coverage of every alarm.
+
+Each checker returns what is wrong (an empty list: nothing). Each runs once on the real template and
+once more on a copy broken on purpose, to show that it can fail.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint
+from cfnlint.decode import decode_str
+from cfnlint.helpers import REGIONS
+
+from adapters.config import Config, ConfigError
+from adapters.provision import TABLE_DEFINITION
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "deploy" / "template.yaml"
+GUIDE = ROOT / "docs" / "operations.md"
+PYPROJECT = ROOT / "pyproject.toml"
+
+Template = dict[str, Any]
+Check = Callable[[Template], list[str]]
+
+# ---- the runtime contract, as the template must serve it -----------------------------------------
+
+SUBMIT, RECONCILER = "SubmitFunction", "ReconcilerFunction"
+HANDLERS = {SUBMIT: "adapters.aws_lambda.submit", RECONCILER: "adapters.aws_lambda.reconcile"}
+LOG_GROUPS = {SUBMIT: "SubmitLogGroup", RECONCILER: "ReconcilerLogGroup"}
+
+# (action, resource) for every grant of each function's role. Resources are named symbolically:
+# "Table" is !GetAtt Table.Arn, "Table/index/attention" is !Sub "${Table.Arn}/index/attention".
+GRANTS = {
+    SUBMIT: {
+        ("dynamodb:UpdateItem", "Table"),
+        ("dynamodb:GetItem", "Table"),
+        ("sqs:SendMessage", "Queue"),
+        ("logs:CreateLogStream", "SubmitLogGroup"),
+        ("logs:PutLogEvents", "SubmitLogGroup"),
+    },
+    RECONCILER: {
+        ("dynamodb:Query", "Table/index/attention"),
+        ("dynamodb:UpdateItem", "Table"),
+        ("sqs:SendMessage", "Queue"),
+        ("logs:CreateLogStream", "ReconcilerLogGroup"),
+        ("logs:PutLogEvents", "ReconcilerLogGroup"),
+    },
+}
+FORBIDDEN_EVERYWHERE = {"dynamodb:DeleteItem", "sqs:DeleteMessage", "sqs:PurgeQueue", "dynamodb:Scan"}
+FORBIDDEN = {
+    SUBMIT: FORBIDDEN_EVERYWHERE | {"dynamodb:Query"},
+    RECONCILER: FORBIDDEN_EVERYWHERE | {"dynamodb:GetItem"},
+}
+
+# Each variable's value: a resource reference, or a parameter whose default is the contract's.
+ENVIRONMENT: dict[str, Any] = {
+    "SENDGUARD_TABLE": {"Ref": "Table"},
+    "SENDGUARD_QUEUE_URL": {"Ref": "Queue"},
+    "SENDGUARD_MAX_ATTEMPTS": 10,
+    "SENDGUARD_REDRIVE_AFTER_SECONDS": 60,
+    "SENDGUARD_LEASE_MARGIN_SECONDS": 30,
+    "SENDGUARD_AWS_MAX_ATTEMPTS": 3,
+    "SENDGUARD_LOG_LEVEL": "INFO",
+}
+MAX_ATTEMPTS_LIMIT = 20
+
+# The log lines operators and alarms rely on, and their fields.
+LOG_EVENTS = {
+    "transition": {"message_id", "from", "to", "version", "attempt_id", "correlation_id", "cause"},
+    "aws_failure": {"service", "operation", "category", "code", "attempts", "latency_ms"},
+    "answer": {"status", "code", "message_id", "correlation_id", "route"},
+    "rollback_failed": {"message_id", "attempt_id", "lease_expires_at"},
+    "redrive_exhausted": {"message_id", "attempts", "cause"},
+    "reconcile_pass": {
+        "expired",
+        "redriven",
+        "exhausted",
+        "superseded",
+        "failed",
+        "overdue_in_flight",
+        "queries",
+    },
+}
+
+# Which log group each line is written to: API answers by the submit function, passes by the
+# reconciler; the others by whichever function makes the transition.
+LOGGED_BY = {
+    "answer": {"SubmitLogGroup"},
+    "reconcile_pass": {"ReconcilerLogGroup"},
+}
+BOTH_LOG_GROUPS = {"SubmitLogGroup", "ReconcilerLogGroup"}
+
+ROUTES = {("POST", "/messages"), ("GET", "/messages/{messageId}")}
+API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 30
+
+ATTENTION_INDEX = {
+    "IndexName": "attention",
+    "KeySchema": [
+        {"AttributeName": "attention", "KeyType": "HASH"},
+        {"AttributeName": "attention_at", "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "ALL"},
+}
+
+
+# ---- reading the template ------------------------------------------------------------------------
+
+
+def load(text: str) -> Template:
+    """The template as plain data (intrinsic functions as their long forms), safe to copy."""
+    template, errors = decode_str(text)
+    assert not errors and template is not None, [str(e) for e in errors]
+    plain: Template = json.loads(json.dumps(template))
+    return plain
+
+
+@cache
+def template_text() -> str:
+    return TEMPLATE.read_text(encoding="utf-8")
+
+
+@cache
+def loaded() -> Template:
+    return load(template_text())
+
+
+@pytest.fixture
+def template() -> Template:
+    """A fresh copy for each test, so a test that breaks it breaks only its own."""
+    return copy.deepcopy(loaded())
+
+
+def resources(t: Template, kind: str | None = None) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in t.get("Resources", {}).items() if kind is None or r.get("Type") == kind}
+
+
+def props(t: Template, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = t["Resources"][name].get("Properties", {})
+    return result
+
+
+def merged(base: Any, override: Any) -> Any:
+    """SAM's Globals rule for maps: keys merge, the resource's own value wins."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merged(base.get(key), value) if key in base else value
+        return out
+    return override
+
+
+def function_props(t: Template, name: str) -> dict[str, Any]:
+    """A function's properties with the template's Globals applied."""
+    result: dict[str, Any] = merged(t.get("Globals", {}).get("Function", {}), props(t, name))
+    return result
+
+
+def functions(t: Template) -> dict[str, dict[str, Any]]:
+    return {**resources(t, "AWS::Serverless::Function"), **resources(t, "AWS::Lambda::Function")}
+
+
+def listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Every IAM policy statement anywhere in the template (roles, policies, resource policies)."""
+    if isinstance(node, dict):
+        if "Statement" in node:
+            yield from (s for s in listed(node["Statement"]) if isinstance(s, dict))
+        for value in node.values():
+            yield from statements(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from statements(value)
+
+
+def strings(node: Any) -> Iterator[str]:
+    """Every string inside an expression, intrinsic functions included (a !Sub's text too)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from strings(value)
+
+
+def resource_name(expr: Any) -> str:
+    """A policy resource as a symbolic name: this stack's resource it points at, or its repr."""
+    if isinstance(expr, dict) and list(expr) == ["Fn::GetAtt"]:
+        target, attribute = expr["Fn::GetAtt"]
+        if attribute == "Arn":
+            return str(target)
+    if isinstance(expr, dict) and list(expr) == ["Fn::Sub"] and isinstance(expr["Fn::Sub"], str):
+        match = re.fullmatch(r"\$\{(\w+)\.Arn\}(/[\w/]+)", expr["Fn::Sub"])
+        if match:
+            return match[1] + match[2]
+    return repr(expr)
+
+
+def ref_name(expr: Any) -> str | None:
+    if isinstance(expr, dict) and list(expr) == ["Ref"]:
+        return str(expr["Ref"])
+    return None
+
+
+def role_of(t: Template, function: str) -> str | None:
+    role = props(t, function).get("Role")
+    if isinstance(role, dict) and list(role) == ["Fn::GetAtt"] and role["Fn::GetAtt"][1] == "Arn":
+        return str(role["Fn::GetAtt"][0])
+    return None
+
+
+def role_policies(t: Template, role: str) -> list[dict[str, Any]]:
+    """The role's inline policies and every AWS::IAM::Policy attached to it."""
+    documents = [p["PolicyDocument"] for p in props(t, role).get("Policies", [])]
+    for policy in resources(t, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy.get("Properties", {}).get("Roles", []):
+            documents.append(policy["Properties"]["PolicyDocument"])
+    return documents
+
+
+def grants(t: Template, role: str) -> set[tuple[str, str]]:
+    return {
+        (action, resource_name(resource))
+        for document in role_policies(t, role)
+        for statement in statements(document)
+        if statement.get("Effect") == "Allow"
+        for action in listed(statement.get("Action", []))
+        for resource in listed(statement.get("Resource", []))
+    }
+
+
+def parameter_default(t: Template, expr: Any) -> Any:
+    if isinstance(expr, dict) and list(expr) == ["Ref"] and expr["Ref"] in t.get("Parameters", {}):
+        return t["Parameters"][expr["Ref"]].get("Default")
+    return expr
+
+
+# ---- the checkers --------------------------------------------------------------------------------
+
+
+def lint_problems(text: str, regions: list[str]) -> list[str]:
+    """cfn-lint with every rule, informational ones included."""
+    matches = lint(text, config=ManualArgs(include_checks=["I"], regions=regions))
+    return [f"{m.rule.id} line {m.linenumber}: {m.message}" for m in matches]
+
+
+def wildcard_problems(t: Template) -> list[str]:
+    """No `*` in any Action or Resource of any policy, and no NotAction / NotResource.
+
+    The logs grants name `!GetAtt LogGroup.Arn`, which AWS renders as the group's ARN followed by
+    `:*` (its log streams, which Lambda names at run time): the narrowest grant for writing logs.
+    `privilege_problems` pins each function's logs grants to its own log group."""
+    problems = []
+    for statement in statements(t):
+        sid = statement.get("Sid", "?")
+        for key in ("NotAction", "NotResource"):
+            if key in statement:
+                problems.append(f"statement {sid}: {key} grants everything not listed")
+        for action in listed(statement.get("Action", [])):
+            if not isinstance(action, str) or "*" in action:
+                problems.append(f"statement {sid}: wildcard or computed action {action!r}")
+        for resource in listed(statement.get("Resource", [])):
+            if any("*" in s for s in strings(resource)):
+                problems.append(f"statement {sid}: wildcard resource {resource!r}")
+    return problems
+
+
+def privilege_problems(t: Template) -> list[str]:
+    """Each function has its own role granting exactly the contract's actions on this stack's
+    resources; nothing else in the template grants IAM permissions."""
+    problems = []
+    roles = {}
+    for function in functions(t):
+        role = role_of(t, function)
+        if role is None or role not in resources(t, "AWS::IAM::Role"):
+            problems.append(f"{function}: no explicit role of its own (SAM would attach managed policies)")
+            continue
+        roles[function] = role
+        if "Policies" in props(t, function):
+            problems.append(f"{function}: SAM Policies besides its role")
+        role_props = props(t, role)
+        for key in ("ManagedPolicyArns", "PermissionsBoundary"):
+            if key in role_props:
+                problems.append(f"{role}: {key} adds permissions the tests cannot see")
+        trust = {
+            (s.get("Effect"), json.dumps(s.get("Principal"), sort_keys=True), json.dumps(s.get("Action")))
+            for s in statements(role_props.get("AssumeRolePolicyDocument", {}))
+        }
+        lambda_only = ("Allow", json.dumps({"Service": "lambda.amazonaws.com"}), json.dumps("sts:AssumeRole"))
+        if trust != {lambda_only}:
+            problems.append(f"{role}: trust policy is not Lambda's alone: {sorted(trust)}")
+        granted = grants(t, role)
+        expected = GRANTS.get(function)
+        if expected is None:
+            problems.append(f"{function}: not a function of the contract")
+            continue
+        for action, resource in sorted(granted - expected):
+            problems.append(f"{function}: grants {action} on {resource} beyond the contract")
+        for action, resource in sorted(expected - granted):
+            problems.append(f"{function}: lacks {action} on {resource}")
+        for action in sorted({a for a, _ in granted} & FORBIDDEN[function]):
+            problems.append(f"{function}: can {action}")
+    if set(roles) != set(GRANTS):
+        problems.append(f"functions with roles: {sorted(roles)}, expected {sorted(GRANTS)}")
+    if len(set(roles.values())) != len(roles):
+        problems.append("two functions share a role")
+    other_iam = {
+        name
+        for name, r in resources(t).items()
+        if r["Type"].startswith("AWS::IAM::") and name not in roles.values()
+    }
+    if other_iam:
+        problems.append(f"IAM resources beyond the functions' roles: {sorted(other_iam)}")
+    return problems
+
+
+def environment_problems(t: Template) -> list[str]:
+    problems = []
+    for function in GRANTS:
+        variables = function_props(t, function).get("Environment", {}).get("Variables", {})
+        for name, expected in ENVIRONMENT.items():
+            if name not in variables:
+                problems.append(f"{function}: {name} is not set")
+                continue
+            value = parameter_default(t, variables[name])
+            if str(value) != str(expected):
+                problems.append(f"{function}: {name} is {value!r}, the contract says {expected!r}")
+        max_attempts = variables.get("SENDGUARD_MAX_ATTEMPTS")
+        if isinstance(max_attempts, dict) and "Ref" in max_attempts:
+            limit = t.get("Parameters", {}).get(max_attempts["Ref"], {}).get("MaxValue")
+            if limit is None or int(limit) > MAX_ATTEMPTS_LIMIT:
+                problems.append(f"{function}: SENDGUARD_MAX_ATTEMPTS may exceed {MAX_ATTEMPTS_LIMIT}")
+    return problems
+
+
+def runtime_problems(t: Template) -> list[str]:
+    """The template agrees with the code that runs under it: every value a parameter admits is one
+    the functions' configuration accepts (so a deployment never starts functions that refuse their
+    environment), and the table is the one `sendguard provision` creates for local runs."""
+    problems = []
+    variables = function_props(t, SUBMIT).get("Environment", {}).get("Variables", {})
+    base = {name: str(parameter_default(t, value)) for name, value in variables.items()}
+    for name, value in variables.items():
+        parameter = t.get("Parameters", {}).get(ref_name(value) or "")
+        if parameter is None:
+            continue
+        if parameter.get("Type") == "Number" and "AllowedValues" not in parameter:
+            if "MinValue" not in parameter or "MaxValue" not in parameter:
+                problems.append(f"{name}: parameter {ref_name(value)} has no MinValue or MaxValue")
+                continue
+            admitted = [parameter["MinValue"], parameter["MaxValue"]]
+        else:
+            admitted = parameter.get("AllowedValues", [parameter.get("Default")])
+        for candidate in admitted:
+            try:
+                Config.from_env({**base, name: str(candidate)})
+            except ConfigError as exc:
+                problems.append(f"{name}: the stack admits {candidate!r}, the functions refuse it: {exc}")
+    table = props(t, "Table") if "Table" in resources(t) else {}
+    for key, expected in TABLE_DEFINITION.items():
+        if table.get(key) != expected:
+            problems.append(f"Table {key} differs from `sendguard provision`'s: {table.get(key)!r}")
+    return problems
+
+
+def table_problems(t: Template) -> list[str]:
+    tables = resources(t, "AWS::DynamoDB::Table")
+    if list(tables) != ["Table"]:
+        return [f"expected one table named Table, found {sorted(tables)}"]
+    p = props(t, "Table")
+    problems = []
+    if p.get("BillingMode") != "PAY_PER_REQUEST":
+        problems.append(f"BillingMode is {p.get('BillingMode')!r}, not PAY_PER_REQUEST (on-demand)")
+    if p.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+        problems.append("point-in-time recovery is off")
+    if p.get("DeletionProtectionEnabled") is not True:
+        problems.append("deletion protection is off")
+    if tables["Table"].get("DeletionPolicy") != "Retain":
+        problems.append("DeletionPolicy is not Retain: deleting the stack would delete the records")
+    if p.get("KeySchema") != [{"AttributeName": "message_id", "KeyType": "HASH"}]:
+        problems.append(f"key schema {p.get('KeySchema')!r}: the contract is message_id (S), no sort key")
+    if p.get("GlobalSecondaryIndexes") != [ATTENTION_INDEX]:
+        problems.append(f"indexes {p.get('GlobalSecondaryIndexes')!r}: the contract is `attention` alone")
+    if "LocalSecondaryIndexes" in p:
+        problems.append("local secondary indexes: the contract has none")
+    if p.get("TimeToLiveSpecification", {}).get("Enabled"):
+        problems.append("TTL is on: the records are the audit trail")
+    attributes = {(a["AttributeName"], a["AttributeType"]) for a in p.get("AttributeDefinitions", [])}
+    if attributes != {("message_id", "S"), ("attention", "S"), ("attention_at", "N")}:
+        problems.append(f"attribute definitions {sorted(attributes)}")
+    return problems
+
+
+def queue_problems(t: Template) -> list[str]:
+    queues = resources(t, "AWS::SQS::Queue")
+    if set(queues) != {"Queue", "DeadLetterQueue"}:
+        return [f"expected Queue and DeadLetterQueue, found {sorted(queues)}"]
+    problems = []
+    for name in queues:
+        p = props(t, name)
+        if p.get("SqsManagedSseEnabled") is not True:
+            problems.append(f"{name}: no SQS-managed server-side encryption")
+        if "KmsMasterKeyId" in p:
+            problems.append(f"{name}: a KMS key, whose permissions the functions do not have")
+    redrive = props(t, "Queue").get("RedrivePolicy", {})
+    if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}:
+        problems.append("Queue: no redrive policy to DeadLetterQueue")
+    if "maxReceiveCount" not in redrive:
+        problems.append("Queue: the redrive policy has no maxReceiveCount")
+    if "RedrivePolicy" in props(t, "DeadLetterQueue"):
+        problems.append("DeadLetterQueue: a dead-letter queue of its own")
+    return problems
+
+
+def metric_filters(t: Template) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(namespace, metric) -> the filters that publish it: their log group, event, code and value."""
+    published: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in resources(t, "AWS::Logs::MetricFilter").values():
+        p = f["Properties"]
+        pattern = p.get("FilterPattern", "")
+        event = re.search(r'\$\.event\s*=\s*"(\w+)"', pattern)
+        code = re.search(r'\$\.code\s*=\s*"(\w+)"', pattern)
+        for transformation in p.get("MetricTransformations", []):
+            key = (json.dumps(transformation["MetricNamespace"]), transformation["MetricName"])
+            published.setdefault(key, []).append(
+                {
+                    "log_group": ref_name(p.get("LogGroupName")),
+                    "event": event[1] if event else None,
+                    "code": code[1] if code else None,
+                    "value": str(transformation["MetricValue"]),
+                }
+            )
+    return published
+
+
+def alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(id, metric) for every metric an alarm reads; a single-metric alarm's id is ''."""
+    p = alarm["Properties"]
+    if "MetricName" in p:
+        return [("", {k: p.get(k) for k in ("Namespace", "MetricName", "Dimensions")})]
+    return [(m["Id"], m["MetricStat"]["Metric"]) for m in p.get("Metrics", []) if "MetricStat" in m]
+
+
+def filter_problems(t: Template) -> list[str]:
+    """Every metric filter reads a log line of the contract, in a log group that has such lines,
+    and a field that line has."""
+    problems = []
+    for (_, metric), filters in metric_filters(t).items():
+        for f in filters:
+            if f["event"] not in LOG_EVENTS:
+                problems.append(f"{metric}: the filter matches no log event of the contract")
+                continue
+            if f["log_group"] not in LOGGED_BY.get(f["event"], BOTH_LOG_GROUPS):
+                problems.append(f"{metric}: {f['event']!r} lines are never written to {f['log_group']}")
+            value = f["value"]
+            if value != "1" and value.removeprefix("$.") not in LOG_EVENTS[f["event"]]:
+                problems.append(f"{metric}: {value} is not a field of {f['event']!r} lines")
+    return problems
+
+
+def alarm_problems(t: Template) -> list[str]:
+    """The alarms the issue names, each on the metric that means it, each notifying someone."""
+    problems = []
+    alarms = resources(t, "AWS::CloudWatch::Alarm")
+    published = metric_filters(t)
+
+    def sources(metric: dict[str, Any]) -> list[dict[str, Any]]:
+        return published.get((json.dumps(metric.get("Namespace")), metric.get("MetricName", "")), [])
+
+    for name, alarm in alarms.items():
+        if not alarm["Properties"].get("AlarmActions"):
+            problems.append(f"{name}: notifies no one")
+        for _, metric in alarm_metrics(alarm):
+            if not str(metric.get("Namespace")).startswith("AWS/") and not sources(metric):
+                problems.append(f"{name}: no metric filter publishes {metric.get('MetricName')}")
+
+    def expect(name: str, condition: Callable[[dict[str, Any]], bool], what: str) -> None:
+        if name not in alarms:
+            problems.append(f"{name}: missing ({what})")
+        elif not condition(alarms[name]):
+            problems.append(f"{name}: is not {what}")
+
+    def reads(
+        alarm: dict[str, Any], event: str, value: str, groups: set[str], code: str | None = None
+    ) -> bool:
+        for _, metric in alarm_metrics(alarm):
+            found = [f for f in sources(metric) if f["event"] == event and f["code"] == code]
+            if found and {f["value"] for f in found} == {value} and {f["log_group"] for f in found} == groups:
+                return True
+        return False
+
+    expect(
+        "InFlightPastLeaseAlarm",
+        lambda a: reads(a, "reconcile_pass", "$.overdue_in_flight", {"ReconcilerLogGroup"}),
+        "on reconcile_pass's overdue_in_flight",
+    )
+    expect(
+        "RedriveExhaustedAlarm",
+        lambda a: reads(a, "redrive_exhausted", "1", {"SubmitLogGroup", "ReconcilerLogGroup"}),
+        "on redrive_exhausted lines from both functions",
+    )
+    expect(
+        "DeadLetterQueueDepthAlarm",
+        lambda a: (
+            alarm_metrics(a)
+            == [
+                (
+                    "",
+                    {
+                        "Namespace": "AWS/SQS",
+                        "MetricName": "ApproximateNumberOfMessagesVisible",
+                        "Dimensions": [
+                            {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}
+                        ],
+                    },
+                )
+            ]
+        ),
+        "on the dead-letter queue's visible messages",
+    )
+
+    def error_rate(alarm: dict[str, Any]) -> bool:
+        ids = {i: m for i, m in alarm_metrics(alarm) if any(f["event"] == "answer" for f in sources(m))}
+        errors = [i for i, m in ids.items() if any(f["code"] == "SYSTEM_ERROR" for f in sources(m))]
+        answers = [i for i, m in ids.items() if any(f["code"] is None for f in sources(m))]
+        returned = [m for m in alarm["Properties"].get("Metrics", []) if m.get("ReturnData", True)]
+        text = " ".join(strings([m.get("Expression", "") for m in returned]))
+        return bool(errors and answers) and all(re.search(rf"\b{i}\b", text) for i in errors + answers)
+
+    expect("SystemErrorRateAlarm", error_rate, "SYSTEM_ERROR answers divided by all answers")
+    expect(
+        "ReconcilerNotRunningAlarm",
+        lambda a: (
+            reads(a, "reconcile_pass", "1", {"ReconcilerLogGroup"})
+            and a["Properties"].get("TreatMissingData") == "breaching"
+            and a["Properties"].get("ComparisonOperator") == "LessThanThreshold"
+        ),
+        "a heartbeat on reconcile_pass that treats missing data as breaching",
+    )
+    expect(
+        "ReconcilerFailuresAlarm",
+        lambda a: reads(a, "reconcile_pass", "$.failed", {"ReconcilerLogGroup"}),
+        "on reconcile_pass's failed",
+    )
+    return problems
+
+
+def function_problems(t: Template) -> list[str]:
+    """Handlers, routes, schedule, timeouts, logging and the reconciler's concurrency."""
+    problems = []
+    for function, handler in HANDLERS.items():
+        if function not in resources(t):
+            problems.append(f"{function}: missing")
+            continue
+        p = function_props(t, function)
+        if p.get("Handler") != handler:
+            problems.append(f"{function}: handler {p.get('Handler')!r}, the contract says {handler!r}")
+        if p.get("LoggingConfig", {}).get("LogGroup") != {"Ref": LOG_GROUPS[function]}:
+            problems.append(f"{function}: does not log to {LOG_GROUPS[function]}, where its filters look")
+    if problems:
+        return problems
+    submit, reconciler = function_props(t, SUBMIT), function_props(t, RECONCILER)
+    routes = {
+        (e["Properties"].get("Method"), e["Properties"].get("Path"))
+        for e in submit.get("Events", {}).values()
+        if e.get("Type") == "HttpApi"
+    }
+    if routes != ROUTES:
+        problems.append(f"{SUBMIT}: routes {sorted(routes)}, the contract is {sorted(ROUTES)}")
+    if int(submit.get("Timeout", 3)) >= API_GATEWAY_INTEGRATION_LIMIT_SECONDS:
+        problems.append(f"{SUBMIT}: timeout reaches API Gateway's {API_GATEWAY_INTEGRATION_LIMIT_SECONDS} s")
+    schedules = [
+        e["Properties"].get("Schedule")
+        for e in reconciler.get("Events", {}).values()
+        if e.get("Type") == "Schedule"
+    ]
+    if schedules != ["rate(1 minute)"]:
+        problems.append(f"{RECONCILER}: schedules {schedules}, expected one, every minute")
+    elif int(reconciler.get("Timeout", 3)) > 60:
+        problems.append(f"{RECONCILER}: a pass may outlast the one-minute interval")
+    concurrency = reconciler.get("ReservedConcurrentExecutions")
+    if isinstance(concurrency, dict) and "Fn::If" in concurrency:
+        concurrency = concurrency["Fn::If"][1]
+    if str(parameter_default(t, concurrency)) != "1":
+        problems.append(
+            f"{RECONCILER}: reserved concurrency {parameter_default(t, concurrency)!r} by default, not 1"
+        )
+    return problems
+
+
+def requirement_names(lines: list[str]) -> list[str]:
+    return sorted(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def packaging_problems(t: Template) -> list[str]:
+    """The functions' code is the repository root, and the layer carries pyproject's runtime deps."""
+    problems = []
+    layers = resources(t, "AWS::Serverless::LayerVersion")
+    for function in HANDLERS:
+        p = function_props(t, function)
+        code = p.get("CodeUri")
+        if not isinstance(code, str) or (TEMPLATE.parent / code).resolve() != ROOT:
+            problems.append(f"{function}: CodeUri {code!r} is not the repository root")
+        used = [layer["Ref"] for layer in p.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer]
+        if not used or any(name not in layers for name in used):
+            problems.append(f"{function}: no dependencies layer from this template")
+        for name in used:
+            if name not in layers:
+                continue
+            layer = layers[name]
+            if p.get("Runtime") not in layer["Properties"].get("CompatibleRuntimes", []):
+                problems.append(f"{name}: not built for {function}'s runtime {p.get('Runtime')}")
+            if layer.get("Metadata", {}).get("BuildMethod") != p.get("Runtime"):
+                problems.append(f"{name}: BuildMethod differs from {function}'s runtime")
+            if [layer.get("Metadata", {}).get("BuildArchitecture")] != p.get("Architectures"):
+                problems.append(f"{name}: BuildArchitecture differs from {function}'s architecture")
+    dependencies = sorted(tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"])
+    for name, layer in layers.items():
+        path = (TEMPLATE.parent / layer["Properties"]["ContentUri"] / "requirements.txt").resolve()
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+        if not path.is_file():
+            problems.append(f"{name}: no {shown}")
+        elif requirement_names(path.read_text(encoding="utf-8").splitlines()) != dependencies:
+            problems.append(f"{name}: {shown} differs from pyproject.toml's dependencies")
+    return problems
+
+
+def guide_problems(t: Template, guide: str) -> list[str]:
+    """The operations guide has a section for every alarm in the template, each with a command or
+    query to run, and covers deploying, the CLIs and the correlation-id query."""
+    problems = []
+    headings = re.finditer(r"(?ms)^###\s+`?(\w+)`?\s*$(.*?)(?=^##)", guide + "\n##")
+    sections = {m[1]: m[2] for m in headings}
+    for alarm in resources(t, "AWS::CloudWatch::Alarm"):
+        if alarm not in sections:
+            problems.append(f"{alarm}: no section in docs/operations.md")
+        elif "```" not in sections[alarm]:
+            problems.append(f"{alarm}: its section gives no command or query")
+    for phrase in (
+        "sam build",
+        "sam deploy --guided",
+        "sendguard audit",
+        "sendguard reconcile",
+        "correlation_id",
+    ):
+        if phrase not in guide:
+            problems.append(f"docs/operations.md never mentions {phrase!r}")
+    return problems
+
+
+# ---- the checks hold ---------------------------------------------------------------------------------
+
+CHECKS: dict[str, Check] = {
+    "wildcards": wildcard_problems,
+    "least privilege": privilege_problems,
+    "environment": environment_problems,
+    "runtime": runtime_problems,
+    "table": table_problems,
+    "queue": queue_problems,
+    "metric filters": filter_problems,
+    "alarms": alarm_problems,
+    "functions": function_problems,
+    "packaging": packaging_problems,
+}
+
+
+def test_cfn_lint_passes_in_every_region() -> None:
+    assert lint_problems(template_text(), REGIONS) == []
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_the_template_passes(name: str, template: Template) -> None:
+    assert CHECKS[name](template) == []
+
+
+def test_the_guide_covers_every_alarm(template: Template) -> None:
+    assert guide_problems(template, GUIDE.read_text(encoding="utf-8")) == []
+
+
+# ---- and each can fail ---------------------------------------------------------------------------
+
+
+def test_cfn_lint_rejects_a_broken_template() -> None:
+    text = template_text()
+    assert "BillingMode: PAY_PER_REQUEST" in text
+    broken = text.replace("BillingMode: PAY_PER_REQUEST", "BillingMode: ON_DEMAND")
+    assert any(p.startswith("E3030") for p in lint_problems(broken, ["us-east-1"]))
+
+
+def statement(t: Template, role: str, sid: str) -> dict[str, Any]:
+    document = props(t, role)["Policies"][0]["PolicyDocument"]
+    found: dict[str, Any] = next(s for s in document["Statement"] if s.get("Sid") == sid)
+    return found
+
+
+def add_statement(role: str, action: Any, resource: Any) -> Callable[[Template], None]:
+    def mutate(t: Template) -> None:
+        document = props(t, role)["Policies"][0]["PolicyDocument"]
+        document["Statement"].append({"Effect": "Allow", "Action": action, "Resource": resource})
+
+    return mutate
+
+
+TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
+QUEUE_ARN = {"Fn::GetAtt": ["Queue", "Arn"]}
+
+
+def setter(path: str, value: Any) -> Callable[[Template], None]:
+    """Set (or, with value None, delete) the item at a dotted path; digits index lists."""
+
+    def mutate(t: Template) -> None:
+        *parents, last = path.split(".")
+        node: Any = t
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node[key]
+        if value is None:
+            del node[int(last) if last.isdigit() else last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+
+    return mutate
+
+
+def also(*mutations: Callable[[Template], None]) -> Callable[[Template], None]:
+    def mutate(t: Template) -> None:
+        for m in mutations:
+            m(t)
+
+    return mutate
+
+
+def extra_function(t: Template) -> None:
+    t["Resources"]["ExtraFunction"] = {
+        "Type": "AWS::Serverless::Function",
+        "Properties": {"Handler": "x.y", "Policies": ["AmazonDynamoDBFullAccess"]},
+    }
+
+
+R, G = "Resources", "Globals.Function.Environment.Variables"
+BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
+    ("wildcards", "a `*` action", add_statement("SubmitRole", "dynamodb:*", TABLE_ARN)),
+    ("wildcards", "a `*` resource", add_statement("ReconcilerRole", "sqs:SendMessage", "*")),
+    (
+        "wildcards",
+        "a `*` inside a !Sub",
+        add_statement("SubmitRole", "dynamodb:GetItem", {"Fn::Sub": "${Table.Arn}/*"}),
+    ),
+    (
+        "wildcards",
+        "NotAction",
+        setter(
+            f"{R}.SubmitRole.Properties.Policies.0.PolicyDocument.Statement.0.NotAction", ["s3:GetObject"]
+        ),
+    ),
+    (
+        "least privilege",
+        "the reconciler reads items",
+        add_statement("ReconcilerRole", "dynamodb:GetItem", TABLE_ARN),
+    ),
+    ("least privilege", "submit queries", add_statement("SubmitRole", "dynamodb:Query", TABLE_ARN)),
+    ("least privilege", "submit scans", add_statement("SubmitRole", "dynamodb:Scan", TABLE_ARN)),
+    ("least privilege", "a delete", add_statement("ReconcilerRole", "dynamodb:DeleteItem", TABLE_ARN)),
+    ("least privilege", "a purge", add_statement("SubmitRole", "sqs:PurgeQueue", QUEUE_ARN)),
+    ("least privilege", "a consumer's delete", add_statement("SubmitRole", "sqs:DeleteMessage", QUEUE_ARN)),
+    (
+        "least privilege",
+        "a grant on another resource",
+        add_statement("SubmitRole", "sqs:SendMessage", {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}),
+    ),
+    (
+        "least privilege",
+        "a missing grant",
+        setter(
+            f"{R}.ReconcilerRole.Properties.Policies.0.PolicyDocument.Statement.0.Action", "dynamodb:GetItem"
+        ),
+    ),
+    (
+        "least privilege",
+        "a managed policy",
+        setter(
+            f"{R}.SubmitRole.Properties.ManagedPolicyArns", ["arn:aws:iam::aws:policy/AdministratorAccess"]
+        ),
+    ),
+    (
+        "least privilege",
+        "a shared role",
+        setter(f"{R}.ReconcilerFunction.Properties.Role", {"Fn::GetAtt": ["SubmitRole", "Arn"]}),
+    ),
+    ("least privilege", "a function with SAM's own role", extra_function),
+    ("environment", "a variable missing", setter(f"{G}.SENDGUARD_LOG_LEVEL", None)),
+    ("environment", "a wrong default", setter("Parameters.RedriveAfterSeconds.Default", 600)),
+    ("environment", "attempts past the limit", setter("Parameters.MaxAttempts.MaxValue", 50)),
+    ("environment", "another table", setter(f"{G}.SENDGUARD_TABLE", "some-other-table")),
+    (
+        "runtime",
+        "a re-drive delay the code refuses",
+        setter("Parameters.RedriveAfterSeconds.MaxValue", 100_000),
+    ),
+    ("runtime", "an unbounded parameter", setter("Parameters.LeaseMarginSeconds.MaxValue", None)),
+    ("runtime", "a table unlike provision's", setter(f"{R}.Table.Properties.GlobalSecondaryIndexes", [])),
+    ("table", "provisioned capacity", setter(f"{R}.Table.Properties.BillingMode", "PROVISIONED")),
+    (
+        "table",
+        "no point-in-time recovery",
+        setter(f"{R}.Table.Properties.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled", False),
+    ),
+    ("table", "no deletion protection", setter(f"{R}.Table.Properties.DeletionProtectionEnabled", None)),
+    (
+        "table",
+        "a keys-only index",
+        setter(f"{R}.Table.Properties.GlobalSecondaryIndexes.0.Projection.ProjectionType", "KEYS_ONLY"),
+    ),
+    (
+        "table",
+        "another index name",
+        setter(f"{R}.Table.Properties.GlobalSecondaryIndexes.0.IndexName", "due"),
+    ),
+    (
+        "table",
+        "a TTL",
+        setter(f"{R}.Table.Properties.TimeToLiveSpecification", {"AttributeName": "x", "Enabled": True}),
+    ),
+    ("table", "a deletable table", setter(f"{R}.Table.DeletionPolicy", "Delete")),
+    ("queue", "no encryption", setter(f"{R}.Queue.Properties.SqsManagedSseEnabled", None)),
+    (
+        "queue",
+        "an unencrypted dead-letter queue",
+        setter(f"{R}.DeadLetterQueue.Properties.SqsManagedSseEnabled", False),
+    ),
+    ("queue", "no redrive policy", setter(f"{R}.Queue.Properties.RedrivePolicy", None)),
+    (
+        "metric filters",
+        "a field no line has",
+        setter(
+            f"{R}.OverdueInFlightMetricFilter.Properties.MetricTransformations.0.MetricValue", "$.overdue"
+        ),
+    ),
+    (
+        "metric filters",
+        "an event no one logs",
+        setter(f"{R}.ReconcilePassesMetricFilter.Properties.FilterPattern", '{ $.event = "pass" }'),
+    ),
+    (
+        "metric filters",
+        "answers looked for in the reconciler's log group",
+        setter(f"{R}.SystemErrorsMetricFilter.Properties.LogGroupName", {"Ref": "ReconcilerLogGroup"}),
+    ),
+    ("alarms", "an alarm missing", setter(f"{R}.DeadLetterQueueDepthAlarm", None)),
+    (
+        "alarms",
+        "the heartbeat ignores silence",
+        setter(f"{R}.ReconcilerNotRunningAlarm.Properties.TreatMissingData", "notBreaching"),
+    ),
+    (
+        "alarms",
+        "an alarm on the main queue",
+        setter(
+            f"{R}.DeadLetterQueueDepthAlarm.Properties.Dimensions.0.Value",
+            {"Fn::GetAtt": ["Queue", "QueueName"]},
+        ),
+    ),
+    ("alarms", "exhaustion seen in one log group", setter(f"{R}.SubmitRedriveExhaustedMetricFilter", None)),
+    (
+        "alarms",
+        "an alarm on a metric nothing publishes",
+        setter(f"{R}.InFlightPastLeaseAlarm.Properties.MetricName", "Overdue"),
+    ),
+    (
+        "alarms",
+        "an alarm that notifies no one",
+        setter(f"{R}.RedriveExhaustedAlarm.Properties.AlarmActions", []),
+    ),
+    (
+        "alarms",
+        "the rate drops its denominator",
+        setter(f"{R}.SystemErrorRateAlarm.Properties.Metrics.3.Expression", "errors"),
+    ),
+    ("functions", "a wrong handler", setter(f"{R}.SubmitFunction.Properties.Handler", "app.handler")),
+    ("functions", "a missing route", setter(f"{R}.SubmitFunction.Properties.Events.GetMessage", None)),
+    (
+        "functions",
+        "a submit timeout past API Gateway's",
+        setter(f"{R}.SubmitFunction.Properties.Timeout", 60),
+    ),
+    ("functions", "no schedule", setter(f"{R}.ReconcilerFunction.Properties.Events", {})),
+    (
+        "functions",
+        "unbounded reconciler concurrency",
+        setter("Parameters.ReconcilerReservedConcurrency.Default", 0),
+    ),
+    (
+        "functions",
+        "logs where no filter looks",
+        setter(f"{R}.ReconcilerFunction.Properties.LoggingConfig", None),
+    ),
+    ("packaging", "code from deploy/", setter("Globals.Function.CodeUri", ".")),
+    ("packaging", "no layer", setter("Globals.Function.Layers", [])),
+    (
+        "packaging",
+        "a layer for another runtime",
+        setter(f"{R}.DependenciesLayer.Metadata.BuildMethod", "python3.12"),
+    ),
+    (
+        "packaging",
+        "a layer for another architecture",
+        setter(f"{R}.DependenciesLayer.Metadata.BuildArchitecture", "x86_64"),
+    ),
+    (
+        "packaging",
+        "a layer without requirements",
+        setter(f"{R}.DependenciesLayer.Properties.ContentUri", "nowhere/"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("check", "what", "mutate"), BROKEN, ids=[f"{c}: {w}" for c, w, _ in BROKEN])
+def test_each_check_can_fail(
+    check: str, what: str, mutate: Callable[[Template], None], template: Template
+) -> None:
+    broken = copy.deepcopy(template)
+    mutate(broken)
+    assert broken != template, what
+    assert CHECKS[check](broken), f"{check} accepted a template with {what}"
+
+
+def test_every_check_is_shown_to_fail() -> None:
+    assert {check for check, _, _ in BROKEN} == set(CHECKS)
+
+
+def test_the_guide_check_can_fail(template: Template) -> None:
+    guide = GUIDE.read_text(encoding="utf-8")
+    heading = re.search(r"(?m)^###\s+`?ReconcilerNotRunningAlarm`?\s*$", guide)
+    assert heading is not None
+    without = guide.replace(heading[0], "### Something else")
+    assert any("ReconcilerNotRunningAlarm" in p for p in guide_problems(template, without))
+    with_new_alarm = copy.deepcopy(template)
+    with_new_alarm["Resources"]["NewAlarm"] = copy.deepcopy(template["Resources"]["RedriveExhaustedAlarm"])
+    assert any("NewAlarm" in p for p in guide_problems(with_new_alarm, guide))
+
+
+def test_requirements_drift_is_caught(template: Template, tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("# runtime\nboto3>=1.34\n\nattrs>=23.1\n", encoding="utf-8")
+    drifted = copy.deepcopy(template)
+    drifted["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = str(tmp_path)
+    assert any("differs from pyproject.toml" in p for p in packaging_problems(drifted))
