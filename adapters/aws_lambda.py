@@ -39,6 +39,8 @@ from statemodel.validation import (
     valid_token,
 )
 
+__all__ = ["lease_expiry", "message_id_for_key", "reconcile", "reset", "run_flow", "submit"]
+
 ANSWER_MARGIN_MS = 500  # kept back from the invocation's time to answer in
 DEFAULT_REMAINING_MS = 30_000  # when the context cannot tell (not on Lambda)
 RETRY_AFTER_S = 2

@@ -22,10 +22,13 @@ import attrs
 import structlog
 
 from adapters.aws import ATTEMPT_BUDGET_MS, now_ms
+from adapters.classify import Classified
 from adapters.config import Config
 from adapters.logs import configure, get_logger
 from adapters.runner import Aws, run_flow
 from statemodel.flows import Result, lease_expiry, reconcile_start
+
+__all__ = ["PassSummary", "main", "reconcile_pass", "reconcile_start"]
 from statemodel.records import Phase
 
 
@@ -39,6 +42,7 @@ class PassSummary:
     overdue_in_flight: int = 0  # in-flight records found with their lease already expired
     records_read: int = 0
     queries: int = 0
+    failed_queries: int = 0  # index partitions a pass could not read (past the SDK's retries)
     stopped_early: bool = False  # the pass ran out of time; the next pass continues
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,12 +67,13 @@ def reconcile_pass(
 ) -> PassSummary:
     summary = PassSummary()
     queries: list[int] = []
+    failed: list[Classified] = []
     settings = config.settings
     started = clock()
-    for record in aws.store.due(started, settings, queries):
+    for record in aws.store.due(started, settings, queries, failed):
         summary.records_read += 1
         now = clock()
-        if now + 2 * ATTEMPT_BUDGET_MS > deadline_ms:
+        if now + ATTEMPT_BUDGET_MS > deadline_ms:  # not one more attempt fits: the next pass goes on
             summary.stopped_early = True
             break
         if record.phase is Phase.IN_FLIGHT:
@@ -85,6 +90,15 @@ def reconcile_pass(
         if field is not None:
             setattr(summary, field, getattr(summary, field) + 1)
     summary.queries = len(queries)
+    summary.failed_queries = len(failed)
+    for error in failed:
+        get_logger().warning(
+            "aws_failure",
+            service="dynamodb",
+            operation="Query",
+            category=error.category.value,
+            code=error.code,
+        )
     get_logger().info("reconcile_pass", **summary.as_dict())
     return summary
 

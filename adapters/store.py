@@ -21,8 +21,9 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws import CallReport, DeadlineExceeded, aws_call, report
-from adapters.classify import classify
+from adapters.classify import Classified, classify
 from statemodel.attention import attention_key, due_queries
+from statemodel.categories import ErrorCategory
 from statemodel.events import Event, event_from_dict, event_to_dict
 from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
 from statemodel.records import LastError, Message, Record, Status
@@ -168,7 +169,14 @@ class DynamoStore:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    outcome, error = ConditionFailed(stored_from_item(item).record if item else None), None
+                    try:
+                        outcome, error = (
+                            ConditionFailed(stored_from_item(item).record if item else None),
+                            None,
+                        )
+                    except (KeyError, ValueError, TypeError):  # an item no write of ours could leave
+                        error = Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+                        outcome = Failed(error.category, error.code)
                 else:
                     error = classify(exc, self._update_model)
                     outcome = Failed(error.category, error.code)
@@ -184,12 +192,24 @@ class DynamoStore:
         item = response.get("Item")
         return stored_from_item(item) if item else None
 
-    def due(self, now: int, settings: Settings, counter: list[int] | None = None) -> Iterator[Record]:
+    def due(
+        self,
+        now: int,
+        settings: Settings,
+        counter: list[int] | None = None,
+        failures: list[Classified] | None = None,
+    ) -> Iterator[Record]:
         """The records one reconciler pass must look at: a query per sparse-index partition, never a
         scan. Confirmed records are not in the index, so they cost nothing here. `counter` counts
-        the queries (pages) made."""
+        the queries (pages) made; a partition whose query fails past the SDK's retries is recorded in
+        `failures` and skipped, so one bad partition does not stop the pass."""
         for partition, latest in due_queries(now, settings):
-            yield from self._query(partition, latest, counter)
+            try:
+                yield from self._query(partition, latest, counter)
+            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                if failures is None:
+                    raise
+                failures.append(classify(exc, self.client.meta.service_model.operation_model("Query")))
 
     def _query(self, partition: str, latest: int, counter: list[int] | None) -> Iterator[Record]:
         request: dict[str, Any] = {

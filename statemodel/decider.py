@@ -102,6 +102,28 @@ def replay(events: Iterable[Event]) -> Record | None:
     return checker.record
 
 
+def segment(history: Iterable[Event]) -> list[Transition]:
+    """The table rows that wrote a history, one per conditional write. Where two ways to cut it fit
+    (a permanent failure's rollback and exhaustion, in one write or two), the longer row is taken.
+    Raises IllegalTransition for a history `decide` could not have written."""
+    events = list(history)
+    rows: list[Transition] = []
+    phase, index = Phase.ABSENT, 0
+    while index < len(events):
+        fitting = [
+            row
+            for row in TRANSITIONS
+            if row.source is phase
+            and tuple(type(e) for e in events[index : index + len(row.events)]) == row.events
+        ]
+        if not fitting:
+            raise IllegalTransition(f"no table row writes {type(events[index]).__name__} from {phase.value}")
+        row = max(fitting, key=lambda r: len(r.events))
+        rows.append(row)
+        phase, index = row.target, index + len(row.events)
+    return rows
+
+
 class HistoryChecker:
     """Checks a history one event at a time (the trace checker feeds it log lines).
 

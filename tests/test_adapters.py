@@ -530,7 +530,10 @@ def test_audit_finds_orphans_tampering_and_exhausted(local: tuple[Config, Aws], 
 
 
 def test_the_command_line_provisions_and_reconciles_over_http(
-    aws_env: None, server: FaultyMotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    aws_env: None,
+    server: FaultyMotoServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from adapters.cli import main as cli
 
@@ -543,3 +546,28 @@ def test_the_command_line_provisions_and_reconciles_over_http(
     assert summary["queries"] == 8 and summary["records_read"] == 0
     assert cli(["audit", "--table", "cli-table"]) == 0
     assert cli(["no-such-command"]) == 2
+
+
+def test_a_failed_index_query_skips_its_partition_not_the_pass(local: tuple[Config, Aws]) -> None:
+    config, aws = local
+    records = [_in_flight(aws, 1) for _ in range(6)]
+    calls: list[int] = []
+
+    def first_query_fails(**_: Any) -> None:
+        calls.append(1)
+        if len(calls) <= 3:  # every attempt of the first query (total_max_attempts=3)
+            raise EndpointConnectionError(endpoint_url="x")
+
+    aws.store.client.meta.events.register_first("before-send.dynamodb.Query", first_query_fails)
+    now = now_ms() + 1_000
+    summary = reconcile_pass(aws, config, now + INVOCATION_MS, clock=lambda: now)
+    assert summary.failed_queries == 1 and summary.queries == 7
+    from statemodel.attention import attention_key
+
+    in_first_partition = {
+        m
+        for m in records
+        if attention_key(aws.store.get(m).record)[0] == "INFLIGHT#0"  # type: ignore[union-attr, index]
+    }
+    rolled_back = {m for m in records if aws.store.get(m).record.phase is Phase.PENDING}  # type: ignore[union-attr]
+    assert rolled_back == set(records) - in_first_partition and summary.expired == len(rolled_back)
