@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("adapters.audit", "check every record against the model's invariants"),
     "check-trace": ("adapters.trace", "replay the transitions in JSON log files through the model"),
     "explore": ("adapters.explore", "exhaustively explore the pure model to closure (model checking)"),
+    "demo": ("adapters.demo", "run the whole service locally under real faults, and judge every message"),
+    "serve": ("adapters.serve", "serve the submit API over local HTTP (for curl), on moto or an endpoint"),
 }
 
 
