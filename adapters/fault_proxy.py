@@ -34,12 +34,13 @@ import threading
 import time
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import attrs
 
 from adapters.aws import READ_TIMEOUT_S
+from adapters.loopback import LoopbackServer, owner_of
 from adapters.store import KEY
 from statemodel.validation import RESERVED_ATTRIBUTE
 
@@ -179,8 +180,7 @@ class FaultProxy:
         # then; DynamoDB's are. The proxy hands moto one request at a time, so that a race the demo
         # shows is sendguard's, never moto's.
         self.upstream_lock = threading.Lock()
-        self._server: _ProxyServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(_Handler, self, "fault-proxy")
 
     def decide(self, operation: str, key: str) -> Kind | None:
         """The fault for the n-th request of this operation on this key, or None."""
@@ -199,30 +199,14 @@ class FaultProxy:
         return self.weights[-1][0]
 
     def start(self) -> str:
-        self._server = _ProxyServer(("127.0.0.1", 0), _Handler)
-        self._server.proxy = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True)
-        self._thread.start()
-        return self.endpoint
+        return self._server.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server.stop()
 
     @property
     def endpoint(self) -> str:
-        assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    proxy: FaultProxy
+        return self._server.url
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -238,7 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_POST
 
     def _relay(self) -> None:
-        proxy = cast(_ProxyServer, self.server).proxy
+        proxy: FaultProxy = owner_of(self)
         received = time.monotonic()
         body = self._body()
         target = self.headers.get("X-Amz-Target", "")

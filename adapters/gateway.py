@@ -20,10 +20,12 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 
 import attrs
+
+from adapters.loopback import LoopbackServer, owner_of
 
 Handler = Callable[[dict[str, Any], Any], Any]
 ACCOUNT = "123456789012"
@@ -145,29 +147,17 @@ class Gateway:
         self.port = port
         self.stats = GatewayStats()
         self._lock = threading.Lock()
-        self._server: _GatewayServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(_Handler, self, "gateway", port)
 
     def start(self) -> str:
-        self._server = _GatewayServer(("127.0.0.1", self.port), _Handler)
-        self._server.gateway = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
-        self._thread.start()
-        return self.url
+        return self._server.start()
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._server.stop()
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._server.url
 
     def invoke(self, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         started = time.monotonic()
@@ -187,11 +177,6 @@ class Gateway:
         return _gateway_error(503, "Service Unavailable") if overran else answer
 
 
-class _GatewayServer(ThreadingHTTPServer):
-    daemon_threads = True
-    gateway: Gateway
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
@@ -205,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
     def _invoke(self) -> None:
-        gateway = cast(_GatewayServer, self.server).gateway
+        gateway: Gateway = owner_of(self)
         length = self.headers.get("Content-Length")
         if length is None and "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             status, headers, payload = _gateway_error(411, "Length Required")

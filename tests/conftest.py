@@ -5,6 +5,8 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, settings
 
+from adapters.testing.plugin import fake_aws_environment
+
 # `ci` runs inside `make test`; `long` is `make fuzz`, for nightly runs. Both print the seed and the
 # reproduction blob of a failing example; Hypothesis' database (.hypothesis/) replays it too.
 settings.register_profile(
@@ -36,13 +38,4 @@ def _fresh_log_configuration() -> Iterator[None]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
+    fake_aws_environment(monkeypatch.setenv, lambda name: monkeypatch.delenv(name, raising=False))

@@ -248,11 +248,9 @@ def main(argv: list[str] | None = None) -> int:
 def _fake_credentials() -> None:
     import os
 
-    for key in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE"):
-        os.environ.pop(key, None)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
-    )
+    from adapters.testing.plugin import fake_aws_environment
+
+    fake_aws_environment(os.environ.__setitem__, lambda name: os.environ.pop(name, None))
 
 
 if __name__ == "__main__":
