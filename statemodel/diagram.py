@@ -12,7 +12,7 @@ from typing import Any
 from statemodel.categories import CONSEQUENCES
 from statemodel.errors import ForbiddenCommand, LeaseStillLive, StaleAttempt
 from statemodel.records import Phase
-from statemodel.table import TRANSITIONS, Guard, Transition, forbidden_moves
+from statemodel.table import TRANSITIONS, Transition, forbidden_moves
 
 FENCED = "own_attempt"
 
@@ -169,4 +169,4 @@ Traceback (most recent call last):
 statemodel.errors.ForbiddenCommand: ExpireLease is forbidden: a confirmed record is never rolled back
 """
 
-__all__ = ["Guard", "build_machine", "condition_names", "mermaid", "transitions_markdown"]
+__all__ = ["build_machine", "condition_names", "mermaid", "transitions_markdown"]
