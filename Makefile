@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck docs docs-check pytest fuzz mutants demo clean check-model
+.PHONY: install test lint typecheck docs docs-check pytest fuzz mutants demo clean check-model bench
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,11 @@ install: $(INSTALLED)
 test: lint typecheck docs-check pytest
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check statemodel adapters tests
-	$(BIN)/ruff format --check statemodel adapters tests
+	$(BIN)/ruff check statemodel adapters tests bench
+	$(BIN)/ruff format --check statemodel adapters tests bench
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy --strict statemodel adapters
+	$(BIN)/mypy --strict statemodel adapters bench
 
 docs: $(INSTALLED)
 	$(BIN)/python -m adapters.docgen
@@ -50,6 +50,11 @@ check-model: $(INSTALLED)
 # message is orphaned, lost or duplicated without a reason). `sendguard demo --help` for its options.
 demo: $(INSTALLED)
 	$(BIN)/sendguard demo
+
+# The benchmarks: what a message costs and how fast the checks run, measured side by side in one run
+# (about five minutes); writes docs/benchmarks.md and docs/benchmarks.json. Progress on stderr.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

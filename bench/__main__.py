@@ -1,0 +1,146 @@
+"""`python -m bench` (`make bench`): runs every section and writes docs/benchmarks.json and
+docs/benchmarks.md. Progress goes to stderr. `--quick` runs the same machinery at a tiny size (what
+tests/test_bench.py does); its figures mean nothing. `--render` rewrites the page from the JSON file,
+measuring nothing (for work on the page's prose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from adapters.logs import configure
+from bench import checks, coldstart, cost, goals, overhead, reconciler, report, service
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "service")
+PACKAGES = ("boto3", "botocore", "moto", "hypothesis", "structlog", "aws-lambda-powertools")
+
+
+@attrs.frozen
+class Size:
+    overhead_requests: int = 200
+    overhead_warmup: int = 20
+    coldstart_runs: int = 15
+    explore: tuple[int, int, int] = (3, 3, 3)
+    pure_model: tuple[int, int] = (100, 50)  # max_examples, stateful_step_count
+    adapters_on_moto: tuple[int, int] = (10, 20)
+    reconciler: tuple[int, ...] = (1_000, 10_000)
+    in_flight: tuple[int, int] = (10, 10)  # in flight, pending: the reconciler's due set
+    service_requests: int = 300
+    demo: bool = True
+    quick: bool = False
+
+
+QUICK = Size(
+    overhead_requests=3,
+    overhead_warmup=1,
+    coldstart_runs=1,
+    explore=(1, 1, 0),
+    pure_model=(2, 5),
+    adapters_on_moto=(1, 3),
+    reconciler=(5, 10),
+    in_flight=(1, 1),
+    service_requests=6,
+    demo=False,
+    quick=True,
+)
+
+
+def runners(size: Size, say: Callable[[str], None]) -> dict[str, Callable[[], dict[str, Any]]]:
+    return {
+        "cost": lambda: cost.run(size.quick, say),
+        "overhead": lambda: overhead.run(size.overhead_requests, size.overhead_warmup, say),
+        "coldstart": lambda: coldstart.run(size.coldstart_runs, say),
+        "checks": lambda: checks.run(size.explore, size.pure_model, size.adapters_on_moto, say),
+        "reconciler": lambda: reconciler.run(size.reconciler, say, *size.in_flight),
+        "service": lambda: service.run(size.service_requests, size.demo, say, quick=size.quick),
+    }
+
+
+def run(size: Size, out_dir: Path, sections: tuple[str, ...] = SECTIONS) -> dict[str, Any]:
+    started = time.perf_counter()
+
+    def say(line: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f} s] {line}", file=sys.stderr, flush=True)
+
+    configure("CRITICAL")  # the handlers' own logs: each section turns them on where it measures them
+    results: dict[str, Any] = {"meta": _meta(size), "seconds": {}}
+    jobs = runners(size, say)
+    for name in sections:
+        begun = time.perf_counter()
+        results[name] = jobs[name]()
+        results["seconds"][name] = round(time.perf_counter() - begun, 1)
+    results["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    results["goals"] = goals.judge(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "benchmarks.md").write_text(report.render(results), encoding="utf-8")
+    say(f"wrote {out_dir / 'benchmarks.md'} and benchmarks.json")
+    return results
+
+
+def _meta(size: Size) -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "command": "make bench" + (" (--quick)" if size.quick else ""),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "working_tree_changed": bool(_git("status", "--porcelain")),
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {_cores()} cores",
+        "versions": versions,
+        "size": attrs.asdict(size),
+    }
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False, timeout=30
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny run of the same machinery")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where to write (default docs/)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument(
+        "--render", action="store_true", help="measure nothing: rewrite benchmarks.md from benchmarks.json"
+    )
+    args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads((args.out_dir / "benchmarks.json").read_text(encoding="utf-8"))
+        (args.out_dir / "benchmarks.md").write_text(report.render(results), encoding="utf-8")
+        return 0
+    run(QUICK if args.quick else Size(), args.out_dir, tuple(args.only or SECTIONS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Section 1: what one message costs — AWS requests and DynamoDB write units — on the happy path and
+under each fault kind, for sendguard, the plain flow and the plain flow under Powertools' idempotency.
+
+Each scenario gets fresh clients (a fresh SDK retry quota), then one submission per flow with the same
+request, on in-process moto, with `adapters.testing.FaultInjector` arming one fault for that one
+invocation. `bench.meter` counts the invocation's API calls and attempts and computes its write
+units. sendguard's reconciler then runs on a shifted clock until it has nothing left to do (its own
+container: its own clients, kept across scenarios), metered apart: the work it does for the message is
+part of the message's cost. Every scenario leaves nothing for the reconciler to do, so the tables and
+queues are shared. The baselines have no reconciler: what the invocation left is their end state.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import boto3
+
+from adapters.aws import now_ms
+from adapters.config import Config
+from adapters.reconciler import reconcile_pass
+from adapters.runner import Aws
+from adapters.store import stored_from_item
+from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
+from bench import capacity
+from bench.flows import (
+    INVOCATION_MS,
+    NAMES,
+    POWERTOOLS,
+    SENDGUARD,
+    Flow,
+    body,
+    context,
+    flows,
+    post_event,
+    sendguard_env,
+    sendguard_message_id,
+)
+from bench.meter import Meter, Tally
+from bench.moto_env import Resources, environment, in_process_aws, provision
+from statemodel.records import Phase
+
+STALLS = (Fault.STALL_PAST_LEASE, Fault.DELAYED_ON_THE_WIRE)
+WORK = ("expired", "redriven", "exhausted", "superseded", "failed")
+MAX_PASSES = 8
+SMALL, LARGE = 0, 2_000  # payload padding of the two happy paths (0: the demo's small order)
+
+
+@attrs.frozen
+class Scenario:
+    label: str
+    fault: Fault | None = None
+    skip: int = 0  # the fault fires on the (skip+1)-th UpdateItem or SendMessage it can hit
+    payload_bytes: int = SMALL
+    replay: bool = False  # the measured request replays one already accepted (same Idempotency-Key)
+
+    @property
+    def plan(self) -> Plan | None:
+        return Plan(self.fault, self.skip) if self.fault else None
+
+
+def scenarios(quick: bool = False) -> list[Scenario]:
+    out = [
+        Scenario("happy path"),
+        Scenario("happy path, 2 KB payload", payload_bytes=LARGE),
+        Scenario("replay of an accepted request", replay=True),
+    ]
+    for fault in Fault:
+        if fault in STALLS:
+            out.append(Scenario(f"{fault.value.name} (at the send)", fault, skip=1))
+        elif fault.value.operation is None:
+            out.append(Scenario(f"{fault.value.name} (1st hittable call)", fault, skip=0))
+            out.append(Scenario(f"{fault.value.name} (2nd hittable call)", fault, skip=1))
+        else:
+            out.append(Scenario(fault.value.name, fault))
+    if quick:
+        keep = {None, Fault.STALL_PAST_LEASE}
+        out = [s for s in out if s.fault in keep and s.payload_bytes == SMALL and not s.replay]
+    return out
+
+
+def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    rows = []
+    with in_process_aws():
+        meter, injector = Meter(), FaultInjector()
+        with meter.installed():
+            boto3.DEFAULT_SESSION = None  # the injector's own client (its replayed retry) is metered too
+            try:
+                with injector.installed():
+                    meter.count_as_retries(injector._raw_dynamodb)
+                    meter.to_front()  # counts an attempt before the injector fails it
+                    resources = provision()
+                    with environment(sendguard_env(resources)):
+                        reconciler = Reconciler.make()
+                    for scenario in scenarios(quick):
+                        say(f"cost: {scenario.label}")
+                        rows.append(_measure(scenario, resources, reconciler, meter, injector))
+            finally:
+                boto3.DEFAULT_SESSION = None
+    return {"rows": rows}
+
+
+@attrs.frozen
+class Reconciler:
+    """The reconciler function's container: its configuration and clients."""
+
+    config: Config
+    aws: Aws
+
+    @classmethod
+    def make(cls) -> Reconciler:
+        config = Config.from_env()
+        return cls(config, Aws.from_config(config))
+
+
+def _measure(
+    scenario: Scenario, resources: Resources, reconciler: Reconciler, meter: Meter, injector: FaultInjector
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "scenario": scenario.label,
+        "fault": scenario.fault.name if scenario.fault else None,
+        "payload_bytes": len(body(0, scenario.payload_bytes)),
+        "flows": {},
+    }
+    with flows(resources) as by_name:
+        for name in NAMES:
+            reason = _not_applicable(scenario.fault, name)
+            if reason:
+                row["flows"][name] = {"not_applicable": reason}
+            else:
+                row["flows"][name] = _one(by_name[name], scenario, reconciler, meter, injector)
+    return row
+
+
+def _not_applicable(fault: Fault | None, flow: str) -> str | None:
+    if flow == SENDGUARD:
+        return None
+    if fault in STALLS:
+        return "no lease and no reconciler: a stall only delays the answer"
+    if fault is Fault.WRITE_LANDED_RETRY_FAILS_CONDITION:
+        return "its writes carry no condition: the SDK's retry of a landed write lands again"
+    return None
+
+
+def _one(
+    flow: Flow, scenario: Scenario, reconciler: Reconciler, meter: Meter, injector: FaultInjector
+) -> dict[str, Any]:
+    key = f"bench-{uuid.uuid4().hex[:12]}"
+    event = post_event(body(1, scenario.payload_bytes), key)
+    earlier = Tally()
+    if scenario.replay:
+        with meter.counting() as earlier:
+            flow.handler(event, context())
+    follow = Tally()
+    if scenario.fault in STALLS:
+        answer, tally = _stalled(flow, event, scenario.plan, reconciler, meter, injector, follow)
+    else:
+        with meter.counting() as tally, injector.armed(scenario.plan):
+            answer = _invoke(flow, event)
+    if flow.name == SENDGUARD:
+        follow.add(settle(reconciler, meter))
+    ids = _message_ids(flow, earlier, tally, key)
+    sends = sum(1 for landed in injector.landed if landed.message_id in ids)
+    items = [_item(flow.table, i) for i in ids]
+    result = {
+        "answer": answer,
+        "invocation": tally.as_dict(),
+        "end_state": _end_state(flow.name, [i for i in items if i], sends, len(ids)),
+        "sends": sends,
+        "item_bytes": max((capacity.item_size(i) for i in items if i), default=0),
+    }
+    if flow.name == SENDGUARD:
+        result["reconciler"] = follow.as_dict()
+    if flow.name == POWERTOOLS:
+        result["idempotency_item_bytes"] = _idempotency_item_bytes(tally)
+    return result
+
+
+def _invoke(flow: Flow, event: dict[str, Any]) -> int | str:
+    try:
+        status: int = flow.handler(event, context())["statusCode"]
+        return status
+    except Crashed:
+        return "crashed"
+
+
+def _stalled(
+    flow: Flow,
+    event: dict[str, Any],
+    plan: Plan | None,
+    reconciler: Reconciler,
+    meter: Meter,
+    injector: FaultInjector,
+    follow: Tally,
+) -> tuple[int | str, Tally]:
+    """The invocation stalls (or its request waits on the wire) on its own thread; meanwhile its lease
+    expires and the reconciler runs; then it goes on."""
+    out: dict[str, Any] = {}
+
+    def invocation() -> None:
+        with meter.counting() as tally, injector.armed(plan):
+            out["tally"] = tally
+            out["answer"] = _invoke(flow, event)
+
+    injector.reset_stall()
+    worker = threading.Thread(target=invocation, daemon=True)
+    worker.start()
+    try:
+        if injector.stall_reached.wait(timeout=20):
+            follow.add(settle(reconciler, meter))
+    finally:
+        injector.resume_all()
+        worker.join(timeout=60)
+    if worker.is_alive():
+        raise RuntimeError("a stalled invocation did not finish")
+    return out["answer"], out["tally"]
+
+
+def settle(reconciler: Reconciler, meter: Meter) -> Tally:
+    """Reconciler passes, each on a clock moved past every lease and re-drive delay, until one finds
+    nothing to do."""
+    config, aws = reconciler.config, reconciler.aws
+    settings = config.settings
+    step = settings.lease_margin_ms + INVOCATION_MS + settings.redrive_after_ms + 1_000
+    total = Tally()
+    offset = 0
+    for _ in range(MAX_PASSES):
+        offset += step
+        shifted = offset
+
+        def clock(shift: int = shifted) -> int:
+            return now_ms() + shift
+
+        with meter.counting() as tally:
+            summary = reconcile_pass(aws, config, clock() + INVOCATION_MS, clock=clock)
+        total.add(tally)
+        if not any(getattr(summary, name) for name in WORK):
+            break
+    return total
+
+
+def _message_ids(flow: Flow, earlier: Tally, tally: Tally, key: str) -> list[str]:
+    if flow.name == SENDGUARD:
+        return [sendguard_message_id(key)]
+    seen = [k for t, k in earlier.written + tally.written if t == flow.table]
+    return list(dict.fromkeys(seen))
+
+
+def _item(table: str, message_id: str) -> dict[str, Any] | None:
+    client: Any = boto3.client("dynamodb")
+    item: dict[str, Any] | None = client.get_item(
+        TableName=table, Key={"message_id": {"S": message_id}}, ConsistentRead=True
+    ).get("Item")
+    return item
+
+
+def _idempotency_item_bytes(tally: Tally) -> int:
+    client: Any = boto3.client("dynamodb")
+    sizes = []
+    for table, key in tally.written:
+        if table.endswith("-idem"):
+            item = client.get_item(TableName=table, Key={"id": {"S": key}}).get("Item")
+            sizes.append(capacity.item_size(item))
+    return max(sizes, default=0)
+
+
+def _end_state(flow: str, items: list[dict[str, Any]], sends: int, records: int) -> str:
+    if records > 1:
+        return f"DUPLICATE: {records} records and {sends} messages for one request"
+    if not items:
+        return "nothing stored, nothing sent" if sends == 0 else f"SENT {sends}× WITHOUT A RECORD"
+    item = items[0]
+    if flow == SENDGUARD:
+        phase = stored_from_item(item).record.phase
+        if phase is Phase.CONFIRMED:
+            if sends == 1:
+                return "delivered once"
+            return "ORPHAN: confirmed, never sent" if sends == 0 else f"delivered {sends}× (explained)"
+        if phase is Phase.EXHAUSTED:
+            return f"exhausted, flagged for an operator; sent {sends}×"
+        return f"{phase.value} after the reconciler settled; sent {sends}×"
+    status = item.get("status", {}).get("S")
+    if status == "QUEUED":
+        return "ORPHAN: QUEUED, never sent" if sends == 0 else _times("delivered", sends)
+    if sends == 0:
+        return "PENDING, never sent (no reconciler)"
+    return f"INCONSISTENT: sent {sends}×, record PENDING"
+
+
+def _times(text: str, n: int) -> str:
+    return f"{text} once" if n == 1 else f"{text} {n}×"

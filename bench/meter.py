@@ -1,0 +1,212 @@
+"""Counts what an invocation asks of AWS, at botocore's event layer, for every client made while the
+meter is installed (the service's own clients, made by its own code; the handlers ride in
+`botocore.handlers.BUILTIN_HANDLERS`, as moto's and the fault injector's do).
+
+* API calls: `before-call`, one per client method call (what the code asked for); calls of a client
+  named in `count_as_retries` (the fault injector's replay of botocore's retry of a landed write) are
+  counted as attempts of the call they retry, not as calls;
+* attempts: `before-send`, one per HTTP attempt the SDK makes, its retries included, and attempts that
+  an injected connection fault then fails before they reach moto;
+* DynamoDB writes: the item before (`before-call`) and after (`after-call`) each PutItem, UpdateItem
+  and DeleteItem, read from moto by a client the meter does not count, turned into write units by
+  `bench.capacity`; Query and GetItem answers into read units.
+
+Counting is per thread: `counting()` opens a tally for the calling thread only.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import boto3
+from botocore.handlers import BUILTIN_HANDLERS
+
+from bench import capacity
+
+WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+
+
+@attrs.define
+class Tally:
+    calls: collections.Counter[str] = attrs.field(factory=collections.Counter)  # "UpdateItem" -> n
+    attempts: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    table_wru: int = 0
+    index_wru: int = 0
+    rru: float = 0.0
+    items_read: int = 0
+    written: list[tuple[str, str]] = attrs.field(factory=list)  # (table, key) of every write, in order
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    @property
+    def total_attempts(self) -> int:
+        return sum(self.attempts.values())
+
+    @property
+    def wru(self) -> int:
+        return self.table_wru + self.index_wru
+
+    def add(self, other: Tally) -> None:
+        self.calls.update(other.calls)
+        self.attempts.update(other.attempts)
+        self.table_wru += other.table_wru
+        self.index_wru += other.index_wru
+        self.rru += other.rru
+        self.items_read += other.items_read
+        self.written += other.written
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "api_calls": self.total_calls,
+            "attempts": self.total_attempts,
+            "calls_by_operation": dict(sorted(self.calls.items())),
+            "attempts_by_operation": dict(sorted(self.attempts.items())),
+            "table_wru": self.table_wru,
+            "index_wru": self.index_wru,
+            "wru": self.wru,
+            "rru": self.rru,
+            "items_read": self.items_read,
+        }
+
+
+class Meter:
+    def __init__(self, write_units: bool = True) -> None:
+        self.write_units = write_units  # False: no item reads around writes (timing stays clean)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._tables: dict[str, tuple[list[str], list[list[str]]]] = {}  # name -> (key, index keys)
+        self._raw: Any = None
+        self._retry_signers: set[int] = set()
+        self._handlers: list[tuple[str, Any]] = [
+            ("provide-client-params.dynamodb", self._params),
+            ("before-call", self._before_call),
+            ("before-send", self._before_send),
+            ("after-call", self._after_call),
+        ]
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Meter]:
+        """Clients made inside are metered (moto must be active)."""
+        self._raw = boto3.client("dynamodb")  # made before the handlers go in: never counted
+        self.to_front()
+        try:
+            yield self
+        finally:
+            for handler in self._handlers:
+                if handler in BUILTIN_HANDLERS:
+                    BUILTIN_HANDLERS.remove(handler)
+
+    def to_front(self) -> None:
+        """Puts the meter's handlers first (again), ahead of any installed after it, so that it sees an
+        attempt before the fault injector fails it."""
+        for handler in self._handlers:
+            if handler in BUILTIN_HANDLERS:
+                BUILTIN_HANDLERS.remove(handler)
+        for position, handler in enumerate(self._handlers):
+            BUILTIN_HANDLERS.insert(position, handler)
+
+    def count_as_retries(self, client: Any) -> None:
+        """Calls of this client are the SDK's retries of another call: attempts, not calls."""
+        self._retry_signers.add(id(client._request_signer))
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Tally]:
+        tally = Tally()
+        previous = getattr(self._local, "tally", None)
+        self._local.tally = tally
+        try:
+            yield tally
+        finally:
+            self._local.tally = previous
+
+    def _tally(self) -> Tally | None:
+        return getattr(self._local, "tally", None)
+
+    # ---- handlers --------------------------------------------------------------------------------
+
+    def _params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["bench_params"] = dict(params)
+
+    def _before_call(self, model: Any, context: dict[str, Any], request_signer: Any = None, **_: Any) -> None:
+        tally = self._tally()
+        if tally is None:
+            return
+        if id(request_signer) not in self._retry_signers:
+            tally.calls[model.name] += 1
+        context["bench_tally"] = tally
+        context["bench_operation"] = model.name
+        if model.name in WRITES and self.write_units:
+            params = context.get("bench_params", {})
+            table = params.get("TableName", "")
+            key = self._key(table, params)
+            context["bench_write"] = (table, key, self._get(table, key))
+
+    def _before_send(self, request: Any, **_: Any) -> None:
+        tally: Tally | None = request.context.get("bench_tally")
+        if tally is not None:
+            tally.attempts[request.context.get("bench_operation", "?")] += 1
+
+    def _after_call(
+        self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+    ) -> None:
+        tally: Tally | None = context.get("bench_tally")
+        if tally is None:
+            return
+        status = getattr(http_response, "status_code", 0)
+        params = context.get("bench_params", {})
+        if model.name in WRITES and "bench_write" in context:
+            table, key, before = context["bench_write"]
+            code = parsed.get("Error", {}).get("Code")
+            applied = status < 300
+            if applied or code == "ConditionalCheckFailedException":
+                after = self._get(table, key) if applied else before
+                tally.table_wru += capacity.table_write_units(before, after, applied)
+                if applied:
+                    for index_keys in self._schema(table)[1]:
+                        tally.index_wru += capacity.index_write_units(before, after, index_keys)
+                tally.written.append((table, _key_text(key)))
+        elif model.name in ("Query", "Scan") and status < 300:
+            items = parsed.get("Items", [])
+            tally.items_read += len(items)
+            tally.rru += capacity.read_units(items, bool(params.get("ConsistentRead")))
+        elif model.name == "GetItem" and status < 300:
+            item = parsed.get("Item")
+            tally.items_read += 1 if item else 0
+            tally.rru += capacity.read_units([item] if item else [], bool(params.get("ConsistentRead")))
+
+    # ---- reading moto ----------------------------------------------------------------------------
+
+    def _schema(self, table: str) -> tuple[list[str], list[list[str]]]:
+        with self._lock:
+            if table not in self._tables:
+                description = self._raw.describe_table(TableName=table)["Table"]
+                key = [k["AttributeName"] for k in description["KeySchema"]]
+                indexes = [
+                    [k["AttributeName"] for k in index["KeySchema"]]
+                    for index in description.get("GlobalSecondaryIndexes", [])
+                ]
+                self._tables[table] = (key, indexes)
+            return self._tables[table]
+
+    def _key(self, table: str, params: dict[str, Any]) -> dict[str, Any]:
+        if "Key" in params:
+            return dict(params["Key"])
+        names = self._schema(table)[0]
+        return {name: params.get("Item", {}).get(name) for name in names}
+
+    def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._raw.get_item(TableName=table, Key=key, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return "|".join(str(next(iter(v.values()))) for v in key.values() if v)

@@ -1,0 +1,84 @@
+"""In-process AWS for the benchmarks (moto's `mock_aws`), and the tables and queues of the flows compared.
+
+Fake credentials and no endpoint overrides, as in the test suite's `sendguard_aws` fixture, so that
+nothing can reach a real account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import boto3
+
+from adapters.provision import ensure_resources
+
+LOCAL_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE")
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str], unset: tuple[str, ...] = ()) -> Iterator[None]:
+    """Sets (and unsets) environment variables; puts every one back as it was on exit."""
+    saved = {name: os.environ.get(name) for name in set(values) | set(unset)}
+    try:
+        for name in unset:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def in_process_aws() -> Iterator[None]:
+    from moto import mock_aws
+
+    with environment(LOCAL_ENV, UNSET), mock_aws():
+        yield
+
+
+@attrs.frozen
+class Resources:
+    """One set of resources: sendguard's table (with its sparse index) and queue; the plain flow's
+    table and queue; Powertools' idempotency table."""
+
+    sendguard_table: str
+    sendguard_queue: str
+    plain_table: str
+    plain_queue: str
+    idempotency_table: str
+
+
+def _table(name: str, key: str) -> None:
+    client: Any = boto3.client("dynamodb")
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def provision(prefix: str = "bench") -> Resources:
+    """Fresh resources with unique names (moto must be active)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    sendguard_queue = ensure_resources(f"{name}-sg", f"{name}-sg")
+    _table(f"{name}-plain", "message_id")
+    _table(f"{name}-idem", "id")
+    plain_queue: str = boto3.client("sqs").create_queue(QueueName=f"{name}-plain")["QueueUrl"]
+    return Resources(f"{name}-sg", sendguard_queue, f"{name}-plain", plain_queue, f"{name}-idem")

@@ -1,0 +1,103 @@
+"""`make bench`'s machinery at a tiny size (`python -m bench --quick`), so that it cannot rot: every
+section runs and both files are written with every part in place. Structure only: never a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import coldstart
+
+ROOT = Path(__file__).resolve().parent.parent
+Results = tuple[dict[str, Any], str]
+SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "service")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Results:
+    out = tmp_path_factory.mktemp("bench")
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "wrote" in run.stderr  # progress goes to stderr
+    data = json.loads((out / "benchmarks.json").read_text(encoding="utf-8"))
+    return data, (out / "benchmarks.md").read_text(encoding="utf-8")
+
+
+def test_every_section_and_goal_is_recorded(results: Results) -> None:
+    data, _ = results
+    assert set(SECTIONS) <= set(data)
+    assert set(SECTIONS) | {"total"} <= set(data["seconds"])
+    assert data["meta"]["command"].startswith("make bench")
+    goals = data["goals"]
+    assert all({"goal", "measured", "met"} <= set(g) for g in goals)
+    assert len(goals) >= 6  # requests, outside share ×2, cold start ×2, tool chain, reconciler
+
+
+def test_costs_count_requests_and_write_units_for_each_flow(results: Results) -> None:
+    rows = results[0]["cost"]["rows"]
+    happy = rows[0]
+    assert happy["fault"] is None
+    for name in ("sendguard", "plain", "powertools"):
+        flow = happy["flows"][name]
+        assert flow["answer"] == 202
+        assert flow["end_state"] == "delivered once"
+        invocation = flow["invocation"]
+        assert invocation["api_calls"] == sum(invocation["calls_by_operation"].values()) > 0
+        assert invocation["attempts"] >= invocation["api_calls"]
+        assert invocation["wru"] == invocation["table_wru"] + invocation["index_wru"] > 0
+    assert "reconciler" in happy["flows"]["sendguard"]
+    stalled = [r for r in rows if r["fault"] == "STALL_PAST_LEASE"]
+    assert stalled and "not_applicable" in stalled[0]["flows"]["plain"]
+
+
+def test_timings_cold_start_checks_reconciler_and_service_have_their_fields(
+    results: Results,
+) -> None:
+    data, _ = results
+    overhead = data["overhead"]["rows"]
+    assert {(r["flow"], r["logging"]) for r in overhead} == {
+        (f, logs) for f in ("sendguard", "plain", "powertools") for logs in (True, False)
+    }
+    assert all({"inside_ms", "outside_ms", "outside_over_inside"} <= set(r) for r in overhead)
+    cold = data["coldstart"]
+    assert [s["side"] for s in cold["sides"]] == list(coldstart.SIDES)
+    assert cold["baseline"] in coldstart.SIDES
+    assert "adapters" in cold["packages"] and isinstance(cold["toolchain_loaded"], list)
+    checks = data["checks"]
+    assert checks["explorer"]["states"] > 0
+    for suite in checks["hypothesis"].values():
+        assert suite["steps"] >= 0 and suite["examples"] >= 1
+    reconciler = data["reconciler"]["rows"]
+    assert [r["confirmed"] for r in reconciler] == sorted(r["confirmed"] for r in reconciler)
+    assert all(r["queries"] == r["query_calls_metered"] for r in reconciler)
+    assert all(r["records_read"] == r["items_read_metered"] for r in reconciler)
+    service = data["service"]["rows"]
+    assert service and all({"requests_per_second", "p50_ms", "p99_ms"} <= set(r) for r in service)
+
+
+def test_the_page_holds_every_section_with_its_method(results: Results) -> None:
+    _, page = results
+    for heading in (
+        "## Goals",
+        "## 1. What a message costs",
+        "## 2. Time per request outside AWS calls",
+        "## 3. Cold start",
+        "## 4. How fast the checks run",
+        "## 5. Reconciler reads per pass",
+        "## 6. The local service",
+    ):
+        assert heading in page
+    assert "computed from item sizes, DynamoDB's rule" in page
+    assert page.count("Code: `bench/") >= 6
