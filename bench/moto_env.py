@@ -7,41 +7,21 @@ nothing can reach a real account.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import boto3
 
+from adapters.local_service import environment
 from adapters.provision import ensure_resources
+from adapters.testing.plugin import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS
 
-LOCAL_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
-UNSET = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_PROFILE")
-
-
-@contextlib.contextmanager
-def environment(values: Mapping[str, str], unset: tuple[str, ...] = ()) -> Iterator[None]:
-    """Sets (and unsets) environment variables; puts every one back as it was on exit."""
-    saved = {name: os.environ.get(name) for name in set(values) | set(unset)}
-    try:
-        for name in unset:
-            os.environ.pop(name, None)
-        os.environ.update(values)
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+# The fake AWS environment of the test suite's `sendguard_aws` fixture, and the demo's way of setting it.
+LOCAL_ENV = FAKE_CREDENTIALS
+UNSET = REAL_ENDPOINT_SETTINGS
+__all__ = ["LOCAL_ENV", "UNSET", "Resources", "environment", "in_process_aws", "provision"]
 
 
 @contextlib.contextmanager
