@@ -58,31 +58,13 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 # What happened across one run of a suite (all its examples): `run_suite` checks it is complete.
 COVERAGE: collections.Counter[str] = collections.Counter()
 
+_BASE = settings(deadline=None, print_blob=True, suppress_health_check=list(HealthCheck))
 PROFILES = {
     # ci: derandomized, so a run's coverage does not depend on luck; `long` draws anew each night.
-    "ci": settings(
-        max_examples=50,
-        stateful_step_count=30,
-        derandomize=True,
-        deadline=None,
-        print_blob=True,
-        suppress_health_check=list(HealthCheck),
-    ),
+    "ci": settings(_BASE, max_examples=50, stateful_step_count=30, derandomize=True),
     # smoke: a few short examples, to try a setup quickly; too small to judge coverage.
-    "smoke": settings(
-        max_examples=3,
-        stateful_step_count=10,
-        derandomize=True,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-    ),
-    "long": settings(
-        max_examples=400,
-        stateful_step_count=60,
-        deadline=None,
-        print_blob=True,
-        suppress_health_check=list(HealthCheck),
-    ),
+    "smoke": settings(_BASE, max_examples=3, stateful_step_count=10, derandomize=True),
+    "long": settings(_BASE, max_examples=400, stateful_step_count=60),
 }
 
 
