@@ -1,2 +1,41 @@
-"""sendguard's adapters: the pure model's effects carried out on DynamoDB and SQS, the Lambda entry
-points, structured logs and the `sendguard` command line."""
+"""sendguard's adapters: the pure model's decisions carried out on DynamoDB and SQS.
+
+Who lives where:
+
+* `adapters.aws_lambda` — the Lambda handlers (`submit`, `reconcile`), what the SAM template names;
+* `adapters.runtime` — everything the Lambda loads: clients and deadlines, error classification, the
+  DynamoDB store, the SQS queue, the flow runner, configuration, logs, API Gateway event shapes, the
+  reconciler pass;
+* `adapters.testing` — the fault-injection suite service teams run in their CI (extra `testing`);
+* `adapters.ops` — operator tools: provisioning, audit, the trace checker;
+* `adapters.cli` — the `sendguard` command line: argument parsing and printing only;
+* `adapters.local` — the local service behind `sendguard demo` and `serve` (extra `local`);
+* `adapters.docgen` — the doc generators (`python -m adapters.docgen`).
+
+The names in `__all__` are the public API. They are imported on first use, so that
+`import adapters.aws_lambda` loads no more than the handler needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapters.aws_lambda import reconcile as reconcile
+    from adapters.aws_lambda import submit as submit
+    from adapters.ops.provision import ensure_resources as ensure_resources
+
+_PUBLIC = {
+    "submit": "adapters.aws_lambda",
+    "reconcile": "adapters.aws_lambda",
+    "ensure_resources": "adapters.ops.provision",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'adapters' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -20,13 +20,14 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters import http
-from adapters.aws import ATTEMPT_BUDGET_MS, DeadlineExceeded, aws_call, now_ms, report
-from adapters.classify import classify
-from adapters.config import Config
-from adapters.logs import configure, get_logger
-from adapters.reconciler import reconcile_pass
-from adapters.runner import Aws, log_failure, run_flow
+from adapters.runtime import apigw as http
+from adapters.runtime.call_report import report
+from adapters.runtime.classify import classify
+from adapters.runtime.clients import ATTEMPT_BUDGET_MS, DeadlineExceeded, aws_call, now_ms
+from adapters.runtime.config import Config
+from adapters.runtime.logs import configure, get_logger
+from adapters.runtime.reconciler import reconcile_pass
+from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.categories import consequence
 from statemodel.flows import Answer, Result, lease_expiry, start_submit
 from statemodel.validation import (

@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from adapters.logs import configure
+from adapters.runtime.logs import configure
 from bench import checks, coldstart, cost, goals, overhead, reconciler, report, service
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,8 @@
 
 (a) The seed's plain flow, as a service team would write it without sendguard: put the record
 PENDING, update it to QUEUED, send the message, and when the send fails update the record back to
-PENDING and answer 503. It uses the same clients as sendguard (`adapters.aws.make_client`: botocore's
+PENDING and answer 503. It uses the same clients as sendguard
+(`adapters.runtime.clients.make_client`: botocore's
 standard retry mode, the same attempts per call and the same timeouts), sends the same body and
 message attributes, and logs one JSON line per answer through the standard library when logging is on.
 
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.aws import make_client
+from adapters.runtime.clients import make_client
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 log = logging.getLogger("bench.plain")

@@ -10,7 +10,7 @@ the sides taking turns, `runs` times each; the medians are compared:
   (`Aws.from_config(Config.from_env())`: a DynamoDB and an SQS client);
 * `import boto3`, then `boto3.client("dynamodb")` and `boto3.client("sqs")`;
 * `import boto3` and the same two clients, each from its own `boto3.Session()` as
-  `adapters.aws.make_client` makes them, to tell the sessions' cost from the imports';
+  `adapters.runtime.clients.make_client` makes them, to tell the sessions' cost from the imports';
 * `import boto3` alone, for scale.
 
 The module list is what `import adapters.aws_lambda` adds to a bare interpreter's `sys.modules`, by
@@ -33,8 +33,8 @@ SIDES = {
     "import adapters.aws_lambda": "import adapters.aws_lambda",
     "import adapters.aws_lambda + its clients": (
         "import adapters.aws_lambda\n"
-        "from adapters.config import Config\n"
-        "from adapters.runner import Aws\n"
+        "from adapters.runtime.config import Config\n"
+        "from adapters.runtime.runner import Aws\n"
         "Aws.from_config(Config.from_env())"
     ),
     "import boto3 + DynamoDB and SQS clients": (

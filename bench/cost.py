@@ -20,11 +20,11 @@ from typing import Any
 import attrs
 import boto3
 
-from adapters.aws import now_ms
-from adapters.config import Config
-from adapters.reconciler import reconcile_pass
-from adapters.runner import Aws
-from adapters.store import stored_from_item
+from adapters.runtime.clients import now_ms
+from adapters.runtime.config import Config
+from adapters.runtime.reconciler import reconcile_pass
+from adapters.runtime.runner import Aws
+from adapters.runtime.store import stored_from_item
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from bench import capacity
 from bench.flows import (

@@ -14,8 +14,8 @@ from typing import Any
 import attrs
 import boto3
 
-from adapters.local_service import environment
-from adapters.provision import ensure_resources
+from adapters.local.service import environment
+from adapters.ops.provision import ensure_resources
 from adapters.testing.plugin import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS
 
 # The fake AWS environment of the test suite's `sendguard_aws` fixture, and the demo's way of setting it.

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import boto3
 
-from adapters.logs import configure
+from adapters.runtime.logs import configure
 from bench import awstime, baseline, stats
 from bench.flows import NAMES, SENDGUARD, body, context, flows, post_event
 from bench.moto_env import Resources, in_process_aws, provision

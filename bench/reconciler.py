@@ -5,7 +5,7 @@ For each size, on fresh resources on in-process moto: the in-flight set is made 
 (`IN_FLIGHT` of them crash right after their create landed, so they stay in flight under a lease;
 `PENDING` of them meet a throttled send that the SDK gave up on, so they are rolled back to PENDING);
 the confirmed records are one real confirmed item (a real submission) copied under new message ids
-with BatchWriteItem — the same item shape `adapters.store` writes, without running the full handler
+with BatchWriteItem — the same item shape `adapters.runtime.store` writes, without running the full handler
 thousands of times. The in-flight set has the same Idempotency-Keys, so the same message ids and index
 shards, at every size. Then one metered pass runs on a clock past every lease and re-drive delay:
 queries and items read (the pass's own figures, checked against the meter), read units computed from
@@ -25,10 +25,10 @@ from typing import Any
 
 import boto3
 
-from adapters.aws import now_ms
-from adapters.config import Config
-from adapters.reconciler import reconcile_pass
-from adapters.runner import Aws
+from adapters.runtime.clients import now_ms
+from adapters.runtime.config import Config
+from adapters.runtime.reconciler import reconcile_pass
+from adapters.runtime.runner import Aws
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from bench import awstime, capacity
 from bench import flows as bench_flows

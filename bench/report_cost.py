@@ -18,8 +18,8 @@ ends with nothing left for a reconciler to do, so the tables and queues are shar
 * **sendguard**: `adapters.aws_lambda.submit`, configured through its environment variables.
 * **plain flow (a)**: the seed's naive handler (`bench/baseline.py`): PutItem PENDING, UpdateItem
   QUEUED, SendMessage, and on a failed send UpdateItem back to PENDING; same clients as sendguard
-  (`adapters.aws.make_client`: standard retry mode, 3 attempts, same timeouts), same body and message
-  attributes.
+  (`adapters.runtime.clients.make_client`: standard retry mode, 3 attempts, same timeouts), same body
+  and message attributes.
 * **plain + Powertools (b)**: the same handler under `aws_lambda_powertools`' `@idempotent`
   (DynamoDB persistence layer on its own table keyed `id`, key from the Idempotency-Key header, same
   client settings); the wrapped function raises on failure, as Powertools asks, so the utility deletes

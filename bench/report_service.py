@@ -8,8 +8,8 @@ from typing import Any
 from bench.markdown import para, table
 
 SERVICE_METHOD = """\
-Code: `bench/service.py`. The service is the demo's own: `adapters.local_service.LocalService` with
-the options `adapters.demo.DemoOptions` gives it — embedded moto server on loopback, the fault proxy
+Code: `bench/service.py`. The service is the demo's own: `adapters.local.service.LocalService` with
+the options `adapters.local.demo.DemoOptions` gives it — embedded moto server on loopback, the fault proxy
 in front of it (at fault rate 0 here), the local API gateway, the real submit function with its JSON
 logs on (to /dev/null). Clients on keep-alive connections POST new messages over real HTTP; latency is
 timed at the client. The gateway's handler is wrapped to time the function and its AWS calls, the

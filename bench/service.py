@@ -1,8 +1,8 @@
 """Section 6: the local service under `sendguard demo` — requests per second and p50/p99 latency, and
 where the time goes.
 
-The service is the demo's own: `adapters.local_service.LocalService` with the options
-`adapters.demo.DemoOptions` gives it (embedded moto server on loopback, the fault proxy in front of
+The service is the demo's own: `adapters.local.service.LocalService` with the options
+`adapters.local.demo.DemoOptions` gives it (embedded moto server on loopback, the fault proxy in front of
 it — here at fault rate 0 — the local API gateway, the real submit function with its JSON logs on,
 written to /dev/null). Clients on keep-alive connections POST new messages (each its own
 Idempotency-Key, a demo-like body) over real HTTP; each request's latency is timed at the client.
@@ -78,8 +78,8 @@ def run(
 
 
 def _load(requests: int, proxy: bool, clients: int, floor: int = FLOOR_REQUESTS) -> dict[str, Any]:
-    from adapters.demo import DemoOptions
-    from adapters.local_service import LocalService
+    from adapters.local.demo import DemoOptions
+    from adapters.local.service import LocalService
 
     options = attrs.evolve(DemoOptions(fault_rate=0.0).service(), always_proxy=proxy)
     function: list[tuple[float, float]] = []
@@ -132,7 +132,7 @@ def _load(requests: int, proxy: bool, clients: int, floor: int = FLOOR_REQUESTS)
 def _buffered_answers(on: bool) -> Iterator[None]:
     """While on, the gateway's and the fault proxy's request handlers write through a buffered `wfile`
     (flushed once per request by `http.server`): each answer leaves in one write."""
-    from adapters import fault_proxy, gateway
+    from adapters.local import fault_proxy, gateway
 
     handlers: tuple[type[BaseHTTPRequestHandler], ...] = (gateway._Handler, fault_proxy._Handler)
     saved = [handler.wbufsize for handler in handlers]

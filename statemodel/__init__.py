@@ -33,9 +33,12 @@ from statemodel.events import (
     SendFailed,
 )
 from statemodel.records import LastError, Message, Phase, Record, Status
+from statemodel.stored import Stored
+from statemodel.table import TRANSITIONS, Transition
 
 __all__ = [
     "CONSEQUENCES",
+    "TRANSITIONS",
     "Accepted",
     "ClaimCause",
     "Claimed",
@@ -64,7 +67,9 @@ __all__ = [
     "SendFailed",
     "StaleAttempt",
     "Status",
+    "Stored",
     "Submit",
+    "Transition",
     "consequence",
     "decide",
     "evolve",

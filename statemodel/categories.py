@@ -1,5 +1,5 @@
 """Error categories and what each one implies. Which AWS error falls in which category is the
-adapters' business (`adapters.classify`); what follows from a category is decided here, once.
+adapters' business (`adapters.runtime.classify`); what follows from a category is decided here, once.
 
 Every category rolls the record back to PENDING: a record must never stay QUEUED without a message
 that SQS accepted. They differ in whether a re-drive may help, in whether the message may already be

@@ -3,7 +3,7 @@
 A flow never performs anything. `start_*` returns a `Flow` whose `effect` says what to do next — a
 conditional `Write`, a `Send` to SQS, or the final `Answer` — and `advance(flow, outcome, now)` takes
 what came of it and returns the next flow. The adapters interpret the effects against DynamoDB and
-SQS; the pure-model tests and the explorer interpret the very same effects against `statemodel.world`.
+SQS; the pure-model tests and the explorer interpret the very same effects against `statemodel.checker.world`.
 Every event a flow writes comes from `decide`, so the rules live in the table and nowhere else.
 
 Why the flows answer as they do:
@@ -181,7 +181,7 @@ Outcome = Written | ConditionFailed | Sent | Failed
 
 
 def condition_holds(write: Write, current: Record | None) -> bool:
-    """The write's condition, as DynamoDB evaluates it (`adapters.store` says it in its syntax)."""
+    """The write's condition, as DynamoDB evaluates it (`adapters.runtime.store` says it in its syntax)."""
     expected = write.expected
     if expected is None:
         return current is None

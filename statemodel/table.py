@@ -13,7 +13,7 @@ Rules (everything else in sendguard is derived from or checked against this tabl
   no row, or whose guards all fail, is refused with a `ForbiddenCommand`.
 
 `decide` reads the rows to pick the events; `HistoryChecker` reads them to accept or reject a history;
-`statemodel.diagram` draws them; the tests build a `transitions` machine from them and check it agrees
+`adapters.docgen.diagram` draws them; the tests build a `transitions` machine from them and check it agrees
 with `decide`.
 """
 

@@ -19,14 +19,15 @@ from botocore.exceptions import (
 )
 from moto import mock_aws
 
-from adapters import audit as audit_module
-from adapters.aws import make_client, now_ms
-from adapters.config import Config
-from adapters.provision import ensure_resources
-from adapters.queue import SqsQueue
-from adapters.reconciler import reconcile_pass
-from adapters.runner import Aws, run_flow
-from adapters.store import DynamoStore, stored_from_item
+from adapters.cli import audit as audit_command
+from adapters.ops import audit as audit_module
+from adapters.ops.provision import ensure_resources
+from adapters.runtime.clients import make_client, now_ms
+from adapters.runtime.config import Config
+from adapters.runtime.reconciler import reconcile_pass
+from adapters.runtime.runner import Aws, run_flow
+from adapters.runtime.sqs import SqsQueue
+from adapters.runtime.store import DynamoStore, stored_from_item
 from statemodel import ErrorCategory, Phase
 from statemodel.flows import (
     Answer,
@@ -178,7 +179,7 @@ def test_rollback_keeps_the_message_byte_for_byte(
 
 def _created_item(aws: Aws, answer: Answer, name: str) -> Any:
     """What the create wrote for `name`: the Accepted event's message, serialised as the store does."""
-    from adapters.store import message_attributes
+    from adapters.runtime.store import message_attributes
 
     stored = aws.store.get(answer.message_id)
     assert stored is not None
@@ -422,7 +423,7 @@ def test_reconciler_rolls_back_expired_leases_only_then_redrives(local: tuple[Co
 def test_reconciler_exhausts_after_max_attempts_and_logs_an_error(
     local: tuple[Config, Aws], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from adapters.logs import configure
+    from adapters.runtime.logs import configure
 
     configure("INFO")
     config, aws = local
@@ -524,7 +525,7 @@ def test_audit_finds_orphans_tampering_and_exhausted(local: tuple[Config, Aws], 
     assert [o["message_id"] for o in report.orphans] == [orphan]
     assert any(tampered in v and "differ" in v for v in report.violations)
     assert not report.ok
-    assert audit_module.main(["--table", config.table, "--grace-seconds", "0", "--json"]) == 1
+    assert audit_command.main(["--table", config.table, "--grace-seconds", "0", "--json"]) == 1
     printed = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert printed["ok"] is False and printed["records"] == 3
 
@@ -535,7 +536,7 @@ def test_the_command_line_provisions_and_reconciles_over_http(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from adapters.cli import main as cli
+    from adapters.cli.main import main as cli
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
     assert cli(["provision", "--table", "cli-table", "--queue", "cli-queue"]) == 0

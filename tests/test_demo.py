@@ -8,7 +8,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -17,23 +16,26 @@ from typing import Any
 
 import pytest
 
-from adapters import demo, demo_settle, demo_verdict
-from adapters.audit import AuditReport
-from adapters.aws import report as call_report
-from adapters.demo_load import Answered
-from adapters.fault_proxy import Landed, Ledger
-from adapters.queue import SqsQueue
-from adapters.serve import EXAMPLE_BODY
-from adapters.serve import main as serve_main
+from adapters.cli import demo as demo_command
+from adapters.cli.serve import main as serve_main
+from adapters.local import demo
+from adapters.local import settle as demo_settle
+from adapters.local import verdict as demo_verdict
+from adapters.local.fault_proxy import Landed, Ledger
+from adapters.local.load import Answered
+from adapters.local.serve import EXAMPLE_BODY
+from adapters.ops.audit import AuditReport
+from adapters.runtime.call_report import report as call_report
+from adapters.runtime.sqs import SqsQueue
 from statemodel.decider import replay
 from statemodel.events import Accepted, ClaimCause, Claimed, SendConfirmed
 from statemodel.flows import Sent
+from statemodel.stored import Stored
 from statemodel.validation import Request, message_id_for_key, new_message, parse_submission
-from statemodel.world import Stored
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code = demo.main(["--json", *args])
+    code = demo_command.main(["--json", *args])
     out = capsys.readouterr().out
     return code, json.loads(out.strip().splitlines()[-1])
 
@@ -133,7 +135,7 @@ def test_a_sender_that_sends_twice_is_an_unexplained_duplicate(
 def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.local_service import LocalService
+    from adapters.local.service import LocalService
     from statemodel.categories import ErrorCategory
     from statemodel.flows import Failed
 
@@ -272,14 +274,3 @@ def test_serve_answers_the_readmes_curl(served: str) -> None:
     command = ["curl", "-s", f"localhost:{port}/messages/{posted['messageId']}"]
     got = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout)
     assert got["messageId"] == posted["messageId"] and got["delivery"] == "confirmed"
-
-
-def test_the_lambda_path_does_not_load_the_local_service() -> None:
-    local = ["demo", "demo_load", "demo_settle", "demo_verdict", "gateway", "fault_proxy", "motoserver"]
-    names = {f"adapters.{name}" for name in [*local, "local_service", "serve"]}
-    code = (
-        "import sys, adapters.aws_lambda; "
-        f"bad = sorted(m for m in sys.modules if m in {names!r}); print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 
-from adapters import explore
-from adapters.explorer_mutants import MUTANTS
-from adapters.explorer_search import Bounds, Search
-from adapters.explorer_search import explore as search
-from adapters.explorer_space import (
+from adapters.cli import explore
+from statemodel import attention, decider, flows, table
+from statemodel.attention import is_due
+from statemodel.checker import world
+from statemodel.checker.mutants import MUTANTS
+from statemodel.checker.search import Bounds, Search
+from statemodel.checker.search import explore as search
+from statemodel.checker.space import (
     INVOCATION_TICKS,
     MESSAGE,
     NOW,
@@ -28,12 +31,11 @@ from adapters.explorer_space import (
     installed,
     required_coverage,
 )
-from statemodel import attention, decider, flows, table, world
-from statemodel.attention import is_due
+from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 from statemodel.events import Claimed
 from statemodel.flows import Flow, Send, advance, lease_expiry, reconcile_start, start_submit
+from statemodel.stored import Stored
 from statemodel.validation import Request, message_id_for_key, new_message
-from statemodel.world import SEND_FAULTS, WRITE_FAULTS, Fault, Stored, World
 
 SMALL = ["--workers", "2", "--records", "2", "--faults", "2"]
 STEP = re.compile(r"^ {0,2}(\d+)\. ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from statemodel import ErrorCategory, Phase
+from statemodel.checker.world import Fault, World
 from statemodel.flows import (
     ConditionFailed,
     Flow,
@@ -22,7 +23,6 @@ from statemodel.flows import (
 from statemodel.invariants import is_orphan
 from statemodel.records import Message
 from statemodel.validation import message_id_for_key, new_message, parse_submission
-from statemodel.world import Fault, World
 
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
 NOW = 1_000_000

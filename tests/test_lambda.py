@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from adapters import aws_lambda
-from adapters.logs import SafeSink, configure
-from adapters.provision import ensure_resources
+from adapters.ops.provision import ensure_resources
+from adapters.runtime.logs import SafeSink, configure
 from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -23,6 +23,7 @@ from hypothesis.stateful import (
 )
 
 from statemodel.attention import is_due
+from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 from statemodel.flows import (
     Answer,
     Flow,
@@ -45,7 +46,6 @@ from statemodel.invariants import (
 from statemodel.records import Message
 from statemodel.table import TRANSITIONS
 from statemodel.validation import message_id_for_key, message_problems, new_message, parse_submission
-from statemodel.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 
 SETTINGS = Settings(max_attempts=2, redrive_after_ms=60_000, lease_margin_ms=30_000)
 INVOCATION_MS = 20_000  # the remaining time each invocation reports

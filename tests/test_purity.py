@@ -1,5 +1,5 @@
-"""statemodel is pure: it imports nothing beyond the standard library and attrs (and `transitions`
-only in its docs module), and reads no clock, randomness, environment, file or console."""
+"""statemodel is pure, its checkers included: it imports nothing beyond the standard library and attrs,
+and reads no clock, randomness, environment, file or console."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 STATEMODEL = Path(__file__).resolve().parent.parent / "statemodel"
-DOCS_MODULES = {"diagram.py"}  # may import transitions
 IMPURE_MODULES = {
     "time", "datetime", "random", "secrets", "os", "sys", "logging", "io", "socket", "subprocess",
     "pathlib", "threading", "asyncio", "shutil", "tempfile", "urllib", "http",
@@ -21,7 +20,7 @@ IMPURE_ATTRIBUTES = {"uuid1", "uuid4", "getenv", "environ", "now", "today", "tim
 
 
 def impurities(source: str, filename: str) -> list[str]:
-    allowed_third_party = {"attrs", "statemodel"} | ({"transitions"} if filename in DOCS_MODULES else set())
+    allowed_third_party = {"attrs", "statemodel"}
     problems = []
     for node in ast.walk(ast.parse(source)):
         modules: list[str] = []
@@ -44,9 +43,15 @@ def impurities(source: str, filename: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", sorted(STATEMODEL.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted(STATEMODEL.rglob("*.py")), ids=lambda p: str(p.relative_to(STATEMODEL))
+)
 def test_statemodel_module_is_pure(path: Path) -> None:
     assert impurities(path.read_text(), path.name) == []
+
+
+def test_the_purity_check_reads_the_checkers_too() -> None:
+    assert {"world.py", "space.py", "search.py", "mutants.py"} <= {p.name for p in STATEMODEL.rglob("*.py")}
 
 
 @pytest.mark.parametrize(
@@ -71,7 +76,7 @@ def test_the_purity_check_catches_an_impure_line(mutant: str) -> None:
 def test_the_runtime_model_does_not_load_transitions() -> None:
     code = (
         "import sys, statemodel, statemodel.flows, statemodel.validation, statemodel.attention, "
-        "statemodel.invariants, statemodel.world; "
+        "statemodel.invariants, statemodel.checker.world; "
         "sys.exit(bool({'transitions', 'boto3', 'botocore', 'structlog'} & set(sys.modules)))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

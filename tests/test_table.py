@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import docgen
+from adapters.docgen import generate as docgen
+from adapters.docgen.diagram import FENCED, build_machine, condition_names
 from statemodel import decide, evolve_all
 from statemodel.categories import ErrorCategory
 from statemodel.commands import (
@@ -21,7 +22,6 @@ from statemodel.commands import (
     ReportSendFailure,
     Submit,
 )
-from statemodel.diagram import FENCED, build_machine, condition_names
 from statemodel.errors import ForbiddenCommand
 from statemodel.events import ClaimCause
 from statemodel.records import Message, Phase, Record, Status, phase_of

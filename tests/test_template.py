@@ -1,6 +1,6 @@
 """deploy/template.yaml, checked offline: cfn-lint, least privilege, the runtime contract's
 environment, table, queue, routes and alarms, the packaging, agreement with the code that runs under
-it (`adapters.config` accepts every parameter value the stack admits; the table is the one
+it (`adapters.runtime.config` accepts every parameter value the stack admits; the table is the one
 `sendguard provision` creates), and the operations guide's coverage of every alarm.
 
 Each checker returns what is wrong (an empty list: nothing). Each runs once on the real template and
@@ -23,8 +23,8 @@ from cfnlint.api import ManualArgs, lint
 from cfnlint.decode import decode_str
 from cfnlint.helpers import REGIONS
 
-from adapters.config import Config, ConfigError
-from adapters.provision import TABLE_DEFINITION
+from adapters.ops.provision import TABLE_DEFINITION
+from adapters.runtime.config import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "template.yaml"

@@ -15,12 +15,12 @@ from botocore.exceptions import ConnectTimeoutError
 from moto import mock_aws
 
 from adapters import aws_lambda
-from adapters.aws import now_ms
-from adapters.cli import main as cli
-from adapters.logs import configure
-from adapters.provision import ensure_resources
-from adapters.reconciler import reconcile_pass
-from adapters.trace import check, read_lines
+from adapters.cli.main import main as cli
+from adapters.ops.provision import ensure_resources
+from adapters.ops.trace_check import check, read_lines
+from adapters.runtime.clients import now_ms
+from adapters.runtime.logs import configure
+from adapters.runtime.reconciler import reconcile_pass
 from tests.test_lambda import Context, post
 
 

@@ -18,7 +18,9 @@ from unittest import mock
 import attrs
 from hypothesis import Phase, settings
 
-from adapters import aws_lambda, classify, queue, reconciler, runner, store
+from adapters import aws_lambda
+from adapters.runtime import classify, reconciler, runner, store
+from adapters.runtime import sqs as queue
 from statemodel.categories import ErrorCategory
 from statemodel.events import RolledBack, SendConfirmed
 from statemodel.flows import Answer, Send, Write

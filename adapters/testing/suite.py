@@ -40,18 +40,18 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from adapters.audit import record_problems
-from adapters.aws import now_ms
-from adapters.provision import ensure_resources
-from adapters.store import stored_from_item
+from adapters.ops.audit import record_problems
+from adapters.ops.provision import ensure_resources
+from adapters.runtime.clients import now_ms
+from adapters.runtime.store import stored_from_item
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from statemodel.decider import segment
 from statemodel.events import SendFailed
 from statemodel.flows import Settings
 from statemodel.invariants import duplicate_problems, lost, orphans
 from statemodel.records import Phase
+from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS
-from statemodel.world import Stored
 
 Handler = Callable[[Any, Any], dict[str, Any]]
 

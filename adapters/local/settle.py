@@ -1,0 +1,135 @@
+"""The demo's end game: run the reconciler until the table is settled, then drain the queue.
+
+Settling runs in real time, through the real reconciler entry point (`aws_lambda.reconcile`, as an
+EventBridge schedule would invoke it), on the demo's short settings (re-drive after 1 s, lease margin
+1 s) — no clock is faked, so what the reconciler sees is what a deployment would see, only sooner.
+Between passes it reads the table directly (past the fault proxy) and sleeps until the next record is
+due: a lease's expiry, or a PENDING record's re-drive time. A record is settled once it is confirmed or
+flagged exhausted. It stops after a bounded number of passes or seconds; what is left unsettled is
+reported, never waited on.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Collection
+from typing import Any
+
+import attrs
+
+from adapters.local.verdict import Delivery
+from adapters.runtime.clients import now_ms
+from adapters.runtime.store import DynamoStore
+from statemodel.flows import Settings
+from statemodel.records import Phase, Record
+from statemodel.stored import Stored
+from statemodel.validation import RESERVED_ATTRIBUTE
+
+FAILED_PASS_PAUSE_S = 1.0
+
+
+@attrs.define
+class Settling:
+    passes: int = 0
+    failed_passes: int = 0  # invocations that raised (an index query that failed past its retries)
+    settled: bool = False
+    seconds: float = 0.0
+    actions: dict[str, int] = attrs.field(factory=dict)  # the passes' summaries, added up
+    unsettled: list[str] = attrs.field(factory=list)
+
+
+def read_records(store: DynamoStore, ids: Collection[str] | None) -> tuple[dict[str, Stored], list[str]]:
+    """This run's records (all when `ids` is None), and the ids of the others."""
+    mine: dict[str, Stored] = {}
+    others: list[str] = []
+    for item, decoded in store.scan():
+        message_id = item.get("message_id", {}).get("S", "?")
+        if ids is not None and message_id not in ids:
+            others.append(message_id)
+        elif isinstance(decoded, Stored):
+            mine[message_id] = decoded
+    return mine, others
+
+
+def _due_at(record: Record, settings: Settings) -> int:
+    if record.phase is Phase.IN_FLIGHT:
+        return record.lease_expires_at or 0
+    return record.updated_at + settings.redrive_after_ms
+
+
+def settle(
+    store: DynamoStore,
+    ids: Collection[str] | None,
+    reconcile: Callable[[], dict[str, Any]],
+    settings: Settings,
+    budget_s: float,
+    max_passes: int,
+    tick: Callable[[Settling, int], None] = lambda *_: None,
+) -> Settling:
+    """Passes until every record is confirmed or exhausted, or the bounds are reached."""
+    started = time.monotonic()
+    result = Settling()
+    actions: collections.Counter[str] = collections.Counter()
+    while True:
+        stored, _ = read_records(store, ids)
+        waiting = [s.record for s in stored.values() if s.record.phase in (Phase.IN_FLIGHT, Phase.PENDING)]
+        result.unsettled = sorted(r.message_id for r in waiting)
+        if not waiting:
+            result.settled = True
+            break
+        tick(result, len(waiting))
+        wait_s = max(0.0, (min(_due_at(r, settings) for r in waiting) - now_ms()) / 1000) + 0.05
+        if result.passes >= max_passes or time.monotonic() - started + wait_s > budget_s:
+            break
+        time.sleep(wait_s)
+        try:
+            summary = reconcile()
+        except Exception:
+            result.failed_passes += 1
+            time.sleep(FAILED_PASS_PAUSE_S)  # as a schedule would, rather than hammering
+        else:
+            actions.update({k: int(v) for k, v in summary.items() if isinstance(v, int | bool)})
+        result.passes += 1
+    result.seconds = round(time.monotonic() - started, 1)
+    result.actions = dict(actions)
+    return result
+
+
+def drain(
+    sqs: Any, queue_url: str, ours: Callable[[str | None], bool], *, consistent: bool, budget_s: float = 60.0
+) -> tuple[list[Delivery], int]:
+    """Receives every message and deletes this run's (`ours`); returns them, and how many others were
+    seen (those are left alone: they come back after their visibility timeout). moto is consistent,
+    so one empty receive ends it; real SQS samples its servers, so three long-polled ones in a row."""
+    deliveries: dict[str, Delivery] = {}
+    others: set[str] = set()
+    empties, needed = 0, 1 if consistent else 3
+    deadline = time.monotonic() + budget_s
+    while empties < needed and time.monotonic() < deadline:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=120,
+            WaitTimeSeconds=0 if consistent else 1,
+            MessageAttributeNames=["All"],
+            AttributeNames=["SentTimestamp"],
+        ).get("Messages", [])
+        empties = 0 if batch else empties + 1
+        mine = []
+        for message in batch:
+            attribute = message.get("MessageAttributes", {}).get(RESERVED_ATTRIBUTE, {}).get("StringValue")
+            if not ours(attribute):
+                others.add(message["MessageId"])
+                continue
+            mine.append(message)
+            deliveries[message["MessageId"]] = Delivery(
+                sqs_id=message["MessageId"],
+                message_id=attribute,
+                body=message.get("Body", ""),
+                sent_at=int(message.get("Attributes", {}).get("SentTimestamp", 0)),
+            )
+        if mine:
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(mine)]
+            sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return list(deliveries.values()), len(others)

@@ -1,0 +1,1 @@
+"""Operator tools: provisioning, the audit of a live table, the trace checker for log files."""

@@ -1,0 +1,3 @@
+"""What the Lambda loads: clients and deadlines, classification, the DynamoDB store, the SQS queue,
+the flow runner, configuration, logs, API Gateway event shapes and the reconciler pass. Nothing here
+imports the checker, the suite, the local service, the command line or the doc generators."""

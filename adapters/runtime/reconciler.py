@@ -1,0 +1,99 @@
+"""One reconciler pass, and `sendguard reconcile`.
+
+A pass reads only the sparse `attention` index (in-flight records whose lease has expired, PENDING
+records that waited `redrive_after`), and for each hands the record to `statemodel.flows.
+reconcile_start`, which decides: roll the expired claim back (fenced by attempt and version), re-drive
+it, flag it exhausted, or nothing. Index reads are eventually consistent; that is safe, because every
+write is conditioned on the version it read, so a stale read only costs a superseded write.
+A pass stops starting new work when its own deadline is near; what is left waits for the next pass.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import structlog
+
+from adapters.runtime.classify import Classified
+from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
+from adapters.runtime.config import Config
+from adapters.runtime.logs import get_logger
+from adapters.runtime.runner import Aws, run_flow
+from statemodel.flows import Result, lease_expiry, reconcile_start
+from statemodel.records import Phase
+
+__all__ = ["PassSummary", "reconcile_pass", "reconcile_start"]
+
+
+@attrs.define
+class PassSummary:
+    expired: int = 0
+    redriven: int = 0
+    exhausted: int = 0
+    superseded: int = 0
+    failed: int = 0
+    overdue_in_flight: int = 0  # in-flight records found with their lease already expired
+    records_read: int = 0
+    queries: int = 0
+    failed_queries: int = 0  # index partitions a pass could not read (past the SDK's retries)
+    stopped_early: bool = False  # the pass ran out of time; the next pass continues
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+_TALLY = {
+    Result.EXPIRED: "expired",
+    Result.SENT: "redriven",
+    Result.EXHAUSTED: "exhausted",
+    Result.SUPERSEDED: "superseded",
+    Result.FAILED: "failed",
+}
+
+
+def reconcile_pass(
+    aws: Aws,
+    config: Config,
+    deadline_ms: int,
+    clock: Callable[[], int] = now_ms,
+    new_attempt_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> PassSummary:
+    summary = PassSummary()
+    queries: list[int] = []
+    failed: list[Classified] = []
+    settings = config.settings
+    started = clock()
+    for record in aws.store.due(started, settings, queries, failed):
+        summary.records_read += 1
+        now = clock()
+        if now + ATTEMPT_BUDGET_MS > deadline_ms:  # not one more attempt fits: the next pass goes on
+            summary.stopped_early = True
+            break
+        if record.phase is Phase.IN_FLIGHT:
+            summary.overdue_in_flight += 1
+        lease = lease_expiry(now, deadline_ms - now, settings)
+        flow = reconcile_start(record, now, settings, new_attempt_id(), lease)
+        if flow is None:
+            continue
+        with structlog.contextvars.bound_contextvars(
+            message_id=record.message_id, correlation_id=record.message.correlation_id
+        ):
+            answer = run_flow(flow, aws, deadline_ms, clock)
+        field = _TALLY.get(answer.result)
+        if field is not None:
+            setattr(summary, field, getattr(summary, field) + 1)
+    summary.queries = len(queries)
+    summary.failed_queries = len(failed)
+    for error in failed:
+        get_logger().warning(
+            "aws_failure",
+            service="dynamodb",
+            operation="Query",
+            category=error.category.value,
+            code=error.code,
+        )
+    get_logger().info("reconcile_pass", **summary.as_dict())
+    return summary

@@ -1,0 +1,131 @@
+"""Interprets a flow's effects on AWS and feeds the outcomes back: the only loop between the pure
+flows and the services. It decides nothing; it carries out, and it logs what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from adapters.runtime.call_report import CallReport
+from adapters.runtime.clients import make_client, now_ms
+from adapters.runtime.config import Config
+from adapters.runtime.logs import get_logger
+from adapters.runtime.sqs import SqsQueue
+from adapters.runtime.store import DynamoStore
+from statemodel.decider import evolve
+from statemodel.events import (
+    Accepted,
+    Claimed,
+    Event,
+    RedriveExhausted,
+    RolledBack,
+    SendConfirmed,
+    SendFailed,
+    event_to_dict,
+)
+from statemodel.flows import Answer, Flow, Write, advance
+from statemodel.records import Record, phase_of
+
+
+@attrs.frozen
+class Aws:
+    store: DynamoStore
+    queue: SqsQueue
+
+    @classmethod
+    def from_config(cls, config: Config) -> Aws:
+        return cls(
+            DynamoStore(make_client("dynamodb", config.aws_max_attempts), config.table),
+            SqsQueue(make_client("sqs", config.aws_max_attempts), config.queue_url),
+        )
+
+
+def run_flow(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int] = now_ms) -> Answer:
+    """Carries the flow to its end. `deadline_ms`: when this invocation must be done."""
+    log = get_logger()
+    while not flow.done:
+        effect = flow.effect
+        if isinstance(effect, Write):
+            outcome, call = aws.store.perform(effect, deadline_ms)
+        elif isinstance(effect, Answer):  # pragma: no cover - a done flow ends the loop
+            break
+        else:
+            outcome, call = aws.queue.perform(effect, min(deadline_ms, effect.deadline))
+        if call.error is not None:
+            log_failure(log, call, flow)
+        flow = advance(flow, outcome, clock())
+        if isinstance(effect, Write) and flow.record == effect.after:
+            log_transitions(log, effect.before, effect.events)
+    answer = flow.answer
+    if answer.rollback_failed:
+        record = answer.record
+        log.error(
+            "rollback_failed",
+            message_id=answer.message_id,
+            attempt_id=flow.attempt_id,
+            lease_expires_at=flow.lease_expires_at,
+            version=record.version if record else None,
+            note="the record stays in flight under its lease; the reconciler rolls it back after it",
+        )
+    return answer
+
+
+def log_failure(log: Any, call: CallReport, flow: Flow | None) -> None:
+    error = call.error
+    assert error is not None
+    log.warning(
+        "aws_failure",
+        service=call.service,
+        operation=call.operation,
+        category=error.category.value,
+        code=error.code,
+        http_status=error.status,
+        throttling=error.throttling,
+        attempts=call.attempts,
+        max_attempts_reached=error.max_attempts_reached,
+        retry_quota_reached=error.retry_quota_reached,
+        latency_ms=call.latency_ms,
+        stage=flow.stage.value if flow else None,
+    )
+
+
+def log_transitions(log: Any, before: Record | None, events: tuple[Event, ...]) -> None:
+    """One line per event of a write that landed: the trace `sendguard check-trace` replays."""
+    record = before
+    for event in events:
+        after = evolve(record, event)
+        log.info(
+            "transition",
+            message_id=after.message_id,
+            correlation_id=after.message.correlation_id,
+            **{"from": phase_of(record).value, "to": after.phase.value},
+            status=after.status.value,
+            version=after.version,
+            attempt_id=getattr(event, "attempt_id", None),
+            cause=_cause(event),
+            record_event=event_to_dict(event),
+        )
+        if isinstance(event, RedriveExhausted):
+            log.error(
+                "redrive_exhausted",
+                message_id=after.message_id,
+                correlation_id=after.message.correlation_id,
+                attempts=after.attempts,
+                cause=event.cause.value,
+                last_error=attrs.asdict(after.last_error) if after.last_error else None,
+            )
+        record = after
+
+
+def _cause(event: Event) -> str:
+    match event:
+        case Accepted():
+            return "accepted"
+        case Claimed() | RolledBack() | RedriveExhausted():
+            return event.cause.value
+        case SendConfirmed():
+            return "sqs_accepted"
+        case SendFailed():
+            return f"{event.category}:{event.code}"

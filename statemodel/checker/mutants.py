@@ -1,0 +1,175 @@
+"""Deliberately broken models: statemodel with one piece swapped, to show the explorer catches each.
+
+A mutant never restates the model. It is a `Model` whose fields name statemodel's own functions and
+data, with one (or, where one bug needs it, a few) replaced by a wrapper around the real function, a
+variant of the real table, or other settings. The judge is never mutated: `installed` gives `decide`
+the mutant's table while `history_problems` keeps the table as written.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from statemodel import attention, flows, table
+from statemodel.categories import ErrorCategory
+from statemodel.checker.space import TICK_SETTINGS, DueFunction, Model, ReconcileFunction
+from statemodel.commands import ExpireLease, Redrive
+from statemodel.events import Claimed, RolledBack, SendConfirmed
+from statemodel.flows import Failed, Flow, Outcome, Result, Send, Sent, Settings, Write, condition_holds
+from statemodel.records import Phase, Record, Status
+from statemodel.table import Guard, Transition
+
+# ---- write conditions ----------------------------------------------------------------------------
+
+
+def _rollback_checks_status_only(write: Write, current: Record | None) -> bool:
+    """A rollback's condition is only "still QUEUED": no version, no attempt (no fencing)."""
+    if any(isinstance(event, RolledBack) for event in write.events):
+        return current is not None and current.status is Status.QUEUED
+    return condition_holds(write, current)
+
+
+def _confirm_without_condition(write: Write, current: Record | None) -> bool:
+    if any(isinstance(event, SendConfirmed) for event in write.events):
+        return True
+    return condition_holds(write, current)
+
+
+def _create_over_existing(write: Write, current: Record | None) -> bool:
+    """The create forgets `attribute_not_exists`: a second request with the key starts afresh."""
+    return True if write.before is None else condition_holds(write, current)
+
+
+def _claim_without_condition(write: Write, current: Record | None) -> bool:
+    if write.before is not None and any(isinstance(event, Claimed) for event in write.events):
+        return current is not None
+    return condition_holds(write, current)
+
+
+# ---- the reconciler ------------------------------------------------------------------------------
+
+
+def _reconciler_also_takes(phase: Phase, start: str) -> tuple[DueFunction, ReconcileFunction]:
+    """`is_due` and `reconcile_start` that also act on records in `phase`, by `start`ing an expiry
+    ("expire") or a re-drive ("redrive") with statemodel's own starters."""
+
+    def is_due(record: Record, now: int, settings: Settings) -> bool:
+        return record.phase is phase or attention.is_due(record, now, settings)
+
+    def reconcile_start(
+        record: Record, now: int, settings: Settings, attempt_id: str, lease: int
+    ) -> Flow | None:
+        if record.phase is not phase:
+            return flows.reconcile_start(record, now, settings, attempt_id, lease)
+        if start == "expire":
+            return flows.start_expire(record, now)
+        return flows.start_redrive(record, attempt_id, lease, now, settings)
+
+    return is_due, reconcile_start
+
+
+def _with_rows(*rows: Transition, drop_guard_of: type | None = None) -> tuple[Transition, ...]:
+    """The table with extra rows, or with the guard of `drop_guard_of`'s row removed."""
+    kept = tuple(
+        attrs.evolve(row, guard=None)
+        if row.command is drop_guard_of and row.guard is Guard.LEASE_EXPIRED
+        else row
+        for row in table.TRANSITIONS
+    )
+    return kept + rows
+
+
+# ---- the flows -----------------------------------------------------------------------------------
+
+
+def _ambiguous_send_taken_as_sent(flow: Flow, outcome: Outcome, now: int) -> Flow:
+    """A send that timed out is taken for a success: "it probably went through"."""
+    if (
+        isinstance(flow.effect, Send)
+        and isinstance(outcome, Failed)
+        and outcome.category is ErrorCategory.AMBIGUOUS
+    ):
+        outcome = Sent("unknown")
+    return flows.advance(flow, outcome, now)
+
+
+def _in_flight_replay_accepted(flow: Flow, outcome: Outcome, now: int) -> Flow:
+    """A replay that finds its record in flight is told 202, before SQS has the message."""
+    after = flows.advance(flow, outcome, now)
+    if after.done and after.answer.failure is not None and after.answer.failure.code == "InProgress":
+        answer = attrs.evolve(after.answer, result=Result.ALREADY_QUEUED, failure=None)
+        return attrs.evolve(after, effect=answer)
+    return after
+
+
+# ---- the mutants ---------------------------------------------------------------------------------
+
+_expire_confirmed_due, _expire_confirmed = _reconciler_also_takes(Phase.CONFIRMED, "expire")
+_redrive_confirmed_due, _redrive_confirmed = _reconciler_also_takes(Phase.CONFIRMED, "redrive")
+_expire_live_due, _expire_live = _reconciler_also_takes(Phase.IN_FLIGHT, "expire")
+
+MUTANTS: dict[str, Model] = {
+    mutant.name: mutant
+    for mutant in (
+        Model(
+            "unfenced-rollback",
+            "rollback without fencing: a rollback's write only checks that the record is QUEUED",
+            write_condition=_rollback_checks_status_only,
+        ),
+        Model(
+            "unconditional-confirm",
+            "the confirm write has no condition: a stale attempt confirms whatever the record is now",
+            write_condition=_confirm_without_condition,
+        ),
+        Model(
+            "rollback-confirmed",
+            "the reconciler rolls back confirmed records too (and the table lets it)",
+            is_due=_expire_confirmed_due,
+            reconcile_start=_expire_confirmed,
+            table=_with_rows(
+                Transition(Phase.CONFIRMED, ExpireLease, (RolledBack,), Phase.PENDING, fenced=True)
+            ),
+        ),
+        Model(
+            "redrive-confirmed",
+            "the reconciler re-drives confirmed records too (and the table lets it)",
+            is_due=_redrive_confirmed_due,
+            reconcile_start=_redrive_confirmed,
+            table=_with_rows(
+                Transition(Phase.CONFIRMED, Redrive, (Claimed,), Phase.IN_FLIGHT, guard=Guard.ATTEMPTS_LEFT)
+            ),
+        ),
+        Model(
+            "short-lease",
+            "the lease is shorter than the invocation: it ends a tick before the send deadline",
+            settings=attrs.evolve(TICK_SETTINGS, lease_margin_ms=-1),
+        ),
+        Model(
+            "ambiguous-as-sent",
+            "an ambiguous send (a timeout) is treated as a definite success",
+            advance=_ambiguous_send_taken_as_sent,
+        ),
+        Model(
+            "key-ignored",
+            "the Idempotency-Key is ignored: a repeated request creates its record afresh",
+            write_condition=_create_over_existing,
+        ),
+        Model(
+            "lease-ignored",
+            "the reconciler ignores the lease: it rolls back in-flight records whose lease is live",
+            is_due=_expire_live_due,
+            reconcile_start=_expire_live,
+            table=_with_rows(drop_guard_of=ExpireLease),
+        ),
+        Model(
+            "double-claim",
+            "a re-drive's claim has no condition: two attempts can claim one record",
+            write_condition=_claim_without_condition,
+        ),
+        Model(
+            "in-flight-replay-accepted",
+            "a replay that finds its record in flight is told 202 before SQS has the message",
+            advance=_in_flight_replay_accepted,
+        ),
+    )
+}

@@ -1,0 +1,127 @@
+"""An in-memory world that interprets the flows' effects: a table with DynamoDB's conditional-write
+semantics and a queue with SQS's, each with injectable faults. The pure-model tests and the explorer
+run the real flows against it; the adapters run the same flows against AWS.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from statemodel.categories import ErrorCategory
+from statemodel.flows import (
+    Answer,
+    ConditionFailed,
+    Effect,
+    Failed,
+    Outcome,
+    Send,
+    Sent,
+    Write,
+    Written,
+    condition_holds,
+)
+from statemodel.records import Record
+from statemodel.stored import Stored
+
+
+class Fault(enum.Enum):
+    """What can go wrong with one effect. Each is something AWS or the network really does."""
+
+    # writes
+    WRITE_REJECTED = "write rejected (throttled after the SDK's retries)"
+    WRITE_LANDED_THEN_TIMEOUT = "write applied, then the caller timed out"
+    WRITE_LANDED_THEN_RETRIED = "write applied, the SDK's retry failed its condition"
+    # sends
+    SEND_RETRYABLE = "send refused, retryable"
+    SEND_PERMANENT = "send refused, permanent"
+    SEND_LANDED_THEN_TIMEOUT = "send accepted by SQS, then the caller timed out (ambiguous)"
+    SEND_LOST_TIMEOUT = "send timed out before SQS got it (ambiguous)"
+
+    @property
+    def applies_to(self) -> type[Write] | type[Send]:
+        return Write if self.name.startswith("WRITE") else Send
+
+
+WRITE_FAULTS = tuple(f for f in Fault if f.applies_to is Write)
+SEND_FAULTS = tuple(f for f in Fault if f.applies_to is Send)
+
+
+def apply_write(stored: Stored | None, write: Write) -> tuple[Stored | None, Outcome]:
+    """DynamoDB's conditional write: all of it, or nothing and the item as it was."""
+    current = stored.record if stored else None
+    if not condition_holds(write, current):
+        return stored, ConditionFailed(current)
+    history = (stored.history if stored else ()) + write.events
+    return Stored(write.after, history), Written()
+
+
+@attrs.frozen
+class QueuedMessage:
+    message_id: str
+    sqs_message_id: str
+    body: str
+
+
+class World:
+    """The table, the queue and what was sent, in memory. Mutable: one object per test run."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Stored] = {}
+        self.queue: list[QueuedMessage] = []
+        self.consumed: list[QueuedMessage] = []
+        # Every send SQS accepted, per message id, in order: the SQS message ids.
+        self.landed: dict[str, list[str]] = {}
+        self._sqs_ids = 0
+
+    def perform(self, effect: Effect, now: int, fault: Fault | None = None) -> Outcome:
+        if isinstance(effect, Answer):
+            raise ValueError("an answer is not performed")
+        if fault is not None and not isinstance(effect, fault.applies_to):
+            raise ValueError(f"{fault} cannot happen to a {type(effect).__name__}")
+        if isinstance(effect, Write):
+            return self._write(effect, fault)
+        if now > effect.deadline:
+            return Failed(ErrorCategory.RETRYABLE, "DeadlineExceeded")  # never started
+        return self._send(effect, fault)
+
+    def record(self, message_id: str) -> Record | None:
+        stored = self.items.get(message_id)
+        return stored.record if stored else None
+
+    def consume(self, index: int = 0) -> QueuedMessage:
+        message = self.queue.pop(index)
+        self.consumed.append(message)
+        return message
+
+    def delivered(self) -> set[str]:
+        return {message_id for message_id, sends in self.landed.items() if sends}
+
+    def _write(self, write: Write, fault: Fault | None) -> Outcome:
+        if fault is Fault.WRITE_REJECTED:
+            return Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
+        stored, outcome = apply_write(self.items.get(write.message_id), write)
+        if stored is not None:
+            self.items[write.message_id] = stored
+        if isinstance(outcome, Written) and fault is Fault.WRITE_LANDED_THEN_TIMEOUT:
+            return Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+        if isinstance(outcome, Written) and fault is Fault.WRITE_LANDED_THEN_RETRIED:
+            return ConditionFailed(write.after)
+        return outcome
+
+    def _send(self, send: Send, fault: Fault | None) -> Outcome:
+        if fault is Fault.SEND_RETRYABLE:
+            return Failed(ErrorCategory.RETRYABLE, "RequestThrottled")
+        if fault is Fault.SEND_PERMANENT:
+            return Failed(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue")
+        if fault is Fault.SEND_LOST_TIMEOUT:
+            return Failed(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")
+        self._sqs_ids += 1
+        sqs_id = f"sqs-{self._sqs_ids}"
+        message_id = send.message.message_id
+        self.queue.append(QueuedMessage(message_id, sqs_id, send.body))
+        self.landed.setdefault(message_id, []).append(sqs_id)
+        if fault is Fault.SEND_LANDED_THEN_TIMEOUT:
+            return Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+        return Sent(sqs_id)
