@@ -36,12 +36,24 @@ from statemodel.events import (
     SendFailed,
 )
 from statemodel.records import LastError, Phase, Record, Status, phase_of
-from statemodel.table import EVENT_TARGET, FENCED_EVENTS, TRANSITIONS, Guard, Transition, rows_for
+from statemodel.table import (
+    EVENT_TARGET,
+    FENCED_EVENTS,
+    TRANSITIONS,
+    Guard,
+    Table,
+    Transition,
+    rows_for,
+)
 
 
-def decide(record: Record | None, command: Command, now: int) -> tuple[Event, ...]:
+def decide(
+    record: Record | None, command: Command, now: int, table: Table = TRANSITIONS
+) -> tuple[Event, ...]:
+    """The events of the row of `table` (the transition table unless a caller, such as a model
+    mutant in the explorer, passes another) that `command` takes from `record` at `now`."""
     phase = phase_of(record)
-    rows = rows_for(phase, type(command))
+    rows = rows_for(phase, type(command), table)
     if not rows:
         raise ForbiddenCommand(_refusal_text(phase, command))
     if rows[0].fenced:

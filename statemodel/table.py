@@ -105,8 +105,11 @@ EVENT_TARGET: dict[type[Event], Phase | None] = {
 FENCED_EVENTS: frozenset[type[Event]] = frozenset({SendConfirmed, SendFailed, RolledBack})
 
 
-def rows_for(source: Phase, command: type[Command]) -> tuple[Transition, ...]:
-    return tuple(t for t in TRANSITIONS if t.source is source and t.command is command)
+Table = tuple[Transition, ...]
+
+
+def rows_for(source: Phase, command: type[Command], table: Table = TRANSITIONS) -> tuple[Transition, ...]:
+    return tuple(t for t in table if t.source is source and t.command is command)
 
 
 def forbidden_moves() -> list[tuple[Phase, type[Command]]]:
