@@ -228,10 +228,12 @@ class Search:
             frontier = found
             if self.on_level is not None:
                 self.on_level(depth, len(parents))
-        if violation is None and self.on_liveness is not None:
+        report = self._outcome(violation, transitions, depth)
+        if violation is not None:
+            return report
+        if self.on_liveness is not None:
             self.on_liveness()
-        liveness = self._liveness() if violation is None else Liveness(checked=False)
-        return attrs.evolve(self._outcome(violation, transitions, depth), liveness=liveness)
+        return attrs.evolve(report, liveness=self._liveness())
 
     def _at_rest(self, state: State) -> None:
         """A state with no invocation running: remember it if it settles with a broken promise, or if
