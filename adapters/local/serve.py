@@ -33,7 +33,7 @@ def banner(service: LocalService, port: int) -> str:
         lines += [
             "",
             "  the same data from another shell:",
-            f"  AWS_ENDPOINT_URL={service.upstream} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            f"  AWS_ENDPOINT_URL={service.upstream} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
             f"AWS_DEFAULT_REGION=us-east-1 sendguard audit --table {service.table}",
         ]
     lines += ["", "Ctrl-C stops it. The function's JSON logs follow on stdout."]

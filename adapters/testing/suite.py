@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-import os
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from typing import Any
 import attrs
 import boto3
 import time_machine
-from hypothesis import HealthCheck, note, settings
+from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -40,10 +39,12 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from adapters.local.sandbox import LambdaContext, environment
 from adapters.ops.audit import record_problems
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import now_ms
 from adapters.runtime.store import stored_from_item
+from adapters.testing import profiles
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from statemodel.decider import segment
 from statemodel.events import SendFailed
@@ -58,14 +59,8 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 # What happened across one run of a suite (all its examples): `run_suite` checks it is complete.
 COVERAGE: collections.Counter[str] = collections.Counter()
 
-_BASE = settings(deadline=None, print_blob=True, suppress_health_check=list(HealthCheck))
-PROFILES = {
-    # ci: derandomized, so a run's coverage does not depend on luck; `long` draws anew each night.
-    "ci": settings(_BASE, max_examples=50, stateful_step_count=30, derandomize=True),
-    # smoke: a few short examples, to try a setup quickly; too small to judge coverage.
-    "smoke": settings(_BASE, max_examples=3, stateful_step_count=10, derandomize=True),
-    "long": settings(_BASE, max_examples=400, stateful_step_count=60),
-}
+# The `ci` run is 50 examples of 30 steps; `long` and `smoke` follow (adapters.testing.profiles).
+PROFILES = profiles.for_size(50, 30)
 
 
 @attrs.frozen
@@ -80,16 +75,6 @@ class Service:
     invocation_ms: int = 10_000  # the submit function's timeout (the SAM template's), counted down
     reconcile_ms: int = 30_000  # the reconciler function's timeout
     cleanup: Callable[[], None] = lambda: None
-
-
-class Context:
-    """A Lambda context counting down from the invocation's start on the (travelling) clock."""
-
-    def __init__(self, timeout_ms: int) -> None:
-        self.deadline = now_ms() + timeout_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.deadline - now_ms()
 
 
 def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Service:
@@ -107,17 +92,13 @@ def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Servic
         "SENDGUARD_AWS_MAX_ATTEMPTS": "2",
         "SENDGUARD_LOG_LEVEL": "CRITICAL",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+    configured = environment(env)
+    configured.__enter__()
     aws_lambda.reset()
 
     def cleanup() -> None:
         aws_lambda.reset()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        configured.__exit__(None, None, None)
         boto3.client("sqs").delete_queue(QueueUrl=queue_url)
         boto3.client("dynamodb").delete_table(TableName=name)
 
@@ -205,7 +186,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         )
         with self.injector.armed(plan):
             try:
-                return handler(event, Context(timeout))
+                return handler(event, LambdaContext(timeout, clock=now_ms))  # the travelling clock
             except Crashed:
                 COVERAGE["invocation crashed"] += 1
                 return None
@@ -444,8 +425,8 @@ def run_suite(machine: type[FaultInjectionSuite], profile: str | None = None) ->
     """Runs a suite with the `ci`, `long` or `smoke` profile (default: $HYPOTHESIS_PROFILE, else
     `ci`), then — except for `smoke` — fails if some fault kind or table row never happened."""
     COVERAGE.clear()
-    name = profile or os.environ.get("HYPOTHESIS_PROFILE", "ci")
-    run_state_machine_as_test(machine, settings=PROFILES.get(name, PROFILES["ci"]))
+    name = profiles.selected(profile)
+    run_state_machine_as_test(machine, settings=PROFILES[name])
     if name == "smoke":
         return
     expected = {f"fault {fault.name}" for fault in Fault}
