@@ -117,8 +117,11 @@ def test_tokens() -> None:
     assert valid_token("abc-123._:X") == "abc-123._:X"
     for bad in ("", "x" * 129, "a b", "<script>", "é", None, 5):
         assert valid_token(bad) is None
-    assert isinstance(idempotency_key("bad key"), Rejection)
+    rejected = idempotency_key("bad key")
+    assert isinstance(rejected, Rejection) and rejected.code == VALIDATION_ERROR
     assert idempotency_key(None) is None
+    assert idempotency_key("order-1:a.b_c") == "order-1:a.b_c"
+    assert idempotency_key("k" * 128) == "k" * 128 and isinstance(idempotency_key("k" * 129), Rejection)
     assert message_id_for_key("k") == message_id_for_key("k") != message_id_for_key("k2")
 
 
