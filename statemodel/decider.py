@@ -43,6 +43,7 @@ from statemodel.table import (
     Guard,
     Table,
     Transition,
+    row_writing,
     rows_for,
 )
 
@@ -121,16 +122,14 @@ def segment(history: Iterable[Event]) -> list[Transition]:
     events = list(history)
     rows: list[Transition] = []
     phase, index = Phase.ABSENT, 0
+    longest = max(len(row.events) for row in TRANSITIONS)
     while index < len(events):
-        fitting = [
-            row
-            for row in TRANSITIONS
-            if row.source is phase
-            and tuple(type(e) for e in events[index : index + len(row.events)]) == row.events
-        ]
-        if not fitting:
+        types = tuple(type(e) for e in events[index : index + longest])
+        row = next(
+            (r for n in range(len(types), 0, -1) if (r := row_writing(phase, types[:n])) is not None), None
+        )
+        if row is None:
             raise IllegalTransition(f"no table row writes {type(events[index]).__name__} from {phase.value}")
-        row = max(fitting, key=lambda r: len(r.events))
         rows.append(row)
         phase, index = row.target, index + len(row.events)
     return rows

@@ -238,14 +238,14 @@ def reference_row(write: Write) -> str:
     """The row of the table as written that a landed write is, for coverage."""
     source = write.before.phase if write.before else Phase.ABSENT
     events = tuple(type(e) for e in write.events)
-    for index, row in enumerate(JUDGED_TABLE):
-        if row.source is source and row.events == events:
-            return row_label(index, row)
-    return f"a write no row allows: {source.value} {'+'.join(e.__name__ for e in events)}"
+    row = table.row_writing(source, events, JUDGED_TABLE)
+    if row is None:
+        return f"a write no row allows: {source.value} {'+'.join(e.__name__ for e in events)}"
+    return row_label(row)
 
 
-def row_label(index: int, row: Transition) -> str:
-    return f"row {index}: {row.source.value} {row.command.__name__} -> {row.target.value}"
+def row_label(row: Transition) -> str:
+    return f"row {row.label}"
 
 
 def crash_label(stage: Stage) -> str:
@@ -264,9 +264,7 @@ def required_coverage(max_attempts: int = TICK_SETTINGS.max_attempts) -> list[st
     """Every row of the table, every fault kind and every crash point: each must happen at least once.
     With one attempt, a row that needs an attempt left after the first claim cannot happen."""
     labels = [
-        row_label(i, row)
-        for i, row in enumerate(JUDGED_TABLE)
-        if not (row.guard is Guard.ATTEMPTS_LEFT and max_attempts < 2)
+        row_label(row) for row in JUDGED_TABLE if not (row.guard is Guard.ATTEMPTS_LEFT and max_attempts < 2)
     ]
     labels += [fault.name for fault in Fault]
     labels += [crash_label(stage) for stage in CRASH_STAGES]
