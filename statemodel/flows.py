@@ -397,7 +397,7 @@ def _claim(flow: Flow, record: Record, cause: ClaimCause, now: int) -> Flow:
     return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now, flow.table))
 
 
-def _write(record: Record | None, command: Command, now: int, table: Table) -> Write:
+def _write(record: Record | None, command: Command, now: int, table: Table = TRANSITIONS) -> Write:
     events = decide(record, command, now, table)
     after = evolve_all(record, events)
     assert after is not None
