@@ -134,6 +134,7 @@ class Model:
     settings: Settings = TICK_SETTINGS
     lease_expiry: LeaseFunction = flows.lease_expiry
     start_submit: SubmitFunction = flows.start_submit
+    start_outbox: SubmitFunction = flows.start_outbox  # pending_put in the team's transaction, dispatch
     reconcile_start: ReconcileFunction = flows.reconcile_start
     is_due: DueFunction = attention.is_due
     advance: AdvanceFunction = flows.advance
@@ -498,16 +499,22 @@ class Space:
         return moves
 
     def _submits(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
-        """A client's request for this record: the submit starts and makes its first write at once."""
+        """A client's request for this record, by `send` or by the transactional outbox (`pending_put`
+        in a transaction, then `dispatch`): it starts and makes its first write at once."""
         model = self.model
-        try:
-            flow = forget_unread(model.start_submit(MESSAGE, "new", self._lease, NOW, model.settings))
-        except Exception as exc:
-            return [self._raised(cluster, flows, Action.SUBMIT, None, None, exc)]
-        started = self._flow_number(flow)
-        return [
-            self._step_move(cluster, flows, started, fault, Action.SUBMIT) for fault in (None, *WRITE_FAULTS)
-        ]
+        moves: list[Move] = []
+        for start in (model.start_submit, model.start_outbox):
+            try:
+                flow = forget_unread(start(MESSAGE, "new", self._lease, NOW, model.settings))
+            except Exception as exc:
+                moves.append(self._raised(cluster, flows, Action.SUBMIT, None, None, exc))
+                continue
+            started = self._flow_number(flow)
+            moves += [
+                self._step_move(cluster, flows, started, fault, Action.SUBMIT)
+                for fault in (None, *WRITE_FAULTS)
+            ]
+        return moves
 
     def _reconciler_starts(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
         record = cluster.record
