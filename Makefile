@@ -17,11 +17,11 @@ install: $(INSTALLED)
 test: lint typecheck docs-check pytest
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check statemodel adapters tests bench
-	$(BIN)/ruff format --check statemodel adapters tests bench
+	$(BIN)/ruff check statemodel adapters tests bench examples
+	$(BIN)/ruff format --check statemodel adapters tests bench examples
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy --strict statemodel adapters bench
+	$(BIN)/mypy --strict statemodel adapters bench examples
 
 docs: $(INSTALLED)
 	$(BIN)/python -m adapters.docgen

@@ -25,11 +25,26 @@ if TYPE_CHECKING:
     from adapters.aws_lambda import reconcile as reconcile
     from adapters.aws_lambda import submit as submit
     from adapters.ops.provision import ensure_resources as ensure_resources
+    from adapters.runtime.layout import TableLayout as TableLayout
+    from adapters.runtime.outbox import InvalidMessage as InvalidMessage
+    from adapters.runtime.outbox import Outbox as Outbox
+    from adapters.runtime.outbox import OutboxError as OutboxError
+    from adapters.runtime.outbox import RecordView as RecordView
+    from adapters.runtime.outbox import SendResult as SendResult
+    from adapters.runtime.reconciler import PassSummary as PassSummary
 
 _PUBLIC = {
     "submit": "adapters.aws_lambda",
     "reconcile": "adapters.aws_lambda",
     "ensure_resources": "adapters.ops.provision",
+    # The library API (docs/library.md): sendguard in the team's own handler, on the team's table.
+    "Outbox": "adapters.runtime.outbox",
+    "TableLayout": "adapters.runtime.layout",
+    "InvalidMessage": "adapters.runtime.outbox",
+    "OutboxError": "adapters.runtime.outbox",
+    "SendResult": "adapters.runtime.outbox",
+    "RecordView": "adapters.runtime.outbox",
+    "PassSummary": "adapters.runtime.reconciler",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,12 +1,14 @@
 """The Lambda entry points: `submit` (API Gateway, REST and HTTP APIs) and `reconcile` (a schedule).
 
-`submit` validates (invalid input writes nothing), then runs the pure submit flow on DynamoDB and SQS,
-and answers: 202 once SQS has the message; a clean SYSTEM_ERROR (503 with Retry-After when a retry may
-help, 500 when it cannot) when it does not, the record left consistent for the reconciler. No exception
-leaves a handler, and no answer carries an AWS code, a resource name or an exception's text.
+Both are thin users of `adapters.Outbox` with the default table layout. `submit` reads the HTTP
+request (docs/api.md: the JSON envelope, `Idempotency-Key`, `X-Correlation-Id`), validates it (invalid
+input writes nothing), hands it to `Outbox.submit` and answers what came of it: 202 once SQS has the
+message; a clean SYSTEM_ERROR (503 with Retry-After when a retry may help, 500 when it cannot) when it
+does not, the record left consistent for the reconciler. No exception leaves a handler, and no answer
+carries an AWS code, a resource name or an exception's text.
 
 Importing this module loads boto3, attrs, structlog and the project; nothing of the test or docs tool
-chain. Clients are made at the first invocation and kept for the container's life.
+chain. The Outbox (and its clients) is made at the first invocation and kept for the container's life.
 """
 
 from __future__ import annotations
@@ -19,28 +21,22 @@ from typing import Any
 import structlog
 
 from adapters.runtime import apigw as http
-from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import ANSWER, HANDLER_FAILED, RECONCILE_FAILED, emit
 from adapters.runtime.logs import configure, get_logger
-from adapters.runtime.reconciler import reconcile_pass
-from adapters.runtime.runner import Aws, log_failure, run_flow
+from adapters.runtime.outbox import Outbox, OutboxError, SendResult
+from adapters.runtime.runner import Aws
 from statemodel.categories import consequence
-from statemodel.flows import Answer, Failed, Result, lease_expiry, start_submit
 from statemodel.validation import (
     Rejection,
-    Request,
     idempotency_key,
     message_id_for_key,
-    new_message,
     parse_submission,
     valid_token,
 )
 
-__all__ = ["lease_expiry", "message_id_for_key", "reconcile", "reset", "run_flow", "submit"]
+__all__ = ["reconcile", "reset", "submit"]
 
-ANSWER_MARGIN_MS = 500  # kept back from the invocation's time to answer in
-DEFAULT_REMAINING_MS = 30_000  # when the context cannot tell (not on Lambda)
 RETRY_AFTER_S = 2
 
 _state: dict[str, Any] = {}
@@ -54,26 +50,24 @@ def _logging() -> None:
         _state["logging"] = True
 
 
-def _runtime() -> tuple[Config, Aws]:
-    """The configuration and clients, made once per container."""
+def _outbox() -> Outbox:
+    """The Outbox of this container: configuration and clients, made once."""
     _logging()
-    if "aws" not in _state:
-        config = Config.from_env()
-        _state.update(config=config, aws=Aws.from_config(config))
-    return _state["config"], _state["aws"]
+    if "outbox" not in _state:
+        _state["outbox"] = Outbox.from_config(Config.from_env())
+    outbox: Outbox = _state["outbox"]
+    return outbox
+
+
+def _runtime() -> tuple[Config, Aws]:
+    """The configuration and clients of this container."""
+    outbox = _outbox()
+    return outbox.config, outbox.aws
 
 
 def reset() -> None:
     """Forget the configuration and clients (tests change the environment between invocations)."""
     _state.clear()
-
-
-def _remaining_ms(context: object) -> int:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    try:
-        return int(remaining()) if callable(remaining) else DEFAULT_REMAINING_MS
-    except (TypeError, ValueError):
-        return DEFAULT_REMAINING_MS
 
 
 # ---- submit ---------------------------------------------------------------------------------------
@@ -129,65 +123,51 @@ def _post(request: http.HttpRequest, correlation_id: str, context: object) -> di
     parsed = parse_submission(request.body)
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
-    config, aws = _runtime()
-    answer = _submit(parsed, key, correlation_id, config, aws, _remaining_ms(context))
-    return _answer_submit(answer, correlation_id)
-
-
-def _submit(
-    request: Request, key: str | None, correlation_id: str, config: Config, aws: Aws, remaining_ms: int
-) -> Answer:
-    now = now_ms()
+    outbox = _outbox()
     message_id = message_id_for_key(key) if key else str(uuid.uuid4())
-    attempt_id = str(uuid.uuid4())
-    structlog.contextvars.bind_contextvars(message_id=message_id, attempt_id=attempt_id)
-    message = new_message(request, message_id, correlation_id, now, key)
-    lease = lease_expiry(now, remaining_ms, config.settings)
-    flow = start_submit(message, attempt_id, lease, now, config.settings)
-    return run_flow(flow, aws, now + max(remaining_ms - ANSWER_MARGIN_MS, ATTEMPT_BUDGET_MS))
+    structlog.contextvars.bind_contextvars(message_id=message_id)
+    result = outbox.submit(
+        parsed, message_id, correlation_id=correlation_id, idempotency_key=key, context=context
+    )
+    return _answer_submit(result, correlation_id)
 
 
-def _answer_submit(answer: Answer, correlation_id: str) -> dict[str, Any]:
-    if answer.accepted:
-        body = {"messageId": answer.message_id, "status": "QUEUED", "correlationId": correlation_id}
+def _answer_submit(result: SendResult, correlation_id: str) -> dict[str, Any]:
+    if result.accepted:
+        body = {"messageId": result.message_id, "status": "QUEUED", "correlationId": correlation_id}
         return http.answer(202, body, correlation_id)
-    if answer.result is Result.CONFLICT:
+    if result.outcome == "conflict":
         message = "this Idempotency-Key was used for a different request"
         return http.error(409, http.IDEMPOTENCY_CONFLICT, message, correlation_id)
-    assert answer.failure is not None
-    outcome = consequence(answer.failure.category)
-    if answer.failure.code == "InProgress":
+    if result.error_code == "InProgress":
         message = "a request with this Idempotency-Key is still in progress; retry it later"
-    elif outcome.retry_after:
+    elif result.retryable:
         message = "the message could not be queued now; retry later with the same Idempotency-Key"
     else:
         message = "the message cannot be queued; retrying the same request will not help"
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if outcome.retry_after else None
-    return http.error(outcome.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if result.retryable else None
+    return http.error(result.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
 
 
 def _get(message_id: str, correlation_id: str) -> dict[str, Any]:
     if valid_token(message_id) is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     structlog.contextvars.bind_contextvars(message_id=message_id)
-    _, aws = _runtime()
-    stored, call = aws.store.get(message_id, now_ms() + ATTEMPT_BUDGET_MS * 2)
-    if isinstance(stored, Failed):
-        log_failure(get_logger(), call, None)
-        outcome = consequence(stored.category)
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if outcome.retry_after else None
+    try:
+        view = _outbox().get(message_id)
+    except OutboxError as exc:
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if consequence(exc.category).retry_after else None
         message = "the message's status cannot be read now"
-        return http.error(outcome.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
-    if stored is None:
+        return http.error(exc.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
+    if view is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
-    record = stored.record
     body = {
-        "messageId": record.message_id,
-        "status": record.status.value,
-        "delivery": record.phase.value.lower(),
-        "attempts": record.attempts,
-        "createdAt": record.message.created_at,
-        "updatedAt": record.updated_at,
+        "messageId": view.message_id,
+        "status": view.status,
+        "delivery": view.delivery,
+        "attempts": view.attempts,
+        "createdAt": view.created_at,
+        "updatedAt": view.updated_at,
         "correlationId": correlation_id,
     }
     return http.answer(200, body, correlation_id)
@@ -216,11 +196,8 @@ def _error_code(body: str) -> str | None:
 def reconcile(event: object, context: object = None) -> dict[str, Any]:
     """One reconciler pass (an EventBridge schedule invokes it); returns what it did."""
     structlog.contextvars.clear_contextvars()
-    config, aws = _runtime()
-    remaining = _remaining_ms(context)
-    deadline = now_ms() + max(remaining - ANSWER_MARGIN_MS, ATTEMPT_BUDGET_MS)
     try:
-        return reconcile_pass(aws, config, deadline).as_dict()
+        return _outbox().reconcile(context=context).as_dict()
     except Exception:
         emit(get_logger(), RECONCILE_FAILED)
         raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it

@@ -23,6 +23,14 @@ class Submit:
 
 
 @attrs.frozen
+class Prepare:
+    """Accept a new message as PENDING, unclaimed: the transactional outbox's record, which the team's
+    own transaction writes beside its domain change; `dispatch` (or a re-drive) claims it later."""
+
+    message: Message
+
+
+@attrs.frozen
 class Redrive:
     """Claim a PENDING record for another send, or flag it exhausted when no attempt is left."""
 
@@ -56,9 +64,10 @@ class ExpireLease:
     attempt_id: str
 
 
-Command = Submit | Redrive | ConfirmSend | ReportSendFailure | ExpireLease
+Command = Submit | Prepare | Redrive | ConfirmSend | ReportSendFailure | ExpireLease
 COMMAND_TYPES: tuple[type[Command], ...] = (
     Submit,
+    Prepare,
     Redrive,
     ConfirmSend,
     ReportSendFailure,

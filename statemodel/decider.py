@@ -18,6 +18,7 @@ from statemodel.commands import (
     Command,
     ConfirmSend,
     ExpireLease,
+    Prepare,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -117,7 +118,9 @@ def replay(events: Iterable[Event]) -> Record | None:
 
 def segment(history: Iterable[Event]) -> list[Transition]:
     """The table rows that wrote a history, one per conditional write. Where two ways to cut it fit
-    (a permanent failure's rollback and exhaustion, in one write or two), the longer row is taken.
+    (a permanent failure's rollback and exhaustion, in one write or two), the longer row is taken; a
+    creation and a claim are one Submit write only if the claim's cause is `submit` (else Prepare,
+    then a claim).
     Raises IllegalTransition for a history `decide` could not have written."""
     events = list(history)
     rows: list[Transition] = []
@@ -126,13 +129,29 @@ def segment(history: Iterable[Event]) -> list[Transition]:
     while index < len(events):
         types = tuple(type(e) for e in events[index : index + longest])
         row = next(
-            (r for n in range(len(types), 0, -1) if (r := row_writing(phase, types[:n])) is not None), None
+            (
+                r
+                for n in range(len(types), 0, -1)
+                if (r := row_writing(phase, types[:n])) is not None
+                and _causes_fit(r, events[index : index + n])
+            ),
+            None,
         )
         if row is None:
             raise IllegalTransition(f"no table row writes {type(events[index]).__name__} from {phase.value}")
         rows.append(row)
         phase, index = row.target, index + len(row.events)
     return rows
+
+
+def _causes_fit(row: Transition, events: list[Event]) -> bool:
+    """A claim made with its record's creation (cause `submit`) is the Submit row's; any other claim
+    (a dispatch of a prepared record, a re-drive) is a row of its own."""
+    return all(
+        (event.cause is ClaimCause.SUBMIT) == (row.command is Submit)
+        for event in events
+        if isinstance(event, Claimed)
+    )
 
 
 class HistoryChecker:
@@ -260,7 +279,7 @@ def _exhausted(command: Command, now: int) -> Event:
 
 
 def _accepted(command: Command, now: int) -> Event:
-    assert isinstance(command, Submit)
+    assert isinstance(command, Submit | Prepare)
     return Accepted(command.message, now)
 
 

@@ -18,6 +18,7 @@ class ClaimCause(enum.StrEnum):
     SUBMIT = "submit"  # a new request
     REPLAY = "replay"  # the same request again, with its Idempotency-Key, found PENDING
     REDRIVE = "redrive"  # the reconciler, for a PENDING record that waited long enough
+    DISPATCH = "dispatch"  # the library's dispatch, for a PENDING record the team's transaction wrote
 
 
 class RollbackCause(enum.StrEnum):

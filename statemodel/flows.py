@@ -28,6 +28,7 @@ from statemodel.commands import (
     Command,
     ConfirmSend,
     ExpireLease,
+    Prepare,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -100,7 +101,9 @@ class Send:
 
     @property
     def group_id(self) -> str:
-        """The FIFO MessageGroupId: the `group` attribute if the client gave one."""
+        """The FIFO MessageGroupId: the sender's group id, else the `group` attribute, else the id."""
+        if self.message.group_id is not None:
+            return self.message.group_id
         return dict(self.message.attributes).get("group", self.message.message_id)
 
     @property
@@ -202,6 +205,7 @@ class Kind(enum.StrEnum):
 
 class Stage(enum.StrEnum):
     CREATE = "create"  # write Accepted + Claimed
+    PREPARE = "prepare"  # write Accepted alone (the transactional outbox's record)
     CLAIM = "claim"  # write Claimed (or RedriveExhausted) on a PENDING record
     SEND = "send"
     CONFIRM = "confirm"
@@ -257,6 +261,51 @@ def start_submit(
         request_hash=message.request_hash,
         table=table,
     )
+
+
+def prepare(message: Message, now: int, table: Table = TRANSITIONS) -> Write:
+    """The transactional outbox's record: Accepted, PENDING, unclaimed. The team's own transaction
+    writes it (`adapters.Outbox.pending_put`); `start_dispatch` or a re-drive claims it."""
+    return _write(None, Prepare(message), now, table)
+
+
+def start_outbox(
+    message: Message,
+    attempt_id: str,
+    lease_expires_at: int,
+    now: int,
+    settings: Settings,
+    table: Table = TRANSITIONS,
+) -> Flow:
+    """The transactional outbox as one flow: the record's write (in the team's transaction), then
+    `dispatch`'s claim, send and confirm. The model checkers run it beside `start_submit`."""
+    flow = start_submit(message, attempt_id, lease_expires_at, now, settings, table)
+    return attrs.evolve(flow, stage=Stage.PREPARE, effect=prepare(message, now, table))
+
+
+def start_dispatch(
+    record: Record,
+    attempt_id: str,
+    lease_expires_at: int,
+    now: int,
+    settings: Settings,
+    table: Table = TRANSITIONS,
+) -> Flow:
+    """`dispatch` of a record found by its key: claim it if PENDING, then send and confirm; a record
+    already sent is accepted without a send, one in flight elsewhere is told to come back."""
+    flow = Flow(
+        kind=Kind.SUBMIT,
+        stage=Stage.CLAIM,
+        effect=Answer(Result.SUPERSEDED, record.message_id, record),  # replaced at once below
+        record=record,
+        attempt_id=attempt_id,
+        lease_expires_at=lease_expires_at,
+        max_attempts=settings.max_attempts,
+        send_deadline=lease_expires_at - settings.lease_margin_ms,
+        request_hash=record.message.request_hash,
+        table=table,
+    )
+    return _replay(flow, record, now, cause=ClaimCause.DISPATCH)
 
 
 def start_redrive(
@@ -328,8 +377,13 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
             if flow.kind is Kind.REDRIVE:
                 return _finish(flow, Result.EXHAUSTED)
             return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
+        case Stage.PREPARE, Written():
+            return _claim(flow, _known(flow), ClaimCause.DISPATCH, now)
         case Stage.CREATE, ConditionFailed(current=current) if current is not None:
             return _replay(flow, current, now)
+        case Stage.PREPARE, ConditionFailed(current=current) if current is not None:
+            # The transaction is cancelled: a record has this key. `dispatch` answers for it.
+            return _replay(flow, current, now, cause=ClaimCause.DISPATCH)
         case Stage.CLAIM, ConditionFailed(current=current):
             if flow.kind is Kind.SUBMIT and current is not None:
                 return _replay(flow, current, now, claim=False)
@@ -359,7 +413,7 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
             return _finish(flow, Result.EXPIRED)
         case Stage.EXPIRE, ConditionFailed(current=current):
             return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.CREATE, ConditionFailed():
+        case Stage.CREATE | Stage.PREPARE, ConditionFailed():
             # The item vanished between the failed condition and its read: nothing to replay.
             return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
         case _, Failed(category=category, code=code):
@@ -369,7 +423,9 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
     raise ValueError(f"{type(outcome).__name__} cannot answer {flow.stage.value} in {flow.kind.value}")
 
 
-def _replay(flow: Flow, current: Record, now: int, *, claim: bool = True) -> Flow:
+def _replay(
+    flow: Flow, current: Record, now: int, *, claim: bool = True, cause: ClaimCause = ClaimCause.REPLAY
+) -> Flow:
     """The create found a record with this message id: the same Idempotency-Key again.
 
     202 is promised only for a message SQS accepted. A record still in flight may yet fail and be
@@ -386,7 +442,7 @@ def _replay(flow: Flow, current: Record, now: int, *, claim: bool = True) -> Flo
         case Phase.EXHAUSTED:
             return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
         case _ if claim:
-            return _claim(flow, current, ClaimCause.REPLAY, now)
+            return _claim(flow, current, cause, now)
     # A concurrent replay rolled it back between our read and our claim: let the client retry.
     return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
 

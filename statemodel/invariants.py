@@ -8,7 +8,8 @@ audit command and the trace checker, so each promise is defined exactly once:
 * no orphan: nothing is QUEUED without a message SQS accepted, unless a live lease still covers it;
 * nothing lost: every message a client was told is accepted, and every record not flagged exhausted,
   ends with its message accepted by SQS;
-* duplicates only where the sender could not know its send landed: never a send after a confirmed one.
+* duplicates only where the sender could not know its send landed: never a send after a confirmed one;
+* the team's own attributes of an item are never changed by sendguard.
 """
 
 from __future__ import annotations
@@ -102,3 +103,14 @@ def duplicate_problems(record: Record, history: Sequence[Event], landed: Sequenc
         if sqs_id in confirmed
     ]
     return problems
+
+
+def foreign_changes(before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
+    """The team's own attributes of an item (what sendguard does not own), before and after a step of
+    sendguard's: every one must be there, byte for byte, and none added."""
+    names = sorted(set(before) | set(after))
+    return [
+        f"team attribute {name!r} changed from {before.get(name)!r} to {after.get(name)!r}"
+        for name in names
+        if before.get(name) != after.get(name)
+    ]

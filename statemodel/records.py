@@ -60,6 +60,7 @@ class Message:
     created_at: int
     request_hash: str  # tells a replay of the same request from a conflicting one
     idempotency_key: str | None = None
+    group_id: str | None = None  # the FIFO MessageGroupId the sender chose, if any
 
 
 @attrs.frozen

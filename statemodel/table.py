@@ -3,7 +3,9 @@
 Rules (everything else in sendguard is derived from or checked against this table):
 
 * A record is created PENDING by `Accepted` and claimed at once (`Claimed` -> QUEUED, in flight) in
-  the same conditional write; a PENDING record is claimed again only by a re-drive.
+  the same conditional write — or, for the transactional outbox, created PENDING alone (`Prepare`, in
+  the team's own transaction) and claimed by `dispatch` or a re-drive; a PENDING record is claimed
+  only by a re-drive (of the reconciler, a replay or a dispatch).
 * Each row is one conditional write: its events are appended together or not at all.
 * Every move out of IN_FLIGHT names the attempt that claimed the record (`fenced`); a command from any
   other attempt is refused with `StaleAttempt`, and its write's condition would fail anyway.
@@ -28,6 +30,7 @@ from statemodel.commands import (
     Command,
     ConfirmSend,
     ExpireLease,
+    Prepare,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -93,6 +96,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                Phase.EXHAUSTED, guard=Guard.FINAL_FAILURE, fenced=True, condition=_SAME_ATTEMPT),
     Transition(Phase.IN_FLIGHT, ExpireLease, (RolledBack,), Phase.PENDING,
                guard=Guard.LEASE_EXPIRED, fenced=True, condition=_SAME_ATTEMPT),
+    Transition(Phase.ABSENT, Prepare, (Accepted,), Phase.PENDING,
+               condition="no record with this message id"),
 )  # fmt: skip
 
 # Where each event leaves the record (None: where it was). A row's events must walk from its

@@ -34,6 +34,10 @@ MAX_ATTRIBUTES = SQS_MAX_ATTRIBUTES - 1
 MAX_ATTRIBUTE_NAME = 256
 
 TOKEN = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # Idempotency-Key, X-Correlation-Id, message ids
+# A library key or FIFO group id: printable ASCII without spaces, 1 to 128 characters — the alphabet SQS
+# takes for a MessageDeduplicationId, which the key becomes on a FIFO queue.
+KEY = re.compile(r"[!-~]{1,128}")
+BODY_HASH = "body:"  # the request hash of a library message: of its body as given, not of parsed JSON
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
 # Characters SQS accepts in a message: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF.
 _SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -60,6 +64,14 @@ class Request:
     payload: str
     attributes: tuple[tuple[str, str], ...]
     request_hash: str
+    group_id: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of payload and attributes, as the size limit counts them."""
+        return len(self.payload.encode("utf-8")) + sum(
+            len(name.encode()) + len(value.encode("utf-8")) for name, value in self.attributes
+        )
 
 
 class _Invalid(Exception):
@@ -117,6 +129,48 @@ def _parse(body: str | bytes | None) -> Request:
     return Request(payload_text, attributes, request_hash(payload, attributes))
 
 
+def parse_message(body: object, attributes: object, group_id: object = None) -> Request | Rejection:
+    """A library message (`adapters.Outbox.send`): `body` is sent exactly as given — the team's own
+    serialization, any text SQS accepts — with `attributes` ({name: string}) and an optional FIFO
+    `group_id`."""
+    try:
+        return _parse_message(body, attributes, group_id)
+    except _Invalid as invalid:
+        return invalid.rejection
+
+
+def _parse_message(body: object, attributes: object, group_id: object) -> Request:
+    if not isinstance(body, str):
+        _reject(f"body must be a str (the message text as SQS should carry it), not {type(body).__name__}")
+    if not body:
+        _reject("body must not be empty: SQS refuses an empty message")
+    bad = _SQS_INVALID.search(body)
+    if bad:
+        _reject(f"body holds {bad.group()!r} at index {bad.start()}, a character SQS does not accept")
+    checked = _attributes(attributes)
+    if group_id is not None and valid_key(group_id) is None:
+        _reject("group_id must be 1 to 128 printable ASCII characters without spaces")
+    assert group_id is None or isinstance(group_id, str)
+    request = Request(body, checked, body_hash(body, checked, group_id), group_id)
+    if request.size > MAX_MESSAGE_BYTES:
+        _reject(
+            f"body and attributes take {request.size} bytes; at most {MAX_MESSAGE_BYTES} are accepted",
+            PAYLOAD_TOO_LARGE,
+        )
+    return request
+
+
+def body_hash(body: str, attributes: tuple[tuple[str, str], ...], group_id: str | None) -> str:
+    """Tells the same library message from another: the body byte for byte, attributes, group."""
+    canonical = json.dumps(
+        {"body": body, "attributes": dict(attributes), "group_id": group_id},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return BODY_HASH + hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
 def request_hash(payload: Any, attributes: tuple[tuple[str, str], ...]) -> str:
     """Tells the same request from another: object key order and spacing do not count."""
     canonical = json.dumps(
@@ -130,6 +184,10 @@ def request_hash(payload: Any, attributes: tuple[tuple[str, str], ...]) -> str:
 
 def message_problems(message: Message) -> list[str]:
     """The payload and attributes still hash to what was accepted (they were never rewritten)."""
+    if message.request_hash.startswith(BODY_HASH):
+        if body_hash(message.payload, message.attributes, message.group_id) != message.request_hash:
+            return [f"{message.message_id}: body, attributes or group differ from what was accepted"]
+        return []
     try:
         payload = json.loads(message.payload)
     except ValueError:
@@ -227,6 +285,11 @@ def valid_token(value: object) -> str | None:
     return value if isinstance(value, str) and TOKEN.fullmatch(value) else None
 
 
+def valid_key(value: object) -> str | None:
+    """The value if it is a well-formed library key (the record's key and message id) or group id."""
+    return value if isinstance(value, str) and KEY.fullmatch(value) else None
+
+
 def idempotency_key(value: object) -> str | Rejection | None:
     """None when absent; a Rejection when present and malformed."""
     if value is None:
@@ -260,4 +323,5 @@ def new_message(
         created_at=now,
         request_hash=request.request_hash,
         idempotency_key=idempotency_key,
+        group_id=request.group_id,
     )

@@ -22,13 +22,14 @@ from werkzeug.serving import make_server
 @attrs.define
 class Rule:
     operation: str  # e.g. "SendMessage", "UpdateItem" (from X-Amz-Target)
-    action: str  # "answer" | "apply_then_stall"
+    action: str  # "answer" | "apply_then_stall" | "hold_then_apply"
     times: int = 1
     status: int = 400
     body: dict[str, Any] = attrs.field(factory=dict)
     headers: dict[str, str] = attrs.field(factory=dict)
     stall_s: float = 0.0
     fired: int = 0
+    applied_at_ms: list[int] = attrs.field(factory=list)  # when a held request reached the service
 
 
 def sqs_error(code: str, query_code: str, status: int = 400, times: int = 1) -> Rule:
@@ -69,6 +70,10 @@ class FaultMiddleware:
             headers = [("Content-Type", "application/x-amz-json-1.0"), *rule.headers.items()]
             start_response(f"{rule.status} Injected", [*headers, ("Content-Length", str(len(payload)))])
             return [payload]
+        if rule.action == "hold_then_apply":  # held on the wire, then it reaches the service after all
+            time.sleep(rule.stall_s)
+            rule.applied_at_ms.append(time.time_ns() // 1_000_000)
+            return self.app(environ, start_response)
         # apply_then_stall: the service applies the request; its answer comes too late
         chunks = list(self.app(environ, lambda *a, **k: None))
         time.sleep(rule.stall_s)

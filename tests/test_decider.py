@@ -21,6 +21,7 @@ from statemodel import (
     LeaseStillLive,
     Message,
     Phase,
+    Prepare,
     Record,
     Redrive,
     RedriveExhausted,
@@ -36,6 +37,7 @@ from statemodel import (
     evolve_all,
     replay,
 )
+from statemodel.decider import segment
 from statemodel.events import event_from_dict, event_to_dict, message_from_summary
 
 MESSAGE = Message("m-1", '{"a":1}', (("group", "g"),), "c-1", 100, "hash", "key-1")
@@ -159,11 +161,29 @@ def test_replay_refuses_a_history_decide_could_not_write(name: str, tamper: obje
 
 def test_history_checker_knows_when_a_write_is_half_applied() -> None:
     checker = HistoryChecker()
-    history = good_history()
+    history = good_history()  # Accepted Claimed | SendFailed RolledBack | Claimed | SendConfirmed
     checker.apply(history[0])
-    assert not checker.complete
+    assert checker.complete  # Accepted alone is a whole write: the transactional outbox's Prepare
     checker.apply(history[1])
     assert checker.complete
+    checker.apply(history[2])
+    assert not checker.complete  # SendFailed without its RolledBack: half of one write
+    with pytest.raises(IllegalTransition, match="ends inside a write"):
+        checker.require_complete()
+    checker.apply(history[3])
+    assert checker.complete
+
+
+def test_a_prepared_record_is_pending_and_claimed_by_a_dispatch() -> None:
+    prepared = decide(None, Prepare(MESSAGE), 100)
+    record = evolve_all(None, prepared)
+    assert [type(e) for e in prepared] == [Accepted] and record is not None
+    assert (record.phase, record.version, record.attempts) == (Phase.PENDING, 1, 0)
+    claim = decide(record, Redrive("a-1", 9_000, ClaimCause.DISPATCH, 5), 200)
+    assert replay([*prepared, *claim]) == evolve_all(record, claim)
+    assert [row.command for row in segment([*prepared, *claim])] == [Prepare, Redrive]
+    with pytest.raises(ForbiddenCommand):
+        decide(record, Prepare(MESSAGE), 300)  # a record exists: Prepare is only for a new key
 
 
 def test_events_survive_the_codec() -> None:

@@ -239,12 +239,14 @@ def test_statemodel_patches_no_module_global() -> None:
 
 
 def test_the_max_attempts_bound_is_explored(capsys: pytest.CaptureFixture[str]) -> None:
-    """A=1: the first failure exhausts the record at its next re-drive, and the row that claims again
-    is not required; A=3 needs three faults to exhaust by attempts."""
+    """A=1: the first failure exhausts the record at its next re-drive; the re-drive claim still happens,
+    to a record the transactional outbox prepared (no attempt used yet). A=3 needs three faults to
+    exhaust by attempts."""
     code, report = run_json(capsys, *SMALL, "--max-attempts", "1")
     assert code == 0, report["coverage"]["missing"]
     assert report["bounds"]["max_attempts"] == 1 and report["liveness"]["ok"] is True
-    assert "row PENDING Redrive -> IN_FLIGHT" not in report["coverage"]["reached"]
+    assert "row PENDING Redrive -> IN_FLIGHT" in report["coverage"]["reached"]
+    assert "row PENDING Redrive -> EXHAUSTED" in report["coverage"]["reached"]
     _, report = run_json(capsys, "-K", "1", "-M", "1", "-F", "3", "-A", "3")
     assert report["complete"] is True and report["violations"] == [] and report["liveness"]["ok"] is True
     assert "row PENDING Redrive -> EXHAUSTED" in report["coverage"]["reached"]

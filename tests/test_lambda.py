@@ -246,7 +246,7 @@ def test_a_failed_rollback_is_still_system_error_and_logged_for_operators(
     assert failed["log_level"] == "error"
     assert {"message_id", "attempt_id", "lease_expires_at"} <= set(failed)
     (item,) = items()
-    assert item["status"]["S"] == "QUEUED" and "lease_expires_at" in item  # in flight, for the reconciler
+    assert item["status"]["S"] == "QUEUED" and "sg_lease_expires_at" in item  # in flight, for the reconciler
 
 
 def test_an_aws_failure_on_get_is_a_clean_system_error(service: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,12 +127,16 @@ def test_every_package_says_what_it_holds() -> None:
 STATEMODEL_API = [
     "CONSEQUENCES", "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence",
     "DomainError", "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand",
-    "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Record",
+    "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Prepare",
+    "Record",
     "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack", "SendConfirmed",
     "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence",
     "decide", "evolve", "evolve_all", "replay",
 ]  # fmt: skip
-ADAPTERS_API = ["ensure_resources", "reconcile", "submit"]
+ADAPTERS_API = [
+    "InvalidMessage", "Outbox", "OutboxError", "PassSummary", "RecordView", "SendResult", "TableLayout",
+    "ensure_resources", "reconcile", "submit",
+]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Fault", "FaultInjectionSuite", "FaultInjector", "LambdaContext",
     "Plan", "Service", "run_suite", "sendguard_service",

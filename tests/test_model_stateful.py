@@ -35,6 +35,7 @@ from statemodel.flows import (
     advance,
     lease_expiry,
     reconcile_start,
+    start_outbox,
     start_submit,
 )
 from statemodel.invariants import (
@@ -78,7 +79,7 @@ class PureModelMachine(RuleBasedStateMachine):
 
     # ---- actors ----------------------------------------------------------------------------------
 
-    def _start(self, key: str | None, body: str) -> None:
+    def _start(self, key: str | None, body: str, outbox: bool = False) -> None:
         request = parse_submission(body)
         assert not hasattr(request, "code"), request
         self.serial += 1
@@ -86,13 +87,18 @@ class PureModelMachine(RuleBasedStateMachine):
         message = new_message(request, message_id, f"corr-{self.serial}", self.now, key)
         self.submitted[message_id].append(message)
         lease = lease_expiry(self.now, INVOCATION_MS, SETTINGS)
-        self.flows.append(start_submit(message, f"a-{self.serial}", lease, self.now, SETTINGS))
+        start = start_outbox if outbox else start_submit  # the transactional outbox: Prepare, then dispatch
+        self.flows.append(start(message, f"a-{self.serial}", lease, self.now, SETTINGS))
         self.requests.append((key, body))
 
     @rule(payload=st.sampled_from(PAYLOADS), keyed=st.booleans(), group=st.booleans())
     def submit(self, payload: object, keyed: bool, group: bool) -> None:
         document = {"payload": payload, "attributes": {"group": "g1"} if group else {}}
         self._start(f"key-{self.serial}" if keyed else None, json.dumps(document))
+
+    @rule(payload=st.sampled_from(PAYLOADS))
+    def pending_put_then_dispatch(self, payload: object) -> None:
+        self._start(f"key-{self.serial}", json.dumps({"payload": payload}), outbox=True)
 
     @precondition(lambda self: any(key for key, _ in self.requests))
     @rule(data=st.data(), conflicting=st.booleans())

@@ -18,6 +18,7 @@ from statemodel.commands import (
     Command,
     ConfirmSend,
     ExpireLease,
+    Prepare,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -145,6 +146,7 @@ def test_every_forbidden_move_is_refused(phase: Phase, command_type: type[Comman
     record = None if phase is Phase.ABSENT else _record(phase, 1, 10)
     command = {
         Submit: Submit(MESSAGE, "a-1", 10),
+        Prepare: Prepare(MESSAGE),
         Redrive: Redrive("a-1", 10, ClaimCause.REDRIVE, 5),
         ConfirmSend: ConfirmSend("a-1", "s-1"),
         ReportSendFailure: ReportSendFailure("a-1", ErrorCategory.RETRYABLE, "X"),

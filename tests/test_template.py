@@ -98,8 +98,8 @@ API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 30
 ATTENTION_INDEX = {
     "IndexName": "attention",
     "KeySchema": [
-        {"AttributeName": "attention", "KeyType": "HASH"},
-        {"AttributeName": "attention_at", "KeyType": "RANGE"},
+        {"AttributeName": "sg_attention", "KeyType": "HASH"},
+        {"AttributeName": "sg_attention_at", "KeyType": "RANGE"},
     ],
     "Projection": {"ProjectionType": "ALL"},
 }
@@ -392,7 +392,7 @@ def table_problems(t: Template) -> list[str]:
     if p.get("TimeToLiveSpecification", {}).get("Enabled"):
         problems.append("TTL is on: the records are the audit trail")
     attributes = {(a["AttributeName"], a["AttributeType"]) for a in p.get("AttributeDefinitions", [])}
-    if attributes != {("message_id", "S"), ("attention", "S"), ("attention_at", "N")}:
+    if attributes != {("message_id", "S"), ("sg_attention", "S"), ("sg_attention_at", "N")}:
         problems.append(f"attribute definitions {sorted(attributes)}")
     return problems
 
@@ -963,3 +963,91 @@ def test_requirements_drift_is_caught(template: Template, tmp_path: Path) -> Non
     drifted = copy.deepcopy(template)
     drifted["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = str(tmp_path)
     assert any("differs from pyproject.toml" in p for p in packaging_problems(drifted))
+
+
+# ---- examples/orders/template.yaml: what sendguard adds to a team's stack --------------------------
+
+ORDERS_TEMPLATE = ROOT / "examples" / "orders" / "template.yaml"
+# What each function of the orders stack may do, on which resource: sendguard's needs and no more.
+ORDERS_GRANTS = {
+    "OrdersRole": {
+        ("dynamodb:UpdateItem", "OrdersTable"),
+        ("dynamodb:GetItem", "OrdersTable"),
+        ("dynamodb:PutItem", "OrdersTable"),
+        ("sqs:SendMessage", "OrderEvents"),
+        ("logs:CreateLogStream", "OrdersLogGroup"),
+        ("logs:PutLogEvents", "OrdersLogGroup"),
+    },
+    "ReconcilerRole": {
+        ("dynamodb:Query", "OrdersTable/index/attention"),
+        ("dynamodb:UpdateItem", "OrdersTable"),
+        ("sqs:SendMessage", "OrderEvents"),
+        ("logs:CreateLogStream", "ReconcilerLogGroup"),
+        ("logs:PutLogEvents", "ReconcilerLogGroup"),
+    },
+}
+
+
+def _resource_name(expr: Any) -> str:
+    if isinstance(expr, dict) and "Fn::GetAtt" in expr:
+        return str(listed(expr["Fn::GetAtt"])[0]).split(".")[0]
+    if isinstance(expr, dict) and "Fn::Sub" in expr:
+        return str(expr["Fn::Sub"]).replace("${", "").replace(".Arn}", "")
+    return str(expr)
+
+
+def orders_problems(t: Template) -> list[str]:
+    """The index sendguard's reconciler reads, its schedule, and exactly the grants sendguard needs."""
+    problems = []
+    table = props(t, "OrdersTable")
+    if ATTENTION_INDEX not in table.get("GlobalSecondaryIndexes", []):
+        problems.append("OrdersTable lacks sendguard's attention index")
+    defined = {(a["AttributeName"], a["AttributeType"]) for a in table.get("AttributeDefinitions", [])}
+    if not {("sg_attention", "S"), ("sg_attention_at", "N")} <= defined:
+        problems.append(f"attribute definitions {sorted(defined)} lack the index keys")
+    schedules = [
+        e
+        for e in function_props(t, "OrdersReconciler").get("Events", {}).values()
+        if e.get("Type") == "Schedule"
+    ]
+    if [e["Properties"].get("Schedule") for e in schedules] != ["rate(1 minute)"]:
+        problems.append("the reconciler does not run every minute")
+    for role, expected in ORDERS_GRANTS.items():
+        granted = {
+            (action, _resource_name(resource))
+            for policy in props(t, role).get("Policies", [])
+            for statement in listed(policy["PolicyDocument"]["Statement"])
+            for action in listed(statement["Action"])
+            for resource in listed(statement["Resource"])
+        }
+        if granted != expected:
+            problems.append(f"{role} grants {sorted(granted ^ expected)} beyond or short of what it needs")
+    return problems
+
+
+def test_the_orders_template_passes_cfn_lint_in_every_region() -> None:
+    assert lint_problems(ORDERS_TEMPLATE.read_text(encoding="utf-8"), REGIONS) == []
+
+
+def test_the_orders_template_adds_what_sendguard_needs() -> None:
+    assert orders_problems(load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))) == []
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda t: t["Resources"]["OrdersTable"]["Properties"].pop("GlobalSecondaryIndexes"),
+        lambda t: t["Resources"]["OrdersReconciler"]["Properties"].pop("Events"),
+        lambda t: t["Resources"]["ReconcilerRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+            "Statement"
+        ].pop(0),
+        lambda t: t["Resources"]["OrdersRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0][
+            "Action"
+        ].append("dynamodb:DeleteItem"),
+    ],
+    ids=["no index", "no schedule", "reconciler cannot query", "orders may delete"],
+)
+def test_the_orders_check_can_fail(break_it: Any) -> None:
+    broken = load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))
+    break_it(broken)
+    assert orders_problems(broken) != []

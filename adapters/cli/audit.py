@@ -12,6 +12,7 @@ import attrs
 from adapters.ops.audit import __doc__ as audit_doc
 from adapters.ops.audit import audit
 from adapters.runtime.clients import make_client, now_ms
+from adapters.runtime.config import layout_from_env
 from adapters.runtime.logs import configure
 from adapters.runtime.store import DynamoStore
 
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     if not args.table:
         parser.error("--table (or SENDGUARD_TABLE) is required")
     configure("WARNING", stream=sys.stderr)
-    store = DynamoStore(make_client("dynamodb", 5), args.table)
+    store = DynamoStore(make_client("dynamodb", 5), args.table, layout_from_env(os.environ))
     report = audit(store, now_ms(), 1000 * args.grace_seconds)
     if args.json:
         print(json.dumps({**attrs.asdict(report), "ok": report.ok}))

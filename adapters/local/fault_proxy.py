@@ -41,7 +41,7 @@ import attrs
 
 from adapters.local.loopback import LoopbackServer, owner_of
 from adapters.runtime.clients import READ_TIMEOUT_S
-from adapters.runtime.store import KEY
+from adapters.runtime.layout import TableLayout
 from statemodel.validation import RESERVED_ATTRIBUTE
 
 
@@ -346,7 +346,7 @@ def _message_id(operation: str, data: dict[str, Any] | None) -> str | None:
     if operation == "SendMessage":
         value = data.get("MessageAttributes", {}).get(RESERVED_ATTRIBUTE, {}).get("StringValue")
     else:
-        value = (data.get("Key") or {}).get(KEY, {}).get("S")
+        value = (data.get("Key") or {}).get(TableLayout().partition_key, {}).get("S")
     return value if isinstance(value, str) else None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from adapters.runtime.codec import index_keys
 from adapters.runtime.store import DynamoStore
 from statemodel.attention import attention_key
 from statemodel.invariants import history_problems, metadata_problems
@@ -37,7 +38,7 @@ def audit(store: DynamoStore, now: int, grace_ms: int) -> AuditReport:
     phases: collections.Counter[str] = collections.Counter()
     for item, decoded in store.scan():
         report.records += 1
-        message_id = item.get("message_id", {}).get("S", "?")
+        message_id = item.get(store.layout.partition_key, {}).get("S", "?")
         if isinstance(decoded, Exception):
             report.violations.append(f"{message_id}: unreadable item: {decoded}")
             continue
@@ -72,10 +73,7 @@ def record_problems(item: dict[str, Any], stored: Stored) -> list[str]:
     problems = history_problems(record, history) + metadata_problems(record, history)
     problems += message_problems(record.message)
     key = attention_key(record)
-    stored_key = (
-        item["attention"]["S"] if "attention" in item else None,
-        int(item["attention_at"]["N"]) if "attention_at" in item else None,
-    )
+    stored_key = index_keys(item)
     if stored_key != (key or (None, None)):
         problems.append(f"{record.message_id}: index keys {stored_key} do not match its phase {key}")
     return problems

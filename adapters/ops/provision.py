@@ -12,35 +12,47 @@ from typing import Any
 
 import boto3
 
-from adapters.runtime.store import INDEX, KEY
-
-TABLE_DEFINITION: dict[str, Any] = {
-    "KeySchema": [{"AttributeName": KEY, "KeyType": "HASH"}],
-    "AttributeDefinitions": [
-        {"AttributeName": KEY, "AttributeType": "S"},
-        {"AttributeName": "attention", "AttributeType": "S"},
-        {"AttributeName": "attention_at", "AttributeType": "N"},
-    ],
-    "GlobalSecondaryIndexes": [
-        {
-            "IndexName": INDEX,
-            "KeySchema": [
-                {"AttributeName": "attention", "KeyType": "HASH"},
-                {"AttributeName": "attention_at", "KeyType": "RANGE"},
-            ],
-            "Projection": {"ProjectionType": "ALL"},
-        }
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
+from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
+from adapters.runtime.layout import TableLayout
 
 
-def ensure_resources(table_name: str, queue_name: str, *, fifo: bool = False) -> str:
-    """Creates what is missing and returns the queue URL. Safe to run again."""
+def table_definition(layout: TableLayout | None = None) -> dict[str, Any]:
+    """CreateTable's parameters (less TableName) for a layout: its key, and the sparse index."""
+    layout = layout or TableLayout()
+    keys = [(layout.partition_key, "HASH")] + ([(layout.sort_key, "RANGE")] if layout.sort_key else [])
+    return {
+        "KeySchema": [{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+        "AttributeDefinitions": [
+            *({"AttributeName": name, "AttributeType": "S"} for name, _ in keys),
+            {"AttributeName": ATTENTION, "AttributeType": "S"},
+            {"AttributeName": ATTENTION_AT, "AttributeType": "N"},
+        ],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": INDEX,
+                "KeySchema": [
+                    {"AttributeName": ATTENTION, "KeyType": "HASH"},
+                    {"AttributeName": ATTENTION_AT, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+TABLE_DEFINITION: dict[str, Any] = table_definition()  # sendguard's own table
+
+
+def ensure_resources(
+    table_name: str, queue_name: str, *, fifo: bool = False, layout: TableLayout | None = None
+) -> str:
+    """Creates what is missing — a table for `layout` (default: sendguard's own) with the
+    reconciler's index, and the queue — and returns the queue URL. Safe to run again."""
     session = boto3.Session()
     dynamodb = session.client("dynamodb")
     with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):  # it exists already
-        dynamodb.create_table(TableName=table_name, **TABLE_DEFINITION)
+        dynamodb.create_table(TableName=table_name, **table_definition(layout))
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )

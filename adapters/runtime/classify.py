@@ -77,8 +77,8 @@ def classify(error: BaseException, operation_model: Any = None) -> Classified:
     if isinstance(error, ClientError):
         return _classify_answer(dict(error.response), operation_model)
     name = type(error).__name__
-    if isinstance(error, DeadlineExceeded):
-        return Classified(ErrorCategory.RETRYABLE, name)
+    if isinstance(error, DeadlineExceeded):  # not sent; but an earlier attempt of the call may have landed
+        return Classified(ErrorCategory.AMBIGUOUS if error.sent_before else ErrorCategory.RETRYABLE, name)
     if isinstance(error, HTTPClientError):  # sent, then the connection failed: it may have landed
         return Classified(ErrorCategory.AMBIGUOUS, name)
     if isinstance(error, ConnectionError):  # never sent

@@ -2,10 +2,14 @@
 
 botocore's default retry mode has changed between versions, so every client names its mode
 (`standard`) and its total attempts. A Lambda must also never outlive its own end: each call runs
-under a `deadline` (epoch ms), and a `before-send` hook refuses to put an attempt on the wire when
-what is left could not cover one more attempt's connect and read timeouts. The refused attempt never
-left, so it is a retryable failure, never an ambiguous one. The same hook counts the attempts of the
-current call, for the logs.
+under a `deadline` (epoch ms), and a `before-send` hook fits every attempt into what is left. It gives
+the attempt a read timeout of what is left less the connect timeout (at most the client's own read
+timeout; botocore takes a per-request read timeout from the request's context), and refuses to put
+the attempt on the wire when not even `MIN_READ_TIMEOUT_MS` of read time would be left. So every
+attempt is abandoned, at the latest, when its connect and read timeouts run out: by the deadline. A
+short invocation (3 s, 1 s) still sends: it gets shorter timeouts, not a refusal. A refused first
+attempt never left, so it is retryable; a refused retry follows an attempt that may have landed, so
+it is ambiguous. The same hook counts the attempts of the current call, for the logs.
 """
 
 from __future__ import annotations
@@ -19,20 +23,45 @@ from typing import Any
 import attrs
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.httpsession import URLLib3Session
 
-CONNECT_TIMEOUT_S = 1.0
-READ_TIMEOUT_S = 3.0
-ATTEMPT_BUDGET_MS = int(1000 * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S))
+CONNECT_TIMEOUT_S = 0.5  # in-region connects and TLS handshakes take milliseconds
+READ_TIMEOUT_S = 3.0  # the longest an attempt waits for its answer, when there is time for it
+MIN_READ_TIMEOUT_MS = 100  # an attempt that cannot wait this long for its answer is not started
+ATTEMPT_BUDGET_MS = int(1000 * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S))  # the longest attempt
+MIN_ATTEMPT_MS = int(1000 * CONNECT_TIMEOUT_S) + MIN_READ_TIMEOUT_MS  # the shortest attempt started
+# botocore (since 1.40-ish; checked, not assumed) reads a per-request `read_timeout` from the request's
+# context; without that, an attempt keeps the client's read timeout and needs all of it to be left.
+PER_REQUEST_READ_TIMEOUT = hasattr(URLLib3Session, "_get_request_timeout")
 
 
 class DeadlineExceeded(Exception):
     """An attempt would have started too late to finish before the invocation's deadline."""
+
+    def __init__(self, message: str, sent_before: int = 0) -> None:
+        super().__init__(message)
+        self.sent_before = sent_before  # attempts of this call already on the wire: they may have landed
+
+
+def attempt_read_timeout_ms(
+    left_ms: int,
+    connect_ms: int = int(1000 * CONNECT_TIMEOUT_S),
+    read_ms: int = int(1000 * READ_TIMEOUT_S),
+    adjustable: bool = PER_REQUEST_READ_TIMEOUT,
+) -> int | None:
+    """The read timeout an attempt gets with `left_ms` to its deadline, or None: not started. An
+    attempt given it ends (connect + read) by the deadline."""
+    if not adjustable:
+        return read_ms if connect_ms + read_ms <= left_ms else None
+    read = min(read_ms, left_ms - connect_ms)
+    return read if read >= MIN_READ_TIMEOUT_MS else None
 
 
 @attrs.define
 class CallState:
     deadline_ms: int | None
     attempts: int = 0
+    read_timeouts_ms: list[int] = attrs.field(factory=list)  # what each attempt was given
 
 
 _call: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("sendguard_call", default=None)
@@ -53,12 +82,26 @@ def aws_call(deadline_ms: int | None) -> Iterator[CallState]:
         _call.reset(token)
 
 
-def _before_send(**_: Any) -> None:
+def _before_send(request: Any = None, **_: Any) -> None:
     state = _call.get()
     if state is None:
         return None
-    if state.deadline_ms is not None and now_ms() + ATTEMPT_BUDGET_MS > state.deadline_ms:
-        raise DeadlineExceeded(f"attempt {state.attempts + 1} would end past the deadline")
+    if state.deadline_ms is not None:
+        context = getattr(request, "context", None)
+        config = context.get("client_config") if isinstance(context, dict) else None
+        connect_ms = int(1000 * (getattr(config, "connect_timeout", None) or CONNECT_TIMEOUT_S))
+        read_ms = int(1000 * (getattr(config, "read_timeout", None) or READ_TIMEOUT_S))
+        adjustable = PER_REQUEST_READ_TIMEOUT and isinstance(context, dict)
+        left = state.deadline_ms - now_ms()
+        read = attempt_read_timeout_ms(left, connect_ms, read_ms, adjustable)
+        if read is None:
+            raise DeadlineExceeded(
+                f"attempt {state.attempts + 1} would end past the deadline ({left} ms left)", state.attempts
+            )
+        if adjustable:
+            assert isinstance(context, dict)
+            context["read_timeout"] = read / 1000  # the context is the call's: every attempt sets it
+        state.read_timeouts_ms.append(read)
     state.attempts += 1
     return None
 

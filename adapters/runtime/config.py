@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import attrs
 
+from adapters.runtime.layout import TableLayout
 from statemodel.flows import Settings
 from statemodel.validation import MAX_ATTEMPTS_LIMIT
 
@@ -22,6 +23,7 @@ class Config:
     settings: Settings = attrs.field(factory=Settings)
     aws_max_attempts: int = 3  # botocore standard mode's total_max_attempts, per AWS call
     log_level: str = "INFO"
+    layout: TableLayout = attrs.field(factory=TableLayout)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -38,7 +40,24 @@ class Config:
             settings=settings,
             aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
+            layout=layout_from_env(env),
         )
+
+
+def layout_from_env(env: Mapping[str, str]) -> TableLayout:
+    """The team's table layout: `SENDGUARD_PARTITION_KEY` and the rest (TableLayout's defaults)."""
+    names = {
+        "partition_key": "SENDGUARD_PARTITION_KEY",
+        "sort_key": "SENDGUARD_SORT_KEY",
+        "sort_key_value": "SENDGUARD_SORT_KEY_VALUE",
+        "status_attribute": "SENDGUARD_STATUS_ATTRIBUTE",
+        "body_attribute": "SENDGUARD_BODY_ATTRIBUTE",
+    }
+    given = {field: env[name].strip() for field, name in names.items() if env.get(name, "").strip()}
+    try:
+        return TableLayout(**given)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -3,7 +3,7 @@ flows and the services. It decides nothing; it carries out, and it logs what hap
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -38,18 +38,25 @@ class Aws:
     @classmethod
     def from_config(cls, config: Config) -> Aws:
         return cls(
-            DynamoStore(make_client("dynamodb", config.aws_max_attempts), config.table),
+            DynamoStore(make_client("dynamodb", config.aws_max_attempts), config.table, config.layout),
             SqsQueue(make_client("sqs", config.aws_max_attempts), config.queue_url),
         )
 
 
-def run_flow(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int] = now_ms) -> Answer:
-    """Carries the flow to its end. `deadline_ms`: when this invocation must be done."""
+def run_flow(
+    flow: Flow,
+    aws: Aws,
+    deadline_ms: int,
+    clock: Callable[[], int] = now_ms,
+    item: Mapping[str, Any] | None = None,
+) -> Answer:
+    """Carries the flow to its end. `deadline_ms`: when this invocation must be done. `item`: the
+    team's own attributes, which the flow's create writes with the record."""
     log = get_logger()
     while not flow.done:
         effect = flow.effect
         if isinstance(effect, Write):
-            outcome, call = aws.store.perform(effect, deadline_ms)
+            outcome, call = aws.store.perform(effect, deadline_ms, item)
         elif isinstance(effect, Answer):  # pragma: no cover - a done flow ends the loop
             break
         else:
@@ -58,7 +65,12 @@ def run_flow(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int] = 
             log_failure(log, call, flow)
         flow = advance(flow, outcome, clock())
         if isinstance(effect, Write) and flow.record == effect.after:
-            log_transitions(log, effect.before, effect.events)
+            before = effect.before
+            if before is not None and before.version == 1:
+                # A record written by the team's transaction (`Outbox.pending_put`) was never logged;
+                # the first claim of it, which only one write can make, logs its creation first.
+                log_transitions(log, None, (Accepted(before.message, before.updated_at),))
+            log_transitions(log, before, effect.events)
     answer = flow.answer
     if answer.rollback_failed:
         record = answer.record

@@ -32,6 +32,8 @@ def send_request(send: Send, queue_url: str) -> dict[str, Any]:
     if queue_url.endswith(".fifo"):
         request["MessageGroupId"] = send.group_id
         request["MessageDeduplicationId"] = send.deduplication_id
+    elif send.message.group_id is not None:  # a standard queue takes a group too (SQS fair queues)
+        request["MessageGroupId"] = send.message.group_id
     return request
 
 

@@ -1,154 +1,43 @@
-"""The record in DynamoDB: each `Write` effect becomes exactly one conditional UpdateItem.
+"""The record in DynamoDB: each `Write` effect becomes exactly one conditional UpdateItem (the item's
+format, for the team's `TableLayout`, is `adapters.runtime.codec`'s).
 
-The item holds the message at its top level (written once, by the create, and never again: later
-writes SET only lifecycle attributes), the projection's lifecycle fields, the history as a list that
-each write appends to, and the sparse `attention` / `attention_at` index keys derived from the
-projection (`statemodel.attention`). The condition is the write's `Expectation` — status, version and
-attempt id as the flow last saw them — or, for the create, that no item exists. A failed condition
-returns the item as it is (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which the flow uses both to
-recognise its own landed retry and to answer an idempotent replay, without a second read.
+The condition is the write's `Expectation` — status, version and attempt id as the flow last saw them —
+or, for the create, that no item has the key. A failed condition returns the item as it is
+(`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which the flow uses both to recognise its own landed
+retry and to answer an idempotent replay, without a second read. An item with the key that is not a
+sendguard record (the team's own) fails the create permanently (`NOT_A_RECORD`): nothing is written.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from decimal import Decimal
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
-from statemodel.attention import attention_key, due_queries
+from adapters.runtime.codec import (
+    ATTENTION,
+    ATTENTION_AT,
+    INDEX,
+    is_record,
+    stored_from_item,
+    update_request,
+)
+from adapters.runtime.layout import TableLayout
+from statemodel.attention import due_queries
 from statemodel.categories import ErrorCategory
-from statemodel.events import Event, event_from_dict, event_to_dict
 from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
-from statemodel.records import LastError, Message, Record, Status
+from statemodel.records import Record
 from statemodel.stored import Stored
 
-INDEX = "attention"
-KEY = "message_id"
-_serialize = TypeSerializer().serialize
-_deserialize = TypeDeserializer().deserialize
+__all__ = ["INDEX", "NOT_A_RECORD", "DuePage", "DynamoStore", "stored_from_item", "update_request"]
 
-
-# ---- the item codec ------------------------------------------------------------------------------
-
-
-def lifecycle_attributes(record: Record) -> dict[str, Any]:
-    """Every attribute a transition may set; None means the attribute is removed."""
-    key = attention_key(record)
-    error = record.last_error
-    return {
-        "status": record.status.value,
-        "version": record.version,
-        "updated_at": record.updated_at,
-        "attempts": record.attempts,
-        "exhausted": record.exhausted,
-        "attempt_id": record.attempt_id,
-        "lease_expires_at": record.lease_expires_at,
-        "sqs_message_id": record.sqs_message_id,
-        "last_error": None if error is None else {"category": error.category, "code": error.code},
-        "attention": None if key is None else key[0],
-        "attention_at": None if key is None else key[1],
-    }
-
-
-def message_attributes(message: Message) -> dict[str, Any]:
-    values = attrs.asdict(message)
-    values["attributes"] = dict(message.attributes)
-    del values[KEY]
-    return values
-
-
-def stored_from_item(raw: dict[str, Any]) -> Stored:
-    item = {name: _plain(_deserialize(value)) for name, value in raw.items()}
-    message = Message(
-        message_id=item[KEY],
-        payload=item["payload"],
-        attributes=tuple(sorted(item["attributes"].items())),
-        correlation_id=item["correlation_id"],
-        created_at=item["created_at"],
-        request_hash=item["request_hash"],
-        idempotency_key=item.get("idempotency_key"),
-    )
-    error = item.get("last_error")
-    record = Record(
-        message=message,
-        status=Status(item["status"]),
-        version=item["version"],
-        updated_at=item["updated_at"],
-        attempts=item["attempts"],
-        attempt_id=item.get("attempt_id"),
-        lease_expires_at=item.get("lease_expires_at"),
-        sqs_message_id=item.get("sqs_message_id"),
-        last_error=None if error is None else LastError(error["category"], error["code"]),
-        exhausted=item["exhausted"],
-    )
-    history = tuple(event_from_dict(event, message) for event in item.get("history", []))
-    return Stored(record, history)
-
-
-def update_request(write: Write) -> dict[str, Any]:
-    """The UpdateItem parameters (less TableName) that carry out one write."""
-    names = {"#history": "history"}
-    values: dict[str, Any] = {":history": write_history(write.events), ":empty": []}
-    assignments = ["#history = list_append(if_not_exists(#history, :empty), :history)"]
-    removals = []
-    to_set = lifecycle_attributes(write.after)
-    if write.before is None:
-        to_set |= message_attributes(write.after.message)
-    for name, value in to_set.items():
-        if value is None and write.before is None:
-            continue  # a new item has nothing to remove
-        names[f"#{name}"] = name
-        if value is None:
-            removals.append(f"#{name}")
-        else:
-            assignments.append(f"#{name} = :{name}")
-            values[f":{name}"] = value
-    expected = write.expected
-    if expected is None:
-        names[f"#{KEY}"] = KEY
-        condition = f"attribute_not_exists(#{KEY})"
-    else:
-        names |= {"#status": "status", "#version": "version", "#attempt_id": "attempt_id"}
-        values |= {":x_status": expected.status.value, ":x_version": expected.version}
-        condition = "#status = :x_status AND #version = :x_version AND "
-        if expected.attempt_id is None:
-            condition += "attribute_not_exists(#attempt_id)"
-        else:
-            condition += "#attempt_id = :x_attempt_id"
-            values[":x_attempt_id"] = expected.attempt_id
-    return {
-        "Key": {KEY: {"S": write.message_id}},
-        "UpdateExpression": "SET "
-        + ", ".join(assignments)
-        + (" REMOVE " + ", ".join(removals) if removals else ""),
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {k: _serialize(v) for k, v in values.items()},
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-
-
-def write_history(events: tuple[Event, ...]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in event_to_dict(e).items() if v is not None} for e in events]
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; every number sendguard stores is whole."""
-    if isinstance(value, Decimal):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 
 
 # ---- the store -----------------------------------------------------------------------------------
@@ -162,34 +51,42 @@ class DuePage:
     call: CallReport
 
 
-def _decode(item: dict[str, Any] | None) -> Stored | Classified | None:
-    """An item as stored, None for no item, or (an item no write of ours could leave) a failure."""
+def _decode(item: dict[str, Any] | None, layout: TableLayout) -> Stored | Classified | None:
+    """An item as stored, None for no item, or a failure: the team's own item (no sendguard
+    bookkeeping) under the key, or an item no write of ours could leave."""
     if not item:
         return None
+    if not is_record(item):
+        return Classified(ErrorCategory.PERMANENT, NOT_A_RECORD)
     try:
-        return stored_from_item(item)
+        return stored_from_item(item, layout)
     except (KeyError, ValueError, TypeError):
         return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
 
 
 class DynamoStore:
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, layout: TableLayout | None = None) -> None:
         self.client = client
         self.table = table
+        self.layout = layout or TableLayout()
         model = client.meta.service_model
         self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
-    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+    def perform(
+        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+    ) -> tuple[Outcome, CallReport]:
+        """`item`: the team's own attributes, which a create writes with the record."""
         started = time.perf_counter()
         error: Classified | None = None
         with aws_call(deadline_ms) as call:
             try:
-                self.client.update_item(TableName=self.table, **update_request(write))
+                request = update_request(write, self.layout, item if write.before is None else None)
+                self.client.update_item(TableName=self.table, **request)
                 outcome: Outcome = Written()
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    decoded = _decode(item)
+                    old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+                    decoded = _decode(old, self.layout)
                     if isinstance(decoded, Classified):
                         error, outcome = decoded, Failed(decoded.category, decoded.code)
                     else:
@@ -212,9 +109,9 @@ class DynamoStore:
         with aws_call(deadline_ms) as call:
             try:
                 response = self.client.get_item(
-                    TableName=self.table, Key={KEY: {"S": message_id}}, ConsistentRead=True
+                    TableName=self.table, Key=self.layout.key(message_id), ConsistentRead=True
                 )
-                decoded = _decode(response.get("Item"))
+                decoded = _decode(response.get("Item"), self.layout)
                 if isinstance(decoded, Classified):
                     error = decoded
                 else:
@@ -239,7 +136,7 @@ class DynamoStore:
             "TableName": self.table,
             "IndexName": INDEX,
             "KeyConditionExpression": "#p = :p AND #s <= :s",
-            "ExpressionAttributeNames": {"#p": "attention", "#s": "attention_at"},
+            "ExpressionAttributeNames": {"#p": ATTENTION, "#s": ATTENTION_AT},
             "ExpressionAttributeValues": {":p": {"S": partition}, ":s": {"N": str(latest)}},
         }
         while True:
@@ -251,18 +148,22 @@ class DynamoStore:
                     error = classify(exc, self._models["Query"])
                     yield DuePage((), report("dynamodb", "Query", call.attempts, started, error))
                     return
-            records = tuple(stored_from_item(item).record for item in page.get("Items", []))
+            items = page.get("Items", [])
+            records = tuple(stored_from_item(item, self.layout).record for item in items)
             yield DuePage(records, report("dynamodb", "Query", call.attempts, started, None))
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def scan(self) -> Iterator[tuple[dict[str, Any], Stored | Exception]]:
-        """Every item (the audit's read), each with what it decodes to, or why it does not."""
+        """Every record (the audit's read), each with what it decodes to, or why it does not. The
+        team's own items (without sendguard's bookkeeping) are not records: skipped."""
         paginator = self.client.get_paginator("scan")
         for page in paginator.paginate(TableName=self.table, ConsistentRead=True):
             for item in page.get("Items", []):
+                if not is_record(item):
+                    continue
                 try:
-                    yield item, stored_from_item(item)
+                    yield item, stored_from_item(item, self.layout)
                 except (KeyError, ValueError, TypeError) as exc:
                     yield item, exc

@@ -19,12 +19,13 @@ import attrs
 from hypothesis import Phase, settings
 
 from adapters import aws_lambda
-from adapters.runtime import classify, reconciler, runner, store
+from adapters.runtime import classify, outbox, reconciler, runner, store
 from adapters.runtime import sqs as queue
 from adapters.runtime.call_report import CallReport
+from adapters.runtime.codec import CORRELATION_ID
 from statemodel.categories import ErrorCategory
 from statemodel.events import RolledBack, SendConfirmed
-from statemodel.flows import Answer, Send, Write
+from statemodel.flows import Send, Write
 from statemodel.records import Phase as RecordPhase
 
 Patcher = Callable[[], contextlib.AbstractContextManager[Any]]
@@ -34,8 +35,8 @@ def _unconditional(when: Callable[[Write], bool]) -> Patcher:
     """Writes that `when` picks lose their condition (and the values only the condition used)."""
     original = store.update_request
 
-    def update_request(write: Write) -> dict[str, Any]:
-        request = original(write)
+    def update_request(write: Write, *args: Any) -> dict[str, Any]:
+        request = original(write, *args)
         if when(write):
             request.pop("ConditionExpression", None)
             request["ExpressionAttributeValues"] = {
@@ -57,11 +58,11 @@ def _has(event_type: type) -> Callable[[Write], bool]:
 def _rollback_rewrites_metadata() -> contextlib.AbstractContextManager[Any]:
     original = store.update_request
 
-    def update_request(write: Write) -> dict[str, Any]:
-        request = original(write)
+    def update_request(write: Write, *args: Any) -> dict[str, Any]:
+        request = original(write, *args)
         if _has(RolledBack)(write):  # "refresh" the correlation id on the way back to PENDING
             request["UpdateExpression"] = request["UpdateExpression"].replace("SET ", "SET #cid = :cid, ", 1)
-            request["ExpressionAttributeNames"]["#cid"] = "correlation_id"
+            request["ExpressionAttributeNames"]["#cid"] = CORRELATION_ID
             request["ExpressionAttributeValues"][":cid"] = {"S": str(uuid.uuid4())}
         return request
 
@@ -106,7 +107,7 @@ def _lease_shorter_than_invocation() -> Iterator[None]:
         return int(now + settings_.lease_margin_ms)
 
     with (
-        mock.patch.object(aws_lambda, "lease_expiry", lease),
+        mock.patch.object(outbox, "lease_expiry", lease),
         mock.patch.object(runner, "min", lambda invocation, send: invocation, create=True),
     ):
         yield
@@ -157,19 +158,17 @@ def _reconciler_ignores_lease() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _drops_records_on_permanent_error() -> Iterator[None]:
-    original = aws_lambda.run_flow
+    original = vars(outbox)["run_flow"]
 
-    def run_flow(flow: Any, aws: Any, deadline_ms: int, clock: Any = None) -> Answer:
-        answer = (
-            original(flow, aws, deadline_ms) if clock is None else original(flow, aws, deadline_ms, clock)
-        )
+    def run_flow(flow: Any, aws: Any, deadline_ms: int, *args: Any, **kwargs: Any) -> Any:
+        answer = original(flow, aws, deadline_ms, *args, **kwargs)
         if answer.failure is not None and answer.failure.category is ErrorCategory.PERMANENT:
             aws.store.client.delete_item(
                 TableName=aws.store.table, Key={"message_id": {"S": answer.message_id}}
             )
         return answer
 
-    with mock.patch.object(aws_lambda, "run_flow", run_flow):
+    with mock.patch.object(outbox, "run_flow", run_flow):
         yield
 
 

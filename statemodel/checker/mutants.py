@@ -120,8 +120,8 @@ def _index_skips(skipped: Callable[[Record, Settings], bool]) -> DueFunction:
 
 def _rolled_back_by_expiry(record: Record, settings: Settings) -> bool:
     """A PENDING record with no send failure on it got there through an expiry's rollback (only a
-    failed send records `last_error`)."""
-    return record.phase is Phase.PENDING and record.last_error is None
+    failed send records `last_error`; a record the transactional outbox prepared has no attempt yet)."""
+    return record.phase is Phase.PENDING and record.last_error is None and record.attempts > 0
 
 
 def _no_attempt_left(record: Record, settings: Settings) -> bool:

@@ -1,0 +1,68 @@
+"""Where a record lives in a table: the team's key, status and body attribute names, and the prefix
+under which sendguard keeps its own bookkeeping.
+
+A record is one item. The team names its partition key (whose value is the record's key, also its
+message id), optionally a sort key with the fixed value sendguard's records carry in it (Powertools'
+`static_pk_value` idea, for single-table designs), the attribute that holds the status (`PENDING` /
+`QUEUED`) and the one that holds the body as sent. Everything else sendguard stores — version, attempts,
+lease, history, message attributes, index keys — is named `sg_…` (`BOOKKEEPING_PREFIX`), so it cannot
+collide with the team's own attributes, which sendguard never writes after the item's creation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+BOOKKEEPING_PREFIX = "sg_"
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
+
+
+def _check_name(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ValueError(
+            f"TableLayout.{attribute.name}={value!r}: use 1 to 255 characters of A-Z a-z 0-9 _ - ."
+        )
+    if value.startswith(BOOKKEEPING_PREFIX):
+        raise ValueError(
+            f"TableLayout.{attribute.name}={value!r}: names starting with {BOOKKEEPING_PREFIX!r} are "
+            "sendguard's own bookkeeping"
+        )
+
+
+@attrs.frozen
+class TableLayout:
+    """How sendguard's records sit in a table. The defaults are sendguard's own table."""
+
+    partition_key: str = attrs.field(default="message_id", validator=_check_name)
+    sort_key: str | None = attrs.field(default=None, validator=_check_name)
+    sort_key_value: str = "sendguard"  # what every record carries in `sort_key`, when there is one
+    status_attribute: str = attrs.field(default="status", validator=_check_name)
+    body_attribute: str = attrs.field(default="payload", validator=_check_name)
+
+    def __attrs_post_init__(self) -> None:
+        names = [n for n in self.owned_names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"TableLayout names must differ from one another: {names}")
+        if self.sort_key is not None and not (isinstance(self.sort_key_value, str) and self.sort_key_value):
+            raise ValueError("TableLayout.sort_key_value must be a non-empty string")
+
+    @property
+    def owned_names(self) -> tuple[str, ...]:
+        """The team-named attributes sendguard writes (besides its `sg_` bookkeeping)."""
+        keys = (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
+        return (*keys, self.status_attribute, self.body_attribute)
+
+    def owns(self, name: str) -> bool:
+        return name in self.owned_names or name.startswith(BOOKKEEPING_PREFIX)
+
+    def key(self, message_id: str) -> dict[str, dict[str, str]]:
+        """The item's primary key, in the low-level client's shape."""
+        key = {self.partition_key: {"S": message_id}}
+        if self.sort_key is not None:
+            key[self.sort_key] = {"S": self.sort_key_value}
+        return key

@@ -1,0 +1,432 @@
+"""`Outbox`: sendguard as a library, from any code and on the team's own table.
+
+Three ways in, all carried by the same pure flows (`statemodel.flows`) as sendguard's own handler:
+
+* `send(key, body)`: create the record and claim it in one conditional write, send, confirm;
+* `pending_put(key, body)` in the team's own `transact_write_items`, then `dispatch(key)`: the
+  transactional outbox — the team's domain writes and the PENDING record commit together, and the
+  record carries what the reconciler needs to send it if `dispatch` is never called;
+* `reconcile()`: one reconciler pass (what the scheduled reconciler runs).
+
+Why no request lands after the lease that protects its record: a claim's lease ends `lease_margin`
+after the end of the invocation that holds it (`statemodel.flows.lease_expiry`: the context's
+remaining time, or `deadline_ms`). Every AWS request of the invocation is an attempt that
+`adapters.runtime.clients` lets start only if its connect timeout plus its read timeout — the read
+timeout shrunk to what is left — ends by the call's deadline, which is never after the invocation's
+end; the client abandons the attempt when those timeouts run out. So by the invocation's end nothing
+of it is still waited for, and the margin is what a request the client abandoned has to land in. A
+late DynamoDB write cannot do harm anyway (each is conditioned on the version it read); the margin is
+what keeps a late SendMessage from landing after the reconciler re-drove the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+import structlog
+
+from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
+from adapters.runtime.codec import put_request, serialize
+from adapters.runtime.config import Config
+from adapters.runtime.layout import TableLayout
+from adapters.runtime.logs import get_logger, logging_to
+from adapters.runtime.reconciler import PassSummary, reconcile_pass
+from adapters.runtime.runner import Aws, log_failure, run_flow
+from adapters.runtime.store import NOT_A_RECORD
+from statemodel.categories import consequence
+from statemodel.flows import (
+    Answer,
+    Failed,
+    Result,
+    Settings,
+    lease_expiry,
+    prepare,
+    start_dispatch,
+    start_submit,
+)
+from statemodel.records import Record
+from statemodel.stored import Stored
+from statemodel.validation import (
+    MAX_ATTEMPTS_LIMIT,
+    MAX_MESSAGE_BYTES,
+    PAYLOAD_TOO_LARGE,
+    Rejection,
+    Request,
+    new_message,
+    parse_message,
+    valid_key,
+    valid_token,
+)
+
+DEFAULT_REMAINING_MS = 30_000  # when neither a context nor a deadline says (a container, a script)
+ANSWER_RESERVE_MS = 500  # kept back from an invocation's time for the caller to answer in …
+ANSWER_RESERVE_SHARE = 10  # … or a tenth of it, when that is less: a 1 s invocation keeps 100 ms
+
+
+class InvalidMessage(ValueError):
+    """The key, body, attributes, group id or item cannot be sent; nothing was written."""
+
+
+class OutboxError(Exception):
+    """A record could not be read (an AWS failure, already classified and logged)."""
+
+    def __init__(self, message: str, *, category: str, code: str, http_status: int) -> None:
+        super().__init__(message)
+        self.category, self.code, self.http_status = category, code, http_status
+
+    @property
+    def retryable(self) -> bool:
+        return self.http_status == 503
+
+
+@attrs.frozen
+class SendResult:
+    """What came of a `send` or a `dispatch`. `http_status` is what sendguard's own handler answers
+    for the same outcome: 202 accepted, 409 conflict, 503 retry later, 500 will not work."""
+
+    accepted: bool  # SQS has the message
+    retryable: bool  # not accepted, and trying again (same key, same body) may help
+    http_status: int
+    message_id: str  # the record's key; also the `message_id` attribute of the SQS message
+    outcome: str  # sent | already_queued | conflict | failed
+    error_code: str | None = None  # why not: an AWS error code, InProgress, RedriveExhausted, …
+    correlation_id: str = ""
+    unconfirmed: bool = False  # accepted, but the confirm write did not land (the reconciler mends it)
+
+
+@attrs.frozen
+class RecordView:
+    """A record as `get` reads it."""
+
+    message_id: str
+    status: str  # PENDING | QUEUED, the persisted status
+    delivery: str  # pending | in_flight | confirmed | exhausted
+    attempts: int
+    created_at: int  # epoch ms
+    updated_at: int
+    correlation_id: str
+    last_error: str | None = None  # "category:code" of the last failed send
+
+
+class Outbox:
+    """sendguard on a table and a queue. Make one per container (it holds the boto3 clients)."""
+
+    def __init__(
+        self,
+        table: str,
+        queue_url: str,
+        *,
+        layout: TableLayout | None = None,
+        max_attempts: int = 10,
+        redrive_after_seconds: int = 60,
+        lease_margin_seconds: int = 30,
+        aws_max_attempts: int = 3,
+        logger: Any = None,
+    ) -> None:
+        if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:  # the history, and so the item, stays bounded
+            raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
+        settings = Settings(max_attempts, 1000 * redrive_after_seconds, 1000 * lease_margin_seconds)
+        config = Config(table, queue_url, settings, aws_max_attempts, layout=layout or TableLayout())
+        self._setup(config, Aws.from_config(config), logger)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, logger: Any = None) -> Outbox:
+        """From the `SENDGUARD_*` variables (docs/library.md lists them); raises ConfigError."""
+        return cls.from_config(Config.from_env(environ), logger=logger)
+
+    @classmethod
+    def from_config(cls, config: Config, aws: Aws | None = None, *, logger: Any = None) -> Outbox:
+        outbox = cls.__new__(cls)
+        outbox._setup(config, aws or Aws.from_config(config), logger)
+        return outbox
+
+    def _setup(self, config: Config, aws: Aws, logger: Any) -> None:
+        self.config, self.aws, self._logger = config, aws, logger
+
+    @property
+    def layout(self) -> TableLayout:
+        return self.config.layout
+
+    # ---- send ------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        key: str,
+        body: str,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        item: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+        context: object = None,
+        deadline_ms: int | None = None,
+        group_id: str | None = None,
+    ) -> SendResult:
+        """Create the record `key` and send `body`: accepted once SQS has it. The same key with the
+        same body and attributes again is accepted without a second message; another body is a
+        conflict. `item`: the team's own attributes, written with the record."""
+        message_id, request, team_item = self._valid(key, body, attributes, item, group_id)
+        return self.submit(
+            request,
+            message_id,
+            correlation_id=_correlation(correlation_id),
+            item=team_item,
+            context=context,
+            deadline_ms=deadline_ms,
+        )
+
+    def submit(
+        self,
+        request: Request,
+        message_id: str,
+        *,
+        correlation_id: str,
+        idempotency_key: str | None = None,
+        item: Mapping[str, Any] | None = None,
+        context: object = None,
+        deadline_ms: int | None = None,
+    ) -> SendResult:
+        """`send` for a request already validated (sendguard's own HTTP handler parses its JSON
+        envelope with `statemodel.validation.parse_submission` and comes in here)."""
+        attempt_id = str(uuid.uuid4())
+        with self._scope(correlation_id, message_id, attempt_id):
+            now, end, deadline = _times(context, deadline_ms)
+            message = new_message(request, message_id, correlation_id, now, idempotency_key)
+            lease = lease_expiry(now, end - now, self.config.settings)
+            flow = start_submit(message, attempt_id, lease, now, self.config.settings)
+            answer = run_flow(flow, self.aws, deadline, item=item)
+        if answer.failure is not None and answer.failure.code == NOT_A_RECORD:
+            raise InvalidMessage(
+                f"the table already holds an item with key {message_id!r} that is not a sendguard "
+                "record; nothing was written (use another key, or write it with pending_put)"
+            )
+        return _result(answer, correlation_id)
+
+    # ---- the transactional outbox ----------------------------------------------------------------
+
+    def pending_put(
+        self,
+        key: str,
+        body: str,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        item: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+        group_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A `{"Put": …}` entry for the team's own `transact_write_items`: the PENDING record, with
+        the team's `item` attributes, created only if no item has this key. Nothing is written here."""
+        message_id, request, team_item = self._valid(key, body, attributes, item, group_id)
+        now = now_ms()
+        message = new_message(request, message_id, _correlation(correlation_id), now)
+        write = prepare(message, now)
+        return {"Put": put_request(write, self.layout, self.config.table, team_item)}
+
+    def dispatch(self, key: str, *, context: object = None, deadline_ms: int | None = None) -> SendResult:
+        """Claim the PENDING record `key` (written by `pending_put`), send it and confirm it. A record
+        already sent is accepted without a second message; one in flight elsewhere is retryable."""
+        message_id = _key(key)
+        attempt_id = str(uuid.uuid4())
+        with self._scope(None, message_id, attempt_id):
+            now, end, deadline = _times(context, deadline_ms)
+            stored = self._read(message_id, deadline)
+            if isinstance(stored, Failed):
+                status = consequence(stored.category).http_status
+                return SendResult(False, status == 503, status, message_id, "failed", stored.code)
+            if stored is None:
+                raise InvalidMessage(
+                    f"no sendguard record has key {message_id!r}: write it with pending_put in your "
+                    "transaction first (did the transaction commit?)"
+                )
+            record = stored.record
+            correlation_id = record.message.correlation_id
+            with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+                lease = lease_expiry(now, end - now, self.config.settings)
+                flow = start_dispatch(record, attempt_id, lease, now, self.config.settings)
+                answer = run_flow(flow, self.aws, deadline)
+        return _result(answer, correlation_id)
+
+    # ---- reading and reconciling -----------------------------------------------------------------
+
+    def get(self, key: str) -> RecordView | None:
+        """The record `key`, or None. Raises OutboxError when it cannot be read now."""
+        message_id = _key(key)
+        with self._scope(None, message_id, None):
+            stored = self._read(message_id, now_ms() + 2 * ATTEMPT_BUDGET_MS)
+        if isinstance(stored, Failed):
+            outcome = consequence(stored.category)
+            raise OutboxError(
+                f"record {message_id!r} cannot be read now ({stored.category})",
+                category=stored.category,
+                code=stored.code,
+                http_status=outcome.http_status,
+            )
+        return None if stored is None else view(stored.record)
+
+    def reconcile(self, *, context: object = None, deadline_ms: int | None = None) -> PassSummary:
+        """One reconciler pass over the table's sparse index; its summary has `as_dict()`."""
+        with self._scope(None, None, None):
+            _, _, deadline = _times(context, deadline_ms)
+            return reconcile_pass(self.aws, self.config, deadline)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+
+    def _read(self, message_id: str, deadline_ms: int) -> Stored | Failed | None:
+        stored, call = self.aws.store.get(message_id, deadline_ms)
+        if isinstance(stored, Failed) and stored.code == NOT_A_RECORD:  # the team's own item
+            raise InvalidMessage(
+                f"the item with key {message_id!r} is not a sendguard record: it has no sendguard "
+                "bookkeeping, so nothing could re-drive it; write the record with pending_put"
+            )
+        if isinstance(stored, Failed):
+            log_failure(get_logger(), call, None)
+        return stored
+
+    @contextlib.contextmanager
+    def _scope(
+        self, correlation_id: str | None, message_id: str | None, attempt_id: str | None
+    ) -> Iterator[None]:
+        """Log lines of this call go to the team's logger (if given) and carry these ids; the
+        team's own bound context is left as it was afterwards."""
+        bound = {
+            k: v
+            for k, v in (
+                ("correlation_id", correlation_id),
+                ("message_id", message_id),
+                ("attempt_id", attempt_id),
+            )
+            if v is not None
+        }
+        with logging_to(self._logger), structlog.contextvars.bound_contextvars(**bound):
+            yield
+
+    def _valid(
+        self,
+        key: object,
+        body: object,
+        attributes: object,
+        item: object,
+        group_id: object,
+    ) -> tuple[str, Request, dict[str, Any]]:
+        message_id = _key(key)
+        request = parse_message(body, {} if attributes is None else attributes, group_id)
+        if isinstance(request, Rejection):
+            raise InvalidMessage(request.message)
+        team_item, item_bytes = _team_item(item, self.layout)
+        size = request.size + item_bytes + len(message_id.encode())
+        if size > MAX_MESSAGE_BYTES:
+            raise InvalidMessage(
+                f"body, attributes and item take {size} bytes; at most {MAX_MESSAGE_BYTES} fit in the "
+                f"record ({PAYLOAD_TOO_LARGE})"
+            )
+        return message_id, request, team_item
+
+
+def view(record: Record) -> RecordView:
+    error = record.last_error
+    return RecordView(
+        message_id=record.message_id,
+        status=record.status.value,
+        delivery=record.phase.value.lower(),
+        attempts=record.attempts,
+        created_at=record.message.created_at,
+        updated_at=record.updated_at,
+        correlation_id=record.message.correlation_id,
+        last_error=None if error is None else f"{error.category}:{error.code}",
+    )
+
+
+def _times(context: object, deadline_ms: int | None) -> tuple[int, int, int]:
+    """(now, the invocation's end, the deadline its AWS calls must end by)."""
+    now = now_ms()
+    end = deadline_ms if deadline_ms is not None else now + remaining_ms(context)
+    reserve = min(ANSWER_RESERVE_MS, max(end - now, 0) // ANSWER_RESERVE_SHARE)
+    return now, end, end - reserve
+
+
+def remaining_ms(context: object) -> int:
+    """What a Lambda context says is left; DEFAULT_REMAINING_MS without one."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    try:
+        return int(remaining()) if callable(remaining) else DEFAULT_REMAINING_MS
+    except (TypeError, ValueError):
+        return DEFAULT_REMAINING_MS
+
+
+def _result(answer: Answer, correlation_id: str) -> SendResult:
+    status = answer.http_status
+    outcome = {Result.SENT: "sent", Result.ALREADY_QUEUED: "already_queued", Result.CONFLICT: "conflict"}
+    return SendResult(
+        accepted=answer.accepted,
+        retryable=status == 503,
+        http_status=status,
+        message_id=answer.message_id,
+        outcome=outcome.get(answer.result, "failed"),
+        error_code=None if answer.failure is None else answer.failure.code,
+        correlation_id=correlation_id,
+        unconfirmed=answer.unconfirmed,
+    )
+
+
+def _key(key: object) -> str:
+    valid = valid_key(key)
+    if valid is None:
+        raise InvalidMessage(
+            f"key {str(key)[:64]!r} must be a string of 1 to 128 printable ASCII characters, no spaces "
+            "(it is the record's key, the message id and the FIFO deduplication id)"
+        )
+    return valid
+
+
+def _correlation(correlation_id: object) -> str:
+    if correlation_id is None:
+        return str(uuid.uuid4())
+    valid = valid_token(correlation_id)
+    if valid is None:
+        raise InvalidMessage("correlation_id must be 1 to 128 characters of A-Za-z0-9._:-")
+    return valid
+
+
+def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:
+    """The team's attributes, checked: names sendguard does not own, values DynamoDB can store."""
+    if item is None:
+        return {}, 0
+    if not isinstance(item, Mapping):
+        raise InvalidMessage("item must be a mapping of attribute names to values")
+    size = 0
+    for name, value in item.items():
+        if not isinstance(name, str) or not 0 < len(name.encode("utf-8", "replace")) <= 255:
+            raise InvalidMessage(f"item attribute name {name!r} must be a string of 1 to 255 bytes")
+        if layout.owns(name):
+            raise InvalidMessage(
+                f"item attribute {name!r} is sendguard's (the layout's key, status or body attribute, or "
+                f"a name starting with 'sg_'); choose another name"
+            )
+        try:
+            size += len(name.encode()) + _value_size(serialize(value))
+        except (TypeError, ValueError) as exc:
+            raise InvalidMessage(
+                f"item[{name!r}] cannot be stored in DynamoDB: {exc} (numbers as int or Decimal)"
+            ) from None
+    return dict(item), size
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    """An upper bound of an attribute value's size by DynamoDB's rule."""
+    ((kind, data),) = value.items()
+    if kind in ("S", "N"):
+        return len(str(data).encode("utf-8", "surrogatepass")) + 1
+    if kind == "B":
+        return len(data)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind in ("SS", "NS"):
+        return sum(len(str(v).encode("utf-8", "surrogatepass")) + 1 for v in data)
+    if kind == "BS":
+        return sum(len(v) for v in data)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in data)
+    return 3 + sum(1 + len(str(k).encode()) + _value_size(v) for k, v in data.items())  # "M"

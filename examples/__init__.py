@@ -1,0 +1,1 @@
+"""Example services built on sendguard's library API (docs/library.md)."""
