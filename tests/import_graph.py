@@ -11,6 +11,8 @@ import ast
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from statemodel.checker.liveness import components
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("statemodel", "adapters", "bench")
 
@@ -95,38 +97,12 @@ def import_graph(
 
 
 def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
-    """Every strongly connected component with more than one module (Tarjan), each sorted."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                top = stack.pop()
-                on_stack.discard(top)
-                component.append(top)
-                if top == node:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
+    """Every strongly connected component with more than one module, each sorted (the explorer's own
+    Tarjan, `statemodel.checker.liveness.components`, on the modules numbered)."""
+    names = sorted(set(graph).union(*graph.values()))
+    number = {name: i for i, name in enumerate(names)}
+    found = components(range(len(names)), lambda i: (number[m] for m in graph.get(names[i], ())))
+    return sorted(sorted(names[i] for i in component) for component in found if len(component) > 1)
 
 
 def reachable(graph: Mapping[str, set[str]], start: str) -> set[str]:
