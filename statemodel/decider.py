@@ -18,6 +18,7 @@ from statemodel.commands import (
     Command,
     ConfirmSend,
     ExpireLease,
+    Rearm,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -29,6 +30,7 @@ from statemodel.events import (
     Claimed,
     Event,
     ExhaustionCause,
+    Rearmed,
     RedriveExhausted,
     RollbackCause,
     RolledBack,
@@ -84,6 +86,10 @@ def evolve(record: Record | None, event: Event) -> Record:
             return attrs.evolve(record, status=Status.PENDING, attempt_id=None, lease_expires_at=None)
         case RedriveExhausted():
             return attrs.evolve(record, exhausted=True)
+        case Rearmed():
+            # A fresh budget: `attempts` counts the claims since the last re-arm (the history keeps
+            # every claim). The last error stays, as what the operator fixed.
+            return attrs.evolve(record, exhausted=False, attempts=0)
 
 
 def evolve_all(record: Record | None, events: Iterable[Event]) -> Record | None:
@@ -216,10 +222,12 @@ def _guard_holds(guard: Guard, record: Record | None, command: Command, now: int
 
 def _refusal_text(phase: Phase, command: Command) -> str:
     name = type(command).__name__
+    if isinstance(command, Rearm):
+        return f"{name} is forbidden in phase {phase.value}: only an exhausted record is re-armed"
     if phase is Phase.CONFIRMED:
         return f"{name} is forbidden: a confirmed record is never rolled back"
     if phase is Phase.EXHAUSTED:
-        return f"{name} is forbidden: the record's re-drives are exhausted; an operator must act"
+        return f"{name} is forbidden: the record's re-drives are exhausted; an operator must re-arm it"
     return f"{name} is forbidden in phase {phase.value}"
 
 
@@ -246,6 +254,11 @@ def _exhausted(command: Command, now: int) -> Event:
     return RedriveExhausted(cause, now)
 
 
+def _rearmed(command: Command, now: int) -> Event:
+    assert isinstance(command, Rearm)
+    return Rearmed(command.by, command.reason, now)
+
+
 def _accepted(command: Command, now: int) -> Event:
     assert isinstance(command, Submit)
     return Accepted(command.message, now)
@@ -269,4 +282,5 @@ _MAKE: dict[type[Event], Callable[[Command, int], Event]] = {
     SendFailed: _send_failed,
     RolledBack: _rolled_back,
     RedriveExhausted: _exhausted,
+    Rearmed: _rearmed,
 }

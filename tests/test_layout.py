@@ -125,10 +125,10 @@ def test_every_package_says_what_it_holds() -> None:
 STATEMODEL_API = [
     "CONSEQUENCES", "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence",
     "DomainError", "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand",
-    "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Record",
-    "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack", "SendConfirmed",
-    "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence",
-    "decide", "evolve", "evolve_all", "replay",
+    "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Rearm",
+    "Rearmed", "Record", "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack",
+    "SendConfirmed", "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition",
+    "consequence", "decide", "evolve", "evolve_all", "replay",
 ]  # fmt: skip
 ADAPTERS_API = ["ensure_resources", "reconcile", "submit"]
 TESTING_API = [

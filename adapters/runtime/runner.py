@@ -19,6 +19,7 @@ from statemodel.events import (
     Accepted,
     Claimed,
     Event,
+    Rearmed,
     RedriveExhausted,
     RolledBack,
     SendConfirmed,
@@ -129,3 +130,5 @@ def _cause(event: Event) -> str:
             return "sqs_accepted"
         case SendFailed():
             return f"{event.category}:{event.code}"
+        case Rearmed():
+            return "rearmed"
