@@ -26,6 +26,7 @@ from adapters.runtime.classify import classify
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, DeadlineExceeded, aws_call, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.logs import configure, get_logger
+from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.categories import consequence
@@ -90,16 +91,20 @@ def submit(event: object, context: object = None) -> dict[str, Any]:
     correlation_id = valid_token(given) or str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     route = "unknown"
+    tally = Tally()
     try:
         request = http.read_request(event)
         if isinstance(request, Rejection):
             result = http.error(request.http_status, request.code, request.message, correlation_id)
         else:
-            route, result = _route(request, correlation_id, context)
+            route, result = _route(request, correlation_id, context, tally)
     except Exception:
         get_logger().exception("handler_failed", route=route)
         result = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
     _log_answer(result, route)
+    if tally.flows:  # one EMF document for an invocation that ran the submit flow
+        config = _state["config"]
+        publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
     return result
 
 
@@ -107,7 +112,9 @@ def _header_key(headers: dict[Any, Any], name: str) -> Any:
     return next((k for k in headers if isinstance(k, str) and k.lower() == name), name)
 
 
-def _route(request: http.HttpRequest, correlation_id: str, context: object) -> tuple[str, dict[str, Any]]:
+def _route(
+    request: http.HttpRequest, correlation_id: str, context: object, tally: Tally
+) -> tuple[str, dict[str, Any]]:
     if not request.on_messages:
         return "unknown", http.error(404, http.NOT_FOUND, "no such route", correlation_id)
     if request.message_id is None:
@@ -116,7 +123,7 @@ def _route(request: http.HttpRequest, correlation_id: str, context: object) -> t
             return "POST /messages", http.error(
                 405, http.METHOD_NOT_ALLOWED, "use POST on /messages", correlation_id, allow
             )
-        return "POST /messages", _post(request, correlation_id, context)
+        return "POST /messages", _post(request, correlation_id, context, tally)
     if request.method != "GET":
         allow = {"Allow": "GET"}
         return "GET /messages/{messageId}", http.error(
@@ -125,7 +132,7 @@ def _route(request: http.HttpRequest, correlation_id: str, context: object) -> t
     return "GET /messages/{messageId}", _get(request.message_id, correlation_id)
 
 
-def _post(request: http.HttpRequest, correlation_id: str, context: object) -> dict[str, Any]:
+def _post(request: http.HttpRequest, correlation_id: str, context: object, tally: Tally) -> dict[str, Any]:
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
@@ -133,12 +140,18 @@ def _post(request: http.HttpRequest, correlation_id: str, context: object) -> di
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
     config, aws = _runtime()
-    answer = _submit(parsed, key, correlation_id, config, aws, _remaining_ms(context))
+    answer = _submit(parsed, key, correlation_id, config, aws, _remaining_ms(context), tally)
     return _answer_submit(answer, correlation_id)
 
 
 def _submit(
-    request: Request, key: str | None, correlation_id: str, config: Config, aws: Aws, remaining_ms: int
+    request: Request,
+    key: str | None,
+    correlation_id: str,
+    config: Config,
+    aws: Aws,
+    remaining_ms: int,
+    tally: Tally | None = None,
 ) -> Answer:
     now = now_ms()
     message_id = message_id_for_key(key) if key else str(uuid.uuid4())
@@ -147,7 +160,7 @@ def _submit(
     message = new_message(request, message_id, correlation_id, now, key)
     lease = lease_expiry(now, remaining_ms, config.settings)
     flow = start_submit(message, attempt_id, lease, now, config.settings)
-    return run_flow(flow, aws, now + max(remaining_ms - ANSWER_MARGIN_MS, ATTEMPT_BUDGET_MS))
+    return run_flow(flow, aws, now + max(remaining_ms - ANSWER_MARGIN_MS, ATTEMPT_BUDGET_MS), tally=tally)
 
 
 def _answer_submit(answer: Answer, correlation_id: str) -> dict[str, Any]:

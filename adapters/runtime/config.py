@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 import attrs
@@ -22,6 +23,7 @@ class Config:
     settings: Settings = attrs.field(factory=Settings)
     aws_max_attempts: int = 3  # botocore standard mode's total_max_attempts, per AWS call
     log_level: str = "INFO"
+    metrics_namespace: str = "sendguard"  # of the EMF metrics (adapters.runtime.metrics)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -38,6 +40,7 @@ class Config:
             settings=settings,
             aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
+            metrics_namespace=_namespace(env, "SENDGUARD_METRICS_NAMESPACE", "sendguard"),
         )
 
 
@@ -45,6 +48,20 @@ def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
         raise ConfigError(f"{name} is not set")
+    return value
+
+
+# CloudWatch's rule for a namespace: 1-255 of these characters, not all spaces, not AWS's own.
+_NAMESPACE = re.compile(r"[0-9A-Za-z.\-_/#: ]{1,255}")
+
+
+def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not _NAMESPACE.fullmatch(value) or value.startswith("AWS/"):
+        raise ConfigError(
+            f"{name}={value!r} is not a CloudWatch namespace (1-255 of A-Z a-z 0-9 . - _ / # : and "
+            "space, not starting with AWS/)"
+        )
     return value
 
 

@@ -12,6 +12,7 @@ from adapters.runtime.call_report import CallReport
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.logs import get_logger
+from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
 from statemodel.decider import evolve
@@ -43,8 +44,15 @@ class Aws:
         )
 
 
-def run_flow(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int] = now_ms) -> Answer:
-    """Carries the flow to its end. `deadline_ms`: when this invocation must be done."""
+def run_flow(
+    flow: Flow,
+    aws: Aws,
+    deadline_ms: int,
+    clock: Callable[[], int] = now_ms,
+    tally: Tally | None = None,
+) -> Answer:
+    """Carries the flow to its end. `deadline_ms`: when this invocation must be done. `tally`
+    counts what happened, for the invocation's metrics."""
     log = get_logger()
     while not flow.done:
         effect = flow.effect
@@ -57,9 +65,14 @@ def run_flow(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int] = 
         if call.error is not None:
             log_failure(log, call, flow)
         flow = advance(flow, outcome, clock())
-        if isinstance(effect, Write) and flow.record == effect.after:
+        landed = isinstance(effect, Write) and flow.record == effect.after
+        if isinstance(effect, Write) and landed:
             log_transitions(log, effect.before, effect.events)
+        if tally is not None:
+            tally.effect(effect, outcome, effect.events if isinstance(effect, Write) and landed else ())
     answer = flow.answer
+    if tally is not None:
+        tally.answer(flow.kind, answer)
     if answer.rollback_failed:
         record = answer.record
         log.error(

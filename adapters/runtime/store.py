@@ -32,6 +32,7 @@ from statemodel.stored import Stored
 
 INDEX = "attention"
 KEY = "message_id"
+ATTENTION, ATTENTION_AT = "attention", "attention_at"  # the sparse index's partition and sort keys
 _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 

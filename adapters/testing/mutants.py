@@ -159,9 +159,11 @@ def _reconciler_ignores_lease() -> Iterator[None]:
 def _drops_records_on_permanent_error() -> Iterator[None]:
     original = aws_lambda.run_flow
 
-    def run_flow(flow: Any, aws: Any, deadline_ms: int, clock: Any = None) -> Answer:
+    def run_flow(flow: Any, aws: Any, deadline_ms: int, clock: Any = None, tally: Any = None) -> Answer:
         answer = (
-            original(flow, aws, deadline_ms) if clock is None else original(flow, aws, deadline_ms, clock)
+            original(flow, aws, deadline_ms, tally=tally)
+            if clock is None
+            else original(flow, aws, deadline_ms, clock, tally)
         )
         if answer.failure is not None and answer.failure.category is ErrorCategory.PERMANENT:
             aws.store.client.delete_item(

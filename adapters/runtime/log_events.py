@@ -1,0 +1,101 @@
+"""Every log event sendguard writes, with its level and fields: the one owner of that vocabulary.
+
+The logs write through `emit`; the trace checker, the demo's verdict and the SAM template's metric
+filters read lines back by these names and fields (tests/test_template.py holds the template's
+filters to this module). Each line also carries what structlog adds (`LINE_FIELDS`) and the ids
+bound for the invocation (`CONTEXT_FIELDS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+# Bound with structlog's contextvars at the start of an invocation, and on every line after.
+CONTEXT_FIELDS = frozenset({"correlation_id", "message_id", "attempt_id"})
+# Added by the renderer to every line.
+LINE_FIELDS = frozenset({"timestamp", "level", "event", "exception"})
+
+
+@attrs.frozen
+class LogEvent:
+    name: str
+    level: str  # the structlog method: info, warning, error, exception
+    fields: frozenset[str]
+    about: str
+
+
+def _event(name: str, level: str, fields: str, about: str) -> LogEvent:
+    return LogEvent(name, level, frozenset(fields.split()), about)
+
+
+ANSWER = _event("answer", "info", "status code route", "the handler's answer (warning for SYSTEM_ERROR)")
+AWS_FAILURE = _event(
+    "aws_failure",
+    "warning",
+    "service operation category code http_status throttling attempts max_attempts_reached "
+    "retry_quota_reached latency_ms stage",
+    "one AWS call failed after the SDK's retries, with its classification",
+)
+TRANSITION = _event(
+    "transition",
+    "info",
+    "message_id correlation_id from to status version attempt_id cause record_event",
+    "one event of a write that landed: the trace `sendguard check-trace` replays",
+)
+ROLLBACK_FAILED = _event(
+    "rollback_failed",
+    "error",
+    "message_id attempt_id lease_expires_at version note",
+    "a failed send's rollback failed too: the lease protects the record until the reconciler",
+)
+REDRIVE_EXHAUSTED = _event(
+    "redrive_exhausted",
+    "error",
+    "message_id correlation_id attempts cause last_error",
+    "a record ran out of attempts or met a permanent failure: it waits for an operator",
+)
+RECONCILE_PASS = _event(
+    "reconcile_pass",
+    "info",
+    "expired redriven exhausted superseded failed overdue_in_flight records_read queries failed_queries "
+    "stopped_early",
+    "one reconciler pass's summary",
+)
+METRICS = _event(
+    "metrics",
+    "info",
+    "_aws Category Accepted SendFailed RollbackFailed Unconfirmed Redriven LeaseExpired Exhausted Rearmed "
+    "ReconcilerDue ReconcilerStoppedEarly",
+    "one CloudWatch Embedded Metric Format document (adapters.runtime.metrics), whatever the log level",
+)
+REARM_SKIPPED = _event(
+    "rearm_skipped",
+    "warning",
+    "message_id outcome note",
+    "an operator's re-arm of one record did nothing: not exhausted, changed under it, or no room left",
+)
+HANDLER_FAILED = _event("handler_failed", "exception", "route", "an unexpected exception in the handler")
+RECONCILE_FAILED = _event("reconcile_failed", "exception", "", "a reconciler pass raised")
+
+EVENTS: dict[str, LogEvent] = {
+    e.name: e
+    for e in (
+        ANSWER,
+        AWS_FAILURE,
+        TRANSITION,
+        ROLLBACK_FAILED,
+        REDRIVE_EXHAUSTED,
+        RECONCILE_PASS,
+        METRICS,
+        REARM_SKIPPED,
+        HANDLER_FAILED,
+        RECONCILE_FAILED,
+    )
+}
+
+
+def emit(log: Any, event: LogEvent, *, level: str | None = None, **fields: Any) -> None:
+    """Writes one line of `event` (at `level` instead of its own, where the event allows two)."""
+    getattr(log, level or event.level)(event.name, **fields)
