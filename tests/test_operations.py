@@ -181,8 +181,13 @@ def test_redrive_filters_by_code_since_and_limit_and_a_dry_run_writes_nothing(
 
 
 def test_redrive_needs_exhausted_and_refuses_bad_arguments(service: str) -> None:
-    for argv in (["--table", TABLE], ["--exhausted", "--table", TABLE, "--since", "yesterday"],
-                 ["--exhausted", "--table", TABLE, "--limit", "0"], ["--exhausted", "--table", TABLE, "--reason", " "]):  # fmt: skip
+    base = ["--exhausted", "--table", TABLE]
+    for argv in (
+        ["--table", TABLE],
+        [*base, "--since", "yesterday"],
+        [*base, "--limit", "0"],
+        [*base, "--reason", " "],
+    ):
         with pytest.raises(SystemExit) as exit_:
             redrive_cli.main(argv)
         assert exit_.value.code == 2
