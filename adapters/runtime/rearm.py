@@ -115,7 +115,7 @@ def rearm(
     if dry_run:
         return RearmResult(message_id, WOULD_REARM, record)
     flow = start_rearm(record, by, reason, clock())
-    answer = run_flow(flow, aws, clock() + OPERATION_MS, clock, tally)
+    answer = run_flow(flow, aws, clock() + OPERATION_MS, clock, tally=tally)
     if answer.result is Result.REARMED:
         return RearmResult(message_id, REARMED, answer.record)
     if answer.result is Result.SUPERSEDED:

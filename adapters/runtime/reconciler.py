@@ -87,7 +87,7 @@ def reconcile_pass(
         with structlog.contextvars.bound_contextvars(
             message_id=record.message_id, correlation_id=record.message.correlation_id
         ):
-            answer = run_flow(flow, aws, deadline_ms, clock, tally)
+            answer = run_flow(flow, aws, deadline_ms, clock, tally=tally)
         field = _TALLY.get(answer.result)
         if field is not None:
             setattr(summary, field, getattr(summary, field) + 1)

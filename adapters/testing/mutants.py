@@ -163,7 +163,7 @@ def _drops_records_on_permanent_error() -> Iterator[None]:
         answer = (
             original(flow, aws, deadline_ms, tally=tally)
             if clock is None
-            else original(flow, aws, deadline_ms, clock, tally)
+            else original(flow, aws, deadline_ms, clock, tally=tally)
         )
         if answer.failure is not None and answer.failure.category is ErrorCategory.PERMANENT:
             aws.store.client.delete_item(
