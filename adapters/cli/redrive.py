@@ -12,10 +12,8 @@ to stderr; the report to stdout. Exit 0 when nothing failed, 1 when some re-arm 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
-import socket
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +31,7 @@ from adapters.runtime.rearm import (
     InvalidRearm,
     RearmResult,
     check_request,
+    default_operator,
     rearm,
 )
 from adapters.runtime.runner import Aws
@@ -52,7 +51,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list what would be re-armed; write nothing")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--reason", default=DEFAULT_REASON, help="why (stored in each record's history)")
-    parser.add_argument("--by", default=_operator(), help="who asks (default: user@host)")
+    parser.add_argument("--by", default=default_operator(), help="who asks (default: user@host)")
     args = parser.parse_args(argv)
     if not args.exhausted:
         parser.error(
@@ -140,14 +139,6 @@ def _config(table: str) -> Config:
     sends nothing, so no queue is needed."""
     queue = os.environ.get("SENDGUARD_QUEUE_URL") or "unused"
     return Config.from_env({**os.environ, "SENDGUARD_TABLE": table, "SENDGUARD_QUEUE_URL": queue})
-
-
-def _operator() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def _since(parser: argparse.ArgumentParser, text: str | None) -> int | None:

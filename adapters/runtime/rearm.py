@@ -9,7 +9,10 @@ someone else, or an index entry read stale) is skipped, never overwritten. `send
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +76,18 @@ class RearmResult:
         }
 
 
+def default_operator() -> str:
+    """Who asks, when the caller does not say: the Lambda function, or user@host."""
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if function:
+        return f"lambda:{function}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
 def check_request(by: str, reason: str) -> None:
     """Raises InvalidRearm unless `by` and `reason` are printable text of 1..MAX_TEXT characters."""
     for name, value in (("by", by), ("reason", reason)):
@@ -89,7 +104,7 @@ def rearm(
     message_id: str,
     *,
     reason: str,
-    by: str,
+    by: str | None = None,
     max_attempts: int,
     found: Stored | None = None,
     dry_run: bool = False,
@@ -97,7 +112,10 @@ def rearm(
     tally: Tally | None = None,
 ) -> RearmResult:
     """Re-arms the exhausted record `message_id`, as `found` (an index read) or as read now
-    (strongly consistent). Bad `by`/`reason`: InvalidRearm, nothing written or read."""
+    (strongly consistent). `by`: who asks (default `default_operator()`). Bad `by`/`reason`:
+    InvalidRearm, nothing written or read. The library's `Outbox.rearm(key, reason)` is this, with its
+    own store and settings."""
+    by = default_operator() if by is None else by
     check_request(by, reason)
     stored = found
     if stored is None:
