@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime import apigw as http
-from adapters.runtime.call_report import report
-from adapters.runtime.classify import classify
-from adapters.runtime.clients import ATTEMPT_BUDGET_MS, DeadlineExceeded, aws_call, now_ms
+from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
+from adapters.runtime.log_events import ANSWER, HANDLER_FAILED, RECONCILE_FAILED, emit
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.categories import consequence
-from statemodel.flows import Answer, Result, lease_expiry, start_submit
+from statemodel.flows import Answer, Failed, Result, lease_expiry, start_submit
 from statemodel.validation import (
     Rejection,
     Request,
@@ -99,7 +96,7 @@ def submit(event: object, context: object = None) -> dict[str, Any]:
         else:
             route, result = _route(request, correlation_id, context, tally)
     except Exception:
-        get_logger().exception("handler_failed", route=route)
+        emit(get_logger(), HANDLER_FAILED, route=route)
         result = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
     _log_answer(result, route)
     if tally.flows:  # one EMF document for an invocation that ran the submit flow
@@ -187,17 +184,13 @@ def _get(message_id: str, correlation_id: str) -> dict[str, Any]:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     structlog.contextvars.bind_contextvars(message_id=message_id)
     _, aws = _runtime()
-    started = time.perf_counter()
-    with aws_call(now_ms() + ATTEMPT_BUDGET_MS * 2) as call:
-        try:
-            stored = aws.store.get(message_id)
-        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-            failure = classify(exc, aws.store.client.meta.service_model.operation_model("GetItem"))
-            log_failure(get_logger(), report("dynamodb", "GetItem", call.attempts, started, failure), None)
-            outcome = consequence(failure.category)
-            headers = {"Retry-After": str(RETRY_AFTER_S)} if outcome.retry_after else None
-            message = "the message's status cannot be read now"
-            return http.error(outcome.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
+    stored, call = aws.store.get(message_id, now_ms() + ATTEMPT_BUDGET_MS * 2)
+    if isinstance(stored, Failed):
+        log_failure(get_logger(), call, None)
+        outcome = consequence(stored.category)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if outcome.retry_after else None
+        message = "the message's status cannot be read now"
+        return http.error(outcome.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
     if stored is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     record = stored.record
@@ -218,8 +211,8 @@ def _log_answer(result: dict[str, Any], route: str) -> None:
     code = None
     if status >= 400:
         code = _error_code(result["body"])
-    log = get_logger()
-    (log.warning if code == http.SYSTEM_ERROR else log.info)("answer", status=status, code=code, route=route)
+    level = "warning" if code == http.SYSTEM_ERROR else "info"
+    emit(get_logger(), ANSWER, level=level, status=status, code=code, route=route)
 
 
 def _error_code(body: str) -> str | None:
@@ -242,5 +235,5 @@ def reconcile(event: object, context: object = None) -> dict[str, Any]:
     try:
         return reconcile_pass(aws, config, deadline).as_dict()
     except Exception:
-        get_logger().exception("reconcile_failed")
+        emit(get_logger(), RECONCILE_FAILED)
         raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from adapters import aws_lambda
-from adapters.local.gateway import LambdaContext
+from adapters.local.sandbox import LambdaContext
 from bench import baseline
 from bench.moto_env import Resources, environment
 from statemodel.validation import message_id_for_key

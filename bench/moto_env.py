@@ -14,21 +14,17 @@ from typing import Any
 import attrs
 import boto3
 
-from adapters.local.service import environment
+from adapters.local.sandbox import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS, environment
 from adapters.ops.provision import ensure_resources
-from adapters.testing.plugin import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS
 
-# The fake AWS environment of the test suite's `sendguard_aws` fixture, and the demo's way of setting it.
-LOCAL_ENV = FAKE_CREDENTIALS
-UNSET = REAL_ENDPOINT_SETTINGS
-__all__ = ["LOCAL_ENV", "UNSET", "Resources", "environment", "in_process_aws", "provision"]
+__all__ = ["Resources", "environment", "in_process_aws", "provision"]
 
 
 @contextlib.contextmanager
 def in_process_aws() -> Iterator[None]:
     from moto import mock_aws
 
-    with environment(LOCAL_ENV, UNSET), mock_aws():
+    with environment(FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS), mock_aws():
         yield
 
 

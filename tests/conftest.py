@@ -1,31 +1,14 @@
-import os
 from collections.abc import Iterator
 
 import pytest
 import structlog
-from hypothesis import HealthCheck, settings
 
-from adapters.testing.plugin import fake_aws_environment
+from adapters.local.sandbox import fake_aws_environment
+from adapters.testing import profiles
 
-# `ci` runs inside `make test`; `long` is `make fuzz`, for nightly runs. Both print the seed and the
-# reproduction blob of a failing example; Hypothesis' database (.hypothesis/) replays it too.
-settings.register_profile(
-    "ci",
-    max_examples=200,
-    stateful_step_count=50,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "long",
-    max_examples=5_000,
-    stateful_step_count=100,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# The profiles of adapters.testing.profiles (`ci` derandomized in `make test`, `long` in `make fuzz`),
+# at this size for every `@given` test that names none of its own.
+profiles.register_and_load(examples=100, steps=50)
 
 
 @pytest.fixture(autouse=True)

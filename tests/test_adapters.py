@@ -32,6 +32,7 @@ from statemodel import ErrorCategory, Phase
 from statemodel.flows import (
     Answer,
     ConditionFailed,
+    Failed,
     Result,
     Settings,
     Write,
@@ -42,11 +43,19 @@ from statemodel.flows import (
     start_submit,
 )
 from statemodel.invariants import history_problems
+from statemodel.stored import Stored
 from statemodel.validation import MAX_ATTEMPTS_LIMIT, MAX_MESSAGE_BYTES, new_message, parse_submission
 from tests.moto_http import FaultyMotoServer, Rule, dynamodb_error, sqs_error
 
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
 INVOCATION_MS = 10_000
+
+
+def stored_of(aws: Aws, message_id: str) -> Stored | None:
+    """The record as the table holds it; a read that fails here fails the test."""
+    found, call = aws.store.get(message_id)
+    assert not isinstance(found, Failed), call
+    return found
 
 
 def build(fifo: bool = False, read_timeout: float = 3.0, aws_attempts: int = 3) -> tuple[Config, Aws]:
@@ -126,7 +135,7 @@ def test_happy_path_is_three_aws_requests_and_the_message_is_whole(local: tuple[
     answer = submit(aws, {"order": 7, "note": "é"}, {"group": "g1", "kind": "x"})
     assert answer.result is Result.SENT and answer.http_status == 202
     assert len(sent) == 3
-    stored = aws.store.get(answer.message_id)
+    stored = stored_of(aws, answer.message_id)
     assert stored is not None and stored.record.phase is Phase.CONFIRMED
     assert history_problems(stored.record, stored.history) == []
     item = raw_item(aws, answer.message_id)
@@ -181,7 +190,7 @@ def _created_item(aws: Aws, answer: Answer, name: str) -> Any:
     """What the create wrote for `name`: the Accepted event's message, serialised as the store does."""
     from adapters.runtime.store import message_attributes
 
-    stored = aws.store.get(answer.message_id)
+    stored = stored_of(aws, answer.message_id)
     assert stored is not None
     from boto3.dynamodb.types import TypeSerializer
 
@@ -241,7 +250,7 @@ def test_every_transition_is_one_conditional_write_and_replays(local: tuple[Conf
     later = now_ms() + SETTINGS.redrive_after_ms
     summary = reconcile_pass(aws, config, later + INVOCATION_MS, clock=lambda: later)
     assert summary.redriven == 1  # PENDING -> IN_FLIGHT -> CONFIRMED
-    phases = sorted(aws.store.get(a.message_id).record.phase.value for a in answers)  # type: ignore[union-attr]
+    phases = sorted(stored_of(aws, a.message_id).record.phase.value for a in answers)  # type: ignore[union-attr]
     assert phases == ["CONFIRMED", "CONFIRMED", "EXHAUSTED"]
     for _, stored in aws.store.scan():
         assert not isinstance(stored, Exception)
@@ -293,7 +302,7 @@ def test_sqs_error_answers_over_http(
     assert answer.result is Result.FAILED
     assert answer.failure is not None and answer.failure.category is category, answer.failure
     assert answer.failure.code == code
-    stored = aws.store.get(answer.message_id)
+    stored = stored_of(aws, answer.message_id)
     assert (
         stored is not None and stored.record.status.value == "PENDING"
     )  # rolled back, whatever the category
@@ -338,7 +347,7 @@ def test_dynamodb_error_answers_over_http(
     answer = submit(aws)
     assert answer.result is Result.FAILED and answer.failure is not None
     assert (answer.failure.category, answer.failure.code) == (category, code)
-    assert aws.store.get(answer.message_id) is None  # the create never landed
+    assert stored_of(aws, answer.message_id) is None  # the create never landed
 
 
 @pytest.mark.parametrize(
@@ -376,7 +385,7 @@ def test_a_read_timeout_after_the_send_landed_is_ambiguous(
     assert answer.failure is not None and answer.failure.category is ErrorCategory.AMBIGUOUS
     assert answer.failure.code == "ReadTimeoutError"
     assert len(receive_all(aws)) == 2  # both tries landed: the duplicate an ambiguous send allows
-    assert aws.store.get(answer.message_id).record.phase is Phase.PENDING  # type: ignore[union-attr]
+    assert stored_of(aws, answer.message_id).record.phase is Phase.PENDING  # type: ignore[union-attr]
 
 
 def test_a_landed_write_whose_retry_fails_its_condition_counts_as_written(
@@ -387,7 +396,7 @@ def test_a_landed_write_whose_retry_fails_its_condition_counts_as_written(
     answer = submit(aws)
     assert server.faults.requests.count("UpdateItem") == 3  # create, its retry, confirm
     assert answer.result is Result.SENT and not answer.unconfirmed
-    stored = aws.store.get(answer.message_id)
+    stored = stored_of(aws, answer.message_id)
     assert stored is not None and stored.record.phase is Phase.CONFIRMED
     assert history_problems(stored.record, stored.history) == []  # no event written twice
 
@@ -411,12 +420,12 @@ def test_reconciler_rolls_back_expired_leases_only_then_redrives(local: tuple[Co
     now = now_ms() + 5_000
     summary = reconcile_pass(aws, config, now + INVOCATION_MS, clock=lambda: now)
     assert (summary.expired, summary.overdue_in_flight, summary.redriven) == (1, 1, 0)
-    assert aws.store.get(expired).record.phase is Phase.PENDING  # type: ignore[union-attr]
-    assert aws.store.get(live).record.phase is Phase.IN_FLIGHT  # type: ignore[union-attr]
+    assert stored_of(aws, expired).record.phase is Phase.PENDING  # type: ignore[union-attr]
+    assert stored_of(aws, live).record.phase is Phase.IN_FLIGHT  # type: ignore[union-attr]
     later = now + SETTINGS.redrive_after_ms
     summary = reconcile_pass(aws, config, later + INVOCATION_MS, clock=lambda: later)
     assert summary.redriven == 1
-    assert aws.store.get(expired).record.phase is Phase.CONFIRMED  # type: ignore[union-attr]
+    assert stored_of(aws, expired).record.phase is Phase.CONFIRMED  # type: ignore[union-attr]
     assert len(receive_all(aws)) == 1
 
 
@@ -436,7 +445,7 @@ def test_reconciler_exhausts_after_max_attempts_and_logs_an_error(
     for _ in range(SETTINGS.max_attempts + 2):
         now += SETTINGS.redrive_after_ms
         results.append(reconcile_pass(failing, config, now + INVOCATION_MS, clock=lambda n=now: n))
-    record = aws.store.get(answer.message_id).record  # type: ignore[union-attr]
+    record = stored_of(aws, answer.message_id).record  # type: ignore[union-attr]
     assert record.phase is Phase.EXHAUSTED and record.attempts == SETTINGS.max_attempts
     assert [r.exhausted for r in results].count(1) == 1
     assert sum(r.failed for r in results) == SETTINGS.max_attempts - 1
@@ -494,7 +503,7 @@ def test_a_record_at_the_size_limit_survives_max_attempts(local: tuple[Config, A
     for step in range(1, MAX_ATTEMPTS_LIMIT + 1):
         t = now + step * 1_000
         reconcile_pass(failing, config, t + INVOCATION_MS, clock=lambda t=t: t)
-    stored = aws.store.get(message.message_id)
+    stored = stored_of(aws, message.message_id)
     assert stored is not None and stored.record.phase is Phase.EXHAUSTED
     assert stored.record.attempts == MAX_ATTEMPTS_LIMIT  # every write fit in the item
 
@@ -568,7 +577,7 @@ def test_a_failed_index_query_skips_its_partition_not_the_pass(local: tuple[Conf
     in_first_partition = {
         m
         for m in records
-        if attention_key(aws.store.get(m).record)[0] == "INFLIGHT#0"  # type: ignore[union-attr, index]
+        if attention_key(stored_of(aws, m).record)[0] == "INFLIGHT#0"  # type: ignore[union-attr, index]
     }
-    rolled_back = {m for m in records if aws.store.get(m).record.phase is Phase.PENDING}  # type: ignore[union-attr]
+    rolled_back = {m for m in records if stored_of(aws, m).record.phase is Phase.PENDING}  # type: ignore[union-attr]
     assert rolled_back == set(records) - in_first_partition and summary.expired == len(rolled_back)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import structlog
 from botocore.exceptions import ClientError, ConnectTimeoutError
@@ -21,22 +22,19 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from adapters import aws_lambda
+from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_resources
+from adapters.runtime import log_events
 from adapters.runtime.logs import SafeSink, configure
+from adapters.runtime.reconciler import PassSummary
 from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLE, QUEUE = "sendguard-api-test", "sendguard-api-test"
 
 
-class Context:
-    """What the handler reads of a Lambda context."""
-
-    def __init__(self, remaining_ms: int = 10_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def context(timeout_ms: int = 10_000) -> LambdaContext:
+    return LambdaContext(timeout_ms)
 
 
 @pytest.fixture
@@ -56,7 +54,7 @@ def event(name: str, message_id: str = "") -> dict[str, Any]:
 
 
 def call(evt: object) -> tuple[int, dict[str, Any], dict[str, str]]:
-    result = aws_lambda.submit(evt, Context())
+    result = aws_lambda.submit(evt, context())
     return result["statusCode"], json.loads(result["body"]), result["headers"]
 
 
@@ -174,7 +172,7 @@ def test_base64_bodies_are_decoded_and_bad_base64_refused(service: str) -> None:
 
 @pytest.mark.parametrize("given", ["<script>alert(1)</script>", "x" * 129, "a\nb", "é", ""])
 def test_a_hostile_correlation_id_is_never_echoed(service: str, given: str) -> None:
-    result = aws_lambda.submit(post({"payload": 1}, X_Correlation_Id=given), Context())
+    result = aws_lambda.submit(post({"payload": 1}, X_Correlation_Id=given), context())
     generated = result["headers"]["X-Correlation-Id"]
     assert generated != given and len(generated) == 36
     assert json.loads(result["body"])["correlationId"] == generated
@@ -202,7 +200,7 @@ def test_a_retryable_send_failure_is_503_with_retry_after_and_rolled_back(
 ) -> None:
     _, aws = aws_lambda._runtime()
     monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
-    result = aws_lambda.submit(post({"payload": {"secret": "s3cr3t"}}, X_Correlation_Id="c-503"), Context())
+    result = aws_lambda.submit(post({"payload": {"secret": "s3cr3t"}}, X_Correlation_Id="c-503"), context())
     assert result["statusCode"] == 503 and result["headers"]["Retry-After"] == "2"
     assert json.loads(result["body"])["error"] == {
         "code": "SYSTEM_ERROR",
@@ -221,7 +219,7 @@ def test_a_permanent_failure_is_500_without_retry_after(
         {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "x"
     )  # type: ignore[arg-type]
     monkeypatch.setattr(aws.queue.client, "send_message", _raise(denied))
-    result = aws_lambda.submit(post({"payload": 1}), Context())
+    result = aws_lambda.submit(post({"payload": 1}), context())
     assert result["statusCode"] == 500 and "Retry-After" not in result["headers"]
     assert "AccessDenied" not in result["body"]
 
@@ -242,7 +240,7 @@ def test_a_failed_rollback_is_still_system_error_and_logged_for_operators(
 
     monkeypatch.setattr(aws.store.client, "update_item", update)
     with structlog.testing.capture_logs() as logs:
-        result = aws_lambda.submit(post({"payload": 1}), Context())
+        result = aws_lambda.submit(post({"payload": 1}), context())
     assert result["statusCode"] == 503
     (failed,) = [line for line in logs if line["event"] == "rollback_failed"]
     assert failed["log_level"] == "error"
@@ -338,7 +336,7 @@ def test_fuzzed_events_never_raise_never_5xx_never_leak_and_invalid_input_writes
     @given(evt=proxy_events())
     def run(evt: object) -> None:
         before = len(items())
-        result = aws_lambda.submit(copy.deepcopy(evt), Context())
+        result = aws_lambda.submit(copy.deepcopy(evt), context())
         status = result["statusCode"]
         assert isinstance(status, int) and status < 500, result
         assert result["headers"]["X-Correlation-Id"]
@@ -375,6 +373,42 @@ def test_transition_lines_carry_the_contract_fields(service: str) -> None:
     assert "4111-secret" not in repr(logs)
 
 
+def test_every_line_is_an_event_of_the_log_vocabulary_with_only_its_fields(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A faulted sequence — a failed send whose rollback fails, a failed read, a failing index query,
+    a reconciler pass — writes only events `log_events` defines, each with only its own fields."""
+    _, aws = aws_lambda._runtime()
+    real_send, real_update = aws.queue.client.send_message, aws.store.client.update_item
+    updates: list[int] = []
+
+    def update(**kwargs: Any) -> Any:
+        updates.append(1)
+        if len(updates) == 2:
+            raise ConnectTimeoutError(endpoint_url="x")
+        return real_update(**kwargs)
+
+    with structlog.testing.capture_logs() as logs:
+        monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
+        monkeypatch.setattr(aws.store.client, "update_item", update)
+        aws_lambda.submit(post({"payload": 1}), context())
+        monkeypatch.setattr(aws.store.client, "get_item", _raise(ConnectTimeoutError(endpoint_url="x")))
+        call(event("apigw_v2_get.json", "abc"))
+        monkeypatch.setattr(aws.queue.client, "send_message", real_send)
+        monkeypatch.setattr(aws.store.client, "query", _raise(ConnectTimeoutError(endpoint_url="x")))
+        aws_lambda.reconcile({}, context())
+    seen = {line["event"] for line in logs}
+    assert {"answer", "aws_failure", "transition", "rollback_failed", "reconcile_pass"} <= seen
+    for line in logs:
+        event_ = log_events.EVENTS[line["event"]]
+        extra = set(line) - event_.fields - log_events.CONTEXT_FIELDS - log_events.LINE_FIELDS - {"log_level"}
+        assert extra == set(), line
+
+
+def test_the_pass_summary_is_the_reconcile_pass_line() -> None:
+    assert {f.name for f in attrs.fields(PassSummary)} == log_events.RECONCILE_PASS.fields
+
+
 def test_logs_are_json_lines_with_bound_ids_cleared_per_invocation(service: str) -> None:
     stream = io.StringIO()
     aws_lambda._runtime()
@@ -402,7 +436,7 @@ def test_a_failing_log_sink_never_changes_an_answer(service: str) -> None:
 
 
 def test_reconcile_handler_returns_a_json_summary(service: str) -> None:
-    summary = aws_lambda.reconcile({"source": "aws.events"}, Context(30_000))
+    summary = aws_lambda.reconcile({"source": "aws.events"}, LambdaContext(30_000))
     assert json.loads(json.dumps(summary))["queries"] == 8
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ import pytest
 import adapters
 import adapters.testing
 import statemodel
+from adapters.cli.main import COMMANDS
 from tests.import_graph import ROOT, cycles, import_graph, imports_of, project_modules
 
 GRAPH = import_graph()
@@ -132,8 +134,8 @@ STATEMODEL_API = [
 ]  # fmt: skip
 ADAPTERS_API = ["ensure_resources", "reconcile", "submit"]
 TESTING_API = [
-    "COVERAGE", "PROFILES", "Context", "Crashed", "Fault", "FaultInjectionSuite", "FaultInjector", "Plan",
-    "Service", "run_suite", "sendguard_service",
+    "COVERAGE", "PROFILES", "Crashed", "Fault", "FaultInjectionSuite", "FaultInjector", "LambdaContext",
+    "Plan", "Service", "run_suite", "sendguard_service",
 ]  # fmt: skip
 
 
@@ -146,3 +148,14 @@ def test_public_surface(package: object, expected: list[str]) -> None:
     names = package.__all__  # type: ignore[attr-defined]
     assert sorted(names) == sorted(expected)
     assert all(getattr(package, name) is not None for name in names)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_is_parsed_in_the_cli_package_and_answers_help(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = importlib.import_module(COMMANDS[command][0])
+    assert module.__name__.startswith("adapters.cli.")
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--help"])
+    assert exit_.value.code == 0 and f"sendguard {command}" in capsys.readouterr().out

@@ -22,6 +22,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from adapters.testing import profiles
 from statemodel.attention import is_due
 from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 from statemodel.flows import (
@@ -50,6 +51,8 @@ from statemodel.validation import message_id_for_key, message_problems, new_mess
 
 SETTINGS = Settings(max_attempts=2, redrive_after_ms=60_000, lease_margin_ms=30_000)
 INVOCATION_MS = 20_000  # the remaining time each invocation reports
+# `ci`: 200 examples of 50 steps, derandomized (its coverage check cannot fail by chance).
+PROFILES = profiles.for_size(200, 50)
 PAYLOADS = [{"order": n, "note": "é\u2028✓"} for n in range(3)] + [None, [1, [2, [3]]], "x" * 50]
 
 # Filled across every example of a run: what happened at least once.
@@ -248,7 +251,7 @@ class PureModelMachine(RuleBasedStateMachine):
 
 def test_pure_model_under_random_faults() -> None:
     COVERAGE.clear()
-    run_state_machine_as_test(PureModelMachine)
+    run_state_machine_as_test(PureModelMachine, settings=PROFILES[profiles.selected()])
     expected = {fault.name for fault in Fault} | {"stall past the lease", "send refused past its deadline"}
     expected |= {"re-armed and delivered"}
     expected |= {

@@ -19,6 +19,7 @@ from moto import mock_aws
 from adapters import aws_lambda
 from adapters.cli import redrive as redrive_cli
 from adapters.cli import status as status_cli
+from adapters.local.sandbox import LambdaContext
 from adapters.ops.backlog import exhausted
 from adapters.ops.provision import ensure_resources
 from adapters.runtime import metrics
@@ -26,15 +27,15 @@ from adapters.runtime.rearm import CHANGED, NOT_EXHAUSTED, NOT_FOUND, REARMED, I
 from adapters.runtime.store import stored_from_item
 from statemodel.decider import segment
 from statemodel.events import Rearmed, RedriveExhausted, SendFailed
+from statemodel.flows import Failed
 from statemodel.records import Phase
 
 TABLE, QUEUE = "sendguard-ops-test", "sendguard-ops-test"
 REDRIVE_AFTER_S = 5
 
 
-class Context:
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+def Context() -> LambdaContext:  # noqa: N802 - reads like the class it makes
+    return LambdaContext(10_000)
 
 
 @pytest.fixture
@@ -73,8 +74,8 @@ def denied(**_: Any) -> Any:
 
 def stored(message_id: str) -> Any:
     _, aws = aws_lambda._runtime()
-    found = aws.store.get(message_id)
-    assert found is not None
+    found, _ = aws.store.get(message_id)
+    assert found is not None and not isinstance(found, Failed)
     return found
 
 

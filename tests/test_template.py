@@ -24,6 +24,7 @@ from cfnlint.decode import decode_str
 from cfnlint.helpers import REGIONS
 
 from adapters.ops.provision import TABLE_DEFINITION
+from adapters.runtime import log_events
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.metrics import DIMENSIONS as EMF_DIMENSIONS
 
@@ -79,21 +80,10 @@ ENVIRONMENT: dict[str, Any] = {
 MAX_ATTEMPTS_LIMIT = 20
 
 # The log lines operators and alarms rely on, and their fields.
+# What each log line carries: owned by adapters.runtime.log_events, the module the logs write through.
 LOG_EVENTS = {
-    "transition": {"message_id", "from", "to", "version", "attempt_id", "correlation_id", "cause"},
-    "aws_failure": {"service", "operation", "category", "code", "attempts", "latency_ms"},
-    "answer": {"status", "code", "message_id", "correlation_id", "route"},
-    "rollback_failed": {"message_id", "attempt_id", "lease_expires_at"},
-    "redrive_exhausted": {"message_id", "attempts", "cause"},
-    "reconcile_pass": {
-        "expired",
-        "redriven",
-        "exhausted",
-        "superseded",
-        "failed",
-        "overdue_in_flight",
-        "queries",
-    },
+    name: event.fields | log_events.CONTEXT_FIELDS | log_events.LINE_FIELDS
+    for name, event in log_events.EVENTS.items()
 }
 
 # Which log group each line is written to: API answers by the submit function, passes by the
@@ -453,6 +443,7 @@ def metric_filters(t: Template) -> dict[tuple[str, str], list[dict[str, Any]]]:
                     "event": event[1] if event else None,
                     "code": code[1] if code else None,
                     "value": str(transformation["MetricValue"]),
+                    "fields": sorted(set(re.findall(r"\$\.(\w+)", pattern))),
                 }
             )
     return published
@@ -491,6 +482,11 @@ def filter_problems(t: Template) -> list[str]:
             value = f["value"]
             if value != "1" and value.removeprefix("$.") not in LOG_EVENTS[f["event"]]:
                 problems.append(f"{metric}: {value} is not a field of {f['event']!r} lines")
+            for field in f["fields"]:
+                if field not in LOG_EVENTS[f["event"]]:
+                    problems.append(
+                        f"{metric}: the filter reads $.{field}, not a field of {f['event']!r} lines"
+                    )
     return problems
 
 
@@ -910,6 +906,14 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         "metric filters",
         "an event no one logs",
         setter(f"{R}.OverdueInFlightMetricFilter.Properties.FilterPattern", '{ $.event = "pass" }'),
+    ),
+    (
+        "metric filters",
+        "a pattern on a field the event does not have",
+        setter(
+            f"{R}.SystemErrorsMetricFilter.Properties.FilterPattern",
+            '{ $.event = "answer" && $.error_code = "SYSTEM_ERROR" }',
+        ),
     ),
     (
         "metric filters",

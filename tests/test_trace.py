@@ -16,12 +16,13 @@ from moto import mock_aws
 
 from adapters import aws_lambda
 from adapters.cli.main import main as cli
+from adapters.local.sandbox import fake_aws_environment
 from adapters.ops.provision import ensure_resources
 from adapters.ops.trace_check import check, read_lines
 from adapters.runtime.clients import now_ms
 from adapters.runtime.logs import configure
 from adapters.runtime.reconciler import reconcile_pass
-from tests.test_lambda import Context, post
+from tests.test_lambda import context, post
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +30,7 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Lines of a real run: three submissions (one whose send fails, one whose sender dies after its
     claim), then reconciler passes until everything is sent."""
     mp = pytest.MonkeyPatch()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        mp.setenv(name, value)
+    fake_aws_environment(mp.setenv, lambda name: mp.delenv(name, raising=False))
     with mock_aws():
         mp.setenv("SENDGUARD_TABLE", "trace")
         mp.setenv("SENDGUARD_QUEUE_URL", ensure_resources("trace", "trace"))
@@ -43,7 +39,7 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
         config, aws = aws_lambda._runtime()
         stream = io.StringIO()
         configure("INFO", stream)
-        assert aws_lambda.submit(post({"payload": 1}, Idempotency_Key="ok"), Context())["statusCode"] == 202
+        assert aws_lambda.submit(post({"payload": 1}, Idempotency_Key="ok"), context())["statusCode"] == 202
         original = aws.queue.client.send_message
 
         def refuse(**_: Any) -> Any:
@@ -51,7 +47,7 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
         aws.queue.client.send_message = refuse
         assert (
-            aws_lambda.submit(post({"payload": 2}, Idempotency_Key="fails"), Context())["statusCode"] == 503
+            aws_lambda.submit(post({"payload": 2}, Idempotency_Key="fails"), context())["statusCode"] == 503
         )
 
         class Killed(BaseException):
@@ -62,7 +58,7 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
 
         aws.queue.client.send_message = die
         with pytest.raises(Killed):
-            aws_lambda.submit(post({"payload": 3}, Idempotency_Key="dies"), Context())
+            aws_lambda.submit(post({"payload": 3}, Idempotency_Key="dies"), context())
         aws.queue.client.send_message = original
         for step in (1, 2, 3):
             later = now_ms() + step * 100_000

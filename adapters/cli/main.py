@@ -16,11 +16,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-trace": ("adapters.cli.check_trace", "replay the transitions in JSON log files through the model"),
     "explore": ("adapters.cli.explore", "exhaustively explore the pure model to closure (model checking)"),
     "demo": (
-        "adapters.local.demo",
+        "adapters.cli.demo",
         "run the whole service locally under real faults, and judge every message",
     ),
     "serve": (
-        "adapters.local.serve",
+        "adapters.cli.serve",
         "serve the submit API over local HTTP (for curl), on moto or an endpoint",
     ),
 }

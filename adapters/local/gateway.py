@@ -26,27 +26,10 @@ from typing import Any
 import attrs
 
 from adapters.local.loopback import LoopbackServer, owner_of
+from adapters.local.sandbox import ACCOUNT, LambdaContext
 
 Handler = Callable[[dict[str, Any], Any], Any]
-ACCOUNT = "123456789012"
 API_ID = "local"
-
-
-class LambdaContext:
-    """What a Lambda handler reads of its context; the remaining time counts down from `timeout_ms`."""
-
-    def __init__(self, timeout_ms: int, function_name: str = "sendguard-submit") -> None:
-        self._ends = time.monotonic() + timeout_ms / 1000
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = 256
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._ends - time.monotonic()) * 1000))
 
 
 def _route(method: str, path: str) -> tuple[str, dict[str, str] | None]:

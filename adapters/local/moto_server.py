@@ -12,15 +12,6 @@ import logging
 from types import TracebackType
 from typing import Any
 
-# The credentials and region a local service signs with: never real ones (and no profile to look up).
-LOCAL_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-LOCAL_AWS_UNSET = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS")
-
 
 class MotoUnavailable(RuntimeError):
     """moto (a development dependency) is not installed."""

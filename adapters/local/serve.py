@@ -34,7 +34,7 @@ def banner(service: LocalService, port: int) -> str:
         # This interpreter's own `-m adapters.cli`, not `sendguard`: that script is on PATH only
         # while the virtualenv is active, and these lines must work as printed in any shell.
         env = (
-            f"AWS_ENDPOINT_URL={service.upstream} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local "
+            f"AWS_ENDPOINT_URL={service.upstream} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
             "AWS_DEFAULT_REGION=us-east-1"
         )
         command = f"{shlex.quote(sys.executable)} -m adapters.cli"

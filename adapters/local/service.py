@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -26,8 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters import aws_lambda
 from adapters.local.fault_proxy import FaultProxy
-from adapters.local.gateway import Gateway, LambdaContext
-from adapters.local.moto_server import LOCAL_AWS_ENV, LOCAL_AWS_UNSET, EmbeddedMoto, MotoUnavailable
+from adapters.local.gateway import Gateway
+from adapters.local.moto_server import EmbeddedMoto, MotoUnavailable
+from adapters.local.sandbox import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS, LambdaContext, environment
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import client_config
 from adapters.runtime.config import Config
@@ -60,24 +61,6 @@ class ServiceOptions:
         if self.table or self.queue_url:
             return AWS
         return EMBEDDED
-
-
-@contextlib.contextmanager
-def environment(values: Mapping[str, str], unset: tuple[str, ...] = ()) -> Iterator[None]:
-    """Sets (and unsets) environment variables; puts every one back as it was on exit."""
-    names = set(values) | set(unset)
-    saved = {name: os.environ.get(name) for name in names}
-    try:
-        for name in unset:
-            os.environ.pop(name, None)
-        os.environ.update(values)
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class LocalService:
@@ -113,7 +96,7 @@ class LocalService:
         if self.mode == AWS and options.fault_rate > 0:
             raise ServiceError("the fault proxy forwards plain http: use it with --endpoint-url or locally")
         if self.mode == EMBEDDED:
-            self._stack.enter_context(environment(LOCAL_AWS_ENV, LOCAL_AWS_UNSET))
+            self._stack.enter_context(environment(FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS))
             try:
                 moto = self._stack.enter_context(EmbeddedMoto())
             except MotoUnavailable as exc:
@@ -215,7 +198,7 @@ def _endpoint_defaults() -> dict[str, str]:
     """Against an endpoint (an emulator), sign with local credentials unless some are configured."""
     values: dict[str, str] = {}
     if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
-        values |= {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+        values |= {name: FAKE_CREDENTIALS[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
     if not os.environ.get("AWS_DEFAULT_REGION"):
         values["AWS_DEFAULT_REGION"] = os.environ.get("AWS_REGION") or "us-east-1"
     return values

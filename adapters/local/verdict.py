@@ -22,6 +22,7 @@ import attrs
 from adapters.local.fault_proxy import ANSWERED, APPLIED, LATE, Kind, Landed, Ledger
 from adapters.local.load import INVALID, Answered
 from adapters.ops.audit import AuditReport
+from adapters.runtime.log_events import AWS_FAILURE, ROLLBACK_FAILED
 from statemodel.events import RollbackCause, RolledBack, SendConfirmed, SendFailed
 from statemodel.invariants import duplicate_problems, lost, orphans
 from statemodel.records import Phase
@@ -219,7 +220,7 @@ def _logged_failures(message_id: str, logs: list[dict[str, Any]]) -> list[str]:
     return [
         f"{line.get('stage')} {line.get('category')} {line.get('code')}"
         for line in logs
-        if line.get("event") == "aws_failure"
+        if line.get("event") == AWS_FAILURE.name
         and line.get("message_id") == message_id
         and (
             line.get("stage") == "confirm"
@@ -247,14 +248,14 @@ def rollbacks(stored: dict[str, Stored], logs: list[dict[str, Any]]) -> dict[str
     return {
         "by_sender": causes[RollbackCause.SEND_FAILED.value],
         "by_reconciler": causes[RollbackCause.LEASE_EXPIRED.value],
-        "failed": sum(1 for line in logs if line.get("event") == "rollback_failed"),
+        "failed": sum(1 for line in logs if line.get("event") == ROLLBACK_FAILED.name),
     }
 
 
 def aws_failures(logs: list[dict[str, Any]]) -> dict[str, int]:
     """AWS calls that failed once the SDK's retries were spent, by category (the `aws_failure` lines)."""
     counts = collections.Counter(
-        str(line.get("category")) for line in logs if line.get("event") == "aws_failure"
+        str(line.get("category")) for line in logs if line.get("event") == AWS_FAILURE.name
     )
     return dict(sorted(counts.items()))
 

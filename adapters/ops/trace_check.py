@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from adapters.runtime.log_events import TRANSITION
 from statemodel.decider import HistoryChecker
 from statemodel.errors import IllegalTransition
 from statemodel.events import event_from_dict, message_from_summary
@@ -63,7 +64,7 @@ def read_lines(paths: Iterable[str]) -> tuple[list[Line], int, list[str]]:
                     data = json.loads(text[start:])
                 except ValueError:
                     continue  # not a JSON line: skipped, like any other line
-                if not isinstance(data, dict) or data.get("event") != "transition":
+                if not isinstance(data, dict) or data.get("event") != TRANSITION.name:
                     continue
                 if not _well_formed(data):
                     problems.append(f"{path}:{number}: a transition line without its fields")

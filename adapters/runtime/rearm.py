@@ -17,16 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.classify import classify
 from adapters.runtime.clients import now_ms
 from adapters.runtime.log_events import REARM_SKIPPED, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
-from adapters.runtime.runner import Aws, run_flow
+from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.events import event_to_dict
-from statemodel.flows import Failure, Result, start_rearm
+from statemodel.flows import Failed, Failure, Result, start_rearm
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
 from statemodel.validation import DYNAMODB_MAX_ITEM_BYTES
@@ -119,7 +117,7 @@ def rearm(
     check_request(by, reason)
     stored = found
     if stored is None:
-        got = _get(aws, message_id)
+        got = _get(aws, message_id, clock() + OPERATION_MS)
         if isinstance(got, Failure):
             return RearmResult(message_id, FAILED, None, got)
         if got is None:
@@ -149,12 +147,12 @@ def has_room(stored: Stored, max_attempts: int) -> bool:
     return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
 
 
-def _get(aws: Aws, message_id: str) -> Stored | Failure | None:
-    try:
-        return aws.store.get(message_id)
-    except (ClientError, BotoCoreError) as exc:
-        error = classify(exc, aws.store.client.meta.service_model.operation_model("GetItem"))
-        return Failure(error.category, error.code)
+def _get(aws: Aws, message_id: str, deadline_ms: int) -> Stored | Failure | None:
+    found, call = aws.store.get(message_id, deadline_ms)
+    if isinstance(found, Failed):
+        log_failure(get_logger(), call, None)
+        return Failure(found.category, found.code)
+    return found
 
 
 def _skipped(result: RearmResult) -> RearmResult:

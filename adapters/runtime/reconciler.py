@@ -11,22 +11,22 @@ A pass stops starting new work when its own deadline is near; what is left waits
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import structlog
 
-from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
+from adapters.runtime.log_events import RECONCILE_PASS, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import PASS_METRICS, RECONCILER_DUE, RECONCILER_STOPPED_EARLY, Tally
 from adapters.runtime.metrics import documents as metric_documents
 from adapters.runtime.metrics import publish as publish_metrics
-from adapters.runtime.runner import Aws, run_flow
-from statemodel.flows import Result, lease_expiry, reconcile_start
-from statemodel.records import Phase
+from adapters.runtime.runner import Aws, log_failure, run_flow
+from statemodel.flows import Result, Settings, lease_expiry, reconcile_start
+from statemodel.records import Phase, Record
 
 __all__ = ["PassSummary", "reconcile_pass", "reconcile_start"]
 
@@ -68,11 +68,9 @@ def reconcile_pass(
     """One pass. `progress` is called after each record (the command line shows it)."""
     summary = PassSummary()
     tally = Tally()
-    queries: list[int] = []
-    failed: list[Classified] = []
     settings = config.settings
-    started = clock()
-    for record in aws.store.due(started, settings, queries, failed):
+    log = get_logger()
+    for record in _due_records(aws, clock(), settings, summary, log):
         summary.records_read += 1
         now = clock()
         if now + ATTEMPT_BUDGET_MS > deadline_ms:  # not one more attempt fits: the next pass goes on
@@ -93,18 +91,19 @@ def reconcile_pass(
             setattr(summary, field, getattr(summary, field) + 1)
         if progress is not None:
             progress(summary)
-    summary.queries = len(queries)
-    summary.failed_queries = len(failed)
-    for error in failed:
-        get_logger().warning(
-            "aws_failure",
-            service="dynamodb",
-            operation="Query",
-            category=error.category.value,
-            code=error.code,
-        )
-    get_logger().info("reconcile_pass", **summary.as_dict())
+    emit(log, RECONCILE_PASS, **summary.as_dict())
     # ReconcilerDue: the records this pass read as due (a lower bound when it stopped early).
     extra = {RECONCILER_DUE: summary.records_read, RECONCILER_STOPPED_EARLY: int(summary.stopped_early)}
     publish_metrics(metric_documents(PASS_METRICS, tally, clock(), config.metrics_namespace, extra))
     return summary
+
+
+def _due_records(aws: Aws, now: int, settings: Settings, summary: PassSummary, log: Any) -> Iterator[Record]:
+    """The due records, page by page; each page counted, and each failed query logged and skipped."""
+    for page in aws.store.due(now, settings):
+        if page.call.error is None:
+            summary.queries += 1
+        else:
+            summary.failed_queries += 1
+            log_failure(log, page.call, None)
+        yield from page.records

@@ -11,6 +11,7 @@ import attrs
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
+from adapters.runtime.log_events import AWS_FAILURE, REDRIVE_EXHAUSTED, ROLLBACK_FAILED, TRANSITION, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
@@ -75,8 +76,9 @@ def run_flow(
         tally.answer(flow.kind, answer)
     if answer.rollback_failed:
         record = answer.record
-        log.error(
-            "rollback_failed",
+        emit(
+            log,
+            ROLLBACK_FAILED,
             message_id=answer.message_id,
             attempt_id=flow.attempt_id,
             lease_expires_at=flow.lease_expires_at,
@@ -89,8 +91,9 @@ def run_flow(
 def log_failure(log: Any, call: CallReport, flow: Flow | None) -> None:
     error = call.error
     assert error is not None
-    log.warning(
-        "aws_failure",
+    emit(
+        log,
+        AWS_FAILURE,
         service=call.service,
         operation=call.operation,
         category=error.category.value,
@@ -110,8 +113,9 @@ def log_transitions(log: Any, before: Record | None, events: tuple[Event, ...]) 
     record = before
     for event in events:
         after = evolve(record, event)
-        log.info(
-            "transition",
+        emit(
+            log,
+            TRANSITION,
             message_id=after.message_id,
             correlation_id=after.message.correlation_id,
             **{"from": phase_of(record).value, "to": after.phase.value},
@@ -122,8 +126,9 @@ def log_transitions(log: Any, before: Record | None, events: tuple[Event, ...]) 
             record_event=event_to_dict(event),
         )
         if isinstance(event, RedriveExhausted):
-            log.error(
-                "redrive_exhausted",
+            emit(
+                log,
+                REDRIVE_EXHAUSTED,
                 message_id=after.message_id,
                 correlation_id=after.message.correlation_id,
                 attempts=after.attempts,

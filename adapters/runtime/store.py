@@ -155,65 +155,87 @@ def _plain(value: Any) -> Any:
 # ---- the store -----------------------------------------------------------------------------------
 
 
+@attrs.frozen
+class DuePage:
+    """One page of an index query: its records, and the call's report (with its failure, if any)."""
+
+    records: tuple[Record, ...]
+    call: CallReport
+
+
+def _decode(item: dict[str, Any] | None) -> Stored | Classified | None:
+    """An item as stored, None for no item, or (an item no write of ours could leave) a failure."""
+    if not item:
+        return None
+    try:
+        return stored_from_item(item)
+    except (KeyError, ValueError, TypeError):
+        return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+
+
 class DynamoStore:
     def __init__(self, client: Any, table: str) -> None:
         self.client = client
         self.table = table
-        self._update_model = client.meta.service_model.operation_model("UpdateItem")
+        model = client.meta.service_model
+        self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
     def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
         started = time.perf_counter()
+        error: Classified | None = None
         with aws_call(deadline_ms) as call:
             try:
                 self.client.update_item(TableName=self.table, **update_request(write))
                 outcome: Outcome = Written()
-                error = None
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    try:
-                        outcome, error = (
-                            ConditionFailed(stored_from_item(item).record if item else None),
-                            None,
-                        )
-                    except (KeyError, ValueError, TypeError):  # an item no write of ours could leave
-                        error = Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
-                        outcome = Failed(error.category, error.code)
+                    decoded = _decode(item)
+                    if isinstance(decoded, Classified):
+                        error, outcome = decoded, Failed(decoded.category, decoded.code)
+                    else:
+                        outcome = ConditionFailed(decoded.record if decoded else None)
                 else:
-                    error = classify(exc, self._update_model)
+                    error = classify(exc, self._models["UpdateItem"])
                     outcome = Failed(error.category, error.code)
             except (BotoCoreError, DeadlineExceeded) as exc:
-                error = classify(exc, self._update_model)
+                error = classify(exc, self._models["UpdateItem"])
                 outcome = Failed(error.category, error.code)
         return outcome, report("dynamodb", "UpdateItem", call.attempts, started, error)
 
-    def get(self, message_id: str) -> Stored | None:
-        response = self.client.get_item(
-            TableName=self.table, Key={KEY: {"S": message_id}}, ConsistentRead=True
-        )
-        item = response.get("Item")
-        return stored_from_item(item) if item else None
-
-    def due(
-        self,
-        now: int,
-        settings: Settings,
-        counter: list[int] | None = None,
-        failures: list[Classified] | None = None,
-    ) -> Iterator[Record]:
-        """The records one reconciler pass must look at: a query per sparse-index partition, never a
-        scan. Confirmed records are not in the index, so they cost nothing here. `counter` counts
-        the queries (pages) made; a partition whose query fails past the SDK's retries is recorded in
-        `failures` and skipped, so one bad partition does not stop the pass."""
-        for partition, latest in due_queries(now, settings):
+    def get(
+        self, message_id: str, deadline_ms: int | None = None
+    ) -> tuple[Stored | Failed | None, CallReport]:
+        """A strongly consistent read, classified like a write: the stored record, None, or `Failed`."""
+        started = time.perf_counter()
+        error: Classified | None = None
+        found: Stored | Failed | None = None
+        with aws_call(deadline_ms) as call:
             try:
-                yield from self._query(partition, latest, counter)
+                response = self.client.get_item(
+                    TableName=self.table, Key={KEY: {"S": message_id}}, ConsistentRead=True
+                )
+                decoded = _decode(response.get("Item"))
+                if isinstance(decoded, Classified):
+                    error = decoded
+                else:
+                    found = decoded
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                if failures is None:
-                    raise
-                failures.append(classify(exc, self.client.meta.service_model.operation_model("Query")))
+                error = classify(exc, self._models["GetItem"])
+        if error is not None:
+            found = Failed(error.category, error.code)
+        return found, report("dynamodb", "GetItem", call.attempts, started, error)
 
-    def _query(self, partition: str, latest: int, counter: list[int] | None) -> Iterator[Record]:
+    def due(self, now: int, settings: Settings) -> Iterator[DuePage]:
+        """The records one reconciler pass must look at, a page at a time: a query per sparse-index
+        partition, never a scan. Confirmed records are not in the index, so they cost nothing here.
+        A partition whose query fails past the SDK's retries ends with a page that carries no records
+        and the classified failure, and the next partition is read: one bad partition does not stop
+        the pass."""
+        for partition, latest in due_queries(now, settings):
+            yield from self._query(partition, latest)
+
+    def _query(self, partition: str, latest: int) -> Iterator[DuePage]:
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": INDEX,
@@ -222,11 +244,16 @@ class DynamoStore:
             "ExpressionAttributeValues": {":p": {"S": partition}, ":s": {"N": str(latest)}},
         }
         while True:
-            page = self.client.query(**request)
-            if counter is not None:
-                counter.append(1)
-            for item in page.get("Items", []):
-                yield stored_from_item(item).record
+            started = time.perf_counter()
+            with aws_call(None) as call:
+                try:
+                    page = self.client.query(**request)
+                except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                    error = classify(exc, self._models["Query"])
+                    yield DuePage((), report("dynamodb", "Query", call.attempts, started, error))
+                    return
+            records = tuple(stored_from_item(item).record for item in page.get("Items", []))
+            yield DuePage(records, report("dynamodb", "Query", call.attempts, started, None))
             if "LastEvaluatedKey" not in page:
                 return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]

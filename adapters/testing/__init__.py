@@ -1,31 +1,55 @@
 """sendguard's fault-injection suite, shipped for service teams (docs/fault-injection.md).
 
 Subclass `FaultInjectionSuite`, override `make_service` with your handler, table and queue, and run
-it with `run_suite` inside the `sendguard_aws` fixture of the pytest plugin. Test tooling: importing
-it loads Hypothesis, moto and time-machine; nothing on the Lambda's import path imports it.
+it with `run_suite` inside the `sendguard_aws` fixture of the pytest plugin. It needs the `testing`
+extra (`pip install 'sendguard[testing]'`: Hypothesis, moto, time-machine, pytest). The names below
+are imported on first use, so that the pytest plugin, which pytest loads in every project that has
+sendguard installed, costs nothing and needs nothing of that extra until a suite runs.
 """
 
-from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
-from adapters.testing.suite import (
-    COVERAGE,
-    PROFILES,
-    Context,
-    FaultInjectionSuite,
-    Service,
-    run_suite,
-    sendguard_service,
-)
+from __future__ import annotations
 
-__all__ = [
-    "COVERAGE",
-    "PROFILES",
-    "Context",
-    "Crashed",
-    "Fault",
-    "FaultInjectionSuite",
-    "FaultInjector",
-    "Plan",
-    "Service",
-    "run_suite",
-    "sendguard_service",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from adapters.local.sandbox import LambdaContext as LambdaContext
+    from adapters.testing.injector import Crashed as Crashed
+    from adapters.testing.injector import Fault as Fault
+    from adapters.testing.injector import FaultInjector as FaultInjector
+    from adapters.testing.injector import Plan as Plan
+    from adapters.testing.suite import COVERAGE as COVERAGE
+    from adapters.testing.suite import PROFILES as PROFILES
+    from adapters.testing.suite import FaultInjectionSuite as FaultInjectionSuite
+    from adapters.testing.suite import Service as Service
+    from adapters.testing.suite import run_suite as run_suite
+    from adapters.testing.suite import sendguard_service as sendguard_service
+
+_PUBLIC = {
+    "COVERAGE": "adapters.testing.suite",
+    "PROFILES": "adapters.testing.suite",
+    "Crashed": "adapters.testing.injector",
+    "Fault": "adapters.testing.injector",
+    "FaultInjectionSuite": "adapters.testing.suite",
+    "FaultInjector": "adapters.testing.injector",
+    "LambdaContext": "adapters.local.sandbox",
+    "Plan": "adapters.testing.injector",
+    "Service": "adapters.testing.suite",
+    "run_suite": "adapters.testing.suite",
+    "sendguard_service": "adapters.testing.suite",
+}
+__all__ = sorted(_PUBLIC)
+
+EXTRA = "the fault-injection suite needs the `testing` extra: pip install 'sendguard[testing]'"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'adapters.testing' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(_PUBLIC[name])
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in {"hypothesis", "moto", "time_machine"}:
+            raise ModuleNotFoundError(f"{EXTRA} ({exc.name} is missing)", name=exc.name) from exc
+        raise
+    return getattr(module, name)

@@ -21,6 +21,7 @@ from hypothesis import Phase, settings
 from adapters import aws_lambda
 from adapters.runtime import classify, reconciler, runner, store
 from adapters.runtime import sqs as queue
+from adapters.runtime.call_report import CallReport
 from statemodel.categories import ErrorCategory
 from statemodel.events import RolledBack, SendConfirmed
 from statemodel.flows import Answer, Send, Write
@@ -72,13 +73,14 @@ def _reconciler_resends_confirmed() -> Iterator[None]:
     """A reconciler that "makes sure" confirmed records were sent by sending them again."""
     original_due = store.DynamoStore.due
 
-    def due(
-        self: store.DynamoStore, now: int, settings_: Any, counter: Any = None, failures: Any = None
-    ) -> Iterator[Any]:
-        yield from original_due(self, now, settings_, counter, failures)
-        for _, stored in self.scan():
-            if not isinstance(stored, Exception) and stored.record.phase is RecordPhase.CONFIRMED:
-                yield stored.record
+    def due(self: store.DynamoStore, now: int, settings_: Any) -> Iterator[Any]:
+        yield from original_due(self, now, settings_)
+        confirmed = tuple(
+            stored.record
+            for _, stored in self.scan()
+            if not isinstance(stored, Exception) and stored.record.phase is RecordPhase.CONFIRMED
+        )
+        yield store.DuePage(confirmed, CallReport("dynamodb", "Scan", 1, 0))
 
     original_start = reconciler.reconcile_start
 
@@ -140,10 +142,8 @@ def _reconciler_ignores_lease() -> Iterator[None]:
     original_start = reconciler.reconcile_start
     ahead = 10 * 60 * 1000
 
-    def due(
-        self: store.DynamoStore, now: int, settings_: Any, counter: Any = None, failures: Any = None
-    ) -> Iterator[Any]:
-        return original_due(self, now + ahead, settings_, counter, failures)
+    def due(self: store.DynamoStore, now: int, settings_: Any) -> Iterator[Any]:
+        return original_due(self, now + ahead, settings_)
 
     def reconcile_start(record: Any, now: int, settings_: Any, attempt_id: str, lease: int) -> Any:
         return original_start(record, now + ahead, settings_, attempt_id, lease + ahead)
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 def _fake_credentials() -> None:
     import os
 
-    from adapters.testing.plugin import fake_aws_environment
+    from adapters.local.sandbox import fake_aws_environment
 
     fake_aws_environment(os.environ.__setitem__, lambda name: os.environ.pop(name, None))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
-import os
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from typing import Any
 import attrs
 import boto3
 import time_machine
-from hypothesis import HealthCheck, note, settings
+from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -40,6 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from adapters.local.sandbox import LambdaContext, environment
 from adapters.ops.audit import record_problems
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import make_client, now_ms
@@ -47,6 +47,7 @@ from adapters.runtime.rearm import rearm
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore, stored_from_item
+from adapters.testing import profiles
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from statemodel.decider import segment
 from statemodel.events import SendFailed
@@ -61,14 +62,8 @@ Handler = Callable[[Any, Any], dict[str, Any]]
 # What happened across one run of a suite (all its examples): `run_suite` checks it is complete.
 COVERAGE: collections.Counter[str] = collections.Counter()
 
-_BASE = settings(deadline=None, print_blob=True, suppress_health_check=list(HealthCheck))
-PROFILES = {
-    # ci: derandomized, so a run's coverage does not depend on luck; `long` draws anew each night.
-    "ci": settings(_BASE, max_examples=50, stateful_step_count=30, derandomize=True),
-    # smoke: a few short examples, to try a setup quickly; too small to judge coverage.
-    "smoke": settings(_BASE, max_examples=3, stateful_step_count=10, derandomize=True),
-    "long": settings(_BASE, max_examples=400, stateful_step_count=60),
-}
+# The `ci` run is 50 examples of 30 steps; `long` and `smoke` follow (adapters.testing.profiles).
+PROFILES = profiles.for_size(50, 30)
 
 
 @attrs.frozen
@@ -88,16 +83,6 @@ class Service:
     rearm: Callable[[str], object] | None = None
 
 
-class Context:
-    """A Lambda context counting down from the invocation's start on the (travelling) clock."""
-
-    def __init__(self, timeout_ms: int) -> None:
-        self.deadline = now_ms() + timeout_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.deadline - now_ms()
-
-
 def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Service:
     """sendguard's own entry points on a fresh table and queue (moto must be active)."""
     from adapters import aws_lambda
@@ -113,17 +98,13 @@ def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Servic
         "SENDGUARD_AWS_MAX_ATTEMPTS": "2",
         "SENDGUARD_LOG_LEVEL": "CRITICAL",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+    configured = environment(env)
+    configured.__enter__()
     aws_lambda.reset()
 
     def cleanup() -> None:
         aws_lambda.reset()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        configured.__exit__(None, None, None)
         boto3.client("sqs").delete_queue(QueueUrl=queue_url)
         boto3.client("dynamodb").delete_table(TableName=name)
 
@@ -226,7 +207,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         )
         with self.injector.armed(plan):
             try:
-                return handler(event, Context(timeout))
+                return handler(event, LambdaContext(timeout, clock=now_ms))  # the travelling clock
             except Crashed:
                 COVERAGE["invocation crashed"] += 1
                 return None
@@ -484,8 +465,8 @@ def run_suite(machine: type[FaultInjectionSuite], profile: str | None = None) ->
     """Runs a suite with the `ci`, `long` or `smoke` profile (default: $HYPOTHESIS_PROFILE, else
     `ci`), then — except for `smoke` — fails if some fault kind or table row never happened."""
     COVERAGE.clear()
-    name = profile or os.environ.get("HYPOTHESIS_PROFILE", "ci")
-    run_state_machine_as_test(machine, settings=PROFILES.get(name, PROFILES["ci"]))
+    name = profiles.selected(profile)
+    run_state_machine_as_test(machine, settings=PROFILES[name])
     if name == "smoke":
         return
     expected = {f"fault {fault.name}" for fault in Fault}

@@ -6,6 +6,7 @@ run the real flows against it; the adapters run the same flows against AWS.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 
 import attrs
 
@@ -125,3 +126,29 @@ class World:
         if fault is Fault.SEND_LANDED_THEN_TIMEOUT:
             return Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
         return Sent(sqs_id)
+
+
+class WorldStore:
+    """The world's table behind `statemodel.ports.RecordStore`. No faults here: the world's own
+    `perform` takes those."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, None]:
+        return self.world.perform(write, 0), None
+
+    def get(self, message_id: str, deadline_ms: int | None = None) -> tuple[Stored | None, None]:
+        return self.world.items.get(message_id), None
+
+
+class WorldQueue:
+    """The world's queue behind `statemodel.ports.MessageQueue`. A send whose own deadline has
+    passed by `clock()` never starts, as the AWS adapters' deadline guard refuses it."""
+
+    def __init__(self, world: World, clock: Callable[[], int]) -> None:
+        self.world = world
+        self.clock = clock
+
+    def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, None]:
+        return self.world.perform(send, self.clock()), None
