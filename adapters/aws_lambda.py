@@ -99,8 +99,8 @@ def submit(event: object, context: object = None) -> dict[str, Any]:
         emit(get_logger(), HANDLER_FAILED, route=route)
         result = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
     _log_answer(result, route)
-    if tally.flows:  # one EMF document for an invocation that ran the submit flow
-        config = _state["config"]
+    config = _state.get("config")
+    if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
         publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
     return result
 

@@ -23,6 +23,7 @@ from adapters.local.sandbox import LambdaContext
 from adapters.ops.backlog import exhausted
 from adapters.ops.provision import ensure_resources
 from adapters.runtime import metrics
+from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.rearm import CHANGED, NOT_EXHAUSTED, NOT_FOUND, REARMED, InvalidRearm, rearm
 from adapters.runtime.store import stored_from_item
 from statemodel.decider import segment
@@ -34,7 +35,7 @@ TABLE, QUEUE = "sendguard-ops-test", "sendguard-ops-test"
 REDRIVE_AFTER_S = 5
 
 
-def Context() -> LambdaContext:  # noqa: N802 - reads like the class it makes
+def context() -> LambdaContext:
     return LambdaContext(10_000)
 
 
@@ -64,7 +65,7 @@ def post(payload: object, key: str | None = None) -> dict[str, Any]:
 
 
 def submit(payload: object, key: str | None = None) -> tuple[int, dict[str, Any]]:
-    result = aws_lambda.submit(post(payload, key), Context())
+    result = aws_lambda.submit(post(payload, key), context())
     return result["statusCode"], json.loads(result["body"])
 
 
@@ -144,7 +145,7 @@ def test_exhausted_records_are_rearmed_by_redrive_and_delivered_by_the_next_pass
 
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=REDRIVE_AFTER_S + 1)
     with time_machine.travel(later, tick=True):
-        summary = aws_lambda.reconcile({"source": "aws.events"}, Context())
+        summary = aws_lambda.reconcile({"source": "aws.events"}, context())
         _, after = cli_json(status_cli.main, ["--table", TABLE], capsys)
     assert summary["redriven"] == 3 and summary["failed"] == 0
     assert all(row["waiting"] == 0 for row in after["kinds"].values())
@@ -283,10 +284,10 @@ def test_emf_metrics_summed_over_a_faulted_sequence_equal_what_happened(
         answers[submit({"n": "unconfirmed"}, key="unconfirmed")[0]] += 1  # sent, confirm fails
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
     with time_machine.travel(later, tick=True):
-        passes = [aws_lambda.reconcile({}, Context())]  # expires two leases, re-drives "lost"
+        passes = [aws_lambda.reconcile({}, context())]  # expires two leases, re-drives "lost"
         assert redrive_cli.main(["--exhausted", "--table", TABLE]) == 0  # re-arms "denied"
     with time_machine.travel(later + datetime.timedelta(seconds=REDRIVE_AFTER_S + 60), tick=True):
-        passes.append(aws_lambda.reconcile({}, Context()))  # re-drives the other three
+        passes.append(aws_lambda.reconcile({}, context()))  # re-drives the other three
     captured = capsys.readouterr()
     docs = emf_documents(captured.out + "\n" + captured.err)
     total = metrics.values(docs)
@@ -313,3 +314,16 @@ def test_emf_metrics_summed_over_a_faulted_sequence_equal_what_happened(
     assert total["ReconcilerDue"] == sum(p["records_read"] for p in passes)
     assert total["ReconcilerStoppedEarly"] == 0
     assert len([d for d in docs if "ReconcilerDue" in d]) == len(passes)
+
+
+def test_metrics_can_be_switched_off_and_the_switch_is_checked(
+    service: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SENDGUARD_METRICS", "off")
+    aws_lambda.reset()
+    assert submit({"quiet": 1})[0] == 202
+    aws_lambda.reconcile({}, context())
+    assert emf_documents(capsys.readouterr().out) == []
+    monkeypatch.setenv("SENDGUARD_METRICS", "maybe")
+    with pytest.raises(ConfigError, match="SENDGUARD_METRICS"):
+        Config.from_env()

@@ -102,7 +102,7 @@ def redrive(args: argparse.Namespace, since: int | None, config: Config) -> dict
         rearmed += result.outcome in (REARMED, WOULD_REARM)
         progress.update(rearmed, f"{len(results) - rearmed} skipped, {read[0]} read from the index")
     progress.close()
-    if not args.dry_run:
+    if not args.dry_run and config.metrics:
         publish(documents(REARM_METRICS, tally, now_ms(), config.metrics_namespace))
     done = [r.as_dict() for r in results if r.outcome in (REARMED, WOULD_REARM)]
     return {

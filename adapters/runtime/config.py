@@ -24,6 +24,7 @@ class Config:
     aws_max_attempts: int = 3  # botocore standard mode's total_max_attempts, per AWS call
     log_level: str = "INFO"
     metrics_namespace: str = "sendguard"  # of the EMF metrics (adapters.runtime.metrics)
+    metrics: bool = True  # SENDGUARD_METRICS=off: no EMF documents (test runs, local tools)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -41,6 +42,7 @@ class Config:
             aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
             metrics_namespace=_namespace(env, "SENDGUARD_METRICS_NAMESPACE", "sendguard"),
+            metrics=_switch(env, "SENDGUARD_METRICS", True),
         )
 
 
@@ -63,6 +65,15 @@ def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
             "space, not starting with AWS/)"
         )
     return value
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name}={raw!r} is neither on nor off")
+    return raw == "on"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -94,7 +94,8 @@ def reconcile_pass(
     emit(log, RECONCILE_PASS, **summary.as_dict())
     # ReconcilerDue: the records this pass read as due (a lower bound when it stopped early).
     extra = {RECONCILER_DUE: summary.records_read, RECONCILER_STOPPED_EARLY: int(summary.stopped_early)}
-    publish_metrics(metric_documents(PASS_METRICS, tally, clock(), config.metrics_namespace, extra))
+    if config.metrics:
+        publish_metrics(metric_documents(PASS_METRICS, tally, clock(), config.metrics_namespace, extra))
     return summary
 
 

@@ -97,6 +97,7 @@ def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Servic
         "SENDGUARD_LEASE_MARGIN_SECONDS": str(settings.lease_margin_ms // 1000),
         "SENDGUARD_AWS_MAX_ATTEMPTS": "2",
         "SENDGUARD_LOG_LEVEL": "CRITICAL",
+        "SENDGUARD_METRICS": "off",
     }
     configured = environment(env)
     configured.__enter__()
