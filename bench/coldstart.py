@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from adapters.local.sandbox import FAKE_CREDENTIALS
 from bench import stats
 
 SIDES = {
@@ -66,10 +67,7 @@ TOOLCHAIN = {
     "werkzeug",
 }
 ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
+    **FAKE_CREDENTIALS,
     "SENDGUARD_TABLE": "cold-start",
     "SENDGUARD_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/cold-start",
 }

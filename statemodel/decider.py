@@ -38,7 +38,15 @@ from statemodel.events import (
     SendFailed,
 )
 from statemodel.records import LastError, Phase, Record, Status, phase_of
-from statemodel.table import EVENT_TARGET, FENCED_EVENTS, TRANSITIONS, Guard, Transition, rows_for
+from statemodel.table import (
+    EVENT_TARGET,
+    FENCED_EVENTS,
+    TRANSITIONS,
+    Guard,
+    Transition,
+    row_writing,
+    rows_for,
+)
 
 
 def decide(record: Record | None, command: Command, now: int) -> tuple[Event, ...]:
@@ -115,16 +123,14 @@ def segment(history: Iterable[Event]) -> list[Transition]:
     events = list(history)
     rows: list[Transition] = []
     phase, index = Phase.ABSENT, 0
+    longest = max(len(row.events) for row in TRANSITIONS)
     while index < len(events):
-        fitting = [
-            row
-            for row in TRANSITIONS
-            if row.source is phase
-            and tuple(type(e) for e in events[index : index + len(row.events)]) == row.events
-        ]
-        if not fitting:
+        types = tuple(type(e) for e in events[index : index + longest])
+        row = next(
+            (r for n in range(len(types), 0, -1) if (r := row_writing(phase, types[:n])) is not None), None
+        )
+        if row is None:
             raise IllegalTransition(f"no table row writes {type(events[index]).__name__} from {phase.value}")
-        row = max(fitting, key=lambda r: len(r.events))
         rows.append(row)
         phase, index = row.target, index + len(row.events)
     return rows

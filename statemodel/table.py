@@ -73,6 +73,11 @@ class Transition:
     fenced: bool = False  # the command must name the attempt that owns the record
     condition: str = ""  # the conditional write's condition, for the docs
 
+    @property
+    def label(self) -> str:
+        """How logs, coverage and docs name the row: source, command and target tell every row apart."""
+        return f"{self.source.value} {self.command.__name__} -> {self.target.value}"
+
 
 _SAME_RECORD = "status and version as read"
 _SAME_ATTEMPT = "status, version and attempt id as read"
@@ -109,6 +114,13 @@ EVENT_TARGET: dict[type[Event], Phase | None] = {
 
 # Events that name their attempt: each must name the attempt that owns the record.
 FENCED_EVENTS: frozenset[type[Event]] = frozenset({SendConfirmed, SendFailed, RolledBack})
+
+
+def row_writing(
+    source: Phase, events: tuple[type[Event], ...], table: tuple[Transition, ...] = TRANSITIONS
+) -> Transition | None:
+    """The row of `table` whose one write appends exactly `events` to a record in `source`."""
+    return next((row for row in table if row.source is source and row.events == events), None)
 
 
 def rows_for(source: Phase, command: type[Command]) -> tuple[Transition, ...]:

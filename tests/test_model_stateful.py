@@ -46,7 +46,7 @@ from statemodel.invariants import (
     orphans,
 )
 from statemodel.records import Message, Phase, Record
-from statemodel.table import TRANSITIONS
+from statemodel.table import TRANSITIONS, row_writing
 from statemodel.validation import message_id_for_key, message_problems, new_message, parse_submission
 
 SETTINGS = Settings(max_attempts=2, redrive_after_ms=60_000, lease_margin_ms=30_000)
@@ -60,13 +60,10 @@ COVERAGE: collections.Counter[str] = collections.Counter()
 
 
 def row_of(write: Write) -> str:
-    for index, row in enumerate(TRANSITIONS):
-        if (
-            row.source is (write.before.phase if write.before else row.source.ABSENT)
-            and tuple(type(e) for e in write.events) == row.events
-        ):
-            return f"row {index}: {row.source.value} {row.command.__name__} -> {row.target.value}"
-    raise AssertionError(f"a write that matches no row: {write}")
+    source = write.before.phase if write.before else Phase.ABSENT
+    row = row_writing(source, tuple(type(e) for e in write.events))
+    assert row is not None, f"a write that matches no row: {write}"
+    return f"row {row.label}"
 
 
 class PureModelMachine(RuleBasedStateMachine):
@@ -254,10 +251,7 @@ def test_pure_model_under_random_faults() -> None:
     run_state_machine_as_test(PureModelMachine, settings=PROFILES[profiles.selected()])
     expected = {fault.name for fault in Fault} | {"stall past the lease", "send refused past its deadline"}
     expected |= {"re-armed and delivered"}
-    expected |= {
-        f"row {i}: {r.source.value} {r.command.__name__} -> {r.target.value}"
-        for i, r in enumerate(TRANSITIONS)
-    }
+    expected |= {f"row {row.label}" for row in TRANSITIONS}
     expected |= {f"result {r.value}" for r in Result}
     missing = sorted(expected - set(COVERAGE))
     assert not missing, f"never happened in this run: {missing}"

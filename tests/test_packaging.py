@@ -6,6 +6,7 @@ pytest plugin stays out of a team's way; `testing` brings what the shipped suite
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -30,7 +31,13 @@ def run(*command: str | Path, cwd: Path | None = None) -> subprocess.CompletedPr
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    built = run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, ROOT)
+    # from a copy of the tracked files: a build in the checkout would leave build/ behind, and a stale
+    # build/lib could put modules that no longer exist into the wheel
+    source = tmp_path_factory.mktemp("source")
+    for name in run("git", "ls-files", cwd=ROOT).stdout.splitlines():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
+    built = run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, source)
     assert built.returncode == 0, built.stderr
     (path,) = out.glob("sendguard-*.whl")
     return path

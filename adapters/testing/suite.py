@@ -387,7 +387,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
             if message_id not in self._delayed_sends():  # a send late past the lease may repeat one
                 problems += duplicate_problems(record, history, landed.get(message_id, []))
             for row in segment(history):
-                COVERAGE[f"row {row.source.value} {row.command.__name__} -> {row.target.value}"] += 1
+                COVERAGE[f"row {row.label}"] += 1
             for event in history:
                 if event.at > now + 1:
                     problems.append(
@@ -471,7 +471,7 @@ def run_suite(machine: type[FaultInjectionSuite], profile: str | None = None) ->
     if name == "smoke":
         return
     expected = {f"fault {fault.name}" for fault in Fault}
-    expected |= {f"row {r.source.value} {r.command.__name__} -> {r.target.value}" for r in TRANSITIONS}
+    expected |= {f"row {row.label}" for row in TRANSITIONS}
     expected |= {f"{stall.name} past the lease" for stall in _STALLS}
     expected |= {"invocation crashed", f"quiescent {Phase.CONFIRMED.value}"}
     missing = sorted(expected - set(COVERAGE))

@@ -253,14 +253,14 @@ def reference_row(write: Write) -> str:
     """The row of the table as written that a landed write is, for coverage."""
     source = write.before.phase if write.before else Phase.ABSENT
     events = tuple(type(e) for e in write.events)
-    for index, row in enumerate(JUDGED_TABLE):
-        if row.source is source and row.events == events:
-            return row_label(index, row)
-    return f"a write no row allows: {source.value} {'+'.join(e.__name__ for e in events)}"
+    row = table.row_writing(source, events, JUDGED_TABLE)
+    if row is None:
+        return f"a write no row allows: {source.value} {'+'.join(e.__name__ for e in events)}"
+    return row_label(row)
 
 
-def row_label(index: int, row: Transition) -> str:
-    return f"row {index}: {row.source.value} {row.command.__name__} -> {row.target.value}"
+def row_label(row: Transition) -> str:
+    return f"row {row.label}"
 
 
 def crash_label(stage: Stage) -> str:
@@ -277,7 +277,7 @@ _FENCED_STAGES = frozenset({Stage.CONFIRM, Stage.ROLLBACK, Stage.EXPIRE})
 
 def required_coverage() -> list[str]:
     """Every row of the table, every fault kind and every crash point: each must happen at least once."""
-    labels = [row_label(i, row) for i, row in enumerate(JUDGED_TABLE)]
+    labels = [row_label(row) for row in JUDGED_TABLE]
     labels += [fault.name for fault in Fault]
     labels += [crash_label(stage) for stage in CRASH_STAGES]
     labels += [STALL, STALE, FAILED_ROLLBACK, LATE_SEND]
