@@ -43,15 +43,20 @@ from statemodel.table import (
     FENCED_EVENTS,
     TRANSITIONS,
     Guard,
+    Table,
     Transition,
     row_writing,
     rows_for,
 )
 
 
-def decide(record: Record | None, command: Command, now: int) -> tuple[Event, ...]:
+def decide(
+    record: Record | None, command: Command, now: int, table: Table = TRANSITIONS
+) -> tuple[Event, ...]:
+    """The events of the row of `table` (the transition table unless a caller, such as a model
+    mutant in the explorer, passes another) that `command` takes from `record` at `now`."""
     phase = phase_of(record)
-    rows = rows_for(phase, type(command))
+    rows = rows_for(phase, type(command), table)
     if not rows:
         raise ForbiddenCommand(_refusal_text(phase, command))
     if rows[0].fenced:
@@ -207,7 +212,7 @@ class HistoryChecker:
                 )
 
     def _id(self) -> str:
-        return self.record.message_id if self.record else "a new record"
+        return self.record.message_id if self.record else "a new record"  # pragma: no mutate
 
 
 def _guard_holds(guard: Guard, record: Record | None, command: Command, now: int) -> bool:
@@ -227,14 +232,17 @@ def _guard_holds(guard: Guard, record: Record | None, command: Command, now: int
 
 
 def _refusal_text(phase: Phase, command: Command) -> str:
+    # The refusal's type is what callers act on; its words are for people (`# pragma: no mutate`).
     name = type(command).__name__
     if isinstance(command, Rearm):
-        return f"{name} is forbidden in phase {phase.value}: only an exhausted record is re-armed"
+        only = "only an exhausted record is re-armed"  # pragma: no mutate
+        return f"{name} is forbidden in phase {phase.value}: {only}"  # pragma: no mutate
     if phase is Phase.CONFIRMED:
-        return f"{name} is forbidden: a confirmed record is never rolled back"
+        return f"{name} is forbidden: a confirmed record is never rolled back"  # pragma: no mutate
     if phase is Phase.EXHAUSTED:
-        return f"{name} is forbidden: the record's re-drives are exhausted; an operator must re-arm it"
-    return f"{name} is forbidden in phase {phase.value}"
+        reason = "the record's re-drives are exhausted; an operator must re-arm it"  # pragma: no mutate
+        return f"{name} is forbidden: {reason}"  # pragma: no mutate
+    return f"{name} is forbidden in phase {phase.value}"  # pragma: no mutate
 
 
 def _claimed(command: Command, now: int) -> Event:

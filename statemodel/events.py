@@ -105,7 +105,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     if isinstance(event, Accepted):
         summary = {name: getattr(event.message, name) for name in _SUMMARY}
         return {"type": "Accepted", "at": event.at, **summary}
-    fields = attrs.asdict(event, recurse=False)
+    fields = attrs.asdict(event, recurse=False)  # pragma: no mutate (recurse=None is the same: falsy)
     return {"type": type(event).__name__, **{k: _plain(v) for k, v in fields.items()}}
 
 

@@ -36,6 +36,7 @@ from statemodel.commands import (
 from statemodel.decider import decide, evolve_all
 from statemodel.events import ClaimCause, Event
 from statemodel.records import Message, Phase, Record, Status
+from statemodel.table import TRANSITIONS, Table
 
 
 @attrs.frozen
@@ -225,6 +226,9 @@ class Flow:
     send_deadline: int = 0  # the invocation's end: the lease less its margin
     request_hash: str = ""
     failure: Failure | None = None  # the send failure being rolled back
+    # The rows `decide` picks this flow's events from: the transition table, unless the explorer runs
+    # a model mutant with another. Not part of a flow's identity (every flow of a run has the same).
+    table: Table = attrs.field(default=TRANSITIONS, eq=False, repr=False)
 
     @property
     def done(self) -> bool:
@@ -237,45 +241,58 @@ class Flow:
 
 
 def start_submit(
-    message: Message, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    message: Message,
+    attempt_id: str,
+    lease_expires_at: int,
+    now: int,
+    settings: Settings,
+    table: Table = TRANSITIONS,
 ) -> Flow:
     command = Submit(message, attempt_id, lease_expires_at)
     return Flow(
         kind=Kind.SUBMIT,
         stage=Stage.CREATE,
-        effect=_write(None, command, now),
+        effect=_write(None, command, now, table),
         record=None,
         attempt_id=attempt_id,
         lease_expires_at=lease_expires_at,
         max_attempts=settings.max_attempts,
         send_deadline=lease_expires_at - settings.lease_margin_ms,
         request_hash=message.request_hash,
+        table=table,
     )
 
 
 def start_redrive(
-    record: Record, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    record: Record,
+    attempt_id: str,
+    lease_expires_at: int,
+    now: int,
+    settings: Settings,
+    table: Table = TRANSITIONS,
 ) -> Flow:
     command = Redrive(attempt_id, lease_expires_at, ClaimCause.REDRIVE, settings.max_attempts)
     return Flow(
         kind=Kind.REDRIVE,
         stage=Stage.CLAIM,
-        effect=_write(record, command, now),
+        effect=_write(record, command, now, table),
         record=record,
         attempt_id=attempt_id,
         lease_expires_at=lease_expires_at,
         max_attempts=settings.max_attempts,
         send_deadline=lease_expires_at - settings.lease_margin_ms,
+        table=table,
     )
 
 
-def start_expire(record: Record, now: int) -> Flow:
+def start_expire(record: Record, now: int, table: Table = TRANSITIONS) -> Flow:
     return Flow(
         kind=Kind.EXPIRE,
         stage=Stage.EXPIRE,
-        effect=_write(record, ExpireLease(_attempt(record)), now),
+        effect=_write(record, ExpireLease(_attempt(record)), now, table),
         record=record,
         attempt_id=record.attempt_id,
+        table=table,
     )
 
 
@@ -292,14 +309,19 @@ def start_rearm(record: Record, by: str, reason: str, now: int) -> Flow:
 
 
 def reconcile_start(
-    record: Record, now: int, settings: Settings, attempt_id: str, lease_expires_at: int
+    record: Record,
+    now: int,
+    settings: Settings,
+    attempt_id: str,
+    lease_expires_at: int,
+    table: Table = TRANSITIONS,
 ) -> Flow | None:
     """What the reconciler does about one record it found: roll back an expired lease, re-drive a
     PENDING record that waited `redrive_after_ms`, or nothing (None)."""
     if record.phase is Phase.IN_FLIGHT and _lease(record) <= now:
-        return start_expire(record, now)
+        return start_expire(record, now, table)
     if record.phase is Phase.PENDING and now - record.updated_at >= settings.redrive_after_ms:
-        return start_redrive(record, attempt_id, lease_expires_at, now, settings)
+        return start_redrive(record, attempt_id, lease_expires_at, now, settings, table)
     return None
 
 
@@ -332,13 +354,15 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
             return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
         case Stage.SEND, Sent(sqs_message_id=sqs_id):
             command: Command = ConfirmSend(flow.attempt_id or "", sqs_id)
-            return attrs.evolve(flow, stage=Stage.CONFIRM, effect=_write(_known(flow), command, now))
+            return attrs.evolve(
+                flow, stage=Stage.CONFIRM, effect=_write(_known(flow), command, now, flow.table)
+            )
         case Stage.SEND, Failed(category=category, code=code):
             command = ReportSendFailure(flow.attempt_id or "", category, code)
             return attrs.evolve(
                 flow,
                 stage=Stage.ROLLBACK,
-                effect=_write(_known(flow), command, now),
+                effect=_write(_known(flow), command, now, flow.table),
                 failure=Failure(category, code),
             )
         case Stage.CONFIRM, _:
@@ -390,11 +414,11 @@ def _replay(flow: Flow, current: Record, now: int, *, claim: bool = True) -> Flo
 def _claim(flow: Flow, record: Record, cause: ClaimCause, now: int) -> Flow:
     assert flow.attempt_id is not None and flow.lease_expires_at is not None
     command = Redrive(flow.attempt_id, flow.lease_expires_at, cause, flow.max_attempts)
-    return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now))
+    return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now, flow.table))
 
 
-def _write(record: Record | None, command: Command, now: int) -> Write:
-    events = decide(record, command, now)
+def _write(record: Record | None, command: Command, now: int, table: Table = TRANSITIONS) -> Write:
+    events = decide(record, command, now, table)
     after = evolve_all(record, events)
     assert after is not None
     return Write(record, events, after)

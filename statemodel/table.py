@@ -116,15 +116,18 @@ EVENT_TARGET: dict[type[Event], Phase | None] = {
 FENCED_EVENTS: frozenset[type[Event]] = frozenset({SendConfirmed, SendFailed, RolledBack})
 
 
+Table = tuple[Transition, ...]
+
+
 def row_writing(
-    source: Phase, events: tuple[type[Event], ...], table: tuple[Transition, ...] = TRANSITIONS
+    source: Phase, events: tuple[type[Event], ...], table: Table = TRANSITIONS
 ) -> Transition | None:
     """The row of `table` whose one write appends exactly `events` to a record in `source`."""
     return next((row for row in table if row.source is source and row.events == events), None)
 
 
-def rows_for(source: Phase, command: type[Command]) -> tuple[Transition, ...]:
-    return tuple(t for t in TRANSITIONS if t.source is source and t.command is command)
+def rows_for(source: Phase, command: type[Command], table: Table = TRANSITIONS) -> tuple[Transition, ...]:
+    return tuple(t for t in table if t.source is source and t.command is command)
 
 
 def forbidden_moves() -> list[tuple[Phase, type[Command]]]:

@@ -27,6 +27,7 @@ from statemodel import (
     ReportSendFailure,
     RollbackCause,
     RolledBack,
+    SendConfirmed,
     SendFailed,
     StaleAttempt,
     Status,
@@ -190,3 +191,86 @@ def test_a_summary_is_enough_to_check_a_trace() -> None:
 def test_unknown_event_types_are_refused() -> None:
     with pytest.raises(ValueError):
         event_from_dict({"type": "Teleported", "at": 1}, MESSAGE)
+
+
+# ---- the stored and logged form of events (the item's history and the log lines: a contract) -------
+
+
+def test_each_event_is_stored_as_plain_data_with_its_fields() -> None:
+    """The shapes the DynamoDB item's history and the transition log lines carry, and that the trace
+    checker and the audit read back."""
+    accepted = event_to_dict(Accepted(MESSAGE, 100))
+    assert accepted == {
+        "type": "Accepted",
+        "at": 100,
+        "correlation_id": "c-1",
+        "created_at": 100,
+        "request_hash": "hash",
+        "idempotency_key": "key-1",
+    }
+    assert event_to_dict(Claimed("a-1", 1_000, ClaimCause.REPLAY, 200)) == {
+        "type": "Claimed", "attempt_id": "a-1", "lease_expires_at": 1_000, "cause": "replay", "at": 200,
+    }  # fmt: skip
+    assert event_to_dict(SendFailed("a-1", "permanent", "AccessDenied", 300)) == {
+        "type": "SendFailed", "attempt_id": "a-1", "category": "permanent", "code": "AccessDenied", "at": 300,
+    }  # fmt: skip
+    assert event_to_dict(RolledBack("a-1", RollbackCause.LEASE_EXPIRED, 400)) == {
+        "type": "RolledBack", "attempt_id": "a-1", "cause": "lease_expired", "at": 400,
+    }  # fmt: skip
+    assert event_to_dict(RedriveExhausted(ExhaustionCause.PERMANENT_ERROR, 500)) == {
+        "type": "RedriveExhausted", "cause": "permanent_error", "at": 500,
+    }  # fmt: skip
+
+
+def test_stored_numbers_and_names_are_read_back_as_the_events_they_were() -> None:
+    """DynamoDB returns numbers as Decimal (or text, in a log line): they are read back as ints, and
+    causes as their enums."""
+    from decimal import Decimal
+
+    events: list[Event] = [
+        Accepted(MESSAGE, 100),
+        Claimed("a-1", 1_000, ClaimCause.REDRIVE, 200),
+        RolledBack("a-1", RollbackCause.SEND_FAILED, 300),
+        RedriveExhausted(ExhaustionCause.MAX_ATTEMPTS, 400),
+    ]
+    for event in events:
+        data = {k: Decimal(v) if isinstance(v, int) else v for k, v in event_to_dict(event).items()}
+        back = event_from_dict(data, MESSAGE)
+        assert back == event and type(back.at) is int
+    text = {**event_to_dict(events[1]), "at": "200", "lease_expires_at": "1000"}
+    claimed = event_from_dict(text, MESSAGE)
+    assert claimed == events[1] and isinstance(claimed, Claimed) and claimed.cause is ClaimCause.REDRIVE
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "Claimed", "attempt_id": "a-1", "cause": "submit", "at": 1},  # no lease
+        {"type": "Claimed", "attempt_id": "a-1", "lease_expires_at": 5, "cause": "teleport", "at": 1},
+        {"type": "RolledBack", "attempt_id": "a-1", "at": 1},  # no cause
+        {"type": "SendConfirmed", "attempt_id": "a-1", "at": 1, "extra": True},
+        {"type": "Accepted", "at": 1},
+        {"at": 1},
+    ],
+)
+def test_a_malformed_event_is_a_value_error_that_names_it(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError) as caught:
+        event_from_dict(data, MESSAGE)
+    assert repr(data) in str(caught.value) or "cause" in str(caught.value) or "teleport" in str(caught.value)
+
+
+def test_segment_names_the_row_of_each_write() -> None:
+    from statemodel.decider import segment
+
+    events, record = submitted()
+    failed = decide(record, ReportSendFailure("a-1", ErrorCategory.PERMANENT, "AccessDenied"), 300)
+    rows = segment([*events, *failed])
+    assert [(r.source, r.command.__name__, r.target) for r in rows] == [
+        (Phase.ABSENT, "Submit", Phase.IN_FLIGHT),
+        (Phase.IN_FLIGHT, "ReportSendFailure", Phase.EXHAUSTED),  # the longer row, in one write
+    ]
+    retryable = decide(record, ReportSendFailure("a-1", ErrorCategory.RETRYABLE, "Throttled"), 300)
+    assert [r.target for r in segment([*events, *retryable])] == [Phase.IN_FLIGHT, Phase.PENDING]
+    with pytest.raises(IllegalTransition, match="no table row writes SendConfirmed from ABSENT"):
+        segment([SendConfirmed("a-1", "s-1", 1)])
+    assert segment([]) == []

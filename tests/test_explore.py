@@ -1,15 +1,18 @@
 """`sendguard explore`: the exhaustive search of the pure model, at a small bound, and its mutants.
 
-The full bound (K=3, M=3, F=3) is `make check-model`; here K=2, M=2, F=2 must come out complete, clean
-and fully covered, and every mutant must be caught with a short counterexample.
+The full bound (K=3, M=3, F=3, each max_attempts) is `make check-model`; here K=2, M=2, F=2 must come
+out complete, clean (safety and liveness) and fully covered, and every mutant must be caught with a
+short counterexample by the check it is written for.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import random
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +20,9 @@ import pytest
 from adapters.cli import explore
 from statemodel import attention, decider, flows, table
 from statemodel.attention import is_due
-from statemodel.checker import world
+from statemodel.checker.liveness import components, fair_components, fair_cycle
 from statemodel.checker.mutants import MUTANTS
-from statemodel.checker.search import Bounds, Search
+from statemodel.checker.search import Bounds, Kind, Search
 from statemodel.checker.search import explore as search
 from statemodel.checker.space import (
     INVOCATION_TICKS,
@@ -28,7 +31,6 @@ from statemodel.checker.space import (
     TICK_SETTINGS,
     Model,
     Space,
-    installed,
     required_coverage,
 )
 from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
@@ -38,6 +40,7 @@ from statemodel.stored import Stored
 from statemodel.validation import Request, message_id_for_key, new_message
 
 SMALL = ["--workers", "2", "--records", "2", "--faults", "2"]
+STATEMODEL = Path(__file__).resolve().parent.parent / "statemodel"
 STEP = re.compile(r"^ {0,2}(\d+)\. ")
 MESSAGE_REQUEST = Request(MESSAGE.payload, MESSAGE.attributes, MESSAGE.request_hash)
 
@@ -68,7 +71,7 @@ def test_the_json_report_has_the_promised_shape(capsys: pytest.CaptureFixture[st
     assert {"complete", "states", "transitions", "max_depth", "seconds", "violations"} <= set(report)
     assert isinstance(report["states"], int) and isinstance(report["max_depth"], int)
     assert isinstance(report["seconds"], float) and isinstance(report["violations"], list)
-    assert report["bounds"] == {"workers": 1, "records": 1, "faults": 1}
+    assert report["bounds"] == {"workers": 1, "records": 1, "faults": 1, "max_attempts": 2}
 
 
 def test_the_text_report_gives_the_figures(capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,7 +80,26 @@ def test_the_text_report_gives_the_figures(capsys: pytest.CaptureFixture[str]) -
     assert re.search(
         r"explored to closure: [\d,]+ states, [\d,]+ transitions, max depth \d+, [\d.]+ s, ", out
     )
-    assert "no violations" in out
+    assert "safety: no violations" in out
+    assert re.search(r"liveness: every fair continuation settles \([\d,]+ states on fault-free cycles", out)
+
+
+def test_a_liveness_counterexample_shows_the_cycle(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, *SMALL, "--mutant", "stale-redrive-claim")
+    assert code == 1
+    assert "safety: no violations" in out and "LIVENESS VIOLATION (cycle)" in out
+    loop = out[out.index("then, with no more faults, for ever") :]
+    assert "the reconciler reads the record and starts the re-drive" in loop
+    assert "write Claimed -> condition failed" in loop and "answers SUPERSEDED" in loop
+    assert "r1 never settles: PENDING" in out
+
+
+def test_a_liveness_dead_end_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, *SMALL, "--mutant", "expired-never-redriven")
+    assert code == 1
+    assert "LIVENESS VIOLATION (dead end)" in out and "(a dead end)" in out
+    assert "expiry of a1: write RolledBack -> written; answers EXPIRED" in out
+    assert "r1 never settles: PENDING v3, 1 of 2 attempts used" in out
 
 
 def test_missing_coverage_fails_the_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,17 +118,52 @@ def test_at_least_eight_mutants_are_listed(capsys: pytest.CaptureFixture[str]) -
     assert names == list(MUTANTS) and len(names) >= 8
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
-def test_each_mutant_is_caught_with_a_short_counterexample(
+SAFETY_MUTANTS = [name for name, mutant in MUTANTS.items() if mutant.caught_by == "safety"]
+LIVENESS_MUTANTS = [name for name, mutant in MUTANTS.items() if mutant.caught_by == "liveness"]
+
+
+def numbered(steps: list[str], first: int = 1) -> bool:
+    numbers = [match.group(1) for step in steps if (match := STEP.match(step))]
+    return numbers == [str(n) for n in range(first, first + len(steps))]
+
+
+@pytest.mark.parametrize("name", SAFETY_MUTANTS)
+def test_each_safety_mutant_is_caught_with_a_short_counterexample(
     capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
     code, report = run_json(capsys, *SMALL, "--mutant", name)
     assert code == 1
     assert report["complete"] is False and report["violations"]
+    assert report["liveness"]["checked"] is False
     steps = report["counterexample"]
     assert isinstance(steps, list) and 1 <= len(steps) <= 12, steps
-    numbers = [match.group(1) for step in steps if (match := STEP.match(step))]
-    assert numbers == [str(n) for n in range(1, len(steps) + 1)]
+    assert numbered(steps)
+
+
+def test_at_least_four_mutants_need_the_liveness_check() -> None:
+    new = [name for name in LIVENESS_MUTANTS if name != "in-flight-replay-accepted"]
+    assert len(new) >= 4
+
+
+@pytest.mark.parametrize("name", LIVENESS_MUTANTS)
+def test_each_liveness_mutant_passes_safety_and_fails_liveness(
+    capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Safety alone (every reachable state checked by the invariants) finds nothing; liveness finds a
+    record that never settles, or settles with a broken promise, with a path and its cycle or dead end."""
+    code, report = run_json(capsys, *SMALL, "--mutant", name)
+    assert code == 1
+    assert report["complete"] is True and report["violations"] == [] and report["counterexample"] == []
+    live = report["liveness"]
+    assert live["checked"] is True and live["ok"] is False and live["violations"]
+    path, loop = live["path"], live["loop"]
+    assert 1 <= len(path) <= 12 and numbered(path), path
+    assert live["kind"] in {kind.value for kind in Kind}
+    if live["kind"] == Kind.CYCLE.value:
+        assert loop and numbered(loop, first=len(path) + 1), loop
+    else:
+        assert loop == []
+    assert live["final_state"]
 
 
 def test_a_counterexample_reads_as_a_numbered_story(capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,10 +200,81 @@ def test_the_explorer_runs_statemodel_itself() -> None:
 
 
 def test_a_mutant_leaves_statemodel_as_it_was() -> None:
-    for name in ("rollback-confirmed", "unfenced-rollback"):
+    """A mutant enters through parameters (the table the flows pass to `decide`, the condition the
+    world is built with): after running some, statemodel's own table and world are as written."""
+    rows = table.TRANSITIONS
+    for name in ("rollback-confirmed", "unfenced-rollback", "lease-ignored"):
         search(MUTANTS[name], Bounds(1, 1, 1))
-    assert table.TRANSITIONS is vars(decider)["TRANSITIONS"]
-    assert vars(world)["condition_holds"] is flows.condition_holds
+    assert table.TRANSITIONS is rows and vars(decider)["TRANSITIONS"] is rows
+    assert World().condition is flows.condition_holds
+    assert all(row.command.__name__ != "ExpireLease" or row.guard for row in table.TRANSITIONS)
+
+
+def test_statemodel_patches_no_module_global() -> None:
+    """Nothing under statemodel/ rebinds another module's names (no setattr, no global, no
+    assignment to an attribute of an imported module)."""
+    found = []
+    for path in sorted(STATEMODEL.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        modules = {
+            alias.asname or alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global):
+                found.append(f"{path.name}:{node.lineno}: global")
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+                found.append(f"{path.name}:{node.lineno}: setattr")
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)):
+                    continue
+                if target.value.id in modules:
+                    found.append(
+                        f"{path.name}:{getattr(node, 'lineno', 0)}: assigns {target.value.id}.{target.attr}"
+                    )
+    assert found == []
+
+
+def test_the_max_attempts_bound_is_explored(capsys: pytest.CaptureFixture[str]) -> None:
+    """A=1: the first failure exhausts the record at its next re-drive, and the row that claims again
+    is not required; A=3 needs three faults to exhaust by attempts."""
+    code, report = run_json(capsys, *SMALL, "--max-attempts", "1")
+    assert code == 0, report["coverage"]["missing"]
+    assert report["bounds"]["max_attempts"] == 1 and report["liveness"]["ok"] is True
+    assert "row PENDING Redrive -> IN_FLIGHT" not in report["coverage"]["reached"]
+    _, report = run_json(capsys, "-K", "1", "-M", "1", "-F", "3", "-A", "3")
+    assert report["complete"] is True and report["violations"] == [] and report["liveness"]["ok"] is True
+    assert "row PENDING Redrive -> EXHAUSTED" in report["coverage"]["reached"]
+    _, fewer = run_json(capsys, "-K", "1", "-M", "1", "-F", "2", "-A", "3")
+    assert (
+        "row PENDING Redrive -> EXHAUSTED" in fewer["coverage"]["missing"]
+    )  # three failed claims need three faults
+    with pytest.raises(SystemExit):
+        explore.parser().parse_args(["--max-attempts", "4"])
+
+
+def test_fair_components_refine_by_fairness() -> None:
+    """Strong fairness, as the liveness check applies it to the explored graph."""
+    # 0 <-> 1 by the reconciler and a step; 1 -> 2 by time. A run may go round 0-1 for ever only
+    # if time never passes, which fairness forbids; 2 is a dead end (nothing enabled).
+    edges = {0: [(1, "reconcile")], 1: [(0, "step"), (2, "tick")], 2: []}
+    enabled = {0: frozenset({"reconcile"}), 1: frozenset({"step", "tick"}), 2: frozenset()}
+    assert sorted(map(sorted, components({0, 1, 2}, lambda n: [t for t, _ in edges[n]]))) == [[0, 1], [2]]
+    assert fair_components({0, 1, 2}, edges, enabled) == [[2]]
+    # Time passing at 0 changes nothing (a self-loop): now the cycle is fair, and its walk takes it.
+    edges[0].append((0, "tick"))
+    enabled[0] = frozenset({"reconcile", "tick"})
+    del edges[1][1]
+    enabled[1] = frozenset({"step"})
+    assert sorted(fair_components({0, 1}, edges, enabled)) == [[0, 1]]
+    walk = fair_cycle(0, {0, 1}, edges, enabled)
+    assert walk[-1][0] == 0 and {label for _, label in walk} == {"reconcile", "step", "tick"}
+    # A client's request (label None) is owed no fairness: it keeps nobody in or out.
+    edges2: dict[int, list[tuple[int, str | None]]] = {0: [(1, None)], 1: [(0, "step")]}
+    assert fair_components({0, 1}, edges2, {1: frozenset({"step"})}) == [[0, 1]]
 
 
 # ---- the abstraction against concrete runs --------------------------------------------------------
@@ -174,10 +302,8 @@ def signature(stored: Stored, landed: int, running: list[Flow], now: int) -> Sig
 
 
 def explored_signatures(bounds: Bounds) -> set[Signature]:
-    model = Model()
-    with installed(model):
-        explorer = Search(Space(model), bounds, None)
-        assert explorer.run().ok
+    explorer = Search(Space(Model(), bounds.max_attempts), bounds, None)
+    assert explorer.run().ok
     clusters = [explorer.space.clusters[n] for n in explorer.reachable_clusters()]
     return {signature(c.stored, c.landed, list(c.flows), NOW) for c in clusters if c.stored}
 

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from statemodel import ErrorCategory, Phase
-from statemodel.checker.world import Fault, World
+from statemodel.checker.world import Fault, QueuedMessage, World
 from statemodel.flows import (
+    Answer,
     ConditionFailed,
+    Failed,
+    Failure,
     Flow,
     Kind,
     Result,
     Send,
+    Sent,
     Settings,
     Stage,
     Write,
+    Written,
     advance,
     lease_expiry,
     reconcile_start,
@@ -189,3 +196,160 @@ def test_a_stale_reconciler_write_is_superseded() -> None:
     outcome = world.perform(flow.effect, later)
     assert isinstance(outcome, ConditionFailed)
     assert advance(flow, outcome, later).answer.result is Result.SUPERSEDED
+
+
+# ---- answers a client or an operator depends on (each pins a contract: category, status, code) ----
+
+
+def exhaust(world: World, msg: Message) -> None:
+    """The record PENDING with every attempt spent: a failed submit, then failed replays."""
+    submit(world, msg, None, Fault.SEND_RETRYABLE)
+    for n in range(2, SETTINGS.max_attempts + 1):
+        submit(world, msg, None, None, Fault.SEND_RETRYABLE, attempt=f"a-{n}")
+    record = world.record(msg.message_id)
+    assert record is not None and record.phase is Phase.PENDING
+    assert record.attempts == SETTINGS.max_attempts
+
+
+def test_a_replay_that_finds_no_attempt_left_flags_the_record_and_answers_500() -> None:
+    """The replay's claim exhausts the record (the table's row), and the client is told so with a
+    permanent failure: 500, not a 503 that invites another retry."""
+    world, msg = World(), message()
+    exhaust(world, msg)
+    answer = submit(world, msg, attempt="a-9").answer
+    assert answer.result is Result.FAILED
+    assert answer.failure == Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
+    assert answer.http_status == 500
+    assert world.record(msg.message_id).phase is Phase.EXHAUSTED
+    assert msg.message_id not in world.landed
+    again = submit(world, msg, attempt="a-10").answer  # an exhausted record answers the same
+    assert again.failure == Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
+    assert again.http_status == 500 and again.record is not None
+
+
+def test_the_reconciler_flags_a_record_with_no_attempt_left_as_exhausted() -> None:
+    world, msg = World(), message()
+    exhaust(world, msg)
+    later = NOW + SETTINGS.redrive_after_ms
+    assert reconcile(world, later) == [Result.EXHAUSTED]
+    record = world.record(msg.message_id)
+    assert record.phase is Phase.EXHAUSTED and record.exhausted
+    with pytest.raises(ValueError, match="reconciler's result"):
+        _ = Answer(Result.EXHAUSTED, msg.message_id, record).http_status
+
+
+def test_a_replay_of_a_confirmed_record_sends_nothing_and_names_the_record() -> None:
+    world, msg = World(), message()
+    submit(world, msg)
+    answer = submit(world, msg, attempt="a-2").answer
+    assert answer.result is Result.ALREADY_QUEUED and answer.accepted and answer.http_status == 202
+    assert answer.failure is None and answer.message_id == msg.message_id
+    assert answer.record is not None and answer.record.phase is Phase.CONFIRMED
+    assert world.landed[msg.message_id] == ["sqs-1"]
+
+
+def test_a_conflicting_request_is_409_and_writes_nothing() -> None:
+    world, msg = World(), message()
+    submit(world, msg)
+    before = world.items[msg.message_id]
+    answer = submit(world, message({"other": 1}), attempt="a-2").answer
+    assert answer.result is Result.CONFLICT and answer.http_status == 409 and not answer.accepted
+    assert answer.failure is None
+    assert world.items[msg.message_id] is before
+
+
+def test_a_rejected_create_answers_503_and_stores_nothing() -> None:
+    world, msg = World(), message()
+    answer = submit(world, msg, Fault.WRITE_REJECTED).answer
+    assert answer.result is Result.FAILED and answer.http_status == 503
+    assert answer.failure == Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
+    assert answer.message_id == msg.message_id and answer.record is None
+    assert world.items == {} and not answer.unconfirmed and not answer.rollback_failed
+
+
+def test_an_ambiguous_create_answers_503_and_leaves_the_record_to_its_lease() -> None:
+    world, msg = World(), message()
+    answer = submit(world, msg, Fault.WRITE_LANDED_THEN_TIMEOUT).answer
+    assert answer.failure == Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+    assert answer.http_status == 503
+    record = world.record(msg.message_id)
+    assert record is not None and record.phase is Phase.IN_FLIGHT and record.attempt_id == "a-1"
+
+
+def test_a_replay_whose_claim_loses_a_race_is_told_to_retry() -> None:
+    """Two replays of a PENDING record read it together; the second's claim fails its condition and
+    finds the record in flight: 503 InProgress, nothing written for it."""
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE)
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    first = start_submit(msg, "a-2", lease, NOW, SETTINGS)
+    second = start_submit(msg, "a-3", lease, NOW, SETTINGS)
+    first = advance(first, world.perform(first.effect, NOW), NOW)
+    second = advance(second, world.perform(second.effect, NOW), NOW)
+    assert first.stage is Stage.CLAIM and second.stage is Stage.CLAIM
+    first = advance(first, world.perform(first.effect, NOW), NOW)
+    assert first.stage is Stage.SEND
+    answer = advance(second, world.perform(second.effect, NOW), NOW).answer
+    assert answer.result is Result.FAILED
+    assert answer.failure == Failure(ErrorCategory.RETRYABLE, "InProgress")
+    assert world.record(msg.message_id).attempt_id == "a-2"
+
+
+def test_each_send_fault_reaches_sqs_or_not_as_it_says() -> None:
+    """What SQS holds afterwards, and the category and code the sender is told, for each fault."""
+    expected = {
+        None: (True, None),
+        Fault.SEND_RETRYABLE: (False, Failed(ErrorCategory.RETRYABLE, "RequestThrottled")),
+        Fault.SEND_PERMANENT: (
+            False,
+            Failed(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue"),
+        ),
+        Fault.SEND_LOST_TIMEOUT: (False, Failed(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")),
+        Fault.SEND_LANDED_THEN_TIMEOUT: (True, Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")),
+    }
+    for fault, (lands, outcome) in expected.items():
+        world, msg = World(), message({"body": "x"})
+        send = Send(msg, "a-1", NOW)
+        got = world.perform(send, NOW, fault)
+        assert (got if outcome is not None else None) == outcome, fault
+        if outcome is None:
+            assert got == Sent("sqs-1")
+        assert world.delivered() == ({msg.message_id} if lands else set()), fault
+        queued = [QueuedMessage(msg.message_id, "sqs-1", msg.payload)] if lands else []
+        assert world.queue == queued, fault
+        assert world.landed.get(msg.message_id, []) == (["sqs-1"] if lands else []), fault
+    world = World()
+    first, second = message(key="k-1"), message(key="k-2")
+    world.perform(Send(first, "a", NOW), NOW)
+    assert world.perform(Send(second, "b", NOW), NOW) == Sent("sqs-2")  # ids count across messages
+    assert world.consume() == QueuedMessage(first.message_id, "sqs-1", first.payload)
+    assert world.consumed == [QueuedMessage(first.message_id, "sqs-1", first.payload)]
+    assert [m.sqs_message_id for m in world.queue] == ["sqs-2"]
+
+
+def test_a_fault_must_fit_its_effect_and_an_answer_is_not_performed() -> None:
+    world, msg = World(), message()
+    with pytest.raises(ValueError, match="cannot happen"):
+        world.perform(Send(msg, "a", NOW), NOW, Fault.WRITE_REJECTED)
+    flow = submit(world, msg)
+    with pytest.raises(ValueError, match="not performed"):
+        world.perform(flow.effect, NOW)
+    with pytest.raises(ValueError, match="finished"):
+        advance(flow, Written(), NOW)
+
+
+def test_a_send_carries_the_fifo_group_and_deduplication_ids() -> None:
+    request = parse_submission(json.dumps({"payload": {"n": 1}, "attributes": {"group": "g-7"}}))
+    assert not hasattr(request, "code")
+    grouped = new_message(request, "m-7", "corr", NOW, "k-7")
+    send = Send(grouped, "a-1", NOW)
+    assert send.group_id == "g-7" and send.deduplication_id == "m-7" and send.body == grouped.payload
+    plain = Send(message(), "a-1", NOW)
+    assert plain.group_id == plain.message.message_id
+
+
+def test_a_lease_outlives_the_invocation_by_the_margin() -> None:
+    assert lease_expiry(NOW, 10_000, SETTINGS) == NOW + 10_000 + SETTINGS.lease_margin_ms
+    assert lease_expiry(NOW, -5, SETTINGS) == NOW + SETTINGS.lease_margin_ms  # no time left: the margin
+    flow = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    assert flow.send_deadline == NOW + 10_000 and flow.max_attempts == SETTINGS.max_attempts

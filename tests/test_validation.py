@@ -117,8 +117,11 @@ def test_tokens() -> None:
     assert valid_token("abc-123._:X") == "abc-123._:X"
     for bad in ("", "x" * 129, "a b", "<script>", "é", None, 5):
         assert valid_token(bad) is None
-    assert isinstance(idempotency_key("bad key"), Rejection)
+    rejected = idempotency_key("bad key")
+    assert isinstance(rejected, Rejection) and rejected.code == VALIDATION_ERROR
     assert idempotency_key(None) is None
+    assert idempotency_key("order-1:a.b_c") == "order-1:a.b_c"
+    assert idempotency_key("k" * 128) == "k" * 128 and isinstance(idempotency_key("k" * 129), Rejection)
     assert message_id_for_key("k") == message_id_for_key("k") != message_id_for_key("k2")
 
 
@@ -144,3 +147,71 @@ def test_any_json_payload_round_trips(payload: object) -> None:
 def test_arbitrary_bodies_never_raise(body: str | bytes) -> None:
     result = parse_submission(body)
     assert isinstance(result, Request | Rejection)
+
+
+# ---- boundaries and fields the mutation run found unchecked -----------------------------------------
+
+
+def nested(containers: int, leaf: object = 1) -> object:
+    """`containers` objects and arrays, alternating, around a scalar."""
+    value = leaf
+    for n in range(containers):
+        value = [value] if n % 2 else {"k": value}
+    return value
+
+
+def test_nesting_is_allowed_to_the_limit_and_refused_past_it() -> None:
+    """A payload of MAX_DEPTH nested objects and arrays is allowed, one more is refused; objects and
+    arrays count alike."""
+    ok = parse_submission(json.dumps({"payload": nested(MAX_DEPTH)}))
+    assert isinstance(ok, Request)
+    too_deep = parse_submission(json.dumps({"payload": nested(MAX_DEPTH + 1)}))
+    assert isinstance(too_deep, Rejection) and too_deep.code == VALIDATION_ERROR
+    lists = parse_submission(json.dumps({"payload": [nested(MAX_DEPTH - 1)]}))
+    assert isinstance(lists, Request)
+
+
+def test_an_empty_body_is_refused_as_bytes_or_text() -> None:
+    for body in (None, b"", ""):
+        rejected = parse_submission(body)
+        assert isinstance(rejected, Rejection) and rejected.code == VALIDATION_ERROR, body
+
+
+def test_a_text_body_with_a_lone_surrogate_is_refused_not_raised() -> None:
+    rejected = parse_submission('{"payload": "\ud800"}')
+    assert isinstance(rejected, Rejection) and rejected.code == VALIDATION_ERROR
+
+
+@pytest.mark.parametrize("name", ["Amazon.x", "amazon.sqs", "AWS.trace", ".a", "a.", "a..b"])
+def test_reserved_or_dotted_attribute_names_are_refused(name: str) -> None:
+    rejected = parse_submission(json.dumps({"payload": 1, "attributes": {name: "v"}}))
+    assert isinstance(rejected, Rejection) and rejected.code == VALIDATION_ERROR, name
+
+
+def test_dotted_names_inside_are_accepted() -> None:
+    accepted = parse_submission(json.dumps({"payload": 1, "attributes": {"a.b": "v", "amazonx": "w"}}))
+    assert isinstance(accepted, Request)
+
+
+def test_a_new_message_keeps_every_field_it_was_given() -> None:
+    request = parse_submission(json.dumps({"payload": {"n": 1}, "attributes": {"g": "1"}}))
+    assert isinstance(request, Request)
+    message = new_message(request, "m-1", "corr-9", 1_234, "key-9")
+    assert (message.message_id, message.correlation_id, message.created_at, message.idempotency_key) == (
+        "m-1",
+        "corr-9",
+        1_234,
+        "key-9",
+    )
+    assert message.payload == request.payload and message.attributes == request.attributes
+    assert message.request_hash == request.request_hash
+    assert new_message(request, "m-2", "corr", 1, None).idempotency_key is None
+
+
+def test_a_message_rebuilt_from_a_summary_has_no_payload_or_attributes() -> None:
+    from statemodel.events import message_from_summary
+    from statemodel.records import Message
+
+    summary = {"correlation_id": "c", "created_at": "7", "request_hash": "h", "idempotency_key": "k"}
+    assert message_from_summary("m-1", summary) == Message("m-1", "", (), "c", 7, "h", "k")
+    assert message_from_summary("m-2", {**summary, "idempotency_key": None}).idempotency_key is None

@@ -4,7 +4,9 @@ Explores every interleaving of K concurrent invocations (client submits and the 
 re-drives and expiries), the reconciler and a consumer over M records with up to F injected faults,
 running statemodel's own flows against its in-memory world (`statemodel.checker.space`, breadth first
 in `statemodel.checker.search`). Exits 1 on a violation, printing the shortest counterexample, or when
-some table row or fault kind was never reached. `--mutant NAME` runs the same search on a deliberately
+some table row or fault kind was never reached; then checks liveness on the graph it found (every
+fair continuation, once faults stop, settles) and exits 1 on a violation, printing a shortest path to
+where it starts and the cycle or dead end that follows. `--mutant NAME` runs the same search on a deliberately
 broken model (`statemodel.checker.mutants`), which must fail. This module only parses, times and
 prints: it is the one that reads the clock.
 """
@@ -17,8 +19,10 @@ import sys
 import time
 from typing import Any
 
+import attrs
+
 from statemodel.checker.mutants import MUTANTS
-from statemodel.checker.search import Bounds, Report, explore
+from statemodel.checker.search import Bounds, Kind, Liveness, Report, explore
 from statemodel.checker.space import Model, required_coverage
 
 
@@ -31,6 +35,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--records", "-M", type=_count, default=2, help="records (default 2)")
     p.add_argument(
         "--faults", "-F", type=_count, default=2, help="faults injected per run, at most (default 2)"
+    )
+    p.add_argument(
+        "--max-attempts",
+        "-A",
+        type=_attempts,
+        default=2,
+        help="the protocol's max_attempts: claims a record may have, 1 to 3 (default 2)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("--mutant", choices=sorted(MUTANTS), help="explore this deliberately broken model instead")
@@ -47,49 +58,87 @@ def main(argv: list[str]) -> int:
             print(f"{name:<{width}}  {mutant.summary}")
         return 0
     model = MUTANTS[args.mutant] if args.mutant else Model()
-    bounds = Bounds(args.workers, args.records, args.faults)
+    bounds = Bounds(args.workers, args.records, args.faults, args.max_attempts)
     started = time.perf_counter()
+    marks = {"safety": started}
 
     def progress(depth: int, states: int) -> None:
         print(f"depth {depth}: {states:,} states, {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-    report = explore(model, bounds, progress if args.progress else None)
-    seconds = time.perf_counter() - started
+    def liveness_starts() -> None:
+        marks["liveness"] = time.perf_counter()
+        if args.progress:
+            print(f"liveness: {marks['liveness'] - started:.1f} s", file=sys.stderr)
+
+    report = explore(model, bounds, progress if args.progress else None, liveness_starts)
+    ended = time.perf_counter()
+    split = marks.get("liveness", ended)
+    seconds = Seconds(split - started, ended - split)
     print(json.dumps(as_json(report, seconds), indent=2) if args.json else as_text(report, seconds))
     return 0 if report.ok else 1
 
 
-def as_json(report: Report, seconds: float) -> dict[str, Any]:
+@attrs.frozen
+class Seconds:
+    """Wall-clock time of the two phases: the search with its safety check, then liveness."""
+
+    safety: float
+    liveness: float
+
+    @property
+    def total(self) -> float:
+        return self.safety + self.liveness
+
+
+def as_json(report: Report, seconds: Seconds) -> dict[str, Any]:
     bounds = report.bounds
+    live = report.liveness
     return {
         "model": report.model,
-        "bounds": {"workers": bounds.workers, "records": bounds.records, "faults": bounds.faults},
+        "bounds": {
+            "workers": bounds.workers,
+            "records": bounds.records,
+            "faults": bounds.faults,
+            "max_attempts": bounds.max_attempts,
+        },
         "complete": report.complete,
         "states": report.states,
         "transitions": report.transitions,
         "max_depth": report.max_depth,
-        "seconds": round(seconds, 3),
-        "states_per_second": round(report.states / seconds) if seconds else None,
+        "seconds": round(seconds.total, 3),
+        "states_per_second": round(report.states / seconds.safety) if seconds.safety else None,
         "violations": report.violations,
         "counterexample": report.counterexample,
         "final_state": report.final_state,
         "coverage": {
-            "required": len(required_coverage()),
+            "required": len(required_coverage(bounds.max_attempts)),
             "missing": report.missing,
             "reached": report.reached,
+        },
+        "liveness": {
+            "checked": live.checked,
+            "ok": live.ok,
+            "kind": live.kind.value if live.kind else None,
+            "violations": live.violations,
+            "path": live.path,
+            "loop": live.loop,
+            "final_state": live.final_state,
+            "cyclic_states": live.cyclic_states,
+            "fair_components": live.fair_components,
+            "seconds": round(seconds.liveness, 3),
         },
     }
 
 
-def as_text(report: Report, seconds: float) -> str:
+def as_text(report: Report, seconds: Seconds) -> str:
     bounds = report.bounds
-    rate = report.states / seconds if seconds else 0.0
+    rate = report.states / seconds.safety if seconds.safety else 0.0
     lines = [
         f"sendguard explore: {report.model}, K={bounds.workers} workers, M={bounds.records} records, "
-        f"F={bounds.faults} faults",
+        f"F={bounds.faults} faults, A={bounds.max_attempts} attempts",
         f"{'explored to closure' if report.complete else 'stopped at the first violation'}: "
         f"{report.states:,} states, {report.transitions:,} transitions, max depth {report.max_depth}, "
-        f"{seconds:.1f} s, {rate:,.0f} states/s",
+        f"{seconds.safety:.1f} s, {rate:,.0f} states/s",
     ]
     if report.violations:
         lines.append(f"VIOLATION after {len(report.counterexample)} steps (a shortest counterexample):")
@@ -98,15 +147,51 @@ def as_text(report: Report, seconds: float) -> str:
         lines += [f"  - {problem}" for problem in report.violations]
         lines.append("the records at the end:")
         lines += [f"  {line}" for line in report.final_state]
+        lines.append("liveness: not checked (the search stopped at a safety violation)")
         return "\n".join(lines)
-    required = len(required_coverage())
+    required = len(required_coverage(bounds.max_attempts))
     if report.missing:
         lines.append(f"coverage: {len(report.missing)} of {required} never reached:")
         lines += [f"  - {label}" for label in report.missing]
     else:
         lines.append(f"coverage: all {required} table rows, fault kinds and crash points reached")
-    lines.append("no violations" if not report.missing else "no violations, but the coverage is incomplete")
+    lines.append("safety: no violations")
+    lines += _liveness_text(report.liveness, seconds.liveness)
     return "\n".join(lines)
+
+
+def _liveness_text(live: Liveness, seconds: float) -> list[str]:
+    figures = (
+        f"{live.cyclic_states:,} states on fault-free cycles examined, "
+        f"{live.fair_components:,} fair components, {seconds:.1f} s"
+    )
+    if live.kind is None:
+        return [f"liveness: every fair continuation settles ({figures})"]
+    lines = [
+        f"LIVENESS VIOLATION ({live.kind.value}) after {len(live.path)} steps "
+        f"(a shortest path to where it starts; {figures}):",
+        *live.path,
+    ]
+    if live.kind is Kind.CYCLE:
+        lines.append(f"then, with no more faults, for ever (a fair cycle of {len(live.loop)} steps):")
+        lines += live.loop
+    elif live.kind is Kind.DEAD_END:
+        lines.append(
+            "then nothing more happens: no invocation runs, the reconciler starts nothing, "
+            "and time passing changes nothing (a dead end)"
+        )
+    lines.append("broken:")
+    lines += [f"  - {problem}" for problem in live.violations]
+    lines.append("the records where it starts:")
+    lines += [f"  {line}" for line in live.final_state]
+    return lines
+
+
+def _attempts(text: str) -> int:
+    value = int(text)
+    if value < 1 or value > 3:
+        raise argparse.ArgumentTypeError(f"{text} is not between 1 and 3")
+    return value
 
 
 def _count(text: str) -> int:

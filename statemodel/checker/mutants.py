@@ -2,11 +2,14 @@
 
 A mutant never restates the model. It is a `Model` whose fields name statemodel's own functions and
 data, with one (or, where one bug needs it, a few) replaced by a wrapper around the real function, a
-variant of the real table, or other settings. The judge is never mutated: `installed` gives `decide`
-the mutant's table while `history_problems` keeps the table as written.
+variant of the real table, or other settings. Each enters the run as a parameter (the table the
+flows pass to `decide`, the condition the world is built with): nothing in statemodel is patched, and
+the judge (`history_problems`) keeps the table as written.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 
@@ -17,7 +20,7 @@ from statemodel.commands import ExpireLease, Redrive
 from statemodel.events import Claimed, RolledBack, SendConfirmed
 from statemodel.flows import Failed, Flow, Outcome, Result, Send, Sent, Settings, Write, condition_holds
 from statemodel.records import Phase, Record, Status
-from statemodel.table import Guard, Transition
+from statemodel.table import Guard, Table, Transition
 
 # ---- write conditions ----------------------------------------------------------------------------
 
@@ -57,13 +60,13 @@ def _reconciler_also_takes(phase: Phase, start: str) -> tuple[DueFunction, Recon
         return record.phase is phase or attention.is_due(record, now, settings)
 
     def reconcile_start(
-        record: Record, now: int, settings: Settings, attempt_id: str, lease: int
+        record: Record, now: int, settings: Settings, attempt_id: str, lease: int, rows: Table
     ) -> Flow | None:
         if record.phase is not phase:
-            return flows.reconcile_start(record, now, settings, attempt_id, lease)
+            return flows.reconcile_start(record, now, settings, attempt_id, lease, rows)
         if start == "expire":
-            return flows.start_expire(record, now)
-        return flows.start_redrive(record, attempt_id, lease, now, settings)
+            return flows.start_expire(record, now, rows)
+        return flows.start_redrive(record, attempt_id, lease, now, settings, rows)
 
     return is_due, reconcile_start
 
@@ -100,6 +103,48 @@ def _in_flight_replay_accepted(flow: Flow, outcome: Outcome, now: int) -> Flow:
         answer = attrs.evolve(after.answer, result=Result.ALREADY_QUEUED, failure=None)
         return attrs.evolve(after, effect=answer)
     return after
+
+
+# ---- liveness: the reconciler leaves a record, or tries in vain for ever -------------------------
+
+
+def _index_skips(skipped: Callable[[Record, Settings], bool]) -> DueFunction:
+    """`is_due` for an index that never shows the records `skipped` selects: the reconciler's query
+    passes them over, pass after pass."""
+
+    def is_due(record: Record, now: int, settings: Settings) -> bool:
+        return not skipped(record, settings) and attention.is_due(record, now, settings)
+
+    return is_due
+
+
+def _rolled_back_by_expiry(record: Record, settings: Settings) -> bool:
+    """A PENDING record with no send failure on it got there through an expiry's rollback (only a
+    failed send records `last_error`)."""
+    return record.phase is Phase.PENDING and record.last_error is None
+
+
+def _no_attempt_left(record: Record, settings: Settings) -> bool:
+    return record.phase is Phase.PENDING and record.attempts >= settings.max_attempts
+
+
+def _first_attempt_in_flight(record: Record, settings: Settings) -> bool:
+    return record.phase is Phase.IN_FLIGHT and record.attempts == 1
+
+
+def _stale_read(phase: Phase) -> ReconcileFunction:
+    """`reconcile_start` that builds the flow for a record in `phase` from the record one write
+    before the one it read (an index entry that lags the item, never re-read): its write's condition
+    names a version the record no longer has."""
+
+    def reconcile_start(
+        record: Record, now: int, settings: Settings, attempt_id: str, lease: int, rows: Table
+    ) -> Flow | None:
+        if record.phase is phase:
+            record = attrs.evolve(record, version=record.version - 1)
+        return flows.reconcile_start(record, now, settings, attempt_id, lease, rows)
+
+    return reconcile_start
 
 
 # ---- the mutants ---------------------------------------------------------------------------------
@@ -170,6 +215,39 @@ MUTANTS: dict[str, Model] = {
             "in-flight-replay-accepted",
             "a replay that finds its record in flight is told 202 before SQS has the message",
             advance=_in_flight_replay_accepted,
+            caught_by="liveness",
+        ),
+        # Liveness mutants: no state they reach breaks an invariant; a record never settles.
+        Model(
+            "expired-never-redriven",
+            "an expiry's rollback leaves the record out of the re-drive index: the reconciler never "
+            "re-drives records whose lease it expired",
+            is_due=_index_skips(_rolled_back_by_expiry),
+            caught_by="liveness",
+        ),
+        Model(
+            "exhaustion-skipped",
+            "the reconciler's query skips records with no attempts left: exhaustion is never taken",
+            is_due=_index_skips(_no_attempt_left),
+            caught_by="liveness",
+        ),
+        Model(
+            "first-lease-kept",
+            "the reconciler leaves a first attempt's lease to its submit, even once it expired",
+            is_due=_index_skips(_first_attempt_in_flight),
+            caught_by="liveness",
+        ),
+        Model(
+            "stale-redrive-claim",
+            "a re-drive claims with the version before the last write, so its claim fails on every pass",
+            reconcile_start=_stale_read(Phase.PENDING),
+            caught_by="liveness",
+        ),
+        Model(
+            "stale-expiry",
+            "an expiry names the version before the last write, so it fails on every pass",
+            reconcile_start=_stale_read(Phase.IN_FLIGHT),
+            caught_by="liveness",
         ),
     )
 }

@@ -1,23 +1,47 @@
-"""Breadth-first search of `statemodel.checker.space` to closure, with coverage and the shortest
-counterexample.
+"""Breadth-first search of `statemodel.checker.space` to closure, with coverage, the shortest
+counterexample, and then the liveness check on the graph it found.
 
 A state is `(faults used, idle workers, cluster, cluster, ...)` with the clusters (one per record,
 numbered by `Space`) sorted: two states that differ only in which record or which worker is which are
 one state. From a state, each distinct cluster offers its moves (cheap: `Space` remembers them), and
-time offers one tick. The search checks every new state as it is found: the invariants of the cluster
-that changed, and, when the state is quiescent, no orphan and nothing lost. Breadth first, the first
-violation found is at the least depth there is, so its trace is a shortest counterexample. Pure: the
-caller reads the clock.
+time offers one tick. Breadth first, the first violation found is at the least depth there is, so its
+trace is a shortest counterexample. Pure: the caller reads the clock.
+
+Safety: every new state is checked as it is found, by the invariants of the cluster that changed.
+
+Liveness: from every reachable state, once faults stop, every fair continuation reaches a settled
+state (no invocation runs; every record is absent, CONFIRMED or EXHAUSTED), and where it settles no
+record is orphaned and nothing is lost. The continuations are the fault-free moves (an invocation's
+step without a fault, a client's request, the reconciler starting a flow, and a tick that overruns no
+invocation). The fairness, strong, is what production gives:
+
+* invocations run to their end: Lambda runs each invocation until it returns, or its timeout ends it,
+  and an invocation ended by its timeout is a stall or a crash, which are faults;
+* time passes: the only tick a fault-free continuation cannot take is one that would overrun a live
+  invocation, which then finishes first (its healthy steps take no time);
+* the reconciler keeps running: EventBridge invokes it on a schedule (deploy/template.yaml: every
+  minute, with its own reserved concurrency), and each pass queries every record the index shows due,
+  so a record that is due again and again is acted on again and again.
+
+Clients need no fairness: they may stop, or send any request again at any time. No fair continuation
+settles from a state exactly when the fault-free graph has, among unsettled states, a dead end (a
+state where nothing fair is enabled: no invocation runs, the reconciler starts nothing, and a tick
+changes nothing) or a fair cycle (a strongly connected set in which every fair action enabled
+somewhere is taken somewhere; `statemodel.checker.liveness`). Dead ends are found during the search.
+Cycles need no second search: a write or a send makes a record's state new for good (its history and
+its sends only grow), so a cycle can only move through clusters whose item and sends stay the same;
+the clusters that lie on such a cycle are found first, and only the states that hold one are examined.
 """
 
 from __future__ import annotations
 
-import itertools
+import enum
 from bisect import bisect_left
 from collections.abc import Callable
 
 import attrs
 
+from statemodel.checker.liveness import Edges, components, fair_components, fair_cycle
 from statemodel.checker.space import (
     MESSAGE,
     NOW,
@@ -31,12 +55,13 @@ from statemodel.checker.space import (
     describe_flow,
     describe_outcome,
     describe_record,
-    installed,
     required_coverage,
 )
 
 State = tuple[int, ...]  # (faults used, idle workers, *sorted cluster numbers)
 _TICK = -1  # the position of a tick in `_link`
+_TIME = ("tick",)  # the fairness label of time passing
+_ANY = ("any",)  # `_link`: any move the search could have taken
 
 
 @attrs.frozen
@@ -44,6 +69,33 @@ class Bounds:
     workers: int  # K concurrent invocations
     records: int  # M records
     faults: int  # F faults injected, at most, per run
+    max_attempts: int = 2  # A: the claims a record may have (the protocol's `max_attempts`)
+
+
+class Kind(enum.StrEnum):
+    """How a liveness violation ends."""
+
+    CYCLE = "cycle"  # a fair run goes round it for ever, never settling
+    DEAD_END = "dead end"  # nothing fair can happen any more, and a record has not settled
+    BROKEN_PROMISE = "settled with a broken promise"  # settled, but orphaned or lost
+
+
+@attrs.frozen
+class Liveness:
+    """What the liveness check found (on the graph of a complete search with no safety violation)."""
+
+    checked: bool  # False when the search stopped at a safety violation first
+    kind: Kind | None = None  # None: every fair continuation settles
+    violations: list[str] = attrs.field(factory=list)
+    path: list[str] = attrs.field(factory=list)  # numbered steps to the state where it starts
+    loop: list[str] = attrs.field(factory=list)  # the cycle's steps, numbered on from the path
+    final_state: list[str] = attrs.field(factory=list)  # the records where it starts
+    cyclic_states: int = 0  # unsettled states examined for fair cycles
+    fair_components: int = 0  # of them, sets in which a fair run can stay for ever
+
+    @property
+    def ok(self) -> bool:
+        return self.checked and self.kind is None
 
 
 @attrs.frozen
@@ -61,28 +113,39 @@ class Report:
     final_state: list[str]  # the records at the end of the counterexample
     reached: list[str]  # coverage labels reached
     missing: list[str]  # coverage labels required and never reached
+    liveness: Liveness = Liveness(checked=False)
 
     @property
     def ok(self) -> bool:
-        return self.complete and not self.violations and not self.missing
+        return self.complete and not self.violations and not self.missing and self.liveness.ok
 
 
-def explore(model: Model, bounds: Bounds, on_level: Callable[[int, int], None] | None = None) -> Report:
-    """Explores `model` within `bounds` to closure, or to its first violation."""
-    with installed(model):
-        return Search(Space(model), bounds, on_level).run()
+def explore(
+    model: Model,
+    bounds: Bounds,
+    on_level: Callable[[int, int], None] | None = None,
+    on_liveness: Callable[[], None] | None = None,
+) -> Report:
+    """Explores `model` within `bounds` to closure, or to its first safety violation, then checks
+    liveness on what it found. `on_level` hears each depth; `on_liveness`, when liveness starts."""
+    search = Search(Space(model, bounds.max_attempts), bounds, on_level)
+    search.on_liveness = on_liveness
+    return search.run()
 
 
 class Search:
-    """One breadth-first search; `run` it (with the model installed) and read the outcome."""
+    """One breadth-first search; `run` it and read the outcome."""
 
     def __init__(self, space: Space, bounds: Bounds, on_level: Callable[[int, int], None] | None) -> None:
         self.space = space
         self.bounds = bounds
         self.on_level = on_level
+        self.on_liveness: Callable[[], None] | None = None
         self.initial: State = (0, bounds.workers) + (space.absent,) * bounds.records
         self.parents: dict[State, State | None] = {self.initial: None}  # each state found, and whence
         self.stalled = False  # a tick stalled an invocation at least once
+        # The shallowest state found where a run stops unsettled, or settles with a broken promise.
+        self.stuck: tuple[State, Kind] | None = None
 
     def run(self) -> Report:
         """Breadth first, level by level. The loop is the explorer's hot path: it only looks numbers
@@ -94,7 +157,7 @@ class Search:
             self.bounds.records,
         )
         parents, summaries, summary_of, visits = self.parents, space.summaries, space.summary, space.visits
-        problems, settled, quiet_problems = space.problems, space.settled, space.quiescent_problems
+        problems, at_rest = space.problems, self._at_rest
         width = workers + 1
         transitions = depth = 0
         violation: State | None = self.initial if self._problems(self.initial) else None
@@ -127,13 +190,11 @@ class Search:
                         if len(parents) == size:
                             continue
                         found.append(successor)
-                        if problems[target] or (
-                            idle - invocations == workers
-                            and all(settled[c] for c in successor[2:])
-                            and any(quiet_problems[c] for c in successor[2:])
-                        ):
+                        if problems[target]:
                             violation = successor
                             break
+                        if idle - invocations == workers:  # no invocation runs: it may settle here
+                            at_rest(successor)
                     if violation is not None:
                         break
                 if violation is not None:
@@ -157,19 +218,158 @@ class Search:
                 if len(parents) == size:
                     continue
                 found.append(successor)
-                if any(problems[c] for c in later) or (
-                    idle == workers
-                    and all(settled[c] for c in later)
-                    and any(quiet_problems[c] for c in later)
-                ):
+                if any(problems[c] for c in later):
                     violation = successor
                     break
+                if idle == workers:
+                    at_rest(successor)
             if found:
                 depth += 1
             frontier = found
             if self.on_level is not None:
                 self.on_level(depth, len(parents))
-        return self._outcome(violation, transitions, depth)
+        report = self._outcome(violation, transitions, depth)
+        if violation is not None:
+            return report
+        if self.on_liveness is not None:
+            self.on_liveness()
+        return attrs.evolve(report, liveness=self._liveness())
+
+    def _at_rest(self, state: State) -> None:
+        """A state with no invocation running: remember it if it settles with a broken promise, or if
+        it is a dead end (nothing fair can happen) with a record unsettled. Breadth first, the first
+        one remembered is a shallowest."""
+        if self.stuck is not None:
+            return
+        space, clusters = self.space, state[2:]
+        if all(space.settled[c] for c in clusters):
+            if any(space.settle_problems[c] for c in clusters):
+                self.stuck = (state, Kind.BROKEN_PROMISE)
+        elif all(space.calm[c] and space.tick(c) == (c, 0) for c in clusters):
+            self.stuck = (state, Kind.DEAD_END)
+
+    # ---- liveness --------------------------------------------------------------------------------
+
+    def _liveness(self) -> Liveness:
+        """Dead ends were found during the search; here, the fair cycles. Reports the violation whose
+        start is nearest the initial state."""
+        cyclic = self._cyclic_clusters()
+        settled = self.space.settled
+        order = {
+            state: n
+            for n, state in enumerate(self.parents if cyclic else ())
+            if any(c in cyclic for c in state[2:]) and not all(settled[c] for c in state[2:])
+        }
+        nodes = list(order)
+        index = {state: n for n, state in enumerate(nodes)}
+        edges, enabled = self._fault_free_graph(nodes, index)
+        fair = fair_components(range(len(nodes)), edges, enabled)
+        # (depth, where it starts, how it ends, the loop's states and the fairness label of each step)
+        starts: list[tuple[int, State, Kind, list[State], list[object]]] = []
+        for component in fair:
+            entry = min(component, key=lambda n: order[nodes[n]])
+            walk = fair_cycle(entry, set(component), edges, enabled) if len(component) > 1 else []
+            kind = Kind.CYCLE if walk else Kind.DEAD_END
+            loop = [nodes[entry]] + [nodes[target] for target, _ in walk]
+            starts.append((len(self._path(nodes[entry])), nodes[entry], kind, loop, [lb for _, lb in walk]))
+        if self.stuck is not None:
+            state, kind = self.stuck
+            starts.append((len(self._path(state)), state, kind, [state], []))
+        if not starts:
+            return Liveness(checked=True, cyclic_states=len(nodes), fair_components=len(fair))
+        _, start, kind, loop, steps_labels = min(starts, key=lambda found: found[0])
+        path, labels = self._trace(self._path(start))
+        steps, _ = self._trace(loop, labels, first=len(path) + 1, fairness=steps_labels)
+        return Liveness(
+            checked=True,
+            kind=kind,
+            violations=self._unsettled(start, labels, kind),
+            path=path,
+            loop=steps,
+            final_state=self._describe_state(start, labels),
+            cyclic_states=len(nodes),
+            fair_components=len(fair),
+        )
+
+    def _cyclic_clusters(self) -> set[int]:
+        """The clusters on a cycle of fault-free moves that keep the record's item and sends as they
+        are (only such moves can come back to where they started). A cycle of states needs one."""
+        space = self.space
+        met = [number for number, seen in enumerate(space.visits) if seen]
+
+        def successors(number: int) -> list[int]:
+            targets = [m.target for m in space.moves(number) if m.cost == 0]
+            later, stalls = space.tick(number)
+            if not stalls:
+                targets.append(later)
+            return [t for t in targets if t != number and space.same_item(number, t)]
+
+        return {c for component in components(set(met), successors) if len(component) > 1 for c in component}
+
+    def _fault_free_graph(
+        self, nodes: list[State], index: dict[State, int]
+    ) -> tuple[Edges, dict[int, frozenset[object]]]:
+        """The fault-free moves between `nodes`, labelled with the fairness they are owed, and the
+        fair moves enabled in each node (wherever they lead): an invocation's step (its flow), the
+        reconciler's start on a record (its item), a tick. A client's request is owed nothing."""
+        space = self.space
+        edges: dict[int, list[tuple[int, object]]] = {}
+        enabled: dict[int, frozenset[object]] = {}
+        for n, state in enumerate(nodes):
+            spent, idle, clusters = state[0], state[1], state[2:]
+            out: list[tuple[int, object]] = []
+            fair: set[object] = set()
+            for position, number in enumerate(clusters):
+                rest = clusters[:position] + clusters[position + 1 :]
+                for move in space.moves(number):
+                    if move.cost or move.invocations > idle or move.action is Action.CRASH:
+                        continue
+                    label = self._fairness(number, move)
+                    if label is not None:
+                        fair.add(label)
+                    successor = (spent, idle - move.invocations, *sorted((*rest, move.target)))
+                    if successor in index:
+                        out.append((index[successor], label))
+            later, stalls = zip(*(space.tick(number) for number in clusters), strict=True)
+            if not sum(stalls):
+                fair.add(_TIME)
+                successor = (spent, idle, *sorted(later))
+                if successor in index:
+                    out.append((index[successor], _TIME))
+            edges[n] = out
+            enabled[n] = frozenset(fair)
+        return edges, enabled
+
+    def _fairness(self, cluster: int, move: Move) -> object:
+        """The fairness a fault-free move of `cluster` is owed: an invocation's step, by its flow; the
+        reconciler's start, by the record's item; a client's request, none."""
+        if move.action is Action.STEP:
+            assert move.flow is not None
+            return ("step", self.space.flow_number(move.flow))
+        if move.action is Action.RECONCILE:
+            return ("reconcile", self.space.item_number(cluster))
+        return None
+
+    def _unsettled(self, state: State, labels: list[str], kind: Kind) -> list[str]:
+        """Why `state` is a violation: the records that never settle, or the broken promises."""
+        space, clusters = self.space, state[2:]
+        named = list(zip(labels, clusters, strict=True))
+        if kind is Kind.BROKEN_PROMISE:
+            return [
+                f"settled: {_named(p, label)}" for label, c in sorted(named) for p in space.settle_problems[c]
+            ]
+        never = "goes round the cycle for ever" if kind is Kind.CYCLE else "stays so for ever"
+        attempts = self.space.settings.max_attempts
+        lines = []
+        for label, number in sorted(named):
+            record = space.clusters[number].record
+            if space.settled[number] or record is None:
+                continue
+            lines.append(
+                f"{label} never settles: {describe_record(record)}, {record.attempts} of {attempts} "
+                f"attempts used; {never}"
+            )
+        return lines or [f"an invocation never ends; {never}"]
 
     def reachable_clusters(self) -> set[int]:
         """The clusters of every state found: each record's situations, as far as the search went."""
@@ -184,12 +384,6 @@ class Search:
             for label, number in zip(labels, clusters, strict=True)
             for problem in space.problems[number]
         ]
-        if state[1] == self.bounds.workers and all(space.settled[c] for c in clusters):
-            problems += [
-                f"at quiescence: {_named(problem, label)}"
-                for label, number in zip(labels, clusters, strict=True)
-                for problem in space.quiescent_problems[number]
-            ]
         return problems
 
     # ---- the report ------------------------------------------------------------------------------
@@ -212,12 +406,12 @@ class Search:
 
     def _outcome(self, violation: State | None, transitions: int, depth: int) -> Report:
         reached = self._reached()
-        missing = [label for label in required_coverage() if label not in reached]
+        missing = [label for label in required_coverage(self.bounds.max_attempts) if label not in reached]
         trace: list[str] = []
         final: list[str] = []
         problems: list[str] = []
         if violation is not None:
-            trace, labels = self._trace(violation)
+            trace, labels = self._trace(self._path(violation))
             problems = self._problems(violation, labels)
             final = self._describe_state(violation, labels)
         return Report(
@@ -244,28 +438,43 @@ class Search:
         path.reverse()
         return path
 
-    def _link(self, parent: State, child: State) -> tuple[int, Move | None]:
+    def _link(self, parent: State, child: State, fairness: object = _ANY) -> tuple[int, Move | None]:
         """How the search went from `parent` to `child`: (position of the cluster, its move), or
-        (_TICK, None) for a tick."""
+        (_TICK, None) for a tick. With a `fairness` label (a step of the liveness loop): by a
+        fault-free move of that kind."""
         spent, idle, clusters = parent[0], parent[1], parent[2:]
+        if fairness == _TIME:
+            return _TICK, None
+        budget = self.bounds.faults - spent if fairness is _ANY else 0
         for position, number in enumerate(clusters):
             rest = sorted(clusters[:position] + clusters[position + 1 :])
             for move in self.space.moves(number):
-                if move.cost > self.bounds.faults - spent or move.invocations > idle:
+                if move.cost > budget or move.invocations > idle:
+                    continue
+                if fairness is not _ANY and self._fairness(number, move) != fairness:
                     continue
                 if child == (spent + move.cost, idle - move.invocations, *sorted([*rest, move.target])):
                     return position, move
         return _TICK, None
 
-    def _trace(self, violation: State) -> tuple[list[str], list[str]]:
-        """The numbered steps to `violation`, naming records r1.. as they were first met; and the
-        record names in the order of `violation`'s clusters."""
-        labels = _labels(self.bounds.records)
+    def _trace(
+        self,
+        path: list[State],
+        labels: list[str] | None = None,
+        first: int = 1,
+        fairness: list[object] | None = None,
+    ) -> tuple[list[str], list[str]]:
+        """The numbered steps (from `first`) along `path`, naming records r1.. as they were first met
+        (or by `labels`, in the order of the first state's clusters); and the record names in the
+        order of the last state's clusters. `fairness`: the label of each step (a liveness loop)."""
+        labels = labels or _labels(self.bounds.records)
         lines = []
-        path = self._path(violation)
-        for step, (parent, child) in enumerate(itertools.pairwise(path), start=1):
+        kinds = fairness if fairness is not None else [_ANY] * (len(path) - 1)
+        for step, (parent, child, kind) in enumerate(
+            zip(path[:-1], path[1:], kinds, strict=True), start=first
+        ):
             clusters = list(parent[2:])
-            position, move = self._link(parent, child)
+            position, move = self._link(parent, child, kind)
             if move is None:
                 text = self._describe_tick(clusters, labels)
                 clusters = [self.space.tick(number)[0] for number in clusters]

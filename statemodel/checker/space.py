@@ -63,17 +63,15 @@ code.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
 
-from statemodel import attention, decider, flows, table
+from statemodel import attention, flows, table
 from statemodel.categories import ErrorCategory
-from statemodel.checker import world
 from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 from statemodel.events import ClaimCause, Claimed, Event, ExhaustionCause, RedriveExhausted, SendFailed
 from statemodel.flows import (
@@ -93,7 +91,7 @@ from statemodel.flows import (
 from statemodel.invariants import duplicate_problems, history_problems, lost, metadata_problems, orphans
 from statemodel.records import LastError, Message, Phase, Record
 from statemodel.stored import Stored
-from statemodel.table import Transition
+from statemodel.table import Guard, Table, Transition
 from statemodel.validation import (
     Request,
     message_id_for_key,
@@ -106,6 +104,8 @@ JUDGED_TABLE = table.TRANSITIONS  # the table as written: what `HistoryChecker` 
 NOW = 0  # every canonical state is seen from now
 INVOCATION_TICKS = 0  # the time an invocation reports it has left: its healthy steps take no time
 TICK_SETTINGS = Settings(max_attempts=2, redrive_after_ms=0, lease_margin_ms=1)  # in ticks
+# Where a record may stay for good: delivered and confirmed, or flagged for an operator.
+SETTLED_PHASES = frozenset({Phase.CONFIRMED, Phase.EXHAUSTED})
 
 
 def _message() -> Message:
@@ -118,8 +118,8 @@ def _message() -> Message:
 MESSAGE = _message()
 
 LeaseFunction = Callable[[int, int, Settings], int]
-SubmitFunction = Callable[[Message, str, int, int, Settings], Flow]
-ReconcileFunction = Callable[[Record, int, Settings, str, int], Flow | None]
+SubmitFunction = Callable[[Message, str, int, int, Settings, Table], Flow]
+ReconcileFunction = Callable[[Record, int, Settings, str, int, Table], Flow | None]
 DueFunction = Callable[[Record, int, Settings], bool]
 AdvanceFunction = Callable[[Flow, Outcome, int], Flow]
 ConditionFunction = Callable[[Write, Record | None], bool]
@@ -127,7 +127,12 @@ ConditionFunction = Callable[[Write, Record | None], bool]
 
 @attrs.frozen
 class Model:
-    """What a run executes: statemodel's own functions and data unless a mutant swaps one."""
+    """What a run executes: statemodel's own functions and data unless a mutant swaps one.
+
+    Every piece enters the run as a parameter: the flows are started with `table` (and carry it to
+    each `decide`), and each step's world is built with `write_condition`. Nothing in statemodel is
+    patched, so the judge (`HistoryChecker`, behind `history_problems`) keeps the table as written.
+    """
 
     name: str = "statemodel"
     summary: str = "the model as written"
@@ -137,31 +142,9 @@ class Model:
     reconcile_start: ReconcileFunction = flows.reconcile_start
     is_due: DueFunction = attention.is_due
     advance: AdvanceFunction = flows.advance
-    table: tuple[Transition, ...] = table.TRANSITIONS  # the rows `decide` reads
+    table: Table = table.TRANSITIONS  # the rows `decide` reads
     write_condition: ConditionFunction = flows.condition_holds  # what the world's writes evaluate
-
-
-@contextlib.contextmanager
-def installed(model: Model) -> Iterator[None]:
-    """Runs statemodel with the model's table and write condition in place, and restores them.
-
-    `decide` reads its rows through `statemodel.table.rows_for`, the world evaluates conditions through
-    `statemodel.checker.world.condition_holds`; the judge (`HistoryChecker`, behind `history_problems`) keeps
-    the table it imported, so a mutant's history is judged by the table as written.
-    """
-    swaps: list[tuple[Any, str, object]] = [
-        (table, "TRANSITIONS", model.table),
-        (world, "condition_holds", model.write_condition),
-    ]
-    saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
-    for module, name, value in swaps:
-        setattr(module, name, value)
-    try:
-        assert vars(decider)["TRANSITIONS"] is JUDGED_TABLE, "the judge must keep the table as written"
-        yield
-    finally:
-        for module, name, value in saved:
-            setattr(module, name, value)
+    caught_by: str = "safety"  # for a mutant: the check that must catch it ("safety" or "liveness")
 
 
 @attrs.frozen
@@ -231,7 +214,9 @@ def rewrite(obj: T, names: dict[str, str], shift: int) -> T:
             changes = {}
             for field in attrs.fields(type(value)):
                 old = getattr(value, field.name)
-                if field.name == "attempt_id":
+                if field.name == "table":
+                    new = old  # the rows `decide` reads: the same for every flow of a run
+                elif field.name == "attempt_id":
                     new = names.get(old, old)
                 elif field.name in _RECORD_TIMES and isinstance(old, int):
                     new = max(old - shift, NOW)
@@ -275,9 +260,12 @@ CRASH_STAGES = (Stage.CLAIM, Stage.SEND, Stage.CONFIRM, Stage.ROLLBACK, Stage.EX
 _FENCED_STAGES = frozenset({Stage.CONFIRM, Stage.ROLLBACK, Stage.EXPIRE})
 
 
-def required_coverage() -> list[str]:
-    """Every row of the table, every fault kind and every crash point: each must happen at least once."""
-    labels = [row_label(row) for row in JUDGED_TABLE]
+def required_coverage(max_attempts: int = TICK_SETTINGS.max_attempts) -> list[str]:
+    """Every row of the table, every fault kind and every crash point: each must happen at least once.
+    With one attempt, a row that needs an attempt left after the first claim cannot happen."""
+    labels = [
+        row_label(row) for row in JUDGED_TABLE if not (row.guard is Guard.ATTEMPTS_LEFT and max_attempts < 2)
+    ]
     labels += [fault.name for fault in Fault]
     labels += [crash_label(stage) for stage in CRASH_STAGES]
     labels += [STALL, STALE, FAILED_ROLLBACK, LATE_SEND]
@@ -306,12 +294,20 @@ class Space:
     search's states are tuples of cluster numbers, and stepping one is looking its moves up.
     """
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, max_attempts: int | None = None) -> None:
         self.model = model
+        # The model's settings, with the bound's `max_attempts` (the explorer's bound A) if given.
+        self.settings = (
+            model.settings
+            if max_attempts is None
+            else attrs.evolve(model.settings, max_attempts=max_attempts)
+        )
         self.clusters: list[Cluster] = []  # by number
-        self.problems: list[list[str]] = []  # invariants broken in the cluster
-        self.settled: list[bool] = []  # nobody will act on it again unless a new request comes
-        self.quiescent_problems: list[list[str]] = []  # orphans and losses, if settled
+        self.problems: list[list[str]] = []  # invariants broken in the cluster (safety)
+        # For liveness, by cluster number:
+        self.settled: list[bool] = []  # no invocation on it, and no record, or CONFIRMED, or EXHAUSTED
+        self.settle_problems: list[list[str]] = []  # orphans and losses, judged where settled
+        self.calm: list[bool] = []  # no invocation on it, and the reconciler starts nothing now
         self._numbers: dict[tuple[int, ...], int] = {}
         self._keys: list[tuple[int, ...]] = []
         self._stored = _Numbering[Stored | None]()
@@ -328,12 +324,23 @@ class Space:
         # needed, and the (fault budget, idle workers) pairs it was met with, as bits.
         self.summaries: list[Summary | None] = []
         self.visits: list[int] = []
-        self._lease = model.lease_expiry(NOW, INVOCATION_TICKS, model.settings)  # of a claim made now
-        settings = model.settings
-        self._horizon = NOW + abs(settings.lease_margin_ms) + settings.redrive_after_ms + INVOCATION_TICKS + 2
+        self._lease = model.lease_expiry(NOW, INVOCATION_TICKS, self.settings)  # of a claim made now
         self.absent = self._cluster(self._stored_number(None), 0, False, 0, ())
 
     # ---- numbering and canonical form ------------------------------------------------------------
+
+    def item_number(self, cluster: int) -> int:
+        """The number of the cluster's stored item (records with equal items are interchangeable)."""
+        return self._keys[cluster][0]
+
+    def flow_number(self, flow: Flow) -> int:
+        """The number of a flow met before."""
+        return self._flows.number(flow)[0]
+
+    def same_item(self, cluster: int, other: int) -> bool:
+        """Whether two clusters hold the same stored item, sends and promise (only their invocations
+        differ): a move between them wrote nothing and sent nothing."""
+        return self._keys[cluster][:3] == self._keys[other][:3]
 
     def _stored_number(self, stored: Stored | None) -> int:
         number, new = self._stored.number(stored)
@@ -415,9 +422,12 @@ class Space:
             if (stored, landed) not in self._record_problems:
                 problems = self._record_problems[(stored, landed)] = self._problems(cluster)
         self.problems.append(problems)
-        settled = not cluster.flows and not cluster.error and not self._reconciler_would_act(cluster)
+        idle = not cluster.flows and not cluster.error
+        record = cluster.record
+        settled = idle and (record is None or record.phase in SETTLED_PHASES)
         self.settled.append(settled)
-        self.quiescent_problems.append(self._quiescent_problems(cluster) if settled else [])
+        self.settle_problems.append(self._settle_problems(cluster) if settled else [])
+        self.calm.append(idle and not self._reconciler_acts(cluster))
 
     def _problems(self, cluster: Cluster) -> list[str]:
         if cluster.stored is None:
@@ -431,29 +441,26 @@ class Space:
             problems.append(f"{record.message_id}: the stored message is not the one submitted")
         return problems
 
-    def _reconciler_would_act(self, cluster: Cluster) -> bool:
-        """Whether the reconciler acts on the record now, or once every lease and wait has run out."""
+    def _reconciler_acts(self, cluster: Cluster) -> bool:
+        """Whether the reconciler, passing now, starts a flow on the record."""
         record = cluster.record
         if record is None:
             return False
-        settings = self.model.settings
-        for now in (NOW, self._horizon):
-            try:
-                lease = self.model.lease_expiry(now, INVOCATION_TICKS, settings)
-                if self.model.is_due(record, now, settings) and self.model.reconcile_start(
-                    record, now, settings, "probe", lease
-                ):
-                    return True
-            except Exception:
-                return True  # starting it raises: the move that tries reports it
-        return False
+        settings = self.settings
+        try:
+            return self.model.is_due(record, NOW, settings) and bool(
+                self.model.reconcile_start(record, NOW, settings, "probe", self._lease, self.model.table)
+            )
+        except Exception:
+            return True  # starting it raises: the move that tries reports it
 
-    def _quiescent_problems(self, cluster: Cluster) -> list[str]:
-        """No orphan and nothing lost, once everything that will happen to the record has."""
+    def _settle_problems(self, cluster: Cluster) -> list[str]:
+        """Where the record has settled: no orphan and nothing lost (a 202 kept, or the message sent
+        unless the record is flagged exhausted)."""
         delivered = {MESSAGE.message_id} if cluster.landed else set()
         promised = [MESSAGE.message_id] if cluster.promised_unsent else []
         records = {MESSAGE.message_id: cluster.record} if cluster.record else {}
-        problems = orphans(records.values(), delivered, self._horizon)
+        problems = orphans(records.values(), delivered, NOW)
         problems += lost(records, promised, delivered)
         return problems
 
@@ -501,7 +508,9 @@ class Space:
         """A client's request for this record: the submit starts and makes its first write at once."""
         model = self.model
         try:
-            flow = forget_unread(model.start_submit(MESSAGE, "new", self._lease, NOW, model.settings))
+            flow = forget_unread(
+                model.start_submit(MESSAGE, "new", self._lease, NOW, self.settings, model.table)
+            )
         except Exception as exc:
             return [self._raised(cluster, flows, Action.SUBMIT, None, None, exc)]
         started = self._flow_number(flow)
@@ -515,9 +524,9 @@ class Space:
         if record is None:
             return []
         try:
-            if not model.is_due(record, NOW, model.settings):
+            if not model.is_due(record, NOW, self.settings):
                 return []
-            flow = model.reconcile_start(record, NOW, model.settings, "new", self._lease)
+            flow = model.reconcile_start(record, NOW, self.settings, "new", self._lease, model.table)
         except Exception as exc:
             return [self._raised(cluster, flows, Action.RECONCILE, None, None, exc)]
         if flow is None:
@@ -558,7 +567,7 @@ class Space:
     def _step(self, flow: Flow, cluster: Cluster, fault: Fault | None) -> _StepResult | str:
         effect = flow.effect
         assert not isinstance(effect, Answer)
-        scratch = World()
+        scratch = World(self.model.write_condition)
         if cluster.stored:
             scratch.items[MESSAGE.message_id] = cluster.stored
         try:

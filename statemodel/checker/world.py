@@ -49,10 +49,17 @@ WRITE_FAULTS = tuple(f for f in Fault if f.applies_to is Write)
 SEND_FAULTS = tuple(f for f in Fault if f.applies_to is Send)
 
 
-def apply_write(stored: Stored | None, write: Write) -> tuple[Stored | None, Outcome]:
+# How the table evaluates a write's condition: `condition_holds` (DynamoDB's semantics), unless a
+# model mutant in the explorer builds its world with another.
+Condition = Callable[[Write, Record | None], bool]
+
+
+def apply_write(
+    stored: Stored | None, write: Write, condition: Condition = condition_holds
+) -> tuple[Stored | None, Outcome]:
     """DynamoDB's conditional write: all of it, or nothing and the item as it was."""
     current = stored.record if stored else None
-    if not condition_holds(write, current):
+    if not condition(write, current):
         return stored, ConditionFailed(current)
     history = (stored.history if stored else ()) + write.events
     return Stored(write.after, history), Written()
@@ -68,7 +75,8 @@ class QueuedMessage:
 class World:
     """The table, the queue and what was sent, in memory. Mutable: one object per test run."""
 
-    def __init__(self) -> None:
+    def __init__(self, condition: Condition = condition_holds) -> None:
+        self.condition = condition
         self.items: dict[str, Stored] = {}
         self.queue: list[QueuedMessage] = []
         self.consumed: list[QueuedMessage] = []
@@ -102,7 +110,7 @@ class World:
     def _write(self, write: Write, fault: Fault | None) -> Outcome:
         if fault is Fault.WRITE_REJECTED:
             return Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
-        stored, outcome = apply_write(self.items.get(write.message_id), write)
+        stored, outcome = apply_write(self.items.get(write.message_id), write, self.condition)
         if stored is not None:
             self.items[write.message_id] = stored
         if isinstance(outcome, Written) and fault is Fault.WRITE_LANDED_THEN_TIMEOUT:
