@@ -128,10 +128,9 @@ STATEMODEL_API = [
     "CONSEQUENCES", "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence",
     "DomainError", "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand",
     "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Prepare",
-    "Record",
-    "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack", "SendConfirmed",
-    "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence",
-    "decide", "evolve", "evolve_all", "replay",
+    "Rearm", "Rearmed", "Record", "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause",
+    "RolledBack", "SendConfirmed", "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS",
+    "Transition", "consequence", "decide", "evolve", "evolve_all", "replay",
 ]  # fmt: skip
 ADAPTERS_API = [
     "InvalidMessage", "Outbox", "OutboxError", "PassSummary", "RecordView", "SendResult", "TableLayout",
