@@ -133,8 +133,8 @@ STATEMODEL_API = [
     "Transition", "consequence", "decide", "evolve", "evolve_all", "replay",
 ]  # fmt: skip
 ADAPTERS_API = [
-    "InvalidMessage", "Outbox", "OutboxError", "PassSummary", "RecordView", "SendResult", "TableLayout",
-    "ensure_resources", "reconcile", "submit",
+    "InvalidMessage", "InvalidRearm", "Outbox", "OutboxError", "PassSummary", "RearmResult", "RecordView",
+    "SendResult", "TableLayout", "ensure_resources", "reconcile", "submit",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Fault", "FaultInjectionSuite", "FaultInjector", "LambdaContext",

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import InvalidMessage, Outbox, TableLayout
+from adapters import InvalidMessage, InvalidRearm, Outbox, TableLayout
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import (
     CONNECT_TIMEOUT_S,
@@ -27,7 +27,6 @@ from adapters.runtime.clients import (
 )
 from adapters.runtime.codec import foreign_attributes, stored_from_item
 from adapters.runtime.config import ConfigError
-from adapters.runtime.rearm import InvalidRearm
 from statemodel.invariants import foreign_changes, history_problems
 from statemodel.validation import MAX_MESSAGE_BYTES, message_problems
 from tests.moto_http import FaultyMotoServer, Rule
