@@ -27,9 +27,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import structlog
 
 from adapters.runtime.log_events import METRICS, emit
+from adapters.runtime.logs import unfiltered_logger
 from statemodel.events import Event, Rearmed, RedriveExhausted, RollbackCause, RolledBack
 from statemodel.flows import Answer, Effect, Failed, Kind, Outcome, Send
 
@@ -151,10 +151,9 @@ def _document(
 
 
 def publish(docs: list[dict[str, Any]]) -> None:
-    """Writes each document as one line through the log pipeline, whatever the log level."""
-    log = structlog.wrap_logger(
-        None, wrapper_class=structlog.make_filtering_bound_logger(0), logger_factory_args=("sendguard",)
-    )
+    """Writes each document as one line through the log pipeline, whatever the log level
+    (`logs.unfiltered_logger`: the team's logger, if the call gave one, decides)."""
+    log = unfiltered_logger()
     for doc in docs:
         emit(log, METRICS, **doc)
 
