@@ -4,10 +4,10 @@ Who lives where:
 
 * `adapters.aws_lambda` — the Lambda handlers (`submit`, `reconcile`), what the SAM template names;
 * `adapters.runtime` — everything the Lambda loads: clients and deadlines, error classification, the
-  DynamoDB store, the SQS queue, the flow runner, configuration, logs, API Gateway event shapes, the
-  reconciler pass;
+  DynamoDB store, the SQS queue, the flow runner, configuration, logs, EMF metrics, API Gateway event
+  shapes, the reconciler pass, the re-arm of an exhausted record;
 * `adapters.testing` — the fault-injection suite service teams run in their CI (extra `testing`);
-* `adapters.ops` — operator tools: provisioning, audit, the trace checker;
+* `adapters.ops` — operator tools: provisioning, audit, the trace checker, the index backlog;
 * `adapters.cli` — the `sendguard` command line: argument parsing and printing only;
 * `adapters.local` — the local service behind `sendguard demo` and `serve` (extra `local`);
 * `adapters.docgen` — the doc generators (`python -m adapters.docgen`).
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from adapters.runtime.outbox import OutboxError as OutboxError
     from adapters.runtime.outbox import RecordView as RecordView
     from adapters.runtime.outbox import SendResult as SendResult
+    from adapters.runtime.rearm import InvalidRearm as InvalidRearm
+    from adapters.runtime.rearm import RearmResult as RearmResult
     from adapters.runtime.reconciler import PassSummary as PassSummary
 
 _PUBLIC = {
@@ -45,6 +47,8 @@ _PUBLIC = {
     "SendResult": "adapters.runtime.outbox",
     "RecordView": "adapters.runtime.outbox",
     "PassSummary": "adapters.runtime.reconciler",
+    "RearmResult": "adapters.runtime.rearm",  # what `Outbox.rearm` did
+    "InvalidRearm": "adapters.runtime.rearm",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -21,9 +21,11 @@ from typing import Any
 import structlog
 
 from adapters.runtime import apigw as http
+from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import ANSWER, HANDLER_FAILED, RECONCILE_FAILED, emit
 from adapters.runtime.logs import configure, get_logger
+from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.outbox import Outbox, OutboxError, SendResult
 from adapters.runtime.runner import Aws
 from statemodel.categories import consequence
@@ -81,16 +83,21 @@ def submit(event: object, context: object = None) -> dict[str, Any]:
     correlation_id = valid_token(given) or str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     route = "unknown"
+    tally = Tally()
     try:
         request = http.read_request(event)
         if isinstance(request, Rejection):
             result = http.error(request.http_status, request.code, request.message, correlation_id)
         else:
-            route, result = _route(request, correlation_id, context)
+            route, result = _route(request, correlation_id, context, tally)
     except Exception:
         emit(get_logger(), HANDLER_FAILED, route=route)
         result = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
     _log_answer(result, route)
+    outbox = _state.get("outbox")
+    config = outbox.config if outbox is not None else None
+    if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
+        publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
     return result
 
 
@@ -98,7 +105,9 @@ def _header_key(headers: dict[Any, Any], name: str) -> Any:
     return next((k for k in headers if isinstance(k, str) and k.lower() == name), name)
 
 
-def _route(request: http.HttpRequest, correlation_id: str, context: object) -> tuple[str, dict[str, Any]]:
+def _route(
+    request: http.HttpRequest, correlation_id: str, context: object, tally: Tally
+) -> tuple[str, dict[str, Any]]:
     if not request.on_messages:
         return "unknown", http.error(404, http.NOT_FOUND, "no such route", correlation_id)
     if request.message_id is None:
@@ -107,7 +116,7 @@ def _route(request: http.HttpRequest, correlation_id: str, context: object) -> t
             return "POST /messages", http.error(
                 405, http.METHOD_NOT_ALLOWED, "use POST on /messages", correlation_id, allow
             )
-        return "POST /messages", _post(request, correlation_id, context)
+        return "POST /messages", _post(request, correlation_id, context, tally)
     if request.method != "GET":
         allow = {"Allow": "GET"}
         return "GET /messages/{messageId}", http.error(
@@ -116,7 +125,7 @@ def _route(request: http.HttpRequest, correlation_id: str, context: object) -> t
     return "GET /messages/{messageId}", _get(request.message_id, correlation_id)
 
 
-def _post(request: http.HttpRequest, correlation_id: str, context: object) -> dict[str, Any]:
+def _post(request: http.HttpRequest, correlation_id: str, context: object, tally: Tally) -> dict[str, Any]:
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
@@ -127,7 +136,12 @@ def _post(request: http.HttpRequest, correlation_id: str, context: object) -> di
     message_id = message_id_for_key(key) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
     result = outbox.submit(
-        parsed, message_id, correlation_id=correlation_id, idempotency_key=key, context=context
+        parsed,
+        message_id,
+        correlation_id=correlation_id,
+        idempotency_key=key,
+        context=context,
+        tally=tally,
     )
     return _answer_submit(result, correlation_id)
 

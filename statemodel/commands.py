@@ -64,7 +64,16 @@ class ExpireLease:
     attempt_id: str
 
 
-Command = Submit | Prepare | Redrive | ConfirmSend | ReportSendFailure | ExpireLease
+@attrs.frozen
+class Rearm:
+    """An operator gives an exhausted record a fresh attempt budget, after fixing what exhausted it.
+    `by` says who asked and `reason` why; both go into the history."""
+
+    by: str
+    reason: str
+
+
+Command = Submit | Prepare | Redrive | ConfirmSend | ReportSendFailure | ExpireLease | Rearm
 COMMAND_TYPES: tuple[type[Command], ...] = (
     Submit,
     Prepare,
@@ -72,4 +81,5 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     ConfirmSend,
     ReportSendFailure,
     ExpireLease,
+    Rearm,
 )

@@ -19,6 +19,7 @@ from statemodel.commands import (
     ConfirmSend,
     ExpireLease,
     Prepare,
+    Rearm,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -30,6 +31,7 @@ from statemodel.events import (
     Claimed,
     Event,
     ExhaustionCause,
+    Rearmed,
     RedriveExhausted,
     RollbackCause,
     RolledBack,
@@ -98,6 +100,10 @@ def evolve(record: Record | None, event: Event) -> Record:
             return attrs.evolve(record, status=Status.PENDING, attempt_id=None, lease_expires_at=None)
         case RedriveExhausted():
             return attrs.evolve(record, exhausted=True)
+        case Rearmed():
+            # A fresh budget: `attempts` counts the claims since the last re-arm (the history keeps
+            # every claim). The last error stays, as what the operator fixed.
+            return attrs.evolve(record, exhausted=False, attempts=0)
 
 
 def evolve_all(record: Record | None, events: Iterable[Event]) -> Record | None:
@@ -247,10 +253,13 @@ def _guard_holds(guard: Guard, record: Record | None, command: Command, now: int
 def _refusal_text(phase: Phase, command: Command) -> str:
     # The refusal's type is what callers act on; its words are for people (`# pragma: no mutate`).
     name = type(command).__name__
+    if isinstance(command, Rearm):
+        only = "only an exhausted record is re-armed"  # pragma: no mutate
+        return f"{name} is forbidden in phase {phase.value}: {only}"  # pragma: no mutate
     if phase is Phase.CONFIRMED:
         return f"{name} is forbidden: a confirmed record is never rolled back"  # pragma: no mutate
     if phase is Phase.EXHAUSTED:
-        reason = "the record's re-drives are exhausted; an operator must act"  # pragma: no mutate
+        reason = "the record's re-drives are exhausted; an operator must re-arm it"  # pragma: no mutate
         return f"{name} is forbidden: {reason}"  # pragma: no mutate
     return f"{name} is forbidden in phase {phase.value}"  # pragma: no mutate
 
@@ -278,6 +287,11 @@ def _exhausted(command: Command, now: int) -> Event:
     return RedriveExhausted(cause, now)
 
 
+def _rearmed(command: Command, now: int) -> Event:
+    assert isinstance(command, Rearm)
+    return Rearmed(command.by, command.reason, now)
+
+
 def _accepted(command: Command, now: int) -> Event:
     assert isinstance(command, Submit | Prepare)
     return Accepted(command.message, now)
@@ -301,4 +315,5 @@ _MAKE: dict[type[Event], Callable[[Command, int], Event]] = {
     SendFailed: _send_failed,
     RolledBack: _rolled_back,
     RedriveExhausted: _exhausted,
+    Rearmed: _rearmed,
 }

@@ -73,7 +73,16 @@ class RedriveExhausted:
     at: int
 
 
-Event = Accepted | Claimed | SendConfirmed | SendFailed | RolledBack | RedriveExhausted
+@attrs.frozen
+class Rearmed:
+    """An operator re-armed an exhausted record: who, and why."""
+
+    by: str
+    reason: str
+    at: int
+
+
+Event = Accepted | Claimed | SendConfirmed | SendFailed | RolledBack | RedriveExhausted | Rearmed
 EVENT_TYPES: tuple[type[Event], ...] = (
     Accepted,
     Claimed,
@@ -81,6 +90,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SendFailed,
     RolledBack,
     RedriveExhausted,
+    Rearmed,
 )
 _EVENT_BY_NAME: dict[str, type[Event]] = {cls.__name__: cls for cls in EVENT_TYPES}
 

@@ -29,6 +29,7 @@ from statemodel.commands import (
     ConfirmSend,
     ExpireLease,
     Prepare,
+    Rearm,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -118,6 +119,7 @@ class Result(enum.StrEnum):
     FAILED = "failed"  # SYSTEM_ERROR; the record is left recoverable
     EXPIRED = "expired"  # the reconciler rolled an expired lease back
     EXHAUSTED = "exhausted"  # the reconciler flagged a record that has no attempts left
+    REARMED = "rearmed"  # an operator re-armed an exhausted record: PENDING, a fresh budget
     SUPERSEDED = "superseded"  # someone else moved the record first; nothing done
 
 
@@ -201,6 +203,7 @@ class Kind(enum.StrEnum):
     SUBMIT = "submit"
     REDRIVE = "redrive"
     EXPIRE = "expire"
+    REARM = "rearm"
 
 
 class Stage(enum.StrEnum):
@@ -211,6 +214,7 @@ class Stage(enum.StrEnum):
     CONFIRM = "confirm"
     ROLLBACK = "rollback"
     EXPIRE = "expire"
+    REARM = "rearm"  # write Rearmed on an EXHAUSTED record
     DONE = "done"
 
 
@@ -341,6 +345,19 @@ def start_expire(record: Record, now: int, table: Table = TRANSITIONS) -> Flow:
     )
 
 
+def start_rearm(record: Record, by: str, reason: str, now: int, table: Table = TRANSITIONS) -> Flow:
+    """An operator's re-arm of an exhausted record: one write, conditioned on the record being as
+    read (status and version), so a record that changed since it was read is left alone
+    (`Result.SUPERSEDED`). Raises `ForbiddenCommand` for a record that is not exhausted."""
+    return Flow(
+        kind=Kind.REARM,
+        stage=Stage.REARM,
+        effect=_write(record, Rearm(by, reason), now, table),
+        record=record,
+        table=table,
+    )
+
+
 def reconcile_start(
     record: Record,
     now: int,
@@ -412,6 +429,10 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
         case Stage.EXPIRE, Written():
             return _finish(flow, Result.EXPIRED)
         case Stage.EXPIRE, ConditionFailed(current=current):
+            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
+        case Stage.REARM, Written():
+            return _finish(flow, Result.REARMED)
+        case Stage.REARM, ConditionFailed(current=current):
             return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
         case Stage.CREATE | Stage.PREPARE, ConditionFailed():
             # The item vanished between the failed condition and its read: nothing to replay.

@@ -9,8 +9,10 @@ Rules (everything else in sendguard is derived from or checked against this tabl
 * Each row is one conditional write: its events are appended together or not at all.
 * Every move out of IN_FLIGHT names the attempt that claimed the record (`fenced`); a command from any
   other attempt is refused with `StaleAttempt`, and its write's condition would fail anyway.
-* CONFIRMED and EXHAUSTED have no way out: a confirmed record is never rolled back; an exhausted one
-  waits for an operator and is never re-driven on its own.
+* CONFIRMED has no way out: a confirmed record is never rolled back. EXHAUSTED has one, taken only by
+  an operator (`Rearm`, recording who and why): the record goes back to PENDING with a fresh attempt
+  budget, and the reconciler re-drives it like any other; nothing re-drives an exhausted record on
+  its own.
 * Which row applies when several share a source and a command is chosen by its guard; a command with
   no row, or whose guards all fail, is refused with a `ForbiddenCommand`.
 
@@ -31,6 +33,7 @@ from statemodel.commands import (
     ConfirmSend,
     ExpireLease,
     Prepare,
+    Rearm,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -40,6 +43,7 @@ from statemodel.events import (
     Accepted,
     Claimed,
     Event,
+    Rearmed,
     RedriveExhausted,
     RolledBack,
     SendConfirmed,
@@ -98,6 +102,7 @@ TRANSITIONS: tuple[Transition, ...] = (
                guard=Guard.LEASE_EXPIRED, fenced=True, condition=_SAME_ATTEMPT),
     Transition(Phase.ABSENT, Prepare, (Accepted,), Phase.PENDING,
                condition="no record with this message id"),
+    Transition(Phase.EXHAUSTED, Rearm, (Rearmed,), Phase.PENDING, condition=_SAME_RECORD),
 )  # fmt: skip
 
 # Where each event leaves the record (None: where it was). A row's events must walk from its
@@ -109,6 +114,7 @@ EVENT_TARGET: dict[type[Event], Phase | None] = {
     SendFailed: None,
     RolledBack: Phase.PENDING,
     RedriveExhausted: Phase.EXHAUSTED,
+    Rearmed: Phase.PENDING,
 }
 
 # Events that name their attempt: each must name the attempt that owns the record.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -274,3 +275,18 @@ def test_serve_answers_the_readmes_curl(served: str) -> None:
     command = ["curl", "-s", f"localhost:{port}/messages/{posted['messageId']}"]
     got = json.loads(subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout)
     assert got["messageId"] == posted["messageId"] and got["delivery"] == "confirmed"
+
+
+def test_the_banners_hints_work_as_printed_without_the_virtualenv(
+    capsys: pytest.CaptureFixture[str], served: str
+) -> None:
+    hints = [line.strip() for line in capsys.readouterr().err.splitlines() if "AWS_ENDPOINT_URL=" in line]
+    assert [h.split(" -m adapters.cli ")[1].split(" --table")[0] for h in hints] == [
+        "audit",
+        "status",
+        "redrive --exhausted --dry-run",
+    ]
+    clean = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}  # no virtualenv active
+    for hint in hints:
+        result = subprocess.run(["sh", "-c", hint], capture_output=True, text=True, timeout=60, env=clean)
+        assert result.returncode == 0, (hint, result.stdout, result.stderr)

@@ -128,14 +128,13 @@ STATEMODEL_API = [
     "CONSEQUENCES", "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence",
     "DomainError", "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand",
     "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Prepare",
-    "Record",
-    "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack", "SendConfirmed",
-    "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence",
-    "decide", "evolve", "evolve_all", "replay",
+    "Rearm", "Rearmed", "Record", "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause",
+    "RolledBack", "SendConfirmed", "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS",
+    "Transition", "consequence", "decide", "evolve", "evolve_all", "replay",
 ]  # fmt: skip
 ADAPTERS_API = [
-    "InvalidMessage", "Outbox", "OutboxError", "PassSummary", "RecordView", "SendResult", "TableLayout",
-    "ensure_resources", "reconcile", "submit",
+    "InvalidMessage", "InvalidRearm", "Outbox", "OutboxError", "PassSummary", "RearmResult", "RecordView",
+    "SendResult", "TableLayout", "ensure_resources", "reconcile", "submit",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Fault", "FaultInjectionSuite", "FaultInjector", "LambdaContext",

@@ -36,6 +36,7 @@ from statemodel.flows import (
     lease_expiry,
     reconcile_start,
     start_outbox,
+    start_rearm,
     start_submit,
 )
 from statemodel.invariants import (
@@ -45,7 +46,7 @@ from statemodel.invariants import (
     metadata_problems,
     orphans,
 )
-from statemodel.records import Message, Phase
+from statemodel.records import Message, Phase, Record
 from statemodel.table import TRANSITIONS, row_writing
 from statemodel.validation import message_id_for_key, message_problems, new_message, parse_submission
 
@@ -144,6 +145,17 @@ class PureModelMachine(RuleBasedStateMachine):
                 if flow is not None:
                     self.flows.append(flow)
 
+    def _exhausted(self) -> list[Record]:
+        return [s.record for s in self.world.items.values() if s.record.phase is Phase.EXHAUSTED]
+
+    @precondition(lambda self: self._exhausted())
+    @rule(data=st.data())
+    def rearm(self, data: st.DataObject) -> None:
+        """An operator re-arms an exhausted record as read now; the write interleaves with the other
+        flows, so it may find the record changed by then (another re-arm) and be superseded."""
+        record = data.draw(st.sampled_from(self._exhausted()))
+        self.flows.append(start_rearm(record, "operator", "the queue policy is fixed", self.now))
+
     @precondition(lambda self: self.world.queue)
     @rule(data=st.data())
     def consume(self, data: st.DataObject) -> None:
@@ -204,7 +216,21 @@ class PureModelMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         """Quiescence: faults off, live invocations finish, every lease expires, the reconciler
-        settles. Then nothing may be orphaned or lost."""
+        settles. Then nothing may be orphaned or lost. Then an operator re-arms every record left
+        exhausted, and once the reconciler settles again each of them is delivered."""
+        self._settle()
+        self._quiescent()
+        exhausted = self._exhausted()
+        for record in exhausted:
+            self.flows.append(start_rearm(record, "operator", "the cause is fixed", self.now))
+        if exhausted:
+            self._settle()
+            self._quiescent()
+            delivered = self.world.delivered()
+            assert all(r.message_id in delivered for r in exhausted), "a re-armed record was not delivered"
+            COVERAGE["re-armed and delivered"] += 1
+
+    def _settle(self) -> None:
         while self.flows:
             self._step(0, None)
         for _ in range(3 * SETTINGS.max_attempts + 2):
@@ -215,6 +241,8 @@ class PureModelMachine(RuleBasedStateMachine):
             while self.flows:
                 self._step(0, None)
         assert not self.flows, "the reconciler did not settle"
+
+    def _quiescent(self) -> None:
         records = {m: s.record for m, s in self.world.items.items()}
         delivered = self.world.delivered()
         problems = orphans(records.values(), delivered, self.now)
@@ -228,6 +256,7 @@ def test_pure_model_under_random_faults() -> None:
     COVERAGE.clear()
     run_state_machine_as_test(PureModelMachine, settings=PROFILES[profiles.selected()])
     expected = {fault.name for fault in Fault} | {"stall past the lease", "send refused past its deadline"}
+    expected |= {"re-armed and delivered"}
     expected |= {f"row {row.label}" for row in TRANSITIONS}
     expected |= {f"result {r.value}" for r in Result}
     missing = sorted(expected - set(COVERAGE))

@@ -12,10 +12,11 @@ from typing import Any
 import boto3
 import pytest
 import time_machine
+from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import InvalidMessage, Outbox, TableLayout
+from adapters import InvalidMessage, InvalidRearm, Outbox, TableLayout
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import (
     CONNECT_TIMEOUT_S,
@@ -262,6 +263,36 @@ def test_a_pending_put_never_dispatched_is_sent_by_the_reconciler(outbox: Outbox
     assert summary.as_dict()["redriven"] == 1
     (message,) = received(outbox)
     assert message["Body"] == "placed" and consistent("o-1") == []
+
+
+def test_rearm_gives_an_exhausted_record_on_the_team_table_a_fresh_budget(
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(**_: Any) -> Any:
+        error = {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        raise ClientError(error, "SendMessage")  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(outbox.aws.queue.client, "send_message", denied)
+        assert not outbox.send("o-1", "placed", item={"total": 7}).accepted
+    before = outbox.get("o-1")
+    assert before is not None and before.delivery == "exhausted"
+    exhausted = raw("o-1")
+    with pytest.raises(InvalidRearm):
+        outbox.rearm("o-1", "")
+    assert raw("o-1") == exhausted  # bad input: nothing written
+    result = outbox.rearm("o-1", "queue policy restored", by="ops@test")
+    assert result.rearmed and result.record is not None and result.record.phase.value == "PENDING"
+    item = raw("o-1")
+    assert item["state"] == {"S": "PENDING"} and item["sg_attention"]["S"].startswith("PENDING")
+    assert item["total"] == {"N": "7"} and consistent("o-1") == []
+    assert outbox.rearm("o-1", "again").outcome == "not_exhausted"  # left as it is
+    with time_machine.travel(_now() / 1000 + 61, tick=True):
+        assert outbox.reconcile(context=Context(20_000)).redriven == 1
+    (message,) = received(outbox)
+    assert message["Body"] == "placed" and consistent("o-1") == []
+    after = outbox.get("o-1")
+    assert after is not None and after.delivery == "confirmed"
 
 
 # ---- deadlines ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from statemodel.commands import (
     ConfirmSend,
     ExpireLease,
     Prepare,
+    Rearm,
     Redrive,
     ReportSendFailure,
     Submit,
@@ -45,7 +46,13 @@ def test_every_phase_is_reachable_and_only_final_phases_have_no_way_out() -> Non
         reachable |= {row.target for row in TRANSITIONS if row.source in reachable}
     assert reachable == set(Phase)
     finals = set(Phase) - {row.source for row in TRANSITIONS}
-    assert finals == {Phase.CONFIRMED, Phase.EXHAUSTED}
+    assert finals == {Phase.CONFIRMED}
+
+
+def test_only_an_operator_takes_a_record_out_of_exhausted() -> None:
+    rows = [row for row in TRANSITIONS if row.source is Phase.EXHAUSTED]
+    assert [(row.command, row.target, row.fenced) for row in rows] == [(Rearm, Phase.PENDING, False)]
+    assert rows[0].condition == "status and version as read"
 
 
 def test_rows_sharing_a_command_are_told_apart_by_complementary_guards() -> None:
@@ -89,6 +96,7 @@ commands: st.SearchStrategy[Command] = st.one_of(
     st.builds(ConfirmSend, attempt_ids, st.just("s-2")),
     st.builds(ReportSendFailure, attempt_ids, st.sampled_from(ErrorCategory), st.just("Code")),
     st.builds(ExpireLease, attempt_ids),
+    st.builds(Rearm, st.just("ops"), st.just("fixed the queue policy")),
 )
 
 
@@ -151,6 +159,7 @@ def test_every_forbidden_move_is_refused(phase: Phase, command_type: type[Comman
         ConfirmSend: ConfirmSend("a-1", "s-1"),
         ReportSendFailure: ReportSendFailure("a-1", ErrorCategory.RETRYABLE, "X"),
         ExpireLease: ExpireLease("a-1"),
+        Rearm: Rearm("ops", "fixed"),
     }[command_type]
     with pytest.raises(ForbiddenCommand):
         decide(record, command, 100)

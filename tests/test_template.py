@@ -26,6 +26,7 @@ from cfnlint.helpers import REGIONS
 from adapters.ops.provision import TABLE_DEFINITION
 from adapters.runtime import log_events
 from adapters.runtime.config import Config, ConfigError
+from adapters.runtime.metrics import DIMENSIONS as EMF_DIMENSIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -74,6 +75,7 @@ ENVIRONMENT: dict[str, Any] = {
     "SENDGUARD_LEASE_MARGIN_SECONDS": 30,
     "SENDGUARD_AWS_MAX_ATTEMPTS": 3,
     "SENDGUARD_LOG_LEVEL": "INFO",
+    "SENDGUARD_METRICS_NAMESPACE": {"Fn::Sub": "sendguard/${AWS::StackName}"},
 }
 MAX_ATTEMPTS_LIMIT = 20
 
@@ -345,7 +347,7 @@ def runtime_problems(t: Template) -> list[str]:
     environment), and the table is the one `sendguard provision` creates for local runs."""
     problems = []
     variables = function_props(t, SUBMIT).get("Environment", {}).get("Variables", {})
-    base = {name: str(parameter_default(t, value)) for name, value in variables.items()}
+    base = {name: _rendered(parameter_default(t, value)) for name, value in variables.items()}
     for name, value in variables.items():
         parameter = t.get("Parameters", {}).get(ref_name(value) or "")
         if parameter is None:
@@ -367,6 +369,13 @@ def runtime_problems(t: Template) -> list[str]:
         if table.get(key) != expected:
             problems.append(f"Table {key} differs from `sendguard provision`'s: {table.get(key)!r}")
     return problems
+
+
+def _rendered(value: Any) -> str:
+    """A variable's value as a deployed function sees it (a !Sub with a sample stack name)."""
+    if isinstance(value, dict) and list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str):
+        return str(value["Fn::Sub"]).replace("${AWS::StackName}", "sendguard-prod")
+    return str(value)
 
 
 def table_problems(t: Template) -> list[str]:
@@ -440,6 +449,17 @@ def metric_filters(t: Template) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return published
 
 
+def emf_metrics(t: Template) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(namespace, metric) -> its dimension names, for every EMF metric the functions write
+    (adapters.runtime.metrics), in the namespace their environment gives them."""
+    namespaces = {
+        json.dumps(function_props(t, f).get("Environment", {}).get("Variables", {}).get(
+            "SENDGUARD_METRICS_NAMESPACE", "sendguard"))
+        for f in HANDLERS
+    }  # fmt: skip
+    return {(ns, name): dims for ns in namespaces for name, dims in EMF_DIMENSIONS.items()}
+
+
 def alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(id, metric) for every metric an alarm reads; a single-metric alarm's id is ''."""
     p = alarm["Properties"]
@@ -479,12 +499,23 @@ def alarm_problems(t: Template) -> list[str]:
     def sources(metric: dict[str, Any]) -> list[dict[str, Any]]:
         return published.get((json.dumps(metric.get("Namespace")), metric.get("MetricName", "")), [])
 
+    emf = emf_metrics(t)
+
+    def emitted(metric: dict[str, Any]) -> tuple[str, ...] | None:
+        return emf.get((json.dumps(metric.get("Namespace")), metric.get("MetricName", "")))
+
     for name, alarm in alarms.items():
         if not alarm["Properties"].get("AlarmActions"):
             problems.append(f"{name}: notifies no one")
         for _, metric in alarm_metrics(alarm):
-            if not str(metric.get("Namespace")).startswith("AWS/") and not sources(metric):
-                problems.append(f"{name}: no metric filter publishes {metric.get('MetricName')}")
+            dims = emitted(metric)
+            if not str(metric.get("Namespace")).startswith("AWS/") and not sources(metric) and dims is None:
+                problems.append(
+                    f"{name}: no metric filter or EMF document publishes {metric.get('MetricName')}"
+                )
+            names = tuple(d.get("Name") for d in metric.get("Dimensions") or [])
+            if dims is not None and tuple(sorted(names)) != tuple(sorted(dims)):
+                problems.append(f"{name}: dimensions {names}, but the metric is published with {dims}")
 
     def expect(name: str, condition: Callable[[dict[str, Any]], bool], what: str) -> None:
         if name not in alarms:
@@ -506,10 +537,32 @@ def alarm_problems(t: Template) -> list[str]:
         lambda a: reads(a, "reconcile_pass", "$.overdue_in_flight", {"ReconcilerLogGroup"}),
         "on reconcile_pass's overdue_in_flight",
     )
+
+    def on_emf(alarm: dict[str, Any], metric: str, statistic: str) -> bool:
+        p = alarm["Properties"]
+        return [(i, emitted(m) is not None, m.get("MetricName")) for i, m in alarm_metrics(alarm)] == [
+            ("", True, metric)
+        ] and p.get("Statistic") == statistic
+
     expect(
-        "RedriveExhaustedAlarm",
-        lambda a: reads(a, "redrive_exhausted", "1", {"SubmitLogGroup", "ReconcilerLogGroup"}),
-        "on redrive_exhausted lines from both functions",
+        "ExhaustedAlarm",
+        lambda a: (
+            on_emf(a, "Exhausted", "Sum")
+            and a["Properties"].get("ComparisonOperator") == "GreaterThanThreshold"
+            and str(a["Properties"].get("Threshold")) == "0"
+        ),
+        "on the EMF metric Exhausted, any record flagged",
+    )
+    expect(
+        "BacklogAlarm",
+        lambda a: (
+            on_emf(a, "ReconcilerDue", "Minimum")
+            and int(a["Properties"].get("EvaluationPeriods", 1)) >= 2
+            and int(a["Properties"].get("DatapointsToAlarm", a["Properties"].get("EvaluationPeriods", 1)))
+            == int(a["Properties"].get("EvaluationPeriods", 1))
+            and a["Properties"].get("ComparisonOperator") == "GreaterThanThreshold"
+        ),
+        "on the EMF metric ReconcilerDue staying high (Minimum, over several periods)",
     )
     expect(
         "DeadLetterQueueDepthAlarm",
@@ -543,11 +596,11 @@ def alarm_problems(t: Template) -> list[str]:
     expect(
         "ReconcilerNotRunningAlarm",
         lambda a: (
-            reads(a, "reconcile_pass", "1", {"ReconcilerLogGroup"})
+            on_emf(a, "ReconcilerDue", "SampleCount")
             and a["Properties"].get("TreatMissingData") == "breaching"
             and a["Properties"].get("ComparisonOperator") == "LessThanThreshold"
         ),
-        "a heartbeat on reconcile_pass that treats missing data as breaching",
+        "a heartbeat on the passes' ReconcilerDue samples that treats missing data as breaching",
     )
     expect(
         "ReconcilerFailuresAlarm",
@@ -653,6 +706,8 @@ def guide_problems(t: Template, guide: str) -> list[str]:
         "sam deploy --guided",
         "sendguard audit",
         "sendguard reconcile",
+        "sendguard status",
+        "sendguard redrive --exhausted",
         "correlation_id",
     ):
         if phrase not in guide:
@@ -850,7 +905,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "metric filters",
         "an event no one logs",
-        setter(f"{R}.ReconcilePassesMetricFilter.Properties.FilterPattern", '{ $.event = "pass" }'),
+        setter(f"{R}.OverdueInFlightMetricFilter.Properties.FilterPattern", '{ $.event = "pass" }'),
     ),
     (
         "metric filters",
@@ -879,7 +934,38 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
             {"Fn::GetAtt": ["Queue", "QueueName"]},
         ),
     ),
-    ("alarms", "exhaustion seen in one log group", setter(f"{R}.SubmitRedriveExhaustedMetricFilter", None)),
+    ("alarms", "no exhausted alarm", setter(f"{R}.ExhaustedAlarm", None)),
+    ("alarms", "no backlog alarm", setter(f"{R}.BacklogAlarm", None)),
+    (
+        "alarms",
+        "the exhausted alarm on a metric no one emits",
+        setter(f"{R}.ExhaustedAlarm.Properties.MetricName", "Exhaustion"),
+    ),
+    (
+        "alarms",
+        "a backlog alarm that pages on one pass",
+        setter(f"{R}.BacklogAlarm.Properties.EvaluationPeriods", 1),
+    ),
+    (
+        "alarms",
+        "a backlog alarm that adds passes up",
+        setter(f"{R}.BacklogAlarm.Properties.Statistic", "Sum"),
+    ),
+    (
+        "alarms",
+        "a heartbeat that sums the backlog",
+        setter(f"{R}.ReconcilerNotRunningAlarm.Properties.Statistic", "Sum"),
+    ),
+    (
+        "alarms",
+        "metrics in another namespace than the alarms'",
+        setter(f"{G}.SENDGUARD_METRICS_NAMESPACE", "elsewhere"),
+    ),
+    (
+        "alarms",
+        "an EMF alarm with a dimension the metric lacks",
+        setter(f"{R}.ExhaustedAlarm.Properties.Dimensions", [{"Name": "Category", "Value": "permanent"}]),
+    ),
     (
         "alarms",
         "an alarm on a metric nothing publishes",
@@ -888,7 +974,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "alarms",
         "an alarm that notifies no one",
-        setter(f"{R}.RedriveExhaustedAlarm.Properties.AlarmActions", []),
+        setter(f"{R}.ExhaustedAlarm.Properties.AlarmActions", []),
     ),
     (
         "alarms",
@@ -954,7 +1040,7 @@ def test_the_guide_check_can_fail(template: Template) -> None:
     without = guide.replace(heading[0], "### Something else")
     assert any("ReconcilerNotRunningAlarm" in p for p in guide_problems(template, without))
     with_new_alarm = copy.deepcopy(template)
-    with_new_alarm["Resources"]["NewAlarm"] = copy.deepcopy(template["Resources"]["RedriveExhaustedAlarm"])
+    with_new_alarm["Resources"]["NewAlarm"] = copy.deepcopy(template["Resources"]["ExhaustedAlarm"])
     assert any("NewAlarm" in p for p in guide_problems(with_new_alarm, guide))
 
 

@@ -7,10 +7,11 @@ import json
 import os
 import sys
 
+from adapters.cli.progress import Progress
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.logs import configure
-from adapters.runtime.reconciler import reconcile_pass
+from adapters.runtime.reconciler import PassSummary, reconcile_pass
 from adapters.runtime.runner import Aws
 
 
@@ -26,7 +27,15 @@ def main(argv: list[str]) -> int:
     env = {**os.environ, "SENDGUARD_TABLE": args.table, "SENDGUARD_QUEUE_URL": args.queue_url}
     config = Config.from_env(env)
     configure(config.log_level, stream=sys.stderr)
-    summary = reconcile_pass(Aws.from_config(config), config, now_ms() + 1000 * args.seconds)
+    progress = Progress("reconcile")
+
+    def show(summary: PassSummary) -> None:
+        detail = f"redriven {summary.redriven}, expired {summary.expired}, exhausted {summary.exhausted}"
+        progress.update(summary.records_read, f"records read; {detail}, failed {summary.failed}")
+
+    deadline = now_ms() + 1000 * args.seconds
+    summary = reconcile_pass(Aws.from_config(config), config, deadline, progress=show)
+    progress.close()
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:

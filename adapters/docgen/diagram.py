@@ -138,7 +138,10 @@ Every other (phase, command) pair raises `{forbidden_error}`; nothing is ignored
 {consequences}
 
 A permanent failure is rolled back and flagged EXHAUSTED at once: re-sending cannot help until an
-operator acts. Which AWS errors fall in which category: [errors.md](errors.md).
+operator acts. Once the cause is fixed, the operator re-arms the record (`Rearm`, with who and why:
+`sendguard redrive --exhausted`, docs/operations.md): it goes back to PENDING with a fresh attempt
+budget, its history keeping the exhaustion and the re-arm, and the reconciler re-drives it. Which AWS
+errors fall in which category: [errors.md](errors.md).
 
 ## Examples
 

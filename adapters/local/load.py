@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from adapters.cli.progress import Progress as LineProgress
 from statemodel.validation import message_id_for_key
 
 NEW, REPLAY, CONFLICT, INVALID = "new", "replay", "conflict", "invalid"
@@ -91,12 +92,15 @@ def _body(rng: random.Random, index: int, *, conflict: bool = False) -> str:
 
 
 class Progress:
-    """A one-line progress bar on a terminal; silent when the stream is not one."""
+    """A one-line progress bar on a terminal; on anything else (a CI log) a plain progress line every
+    few seconds, unless `enabled` is False."""
 
     def __init__(self, total: int, stream: TextIO, enabled: bool | None = None) -> None:
         self.total = total
         self.stream = stream
         self.enabled = stream.isatty() if enabled is None else enabled
+        periodic = enabled is None and not self.enabled
+        self._lines = LineProgress("  requests", total, stream, interactive=False) if periodic else None
         self.done = 0
         self.statuses: collections.Counter[int] = collections.Counter()
         self._started = time.monotonic()
@@ -111,20 +115,27 @@ class Progress:
             if self.enabled and (now - self._shown >= 0.1 or self.done == self.total):
                 self._shown = now
                 self._render(now)
+            elif self._lines is not None:
+                self._lines.update(self.done, self._counts())
 
     def _render(self, now: float) -> None:
         width = 30
         filled = width * self.done // max(self.total, 1)
-        counts = " ".join(f"{status or 'none'}:{n}" for status, n in sorted(self.statuses.items()))
+        counts = self._counts()
         bar = "#" * filled + "." * (width - filled)
         line = f"\r  requests [{bar}] {self.done}/{self.total}  {counts}  {now - self._started:.1f} s"
         self.stream.write(line)
         self.stream.flush()
 
+    def _counts(self) -> str:
+        return " ".join(f"{status or 'none'}:{n}" for status, n in sorted(self.statuses.items()))
+
     def close(self) -> None:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+        elif self._lines is not None:
+            self._lines.close()
 
 
 class _Client:

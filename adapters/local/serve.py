@@ -9,6 +9,7 @@ It serves until Ctrl-C (or `--seconds`). Listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import shlex
 import sys
 import threading
 import time
@@ -30,11 +31,17 @@ def banner(service: LocalService, port: int) -> str:
     if service.proxy and service.proxy.rate > 0:
         lines.append(f"  faults: {service.proxy.rate:.2f} of AWS requests, through {service.proxy.endpoint}")
     if service.mode == EMBEDDED:
+        # This interpreter's own `-m adapters.cli`, not `sendguard`: that script is on PATH only
+        # while the virtualenv is active, and these lines must work as printed in any shell.
+        env = (
+            f"AWS_ENDPOINT_URL={service.upstream} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+            "AWS_DEFAULT_REGION=us-east-1"
+        )
+        command = f"{shlex.quote(sys.executable)} -m adapters.cli"
+        lines += ["", "  the same data from another shell:"]
         lines += [
-            "",
-            "  the same data from another shell:",
-            f"  AWS_ENDPOINT_URL={service.upstream} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-            f"AWS_DEFAULT_REGION=us-east-1 sendguard audit --table {service.table}",
+            f"  {env} {command} {what} --table {service.table}"
+            for what in ("audit", "status", "redrive --exhausted --dry-run")
         ]
     lines += ["", "Ctrl-C stops it. The function's JSON logs follow on stdout."]
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 import attrs
@@ -24,6 +25,8 @@ class Config:
     aws_max_attempts: int = 3  # botocore standard mode's total_max_attempts, per AWS call
     log_level: str = "INFO"
     layout: TableLayout = attrs.field(factory=TableLayout)
+    metrics_namespace: str = "sendguard"  # of the EMF metrics (adapters.runtime.metrics)
+    metrics: bool = True  # SENDGUARD_METRICS=off: no EMF documents (test runs, local tools)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -41,6 +44,8 @@ class Config:
             aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
             layout=layout_from_env(env),
+            metrics_namespace=_namespace(env, "SENDGUARD_METRICS_NAMESPACE", "sendguard"),
+            metrics=_switch(env, "SENDGUARD_METRICS", True),
         )
 
 
@@ -65,6 +70,29 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set")
     return value
+
+
+# CloudWatch's rule for a namespace: 1-255 of these characters, not all spaces, not AWS's own.
+_NAMESPACE = re.compile(r"[0-9A-Za-z.\-_/#: ]{1,255}")
+
+
+def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not _NAMESPACE.fullmatch(value) or value.startswith("AWS/"):
+        raise ConfigError(
+            f"{name}={value!r} is not a CloudWatch namespace (1-255 of A-Z a-z 0-9 . - _ / # : and "
+            "space, not starting with AWS/)"
+        )
+    return value
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name}={raw!r} is neither on nor off")
+    return raw == "on"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

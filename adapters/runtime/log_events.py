@@ -63,6 +63,19 @@ RECONCILE_PASS = _event(
     "stopped_early",
     "one reconciler pass's summary",
 )
+METRICS = _event(
+    "metrics",
+    "info",
+    "_aws Category Accepted SendFailed RollbackFailed Unconfirmed Redriven LeaseExpired Exhausted Rearmed "
+    "ReconcilerDue ReconcilerStoppedEarly",
+    "one CloudWatch Embedded Metric Format document (adapters.runtime.metrics), whatever the log level",
+)
+REARM_SKIPPED = _event(
+    "rearm_skipped",
+    "warning",
+    "message_id outcome note",
+    "an operator's re-arm of one record did nothing: not exhausted, changed under it, or no room left",
+)
 HANDLER_FAILED = _event("handler_failed", "exception", "route", "an unexpected exception in the handler")
 RECONCILE_FAILED = _event("reconcile_failed", "exception", "", "a reconciler pass raised")
 
@@ -75,6 +88,8 @@ EVENTS: dict[str, LogEvent] = {
         ROLLBACK_FAILED,
         REDRIVE_EXHAUSTED,
         RECONCILE_PASS,
+        METRICS,
+        REARM_SKIPPED,
         HANDLER_FAILED,
         RECONCILE_FAILED,
     )

@@ -142,3 +142,20 @@ _LOGGER = Logger()
 
 def get_logger() -> Logger:
     return _LOGGER
+
+
+def unfiltered_logger() -> Any:
+    """Where lines that ignore the log level go (the EMF metric documents): the team's logger when
+    a call gave one (it decides), else sendguard's structlog configuration when the process made one,
+    else sendguard's own JSON lines on stdout, which never raise (a closed or failing stdout drops
+    the line, as `SafeSink` does)."""
+    target = _target.get()
+    if target is not None:
+        return _LOGGER
+    if structlog.is_configured():
+        return structlog.wrap_logger(
+            None, wrapper_class=structlog.make_filtering_bound_logger(0), logger_factory_args=("sendguard",)
+        )
+    return structlog.wrap_logger(
+        SafeSink(), processors=_processors(), wrapper_class=structlog.make_filtering_bound_logger(0)
+    )

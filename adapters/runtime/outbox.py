@@ -6,7 +6,9 @@ Three ways in, all carried by the same pure flows (`statemodel.flows`) as sendgu
 * `pending_put(key, body)` in the team's own `transact_write_items`, then `dispatch(key)`: the
   transactional outbox — the team's domain writes and the PENDING record commit together, and the
   record carries what the reconciler needs to send it if `dispatch` is never called;
-* `reconcile()`: one reconciler pass (what the scheduled reconciler runs).
+* `reconcile()`: one reconciler pass (what the scheduled reconciler runs);
+* `rearm(key, reason)`: an operator's re-arm of an exhausted record (`sendguard redrive --exhausted`
+  does the same for each record it finds).
 
 Why no request lands after the lease that protects its record: a claim's lease ends `lease_margin`
 after the end of the invocation that holds it (`statemodel.flows.lease_expiry`: the context's
@@ -34,6 +36,8 @@ from adapters.runtime.codec import put_request, serialize
 from adapters.runtime.config import Config
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
+from adapters.runtime.metrics import Tally
+from adapters.runtime.rearm import RearmResult, rearm
 from adapters.runtime.reconciler import PassSummary, reconcile_pass
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from adapters.runtime.store import NOT_A_RECORD
@@ -188,16 +192,18 @@ class Outbox:
         item: Mapping[str, Any] | None = None,
         context: object = None,
         deadline_ms: int | None = None,
+        tally: Tally | None = None,
     ) -> SendResult:
         """`send` for a request already validated (sendguard's own HTTP handler parses its JSON
-        envelope with `statemodel.validation.parse_submission` and comes in here)."""
+        envelope with `statemodel.validation.parse_submission` and comes in here). `tally` counts
+        what happened, for the handler's metrics."""
         attempt_id = str(uuid.uuid4())
         with self._scope(correlation_id, message_id, attempt_id):
             now, end, deadline = _times(context, deadline_ms)
             message = new_message(request, message_id, correlation_id, now, idempotency_key)
             lease = lease_expiry(now, end - now, self.config.settings)
             flow = start_submit(message, attempt_id, lease, now, self.config.settings)
-            answer = run_flow(flow, self.aws, deadline, item=item)
+            answer = run_flow(flow, self.aws, deadline, item=item, tally=tally)
         if answer.failure is not None and answer.failure.code == NOT_A_RECORD:
             raise InvalidMessage(
                 f"the table already holds an item with key {message_id!r} that is not a sendguard "
@@ -271,6 +277,18 @@ class Outbox:
         with self._scope(None, None, None):
             _, _, deadline = _times(context, deadline_ms)
             return reconcile_pass(self.aws, self.config, deadline)
+
+    def rearm(self, key: str, reason: str, *, by: str | None = None) -> RearmResult:
+        """Re-arm the exhausted record `key`: back to PENDING with a fresh attempt budget, once the
+        cause of its exhaustion is fixed; the reconciler re-drives it. `reason` (and `by`, default
+        user@host or the Lambda function) go into its history. Raises InvalidRearm for an empty or
+        too long `reason`/`by`; a record that is not exhausted, or changed since it was read, is
+        left as it is (see the result's `outcome`)."""
+        message_id = _key(key)
+        with self._scope(None, message_id, None):
+            return rearm(
+                self.aws, message_id, reason=reason, by=by, max_attempts=self.config.settings.max_attempts
+            )
 
     # ---- helpers ---------------------------------------------------------------------------------
 

@@ -21,6 +21,9 @@ from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import RECONCILE_PASS, emit
 from adapters.runtime.logs import get_logger
+from adapters.runtime.metrics import PASS_METRICS, RECONCILER_DUE, RECONCILER_STOPPED_EARLY, Tally
+from adapters.runtime.metrics import documents as metric_documents
+from adapters.runtime.metrics import publish as publish_metrics
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.flows import Result, Settings, lease_expiry, reconcile_start
 from statemodel.records import Phase, Record
@@ -60,8 +63,11 @@ def reconcile_pass(
     deadline_ms: int,
     clock: Callable[[], int] = now_ms,
     new_attempt_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    progress: Callable[[PassSummary], None] | None = None,
 ) -> PassSummary:
+    """One pass. `progress` is called after each record (the command line shows it)."""
     summary = PassSummary()
+    tally = Tally()
     settings = config.settings
     log = get_logger()
     for record in _due_records(aws, clock(), settings, summary, log):
@@ -79,11 +85,17 @@ def reconcile_pass(
         with structlog.contextvars.bound_contextvars(
             message_id=record.message_id, correlation_id=record.message.correlation_id
         ):
-            answer = run_flow(flow, aws, deadline_ms, clock)
+            answer = run_flow(flow, aws, deadline_ms, clock, tally=tally)
         field = _TALLY.get(answer.result)
         if field is not None:
             setattr(summary, field, getattr(summary, field) + 1)
+        if progress is not None:
+            progress(summary)
     emit(log, RECONCILE_PASS, **summary.as_dict())
+    # ReconcilerDue: the records this pass read as due (a lower bound when it stopped early).
+    extra = {RECONCILER_DUE: summary.records_read, RECONCILER_STOPPED_EARLY: int(summary.stopped_early)}
+    if config.metrics:
+        publish_metrics(metric_documents(PASS_METRICS, tally, clock(), config.metrics_namespace, extra))
     return summary
 
 

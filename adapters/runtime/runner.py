@@ -13,6 +13,7 @@ from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import AWS_FAILURE, REDRIVE_EXHAUSTED, ROLLBACK_FAILED, TRANSITION, emit
 from adapters.runtime.logs import get_logger
+from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
 from statemodel.decider import evolve
@@ -20,6 +21,7 @@ from statemodel.events import (
     Accepted,
     Claimed,
     Event,
+    Rearmed,
     RedriveExhausted,
     RolledBack,
     SendConfirmed,
@@ -49,9 +51,11 @@ def run_flow(
     deadline_ms: int,
     clock: Callable[[], int] = now_ms,
     item: Mapping[str, Any] | None = None,
+    tally: Tally | None = None,
 ) -> Answer:
     """Carries the flow to its end. `deadline_ms`: when this invocation must be done. `item`: the
-    team's own attributes, which the flow's create writes with the record."""
+    team's own attributes, which the flow's create writes with the record. `tally` counts what
+    happened, for the invocation's metrics."""
     log = get_logger()
     while not flow.done:
         effect = flow.effect
@@ -64,14 +68,19 @@ def run_flow(
         if call.error is not None:
             log_failure(log, call, flow)
         flow = advance(flow, outcome, clock())
-        if isinstance(effect, Write) and flow.record == effect.after:
+        landed = isinstance(effect, Write) and flow.record == effect.after
+        if isinstance(effect, Write) and landed:
             before = effect.before
             if before is not None and before.version == 1:
                 # A record written by the team's transaction (`Outbox.pending_put`) was never logged;
                 # the first claim of it, which only one write can make, logs its creation first.
                 log_transitions(log, None, (Accepted(before.message, before.updated_at),))
             log_transitions(log, before, effect.events)
+        if tally is not None:
+            tally.effect(effect, outcome, effect.events if isinstance(effect, Write) and landed else ())
     answer = flow.answer
+    if tally is not None:
+        tally.answer(flow.kind, answer)
     if answer.rollback_failed:
         record = answer.record
         emit(
@@ -146,3 +155,5 @@ def _cause(event: Event) -> str:
             return "sqs_accepted"
         case SendFailed():
             return f"{event.category}:{event.code}"
+        case Rearmed():
+            return "rearmed"

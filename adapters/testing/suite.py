@@ -42,10 +42,13 @@ from hypothesis.stateful import (
 from adapters.local.sandbox import LambdaContext, environment
 from adapters.ops.audit import record_problems
 from adapters.ops.provision import ensure_resources
-from adapters.runtime.clients import now_ms
+from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.codec import foreign_attributes, is_record
 from adapters.runtime.layout import TableLayout
-from adapters.runtime.store import stored_from_item
+from adapters.runtime.rearm import rearm
+from adapters.runtime.runner import Aws
+from adapters.runtime.sqs import SqsQueue
+from adapters.runtime.store import DynamoStore, stored_from_item
 from adapters.testing import profiles
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from statemodel.commands import Prepare
@@ -79,6 +82,9 @@ class Service:
     reconcile_ms: int = 30_000  # the reconciler function's timeout
     cleanup: Callable[[], None] = lambda: None
     layout: TableLayout = attrs.field(factory=TableLayout)  # how the records sit in the table
+    # An operator's re-arm of one exhausted record (`sendguard redrive --exhausted`); None: sendguard's
+    # own, on `table` with `layout`.
+    rearm: Callable[[str], object] | None = None
 
 
 def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Service:
@@ -95,6 +101,7 @@ def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Servic
         "SENDGUARD_LEASE_MARGIN_SECONDS": str(settings.lease_margin_ms // 1000),
         "SENDGUARD_AWS_MAX_ATTEMPTS": "2",
         "SENDGUARD_LOG_LEVEL": "CRITICAL",
+        "SENDGUARD_METRICS": "off",
     }
     configured = environment(env)
     configured.__enter__()
@@ -109,6 +116,22 @@ def sendguard_service(settings: Settings, invocation_ms: int = 10_000) -> Servic
     return Service(
         aws_lambda.submit, aws_lambda.reconcile, name, queue_url, settings, invocation_ms, cleanup=cleanup
     )
+
+
+def _default_rearm(service: Service) -> Callable[[str], object]:
+    """sendguard's own re-arm on the service's table (a client made under the injector, so faulted)."""
+    client = make_client("dynamodb", 2)
+    aws = Aws(
+        DynamoStore(client, service.table, service.layout), SqsQueue(make_client("sqs", 2), service.queue_url)
+    )
+
+    def rearm_one(message_id: str) -> object:
+        result = rearm(
+            aws, message_id, reason="suite", by="suite", max_attempts=service.settings.max_attempts
+        )
+        return result.outcome
+
+    return rearm_one
 
 
 def _event(method: str, path: str, body: str | None = None, key: str | None = None) -> dict[str, Any]:
@@ -177,6 +200,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         self.accepted_ids: set[str] = set()
         self.ever_stored: set[str] = set()
         self.team_attributes: dict[str, dict[str, Any]] = {}  # by message id, as first seen
+        self.exhausted: set[str] = set()  # the records last seen exhausted
         self.consumed: list[str] = []
         self._pending_notes: list[str] = []
 
@@ -231,6 +255,20 @@ class FaultInjectionSuite(RuleBasedStateMachine):
     def reconcile(self, plan: Plan | None) -> None:
         summary = self._invoke(self.service.reconcile, {"source": "aws.events"}, plan)
         self._note(f"reconcile plan={plan} -> {summary}")
+
+    @precondition(lambda self: self.exhausted)
+    @rule(data=st.data(), plan=plans)
+    def rearm(self, data: st.DataObject, plan: Plan | None) -> None:
+        """An operator re-arms an exhausted record, under a fault like any other call."""
+        message_id = data.draw(st.sampled_from(sorted(self.exhausted)))
+        rearm = self.service.rearm or _default_rearm(self.service)
+        with self.injector.armed(plan):
+            try:
+                outcome: object = rearm(message_id)
+            except Crashed:
+                COVERAGE["invocation crashed"] += 1
+                outcome = None
+        self._note(f"rearm {message_id} plan={plan} -> {outcome}")
 
     @rule()
     def consume(self) -> None:
@@ -345,6 +383,11 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         problems += [f"{message_id}: the record disappeared" for message_id in sorted(gone)]
         for message_id, (item, decoded) in stored.items():
             self.ever_stored.add(message_id)
+            if not isinstance(decoded, Exception):
+                if decoded.record.phase is Phase.EXHAUSTED:
+                    self.exhausted.add(message_id)
+                else:
+                    self.exhausted.discard(message_id)
             if isinstance(decoded, Exception):
                 problems.append(f"{message_id}: unreadable: {decoded}")
                 continue

@@ -23,7 +23,8 @@ invocation). The fairness, strong, is what production gives:
   minute, with its own reserved concurrency), and each pass queries every record the index shows due,
   so a record that is due again and again is acted on again and again.
 
-Clients need no fairness: they may stop, or send any request again at any time. No fair continuation
+Clients need no fairness: they may stop, or send any request again at any time; nor does the operator,
+who may re-arm an exhausted record (once, in the explorer) or never. No fair continuation
 settles from a state exactly when the fault-free graph has, among unsettled states, a dead end (a
 state where nothing fair is enabled: no invocation runs, the reconciler starts nothing, and a tick
 changes nothing) or a fair cycle (a strongly connected set in which every fair action enabled
@@ -311,7 +312,8 @@ class Search:
     ) -> tuple[Edges, dict[int, frozenset[object]]]:
         """The fault-free moves between `nodes`, labelled with the fairness they are owed, and the
         fair moves enabled in each node (wherever they lead): an invocation's step (its flow), the
-        reconciler's start on a record (its item), a tick. A client's request is owed nothing."""
+        reconciler's start on a record (its item), a tick. A client's request, and an operator's re-arm,
+        are owed nothing."""
         space = self.space
         edges: dict[int, list[tuple[int, object]]] = {}
         enabled: dict[int, frozenset[object]] = {}
@@ -342,7 +344,7 @@ class Search:
 
     def _fairness(self, cluster: int, move: Move) -> object:
         """The fairness a fault-free move of `cluster` is owed: an invocation's step, by its flow; the
-        reconciler's start, by the record's item; a client's request, none."""
+        reconciler's start, by the record's item; a client's request or an operator's re-arm, none."""
         if move.action is Action.STEP:
             assert move.flow is not None
             return ("step", self.space.flow_number(move.flow))
@@ -505,6 +507,8 @@ class Search:
         who = describe_flow(flow, move.name)
         if move.action is Action.SUBMIT:
             who = f"a client sends its request ({who})"
+        elif move.action is Action.REARM:
+            who = f"an operator re-arms the exhausted record ({who})"
         text = f"{who}: {describe_effect(flow.effect)}{fault} -> {describe_outcome(move.outcome)}"
         if after.done:
             return f"{text}; answers {describe_answer(after.answer)}"

@@ -50,6 +50,11 @@ The abstraction, and why it loses no behaviour that could break a promise:
   failed rollback), a crash of an invocation between two of its steps, and a stall past the lease.
   Stale attempts are not injected: they follow from stalls, crashes and interleavings, and coverage
   asserts that they happen. The consumer, the reconciler and the passing of time cost nothing.
+* The operator. An EXHAUSTED record may be re-armed (`start_rearm`: one write, back to PENDING with a
+  fresh budget), at most once per record (its history counts the `Rearmed` events), so the Rearm
+  row is reached and what follows a re-arm is explored while the space stays finite. Like a client's
+  request, a re-arm is owed no fairness (an operator may never act), and it takes no worker: it is
+  one write that ends at once, whatever it meets.
 * Quiescence: no invocation runs, and for every record the reconciler would start nothing even after
   every lease and wait has run out (`is_due` and `reconcile_start` at a time past them all). Only a
   new request could change such a state; it is where "no orphan" and "nothing lost" are judged.
@@ -73,7 +78,15 @@ import attrs
 from statemodel import attention, flows, table
 from statemodel.categories import ErrorCategory
 from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
-from statemodel.events import ClaimCause, Claimed, Event, ExhaustionCause, RedriveExhausted, SendFailed
+from statemodel.events import (
+    ClaimCause,
+    Claimed,
+    Event,
+    ExhaustionCause,
+    Rearmed,
+    RedriveExhausted,
+    SendFailed,
+)
 from statemodel.flows import (
     Answer,
     ConditionFailed,
@@ -120,6 +133,7 @@ MESSAGE = _message()
 LeaseFunction = Callable[[int, int, Settings], int]
 SubmitFunction = Callable[[Message, str, int, int, Settings, Table], Flow]
 ReconcileFunction = Callable[[Record, int, Settings, str, int, Table], Flow | None]
+RearmFunction = Callable[[Record, str, str, int, Table], Flow]
 DueFunction = Callable[[Record, int, Settings], bool]
 AdvanceFunction = Callable[[Flow, Outcome, int], Flow]
 ConditionFunction = Callable[[Write, Record | None], bool]
@@ -141,6 +155,7 @@ class Model:
     start_submit: SubmitFunction = flows.start_submit
     start_outbox: SubmitFunction = flows.start_outbox  # pending_put in the team's transaction, dispatch
     reconcile_start: ReconcileFunction = flows.reconcile_start
+    start_rearm: RearmFunction = flows.start_rearm  # an operator's re-arm of an exhausted record
     is_due: DueFunction = attention.is_due
     advance: AdvanceFunction = flows.advance
     table: Table = table.TRANSITIONS  # the rows `decide` reads
@@ -173,6 +188,7 @@ class Action(enum.StrEnum):
     CRASH = "crash"
     SUBMIT = "submit"
     RECONCILE = "reconcile"
+    REARM = "rearm"  # an operator re-arms an exhausted record
 
 
 @attrs.frozen
@@ -502,6 +518,7 @@ class Space:
             moves.append(Move(target, 1, -1, Action.CRASH, crashed, crashed.attempt_id, coverage=coverage))
         moves += self._submits(cluster, tuple(flows))
         moves += self._reconciler_starts(cluster, tuple(flows))
+        moves += self._rearms(cluster, tuple(flows))
         return moves
 
     def _submits(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
@@ -521,6 +538,24 @@ class Space:
                 for fault in (None, *WRITE_FAULTS)
             ]
         return moves
+
+    def _rearms(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
+        """An operator re-arms the record, as read now, if it is EXHAUSTED and was never re-armed
+        (once per record keeps the space finite). The write may meet a fault like any other."""
+        stored = cluster.stored
+        if stored is None or stored.record.phase is not Phase.EXHAUSTED:
+            return []
+        if any(isinstance(event, Rearmed) for event in stored.history):
+            return []
+        model = self.model
+        try:
+            flow = forget_unread(model.start_rearm(stored.record, "operator", "fixed", NOW, model.table))
+        except Exception as exc:
+            return [self._raised(cluster, flows, Action.REARM, None, None, exc)]
+        started = self._flow_number(flow)
+        return [
+            self._step_move(cluster, flows, started, fault, Action.REARM) for fault in (None, *WRITE_FAULTS)
+        ]
 
     def _reconciler_starts(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
         record = cluster.record
@@ -551,7 +586,7 @@ class Space:
         result = self._steps.get(key)
         if result is None:
             result = self._steps[key] = self._step(self._flows.items[flow], cluster, fault)
-        started = int(action is Action.SUBMIT)
+        started = int(action in (Action.SUBMIT, Action.REARM))  # both start as they write
         before = self._flows.items[flow]
         if isinstance(result, str):
             return self._raised(cluster, others, action, before, fault, result)
@@ -563,7 +598,7 @@ class Space:
         invocations = started - int(after.done)
         cost = int(fault is not None)
         attempt = before.attempt_id or ""
-        name = names.get(attempt, None if action is Action.SUBMIT else attempt)
+        name = names.get(attempt, None if action in (Action.SUBMIT, Action.REARM) else attempt)
         return Move(
             target, cost, invocations, action, before, name, fault, result.outcome, after, result.coverage
         )
@@ -750,6 +785,8 @@ def describe_flow(flow: Flow, name: str | None) -> str:
     """The invocation, by its attempt's name: "submit a1", "re-drive a2", "expiry of a1"."""
     if flow.kind is Kind.EXPIRE:
         return f"expiry of {name}"
+    if flow.kind is Kind.REARM:
+        return "a re-arm"
     kind = "re-drive" if flow.kind is Kind.REDRIVE else "submit"
     return f"{kind} {name}" if name else f"a {kind}"
 

@@ -1,0 +1,167 @@
+"""Re-arming one exhausted record: the operator's `Rearm`, after the cause of its exhaustion is fixed.
+
+The record goes back to PENDING with a fresh attempt budget, and the reconciler re-drives it (the
+first pass at least `SENDGUARD_REDRIVE_AFTER_SECONDS` after the re-arm). The write is conditioned on
+the record's status and version as read, so a record that changed since it was read (re-armed by
+someone else, or an index entry read stale) is skipped, never overwritten. `sendguard redrive
+--exhausted` calls this for each record it finds; a library user calls it with one key.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from adapters.runtime.clients import now_ms
+from adapters.runtime.log_events import REARM_SKIPPED, emit
+from adapters.runtime.logs import get_logger
+from adapters.runtime.metrics import Tally
+from adapters.runtime.runner import Aws, log_failure, run_flow
+from statemodel.events import event_to_dict
+from statemodel.flows import Failed, Failure, Result, start_rearm
+from statemodel.records import Phase, Record
+from statemodel.stored import Stored
+from statemodel.validation import DYNAMODB_MAX_ITEM_BYTES
+
+MAX_TEXT = 512  # of `by` and `reason`: they are stored in the history, so bounded
+OPERATION_MS = 30_000  # an operator's call has no Lambda deadline; this bounds its SDK retries
+# A fresh budget may write this much history per attempt (Claimed + SendFailed + RolledBack measured
+# at ~380 bytes; a generous bound), and the item must still fit DynamoDB's 400 KB afterwards.
+ATTEMPT_HISTORY_BYTES = 1_024
+LIFECYCLE_BYTES = 2_048  # the record's lifecycle fields and index keys, generously
+
+
+class InvalidRearm(ValueError):
+    """`by` or `reason` is empty, too long, or not printable text."""
+
+
+# What `rearm` did with one record.
+REARMED = "rearmed"
+WOULD_REARM = "would_rearm"  # a dry run: nothing written
+CHANGED = "changed"  # the record changed since it was read: skipped, not overwritten
+NOT_EXHAUSTED = "not_exhausted"
+NOT_FOUND = "not_found"
+NO_ROOM = "no_room"  # another attempt budget's history would not fit in the item
+FAILED = "failed"  # an AWS failure (classified): nothing changed, or the write's fate is unknown
+
+
+@attrs.frozen
+class RearmResult:
+    message_id: str
+    outcome: str
+    record: Record | None  # the record as last known (after the re-arm, when it landed)
+    failure: Failure | None = None
+
+    @property
+    def rearmed(self) -> bool:
+        return self.outcome == REARMED
+
+    def as_dict(self) -> dict[str, Any]:
+        record, error = self.record, self.record.last_error if self.record else None
+        return {
+            "message_id": self.message_id,
+            "outcome": self.outcome,
+            "phase": record.phase.value if record else None,
+            "version": record.version if record else None,
+            "last_error": f"{error.category}:{error.code}" if error else None,
+            "failure": f"{self.failure.category.value}:{self.failure.code}" if self.failure else None,
+        }
+
+
+def default_operator() -> str:
+    """Who asks, when the caller does not say: the Lambda function, or user@host."""
+    function = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    if function:
+        return f"lambda:{function}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def check_request(by: str, reason: str) -> None:
+    """Raises InvalidRearm unless `by` and `reason` are printable text of 1..MAX_TEXT characters."""
+    for name, value in (("by", by), ("reason", reason)):
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidRearm(f"{name} must say {'who asks' if name == 'by' else 'why'}: it is empty")
+        if len(value) > MAX_TEXT:
+            raise InvalidRearm(f"{name} is {len(value)} characters long; at most {MAX_TEXT}")
+        if not value.isprintable():
+            raise InvalidRearm(f"{name} holds control characters; use printable text")
+
+
+def rearm(
+    aws: Aws,
+    message_id: str,
+    *,
+    reason: str,
+    by: str | None = None,
+    max_attempts: int,
+    found: Stored | None = None,
+    dry_run: bool = False,
+    clock: Callable[[], int] = now_ms,
+    tally: Tally | None = None,
+) -> RearmResult:
+    """Re-arms the exhausted record `message_id`, as `found` (an index read) or as read now
+    (strongly consistent). `by`: who asks (default `default_operator()`). Bad `by`/`reason`:
+    InvalidRearm, nothing written or read. The library's `Outbox.rearm(key, reason)` is this, with its
+    own store and settings."""
+    by = default_operator() if by is None else by
+    check_request(by, reason)
+    stored = found
+    if stored is None:
+        got = _get(aws, message_id, clock() + OPERATION_MS)
+        if isinstance(got, Failure):
+            return RearmResult(message_id, FAILED, None, got)
+        if got is None:
+            return _skipped(RearmResult(message_id, NOT_FOUND, None))
+        stored = got
+    record = stored.record
+    if record.phase is not Phase.EXHAUSTED:
+        return _skipped(RearmResult(message_id, NOT_EXHAUSTED, record))
+    if not has_room(stored, max_attempts):
+        return _skipped(RearmResult(message_id, NO_ROOM, record))
+    if dry_run:
+        return RearmResult(message_id, WOULD_REARM, record)
+    flow = start_rearm(record, by, reason, clock())
+    answer = run_flow(flow, aws, clock() + OPERATION_MS, clock, tally=tally)
+    if answer.result is Result.REARMED:
+        return RearmResult(message_id, REARMED, answer.record)
+    if answer.result is Result.SUPERSEDED:
+        return _skipped(RearmResult(message_id, CHANGED, answer.record))
+    return RearmResult(message_id, FAILED, answer.record, answer.failure)
+
+
+def has_room(stored: Stored, max_attempts: int) -> bool:
+    """Whether the item still fits in 400 KB after a fresh budget's worst-case history."""
+    message = stored.record.message
+    size = len(message.payload.encode()) + sum(len(k) + len(v) for k, v in message.attributes)
+    size += len(json.dumps([event_to_dict(e) for e in stored.history]).encode()) + LIFECYCLE_BYTES
+    return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
+
+
+def _get(aws: Aws, message_id: str, deadline_ms: int) -> Stored | Failure | None:
+    found, call = aws.store.get(message_id, deadline_ms)
+    if isinstance(found, Failed):
+        log_failure(get_logger(), call, None)
+        return Failure(found.category, found.code)
+    return found
+
+
+def _skipped(result: RearmResult) -> RearmResult:
+    notes = {
+        CHANGED: "the record changed since it was read; left as it is",
+        NOT_EXHAUSTED: "only an exhausted record is re-armed",
+        NOT_FOUND: "no record with this id",
+        NO_ROOM: "the item has no room for another attempt budget's history",
+    }
+    emit(get_logger(), REARM_SKIPPED, message_id=result.message_id, outcome=result.outcome,
+         note=notes[result.outcome])  # fmt: skip
+    return result
