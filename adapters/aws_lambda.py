@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -37,7 +38,7 @@ from statemodel.validation import (
     valid_token,
 )
 
-__all__ = ["reconcile", "reset", "submit"]
+__all__ = ["Handlers", "reconcile", "reset", "submit"]
 
 RETRY_AFTER_S = 2
 
@@ -52,30 +53,61 @@ def _logging() -> None:
         _state["logging"] = True
 
 
-def _outbox() -> Outbox:
-    """The Outbox of this container: configuration and clients, made once."""
-    _logging()
-    if "outbox" not in _state:
-        _state["outbox"] = Outbox.from_config(Config.from_env())
-    outbox: Outbox = _state["outbox"]
-    return outbox
+class Handlers:
+    """A `submit` and a `reconcile` entry point on one Outbox, made at the first invocation from the
+    `SENDGUARD_*` configuration and kept for the container's life. This module's `submit`,
+    `reconcile` and `reset` are those of `Handlers()`.
+
+    `aws` builds the store and the queue from the configuration (`Aws.from_config` in production):
+    the fault-injection suite's mutants pass broken ones here (`adapters.testing.mutants`), so that
+    nothing patches this module."""
+
+    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config) -> None:
+        self._aws = aws
+        self._state: dict[str, Outbox] = {}
+
+    def outbox(self) -> Outbox:
+        """The Outbox of this container: configuration and clients, made once."""
+        _logging()
+        if "outbox" not in self._state:
+            config = Config.from_env()
+            self._state["outbox"] = Outbox.from_config(config, self._aws(config))
+        return self._state["outbox"]
+
+    def reset(self) -> None:
+        """Forget the configuration and clients (tests change the environment between invocations)."""
+        self._state.clear()
+        _state.clear()
+
+    def submit(self, event: object, context: object = None) -> dict[str, Any]:
+        return _submit(self, event, context)
+
+    def reconcile(self, event: object, context: object = None) -> dict[str, Any]:
+        """One reconciler pass (an EventBridge schedule invokes it); returns what it did."""
+        structlog.contextvars.clear_contextvars()
+        try:
+            return self.outbox().reconcile(context=context).as_dict()
+        except Exception:
+            emit(get_logger(), RECONCILE_FAILED)
+            raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it
+
+
+_HANDLERS = Handlers()
+submit = _HANDLERS.submit
+reconcile = _HANDLERS.reconcile
+reset = _HANDLERS.reset
 
 
 def _runtime() -> tuple[Config, Aws]:
     """The configuration and clients of this container."""
-    outbox = _outbox()
+    outbox = _HANDLERS.outbox()
     return outbox.config, outbox.aws
-
-
-def reset() -> None:
-    """Forget the configuration and clients (tests change the environment between invocations)."""
-    _state.clear()
 
 
 # ---- submit ---------------------------------------------------------------------------------------
 
 
-def submit(event: object, context: object = None) -> dict[str, Any]:
+def _submit(handlers: Handlers, event: object, context: object) -> dict[str, Any]:
     _logging()
     structlog.contextvars.clear_contextvars()
     headers = event.get("headers") if isinstance(event, dict) else None
@@ -89,12 +121,12 @@ def submit(event: object, context: object = None) -> dict[str, Any]:
         if isinstance(request, Rejection):
             result = http.error(request.http_status, request.code, request.message, correlation_id)
         else:
-            route, result = _route(request, correlation_id, context, tally)
+            route, result = _route(handlers, request, correlation_id, context, tally)
     except Exception:
         emit(get_logger(), HANDLER_FAILED, route=route)
         result = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
     _log_answer(result, route)
-    outbox = _state.get("outbox")
+    outbox = handlers._state.get("outbox")
     config = outbox.config if outbox is not None else None
     if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
         publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
@@ -106,7 +138,7 @@ def _header_key(headers: dict[Any, Any], name: str) -> Any:
 
 
 def _route(
-    request: http.HttpRequest, correlation_id: str, context: object, tally: Tally
+    handlers: Handlers, request: http.HttpRequest, correlation_id: str, context: object, tally: Tally
 ) -> tuple[str, dict[str, Any]]:
     if not request.on_messages:
         return "unknown", http.error(404, http.NOT_FOUND, "no such route", correlation_id)
@@ -116,23 +148,29 @@ def _route(
             return "POST /messages", http.error(
                 405, http.METHOD_NOT_ALLOWED, "use POST on /messages", correlation_id, allow
             )
-        return "POST /messages", _post(request, correlation_id, context, tally)
+        return "POST /messages", _post(handlers.outbox, request, correlation_id, context, tally)
     if request.method != "GET":
         allow = {"Allow": "GET"}
         return "GET /messages/{messageId}", http.error(
             405, http.METHOD_NOT_ALLOWED, "use GET on /messages/{messageId}", correlation_id, allow
         )
-    return "GET /messages/{messageId}", _get(request.message_id, correlation_id)
+    return "GET /messages/{messageId}", _get(handlers.outbox, request.message_id, correlation_id)
 
 
-def _post(request: http.HttpRequest, correlation_id: str, context: object, tally: Tally) -> dict[str, Any]:
+def _post(
+    outbox_of: Callable[[], Outbox],
+    request: http.HttpRequest,
+    correlation_id: str,
+    context: object,
+    tally: Tally,
+) -> dict[str, Any]:
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
     parsed = parse_submission(request.body)
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
-    outbox = _outbox()
+    outbox = outbox_of()
     message_id = message_id_for_key(key) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
     result = outbox.submit(
@@ -163,12 +201,12 @@ def _answer_submit(result: SendResult, correlation_id: str) -> dict[str, Any]:
     return http.error(result.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
 
 
-def _get(message_id: str, correlation_id: str) -> dict[str, Any]:
+def _get(outbox_of: Callable[[], Outbox], message_id: str, correlation_id: str) -> dict[str, Any]:
     if valid_token(message_id) is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     structlog.contextvars.bind_contextvars(message_id=message_id)
     try:
-        view = _outbox().get(message_id)
+        view = outbox_of().get(message_id)
     except OutboxError as exc:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if consequence(exc.category).retry_after else None
         message = "the message's status cannot be read now"
@@ -202,16 +240,3 @@ def _error_code(body: str) -> str | None:
     except (ValueError, KeyError, TypeError):
         return None
     return code
-
-
-# ---- reconcile ------------------------------------------------------------------------------------
-
-
-def reconcile(event: object, context: object = None) -> dict[str, Any]:
-    """One reconciler pass (an EventBridge schedule invokes it); returns what it did."""
-    structlog.contextvars.clear_contextvars()
-    try:
-        return _outbox().reconcile(context=context).as_dict()
-    except Exception:
-        emit(get_logger(), RECONCILE_FAILED)
-        raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it

@@ -21,10 +21,10 @@ import attrs
 import boto3
 
 from adapters.runtime.clients import now_ms
+from adapters.runtime.codec import stored_from_item
 from adapters.runtime.config import Config
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws
-from adapters.runtime.store import stored_from_item
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from bench import capacity
 from bench.flows import (
@@ -72,7 +72,7 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     for fault in Fault:
         if fault in STALLS:
             out.append(Scenario(f"{fault.value.name} (at the send)", fault, skip=1))
-        elif fault.value.operation is None:
+        elif fault.value.target is None:
             out.append(Scenario(f"{fault.value.name} (1st hittable call)", fault, skip=0))
             out.append(Scenario(f"{fault.value.name} (2nd hittable call)", fault, skip=1))
         else:
@@ -91,7 +91,7 @@ def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dic
             boto3.DEFAULT_SESSION = None  # the injector's own client (its replayed retry) is metered too
             try:
                 with injector.installed():
-                    meter.count_as_retries(injector._raw_dynamodb)
+                    meter.count_as_retries(injector.raw_dynamodb)
                     meter.to_front()  # counts an attempt before the injector fails it
                     resources = provision()
                     with environment(sendguard_env(resources)):

@@ -34,13 +34,14 @@ from adapters.runtime.codec import (
     IDEMPOTENCY_KEY,
     REQUEST_HASH,
     message_attributes,
+    stored_from_item,
 )
 from adapters.runtime.config import Config
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws, run_flow
 from adapters.runtime.sqs import SqsQueue
-from adapters.runtime.store import DynamoStore, stored_from_item
+from adapters.runtime.store import DynamoStore
 from statemodel import ErrorCategory, Phase
 from statemodel.flows import (
     Answer,

@@ -137,8 +137,9 @@ ADAPTERS_API = [
     "SendResult", "TableLayout", "ensure_resources", "reconcile", "submit",
 ]  # fmt: skip
 TESTING_API = [
-    "COVERAGE", "PROFILES", "Crashed", "Fault", "FaultInjectionSuite", "FaultInjector", "LambdaContext",
-    "Plan", "Service", "run_suite", "sendguard_service",
+    "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",
+    "LambdaContext", "OutboxSuite", "Plan", "Reply", "Request", "Service", "TableRecord",
+    "api_gateway_event", "outbox_service", "run_suite", "sendguard_service",
 ]  # fmt: skip
 
 

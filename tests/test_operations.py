@@ -23,9 +23,9 @@ from adapters.local.sandbox import LambdaContext
 from adapters.ops.backlog import exhausted
 from adapters.ops.provision import ensure_resources
 from adapters.runtime import metrics
+from adapters.runtime.codec import stored_from_item
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.rearm import CHANGED, NOT_EXHAUSTED, NOT_FOUND, REARMED, InvalidRearm, rearm
-from adapters.runtime.store import stored_from_item
 from statemodel.decider import segment
 from statemodel.events import Rearmed, RedriveExhausted, SendFailed
 from statemodel.flows import Failed

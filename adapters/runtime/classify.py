@@ -17,6 +17,7 @@ SQS answers in its JSON protocol with two codes — `Error.Code` (the legacy que
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -69,6 +70,9 @@ class Classified:
     attempts: int | None = None  # from botocore's metadata, when the answer carries it
     max_attempts_reached: bool = False
     retry_quota_reached: bool = False
+
+
+Classifier = Callable[[BaseException, Any], Classified]  # what the store and the queue classify with
 
 
 def classify(error: BaseException, operation_model: Any = None) -> Classified:

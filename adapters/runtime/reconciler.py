@@ -28,7 +28,7 @@ from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.flows import Result, Settings, lease_expiry, reconcile_start
 from statemodel.records import Phase, Record
 
-__all__ = ["PassSummary", "reconcile_pass", "reconcile_start"]
+__all__ = ["PassSummary", "reconcile_pass"]
 
 
 @attrs.define

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import classify
+from adapters.runtime.classify import Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
 from statemodel.flows import Failed, Outcome, Send, Sent
 from statemodel.validation import RESERVED_ATTRIBUTE
@@ -38,9 +38,12 @@ def send_request(send: Send, queue_url: str) -> dict[str, Any]:
 
 
 class SqsQueue:
-    def __init__(self, client: Any, queue_url: str) -> None:
+    """Sends to one queue. `classify` files each failed send (`adapters.runtime.classify`)."""
+
+    def __init__(self, client: Any, queue_url: str, *, classify: Classifier = classify) -> None:
         self.client = client
         self.queue_url = queue_url
+        self.classify = classify
         self._model = client.meta.service_model.operation_model("SendMessage")
 
     def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
@@ -51,6 +54,6 @@ class SqsQueue:
                 response = self.client.send_message(**send_request(send, self.queue_url))
                 outcome: Outcome = Sent(response["MessageId"])
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = classify(exc, self._model)
+                error = self.classify(exc, self._model)
                 outcome = Failed(error.category, error.code)
         return outcome, report("sqs", "SendMessage", call.attempts, started, error)

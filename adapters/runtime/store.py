@@ -18,7 +18,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, classify
+from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
 from adapters.runtime.codec import (
     ATTENTION,
@@ -35,7 +35,7 @@ from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, 
 from statemodel.records import Record
 from statemodel.stored import Stored
 
-__all__ = ["INDEX", "NOT_A_RECORD", "DuePage", "DynamoStore", "stored_from_item", "update_request"]
+__all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
 
 NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 
@@ -65,10 +65,20 @@ def _decode(item: dict[str, Any] | None, layout: TableLayout) -> Stored | Classi
 
 
 class DynamoStore:
-    def __init__(self, client: Any, table: str, layout: TableLayout | None = None) -> None:
+    """The records of one table. `classify` files each failed call (`adapters.runtime.classify`)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        layout: TableLayout | None = None,
+        *,
+        classify: Classifier = classify,
+    ) -> None:
         self.client = client
         self.table = table
         self.layout = layout or TableLayout()
+        self.classify = classify
         model = client.meta.service_model
         self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
@@ -80,8 +90,7 @@ class DynamoStore:
         error: Classified | None = None
         with aws_call(deadline_ms) as call:
             try:
-                request = update_request(write, self.layout, item if write.before is None else None)
-                self.client.update_item(TableName=self.table, **request)
+                self.client.update_item(TableName=self.table, **self.update_request(write, item))
                 outcome: Outcome = Written()
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -92,12 +101,17 @@ class DynamoStore:
                     else:
                         outcome = ConditionFailed(decoded.record if decoded else None)
                 else:
-                    error = classify(exc, self._models["UpdateItem"])
+                    error = self.classify(exc, self._models["UpdateItem"])
                     outcome = Failed(error.category, error.code)
             except (BotoCoreError, DeadlineExceeded) as exc:
-                error = classify(exc, self._models["UpdateItem"])
+                error = self.classify(exc, self._models["UpdateItem"])
                 outcome = Failed(error.category, error.code)
         return outcome, report("dynamodb", "UpdateItem", call.attempts, started, error)
+
+    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The UpdateItem parameters (less TableName) that carry out one write; `item`, the team's
+        own attributes, goes with a create only (`adapters.runtime.codec.update_request`)."""
+        return update_request(write, self.layout, item if write.before is None else None)
 
     def get(
         self, message_id: str, deadline_ms: int | None = None
@@ -117,7 +131,7 @@ class DynamoStore:
                 else:
                     found = decoded
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = classify(exc, self._models["GetItem"])
+                error = self.classify(exc, self._models["GetItem"])
         if error is not None:
             found = Failed(error.category, error.code)
         return found, report("dynamodb", "GetItem", call.attempts, started, error)
@@ -145,7 +159,7 @@ class DynamoStore:
                 try:
                     page = self.client.query(**request)
                 except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                    error = classify(exc, self._models["Query"])
+                    error = self.classify(exc, self._models["Query"])
                     yield DuePage((), report("dynamodb", "Query", call.attempts, started, error))
                     return
             items = page.get("Items", [])

@@ -1,8 +1,10 @@
 """A deterministic fault injector at the botocore layer.
 
-It rides on botocore's own event system, the way moto does: while installed, its handlers sit in
-`botocore.handlers.BUILTIN_HANDLERS`, so every client made afterwards — the service's own, made by its
-own code — carries them. Each fault is something production really does, raised where production
+It rides on botocore's own event system, the way moto does: while installed, every client's events
+carry its handlers — sendguard's clients and the team's own, made on boto3's default session or on a
+session of their own, before the suite started or after (a client is hooked at its first call). The
+faults hit DynamoDB writes and SQS sends, whoever makes them, and every message SQS accepts is
+recorded (`landed`), whoever sent it. Each fault is something production really does, raised where production
 raises it, so that the SDK's retry logic, the classifier and the flows meet it as they would on AWS:
 
 * before the request leaves (`before-send`, on every attempt): connection failures that botocore
@@ -25,11 +27,14 @@ from __future__ import annotations
 import contextlib
 import enum
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import attrs
-import boto3
+from botocore import xform_name
+from botocore.client import BaseClient
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -39,7 +44,9 @@ from botocore.exceptions import (
 )
 from botocore.handlers import BUILTIN_HANDLERS
 
+from adapters.testing.clients import client, is_own
 from statemodel.categories import ErrorCategory
+from statemodel.validation import RESERVED_ATTRIBUTE
 
 
 class Crashed(BaseException):
@@ -49,7 +56,7 @@ class Crashed(BaseException):
 @attrs.frozen
 class Kind:
     name: str
-    operation: str | None  # "SendMessage", "UpdateItem", or None for any call
+    target: str | None  # SEND (an SQS send), WRITE (a DynamoDB write), or None: either
     stage: str  # "before" (never applied), "after" (applied), "crash-before", "crash-after", "stall"
     category: ErrorCategory | None  # what the classifier must make of it (None: not an error answer)
     code: str = ""
@@ -58,10 +65,19 @@ class Kind:
     ambiguous_applied: bool = False  # the request was applied: a duplicate send is explained
 
 
+SEND = "send"
+WRITE = "write"
+# The calls a fault can hit, by target: whoever's client makes them (sendguard's or the team's own).
+OPERATIONS = {
+    SEND: frozenset({"SendMessage", "SendMessageBatch"}),
+    WRITE: frozenset({"UpdateItem", "PutItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"}),
+}
+
+
 def _error(
-    name: str, operation: str, code: str, status: int, category: ErrorCategory, query: str | None = None
+    name: str, target: str, code: str, status: int, category: ErrorCategory, query: str | None = None
 ) -> Kind:
-    return Kind(name, operation, "before", category, code, status, query)
+    return Kind(name, target, "before", category, code, status, query)
 
 
 class Fault(enum.Enum):
@@ -70,7 +86,7 @@ class Fault(enum.Enum):
     # SQS SendMessage error answers (never applied)
     SQS_THROTTLED_SDK_GAVE_UP = _error(
         "sqs throttled, SDK gave up",
-        "SendMessage",
+        SEND,
         "RequestThrottled",
         403,
         ErrorCategory.RETRYABLE,
@@ -78,7 +94,7 @@ class Fault(enum.Enum):
     )
     SQS_KMS_THROTTLED = _error(
         "sqs KMS throttled",
-        "SendMessage",
+        SEND,
         "KMS.ThrottlingException",
         400,
         ErrorCategory.RETRYABLE,
@@ -86,7 +102,7 @@ class Fault(enum.Enum):
     )
     SQS_KMS_DISABLED = _error(
         "sqs KMS key disabled",
-        "SendMessage",
+        SEND,
         "KMS.DisabledException",
         400,
         ErrorCategory.PERMANENT,
@@ -94,35 +110,31 @@ class Fault(enum.Enum):
     )
     SQS_NON_EXISTENT_QUEUE = _error(
         "sqs queue gone",
-        "SendMessage",
+        SEND,
         "AWS.SimpleQueueService.NonExistentQueue",
         400,
         ErrorCategory.PERMANENT,
         "QueueDoesNotExist",
     )
-    SQS_ACCESS_DENIED = _error(
-        "sqs access denied", "SendMessage", "AccessDenied", 403, ErrorCategory.PERMANENT
-    )
-    SQS_INTERNAL_ERROR = _error("sqs 500", "SendMessage", "InternalError", 500, ErrorCategory.AMBIGUOUS)
-    SQS_UNAVAILABLE = _error("sqs 503", "SendMessage", "ServiceUnavailable", 503, ErrorCategory.AMBIGUOUS)
+    SQS_ACCESS_DENIED = _error("sqs access denied", SEND, "AccessDenied", 403, ErrorCategory.PERMANENT)
+    SQS_INTERNAL_ERROR = _error("sqs 500", SEND, "InternalError", 500, ErrorCategory.AMBIGUOUS)
+    SQS_UNAVAILABLE = _error("sqs 503", SEND, "ServiceUnavailable", 503, ErrorCategory.AMBIGUOUS)
     # DynamoDB UpdateItem error answers (never applied)
     DDB_THROTTLED_SDK_GAVE_UP = _error(
         "dynamodb throttled, SDK gave up",
-        "UpdateItem",
+        WRITE,
         "ProvisionedThroughputExceededException",
         400,
         ErrorCategory.RETRYABLE,
     )
     DDB_TRANSACTION_CONFLICT = _error(
         "dynamodb transaction conflict",
-        "UpdateItem",
+        WRITE,
         "TransactionConflictException",
         400,
         ErrorCategory.RETRYABLE,
     )
-    DDB_INTERNAL_ERROR = _error(
-        "dynamodb 500", "UpdateItem", "InternalServerError", 500, ErrorCategory.AMBIGUOUS
-    )
+    DDB_INTERNAL_ERROR = _error("dynamodb 500", WRITE, "InternalServerError", 500, ErrorCategory.AMBIGUOUS)
     # the connection, before the request left (botocore retries these on every attempt)
     CONNECT_TIMEOUT = Kind("connect timeout", None, "before", ErrorCategory.RETRYABLE, "ConnectTimeoutError")
     ENDPOINT_UNREACHABLE = Kind(
@@ -146,7 +158,7 @@ class Fault(enum.Enum):
         ambiguous_applied=True,
     )
     WRITE_LANDED_RETRY_FAILS_CONDITION = Kind(
-        "write applied, SDK retry fails its condition", "UpdateItem", "after", None, ambiguous_applied=True
+        "write applied, SDK retry fails its condition", WRITE, "after", None, ambiguous_applied=True
     )
     # the process
     CRASH_BEFORE_CALL = Kind("crash before a call", None, "crash-before", None)
@@ -157,8 +169,11 @@ class Fault(enum.Enum):
     )
 
     def hits(self, operation: str) -> bool:
-        target = self.value.operation
-        return operation in ("SendMessage", "UpdateItem") and (target is None or target == operation)
+        targets = (self.value.target,) if self.value.target else (SEND, WRITE)
+        return any(operation in OPERATIONS[target] for target in targets)
+
+    def __repr__(self) -> str:  # how a failing run's steps print it
+        return f"Fault.{self.name}"
 
 
 @attrs.frozen
@@ -176,9 +191,20 @@ class Fired:
 
 @attrs.frozen
 class Landed:
-    message_id: str
+    """A message SQS accepted, from whichever client sent it."""
+
+    message_id: str | None  # its `message_id` attribute: sendguard tags every send with its record
     sqs_message_id: str
     body: str
+    queue_url: str
+
+
+@attrs.frozen
+class LandedWrite:
+    """A DynamoDB write that was applied: what the suite needs to know which items ever existed."""
+
+    operation: str
+    params: dict[str, Any]
 
 
 @attrs.define
@@ -187,20 +213,31 @@ class _Invocation:
     seen: list[int]  # per plan: the calls it could have hit so far
 
 
+_EVENTS = ("provide-client-params", "before-call", "before-send", "after-call")
+
+
 class FaultInjector:
+    """While `installed()`, every botocore client carries the injector's handlers, however and
+    whenever it was made: boto3's default session (`boto3.client(...)`), a `boto3.Session()` of its
+    own, a resource's client, made before the suite started or after. A client gets them at its first
+    call inside `installed()` and loses them on the way out."""
+
     def __init__(self) -> None:
         self.fired: list[Fired] = []
         self.landed: list[Landed] = []
-        self.created: set[str] = set()  # records whose create landed: none may ever disappear
+        self.writes: list[LandedWrite] = []
+        self.partition_key = "message_id"  # the table's key attribute: which record a write is about
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._handlers: list[tuple[str, Any]] = [
-            ("provide-client-params", self._remember_params),
-            ("before-call", self._before_call),
-            ("before-send", self._before_send),
-            ("after-call", self._after_call),
-        ]
-        self._raw_dynamodb: Any = None
+        self._handlers: dict[str, Any] = {
+            "provide-client-params": self._remember_params,
+            "before-call": self._before_call,
+            "before-send": self._before_send,
+            "after-call": self._after_call,
+        }
+        self._key = f"sendguard-fault-injector-{id(self)}"  # this injector's part of a call's context
+        self._hooked: weakref.WeakSet[Any] = weakref.WeakSet()  # clients it registered itself on
+        self._checked: weakref.WeakSet[Any] = weakref.WeakSet()  # clients it looked at
         self.stall_reached = threading.Event()  # an invocation is waiting at its stall
         self._resume = threading.Event()
 
@@ -208,15 +245,69 @@ class FaultInjector:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[FaultInjector]:
-        """Clients made inside carry the injector; `raw` clients made first do not."""
-        self._raw_dynamodb = boto3.client("dynamodb")
-        for position, handler in enumerate(self._handlers):
-            BUILTIN_HANDLERS.insert(position, handler)  # before moto's stubber: it sees requests first
+        """Every client's calls inside go through the injector (see the class).
+
+        The handlers go into botocore's BUILTIN_HANDLERS first (as moto's stubber does), so that
+        every session made inside carries them in botocore's own order; a client whose session was
+        made before — boto3's default session, say — gets them at its first call inside."""
+        self._raw("dynamodb")  # the injector's own client, made before its handlers go in
+        entries = list(self._handlers.items())
+        for position, entry in enumerate(entries):
+            BUILTIN_HANDLERS.insert(position, entry)  # before moto's stubber: it sees requests first
+        original = BaseClient._make_api_call  # type: ignore[attr-defined]
+        injector = self
+
+        def _make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            injector._hook(client)
+            return original(client, operation_name, api_params)
+
         try:
-            yield self
+            with mock.patch.object(BaseClient, "_make_api_call", _make_api_call):
+                yield self
         finally:
-            for handler in self._handlers:
-                BUILTIN_HANDLERS.remove(handler)
+            for entry in entries:
+                BUILTIN_HANDLERS.remove(entry)
+            self._unhook_all()
+
+    def _hook(self, client: Any) -> None:
+        """Registers the handlers on a client that does not carry them yet."""
+        if client in self._checked or is_own(client):
+            return
+        with self._lock:
+            if client in self._checked:
+                return
+            self._checked.add(client)
+            probe: dict[str, Any] = {}
+            client.meta.events.emit(
+                "provide-client-params.sendguard.Probe", params={}, model=None, context=probe
+            )
+            if self._key in probe:  # its session was made while installed: it has them already
+                return
+            for event, handler in self._handlers.items():
+                # first: ahead of moto's stubber (which answers before-send), after the deadline
+                # guard a sendguard client registers first when it is made
+                client.meta.events.register_first(event, handler, unique_id=self._uid(event))
+            self._hooked.add(client)
+
+    def _unhook_all(self) -> None:
+        with self._lock:
+            for client in list(self._hooked):
+                for event in self._handlers:
+                    client.meta.events.unregister(event, unique_id=self._uid(event))
+            self._hooked = weakref.WeakSet()
+            self._checked = weakref.WeakSet()
+
+    def _uid(self, event: str) -> str:
+        return f"{self._key}-{event}"
+
+    def _raw(self, service: str) -> Any:
+        """A client that no fault reaches (to replay a landed write)."""
+        return client(service)
+
+    @property
+    def raw_dynamodb(self) -> Any:
+        """The injector's own DynamoDB client (no fault reaches it): its calls are SDK retries."""
+        return self._raw("dynamodb")
 
     @contextlib.contextmanager
     def armed(self, plan: Plan | tuple[Plan, ...] | None) -> Iterator[_Invocation]:
@@ -236,11 +327,16 @@ class FaultInjector:
     # ---- handlers --------------------------------------------------------------------------------
 
     def _remember_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["sendguard_params"] = dict(params)
+        # each injector keeps to its own part of the context: a client made while an earlier
+        # injector was installed still carries that one's (inert) handlers
+        context[self._key] = {"params": dict(params)}
+
+    def _mine(self, context: dict[str, Any]) -> dict[str, Any]:
+        mine: dict[str, Any] = context.setdefault(self._key, {})
+        return mine
 
     def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         invocation = self._current()
-        context["sendguard_armed"] = False
         if invocation is None:
             return
         firing = None
@@ -252,7 +348,6 @@ class FaultInjector:
         if firing is None:
             return
         fault = firing
-        context["sendguard_armed"] = True
         self._record(fault, model.name, context)
         stage = fault.value.stage
         if stage == "crash-before":
@@ -262,38 +357,28 @@ class FaultInjector:
             self._resume.wait(timeout=60)
 
     def _before_send(self, request: Any, **_: Any) -> None:
-        context = request.context
-        if not context.get("sendguard_armed"):
-            return
-        kind: Fault | None = context.get("sendguard_fault")
+        mine = self._mine(request.context)
+        kind: Fault | None = mine.get("fault")
         if kind is None:
             return
-        if kind.value.stage == "stall-wire" and not context.get("sendguard_delayed"):
-            context["sendguard_delayed"] = True  # the first attempt only
+        if kind.value.stage == "stall-wire" and not mine.get("delayed"):
+            mine["delayed"] = True  # the first attempt only
             self.stall_reached.set()
             self._resume.wait(timeout=60)
             return
         if kind.value.stage == "before":
-            raise _before_error(kind.value, context.get("sendguard_operation", ""))
+            raise _before_error(kind.value, mine.get("operation", ""))
 
     def _after_call(
         self, http_response: Any, parsed: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
     ) -> None:
         applied = http_response is not None and http_response.status_code < 300
-        if applied and model.name == "SendMessage":
-            params = context.get("sendguard_params", {})
-            message_id = params.get("MessageAttributes", {}).get("message_id", {}).get("StringValue", "")
-            with self._lock:
-                self.landed.append(Landed(message_id, parsed["MessageId"], params.get("MessageBody", "")))
-        if applied and model.name == "UpdateItem":
-            params = context.get("sendguard_params", {})
-            if str(params.get("ConditionExpression", "")).startswith("attribute_not_exists"):
-                with self._lock:
-                    self.created.add(params["Key"]["message_id"]["S"])
-        if not applied or not context.get("sendguard_armed"):
-            return
-        kind: Fault | None = context.get("sendguard_fault")
-        if kind is None:
+        mine = self._mine(context)
+        params = mine.get("params", {})
+        if applied:
+            self._note_applied(model.name, params, parsed)
+        kind: Fault | None = mine.get("fault")
+        if not applied or kind is None:
             return
         stage = kind.value.stage
         if stage == "crash-after":
@@ -302,20 +387,31 @@ class FaultInjector:
             return
         if kind is Fault.WRITE_LANDED_RETRY_FAILS_CONDITION:
             try:  # botocore's retry of the landed write, as DynamoDB would answer it
-                self._raw_dynamodb.update_item(**context["sendguard_params"])
+                getattr(self._raw("dynamodb"), xform_name(model.name))(**params)
             except ClientError as retry_answer:
                 raise retry_answer from None
             raise AssertionError("a landed write's retry met its condition")
         error = ReadTimeoutError if kind is Fault.APPLIED_THEN_READ_TIMEOUT else ConnectionClosedError
         raise error(endpoint_url="https://injected")
 
-    def _record(self, fault: Fault, operation: str, context: dict[str, Any]) -> None:
-        context["sendguard_fault"] = fault
-        context["sendguard_operation"] = operation
+    def _note_applied(self, operation: str, params: dict[str, Any], parsed: dict[str, Any]) -> None:
         with self._lock:
-            self.fired.append(
-                Fired(fault, operation, _message_id(operation, context.get("sendguard_params", {})))
-            )
+            if operation == "SendMessage":
+                self.landed.append(_landed(params, parsed["MessageId"], params.get("QueueUrl", "")))
+            elif operation == "SendMessageBatch":
+                ids = {ok["Id"]: ok["MessageId"] for ok in parsed.get("Successful", [])}
+                for entry in params.get("Entries", []):
+                    if entry.get("Id") in ids:
+                        self.landed.append(_landed(entry, ids[entry["Id"]], params.get("QueueUrl", "")))
+            elif operation in OPERATIONS[WRITE]:
+                self.writes.append(LandedWrite(operation, params))
+
+    def _record(self, fault: Fault, operation: str, context: dict[str, Any]) -> None:
+        mine = self._mine(context)
+        mine["fault"], mine["operation"] = fault, operation
+        with self._lock:
+            params = mine.get("params", {})
+            self.fired.append(Fired(fault, operation, _message_id(operation, params, self.partition_key)))
 
     def resume_all(self) -> None:
         """Lets every stalled invocation go on; later stalls wait again."""
@@ -333,11 +429,25 @@ class FaultInjector:
         }
 
 
-def _message_id(operation: str, params: dict[str, Any]) -> str | None:
+def _landed(entry: dict[str, Any], sqs_message_id: str, queue_url: str) -> Landed:
+    message_id = entry.get("MessageAttributes", {}).get(RESERVED_ATTRIBUTE, {}).get("StringValue")
+    return Landed(message_id, sqs_message_id, entry.get("MessageBody", ""), queue_url)
+
+
+def _message_id(operation: str, params: dict[str, Any], partition_key: str) -> str | None:
+    """The record a call is about, where the call says so: a send's `message_id` attribute, or a
+    write's key (`partition_key`: the table layout's)."""
     if operation == "SendMessage":
-        value: str | None = params.get("MessageAttributes", {}).get("message_id", {}).get("StringValue")
+        value: str | None = params.get("MessageAttributes", {}).get(RESERVED_ATTRIBUTE, {}).get("StringValue")
         return value
-    key = params.get("Key", {}).get("message_id", {})
+    if operation == "TransactWriteItems":  # the team's transaction: the first item with the key
+        for entry in params.get("TransactItems", []):
+            for part in entry.values():
+                found = _message_id("UpdateItem", {"Key": part.get("Key") or part.get("Item")}, partition_key)
+                if found is not None:
+                    return found
+        return None
+    key = (params.get("Key") or {}).get(partition_key, {})
     return key.get("S") if isinstance(key, dict) else None
 
 

@@ -1,43 +1,70 @@
-"""Deliberately broken adapters, to prove the fault-injection suite can fail (`make mutants`).
+"""Deliberately broken handlers, to prove the fault-injection suite can fail (`make mutants`).
 
-Each mutant patches the real adapter code at run time into a mistake a real implementation makes;
-`main` runs the suite against each and prints `caught` or `MISSED`, exiting 1 if any is missed.
+Each is built from parts passed in as parameters — none patches a module, and no production module
+lists a helper for them to patch:
+
+* adapter mutants: sendguard's own handlers, `adapters.aws_lambda.Handlers(aws=...)`, with a broken
+  store or queue (a subclass of `DynamoStore` / `SqsQueue`) or classifier (the `classify=` parameter
+  both take), or wrapped the way a broken deployment would run them;
+* wiring mutants: a team's handler that gets the wiring wrong — around sendguard's handler (sends to
+  SQS itself, answers 202 on its own, turns sendguard's 503 into a 202), or built on `Outbox` with
+  the team's own table layout (`adapters.testing.OutboxSuite`: a write that overwrites a team
+  attribute, a dispatch that claims a record whose status is not PENDING).
+
+`main` runs the suite (the coverage phase, then Hypothesis' sequences without shrinking) against each
+and prints `caught` or `MISSED` with the time it took, exiting 1 if any is missed.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from unittest import mock
 
 import attrs
-from hypothesis import Phase, settings
+import boto3
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import run_state_machine_as_test
 
-from adapters import aws_lambda
-from adapters.runtime import classify, outbox, reconciler, runner, store
-from adapters.runtime import sqs as queue
+from adapters.aws_lambda import Handlers
 from adapters.runtime.call_report import CallReport
-from adapters.runtime.codec import CORRELATION_ID
+from adapters.runtime.classify import Classified, Classifier, classify
+from adapters.runtime.clients import make_client
+from adapters.runtime.codec import CORRELATION_ID, VERSION
+from adapters.runtime.config import Config
+from adapters.runtime.runner import Aws
+from adapters.runtime.sqs import SqsQueue
+from adapters.runtime.store import DuePage, DynamoStore
+from adapters.testing.scenarios import SCENARIOS, run_scenario
+from adapters.testing.service import Service, outbox_service, sendguard_service
+from adapters.testing.suite import FaultInjectionSuite, OutboxSuite
 from statemodel.categories import ErrorCategory
-from statemodel.events import RolledBack, SendConfirmed
-from statemodel.flows import Send, Write
+from statemodel.events import Claimed, RedriveExhausted, RolledBack, SendConfirmed, SendFailed
+from statemodel.flows import Failed, Outcome, Send, Settings, Write, Written
 from statemodel.records import Phase as RecordPhase
+from statemodel.records import Status
+from statemodel.stored import Stored
+from statemodel.validation import message_id_for_key
 
-Patcher = Callable[[], contextlib.AbstractContextManager[Any]]
+# ---- broken parts: passed to `Handlers(aws=...)` / `outbox_service(aws=...)` -------------------------
 
 
-def _unconditional(when: Callable[[Write], bool]) -> Patcher:
-    """Writes that `when` picks lose their condition (and the values only the condition used)."""
-    original = store.update_request
+def _has(write: Write, event_type: type) -> bool:
+    return any(isinstance(e, event_type) for e in write.events)
 
-    def update_request(write: Write, *args: Any) -> dict[str, Any]:
-        request = original(write, *args)
-        if when(write):
+
+class _Unconditional(DynamoStore):
+    """Writes carrying `event_type` lose their condition (and the values only the condition used)."""
+
+    event_type: type = RolledBack
+
+    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        request = super().update_request(write, item)
+        if _has(write, self.event_type):
             request.pop("ConditionExpression", None)
             request["ExpressionAttributeValues"] = {
                 k: v for k, v in request["ExpressionAttributeValues"].items() if not k.startswith(":x_")
@@ -48,179 +75,363 @@ def _unconditional(when: Callable[[Write], bool]) -> Patcher:
             }
         return request
 
-    return lambda: mock.patch.object(store, "update_request", update_request)
+
+class _UnconditionalRollback(_Unconditional):
+    event_type = RolledBack
 
 
-def _has(event_type: type) -> Callable[[Write], bool]:
-    return lambda write: any(isinstance(e, event_type) for e in write.events)
+class _UnconditionalConfirm(_Unconditional):
+    event_type = SendConfirmed
 
 
-def _rollback_rewrites_metadata() -> contextlib.AbstractContextManager[Any]:
-    original = store.update_request
-
-    def update_request(write: Write, *args: Any) -> dict[str, Any]:
-        request = original(write, *args)
-        if _has(RolledBack)(write):  # "refresh" the correlation id on the way back to PENDING
+class _RollbackRewritesMetadata(DynamoStore):
+    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        request = super().update_request(write, item)
+        if _has(write, RolledBack):  # "refresh" the correlation id on the way back to PENDING
             request["UpdateExpression"] = request["UpdateExpression"].replace("SET ", "SET #cid = :cid, ", 1)
             request["ExpressionAttributeNames"]["#cid"] = CORRELATION_ID
             request["ExpressionAttributeValues"][":cid"] = {"S": str(uuid.uuid4())}
         return request
 
-    return mock.patch.object(store, "update_request", update_request)
+
+class _IgnoresLease(DynamoStore):
+    """A reconciler's read that takes every in-flight claim for expired, live or not."""
+
+    def due(self, now: int, settings_: Settings) -> Iterator[DuePage]:
+        ahead = 10 * 60 * 1000
+        for page in super().due(now + ahead, settings_):
+            records = tuple(
+                attrs.evolve(r, lease_expires_at=now) if r.phase is RecordPhase.IN_FLIGHT else r
+                for r in page.records
+                if r.phase is RecordPhase.IN_FLIGHT or r.updated_at + settings_.redrive_after_ms <= now
+            )
+            yield attrs.evolve(page, records=records)
 
 
-@contextlib.contextmanager
-def _reconciler_resends_confirmed() -> Iterator[None]:
-    """A reconciler that "makes sure" confirmed records were sent by sending them again."""
-    original_due = store.DynamoStore.due
+class _DropsOnPermanentError(DynamoStore):
+    """A permanent failure deletes the record instead of flagging it."""
 
-    def due(self: store.DynamoStore, now: int, settings_: Any) -> Iterator[Any]:
-        yield from original_due(self, now, settings_)
-        confirmed = tuple(
-            stored.record
-            for _, stored in self.scan()
-            if not isinstance(stored, Exception) and stored.record.phase is RecordPhase.CONFIRMED
+    def perform(
+        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+    ) -> tuple[Outcome, CallReport]:
+        outcome, call = super().perform(write, deadline_ms, item)
+        permanent = any(
+            isinstance(e, SendFailed) and e.category == ErrorCategory.PERMANENT.value for e in write.events
         )
-        yield store.DuePage(confirmed, CallReport("dynamodb", "Scan", 1, 0))
-
-    original_start = reconciler.reconcile_start
-
-    def reconcile_start(record: Any, now: int, settings_: Any, attempt_id: str, lease: int) -> Any:
-        if record.phase is RecordPhase.CONFIRMED:
-            aws_lambda._runtime()[1].queue.perform(Send(record.message, attempt_id, lease), None)
-            return None
-        return original_start(record, now, settings_, attempt_id, lease)
-
-    with (
-        mock.patch.object(store.DynamoStore, "due", due),
-        mock.patch.object(reconciler, "reconcile_start", reconcile_start),
-    ):
-        yield
+        if isinstance(outcome, Written) and permanent and _has(write, RedriveExhausted):
+            self.client.delete_item(TableName=self.table, Key=self.layout.key(write.message_id))
+        return outcome, call
 
 
-@contextlib.contextmanager
-def _lease_shorter_than_invocation() -> Iterator[None]:
-    """The lease leaves out the invocation's remaining time, and a send is bounded by the
-    invocation's deadline instead of its lease's (the runner's `min(invocation, send)` shadowed)."""
+class _ClaimsWhateverTheStatus(DynamoStore):
+    """The team's dispatch goes by a read that takes every record for PENDING, and claims it with a
+    condition on the version alone: a record already sent (QUEUED) is claimed and sent again."""
 
-    def lease(now: int, remaining_ms: int, settings_: Any) -> int:
-        return int(now + settings_.lease_margin_ms)
+    def get(
+        self, message_id: str, deadline_ms: int | None = None
+    ) -> tuple[Stored | Failed | None, CallReport]:
+        found, call = super().get(message_id, deadline_ms)
+        if isinstance(found, Stored) and found.record.phase is not RecordPhase.PENDING:
+            record = attrs.evolve(
+                found.record, status=Status.PENDING, attempt_id=None, lease_expires_at=None, exhausted=False
+            )
+            found = attrs.evolve(found, record=record)
+        return found, call
 
-    with (
-        mock.patch.object(outbox, "lease_expiry", lease),
-        mock.patch.object(runner, "min", lambda invocation, send: invocation, create=True),
-    ):
-        yield
-
-
-def _permanent_errors_retried() -> contextlib.AbstractContextManager[Any]:
-    original = classify.classify
-
-    def classify_(error: BaseException, operation_model: Any = None) -> classify.Classified:
-        result = original(error, operation_model)
-        if result.category is ErrorCategory.PERMANENT:
-            return attrs.evolve(result, category=ErrorCategory.RETRYABLE)
-        return result
-
-    return _patch_all("classify", classify_, [store, queue])
-
-
-def _patch_all(name: str, value: Any, modules: list[Any]) -> contextlib.AbstractContextManager[Any]:
-    stack = contextlib.ExitStack()
-    for module in modules:
-        stack.enter_context(mock.patch.object(module, name, value))
-    return stack
+    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        request = super().update_request(write, item)
+        if write.before is not None and _has(write, Claimed):
+            names = request["ExpressionAttributeNames"]
+            version = next(k for k, v in names.items() if v == VERSION)
+            request["ConditionExpression"] = f"{version} = :x_version"
+            values = request["ExpressionAttributeValues"]
+            for unused in (":x_status", ":x_attempt_id"):
+                values.pop(unused, None)
+            used = request["UpdateExpression"] + request["ConditionExpression"]
+            request["ExpressionAttributeNames"] = {k: v for k, v in names.items() if k in used}
+        return request
 
 
-def _idempotency_key_ignored() -> contextlib.AbstractContextManager[Any]:
-    return mock.patch.object(aws_lambda, "message_id_for_key", lambda key: str(uuid.uuid4()))
+class _SendsPastItsLease(SqsQueue):
+    """A send bounded by nothing: not by the invocation's end, nor by its lease."""
+
+    def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+        return super().perform(send, None)
 
 
-@contextlib.contextmanager
-def _reconciler_ignores_lease() -> Iterator[None]:
-    """A reconciler that rolls back every in-flight claim it can see, live or not (a clock ahead)."""
-    original_due = store.DynamoStore.due
-    original_start = reconciler.reconcile_start
-    ahead = 10 * 60 * 1000
-
-    def due(self: store.DynamoStore, now: int, settings_: Any) -> Iterator[Any]:
-        return original_due(self, now + ahead, settings_)
-
-    def reconcile_start(record: Any, now: int, settings_: Any, attempt_id: str, lease: int) -> Any:
-        return original_start(record, now + ahead, settings_, attempt_id, lease + ahead)
-
-    with (
-        mock.patch.object(store.DynamoStore, "due", due),
-        mock.patch.object(reconciler, "reconcile_start", reconcile_start),
-    ):
-        yield
+def _permanent_retried(error: BaseException, operation_model: Any = None) -> Classified:
+    result = classify(error, operation_model)
+    if result.category is ErrorCategory.PERMANENT:
+        return attrs.evolve(result, category=ErrorCategory.RETRYABLE)
+    return result
 
 
-@contextlib.contextmanager
-def _drops_records_on_permanent_error() -> Iterator[None]:
-    original = vars(outbox)["run_flow"]
+AwsFactory = Callable[[Config], Aws]
 
-    def run_flow(flow: Any, aws: Any, deadline_ms: int, *args: Any, **kwargs: Any) -> Any:
-        answer = original(flow, aws, deadline_ms, *args, **kwargs)
-        if answer.failure is not None and answer.failure.category is ErrorCategory.PERMANENT:
-            aws.store.client.delete_item(
-                TableName=aws.store.table, Key={"message_id": {"S": answer.message_id}}
+
+def _aws(
+    store: type[DynamoStore] = DynamoStore,
+    queue: type[SqsQueue] = SqsQueue,
+    classifier: Classifier = classify,
+) -> AwsFactory:
+    """What `Handlers(aws=...)` and `outbox_service(aws=...)` build the store and queue with."""
+
+    def build(config: Config) -> Aws:
+        dynamodb = make_client("dynamodb", config.aws_max_attempts)
+        return Aws(
+            store(dynamodb, config.table, config.layout, classify=classifier),
+            queue(make_client("sqs", config.aws_max_attempts), config.queue_url, classify=classifier),
+        )
+
+    return build
+
+
+# ---- how a mutant's service is made --------------------------------------------------------------
+
+Build = Callable[[Settings], Service]
+_BUILT: dict[str, Handlers] = {}  # one container per mutant, kept across examples like sendguard's
+
+
+def _handlers(name: str, aws: AwsFactory) -> Handlers:
+    if name not in _BUILT:
+        _BUILT[name] = Handlers(aws)
+    return _BUILT[name]
+
+
+def adapter(aws: AwsFactory) -> Callable[[str], Build]:
+    return lambda name: lambda protocol: sendguard_service(protocol, handlers=_handlers(name, aws))
+
+
+def wrapped(
+    wrap: Callable[[Service, Handlers], Service], aws: AwsFactory = Aws.from_config
+) -> Callable[[str], Build]:
+    def build(name: str) -> Build:
+        def service(protocol: Settings) -> Service:
+            handlers = _handlers(name, aws)
+            return wrap(sendguard_service(protocol, handlers=handlers), handlers)
+
+        return service
+
+    return build
+
+
+def on_outbox(
+    aws: AwsFactory = Aws.from_config, wrap: Callable[[Service], Service] = lambda s: s
+) -> Callable[[str], Build]:
+    """A team's handler on `Outbox` with `OutboxSuite`'s layout (`outbox_service`), built from `aws`,
+    or wrapped."""
+    return lambda name: lambda protocol: wrap(outbox_service(protocol, OutboxSuite.layout, aws=aws))
+
+
+def _header(event: Any, name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
+def _reconciler_resends_confirmed(service: Service, handlers: Handlers) -> Service:
+    """A reconciler that "makes sure" confirmed records were sent by sending them again."""
+
+    def reconcile(event: Any, context: Any) -> Any:
+        summary = service.reconcile(event, context)
+        aws = handlers.outbox().aws
+        for _, stored in aws.store.scan():
+            if not isinstance(stored, Exception) and stored.record.phase is RecordPhase.CONFIRMED:
+                aws.queue.perform(Send(stored.record.message, str(uuid.uuid4()), 2**62), None)
+        return summary
+
+    return attrs.evolve(service, reconcile=reconcile)
+
+
+class _HalfTheTime:
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.context.get_remaining_time_in_millis()) // 2
+
+
+def _lease_leaves_out_the_invocation(service: Service, _: Handlers) -> Service:
+    """The handler is told only half the invocation's time: its lease leaves out the rest (and its
+    queue sends past its lease)."""
+    return attrs.evolve(service, submit=lambda event, context: service.submit(event, _HalfTheTime(context)))
+
+
+def _key_ignored(service: Service, _: Handlers) -> Service:
+    """The team's handler loses the Idempotency-Key on the way in: each replay is a new message."""
+
+    def submit(event: Any, context: Any) -> Any:
+        headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "idempotency-key"}
+        if _header(event, "idempotency-key") is not None:
+            headers["idempotency-key"] = f"fresh-{uuid.uuid4()}"
+        return service.submit({**event, "headers": headers}, context)
+
+    return attrs.evolve(service, submit=submit)
+
+
+# ---- a team's wiring gone wrong ------------------------------------------------------------------
+
+
+def _sends_before_sendguard(service: Service, _: Handlers) -> Service:
+    """The team's handler sends the message itself (its own boto3 client on the default session),
+    then calls sendguard: the dual write sendguard exists to replace."""
+    sqs: dict[str, Any] = {}
+
+    def submit(event: Any, context: Any) -> Any:
+        if "client" not in sqs:
+            sqs["client"] = boto3.client("sqs")
+        sqs["client"].send_message(QueueUrl=service.queue_url, MessageBody=event.get("body") or "")
+        return service.submit(event, context)
+
+    return attrs.evolve(service, submit=submit)
+
+
+def _answers_202_itself(service: Service, _: Handlers) -> Service:
+    """The team's handler keeps its own list of keys it has seen and answers a replay 202 without
+    calling sendguard — also when the first try was not accepted."""
+    seen: set[str] = set()
+
+    def submit(event: Any, context: Any) -> Any:
+        key = _header(event, "idempotency-key")
+        if key is not None and key in seen:
+            body = {"messageId": message_id_for_key(key), "status": "QUEUED"}
+            return {"statusCode": 202, "headers": {}, "body": json.dumps(body)}
+        if key is not None:
+            seen.add(key)
+        return service.submit(event, context)
+
+    return attrs.evolve(service, submit=submit)
+
+
+def _turns_503_into_202(service: Service, _: Handlers) -> Service:
+    """The team's handler tells its clients "accepted" whenever sendguard says "retry later"."""
+
+    def submit(event: Any, context: Any) -> Any:
+        answer = service.submit(event, context)
+        if answer["statusCode"] == 503:
+            key = _header(event, "idempotency-key")
+            message_id = message_id_for_key(key) if key else str(uuid.uuid4())
+            return {"statusCode": 202, "headers": {}, "body": json.dumps({"messageId": message_id})}
+        return answer
+
+    return attrs.evolve(service, submit=submit)
+
+
+def _rewrites_a_team_attribute(service: Service) -> Service:
+    """The team's handler stamps its own attribute on the record's item at every request (an
+    UpdateItem of its `note`, after sendguard's send): what the create wrote is overwritten."""
+    team: dict[str, Any] = {}
+
+    def submit(event: Any, context: Any) -> Any:
+        answer = service.submit(event, context)
+        if answer.accepted:
+            if "dynamodb" not in team:
+                team["dynamodb"] = boto3.client("dynamodb")
+            team["dynamodb"].update_item(
+                TableName=service.table,
+                Key=service.layout.key(answer.message_id),
+                UpdateExpression="SET #note = :note",
+                ExpressionAttributeNames={"#note": "note"},
+                ExpressionAttributeValues={":note": {"S": f"seen {uuid.uuid4().hex[:6]}"}},
             )
         return answer
 
-    with mock.patch.object(outbox, "run_flow", run_flow):
-        yield
+    return attrs.evolve(service, submit=submit)
 
 
-MUTANTS: dict[str, tuple[str, Patcher]] = {
+MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
     "rollback_without_fencing": (
         "a rollback write without its status/version/attempt condition",
-        _unconditional(_has(RolledBack)),
+        adapter(_aws(store=_UnconditionalRollback)),
     ),
-    "unconditional_confirm": ("a confirm write without its condition", _unconditional(_has(SendConfirmed))),
+    "unconditional_confirm": (
+        "a confirm write without its condition",
+        adapter(_aws(store=_UnconditionalConfirm)),
+    ),
     "reconciler_resends_confirmed": (
         "the reconciler sends confirmed records again",
-        _reconciler_resends_confirmed,
+        wrapped(_reconciler_resends_confirmed),
     ),
     "lease_shorter_than_invocation": (
         "the lease leaves out the invocation's time; sends not bounded by the lease",
-        _lease_shorter_than_invocation,
+        wrapped(_lease_leaves_out_the_invocation, _aws(queue=_SendsPastItsLease)),
     ),
     "permanent_errors_retried": (
         "permanent errors filed as retryable and re-driven",
-        _permanent_errors_retried,
+        adapter(_aws(classifier=_permanent_retried)),
     ),
     "idempotency_key_ignored": (
         "a replay with the same Idempotency-Key makes a new message",
-        _idempotency_key_ignored,
+        wrapped(_key_ignored),
     ),
-    "rollback_rewrites_metadata": ("a rollback rewrites the correlation id", _rollback_rewrites_metadata),
-    "reconciler_ignores_lease": ("the reconciler rolls back live claims", _reconciler_ignores_lease),
+    "rollback_rewrites_metadata": (
+        "a rollback rewrites the correlation id",
+        adapter(_aws(store=_RollbackRewritesMetadata)),
+    ),
+    "reconciler_ignores_lease": ("the reconciler rolls back live claims", adapter(_aws(store=_IgnoresLease))),
     "drops_records_on_permanent_error": (
         "a permanent failure deletes the record instead of flagging it",
-        _drops_records_on_permanent_error,
+        adapter(_aws(store=_DropsOnPermanentError)),
+    ),
+    # a team's wiring
+    "team_sends_before_sendguard": (
+        "the team's handler sends to SQS itself before calling sendguard",
+        wrapped(_sends_before_sendguard),
+    ),
+    "team_answers_202_itself": (
+        "the team's handler answers a replay 202 without calling sendguard",
+        wrapped(_answers_202_itself),
+    ),
+    "team_turns_503_into_202": (
+        "the team's handler turns sendguard's 503 into a 202",
+        wrapped(_turns_503_into_202),
+    ),
+    "team_overwrites_its_attribute": (
+        "the team's write overwrites a team attribute of the record's item",
+        on_outbox(wrap=_rewrites_a_team_attribute),
+    ),
+    "team_dispatch_claims_any_status": (
+        "the team's dispatch claims a record whose status is not PENDING",
+        on_outbox(aws=_aws(store=_ClaimsWhateverTheStatus)),
     ),
 }
+ON_OUTBOX = frozenset({"team_overwrites_its_attribute", "team_dispatch_claims_any_status"})
 
 # A mutant is caught when the suite fails within this budget; no shrinking (the verdict is all we need).
 BUDGET = settings(
-    max_examples=60, stateful_step_count=30, derandomize=True, phases=[Phase.generate], deadline=None
+    max_examples=60,
+    stateful_step_count=30,
+    derandomize=True,
+    phases=[Phase.generate],
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    print_blob=False,
 )
 
 
-def caught(name: str, machine: Any = None) -> tuple[bool, str]:
-    """Runs the suite against one mutant: (caught, what the suite said)."""
-    from hypothesis import HealthCheck
-    from hypothesis.stateful import run_state_machine_as_test
+def suite_for(name: str, base: type[FaultInjectionSuite] | None = None) -> type[FaultInjectionSuite]:
+    """`base` (default: `OutboxSuite` for a mutant on Outbox, else `FaultInjectionSuite`) on the
+    mutant's service."""
+    build = MUTANTS[name][1](name)
+    base = base or (OutboxSuite if name in ON_OUTBOX else FaultInjectionSuite)
+
+    class Mutant(base):  # type: ignore[valid-type,misc]
+        def make_service(self) -> Service:
+            return build(self.protocol)
+
+    Mutant.__name__ = Mutant.__qualname__ = f"Mutant_{name}"
+    return Mutant
+
+
+def caught(name: str, base: type[FaultInjectionSuite] | None = None) -> tuple[bool, str]:
+    """Runs the suite against one mutant (moto must not be active yet): (caught, what it said)."""
     from moto import mock_aws
 
-    from adapters.testing.suite import FaultInjectionSuite
-
-    _, patch = MUTANTS[name]
-    chosen = settings(BUDGET, suppress_health_check=list(HealthCheck), print_blob=False)
-    with mock_aws(), patch():
+    machine = suite_for(name, base)
+    with mock_aws():
         try:
-            run_state_machine_as_test(machine or FaultInjectionSuite, settings=chosen)
+            for scenario in SCENARIOS:
+                run_scenario(machine, scenario)
+            run_state_machine_as_test(machine, settings=BUDGET)
         except Exception as exc:
             return True, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
     return False, "the suite passed"

@@ -1,0 +1,31 @@
+"""The suite's own AWS clients: one session, one client per service and region, kept for the
+process (making a client costs tens of milliseconds, most of an example's time if made for each).
+The fault injector never touches them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+
+_CLIENTS: dict[tuple[str, str | None], Any] = {}
+
+
+def client(service: str) -> Any:
+    """The suite's client of `service` in the current region."""
+    region = os.environ.get("AWS_DEFAULT_REGION")
+    if (service, region) not in _CLIENTS:
+        if "session" not in _SESSION:
+            _SESSION["session"] = boto3.Session()
+        session: Any = _SESSION["session"]
+        _CLIENTS[(service, region)] = session.client(service, region_name=region)
+    return _CLIENTS[(service, region)]
+
+
+_SESSION: dict[str, boto3.Session] = {}
+
+
+def is_own(candidate: Any) -> bool:
+    """Whether a client is one of the suite's own."""
+    return any(candidate is own for own in _CLIENTS.values())
