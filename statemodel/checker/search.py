@@ -186,10 +186,9 @@ class Search:
                         transitions += 1
                         at = bisect_left(rest, target)
                         successor = (spent + cost, idle - invocations, *rest[:at], target, *rest[at:])
-                        size = len(parents)
-                        parents.setdefault(successor, state)
-                        if len(parents) == size:
+                        if successor in parents:
                             continue
+                        parents[successor] = state
                         found.append(successor)
                         if problems[target]:
                             violation = successor
@@ -214,10 +213,9 @@ class Search:
                     continue
                 transitions += 1
                 self.stalled = self.stalled or stalls > 0
-                size = len(parents)
-                parents.setdefault(successor, state)
-                if len(parents) == size:
+                if successor in parents:
                     continue
+                parents[successor] = state
                 found.append(successor)
                 if any(problems[c] for c in later):
                     violation = successor

@@ -54,7 +54,11 @@ The abstraction, and why it loses no behaviour that could break a promise:
   fresh budget), at most once per record (its history counts the `Rearmed` events), so the Rearm
   row is reached and what follows a re-arm is explored while the space stays finite. Like a client's
   request, a re-arm is owed no fairness (an operator may never act), and it takes no worker: it is
-  one write that ends at once, whatever it meets.
+  one write that ends at once, whatever it meets. It costs one unit of the budget F, as a fault
+  does: F bounds the unusual events of a run, and a re-arm is one (it follows an exhaustion, which
+  itself takes a fault). Free, it gave every record a second life beside every fault: K=3, M=3,
+  F=3, A=1 had 14.7 million states, against 1.7 million at a cost. At a cost, a re-arm still meets
+  every stale invocation an exhaustion can leave behind, with the faults left after it.
 * Quiescence: no invocation runs, and for every record the reconciler would start nothing even after
   every lease and wait has run out (`is_due` and `reconcile_start` at a time past them all). Only a
   new request could change such a state; it is where "no orphan" and "nothing lost" are judged.
@@ -196,7 +200,7 @@ class Move:
     """One step within a cluster: what it leads to, what it costs, and what it was (for the trace)."""
 
     target: int  # the cluster after it
-    cost: int  # faults injected (0 or 1)
+    cost: int  # units of the budget F it spends: a fault, a re-arm (0 to 2)
     invocations: int  # +1 starts an invocation, -1 ends one
     action: Action
     flow: Flow | None = None  # the invocation that acted (as it was before)
@@ -596,7 +600,7 @@ class Space:
         promised = cluster.promised_unsent or (after.done and after.answer.accepted)
         target, names = self._canonical(result.stored, landed, promised and not landed, 0, flows)
         invocations = started - int(after.done)
-        cost = int(fault is not None)
+        cost = int(fault is not None) + int(action is Action.REARM)  # a re-arm is budgeted too
         attempt = before.attempt_id or ""
         name = names.get(attempt, None if action in (Action.SUBMIT, Action.REARM) else attempt)
         return Move(
