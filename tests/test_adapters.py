@@ -23,7 +23,7 @@ from moto import mock_aws
 from adapters.cli import audit as audit_command
 from adapters.ops import audit as audit_module
 from adapters.ops.provision import ensure_resources
-from adapters.runtime.clients import make_client, now_ms
+from adapters.runtime.clients import READ_TIMEOUT_S, make_client, now_ms
 from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
@@ -64,6 +64,7 @@ from tests.moto_http import FaultyMotoServer, Rule, dynamodb_error, sqs_error
 MESSAGE_FIELDS = {ATTRIBUTES, CORRELATION_ID, CREATED_AT, REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID}
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
 INVOCATION_MS = 10_000
+STALL_S = READ_TIMEOUT_S + 0.5  # a stalled answer comes after the client gave up on it
 
 
 def stored_of(aws: Aws, message_id: str) -> Stored | None:
@@ -104,7 +105,9 @@ def remote(
 ) -> Iterator[tuple[Config, Aws]]:
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
     server.faults.rules.clear()
-    built = build(read_timeout=0.5, aws_attempts=2)
+    # The client's own read timeout: an answer of the in-process server, slowed by a loaded machine,
+    # must not pass for a fault. The stall rules below outlast it.
+    built = build(aws_attempts=2)
     server.faults.requests.clear()
     yield built
     server.faults.rules.clear()
@@ -387,7 +390,7 @@ def test_a_read_timeout_after_the_send_landed_is_ambiguous(
     remote: tuple[Config, Aws], server: FaultyMotoServer
 ) -> None:
     _, aws = remote
-    server.faults.rules.append(Rule("SendMessage", "apply_then_stall", times=2, stall_s=0.8))
+    server.faults.rules.append(Rule("SendMessage", "apply_then_stall", times=2, stall_s=STALL_S))
     answer = submit(aws)
     assert answer.failure is not None and answer.failure.category is ErrorCategory.AMBIGUOUS
     assert answer.failure.code == "ReadTimeoutError"
@@ -399,7 +402,7 @@ def test_a_landed_write_whose_retry_fails_its_condition_counts_as_written(
     remote: tuple[Config, Aws], server: FaultyMotoServer
 ) -> None:
     _, aws = remote
-    server.faults.rules.append(Rule("UpdateItem", "apply_then_stall", times=1, stall_s=0.8))
+    server.faults.rules.append(Rule("UpdateItem", "apply_then_stall", times=1, stall_s=STALL_S))
     answer = submit(aws)
     assert server.faults.requests.count("UpdateItem") == 3  # create, its retry, confirm
     assert answer.result is Result.SENT and not answer.unconfirmed
@@ -508,7 +511,7 @@ def test_a_record_at_the_size_limit_survives_max_attempts(local: tuple[Config, A
     flow = start_submit(message, str(uuid.uuid4()), now + INVOCATION_MS, now, settings)
     assert run_flow(flow, failing, now + INVOCATION_MS).result is Result.FAILED
     for step in range(1, MAX_ATTEMPTS_LIMIT + 1):
-        t = now + step * 1_000
+        t = now_ms() + step * 1_000  # each pass a second on from the last, and ahead of the real clock
         reconcile_pass(failing, config, t + INVOCATION_MS, clock=lambda t=t: t)
     stored = stored_of(aws, message.message_id)
     assert stored is not None and stored.record.phase is Phase.EXHAUSTED
