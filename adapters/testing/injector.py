@@ -157,7 +157,10 @@ class Fault(enum.Enum):
     )
 
     def hits(self, operation: str) -> bool:
+        """A SendMessage fault hits a SendMessageBatch too, as a whole: every entry of it."""
         target = self.value.operation
+        if operation == "SendMessageBatch":
+            operation = "SendMessage"
         return operation in ("SendMessage", "UpdateItem") and (target is None or target == operation)
 
 
@@ -282,9 +285,18 @@ class FaultInjector:
         applied = http_response is not None and http_response.status_code < 300
         if applied and model.name == "SendMessage":
             params = context.get("sendguard_params", {})
-            message_id = params.get("MessageAttributes", {}).get("message_id", {}).get("StringValue", "")
             with self._lock:
-                self.landed.append(Landed(message_id, parsed["MessageId"], params.get("MessageBody", "")))
+                self.landed.append(
+                    Landed(_sent_id(params), parsed["MessageId"], params.get("MessageBody", ""))
+                )
+        if applied and model.name == "SendMessageBatch":
+            entries = {e["Id"]: e for e in context.get("sendguard_params", {}).get("Entries", [])}
+            with self._lock:
+                for done in parsed.get("Successful", []):
+                    entry = entries[done["Id"]]
+                    self.landed.append(
+                        Landed(_sent_id(entry), done["MessageId"], entry.get("MessageBody", ""))
+                    )
         if applied and model.name == "UpdateItem":
             params = context.get("sendguard_params", {})
             if str(params.get("ConditionExpression", "")).startswith("attribute_not_exists"):
@@ -312,10 +324,12 @@ class FaultInjector:
     def _record(self, fault: Fault, operation: str, context: dict[str, Any]) -> None:
         context["sendguard_fault"] = fault
         context["sendguard_operation"] = operation
+        params = context.get("sendguard_params", {})
         with self._lock:
-            self.fired.append(
-                Fired(fault, operation, _message_id(operation, context.get("sendguard_params", {})))
-            )
+            if operation == "SendMessageBatch":  # the fault hits every entry's message
+                self.fired.extend(Fired(fault, operation, _sent_id(e)) for e in params.get("Entries", []))
+            else:
+                self.fired.append(Fired(fault, operation, _message_id(operation, params)))
 
     def resume_all(self) -> None:
         """Lets every stalled invocation go on; later stalls wait again."""
@@ -331,6 +345,12 @@ class FaultInjector:
             for f in self.fired
             if f.message_id and (f.fault.value.ambiguous_applied or not ambiguous_only)
         }
+
+
+def _sent_id(params: dict[str, Any]) -> str:
+    """The record's id in a SendMessage request or a SendMessageBatch entry."""
+    value: str = params.get("MessageAttributes", {}).get("message_id", {}).get("StringValue", "")
+    return value
 
 
 def _message_id(operation: str, params: dict[str, Any]) -> str | None:
