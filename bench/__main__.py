@@ -33,7 +33,7 @@ class Size:
     overhead_requests: int = 200
     overhead_warmup: int = 20
     coldstart_runs: int = 15
-    explore: tuple[int, int, int] = (3, 3, 3)
+    explore: tuple[int, int, int] = (3, 2, 2)  # K, M, F: make check-model runs the full bound
     pure_model: tuple[int, int] = (100, 50)  # max_examples, stateful_step_count
     adapters_on_moto: tuple[int, int] = (10, 20)
     reconciler: tuple[int, ...] = (1_000, 10_000)
