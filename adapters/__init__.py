@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from adapters.runtime.rearm import InvalidRearm as InvalidRearm
     from adapters.runtime.rearm import RearmResult as RearmResult
     from adapters.runtime.reconciler import PassSummary as PassSummary
+    from statemodel.attention import Shards as Shards
 
 _PUBLIC = {
     "submit": "adapters.aws_lambda",
@@ -49,6 +50,7 @@ _PUBLIC = {
     "PassSummary": "adapters.runtime.reconciler",
     "RearmResult": "adapters.runtime.rearm",  # what `Outbox.rearm` did
     "InvalidRearm": "adapters.runtime.rearm",
+    "Shards": "statemodel.attention",  # `TableLayout.shards`: the `attention` index's shards
 }
 
 __all__ = sorted(_PUBLIC)

@@ -21,10 +21,10 @@ from typing import Any
 import attrs
 
 from adapters.runtime.logs import configure
-from bench import checks, coldstart, cost, goals, overhead, reconciler, report, service
+from bench import checks, coldstart, cost, drain, goals, overhead, reconciler, report, service
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "service")
+SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "drain", "service")
 PACKAGES = ("boto3", "botocore", "moto", "hypothesis", "structlog", "aws-lambda-powertools")
 
 
@@ -33,11 +33,12 @@ class Size:
     overhead_requests: int = 200
     overhead_warmup: int = 20
     coldstart_runs: int = 15
-    explore: tuple[int, int, int] = (3, 3, 3)
+    explore: tuple[int, int, int] = (3, 2, 2)  # K, M, F: make check-model runs the full bound
     pure_model: tuple[int, int] = (100, 50)  # max_examples, stateful_step_count
     adapters_on_moto: tuple[int, int] = (10, 20)
     reconciler: tuple[int, ...] = (1_000, 10_000)
     in_flight: tuple[int, int] = (10, 10)  # in flight, pending: the reconciler's due set
+    drain: tuple[int, int] = (150, 60)  # backlog on moto as it answers, and with +10 ms a request
     service_requests: int = 300
     demo: bool = True
     quick: bool = False
@@ -52,6 +53,7 @@ QUICK = Size(
     adapters_on_moto=(1, 3),
     reconciler=(5, 10),
     in_flight=(1, 1),
+    drain=(6, 4),
     service_requests=6,
     demo=False,
     quick=True,
@@ -65,6 +67,7 @@ def runners(size: Size, say: Callable[[str], None]) -> dict[str, Callable[[], di
         "coldstart": lambda: coldstart.run(size.coldstart_runs, say),
         "checks": lambda: checks.run(size.explore, size.pure_model, size.adapters_on_moto, say),
         "reconciler": lambda: reconciler.run(size.reconciler, say, *size.in_flight),
+        "drain": lambda: drain.run(*size.drain, say=say),
         "service": lambda: service.run(size.service_requests, size.demo, say, quick=size.quick),
     }
 

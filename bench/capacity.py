@@ -95,6 +95,20 @@ def index_write_units(
     return write_units(item_size(after)) if before != after else 0
 
 
+def index_writes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, keys: Sequence[str]
+) -> int:
+    """How many index entries one applied table write puts or deletes (whatever their size): an
+    entry in, out or changed is 1, a changed index key 2 (a delete and a put)."""
+    was = _index_key(before, keys)
+    now = _index_key(after, keys)
+    if was is None and now is None:
+        return 0
+    if was is not None and now is not None:
+        return 2 if was != now else int(before != after)
+    return 1
+
+
 def _index_key(item: Mapping[str, Any] | None, keys: Sequence[str]) -> tuple[Any, ...] | None:
     if not item or any(k not in item for k in keys):
         return None

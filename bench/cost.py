@@ -48,6 +48,7 @@ STALLS = (Fault.STALL_PAST_LEASE, Fault.DELAYED_ON_THE_WIRE)
 WORK = ("expired", "redriven", "exhausted", "superseded", "failed")
 MAX_PASSES = 8
 SMALL, LARGE = 0, 2_000  # payload padding of the two happy paths (0: the demo's small order)
+HUGE = (64_000, 256_000)  # the larger payloads of issue 15's write-unit goal
 
 
 @attrs.frozen
@@ -67,6 +68,7 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     out = [
         Scenario("happy path"),
         Scenario("happy path, 2 KB payload", payload_bytes=LARGE),
+        *(Scenario(f"happy path, {size // 1000} KB payload", payload_bytes=size) for size in HUGE),
         Scenario("replay of an accepted request", replay=True),
     ]
     for fault in Fault:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 MAX_HAPPY_REQUESTS = 3
 MAX_OUTSIDE_SHARE = 0.10
 MAX_COLD_START_RATIO = 1.3
+MIN_DRAIN_RATIO = 3.0  # one reconciler pass against the submit path
+WRU_ALLOWANCE = 4  # issue 15: write units per message <= the payload's KB, rounded up, + 4
 
 
 def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -38,7 +41,10 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
         sides = {side["side"]: side for side in results["coldstart"]["sides"]}
         for side, wording in (
             ("import adapters.aws_lambda", "as the issue words it: the import alone"),
-            ("import adapters.aws_lambda + its clients", "like for like: the import and its two clients"),
+            (
+                "import adapters.aws_lambda + its clients",
+                "like for like: the import and its two clients, with what the Lambda package holds",
+            ),
         ):
             ratio = sides[side]["ratio_to_baseline"]
             goals.append(
@@ -49,12 +55,37 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                     ratio is not None and ratio <= MAX_COLD_START_RATIO,
                 )
             )
+        dev = {side["side"]: side for side in results["coldstart"].get("dev_venv", [])}
+        if dev:
+            like = dev["import adapters.aws_lambda + its clients"]
+            goals.append(
+                _goal(
+                    "(reference, not the goal's basis) the same in the development virtualenv, where "
+                    "structlog also imports `rich` (installed by the dev tools, absent on Lambda)",
+                    f"{like['ratio_to_baseline']}× ({like['median_ms']:.0f} ms against "
+                    f"{dev[results['coldstart']['baseline']]['median_ms']:.0f} ms, medians)",
+                    ratio_met(like["ratio_to_baseline"]),
+                )
+            )
         loaded = results["coldstart"]["toolchain_loaded"]
         goals.append(
             _goal(
                 "no module of the test or docs tool chain on the Lambda's import path",
                 ", ".join(loaded) if loaded else "none loaded",
                 not loaded,
+            )
+        )
+    if "cost" in results:
+        goals += _write_units(results["cost"]["rows"])
+    if "drain" in results:
+        goals += _drain(results["drain"])
+    seconds = results.get("seconds", {}).get("total")
+    if seconds is not None and not results.get("meta", {}).get("size", {}).get("quick"):
+        goals.append(
+            _goal(
+                "`make bench` under ten minutes on 2 cores",
+                f"{seconds:.0f} s on {results['meta']['machine']}",
+                seconds < 600,
             )
         )
     if "reconciler" in results:
@@ -67,6 +98,70 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
             _goal("reconciler reads per pass flat in the number of confirmed records", text, len(reads) == 1)
         )
     return goals
+
+
+def _write_units(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Happy-path write units per message at each payload size (table and index, DynamoDB's rule),
+    and the index writes per message (what the index shards' ceiling is computed from)."""
+    happy = [r for r in rows if r["scenario"].startswith("happy path")]
+    writes = sorted({r["flows"]["sendguard"]["invocation"].get("index_writes", -1) for r in happy})
+    out = [
+        _goal(
+            "`make bench` shows the `attention` index writes per accepted message (happy path)",
+            f"{', '.join(map(str, writes))} index writes a message at every payload size (the in-flight "
+            "entry put by the create, deleted by the confirm); docs/operations.md sizes the shards from it",
+            bool(happy) and -1 not in writes,
+        )
+    ]
+    for row in rows:
+        if not row["scenario"].startswith("happy path"):
+            continue
+        used = row["flows"]["sendguard"]["invocation"]
+        allowed = math.ceil(row["payload_bytes"] / 1024) + WRU_ALLOWANCE
+        out.append(
+            _goal(
+                f"happy-path write units ≤ payload KB (rounded up) + 4, at {row['payload_bytes']:,} bytes",
+                f"{used['wru']} WRU ({used['table_wru']} table + {used['index_wru']} index; "
+                f"allowed {allowed})",
+                used["wru"] <= allowed,
+            )
+        )
+    return out
+
+
+def _drain(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """One pass's re-drive rate against the submit path's, with the template's 4 workers, on moto as it
+    answers and with every request held the AWS-like latency (the basis of the verdict on AWS)."""
+    out = []
+    for row in section["rows"]:
+        if row["workers"] != 4:
+            continue
+        latency = row["latency_ms"]
+        basis = f"+{latency} ms a request" if latency else "moto as it answers, CPU-bound"
+        out.append(
+            _goal(
+                f"one reconciler pass re-drives ≥ 3× the submit path's rate (4 workers, {basis})",
+                f"{row['ratio']}× ({row['redrive_per_s']} against {row['submit_per_s']} records/s, "
+                f"{row['records']} records, {row['requests_per_record']} requests a record)",
+                row["ratio"] >= MIN_DRAIN_RATIO,
+            )
+        )
+    # On AWS a request waits ~10 ms on the network and the workers wait together: derived from the
+    # measured requests per record (a submission makes 3 one after another).
+    largest = max(section["rows"], key=lambda r: (r["records"], -r["latency_ms"]))
+    derived = 4 * 3 / largest["requests_per_record"]
+    out.append(
+        _goal(
+            "the same on AWS, derived: 4 workers × 3 requests a submission ÷ requests a re-driven record",
+            f"{derived:.1f}× (4 × 3 ÷ {largest['requests_per_record']}; derived, not measured)",
+            derived >= MIN_DRAIN_RATIO,
+        )
+    )
+    return out
+
+
+def ratio_met(ratio: float | None) -> bool:
+    return ratio is not None and ratio <= MAX_COLD_START_RATIO
 
 
 def _goal(goal: str, measured: str, met: bool) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class Tally:
     attempts: collections.Counter[str] = attrs.field(factory=collections.Counter)
     table_wru: int = 0
     index_wru: int = 0
+    index_writes: int = 0  # index entries put or deleted (a changed key counts 2)
     rru: float = 0.0
     items_read: int = 0
     written: list[tuple[str, str]] = attrs.field(factory=list)  # (table, key) of every write, in order
@@ -58,6 +59,7 @@ class Tally:
         self.attempts.update(other.attempts)
         self.table_wru += other.table_wru
         self.index_wru += other.index_wru
+        self.index_writes += other.index_writes
         self.rru += other.rru
         self.items_read += other.items_read
         self.written += other.written
@@ -70,6 +72,7 @@ class Tally:
             "attempts_by_operation": dict(sorted(self.attempts.items())),
             "table_wru": self.table_wru,
             "index_wru": self.index_wru,
+            "index_writes": self.index_writes,
             "wru": self.wru,
             "rru": self.rru,
             "items_read": self.items_read,
@@ -171,6 +174,7 @@ class Meter:
                 if applied:
                     for index_keys in self._schema(table)[1]:
                         tally.index_wru += capacity.index_write_units(before, after, index_keys)
+                        tally.index_writes += capacity.index_writes(before, after, index_keys)
                 tally.written.append((table, _key_text(key)))
         elif model.name in ("Query", "Scan") and status < 300:
             items = parsed.get("Items", [])

@@ -64,12 +64,15 @@ def render(section: dict[str, Any]) -> list[str]:
                     inv["api_calls"],
                     inv["attempts"],
                     f"{inv['wru']} ({inv['table_wru']} table + {inv['index_wru']} index)",
+                    inv.get("index_writes", 0),
                     size,
                     flow["end_state"],
                 )
             )
     out += ["### Without faults", ""]
-    out += table(("Scenario", "Flow", "Calls", "Attempts", "WRU", "Item bytes", "End state"), lines)
+    out += table(
+        ("Scenario", "Flow", "Calls", "Attempts", "WRU", "Index writes", "Item bytes", "End state"), lines
+    )
     out += _cost_summary(plain_rows)
     faulted = [r for r in rows if r["fault"] is not None]
     if not faulted:

@@ -573,15 +573,15 @@ def test_a_failed_index_query_skips_its_partition_not_the_pass(local: tuple[Conf
     records = [_in_flight(aws, 1) for _ in range(6)]
     calls: list[int] = []
 
-    def first_query_fails(**_: Any) -> None:
-        calls.append(1)
-        if len(calls) <= 3:  # every attempt of the first query (total_max_attempts=3)
+    def first_partition_fails(request: Any, **_: Any) -> None:
+        if b'"INFLIGHT#0"' in request.body:  # every attempt of that partition's query, wherever it comes
+            calls.append(1)
             raise EndpointConnectionError(endpoint_url="x")
 
-    aws.store.client.meta.events.register_first("before-send.dynamodb.Query", first_query_fails)
+    aws.store.client.meta.events.register_first("before-send.dynamodb.Query", first_partition_fails)
     now = now_ms() + 1_000
     summary = reconcile_pass(aws, config, now + INVOCATION_MS, clock=lambda: now)
-    assert summary.failed_queries == 1 and summary.queries == 7
+    assert summary.failed_queries == 1 and summary.queries == 7 and len(calls) == 3  # total_max_attempts
     from statemodel.attention import attention_key
 
     in_first_partition = {

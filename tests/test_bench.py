@@ -15,7 +15,7 @@ from bench import coldstart
 
 ROOT = Path(__file__).resolve().parent.parent
 Results = tuple[dict[str, Any], str]
-SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "service")
+SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "drain", "service")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,19 @@ def test_timings_cold_start_checks_reconciler_and_service_have_their_fields(
     assert all(r["records_read"] == r["items_read_metered"] for r in reconciler)
     service = data["service"]["rows"]
     assert service and all({"requests_per_second", "p50_ms", "p99_ms"} <= set(r) for r in service)
+    drain = data["drain"]["rows"]
+    assert {(r["latency_ms"], r["workers"]) for r in drain} == {
+        (0, 1),
+        (0, 2),
+        (0, 4),
+        (10, 1),
+        (10, 2),
+        (10, 4),
+    }
+    for row in drain:  # every record re-driven, each with its own conditional claim and confirm
+        assert row["redriven"] == row["records"] and row["calls"]["UpdateItem"] == 2 * row["records"]
+        assert row["calls"].get("SendMessageBatch", 0) + row["calls"].get("SendMessage", 0) >= 1
+    assert any("re-drives ≥ 3×" in g["goal"] for g in data["goals"])
 
 
 def test_the_page_holds_every_section_with_its_method(results: Results) -> None:
@@ -97,6 +110,7 @@ def test_the_page_holds_every_section_with_its_method(results: Results) -> None:
         "## 4. How fast the checks run",
         "## 5. Reconciler reads per pass",
         "## 6. The local service",
+        "## 7. Draining a backlog",
     ):
         assert heading in page
     assert "computed from item sizes, DynamoDB's rule" in page

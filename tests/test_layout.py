@@ -134,7 +134,7 @@ STATEMODEL_API = [
 ]  # fmt: skip
 ADAPTERS_API = [
     "InvalidMessage", "InvalidRearm", "Outbox", "OutboxError", "PassSummary", "RearmResult", "RecordView",
-    "SendResult", "TableLayout", "ensure_resources", "reconcile", "submit",
+    "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile", "submit",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",

@@ -215,3 +215,16 @@ def test_a_message_rebuilt_from_a_summary_has_no_payload_or_attributes() -> None
     summary = {"correlation_id": "c", "created_at": "7", "request_hash": "h", "idempotency_key": "k"}
     assert message_from_summary("m-1", summary) == Message("m-1", "", (), "c", 7, "h", "k")
     assert message_from_summary("m-2", {**summary, "idempotency_key": None}).idempotency_key is None
+
+
+def test_the_sqs_character_check_rejects_exactly_what_sqs_refuses() -> None:
+    """The pattern lists the refused characters (it compiles in 1 ms, where the negated set of the
+    accepted ranges took 14 ms of every cold start); every code point is checked against SQS's rule."""
+    from statemodel.validation import _SQS_INVALID
+
+    def accepted(c: int) -> bool:
+        ranges = ((0x20, 0xD7FF), (0xE000, 0xFFFD), (0x10000, 0x10FFFF))
+        return c in (0x9, 0xA, 0xD) or any(low <= c <= high for low, high in ranges)
+
+    wrong = [c for c in range(0x110000) if (_SQS_INVALID.match(chr(c)) is None) != accepted(c)]
+    assert wrong == []

@@ -11,6 +11,7 @@ from botocore.retries import standard
 
 from adapters.runtime.classify import EXTRA_TRANSIENT, classify, classify_code
 from adapters.runtime.clients import DeadlineExceeded
+from adapters.runtime.sqs_batch import entry_failure
 from statemodel.categories import ErrorCategory, consequence
 
 # SendMessage's modeled errors: (shape name = Error.QueryErrorCode, legacy query code = Error.Code, HTTP
@@ -79,6 +80,20 @@ def render() -> str:
         _row("(no code)", "", status, classify_code("", status).category)
         for status in (429, 500, 502, 503, 504, 400, 403)
     ]
+    batch = session.get_service_model("sqs").operation_model("SendMessageBatch")
+    batch_rows = [
+        f"| `{legacy}` | {'yes' if sender else 'no'} | {category.value} | {_consequence(category)} |"
+        for legacy, sender, category in (
+            (legacy, sender, entry_failure({"Code": legacy, "SenderFault": sender}, batch).category)
+            for legacy in (
+                "KMS.DisabledException",
+                "KMS.ThrottlingException",
+                "RequestThrottled",
+                "InternalError",
+            )
+            for sender in (True, False)
+        )
+    ]
     exception_rows = [
         f"| `{type(e).__name__}` | {_base(e)} | {category.value} | {_consequence(category)} |"
         for e, category in ((e, classify(e).category) for e in EXCEPTIONS)
@@ -89,6 +104,7 @@ def render() -> str:
         generic="\n".join(generic_rows),
         statuses="\n".join(status_rows),
         exceptions="\n".join(exception_rows),
+        batch="\n".join(batch_rows),
         extra=", ".join(f"`{c}`" for c in sorted(EXTRA_TRANSIENT)),
     )
 
@@ -155,6 +171,19 @@ SQS answers in its JSON protocol with two codes: `Error.Code` holds the legacy q
 | Error.Code | Error.QueryErrorCode | HTTP | Category | Consequence |
 |---|---|---|---|---|
 {sqs}
+
+## SQS SendMessageBatch entries
+
+The reconciler re-drives with SendMessageBatch (`adapters/runtime/sqs_batch.py`). A batch that fails
+as a whole fails every entry with the category its error has in the tables here. A batch that is
+answered reports each entry on its own; a `Failed` entry was not enqueued, and is classified alone
+(`entry_failure`): `SenderFault` entries are permanent whatever their code; the others are the
+service's own failures, classified by their code as a 5xx answer with it would be, except that
+they are never ambiguous (SQS says the entry was not enqueued), so they are retryable. For example:
+
+| Entry code | SenderFault | Category | Consequence |
+|---|---|---|---|
+{batch}
 
 ## DynamoDB (UpdateItem, GetItem, Query)
 

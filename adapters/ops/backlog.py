@@ -19,7 +19,7 @@ import attrs
 
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, stored_from_item
 from adapters.runtime.store import DynamoStore
-from statemodel.attention import Attention, due_queries, exhausted_partitions
+from statemodel.attention import Attention, Shards, due_queries, exhausted_partitions
 from statemodel.flows import Settings
 from statemodel.stored import Stored
 
@@ -57,19 +57,20 @@ class Backlog:
         }
 
 
-def _partitions(now: int, settings: Settings) -> dict[Attention, list[tuple[str, int]]]:
-    """Each kind's partitions, with the latest `attention_at` that is due now."""
+def _partitions(now: int, settings: Settings, shards: Shards) -> dict[Attention, list[tuple[str, int]]]:
+    """Each kind's partitions (every shard an entry can be in), with the latest `attention_at` that
+    is due now."""
     kinds: dict[Attention, list[tuple[str, int]]] = {kind: [] for kind in KINDS}
-    for partition, latest in due_queries(now, settings):
+    for partition, latest in due_queries(now, settings, shards):
         kinds[Attention(partition.split("#")[0])].append((partition, latest))
-    kinds[Attention.EXHAUSTED] = [(partition, now) for partition in exhausted_partitions()]
+    kinds[Attention.EXHAUSTED] = [(partition, now) for partition in exhausted_partitions(shards)]
     return kinds
 
 
 def backlog(store: DynamoStore, now: int, settings: Settings) -> Backlog:
     queries = [0]
     kinds = []
-    for kind, partitions in _partitions(now, settings).items():
+    for kind, partitions in _partitions(now, settings, store.layout.shards).items():
         waiting = due = 0
         oldest: int | None = None
         for partition, latest in partitions:
@@ -92,7 +93,7 @@ def exhausted(
 ) -> Iterator[Stored]:
     """The exhausted records, oldest exhaustion first, flagged at or after `since_ms`, whose last
     error's code is `code` (when given). `on_page` is told how many items each index page held."""
-    streams = [_exhausted_in(store, p, since_ms, on_page) for p in exhausted_partitions()]
+    streams = [_exhausted_in(store, p, since_ms, on_page) for p in exhausted_partitions(store.layout.shards)]
     merged = heapq.merge(*streams, key=lambda pair: pair[0])
     for _, stored in merged:
         error = stored.record.last_error

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 import attrs
 import boto3
 from botocore.config import Config as BotoConfig
+from botocore.handlers import BUILTIN_HANDLERS
 from botocore.httpsession import URLLib3Session
 
 CONNECT_TIMEOUT_S = 0.5  # in-region connects and TLS handshakes take milliseconds
@@ -117,10 +120,44 @@ def client_config(
     )
 
 
+_session_kept: list[tuple[tuple[object, ...], boto3.Session]] = []  # the last one made, with its key
+_sessions_lock = threading.Lock()
+# What a Session reads when it is made: the environment's AWS settings and botocore's built-in
+# handlers (a Session copies those once; moto and the fault injector add theirs there).
+_SESSION_ENV = (
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+)
+
+
+def _session() -> boto3.Session:
+    """One boto3 Session per container. Each new Session loads botocore's data again (its loader, the
+    endpoint and partition data): about 20 ms a client on a cold start. The Session is keyed on what
+    it read when it was made, so a process that changes its AWS environment or botocore's built-in
+    handlers (the tests, the local service) gets one that sees the change; on Lambda neither changes."""
+    key = (
+        *(os.environ.get(name, "") for name in _SESSION_ENV),
+        *(id(entry[1]) for entry in BUILTIN_HANDLERS),
+    )
+    if not _session_kept or _session_kept[0][0] != key:
+        _session_kept[:] = [(key, boto3.Session())]
+    return _session_kept[0][1]
+
+
 def make_client(service: str, total_max_attempts: int, read_timeout: float = READ_TIMEOUT_S) -> Any:
-    """A client of the default session (region, credentials and `AWS_ENDPOINT_URL*` from the
+    """A client of the container's session (region, credentials and `AWS_ENDPOINT_URL*` from the
     environment, as on Lambda), with the deadline hook registered first."""
     config = client_config(total_max_attempts, read_timeout=read_timeout)
-    client = boto3.Session().client(service, config=config)  # type: ignore[call-overload]
+    with _sessions_lock:  # neither making a Session nor making a client from one is thread safe
+        client = _session().client(service, config=config)  # type: ignore[call-overload]
     client.meta.events.register_first("before-send", _before_send)
     return client

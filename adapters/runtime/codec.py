@@ -48,7 +48,7 @@ _deserialize = TypeDeserializer().deserialize
 
 def lifecycle_attributes(record: Record, layout: TableLayout) -> dict[str, Any]:
     """Every attribute a transition may set; None means the attribute is removed."""
-    key = attention_key(record)
+    key = attention_key(record, layout.shards)
     error = record.last_error
     return {
         layout.status_attribute: record.status.value,

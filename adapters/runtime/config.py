@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
 from adapters.runtime.layout import TableLayout
+from statemodel.attention import DEFAULT_SHARDS, MAX_SHARDS, Shards
 from statemodel.flows import Settings
 from statemodel.validation import MAX_ATTEMPTS_LIMIT
 
@@ -27,6 +29,15 @@ class Config:
     layout: TableLayout = attrs.field(factory=TableLayout)
     metrics_namespace: str = "sendguard"  # of the EMF metrics (adapters.runtime.metrics)
     metrics: bool = True  # SENDGUARD_METRICS=off: no EMF documents (test runs, local tools)
+    # Threads a reconciler pass re-drives with. 1 keeps a pass on the invoking thread, in a fixed
+    # order (what the fault-injection suite's per-thread faults and derandomized runs need); the
+    # template sets 4.
+    reconciler_workers: int = 1
+
+    @property
+    def shards(self) -> Shards:
+        """The `attention` index's shards (the layout's)."""
+        return self.layout.shards
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -46,7 +57,11 @@ class Config:
             layout=layout_from_env(env),
             metrics_namespace=_namespace(env, "SENDGUARD_METRICS_NAMESPACE", "sendguard"),
             metrics=_switch(env, "SENDGUARD_METRICS", True),
+            reconciler_workers=_int(env, "SENDGUARD_RECONCILER_WORKERS", 1, 1, MAX_WORKERS),
         )
+
+
+MAX_WORKERS = 10  # a pass's threads: botocore keeps 10 connections a client (max_pool_connections)
 
 
 def layout_from_env(env: Mapping[str, str]) -> TableLayout:
@@ -58,11 +73,22 @@ def layout_from_env(env: Mapping[str, str]) -> TableLayout:
         "status_attribute": "SENDGUARD_STATUS_ATTRIBUTE",
         "body_attribute": "SENDGUARD_BODY_ATTRIBUTE",
     }
-    given = {field: env[name].strip() for field, name in names.items() if env.get(name, "").strip()}
+    given: dict[str, Any] = {
+        field: env[name].strip() for field, name in names.items() if env.get(name, "").strip()
+    }
+    given["shards"] = _shards(env)
     try:
         return TableLayout(**given)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _shards(env: Mapping[str, str]) -> Shards:
+    """`SENDGUARD_INDEX_SHARDS`: the shards new entries go to; `SENDGUARD_INDEX_SHARDS_READ`: the
+    shards a pass reads (unset or 0: as many as are written; never fewer)."""
+    write = _int(env, "SENDGUARD_INDEX_SHARDS", DEFAULT_SHARDS, 1, MAX_SHARDS)
+    read = _int(env, "SENDGUARD_INDEX_SHARDS_READ", 0, 0, MAX_SHARDS)
+    return Shards.configured(write, read)
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -7,6 +7,9 @@ message id), optionally a sort key with the fixed value sendguard's records carr
 `QUEUED`) and the one that holds the body as sent. Everything else sendguard stores — version, attempts,
 lease, history, message attributes, index keys — is named `sg_…` (`BOOKKEEPING_PREFIX`), so it cannot
 collide with the team's own attributes, which sendguard never writes after the item's creation.
+
+`shards` says how many partitions of the sparse `attention` index each kind of entry is spread over
+(`statemodel.attention.Shards`: written and read; `SENDGUARD_INDEX_SHARDS`, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import re
 from typing import Any
 
 import attrs
+
+from statemodel.attention import Shards
 
 BOOKKEEPING_PREFIX = "sg_"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
@@ -43,6 +48,7 @@ class TableLayout:
     sort_key_value: str = "sendguard"  # what every record carries in `sort_key`, when there is one
     status_attribute: str = attrs.field(default="status", validator=_check_name)
     body_attribute: str = attrs.field(default="payload", validator=_check_name)
+    shards: Shards = attrs.field(factory=Shards)  # the `attention` index's shards, written and read
 
     def __attrs_post_init__(self) -> None:
         names = [n for n in self.owned_names]

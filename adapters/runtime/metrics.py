@@ -86,6 +86,12 @@ class Tally:
             elif isinstance(event, Rearmed):
                 self.counts[REARMED] += 1
 
+    def add(self, other: Tally) -> None:
+        """Another tally's counts added to this one (a pass's groups, counted on their threads)."""
+        self.counts.update(other.counts)
+        self.send_failed.update(other.send_failed)
+        self.flows += other.flows
+
     def answer(self, kind: Kind, answer: Answer) -> None:
         """A flow's end."""
         self.flows += 1

@@ -33,7 +33,7 @@ import structlog
 
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.codec import put_request, serialize
-from adapters.runtime.config import Config
+from adapters.runtime.config import MAX_WORKERS, Config
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -129,12 +129,24 @@ class Outbox:
         redrive_after_seconds: int = 60,
         lease_margin_seconds: int = 30,
         aws_max_attempts: int = 3,
+        reconciler_workers: int = 1,
         logger: Any = None,
     ) -> None:
+        """`reconciler_workers`: the threads one `reconcile` pass re-drives with (1 to 10); the
+        index's shards are the layout's (`TableLayout.shards`)."""
         if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:  # the history, and so the item, stays bounded
             raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
+        if not 1 <= reconciler_workers <= MAX_WORKERS:
+            raise ValueError(f"reconciler_workers={reconciler_workers} is outside 1..{MAX_WORKERS}")
         settings = Settings(max_attempts, 1000 * redrive_after_seconds, 1000 * lease_margin_seconds)
-        config = Config(table, queue_url, settings, aws_max_attempts, layout=layout or TableLayout())
+        config = Config(
+            table,
+            queue_url,
+            settings,
+            aws_max_attempts,
+            layout=layout or TableLayout(),
+            reconciler_workers=reconciler_workers,
+        )
         self._setup(config, Aws.from_config(config), logger)
 
     @classmethod

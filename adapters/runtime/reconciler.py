@@ -6,17 +6,25 @@ reconcile_start`, which decides: roll the expired claim back (fenced by attempt 
 it, flag it exhausted, or nothing. Index reads are eventually consistent; that is safe, because every
 write is conditioned on the version it read, so a stale read only costs a superseded write.
 A pass stops starting new work when its own deadline is near; what is left waits for the next pass.
+
+To drain a backlog fast, the records are taken ten at a time (the index's partitions taking turns,
+`DynamoStore.due`), and each group's flows run together (`batch_runner.run_flows`: one conditional
+write per claim, confirm and rollback, one SendMessageBatch per ten sends). With
+`SENDGUARD_RECONCILER_WORKERS` above 1 the groups run on that many threads at once: the pass is
+I/O-bound (each request waits ~10 ms on AWS), so threads multiply its rate until DynamoDB's or SQS's
+limits; the reading stays on the invoking thread, a few groups ahead of the workers.
 """
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
-import structlog
 
+from adapters.runtime.batch_runner import run_flows
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import RECONCILE_PASS, emit
@@ -24,8 +32,9 @@ from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import PASS_METRICS, RECONCILER_DUE, RECONCILER_STOPPED_EARLY, Tally
 from adapters.runtime.metrics import documents as metric_documents
 from adapters.runtime.metrics import publish as publish_metrics
-from adapters.runtime.runner import Aws, log_failure, run_flow
-from statemodel.flows import Result, Settings, lease_expiry, reconcile_start
+from adapters.runtime.runner import Aws, log_failure
+from adapters.runtime.sqs_batch import MAX_ENTRIES
+from statemodel.flows import Answer, Flow, Result, Settings, lease_expiry, reconcile_start
 from statemodel.records import Phase, Record
 
 __all__ = ["PassSummary", "reconcile_pass"]
@@ -43,6 +52,8 @@ class PassSummary:
     queries: int = 0
     failed_queries: int = 0  # index partitions a pass could not read (past the SDK's retries)
     stopped_early: bool = False  # the pass ran out of time; the next pass continues
+    groups: int = 0  # groups of up to ten records whose flows ran together
+    workers: int = 1  # the threads the groups ran on
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -65,30 +76,43 @@ def reconcile_pass(
     new_attempt_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     progress: Callable[[PassSummary], None] | None = None,
 ) -> PassSummary:
-    """One pass. `progress` is called after each record (the command line shows it)."""
-    summary = PassSummary()
+    """One pass. `progress` is called after each group of records (the command line shows it)."""
+    summary = PassSummary(workers=config.reconciler_workers)
     tally = Tally()
     settings = config.settings
     log = get_logger()
-    for record in _due_records(aws, clock(), settings, summary, log):
-        summary.records_read += 1
-        now = clock()
-        if now + ATTEMPT_BUDGET_MS > deadline_ms:  # not one more attempt fits: the next pass goes on
-            summary.stopped_early = True
-            break
-        if record.phase is Phase.IN_FLIGHT:
-            summary.overdue_in_flight += 1
-        lease = lease_expiry(now, deadline_ms - now, settings)
-        flow = reconcile_start(record, now, settings, new_attempt_id(), lease)
-        if flow is None:
-            continue
-        with structlog.contextvars.bound_contextvars(
-            message_id=record.message_id, correlation_id=record.message.correlation_id
-        ):
-            answer = run_flow(flow, aws, deadline_ms, clock, tally=tally)
-        field = _TALLY.get(answer.result)
-        if field is not None:
-            setattr(summary, field, getattr(summary, field) + 1)
+
+    def groups() -> Iterator[list[Flow]]:
+        group: list[Flow] = []
+        for record in _due_records(aws, clock(), settings, summary, log):
+            summary.records_read += 1
+            now = clock()
+            if now + ATTEMPT_BUDGET_MS > deadline_ms:  # not one more attempt fits: the next pass goes on
+                summary.stopped_early = True
+                break
+            if record.phase is Phase.IN_FLIGHT:
+                summary.overdue_in_flight += 1
+            lease = lease_expiry(now, deadline_ms - now, settings)
+            flow = reconcile_start(record, now, settings, new_attempt_id(), lease)
+            if flow is not None:
+                group.append(flow)
+            if len(group) == MAX_ENTRIES:
+                yield group
+                group = []
+        if group:
+            yield group
+
+    def run(group: list[Flow]) -> tuple[list[Answer], Tally]:
+        counted = Tally()  # each group counts on its own thread; the pass adds them up here
+        return run_flows(group, aws, deadline_ms, clock, counted), counted
+
+    for answers, counted in _each(groups(), run, config.reconciler_workers):
+        summary.groups += 1
+        tally.add(counted)
+        for answer in answers:
+            field = _TALLY.get(answer.result)
+            if field is not None:
+                setattr(summary, field, getattr(summary, field) + 1)
         if progress is not None:
             progress(summary)
     emit(log, RECONCILE_PASS, **summary.as_dict())
@@ -108,3 +132,26 @@ def _due_records(aws: Aws, now: int, settings: Settings, summary: PassSummary, l
             summary.failed_queries += 1
             log_failure(log, page.call, None)
         yield from page.records
+
+
+Ran = tuple[list[Answer], Tally]
+
+
+def _each(groups: Iterator[list[Flow]], run: Callable[[list[Flow]], Ran], workers: int) -> Iterator[Ran]:
+    """`run` over every group: on this thread in order with one worker; otherwise on `workers`
+    threads, reading at most two groups a worker ahead (what is read past the pass's deadline is
+    left for the next pass). Each group runs in a copy of this thread's context, so its log lines
+    carry the invocation's bound fields."""
+    if workers == 1:
+        yield from map(run, groups)
+        return
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sendguard-reconcile") as pool:
+        running: set[Future[Ran]] = set()
+        for group in groups:
+            running.add(pool.submit(contextvars.copy_context().run, run, group))
+            if len(running) >= 2 * workers:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                yield from (future.result() for future in done)
+        yield from (future.result() for future in running)

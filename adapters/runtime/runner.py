@@ -28,7 +28,7 @@ from statemodel.events import (
     SendFailed,
     event_to_dict,
 )
-from statemodel.flows import Answer, Flow, Write, advance
+from statemodel.flows import Answer, Flow, Outcome, Send, Write, advance
 from statemodel.records import Record, phase_of
 
 
@@ -64,20 +64,46 @@ def run_flow(
         elif isinstance(effect, Answer):  # pragma: no cover - a done flow ends the loop
             break
         else:
-            outcome, call = aws.queue.perform(effect, min(deadline_ms, effect.deadline))
-        if call.error is not None:
-            log_failure(log, call, flow)
-        flow = advance(flow, outcome, clock())
-        landed = isinstance(effect, Write) and flow.record == effect.after
-        if isinstance(effect, Write) and landed:
-            before = effect.before
-            if before is not None and before.version == 1:
-                # A record written by the team's transaction (`Outbox.pending_put`) was never logged;
-                # the first claim of it, which only one write can make, logs its creation first.
-                log_transitions(log, None, (Accepted(before.message, before.updated_at),))
-            log_transitions(log, before, effect.events)
-        if tally is not None:
-            tally.effect(effect, outcome, effect.events if isinstance(effect, Write) and landed else ())
+            outcome, call = aws.queue.perform(effect, send_deadline(deadline_ms, effect))
+        flow = advance_logged(log, flow, outcome, call, clock, tally)
+    return finish(log, flow, tally)
+
+
+def send_deadline(deadline_ms: int, send: Send) -> int:
+    """A send starts no later than the invocation's end nor its own deadline (the lease's less its
+    margin), whichever comes first."""
+    return min(deadline_ms, send.deadline)
+
+
+def advance_logged(
+    log: Any,
+    flow: Flow,
+    outcome: Outcome,
+    call: CallReport,
+    clock: Callable[[], int],
+    tally: Tally | None = None,
+) -> Flow:
+    """The flow after its effect came out as `outcome`: the failure and the landed transitions
+    logged, the effect counted."""
+    effect = flow.effect
+    if call.error is not None:
+        log_failure(log, call, flow)
+    flow = advance(flow, outcome, clock())
+    landed = isinstance(effect, Write) and flow.record == effect.after
+    if isinstance(effect, Write) and landed:
+        before = effect.before
+        if before is not None and before.version == 1:
+            # A record written by the team's transaction (`Outbox.pending_put`) was never logged;
+            # the first claim of it, which only one write can make, logs its creation first.
+            log_transitions(log, None, (Accepted(before.message, before.updated_at),))
+        log_transitions(log, before, effect.events)
+    if tally is not None and not isinstance(effect, Answer):
+        tally.effect(effect, outcome, effect.events if isinstance(effect, Write) and landed else ())
+    return flow
+
+
+def finish(log: Any, flow: Flow, tally: Tally | None = None) -> Answer:
+    """A finished flow's answer, counted; a rollback that did not land is logged as an error."""
     answer = flow.answer
     if tally is not None:
         tally.answer(flow.kind, answer)

@@ -11,6 +11,8 @@ sendguard record (the team's own) fails the create permanently (`NOT_A_RECORD`):
 from __future__ import annotations
 
 import time
+import zlib
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -38,6 +40,7 @@ from statemodel.stored import Stored
 __all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
 
 NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
+PAGE = 25  # records a due query returns at a time: the partitions take turns page by page
 
 
 # ---- the store -----------------------------------------------------------------------------------
@@ -137,37 +140,52 @@ class DynamoStore:
         return found, report("dynamodb", "GetItem", call.attempts, started, error)
 
     def due(self, now: int, settings: Settings) -> Iterator[DuePage]:
-        """The records one reconciler pass must look at, a page at a time: a query per sparse-index
-        partition, never a scan. Confirmed records are not in the index, so they cost nothing here.
+        """The records one reconciler pass must look at, a page at a time: queries of the sparse
+        index's partitions (every shard an entry can be in, `Shards.read`), never a scan. Confirmed
+        records are not in the index, so they cost nothing here. The partitions take turns, a page
+        of `PAGE` records each, starting at a partition derived from the second, so that a pass that
+        cannot finish still gives every kind and shard its share (oldest first within each).
         A partition whose query fails past the SDK's retries ends with a page that carries no records
-        and the classified failure, and the next partition is read: one bad partition does not stop
-        the pass."""
-        for partition, latest in due_queries(now, settings):
-            yield from self._query(partition, latest)
+        and the classified failure, and the others are read on: one bad partition does not stop the
+        pass."""
+        queries = due_queries(now, settings, self.layout.shards)
+        # Where the turns start: the second's CRC, so that passes a minute apart (60 s, a multiple
+        # of small partition counts) still start anywhere, and one pass is reproducible from `now`.
+        first = zlib.crc32(str(now // 1000).encode()) % len(queries)
+        turns: deque[tuple[str, int, dict[str, Any] | None]] = deque(
+            (partition, latest, None) for partition, latest in queries[first:] + queries[:first]
+        )
+        while turns:
+            partition, latest, start = turns.popleft()
+            page, more = self._query_page(partition, latest, start)
+            yield page
+            if more is not None:
+                turns.append((partition, latest, more))
 
-    def _query(self, partition: str, latest: int) -> Iterator[DuePage]:
+    def _query_page(
+        self, partition: str, latest: int, start: dict[str, Any] | None
+    ) -> tuple[DuePage, dict[str, Any] | None]:
+        """One page of a partition's due records, and where its next page starts (None: no more)."""
         request: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": INDEX,
             "KeyConditionExpression": "#p = :p AND #s <= :s",
             "ExpressionAttributeNames": {"#p": ATTENTION, "#s": ATTENTION_AT},
             "ExpressionAttributeValues": {":p": {"S": partition}, ":s": {"N": str(latest)}},
+            "Limit": PAGE,
         }
-        while True:
-            started = time.perf_counter()
-            with aws_call(None) as call:
-                try:
-                    page = self.client.query(**request)
-                except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                    error = self.classify(exc, self._models["Query"])
-                    yield DuePage((), report("dynamodb", "Query", call.attempts, started, error))
-                    return
-            items = page.get("Items", [])
-            records = tuple(stored_from_item(item, self.layout).record for item in items)
-            yield DuePage(records, report("dynamodb", "Query", call.attempts, started, None))
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if start is not None:
+            request["ExclusiveStartKey"] = start
+        started = time.perf_counter()
+        with aws_call(None) as call:
+            try:
+                page = self.client.query(**request)
+            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                error = self.classify(exc, self._models["Query"])
+                return DuePage((), report("dynamodb", "Query", call.attempts, started, error)), None
+        records = tuple(stored_from_item(item, self.layout).record for item in page.get("Items", []))
+        done = DuePage(records, report("dynamodb", "Query", call.attempts, started, None))
+        return done, page.get("LastEvaluatedKey")
 
     def scan(self) -> Iterator[tuple[dict[str, Any], Stored | Exception]]:
         """Every record (the audit's read), each with what it decodes to, or why it does not. The

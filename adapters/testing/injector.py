@@ -411,7 +411,13 @@ class FaultInjector:
         mine["fault"], mine["operation"] = fault, operation
         with self._lock:
             params = mine.get("params", {})
-            self.fired.append(Fired(fault, operation, _message_id(operation, params, self.partition_key)))
+            if operation == "SendMessageBatch":  # the fault hits every entry's message
+                self.fired.extend(
+                    Fired(fault, operation, _message_id("SendMessage", entry, self.partition_key))
+                    for entry in params.get("Entries", [])
+                )
+            else:
+                self.fired.append(Fired(fault, operation, _message_id(operation, params, self.partition_key)))
 
     def resume_all(self) -> None:
         """Lets every stalled invocation go on; later stalls wait again."""

@@ -1,0 +1,87 @@
+"""Carries several flows to their ends at once, their `Send` effects interpreted together as
+SendMessageBatch requests (`sqs_batch`).
+
+Like `runner.run_flow`, it decides nothing: each flow is advanced by `statemodel.flows.advance`
+with the outcome of its own effect. Writes stay one conditional UpdateItem each — DynamoDB has no
+conditional batch write short of a transaction, which would fail every claim for one superseded
+record — so every claim, confirm and rollback keeps its own fence. Only the sends are shared: the
+flows that reached their send by the same round go out in batches of up to ten, each flow then
+advanced with its own entry's outcome. A batch starts no later than the earliest deadline among its
+sends (the invocation's end or a lease's), as each send would alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+import structlog
+
+from adapters.runtime.clients import now_ms
+from adapters.runtime.logs import get_logger
+from adapters.runtime.metrics import Tally
+from adapters.runtime.runner import Aws, advance_logged, finish, send_deadline
+from adapters.runtime.sqs_batch import batches, send_batch
+from statemodel.flows import Answer, Flow, Send, Write
+
+
+def run_flows(
+    flows: Sequence[Flow],
+    aws: Aws,
+    deadline_ms: int,
+    clock: Callable[[], int] = now_ms,
+    tally: Tally | None = None,
+) -> list[Answer]:
+    """Every flow carried to its end; the answers in the flows' order. `tally` counts what
+    happened, as `run_flow`'s does."""
+    log = get_logger()
+    current = list(flows)
+    while True:
+        for index, flow in enumerate(current):  # each flow's writes up to its send or its end
+            current[index] = _writes(log, flow, aws, deadline_ms, clock, tally)
+        sending = [index for index, flow in enumerate(current) if isinstance(flow.effect, Send)]
+        if not sending:
+            return [_finish(log, flow, tally) for flow in current]
+        sends = [_send(current[index]) for index in sending]
+        for group in batches(sends):
+            batch = [sends[i] for i in group]
+            deadline = min(send_deadline(deadline_ms, send) for send in batch)
+            for i, (outcome, call) in zip(group, send_batch(aws.queue, batch, deadline), strict=True):
+                index = sending[i]
+                with _bound(current[index]):
+                    current[index] = advance_logged(log, current[index], outcome, call, clock, tally)
+
+
+def _writes(
+    log: object,
+    flow: Flow,
+    aws: Aws,
+    deadline_ms: int,
+    clock: Callable[[], int],
+    tally: Tally | None,
+) -> Flow:
+    with _bound(flow):
+        while not flow.done and isinstance(flow.effect, Write):
+            outcome, call = aws.store.perform(flow.effect, deadline_ms)
+            flow = advance_logged(log, flow, outcome, call, clock, tally)
+    return flow
+
+
+def _finish(log: object, flow: Flow, tally: Tally | None) -> Answer:
+    with _bound(flow):
+        return finish(log, flow, tally)
+
+
+def _send(flow: Flow) -> Send:
+    assert isinstance(flow.effect, Send)
+    return flow.effect
+
+
+def _bound(flow: Flow) -> AbstractContextManager[None]:
+    """The flow's record on every line logged for it (as the reconciler binds it for one flow)."""
+    record = flow.record
+    if record is None:
+        return structlog.contextvars.bound_contextvars()
+    return structlog.contextvars.bound_contextvars(
+        message_id=record.message_id, correlation_id=record.message.correlation_id
+    )

@@ -1,0 +1,106 @@
+"""Several `Send` effects in one SendMessageBatch: each entry is the very request `sqs.send_request`
+makes for it, and each comes back with its own outcome.
+
+SQS answers a batch entry by entry: a `Successful` entry carries its message id (`Sent`); a `Failed`
+entry was not enqueued and carries its code. A `SenderFault` entry is permanent (the request itself
+is wrong for SQS: a disabled key, a message too large, an invalid attribute); the rest are classified
+by their code as a 5xx answer of theirs would be (throttling retryable; a server-side failure
+retryable, not ambiguous — SQS says the entry was not enqueued). A request that fails as a whole
+fails every entry with the same classification as a SendMessage would (a timeout after it left is
+ambiguous for every entry).
+
+A batch holds at most 10 entries and 256 KiB of messages (every queue's and region's limit; SQS
+allows 1 MiB where the queue's MaximumMessageSize does); a message too large to share a batch goes
+alone, as one SendMessage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.runtime.call_report import CallReport, report
+from adapters.runtime.classify import Classified, classify_code
+from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.sqs import SqsQueue, send_request
+from statemodel.categories import ErrorCategory
+from statemodel.flows import Failed, Outcome, Send, Sent
+
+MAX_ENTRIES = 10  # SendMessageBatch's limit
+MAX_BATCH_BYTES = 262_144  # 256 KiB: the sum of the entries' message sizes
+
+
+def message_size(send: Send) -> int:
+    """SQS's count for one message: the body and each attribute's name, type and value, in UTF-8."""
+    request = send_request(send, "")
+    size = len(request["MessageBody"].encode())
+    for name, value in request["MessageAttributes"].items():
+        size += len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
+    return size
+
+
+def batches(sends: Sequence[Send]) -> list[list[int]]:
+    """The sends' indexes grouped into batches, in order: at most `MAX_ENTRIES` and
+    `MAX_BATCH_BYTES` each (a message larger than that alone)."""
+    groups: list[list[int]] = []
+    size = 0
+    for index, send in enumerate(sends):
+        this = message_size(send)
+        if not groups or len(groups[-1]) == MAX_ENTRIES or size + this > MAX_BATCH_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += this
+    return groups
+
+
+def entry_failure(entry: dict[str, Any], operation_model: Any = None) -> Classified:
+    """What one `Failed` entry of a SendMessageBatch answer means for the protocol."""
+    code = str(entry.get("Code") or "BatchEntryFailed")
+    if entry.get("SenderFault"):
+        return Classified(ErrorCategory.PERMANENT, code)
+    classified = classify_code(code, 500, operation_model)
+    if classified.category is ErrorCategory.AMBIGUOUS:  # reported failed: it was not enqueued
+        return Classified(ErrorCategory.RETRYABLE, code, classified.throttling)
+    return Classified(classified.category, code, classified.throttling)
+
+
+def send_batch(
+    queue: SqsQueue, sends: Sequence[Send], deadline_ms: int | None
+) -> list[tuple[Outcome, CallReport]]:
+    """One SendMessageBatch of up to `MAX_ENTRIES` sends; an outcome and a report per send, in order."""
+    if len(sends) == 1:  # a batch of one is a SendMessage: the same request count, the plain API
+        return [queue.perform(sends[0], deadline_ms)]
+    model = queue.client.meta.service_model.operation_model("SendMessageBatch")
+    entries = []
+    for index, send in enumerate(sends):
+        request = send_request(send, queue.queue_url)
+        del request["QueueUrl"]
+        entries.append({"Id": str(index), **request})
+    started = time.perf_counter()
+    with aws_call(deadline_ms) as call:
+        try:
+            response = queue.client.send_message_batch(QueueUrl=queue.queue_url, Entries=entries)
+        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+            error = queue.classify(exc, model)  # the queue's classifier, as its own sends use
+            failed = report("sqs", "SendMessageBatch", call.attempts, started, error)
+            return [(Failed(error.category, error.code), failed) for _ in sends]
+    done = report("sqs", "SendMessageBatch", call.attempts, started, None)
+    results: list[tuple[Outcome, CallReport] | None] = [None] * len(sends)
+    for entry in response.get("Successful", []):
+        results[int(entry["Id"])] = (Sent(entry["MessageId"]), done)
+    for entry in response.get("Failed", []):
+        error = entry_failure(entry, model)
+        results[int(entry["Id"])] = (Failed(error.category, error.code), _with_error(done, error))
+    missing = Classified(ErrorCategory.AMBIGUOUS, "BatchEntryMissing")  # an answer SQS never gives
+    return [
+        result if result is not None else (Failed(missing.category, missing.code), _with_error(done, missing))
+        for result in results
+    ]
+
+
+def _with_error(call: CallReport, error: Classified) -> CallReport:
+    return CallReport(call.service, call.operation, call.attempts, call.latency_ms, error)

@@ -1,0 +1,200 @@
+"""Section 6: how fast one reconciler pass drains a backlog, against how fast the submit path accepts.
+
+In one run on in-process moto, on fresh resources for each measurement:
+
+* **submit rate**: `backlog` happy-path submissions through `adapters.aws_lambda.submit`, one after
+  another (one client, as one Lambda container serves them), timed from the first to the last answer;
+* **re-drive rate**: `backlog` PENDING records, then one reconciler pass on a clock past the re-drive
+  delay, timed, with 1, 2 and 4 workers (`SENDGUARD_RECONCILER_WORKERS`); the pass must re-drive
+  every record (checked). Its AWS requests are counted by operation, per record. The backlog is one
+  real submission whose send met a throttled SQS that the SDK gave up on (it rolls back to PENDING),
+  copied under new message ids with BatchWriteItem, each copy's index partition recomputed for its
+  id (`statemodel.attention`), so that building it does not cost the run a submission a record.
+
+moto applies one request at a time (`adapters.testing.serial_moto`: its requests are not atomic, as
+DynamoDB's and SQS's are). Each is measured twice: on moto as it answers (CPU-bound: moto and the SDK
+in one Python process, so threads share one interpreter lock and cannot run together), and with
+every HTTP attempt held `latency_ms` more before it leaves (`time.sleep` in a `before-send` handler,
+which releases the lock), about what a request waits on AWS from a Lambda in the same region. The
+second says what the workers do on AWS, where a pass waits on the network, not on Python.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+from botocore.handlers import BUILTIN_HANDLERS
+
+from adapters.runtime.clients import now_ms
+from adapters.runtime.codec import ATTENTION
+from adapters.runtime.config import Config
+from adapters.runtime.reconciler import reconcile_pass
+from adapters.runtime.runner import Aws
+from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
+from adapters.testing.serial_moto import one_request_at_a_time
+from bench import flows as bench_flows
+from bench.moto_env import Resources, environment, in_process_aws, provision
+
+WORKERS = (1, 2, 4)
+BATCH = 25  # BatchWriteItem's limit
+LATENCY_MS = 10
+
+
+def run(
+    backlog: int = 400,
+    latency_backlog: int = 200,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    rows = []
+    with in_process_aws(), one_request_at_a_time():  # the workers' threads: moto's requests one at a time
+        calls, injector = _Calls(), FaultInjector()
+        with calls.installed(), injector.installed():
+            for latency, size in ((0, backlog), (LATENCY_MS, latency_backlog)):
+                with _latency(latency):
+                    say(f"drain: submit rate, {size} messages, +{latency} ms a request")
+                    submit = _submit_rate(size)
+                    for workers in WORKERS:
+                        say(f"drain: one pass over {size} pending records, {workers} worker(s)")
+                        rows.append(_drain(size, workers, latency, submit, calls, injector))
+    return {"latency_ms": LATENCY_MS, "rows": rows}
+
+
+@contextlib.contextmanager
+def _latency(ms: int) -> Iterator[None]:
+    """Every HTTP attempt of clients made inside waits `ms` before it leaves."""
+
+    def wait(**_: Any) -> None:
+        time.sleep(ms / 1000)
+
+    if not ms:
+        yield
+        return
+    entry = ("before-send", wait)
+    BUILTIN_HANDLERS.insert(0, entry)  # before moto's own before-send handler, which answers
+    try:
+        yield
+    finally:
+        BUILTIN_HANDLERS.remove(entry)
+
+
+def _env(resources: Resources) -> dict[str, str]:
+    """The functions' environment, EMF metrics off on both sides (this section measures rates)."""
+    return bench_flows.sendguard_env(resources) | {"SENDGUARD_METRICS": "off"}
+
+
+def _submit_rate(size: int) -> float:
+    resources = provision("drain")
+    with environment(_env(resources)):
+        from adapters import aws_lambda
+
+        aws_lambda.reset()
+        _accept(
+            aws_lambda.submit, f"drain-warm-up-{time.time_ns()}"
+        )  # the clients are made at the first invocation
+        started = time.perf_counter()
+        for n in range(size):
+            answer = _accept(aws_lambda.submit, f"drain-submit-{n}-{time.time_ns()}")
+            assert answer["statusCode"] == 202, answer
+        seconds = time.perf_counter() - started
+        aws_lambda.reset()
+    return size / seconds
+
+
+def _drain(
+    size: int, workers: int, latency: int, submit_rate: float, calls: _Calls, injector: FaultInjector
+) -> dict[str, Any]:
+    resources = provision("drain")
+    env = _env(resources) | {"SENDGUARD_RECONCILER_WORKERS": str(workers)}
+    with environment(env):
+        from adapters import aws_lambda
+
+        aws_lambda.reset()
+        with injector.armed(Plan(Fault.SQS_THROTTLED_SDK_GAVE_UP)), contextlib.suppress(Crashed):
+            key = f"drain-pending-{time.time_ns()}"
+            _accept(aws_lambda.submit, key)
+        aws_lambda.reset()
+        config = Config.from_env()
+        _copy(config, bench_flows.sendguard_message_id(key), size - 1)
+        aws = Aws.from_config(config)
+        shift = config.settings.redrive_after_ms + 1_000
+
+        def clock() -> int:
+            return now_ms() + shift
+
+        calls.counted.clear()
+        started = time.perf_counter()
+        summary = reconcile_pass(aws, config, clock() + 600_000, clock=clock)
+        seconds = time.perf_counter() - started
+        counted = dict(sorted(calls.counted.items()))
+    assert summary.redriven == size, summary
+    rate = size / seconds
+    return {
+        "latency_ms": latency,
+        "workers": workers,
+        "records": size,
+        "redriven": summary.redriven,
+        "pass_s": round(seconds, 2),
+        "redrive_per_s": round(rate, 1),
+        "submit_per_s": round(submit_rate, 1),
+        "ratio": round(rate / submit_rate, 2),
+        "queries": summary.queries,
+        "groups": summary.groups,
+        "calls": counted,
+        "requests_per_record": round(sum(counted.values()) / size, 3),
+    }
+
+
+class _Calls:
+    """API calls by operation, from every thread (the pass's workers too)."""
+
+    def __init__(self) -> None:
+        self.counted: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def _count(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.counted[model.name] += 1
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        entry = ("before-call", self._count)
+        BUILTIN_HANDLERS.append(entry)
+        try:
+            yield
+        finally:
+            BUILTIN_HANDLERS.remove(entry)
+
+
+def _accept(handler: Callable[..., dict[str, Any]], key: str) -> dict[str, Any]:
+    event = bench_flows.post_event(bench_flows.body(0), key)
+    return handler(event, bench_flows.context())
+
+
+def _copy(config: Config, message_id: str, copies: int) -> None:
+    """`copies` copies of a PENDING item under new message ids (the layout's key), each in its id's
+    index shard."""
+    client: Any = boto3.client("dynamodb")
+    layout = config.layout
+    found = client.get_item(TableName=config.table, Key=layout.key(message_id), ConsistentRead=True)
+    item = found["Item"]
+    assert item[layout.status_attribute]["S"] == "PENDING", item[layout.status_attribute]
+    kind = item[ATTENTION]["S"].split("#")[0]
+    written = 0
+    while written < copies:
+        batch = []
+        for _ in range(min(BATCH, copies - written)):
+            new_id = str(uuid.uuid4())
+            partition = {"S": f"{kind}#{layout.shards.of(new_id)}"}
+            copy = {**item, **layout.key(new_id), ATTENTION: partition}
+            batch.append({"PutRequest": {"Item": copy}})
+        pending: dict[str, Any] = {config.table: batch}
+        while pending:
+            pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems", {})
+        written += len(batch)
