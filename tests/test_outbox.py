@@ -357,10 +357,15 @@ def test_every_attempt_gets_a_read_timeout_that_ends_by_the_deadline(
         assert started + connect_ms + read <= state.deadline_ms
 
 
+INVOCATION_HELD_MS = 4_000
+HELD_S = 6.0  # longer than the whole invocation: no read timeout it gives can wait for the answer
+
+
 def test_a_send_held_on_the_wire_lands_before_its_records_lease_ends(
     aws_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The invocation has 1 s. SQS's answer never comes in time: the request is held on the wire,
+    """The invocation has 4 s (room for the create on a loaded machine). SQS's answer never comes in
+    time: the request is held on the wire for longer than any read timeout the invocation can give,
     the client gives up at its (shrunk) read timeout, the record is rolled back — and then the held
     request reaches SQS after all. It lands inside the lease that the invocation's claim took, which
     is what keeps the reconciler from re-driving the record while the request can still land."""
@@ -370,14 +375,14 @@ def test_a_send_held_on_the_wire_lands_before_its_records_lease_ends(
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
         url = ensure_resources("held", "held", layout=LAYOUT)
         outbox = Outbox("held", url, layout=LAYOUT, aws_max_attempts=1)
-        hold = Rule("SendMessage", "hold_then_apply", stall_s=1.5)
+        hold = Rule("SendMessage", "hold_then_apply", stall_s=HELD_S)
         moto.faults.rules.append(hold)
         started = _now()
-        result = outbox.send("held-1", "x", context=Context(1_000))
+        result = outbox.send("held-1", "x", context=Context(INVOCATION_HELD_MS))
         gave_up = _now()
         assert (result.accepted, result.retryable) == (False, True)
-        assert gave_up - started < 1_500  # the client did not wait for the held request
-        deadline = time.monotonic() + 10
+        assert gave_up - started < 1000 * HELD_S  # the client did not wait for the held request
+        deadline = time.monotonic() + HELD_S + 10
         while not hold.applied_at_ms and time.monotonic() < deadline:
             time.sleep(0.05)
         (landed,) = hold.applied_at_ms
@@ -385,7 +390,7 @@ def test_a_send_held_on_the_wire_lands_before_its_records_lease_ends(
         stored = stored_from_item(item, LAYOUT)
         (lease,) = [e.lease_expires_at for e in stored.history if hasattr(e, "lease_expires_at")]
         assert started < landed < lease
-        assert lease >= started + 1_000 + outbox.config.settings.lease_margin_ms
+        assert lease >= started + INVOCATION_HELD_MS + outbox.config.settings.lease_margin_ms
     finally:
         moto.stop()
 
