@@ -11,7 +11,7 @@ from importlib.metadata import version
 import pytest
 
 from adapters.cli import main as cli
-from adapters.cli.progress import Progress
+from adapters.ops.progress import Progress
 
 
 def test_version_is_the_installed_release(capsys: pytest.CaptureFixture[str]) -> None:

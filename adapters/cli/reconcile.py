@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from adapters.cli.progress import Progress
+from adapters.ops.progress import Progress
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.logs import configure

@@ -18,8 +18,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.cli.progress import Progress
 from adapters.ops.backlog import exhausted
+from adapters.ops.progress import Progress
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.logs import configure

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from adapters.cli.progress import Progress as LineProgress
+from adapters.ops.progress import Progress as LineProgress
 from statemodel.validation import message_id_for_key
 
 NEW, REPLAY, CONFLICT, INVALID = "new", "replay", "conflict", "invalid"

@@ -1,4 +1,4 @@
-"""Progress of a long-running command (`demo`, `redrive`, `reconcile`) on stderr.
+"""Progress of a long-running operation (`sendguard demo`, `redrive`, `reconcile`) on stderr.
 
 On a terminal, one line rewritten in place (at most ten times a second). Anywhere else — a CI log, a
 file — a plain line every `every_s` seconds, so a long run shows it is alive without flooding the
