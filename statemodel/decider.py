@@ -250,8 +250,8 @@ def _guard_holds(guard: Guard, record: Record | None, command: Command, now: int
             return now >= record.lease_expires_at
 
 
-def _refusal_text(phase: Phase, command: Command) -> str:
-    # The refusal's type is what callers act on; its words are for people (`# pragma: no mutate`).
+def _refusal_text(phase: Phase, command: Command) -> str:  # pragma: no mutate block (words only)
+    # The refusal's type is what callers act on; its words are for people: no line here is mutated.
     name = type(command).__name__
     if isinstance(command, Rearm):
         only = "only an exhausted record is re-armed"  # pragma: no mutate
