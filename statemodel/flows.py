@@ -299,9 +299,9 @@ def start_dispatch(
     already sent is accepted without a send, one in flight elsewhere is told to come back."""
     flow = Flow(
         kind=Kind.SUBMIT,
-        stage=Stage.CLAIM,
+        stage=Stage.CLAIM,  # pragma: no mutate (_replay sets the stage: a claim's or the end)
         effect=Answer(Result.SUPERSEDED, record.message_id, record),  # pragma: no mutate (replaced below)
-        record=record,
+        record=record,  # pragma: no mutate (_replay sets the record it answers for)
         attempt_id=attempt_id,
         lease_expires_at=lease_expires_at,
         max_attempts=settings.max_attempts,
