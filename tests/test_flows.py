@@ -49,7 +49,7 @@ from statemodel.flows import (
     start_rearm,
     start_submit,
 )
-from statemodel.invariants import foreign_changes, is_orphan
+from statemodel.invariants import foreign_changes, is_orphan, metadata_problems, orphans
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS, Table
@@ -695,3 +695,19 @@ def test_an_outcome_that_does_not_fit_the_effect_is_refused() -> None:
         advance(send, Written(), NOW)
     with pytest.raises(ValueError):
         advance(flow, Sent("sqs-1"), NOW)
+
+
+def test_orphans_and_a_missing_accepted_are_reported_not_raised() -> None:
+    """`orphans` judges each record at the time it is given: a live lease covers an unsent record, an
+    expired one does not; a history without `Accepted` is a problem, not an exception."""
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    record = world.record(msg.message_id)
+    assert record is not None and record.lease_expires_at is not None
+    assert orphans([record], world.delivered(), record.lease_expires_at - 1) == []
+    (orphan,) = orphans([record], world.delivered(), record.lease_expires_at)
+    assert msg.message_id in orphan  # the problem names the record
+    history = world.items[msg.message_id].history
+    assert metadata_problems(record, history) == []
+    (problem,) = metadata_problems(record, history[1:])
+    assert msg.message_id in problem
