@@ -24,7 +24,7 @@ from statemodel import (
     SendConfirmed,
     Submit,
 )
-from statemodel.attention import SHARDS, attention_key, exhausted_partitions
+from statemodel.attention import SHARDS, attention_key, exhausted_partitions, is_due
 from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
     Answer,
@@ -711,3 +711,28 @@ def test_orphans_and_a_missing_accepted_are_reported_not_raised() -> None:
     assert metadata_problems(record, history) == []
     (problem,) = metadata_problems(record, history[1:])
     assert msg.message_id in problem
+
+
+def test_the_reconciler_finds_a_record_when_it_is_due_and_not_before() -> None:
+    """`is_due` (what one pass of the index queries selects): an in-flight record once its lease has
+    expired, a PENDING one `redrive_after_ms` after its last move, an exhausted or confirmed one
+    never (an exhausted record is in its own partitions, for operators)."""
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    in_flight = world.record(msg.message_id)
+    lease = in_flight.lease_expires_at
+    assert attention_key(in_flight)[1] == lease
+    assert not is_due(in_flight, lease - 1, SETTINGS) and is_due(in_flight, lease, SETTINGS)
+    assert reconcile(world, lease) == [Result.EXPIRED]
+    pending = world.record(msg.message_id)
+    due = pending.updated_at + SETTINGS.redrive_after_ms
+    assert not is_due(pending, pending.updated_at, SETTINGS)
+    assert not is_due(pending, due - 1, SETTINGS) and is_due(pending, due, SETTINGS)
+    exhausted = attrs.evolve(pending, exhausted=True)
+    partition, at = attention_key(exhausted)
+    assert partition in exhausted_partitions() and at == exhausted.updated_at
+    assert not is_due(exhausted, due + 10**9, SETTINGS)
+    world, msg = World(), message()
+    confirmed = submit(world, msg).answer.record
+    assert confirmed is not None and confirmed.phase is Phase.CONFIRMED
+    assert attention_key(confirmed) is None and not is_due(confirmed, NOW + 10**9, SETTINGS)
