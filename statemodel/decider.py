@@ -217,9 +217,10 @@ class HistoryChecker:
         record = self.record
         if record is None:
             return
-        if type(event) in FENCED_EVENTS and getattr(event, "attempt_id", None) != record.attempt_id:
+        named = getattr(event, "attempt_id", None)  # pragma: no mutate (every fenced event has one)
+        if type(event) in FENCED_EVENTS and named != record.attempt_id:
             raise IllegalTransition(
-                f"{type(event).__name__} of attempt {getattr(event, 'attempt_id', None)!r} on "
+                f"{type(event).__name__} of attempt {named!r} on "
                 f"{self._id()}, owned by attempt {record.attempt_id!r} (fencing)"
             )
         if isinstance(event, RolledBack) and event.cause is RollbackCause.LEASE_EXPIRED:
