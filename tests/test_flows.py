@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
-from statemodel import ErrorCategory, Phase
-from statemodel.checker.world import Fault, QueuedMessage, World
+from statemodel import (
+    Accepted,
+    ClaimCause,
+    Claimed,
+    ConfirmSend,
+    ErrorCategory,
+    ExpireLease,
+    ForbiddenCommand,
+    Phase,
+    Prepare,
+    Rearm,
+    Rearmed,
+    Redrive,
+    ReportSendFailure,
+    SendConfirmed,
+    Submit,
+)
+from statemodel.attention import DEFAULT_SHARDS, attention_key, exhausted_partitions, is_due
+from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
     Answer,
     ConditionFailed,
@@ -24,11 +42,17 @@ from statemodel.flows import (
     Written,
     advance,
     lease_expiry,
+    prepare,
     reconcile_start,
+    start_dispatch,
+    start_outbox,
+    start_rearm,
     start_submit,
 )
-from statemodel.invariants import is_orphan
-from statemodel.records import Message
+from statemodel.invariants import foreign_changes, is_orphan, metadata_problems, orphans
+from statemodel.records import Message, Record
+from statemodel.stored import Stored
+from statemodel.table import TRANSITIONS, Table
 from statemodel.validation import message_id_for_key, new_message, parse_submission
 
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
@@ -353,3 +377,362 @@ def test_a_lease_outlives_the_invocation_by_the_margin() -> None:
     assert lease_expiry(NOW, -5, SETTINGS) == NOW + SETTINGS.lease_margin_ms  # no time left: the margin
     flow = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
     assert flow.send_deadline == NOW + 10_000 and flow.max_attempts == SETTINGS.max_attempts
+
+
+# ---- the transactional outbox's dispatch, and the world behind the ports ---------------------------
+
+
+def prepared(world: World, msg: Message, now: int = NOW) -> Record:
+    """The record the team's transaction writes: Accepted alone, PENDING, unclaimed."""
+    assert world.perform(prepare(msg, now), now) == Written()
+    record = world.record(msg.message_id)
+    assert record is not None and record.phase is Phase.PENDING and record.attempts == 0
+    return record
+
+
+def dispatch(world: World, record: Record, *faults: Fault | None, attempt: str = "d-1") -> Flow:
+    flow = start_dispatch(record, attempt, lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    return run(world, flow, *faults)
+
+
+def test_dispatch_claims_a_prepared_record_sends_it_and_confirms_it() -> None:
+    world, msg = World(), message()
+    record = prepared(world, msg)
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    flow = start_dispatch(record, "d-1", lease, NOW, SETTINGS)
+    assert (flow.kind, flow.stage, flow.record, flow.attempt_id) == (Kind.SUBMIT, Stage.CLAIM, record, "d-1")
+    assert (flow.lease_expires_at, flow.max_attempts) == (lease, SETTINGS.max_attempts)
+    assert flow.send_deadline == lease - SETTINGS.lease_margin_ms == NOW + 10_000
+    assert flow.request_hash == msg.request_hash
+    claim = flow.effect
+    assert isinstance(claim, Write) and claim.before == record
+    assert claim.events == (Claimed("d-1", lease, ClaimCause.DISPATCH, NOW),)
+    answer = run(world, flow).answer
+    assert (answer.result, answer.http_status, answer.message_id) == (Result.SENT, 202, msg.message_id)
+    stored = world.items[msg.message_id]
+    assert stored.record.phase is Phase.CONFIRMED and stored.record.attempts == 1
+    assert [type(e) for e in stored.history] == [Accepted, Claimed, SendConfirmed]
+    assert world.landed[msg.message_id] == ["sqs-1"]
+
+
+def test_dispatch_answers_for_a_record_already_past_pending() -> None:
+    """Sent already: 202 without a second message. In flight elsewhere: come back (503). Exhausted:
+    500, nothing sent."""
+    world, msg = World(), message()
+    confirmed = dispatch(world, prepared(world, msg)).answer.record
+    assert confirmed is not None and confirmed.phase is Phase.CONFIRMED
+    again = dispatch(world, confirmed, attempt="d-2").answer
+    assert (again.result, again.http_status, again.record) == (Result.ALREADY_QUEUED, 202, confirmed)
+    assert world.landed[msg.message_id] == ["sqs-1"]
+
+    world, msg = World(), message()
+    record = prepared(world, msg)
+    in_flight = start_dispatch(record, "d-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    in_flight = advance(in_flight, world.perform(in_flight.effect, NOW), NOW)
+    assert in_flight.stage is Stage.SEND
+    busy = dispatch(world, world.record(msg.message_id), attempt="d-2").answer
+    assert busy.failure == Failure(ErrorCategory.RETRYABLE, "InProgress") and busy.http_status == 503
+    assert world.record(msg.message_id).attempt_id == "d-1"
+
+    world, msg = World(), message()
+    dispatch(world, prepared(world, msg), None, Fault.SEND_PERMANENT)
+    exhausted = world.record(msg.message_id)
+    assert exhausted is not None and exhausted.phase is Phase.EXHAUSTED
+    refused = dispatch(world, exhausted, attempt="d-2").answer
+    assert refused.failure == Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
+    assert refused.http_status == 500 and msg.message_id not in world.landed
+
+
+def test_dispatch_of_a_record_with_no_attempt_left_flags_it_and_answers_500() -> None:
+    world, msg = World(), message()
+    record = prepared(world, msg)
+    for n in range(SETTINGS.max_attempts):
+        answer = dispatch(world, record, None, Fault.SEND_RETRYABLE, attempt=f"d-{n}").answer
+        assert answer.failure == Failure(ErrorCategory.RETRYABLE, "RequestThrottled")
+        record = world.record(msg.message_id)
+    assert record.phase is Phase.PENDING and record.attempts == SETTINGS.max_attempts
+    answer = dispatch(world, record, attempt="d-last").answer
+    assert answer.result is Result.FAILED and answer.http_status == 500
+    assert answer.failure == Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
+    assert world.record(msg.message_id).phase is Phase.EXHAUSTED
+
+
+def test_the_world_behind_the_ports_applies_writes_and_sends_at_its_clock() -> None:
+    world, msg = World(), message()
+    store, now = WorldStore(world), [NOW]
+    queue = WorldQueue(world, lambda: now[0])
+    assert store.world is world and queue.world is world
+    flow = start_submit(msg, "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    create = flow.effect
+    assert isinstance(create, Write)
+    assert store.perform(create, None) == (Written(), None)
+    assert store.get(msg.message_id) == (Stored(create.after, create.events), None)
+    assert store.get("nothing-here", 5) == (None, None)
+    assert store.perform(create, 5) == (ConditionFailed(create.after), None)
+    flow = advance(flow, Written(), NOW)
+    send = flow.effect
+    assert isinstance(send, Send)
+    assert queue.perform(send, None) == (Sent("sqs-1"), None)
+    now[0] = send.deadline + 1  # past the invocation's end: the send never starts
+    assert queue.perform(send, None) == (Failed(ErrorCategory.RETRYABLE, "DeadlineExceeded"), None)
+    now[0] = send.deadline  # at the deadline it may still start
+    assert queue.perform(send, None) == (Sent("sqs-2"), None)
+    assert world.landed[msg.message_id] == ["sqs-1", "sqs-2"]
+
+
+def test_a_change_to_the_team_s_own_attributes_is_named() -> None:
+    """`foreign_changes`: each attribute changed, dropped or added, by name, in name order."""
+    before = {"orderId": "o-1", "total": 3, "note": "x"}
+    assert foreign_changes(before, dict(before)) == []
+    after = {"orderId": "o-1", "total": 4, "extra": True}
+    assert foreign_changes(before, after) == [
+        "team attribute 'extra' changed from None to True",
+        "team attribute 'note' changed from 'x' to None",
+        "team attribute 'total' changed from 3 to 4",
+    ]
+
+
+def test_the_reconciler_s_index_partitions_cover_every_shard_of_each_kind() -> None:
+    record = prepared(World(), message())
+    key = attention_key(record)
+    assert key is not None and key[1] == record.updated_at
+    assert exhausted_partitions() == [f"EXHAUSTED#{n}" for n in range(DEFAULT_SHARDS)]
+    assert key[0].replace("PENDING", "EXHAUSTED") in exhausted_partitions()
+
+
+# ---- each write is decided at its own time, from the flow's own table ------------------------------
+
+
+def run_timed(world: World, flow: Flow, start: int, *faults: Fault | None) -> tuple[Flow, int]:
+    """Runs a flow to its end, the n-th effect performed (and its outcome taken) at `start + n`."""
+    planned, now = list(faults), start
+    while not flow.done:
+        fault = planned.pop(0) if planned else None
+        flow = advance(flow, world.perform(flow.effect, now, fault), now)
+        now += 1
+    return flow, now
+
+
+def test_every_event_carries_the_time_its_write_was_decided() -> None:
+    """The create is decided at the flow's start; each later write when the outcome before it came
+    in: a claim by a replay, a rollback, a confirm, an expiry, a re-drive, an outbox's claim."""
+    world, msg = World(), message()
+    t = 2_000_000
+    lease = lease_expiry(t, 10_000, SETTINGS)
+    run_timed(world, start_submit(msg, "a-1", lease, t, SETTINGS), t, None, Fault.SEND_RETRYABLE)
+    replay = start_submit(msg, "a-2", lease, t + 10, SETTINGS)  # the create fails: a replay claims
+    run_timed(world, replay, t + 20, None, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    record = world.record(msg.message_id)
+    assert record is not None and record.phase is Phase.IN_FLIGHT
+    expiry = record.lease_expires_at
+    assert expiry is not None
+    expire = reconcile_start(record, expiry, SETTINGS, "r-1", expiry + 40_000)
+    assert expire is not None
+    run_timed(world, expire, expiry + 5)
+    record = world.record(msg.message_id)
+    due = record.updated_at + SETTINGS.redrive_after_ms
+    redrive = reconcile_start(record, due, SETTINGS, "r-2", due + 40_000)
+    assert redrive is not None
+    run_timed(world, redrive, due + 7)
+    history = world.items[msg.message_id].history
+    assert [(type(e).__name__, e.at) for e in history] == [
+        ("Accepted", t),
+        ("Claimed", t),
+        ("SendFailed", t + 1),
+        ("RolledBack", t + 1),
+        ("Claimed", t + 20),  # the replay's claim, decided when its create failed
+        ("RolledBack", expiry),  # its rollback was rejected: the reconciler expires its lease
+        ("Claimed", due),
+        ("SendConfirmed", due + 8),  # decided when the send's outcome came in
+    ]
+    assert world.record(msg.message_id).updated_at == due + 8
+
+    world, msg = World(), message()
+    prepared(world, msg, now=t)
+    outbox, _ = run_timed(world, start_outbox(msg, "o-1", lease, t + 3, SETTINGS), t + 30)
+    assert outbox.answer.result is Result.SENT
+    history = world.items[msg.message_id].history
+    assert [(type(e).__name__, e.at) for e in history] == [
+        ("Accepted", t),
+        ("Claimed", t + 30),  # the outbox's own record existed: `dispatch` claims it
+        ("SendConfirmed", t + 32),
+    ]
+    claimed = history[1]
+    assert isinstance(claimed, Claimed) and claimed.cause is ClaimCause.DISPATCH
+
+
+def without(command: type) -> Table:
+    return tuple(row for row in TRANSITIONS if row.command is not command)
+
+
+def test_every_write_of_a_flow_is_decided_from_the_flow_s_table() -> None:
+    """A model mutant hands the flows another table: each write must come from it, so a table
+    without the row a step needs refuses that step."""
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    msg = message()
+    with pytest.raises(ForbiddenCommand):
+        start_submit(msg, "a-1", lease, NOW, SETTINGS, without(Submit))
+    with pytest.raises(ForbiddenCommand):
+        start_outbox(msg, "a-1", lease, NOW, SETTINGS, without(Prepare))
+    with pytest.raises(ForbiddenCommand):
+        prepare(msg, NOW, without(Prepare))
+    for command, faults in ((ConfirmSend, ()), (ReportSendFailure, (None, Fault.SEND_RETRYABLE))):
+        flow = start_submit(msg, "a-1", lease, NOW, SETTINGS, without(command))
+        with pytest.raises(ForbiddenCommand):
+            run(World(), flow, *faults)
+    world = World()
+    record = prepared(world, msg)
+    with pytest.raises(ForbiddenCommand):
+        start_dispatch(record, "d-1", lease, NOW, SETTINGS, without(Redrive))
+    with pytest.raises(ForbiddenCommand):
+        run(world, start_outbox(msg, "o-1", lease, NOW, SETTINGS, without(Redrive)))
+    with pytest.raises(ForbiddenCommand):  # a replay of the PENDING record claims it
+        run(world, start_submit(msg, "a-2", lease, NOW, SETTINGS, without(Redrive)))
+    later = NOW + SETTINGS.redrive_after_ms
+    with pytest.raises(ForbiddenCommand):
+        reconcile_start(record, later, SETTINGS, "r-1", later + 1, without(Redrive))
+    world = World()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    in_flight = world.record(msg.message_id)
+    with pytest.raises(ForbiddenCommand):
+        reconcile_start(in_flight, lease, SETTINGS, "r-1", lease + 1, without(ExpireLease))
+    exhausted = attrs.evolve(record, exhausted=True)
+    with pytest.raises(ForbiddenCommand):
+        start_rearm(exhausted, "op", "fixed", NOW, without(Rearm))
+
+
+# ---- the answers of the rarer outcomes -------------------------------------------------------------
+
+
+def test_each_send_failure_is_answered_with_its_own_code() -> None:
+    for fault, code in (
+        (Fault.SEND_RETRYABLE, "RequestThrottled"),
+        (Fault.SEND_PERMANENT, "AWS.SimpleQueueService.NonExistentQueue"),
+        (Fault.SEND_LOST_TIMEOUT, "ConnectionClosedError"),
+        (Fault.SEND_LANDED_THEN_TIMEOUT, "ReadTimeoutError"),
+    ):
+        world, msg = World(), message()
+        answer = submit(world, msg, None, fault).answer
+        assert answer.failure is not None and answer.failure.code == code, fault
+        assert not answer.rollback_failed and not answer.unconfirmed
+        record = world.record(msg.message_id)
+        assert record.last_error is not None and record.last_error.code == code
+
+
+def test_a_claim_that_finds_the_record_gone_or_rolled_back_again_is_told_to_retry() -> None:
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE)
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    replay = start_submit(msg, "a-2", lease, NOW, SETTINGS)
+    replay = advance(replay, world.perform(replay.effect, NOW), NOW)
+    assert replay.stage is Stage.CLAIM
+    # another replay claims the record, fails its send and rolls it back: PENDING again, a new version
+    assert submit(world, msg, None, None, Fault.SEND_RETRYABLE, attempt="a-3").answer.result is Result.FAILED
+    current = world.record(msg.message_id)
+    assert current is not None and current.phase is Phase.PENDING
+    outcome = world.perform(replay.effect, NOW)
+    assert outcome == ConditionFailed(current)
+    answer = advance(replay, outcome, NOW).answer
+    assert answer.failure == Failure(ErrorCategory.RETRYABLE, "Conflict") and answer.http_status == 503
+    assert answer.record == current and world.record(msg.message_id) == current  # nothing claimed
+    gone = advance(replay, ConditionFailed(None), NOW).answer  # the item vanished before its read
+    assert gone.failure == Failure(ErrorCategory.RETRYABLE, "Conflict") and gone.http_status == 503
+    for start in (start_submit, start_outbox):
+        created = start(message(key="k-9"), "a-9", lease, NOW, SETTINGS)
+        vanished = advance(created, ConditionFailed(None), NOW).answer
+        assert vanished.failure == Failure(ErrorCategory.RETRYABLE, "Conflict"), start
+        assert vanished.record is None and vanished.message_id == message(key="k-9").message_id
+
+
+def test_a_reconciler_write_that_lost_a_race_is_superseded_and_names_the_record_as_it_is() -> None:
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE)
+    record = world.record(msg.message_id)
+    later = NOW + SETTINGS.redrive_after_ms
+    redrive = reconcile_start(record, later, SETTINGS, "r-1", later + 40_000)
+    assert redrive is not None and redrive.kind is Kind.REDRIVE
+    submit(world, msg, attempt="a-2")  # a replay sends it first
+    current = world.record(msg.message_id)
+    answer = run(world, redrive, now=later).answer
+    assert (answer.result, answer.record) == (Result.SUPERSEDED, current)
+    assert advance(redrive, ConditionFailed(None), later).answer.record is None
+    assert world.landed[msg.message_id] == ["sqs-1"]
+
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    stale = world.record(msg.message_id)
+    lease = stale.lease_expires_at
+    assert reconcile(world, lease) == [Result.EXPIRED]
+    expire = reconcile_start(stale, lease + 5, SETTINGS, "r-2", lease + 6)
+    answer = run(world, expire, now=lease + 5).answer
+    assert (answer.result, answer.record) == (Result.SUPERSEDED, world.record(msg.message_id))
+
+
+def test_an_operator_re_arms_an_exhausted_record_once() -> None:
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_PERMANENT)
+    exhausted = world.record(msg.message_id)
+    assert exhausted is not None and exhausted.phase is Phase.EXHAUSTED
+    flow = start_rearm(exhausted, "op", "queue policy fixed", NOW + 5)
+    assert (flow.kind, flow.stage, flow.record) == (Kind.REARM, Stage.REARM, exhausted)
+    answer = run(world, flow).answer
+    record = world.record(msg.message_id)
+    assert (answer.result, answer.record, answer.message_id) == (Result.REARMED, record, msg.message_id)
+    assert record.phase is Phase.PENDING and record.attempts == 0 and record.updated_at == NOW + 5
+    assert world.items[msg.message_id].history[-1] == Rearmed("op", "queue policy fixed", NOW + 5)
+    again = run(world, start_rearm(exhausted, "op", "twice", NOW + 6)).answer  # read before the first
+    assert (again.result, again.record) == (Result.SUPERSEDED, record)
+    with pytest.raises(ForbiddenCommand):
+        start_rearm(record, "op", "not exhausted", NOW + 7)
+
+
+def test_an_outcome_that_does_not_fit_the_effect_is_refused() -> None:
+    world, msg = World(), message()
+    flow = start_submit(msg, "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    send = advance(flow, world.perform(flow.effect, NOW), NOW)
+    assert send.stage is Stage.SEND
+    with pytest.raises(ValueError):
+        advance(send, Written(), NOW)
+    with pytest.raises(ValueError):
+        advance(flow, Sent("sqs-1"), NOW)
+
+
+def test_orphans_and_a_missing_accepted_are_reported_not_raised() -> None:
+    """`orphans` judges each record at the time it is given: a live lease covers an unsent record, an
+    expired one does not; a history without `Accepted` is a problem, not an exception."""
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    record = world.record(msg.message_id)
+    assert record is not None and record.lease_expires_at is not None
+    assert orphans([record], world.delivered(), record.lease_expires_at - 1) == []
+    (orphan,) = orphans([record], world.delivered(), record.lease_expires_at)
+    assert msg.message_id in orphan  # the problem names the record
+    history = world.items[msg.message_id].history
+    assert metadata_problems(record, history) == []
+    (problem,) = metadata_problems(record, history[1:])
+    assert msg.message_id in problem
+
+
+def test_the_reconciler_finds_a_record_when_it_is_due_and_not_before() -> None:
+    """`is_due` (what one pass of the index queries selects): an in-flight record once its lease has
+    expired, a PENDING one `redrive_after_ms` after its last move, an exhausted or confirmed one
+    never (an exhausted record is in its own partitions, for operators)."""
+    world, msg = World(), message()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    in_flight = world.record(msg.message_id)
+    lease = in_flight.lease_expires_at
+    assert attention_key(in_flight)[1] == lease
+    assert not is_due(in_flight, lease - 1, SETTINGS) and is_due(in_flight, lease, SETTINGS)
+    assert reconcile(world, lease) == [Result.EXPIRED]
+    pending = world.record(msg.message_id)
+    due = pending.updated_at + SETTINGS.redrive_after_ms
+    assert not is_due(pending, pending.updated_at, SETTINGS)
+    assert not is_due(pending, due - 1, SETTINGS) and is_due(pending, due, SETTINGS)
+    exhausted = attrs.evolve(pending, exhausted=True)
+    partition, at = attention_key(exhausted)
+    assert partition in exhausted_partitions() and at == exhausted.updated_at
+    assert not is_due(exhausted, due + 10**9, SETTINGS)
+    world, msg = World(), message()
+    confirmed = submit(world, msg).answer.record
+    assert confirmed is not None and confirmed.phase is Phase.CONFIRMED
+    assert attention_key(confirmed) is None and not is_due(confirmed, NOW + 10**9, SETTINGS)

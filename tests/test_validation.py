@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from statemodel.validation import (
+    BODY_HASH,
     MAX_ATTRIBUTES,
+    MAX_BODY_BYTES,
     MAX_DEPTH,
     MAX_MESSAGE_BYTES,
     PAYLOAD_TOO_LARGE,
     VALIDATION_ERROR,
     Rejection,
     Request,
+    body_hash,
     idempotency_key,
     message_id_for_key,
     message_problems,
     new_message,
+    parse_message,
     parse_submission,
+    valid_key,
     valid_token,
 )
 
@@ -28,6 +35,7 @@ from statemodel.validation import (
 def rejected(body: str | bytes | None) -> Rejection:
     result = parse_submission(body)
     assert isinstance(result, Rejection), result
+    assert isinstance(result.message, str) and result.message  # a client is told why
     return result
 
 
@@ -88,6 +96,16 @@ def test_a_huge_raw_body_is_refused_before_parsing() -> None:
     assert rejected(" " * (2 * 1024 * 1024)).code == PAYLOAD_TOO_LARGE
 
 
+def test_the_raw_body_limit_is_exact() -> None:
+    """A body of exactly MAX_BODY_BYTES bytes (JSON padded with spaces) is parsed; one more byte is
+    refused before parsing."""
+    small = '{"payload":1}'
+    fits = small + " " * (MAX_BODY_BYTES - len(small))
+    assert isinstance(parse_submission(fits), Request)
+    assert isinstance(parse_submission(fits.encode()), Request)
+    assert rejected(fits + " ").code == PAYLOAD_TOO_LARGE
+
+
 def test_payload_text_is_what_sqs_accepts() -> None:
     request = parse_submission(json.dumps({"payload": {"z": "\u0000\ufffe\uffff é", "a": [1.5, None]}}))
     assert isinstance(request, Request)
@@ -119,6 +137,7 @@ def test_tokens() -> None:
         assert valid_token(bad) is None
     rejected = idempotency_key("bad key")
     assert isinstance(rejected, Rejection) and rejected.code == VALIDATION_ERROR
+    assert isinstance(rejected.message, str) and rejected.message  # a client is told why
     assert idempotency_key(None) is None
     assert idempotency_key("order-1:a.b_c") == "order-1:a.b_c"
     assert idempotency_key("k" * 128) == "k" * 128 and isinstance(idempotency_key("k" * 129), Rejection)
@@ -228,3 +247,87 @@ def test_the_sqs_character_check_rejects_exactly_what_sqs_refuses() -> None:
 
     wrong = [c for c in range(0x110000) if (_SQS_INVALID.match(chr(c)) is None) != accepted(c)]
     assert wrong == []
+
+
+# ---- the library's messages (`adapters.Outbox.send`): parse_message, body_hash, valid_key ----------
+
+
+def accepted_message(body: object, attributes: object = None, group_id: object = None) -> Request:
+    result = parse_message(body, {} if attributes is None else attributes, group_id)
+    assert isinstance(result, Request), result
+    return result
+
+
+def refused_message(body: object, attributes: object = None, group_id: object = None) -> Rejection:
+    result = parse_message(body, {} if attributes is None else attributes, group_id)
+    assert isinstance(result, Rejection), result
+    assert isinstance(result.message, str) and result.message  # a client is told why
+    return result
+
+
+def test_a_library_message_is_sent_exactly_as_given() -> None:
+    """The body is not parsed or rewritten: any text SQS accepts, byte for byte, with its sorted
+    attributes, its group and the hash of all three."""
+    body = ' {"not": "normalised"}  \t é \ufffd'
+    request = accepted_message(body, {"b": "2", "a": "1"}, "group-1")
+    assert request == Request(
+        body, (("a", "1"), ("b", "2")), body_hash(body, (("a", "1"), ("b", "2")), "group-1"), "group-1"
+    )
+    assert request.request_hash.startswith(BODY_HASH)
+    plain = accepted_message("x")
+    assert (plain.payload, plain.attributes, plain.group_id) == ("x", (), None)
+    assert plain.request_hash == body_hash("x", (), None)
+
+
+def test_a_library_message_that_sqs_would_refuse_is_rejected_with_a_code() -> None:
+    for body in (b"bytes", None, 5, "", "a\x00b", "\ud800", "a\ufffeb"):
+        assert refused_message(body).code == VALIDATION_ERROR, repr(body)
+    for attributes in ([], {"a": 1}, {"a": ""}, {"message_id": "x"}, {"a b": "x"}, {"a": "\x01"}):
+        assert refused_message("x", attributes).code == VALIDATION_ERROR, attributes
+    for group_id in ("", "a b", "g" * 129, "é", 7):
+        assert refused_message("x", group_id=group_id).code == VALIDATION_ERROR, group_id
+    assert accepted_message("x", group_id="g" * 128).group_id == "g" * 128
+    assert accepted_message("x", group_id="!~").group_id == "!~"
+
+
+def test_a_library_message_s_size_limit_is_exact_and_counts_attributes() -> None:
+    assert accepted_message("x" * MAX_MESSAGE_BYTES).size == MAX_MESSAGE_BYTES
+    too_big = refused_message("x" * (MAX_MESSAGE_BYTES + 1))
+    assert (too_big.code, too_big.http_status) == (PAYLOAD_TOO_LARGE, 413)
+    with_attributes = refused_message("x" * (MAX_MESSAGE_BYTES - 3), {"ab": "é"})  # 2 + 2 bytes
+    assert with_attributes.code == PAYLOAD_TOO_LARGE
+    assert accepted_message("x" * (MAX_MESSAGE_BYTES - 4), {"ab": "é"}).size == MAX_MESSAGE_BYTES
+
+
+def test_the_body_hash_tells_body_attributes_and_group_apart() -> None:
+    base = body_hash("x", (("a", "1"),), None)
+    assert (
+        base == BODY_HASH + hashlib.sha256(b'{"attributes":{"a":"1"},"body":"x","group_id":null}').hexdigest()
+    )
+    others = {
+        body_hash("y", (("a", "1"),), None),
+        body_hash("x", (("a", "2"),), None),
+        body_hash("x", (), None),
+        body_hash("x", (("a", "1"),), "g"),
+        body_hash("x ", (("a", "1"),), None),
+    }
+    assert base not in others and len(others) == 5
+    assert (
+        body_hash("é", (), "g")
+        == BODY_HASH + hashlib.sha256(b'{"attributes":{},"body":"\\u00e9","group_id":"g"}').hexdigest()
+    )
+
+
+def test_a_stored_library_message_is_checked_against_its_body_hash() -> None:
+    request = accepted_message("hello", {"a": "1"}, "g")
+    message = new_message(request, "m-1", "c-1", 0, "k")
+    assert message.group_id == "g" and message_problems(message) == []
+    for changed in ({"payload": "hell0"}, {"attributes": ()}, {"group_id": None}):
+        assert message_problems(attrs.evolve(message, **changed)) != [], changed  # type: ignore[arg-type]
+
+
+def test_library_keys_are_printable_ascii_without_spaces() -> None:
+    for good in ("k", "!~", "order/42#a", "k" * 128):
+        assert valid_key(good) == good
+    for bad in ("", "a b", "k" * 129, "é", "a\tb", None, 5):
+        assert valid_key(bad) is None, bad
