@@ -601,6 +601,42 @@ def test_every_write_of_a_flow_is_decided_from_the_flow_s_table() -> None:
         start_rearm(exhausted, "op", "fixed", NOW, without(Rearm))
 
 
+def test_a_re_drive_carries_its_table_to_its_confirm_and_rollback() -> None:
+    """The re-drive's later writes (the confirm, the rollback) come from the table it was started
+    with, like its claim: a mutant's table reaches every step of the reconciler's flows."""
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    later = NOW + SETTINGS.redrive_after_ms
+    for command, faults in ((ConfirmSend, ()), (ReportSendFailure, (None, Fault.SEND_RETRYABLE))):
+        world, msg = World(), message()
+        record = prepared(world, msg)
+        flow = reconcile_start(record, later, SETTINGS, "r-1", later + lease, without(command))
+        assert flow is not None and flow.kind is Kind.REDRIVE
+        with pytest.raises(ForbiddenCommand):
+            run(world, flow, *faults)
+
+
+def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_read() -> None:
+    """Why the record was claimed is part of its history (`Claimed.cause`, in the item and the
+    logs); and an AWS failure of the reconciler's claim or expiry answers with the record as read."""
+    world, msg = World(), message()
+    record = prepared(world, msg)
+    later = NOW + SETTINGS.redrive_after_ms
+    redrive = reconcile_start(record, later, SETTINGS, "r-1", later + 40_000)
+    assert redrive is not None and isinstance(redrive.effect, Write)
+    (claimed,) = redrive.effect.events
+    assert isinstance(claimed, Claimed) and claimed.cause is ClaimCause.REDRIVE
+    failed = advance(redrive, Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceeded"), later)
+    assert failed.answer.result is Result.FAILED and failed.answer.record == record
+    world = World()
+    submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
+    in_flight = world.record(msg.message_id)
+    assert in_flight is not None and in_flight.lease_expires_at is not None
+    expire = reconcile_start(in_flight, in_flight.lease_expires_at, SETTINGS, "r-2", NOW)
+    assert expire is not None and expire.kind is Kind.EXPIRE
+    failed = advance(expire, Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"), NOW)
+    assert failed.answer.result is Result.FAILED and failed.answer.record == in_flight
+
+
 # ---- the answers of the rarer outcomes -------------------------------------------------------------
 
 
