@@ -85,6 +85,15 @@ def test_a_permanent_failure_rolls_back_and_exhausts() -> None:
     events = decide(record, ReportSendFailure("a-1", ErrorCategory.PERMANENT, "AccessDenied"), 200)
     assert [type(e) for e in events] == [SendFailed, RolledBack, RedriveExhausted]
     assert evolve_all(record, events).phase is Phase.EXHAUSTED
+    _, rolled_back, exhausted = events  # why, as the history and the logs tell it
+    assert rolled_back == RolledBack("a-1", RollbackCause.SEND_FAILED, 200)
+    assert exhausted == RedriveExhausted(ExhaustionCause.PERMANENT_ERROR, 200)
+
+
+def test_an_expired_lease_is_rolled_back_as_expired() -> None:
+    _, record = submitted()
+    (rolled_back,) = decide(record, ExpireLease("a-1"), 1_000)
+    assert rolled_back == RolledBack("a-1", RollbackCause.LEASE_EXPIRED, 1_000)
 
 
 def test_redrive_claims_until_attempts_run_out() -> None:
