@@ -472,7 +472,7 @@ def _replay(
 
 
 def _claim(flow: Flow, record: Record, cause: ClaimCause, now: int) -> Flow:
-    assert flow.attempt_id is not None and flow.lease_expires_at is not None
+    assert flow.attempt_id is not None and flow.lease_expires_at is not None  # pragma: no mutate (a check)
     command = Redrive(flow.attempt_id, flow.lease_expires_at, cause, flow.max_attempts)
     return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now, flow.table))
 
@@ -492,7 +492,9 @@ def _finish(
     unconfirmed: bool = False,
     rollback_failed: bool = False,
 ) -> Flow:
-    message_id = flow.record.message_id if flow.record else _effect_message_id(flow.effect)
+    # Equivalent mutants: the record and the effect always name the same message.
+    record = flow.record
+    message_id = record.message_id if record else _effect_message_id(flow.effect)  # pragma: no mutate
     answer = Answer(result, message_id, flow.record, failure, unconfirmed, rollback_failed)
     return attrs.evolve(flow, stage=Stage.DONE, effect=answer)
 

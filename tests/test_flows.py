@@ -637,6 +637,25 @@ def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_r
     assert failed.answer.result is Result.FAILED and failed.answer.record == in_flight
 
 
+def test_the_outbox_claims_its_own_new_record_as_dispatch_when_the_prepare_lands() -> None:
+    world, msg = World(), message()
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    flow = start_outbox(msg, "o-1", lease, NOW, SETTINGS)
+    flow = advance(flow, world.perform(flow.effect, NOW), NOW + 5)  # the team's transaction landed
+    assert flow.stage is Stage.CLAIM and isinstance(flow.effect, Write)
+    (claimed,) = flow.effect.events
+    assert claimed == Claimed("o-1", lease, ClaimCause.DISPATCH, NOW + 5)
+
+
+def test_the_send_names_the_attempt_that_claimed_the_record() -> None:
+    """The send after a claim carries the claiming attempt, the message and the send deadline."""
+    world, msg = World(), message()
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    flow = start_submit(msg, "a-1", lease, NOW, SETTINGS)
+    flow = advance(flow, world.perform(flow.effect, NOW), NOW)
+    assert flow.effect == Send(msg, "a-1", lease - SETTINGS.lease_margin_ms)
+
+
 # ---- the answers of the rarer outcomes -------------------------------------------------------------
 
 
@@ -673,6 +692,7 @@ def test_a_claim_that_finds_the_record_gone_or_rolled_back_again_is_told_to_retr
     assert answer.record == current and world.record(msg.message_id) == current  # nothing claimed
     gone = advance(replay, ConditionFailed(None), NOW).answer  # the item vanished before its read
     assert gone.failure == Failure(ErrorCategory.RETRYABLE, "Conflict") and gone.http_status == 503
+    assert gone.result is Result.FAILED and answer.result is Result.FAILED
     for start in (start_submit, start_outbox):
         created = start(message(key="k-9"), "a-9", lease, NOW, SETTINGS)
         vanished = advance(created, ConditionFailed(None), NOW).answer
