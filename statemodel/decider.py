@@ -81,7 +81,7 @@ def evolve(record: Record | None, event: Event) -> Record:
     if isinstance(event, Accepted):
         return Record(message=event.message, status=Status.PENDING, version=1, updated_at=event.at)
     if record is None:
-        raise IllegalTransition(f"{type(event).__name__} before Accepted")
+        raise IllegalTransition(f"{type(event).__name__} before Accepted")  # pragma: no mutate (words)
     record = attrs.evolve(record, version=record.version + 1, updated_at=event.at)
     match event:
         case Claimed():

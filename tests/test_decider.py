@@ -80,6 +80,12 @@ def test_a_failed_send_rolls_back_keeping_the_message(category: ErrorCategory) -
     assert after.message == MESSAGE and after.last_error.category == category.value
 
 
+def test_an_accepted_record_starts_pending_at_version_one() -> None:
+    record = evolve_all(None, [Accepted(MESSAGE, 100)])
+    assert record == Record(MESSAGE, Status.PENDING, version=1, updated_at=100)
+    assert record.status.value == "PENDING"  # the persisted status, as the item stores it
+
+
 def test_a_permanent_failure_rolls_back_and_exhausts() -> None:
     _, record = submitted()
     events = decide(record, ReportSendFailure("a-1", ErrorCategory.PERMANENT, "AccessDenied"), 200)

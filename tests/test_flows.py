@@ -697,6 +697,7 @@ def test_a_claim_that_finds_the_record_gone_or_rolled_back_again_is_told_to_retr
         created = start(message(key="k-9"), "a-9", lease, NOW, SETTINGS)
         vanished = advance(created, ConditionFailed(None), NOW).answer
         assert vanished.failure == Failure(ErrorCategory.RETRYABLE, "Conflict"), start
+        assert vanished.result is Result.FAILED and vanished.http_status == 503
         assert vanished.record is None and vanished.message_id == message(key="k-9").message_id
 
 

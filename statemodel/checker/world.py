@@ -86,9 +86,10 @@ class World:
 
     def perform(self, effect: Effect, now: int, fault: Fault | None = None) -> Outcome:
         if isinstance(effect, Answer):
-            raise ValueError("an answer is not performed")
+            raise ValueError("an answer is not performed")  # pragma: no mutate (message text)
         if fault is not None and not isinstance(effect, fault.applies_to):
-            raise ValueError(f"{fault} cannot happen to a {type(effect).__name__}")
+            kind = type(effect).__name__
+            raise ValueError(f"{fault} cannot happen to a {kind}")  # pragma: no mutate (message text)
         if isinstance(effect, Write):
             return self._write(effect, fault)
         if now > effect.deadline:
