@@ -59,7 +59,7 @@ def decide(
     phase = phase_of(record)
     rows = rows_for(phase, type(command), table)
     if not rows:
-        raise ForbiddenCommand(_refusal_text(phase, command))
+        raise ForbiddenCommand(_refusal_text(phase, command))  # pragma: no mutate (message text)
     if rows[0].fenced:
         assert record is not None
         owner = record.attempt_id

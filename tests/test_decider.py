@@ -22,6 +22,8 @@ from statemodel import (
     Message,
     Phase,
     Prepare,
+    Rearm,
+    Rearmed,
     Record,
     Redrive,
     RedriveExhausted,
@@ -100,6 +102,22 @@ def test_an_expired_lease_is_rolled_back_as_expired() -> None:
     _, record = submitted()
     (rolled_back,) = decide(record, ExpireLease("a-1"), 1_000)
     assert rolled_back == RolledBack("a-1", RollbackCause.LEASE_EXPIRED, 1_000)
+    after = evolve_all(record, [rolled_back])
+    assert after is not None and after.status is Status.PENDING  # the persisted status, as stored
+    assert (after.attempt_id, after.lease_expires_at, after.version) == (None, None, record.version + 1)
+
+
+def test_a_re_armed_record_is_pending_with_a_fresh_budget_and_its_last_error() -> None:
+    _, record = submitted()
+    events = decide(record, ReportSendFailure("a-1", ErrorCategory.PERMANENT, "AccessDenied"), 200)
+    exhausted = evolve_all(record, events)
+    assert exhausted is not None and exhausted.exhausted
+    (rearmed,) = decide(exhausted, Rearm("ops@host", "key re-enabled"), 300)
+    assert rearmed == Rearmed("ops@host", "key re-enabled", 300)
+    after = evolve_all(exhausted, [rearmed])
+    assert after == attrs.evolve(
+        exhausted, exhausted=False, attempts=0, version=exhausted.version + 1, updated_at=300
+    )
 
 
 def test_redrive_claims_until_attempts_run_out() -> None:
