@@ -50,8 +50,9 @@ check-model: $(INSTALLED)
 	$(BIN)/sendguard explore --workers 3 --records 3 --faults 3 --max-attempts 3
 
 # mutmut over statemodel/ with the pure tests ([tool.mutmut] in pyproject.toml), outside `make test`:
-# hours from scratch on 2 cores (each surviving mutant reruns the explorer), niced, two workers. Resumes where it stopped; `.venv/bin/mutmut results` lists
-# the survivors. Prints the score at the end.
+# hours from scratch on 2 cores (each surviving mutant reruns the explorer's tests), niced, two
+# workers. Resumes where it stopped; `.venv/bin/mutmut results` lists the survivors. Prints the
+# score at the end.
 mutation: $(INSTALLED)
 	nice -n 19 $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut export-cicd-stats
