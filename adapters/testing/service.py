@@ -108,13 +108,7 @@ def sendguard_service(
         from adapters import aws_lambda as handlers
 
     table, queue_url, _ = _pooled((settings, TableLayout(), id(handlers)), TableLayout(), handlers.reset)
-    configured = environment(sendguard_environment(settings, table, queue_url))
-    configured.__enter__()
-
-    def cleanup() -> None:
-        configured.__exit__(None, None, None)
-        empty(table, queue_url)
-
+    cleanup = _configured(sendguard_environment(settings, table, queue_url), table, queue_url)
     return Service(
         handlers.submit,
         handlers.reconcile,
@@ -125,6 +119,19 @@ def sendguard_service(
         reconcile_ms,
         cleanup=cleanup,
     )
+
+
+def _configured(variables: Mapping[str, str], table: str, queue_url: str) -> Callable[[], None]:
+    """Sets `variables` for the service's handlers; the returned cleanup restores the environment
+    and empties the table and queue for the next example."""
+    configured = environment(variables)
+    configured.__enter__()
+
+    def cleanup() -> None:
+        configured.__exit__(None, None, None)
+        empty(table, queue_url)
+
+    return cleanup
 
 
 def _exists(table: str, queue_url: str) -> bool:
@@ -214,8 +221,7 @@ def outbox_service(
     pool_key = ("outbox", settings, layout, id(submit), id(aws) if own else None)
     table, queue_url, made = _pooled(pool_key, layout, reset)
     variables = {**QUIET_ENVIRONMENT, **(environment_for(table, queue_url) if environment_for else {})}
-    configured = environment(variables)
-    configured.__enter__()
+    cleanup = _configured(variables, table, queue_url)
     rearm: Callable[[str], object] | None = None
     if own:
         if made or pool_key not in _OUTBOXES:
@@ -232,11 +238,6 @@ def outbox_service(
 
         reconcile, rearm = reconcile_, rearm_
     assert submit is not None and reconcile is not None, "a team's own submit comes with its reconcile"
-
-    def cleanup() -> None:
-        configured.__exit__(None, None, None)
-        empty(table, queue_url)
-
     return Service(
         submit,
         reconcile,
