@@ -167,10 +167,10 @@ def _post(
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
-    parsed = parse_submission(request.body)
+    outbox = outbox_of()
+    parsed = parse_submission(request.body, outbox.config.max_message_bytes)
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
-    outbox = outbox_of()
     message_id = message_id_for_key(key) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
     result = outbox.submit(

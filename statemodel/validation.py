@@ -1,11 +1,15 @@
 """Input validation: a request body and headers either become a `Request`, or a `Rejection` with a
 code and a message a client can act on. Pure: nothing here is written anywhere.
 
-The size limit is the smaller of what SQS and DynamoDB take. SQS takes a message of up to 1 MiB
-(1,048,576 bytes, body and attributes together). The record keeps the payload in its DynamoDB item
-for re-drives, and an item is at most 400 KB (409,600 bytes, names and values together), so the
-payload and attributes may use at most that less `RECORD_OVERHEAD_BYTES` for the rest of the record:
-its lifecycle fields and a history of up to `MAX_ATTEMPTS_LIMIT` attempts.
+The size limit is where the payload can be kept for re-drives. SQS takes a message of up to 1 MiB
+(1,048,576 bytes, body and attributes together, each attribute's name, type and value counted). A
+payload that does not fit in its record goes to a body item of its own, and a DynamoDB item is at
+most 400 KB (409,600 bytes, names and values together): without a body bucket a payload may take
+`MAX_MESSAGE_BYTES` (400,000 bytes, the item less room for its key). With one (`SENDGUARD_BODY_BUCKET`) it may take
+what SQS takes less room for the attributes' types and sendguard's own `message_id` attribute
+(`MAX_MESSAGE_BYTES_WITH_BUCKET`). The record itself keeps the message's attributes and the team's
+own item attributes: those may take `MAX_RECORD_EXTRA_BYTES`, the item less `RECORD_OVERHEAD_BYTES`
+for its lifecycle fields and a history of up to `MAX_ATTEMPTS_LIMIT` attempts.
 """
 
 from __future__ import annotations
@@ -24,8 +28,17 @@ from statemodel.records import Message
 SQS_MAX_MESSAGE_BYTES = 1_048_576
 DYNAMODB_MAX_ITEM_BYTES = 409_600
 RECORD_OVERHEAD_BYTES = 24_576  # measured: 20 attempts of history take ~7.5 KB; moto counts it twice
-MAX_MESSAGE_BYTES = min(SQS_MAX_MESSAGE_BYTES, DYNAMODB_MAX_ITEM_BYTES) - RECORD_OVERHEAD_BYTES
-MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES  # a raw request body past this is refused before parsing
+MAX_RECORD_EXTRA_BYTES = DYNAMODB_MAX_ITEM_BYTES - RECORD_OVERHEAD_BYTES  # attributes and team item
+BODY_ITEM_KEY_BYTES = 2_048  # a body item's key and names, at most (names of up to 255 bytes)
+# Without a body bucket: what a body item holds, kept under 400 KB less its key with room to spare
+# (moto refuses items past 405,000 bytes, counted its own way).
+MAX_MESSAGE_BYTES = 400_000
+BODY_ITEM_LIMIT_BYTES = MAX_MESSAGE_BYTES + BODY_ITEM_KEY_BYTES  # a larger body goes to S3
+# SQS counts each attribute's type ("String", 6 bytes) too, and sendguard adds `message_id` (an id of
+# up to 128 characters): room for ten of them.
+SQS_ATTRIBUTE_ROOM_BYTES = 256
+MAX_MESSAGE_BYTES_WITH_BUCKET = SQS_MAX_MESSAGE_BYTES - SQS_ATTRIBUTE_ROOM_BYTES
+MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES + 65_536  # a raw request body past this is refused unparsed
 MAX_DEPTH = 32
 MAX_ATTEMPTS_LIMIT = 20  # bounds the history, and so the item's size
 SQS_MAX_ATTRIBUTES = 10
@@ -87,15 +100,21 @@ def _reject(message: str, code: str = VALIDATION_ERROR) -> NoReturn:
     raise _Invalid(Rejection(code, message))
 
 
-def parse_submission(body: str | bytes | None) -> Request | Rejection:
-    """The body of `POST /messages`: `{"payload": <any JSON>, "attributes": {name: string}}`."""
+def message_limit(bucket: bool) -> int:
+    """The most bytes of payload and attributes accepted, with a body bucket or without one."""
+    return MAX_MESSAGE_BYTES_WITH_BUCKET if bucket else MAX_MESSAGE_BYTES
+
+
+def parse_submission(body: str | bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> Request | Rejection:
+    """The body of `POST /messages`: `{"payload": <any JSON>, "attributes": {name: string}}`, its
+    payload and attributes taking at most `max_bytes` (`message_limit`)."""
     try:
-        return _parse(body)
+        return _parse(body, max_bytes)
     except _Invalid as invalid:
         return invalid.rejection
 
 
-def _parse(body: str | bytes | None) -> Request:
+def _parse(body: str | bytes | None, max_bytes: int) -> Request:
     if not body:  # None, b"" or ""
         _reject("the request has no body; send a JSON object with a 'payload'")  # pragma: no mutate
     raw = body if isinstance(body, bytes) else body.encode(errors="surrogatepass")
@@ -127,25 +146,27 @@ def _parse(body: str | bytes | None) -> Request:
             "the payload holds a lone surrogate (\\ud800-\\udfff); "  # pragma: no mutate (message text)
             "send valid Unicode"  # pragma: no mutate (message text, not contract)
         )
-    if size > MAX_MESSAGE_BYTES:
+    if size > max_bytes:
         _reject(
-            f"payload and attributes take {size} bytes; at most {MAX_MESSAGE_BYTES} are accepted",
+            f"payload and attributes take {size} bytes; at most {max_bytes} are accepted",
             PAYLOAD_TOO_LARGE,
         )
     return Request(payload_text, attributes, request_hash(payload, attributes))
 
 
-def parse_message(body: object, attributes: object, group_id: object = None) -> Request | Rejection:
+def parse_message(
+    body: object, attributes: object, group_id: object = None, max_bytes: int = MAX_MESSAGE_BYTES
+) -> Request | Rejection:
     """A library message (`adapters.Outbox.send`): `body` is sent exactly as given — the team's own
     serialization, any text SQS accepts — with `attributes` ({name: string}) and an optional FIFO
-    `group_id`."""
+    `group_id`; body and attributes take at most `max_bytes` (`message_limit`)."""
     try:
-        return _parse_message(body, attributes, group_id)
+        return _parse_message(body, attributes, group_id, max_bytes)
     except _Invalid as invalid:
         return invalid.rejection
 
 
-def _parse_message(body: object, attributes: object, group_id: object) -> Request:
+def _parse_message(body: object, attributes: object, group_id: object, max_bytes: int) -> Request:
     if not isinstance(body, str):
         kind = type(body).__name__  # pragma: no mutate (message text, not contract)
         _reject(f"body must be a str (the message text as SQS should carry it), not {kind}")
@@ -161,9 +182,9 @@ def _parse_message(body: object, attributes: object, group_id: object) -> Reques
         )
     assert group_id is None or isinstance(group_id, str)
     request = Request(body, checked, body_hash(body, checked, group_id), group_id)
-    if request.size > MAX_MESSAGE_BYTES:
+    if request.size > max_bytes:
         _reject(
-            f"body and attributes take {request.size} bytes; at most {MAX_MESSAGE_BYTES} are accepted",
+            f"body and attributes take {request.size} bytes; at most {max_bytes} are accepted",
             PAYLOAD_TOO_LARGE,
         )
     return request

@@ -524,7 +524,7 @@ def test_provisioning_is_idempotent(aws_env: None) -> None:
         assert ensure_resources("t-prov", "q-prov") == first
         table = make_client("dynamodb", 1).describe_table(TableName="t-prov")["Table"]
         (index,) = table["GlobalSecondaryIndexes"]
-        assert index["IndexName"] == "attention" and index["Projection"]["ProjectionType"] == "ALL"
+        assert index["IndexName"] == "attention" and index["Projection"]["ProjectionType"] == "KEYS_ONLY"
 
 
 def test_audit_finds_orphans_tampering_and_exhausted(local: tuple[Config, Aws], capsys: Any) -> None:

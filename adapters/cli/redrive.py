@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.ops.backlog import exhausted
+from adapters.ops.backlog import RecordsUnreadable, exhausted
 from adapters.ops.progress import Progress
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config, ConfigError
@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     try:
         check_request(args.by, args.reason)
         config = _config(args.table)
-    except (InvalidRearm, ConfigError) as exc:
+    except (InvalidRearm, ConfigError, RecordsUnreadable) as exc:
         parser.error(str(exc))
     configure(config.log_level, stream=sys.stderr)
     report = redrive(args, since, config)

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, stored_from_item
+from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
 from adapters.runtime.store import DynamoStore
 from statemodel.attention import Attention, Shards, due_queries, exhausted_partitions
 from statemodel.flows import Settings
@@ -55,6 +55,10 @@ class Backlog:
                 for k in self.kinds
             },
         }
+
+
+class RecordsUnreadable(RuntimeError):
+    """Records the index named could not be read (AWS failures, already classified)."""
 
 
 def _partitions(now: int, settings: Settings, shards: Shards) -> dict[Attention, list[tuple[str, int]]]:
@@ -107,8 +111,15 @@ def _exhausted_in(
     request = _request(store, partition, low=since_ms)
     for page in _pages(store, request):
         on_page(len(page.get("Items", [])))
-        for item in page.get("Items", []):
-            yield int(item[ATTENTION_AT]["N"]), stored_from_item(item, store.layout)
+        found, reads = store.current(page.get("Items", []))  # the index holds keys only
+        failed = [read.error for read in reads if read.error is not None]
+        if failed:
+            raise RecordsUnreadable(
+                f"{len(failed)} read(s) of exhausted records failed "
+                f"({failed[0].category}: {failed[0].code}); run it again"
+            )
+        for entry, stored in found:
+            yield int(entry[ATTENTION_AT]["N"]), stored
 
 
 def _request(store: DynamoStore, partition: str, *, low: int | None = None, high: int | None = None) -> Any:

@@ -34,7 +34,9 @@ def table_definition(layout: TableLayout | None = None) -> dict[str, Any]:
                     {"AttributeName": ATTENTION, "KeyType": "HASH"},
                     {"AttributeName": ATTENTION_AT, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                # Keys only: an entry stays ~100 bytes, one write unit whatever the message's size;
+                # a pass reads the records it names by key (`DynamoStore.current`).
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],
         "BillingMode": "PAY_PER_REQUEST",
@@ -45,11 +47,25 @@ TABLE_DEFINITION: dict[str, Any] = table_definition()  # sendguard's own table
 
 
 def ensure_resources(
-    table_name: str, queue_name: str, *, fifo: bool = False, layout: TableLayout | None = None
+    table_name: str,
+    queue_name: str,
+    *,
+    fifo: bool = False,
+    layout: TableLayout | None = None,
+    bucket: str | None = None,
 ) -> str:
     """Creates what is missing — a table for `layout` (default: sendguard's own) with the
-    reconciler's index, and the queue — and returns the queue URL. Safe to run again."""
+    reconciler's index, the queue and, when named, the body bucket — and returns the queue URL.
+    Safe to run again."""
     session = boto3.Session()
+    if bucket is not None:
+        s3 = session.client("s3")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            region = s3.meta.region_name
+            where = (
+                {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+            )
+            s3.create_bucket(Bucket=bucket, **where)
     dynamodb = session.client("dynamodb")
     with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):  # it exists already
         dynamodb.create_table(TableName=table_name, **table_definition(layout))

@@ -1,6 +1,7 @@
 """The record as a DynamoDB item, for a `TableLayout`: the one item format.
 
-An item holds, under the layout's names, the key (the message id), the status and the body; under
+An item holds, under the layout's names, the key (the message id), the status and — when it is kept
+inline — the body; under
 `sg_` names the rest of the message (attributes, correlation id, creation time, request hash, FIFO
 group), the lifecycle fields of the projection, the history (a list each write appends to) and the
 sparse index keys `sg_attention` / `sg_attention_at` (`statemodel.attention`). Every other attribute
@@ -8,9 +9,15 @@ is the team's: the create may write the team's `item` attributes, and no later w
 they stay byte for byte.
 
 The body and the message are written once, by the create, and never again: later writes SET only
-lifecycle attributes (status, `sg_version` … and one appended history entry), so a lifecycle write's
-request is small whatever the body's size. DynamoDB still bills an UpdateItem at the item's size; how
-far this format gets towards "the payload written once" is said in docs/library.md.
+lifecycle attributes (status, `sg_version` … and one appended history entry). DynamoDB bills an
+UpdateItem at the larger of the item before and after it, so a body kept in the record would be paid
+again by every lifecycle write: only a small body stays inline. A larger one is written once, before
+the record, to a body item of its own or to S3 (`adapters.runtime.bodies`), and the record names it
+in `sg_body_at` instead of holding it.
+
+A body item sits in the same table under the record's key value and a nonce (`body_key`): it holds
+the key and `sg_body`, carries no bookkeeping (`is_record` is false) and no index keys, and nothing
+writes it again.
 """
 
 from __future__ import annotations
@@ -39,7 +46,9 @@ ATTEMPT_ID, LEASE, SQS_ID, LAST_ERROR = (
 HISTORY, ATTENTION, ATTENTION_AT = f"{P}history", f"{P}attention", f"{P}attention_at"
 ATTRIBUTES, CORRELATION_ID, CREATED_AT = f"{P}attributes", f"{P}correlation_id", f"{P}created_at"
 REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID = f"{P}request_hash", f"{P}idempotency_key", f"{P}group_id"
+BODY_AT, BODY = f"{P}body_at", f"{P}body"  # where an out-of-line body is; a body item's text
 INDEX = "attention"  # the sparse index's name; its keys are ATTENTION (hash) and ATTENTION_AT (range)
+BODY_SEPARATOR = "#"  # between the record's key value and a body's nonce (never in a message id)
 
 _DEFAULT = TableLayout()
 _serialize = TypeSerializer().serialize
@@ -65,10 +74,12 @@ def lifecycle_attributes(record: Record, layout: TableLayout) -> dict[str, Any]:
     }
 
 
-def message_attributes(message: Message, layout: TableLayout) -> dict[str, Any]:
-    """What the create writes once: the body and the rest of the message (not the key)."""
+def message_attributes(message: Message, layout: TableLayout, body_at: str | None = None) -> dict[str, Any]:
+    """What the create writes once: the body (or, for a body kept elsewhere, where it is) and the
+    rest of the message (not the key)."""
+    body = {layout.body_attribute: message.payload} if body_at is None else {BODY_AT: body_at}
     return {
-        layout.body_attribute: message.payload,
+        **body,
         ATTRIBUTES: dict(message.attributes),
         CORRELATION_ID: message.correlation_id,
         CREATED_AT: message.created_at,
@@ -83,13 +94,20 @@ def is_record(raw: Mapping[str, Any]) -> bool:
     return VERSION in raw
 
 
-def stored_from_item(raw: Mapping[str, Any], layout: TableLayout | None = None) -> Stored:
-    """Raises KeyError, ValueError or TypeError for an item no write of sendguard's could leave."""
+def stored_from_item(
+    raw: Mapping[str, Any], layout: TableLayout | None = None, body: str | None = None
+) -> Stored:
+    """The record an item holds. `body`: the text of a body kept out of the item (`body_at`), read
+    from where it is. Raises KeyError, ValueError or TypeError for an item no write of sendguard's
+    could leave, and KeyError for an out-of-line body not given."""
     layout = layout or _DEFAULT
     item = {name: _plain(_deserialize(value)) for name, value in raw.items() if layout.owns(name)}
+    payload = item[layout.body_attribute] if BODY_AT not in item else body
+    if payload is None:
+        raise KeyError(f"the body at {item[BODY_AT]!r} was not read")
     message = Message(
         message_id=item[layout.partition_key],
-        payload=item[layout.body_attribute],
+        payload=payload,
         attributes=tuple(sorted(item[ATTRIBUTES].items())),
         correlation_id=item[CORRELATION_ID],
         created_at=item[CREATED_AT],
@@ -114,6 +132,66 @@ def stored_from_item(raw: Mapping[str, Any], layout: TableLayout | None = None) 
     return Stored(record, history)
 
 
+def body_at(raw: Mapping[str, Any]) -> str | None:
+    """Where an item's body is kept, when not in the item."""
+    return str(raw[BODY_AT]["S"]) if BODY_AT in raw else None
+
+
+def body_key(layout: TableLayout, message_id: str, nonce: str) -> dict[str, dict[str, str]]:
+    """A body item's key: beside its record, under the record's key value and a nonce (in the sort
+    key, when the layout has one)."""
+    if layout.sort_key is None:
+        return {layout.partition_key: {"S": f"{message_id}{BODY_SEPARATOR}{nonce}"}}
+    return {
+        layout.partition_key: {"S": message_id},
+        layout.sort_key: {"S": f"{layout.sort_key_value}{BODY_SEPARATOR}{nonce}"},
+    }
+
+
+def body_item(layout: TableLayout, message_id: str, nonce: str, text: str) -> dict[str, Any]:
+    """A body item, whole: its key and its text, nothing else."""
+    return {**body_key(layout, message_id, nonce), BODY: {"S": text}}
+
+
+def is_body_item(raw: Mapping[str, Any]) -> bool:
+    return BODY in raw and VERSION not in raw
+
+
+def item_text(raw: Mapping[str, Any]) -> str:
+    """A body item's text."""
+    return str(raw[BODY]["S"])
+
+
+def with_bodies(
+    items: list[dict[str, Any]], layout: TableLayout, read_s3: Any = None
+) -> list[dict[str, Any]]:
+    """A table's items as a reader that knows nothing of body items sees them: the body items
+    left out, and each record's out-of-line body put back in it, under the layout's body attribute
+    (from its body item among `items`, or from S3 with `read_s3(location)` -> text). A record whose
+    body is in neither keeps its `sg_body_at`, and does not decode."""
+    key_names = [layout.partition_key] + ([layout.sort_key] if layout.sort_key else [])
+
+    def key_of(raw: Mapping[str, Any]) -> str:
+        return repr([raw.get(name) for name in key_names])
+
+    texts = {key_of(item): item_text(item) for item in items if is_body_item(item)}
+    whole: list[dict[str, Any]] = []
+    for item in items:
+        if is_body_item(item):
+            continue
+        at = body_at(item) if is_record(item) else None
+        text: str | None = None
+        if at is not None and at.startswith("item:"):
+            message_id = str(item[layout.partition_key]["S"])
+            text = texts.get(key_of(body_key(layout, message_id, at.removeprefix("item:"))))
+        elif at is not None and read_s3 is not None:
+            text = read_s3(at)
+        if text is not None:
+            item = {k: v for k, v in item.items() if k != BODY_AT} | {layout.body_attribute: {"S": text}}
+        whole.append(item)
+    return whole
+
+
 def foreign_attributes(raw: Mapping[str, Any], layout: TableLayout) -> dict[str, Any]:
     """The team's attributes of an item, as stored (low-level values): sendguard never changes them."""
     return {name: value for name, value in raw.items() if not layout.owns(name)}
@@ -132,18 +210,24 @@ def serialize(value: Any) -> dict[str, Any]:
     return serialized
 
 
-def _creation(write: Write, layout: TableLayout, item: Mapping[str, Any] | None) -> dict[str, Any]:
-    values = {**(item or {}), **message_attributes(write.after.message, layout)}
+def _creation(
+    write: Write, layout: TableLayout, item: Mapping[str, Any] | None, body_at: str | None
+) -> dict[str, Any]:
+    values = {**(item or {}), **message_attributes(write.after.message, layout, body_at)}
     values |= lifecycle_attributes(write.after, layout)
     values[HISTORY] = write_history(write.events)
     return {name: value for name, value in values.items() if value is not None}
 
 
 def update_request(
-    write: Write, layout: TableLayout | None = None, item: Mapping[str, Any] | None = None
+    write: Write,
+    layout: TableLayout | None = None,
+    item: Mapping[str, Any] | None = None,
+    body_at: str | None = None,
 ) -> dict[str, Any]:
     """The UpdateItem parameters (less TableName) that carry out one write. `item`: the team's own
-    attributes, written by a create only."""
+    attributes, and `body_at`: where the body was written when not in the record, both for a create
+    only."""
     layout = layout or _DEFAULT
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -156,7 +240,7 @@ def update_request(
         return placeholder
 
     if write.before is None:
-        to_set = _creation(write, layout, item)
+        to_set = _creation(write, layout, item, body_at)
     else:
         to_set = lifecycle_attributes(write.after, layout)
         history = name(HISTORY)
@@ -192,20 +276,41 @@ def update_request(
 
 
 def put_request(
-    write: Write, layout: TableLayout, table: str, item: Mapping[str, Any] | None = None
+    write: Write,
+    layout: TableLayout,
+    table: str,
+    item: Mapping[str, Any] | None = None,
+    body_at: str | None = None,
 ) -> dict[str, Any]:
     """A create as a transaction's Put (the low-level client's shape): the whole item, if no item
     has its key yet."""
-    assert write.before is None, "only a create can be a Put"
-    values = {**_creation(write, layout, item)}
-    whole = {**layout.key(write.message_id), **{k: _serialize(v) for k, v in values.items()}}
     return {
         "TableName": table,
-        "Item": whole,
+        "Item": created_item(write, layout, item, body_at),
         "ConditionExpression": "attribute_not_exists(#key)",
         "ExpressionAttributeNames": {"#key": layout.partition_key},
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
+
+
+def created_item(
+    write: Write,
+    layout: TableLayout,
+    item: Mapping[str, Any] | None = None,
+    body_at: str | None = None,
+) -> dict[str, Any]:
+    """The whole item a create leaves, in the low-level client's shape."""
+    assert write.before is None, "only a create makes an item"
+    values = _creation(write, layout, item, body_at)
+    return {**layout.key(write.message_id), **{k: _serialize(v) for k, v in values.items()}}
+
+
+def record_projection(layout: TableLayout) -> list[str]:
+    """What a read of records for re-driving needs: every attribute sendguard owns but the history
+    (which only grows, and which no decision reads)."""
+    lifecycle = [VERSION, UPDATED_AT, ATTEMPTS, EXHAUSTED, ATTEMPT_ID, LEASE, SQS_ID, LAST_ERROR]
+    message = [ATTRIBUTES, CORRELATION_ID, CREATED_AT, REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID, BODY_AT]
+    return [*layout.owned_names, *lifecycle, ATTENTION, ATTENTION_AT, *message]
 
 
 def write_history(events: tuple[Event, ...]) -> list[dict[str, Any]]:

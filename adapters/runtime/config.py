@@ -12,7 +12,9 @@ import attrs
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import DEFAULT_SHARDS, MAX_SHARDS, Shards
 from statemodel.flows import Settings
-from statemodel.validation import MAX_ATTEMPTS_LIMIT
+from statemodel.validation import MAX_ATTEMPTS_LIMIT, message_limit
+
+DEFAULT_BODY_PREFIX = "sendguard/bodies/"
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,15 @@ class Config:
     # order (what the fault-injection suite's per-thread faults and derandomized runs need); the
     # template sets 4.
     reconciler_workers: int = 1
+    # The S3 bucket for bodies too large for a DynamoDB item (None: such messages are refused), and
+    # the prefix of their object keys (`adapters.runtime.bodies`).
+    body_bucket: str | None = None
+    body_prefix: str = DEFAULT_BODY_PREFIX
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The most bytes of payload and attributes a message may take here."""
+        return message_limit(self.body_bucket is not None)
 
     @property
     def shards(self) -> Shards:
@@ -58,6 +69,8 @@ class Config:
             metrics_namespace=_namespace(env, "SENDGUARD_METRICS_NAMESPACE", "sendguard"),
             metrics=_switch(env, "SENDGUARD_METRICS", True),
             reconciler_workers=_int(env, "SENDGUARD_RECONCILER_WORKERS", 1, 1, MAX_WORKERS),
+            body_bucket=body_bucket(env.get("SENDGUARD_BODY_BUCKET", "")),
+            body_prefix=body_prefix(env.get("SENDGUARD_BODY_PREFIX", "")),
         )
 
 
@@ -89,6 +102,32 @@ def _shards(env: Mapping[str, str]) -> Shards:
     write = _int(env, "SENDGUARD_INDEX_SHARDS", DEFAULT_SHARDS, 1, MAX_SHARDS)
     read = _int(env, "SENDGUARD_INDEX_SHARDS_READ", 0, 0, MAX_SHARDS)
     return Shards.configured(write, read)
+
+
+# S3's rule for a (general purpose) bucket name, and a key prefix sendguard accepts.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_PREFIX = re.compile(r"[A-Za-z0-9!\-_.*'()/]{0,512}")
+
+
+def body_bucket(raw: str | None) -> str | None:
+    """`SENDGUARD_BODY_BUCKET`: a bucket name, or nothing (unset, empty: no bucket)."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not _BUCKET.fullmatch(value) or ".." in value:
+        raise ConfigError(f"SENDGUARD_BODY_BUCKET={value!r} is not an S3 bucket name")
+    return value
+
+
+def body_prefix(raw: str | None) -> str:
+    """`SENDGUARD_BODY_PREFIX`: the body objects' key prefix (default `sendguard/bodies/`)."""
+    value = (raw or "").strip() or DEFAULT_BODY_PREFIX
+    if not _PREFIX.fullmatch(value) or value.startswith("/"):
+        raise ConfigError(
+            f"SENDGUARD_BODY_PREFIX={value!r}: use up to 512 of A-Z a-z 0-9 ! - _ . * ' ( ) /, "
+            "not starting with /"
+        )
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -60,7 +60,7 @@ RECONCILE_PASS = _event(
     "reconcile_pass",
     "info",
     "expired redriven exhausted superseded failed overdue_in_flight records_read queries failed_queries "
-    "stopped_early groups workers",
+    "failed_reads stopped_early groups workers",
     "one reconciler pass's summary",
 )
 METRICS = _event(

@@ -31,9 +31,17 @@ from typing import Any
 import attrs
 import structlog
 
+from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.codec import put_request, serialize
-from adapters.runtime.config import MAX_WORKERS, Config
+from adapters.runtime.config import (
+    DEFAULT_BODY_PREFIX,
+    MAX_WORKERS,
+    Config,
+    ConfigError,
+    body_bucket,
+    body_prefix,
+)
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -56,7 +64,7 @@ from statemodel.records import Record
 from statemodel.stored import Stored
 from statemodel.validation import (
     MAX_ATTEMPTS_LIMIT,
-    MAX_MESSAGE_BYTES,
+    MAX_RECORD_EXTRA_BYTES,
     PAYLOAD_TOO_LARGE,
     Rejection,
     Request,
@@ -130,10 +138,14 @@ class Outbox:
         lease_margin_seconds: int = 30,
         aws_max_attempts: int = 3,
         reconciler_workers: int = 1,
+        body_bucket: str | None = None,
+        body_prefix: str = DEFAULT_BODY_PREFIX,
         logger: Any = None,
     ) -> None:
         """`reconciler_workers`: the threads one `reconcile` pass re-drives with (1 to 10); the
-        index's shards are the layout's (`TableLayout.shards`)."""
+        index's shards are the layout's (`TableLayout.shards`). `body_bucket`: an S3 bucket for
+        bodies too large for a DynamoDB item (up to SQS's 1 MiB; without it, up to
+        `statemodel.validation.MAX_MESSAGE_BYTES`), their keys under `body_prefix`."""
         if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:  # the history, and so the item, stays bounded
             raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
         if not 1 <= reconciler_workers <= MAX_WORKERS:
@@ -146,6 +158,8 @@ class Outbox:
             aws_max_attempts,
             layout=layout or TableLayout(),
             reconciler_workers=reconciler_workers,
+            body_bucket=_bucket(body_bucket),
+            body_prefix=_prefix(body_prefix),
         )
         self._setup(config, Aws.from_config(config), logger)
 
@@ -236,12 +250,27 @@ class Outbox:
         group_id: str | None = None,
     ) -> dict[str, Any]:
         """A `{"Put": …}` entry for the team's own `transact_write_items`: the PENDING record, with
-        the team's `item` attributes, created only if no item has this key. Nothing is written here."""
+        the team's `item` attributes, created only if no item has this key. A body too large to
+        keep in the record (`adapters.runtime.bodies`) is written here, first, to where the record
+        will name it: OutboxError if that fails (nothing else is written), and an orphan nothing
+        reads if the transaction then does not commit. Nothing else is written here."""
         message_id, request, team_item = self._valid(key, body, attributes, item, group_id)
         now = now_ms()
         message = new_message(request, message_id, _correlation(correlation_id), now)
         write = prepare(message, now)
-        return {"Put": put_request(write, self.layout, self.config.table, team_item)}
+        with self._scope(message.correlation_id, message_id, None):
+            at, call = self.aws.store.place_body(write, now + 2 * ATTEMPT_BUDGET_MS, team_item)
+        if isinstance(at, Classified):
+            assert call is not None
+            log_failure(get_logger(), call, None)
+            outcome = consequence(at.category)
+            raise OutboxError(
+                f"the body of {message_id!r} could not be written now ({at.category})",
+                category=at.category,
+                code=at.code,
+                http_status=outcome.http_status,
+            )
+        return {"Put": put_request(write, self.layout, self.config.table, team_item, at)}
 
     def dispatch(self, key: str, *, context: object = None, deadline_ms: int | None = None) -> SendResult:
         """Claim the PENDING record `key` (written by `pending_put`), send it and confirm it. A record
@@ -342,14 +371,15 @@ class Outbox:
         group_id: object,
     ) -> tuple[str, Request, dict[str, Any]]:
         message_id = _key(key)
-        request = parse_message(body, {} if attributes is None else attributes, group_id)
+        limit = self.config.max_message_bytes
+        request = parse_message(body, {} if attributes is None else attributes, group_id, limit)
         if isinstance(request, Rejection):
-            raise InvalidMessage(request.message)
+            raise InvalidMessage(f"{request.message} ({request.code})")
         team_item, item_bytes = _team_item(item, self.layout)
-        size = request.size + item_bytes + len(message_id.encode())
-        if size > MAX_MESSAGE_BYTES:
+        size = item_bytes + len(message_id.encode()) + (request.size - len(request.payload.encode()))
+        if size > MAX_RECORD_EXTRA_BYTES:
             raise InvalidMessage(
-                f"body, attributes and item take {size} bytes; at most {MAX_MESSAGE_BYTES} fit in the "
+                f"attributes and item take {size} bytes; at most {MAX_RECORD_EXTRA_BYTES} fit in the "
                 f"record ({PAYLOAD_TOO_LARGE})"
             )
         return message_id, request, team_item
@@ -418,6 +448,20 @@ def _correlation(correlation_id: object) -> str:
     if valid is None:
         raise InvalidMessage("correlation_id must be 1 to 128 characters of A-Za-z0-9._:-")
     return valid
+
+
+def _bucket(bucket: str | None) -> str | None:
+    try:
+        return body_bucket(bucket)
+    except ConfigError as exc:
+        raise ValueError(str(exc).replace("SENDGUARD_BODY_BUCKET", "body_bucket")) from None
+
+
+def _prefix(prefix: str) -> str:
+    try:
+        return body_prefix(prefix)
+    except ConfigError as exc:
+        raise ValueError(str(exc).replace("SENDGUARD_BODY_PREFIX", "body_prefix")) from None
 
 
 def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:

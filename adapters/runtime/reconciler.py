@@ -51,6 +51,7 @@ class PassSummary:
     records_read: int = 0
     queries: int = 0
     failed_queries: int = 0  # index partitions a pass could not read (past the SDK's retries)
+    failed_reads: int = 0  # reads of due records or their bodies that failed: left to a later pass
     stopped_early: bool = False  # the pass ran out of time; the next pass continues
     groups: int = 0  # groups of up to ten records whose flows ran together
     workers: int = 1  # the threads the groups ran on
@@ -131,6 +132,10 @@ def _due_records(aws: Aws, now: int, settings: Settings, summary: PassSummary, l
         else:
             summary.failed_queries += 1
             log_failure(log, page.call, None)
+        for read in page.reads:
+            if read.error is not None:
+                summary.failed_reads += 1
+                log_failure(log, read, None)
         yield from page.records
 
 

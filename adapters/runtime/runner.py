@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from adapters.runtime.bodies import S3Bodies
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
@@ -39,8 +40,15 @@ class Aws:
 
     @classmethod
     def from_config(cls, config: Config) -> Aws:
+        s3 = None
+        if config.body_bucket is not None:
+            attempts = config.aws_max_attempts
+            s3 = S3Bodies(
+                config.body_bucket, config.body_prefix, make_client=lambda: make_client("s3", attempts)
+            )
+        dynamodb = make_client("dynamodb", config.aws_max_attempts)
         return cls(
-            DynamoStore(make_client("dynamodb", config.aws_max_attempts), config.table, config.layout),
+            DynamoStore(dynamodb, config.table, config.layout, s3=s3),
             SqsQueue(make_client("sqs", config.aws_max_attempts), config.queue_url),
         )
 

@@ -1,24 +1,34 @@
 """The record in DynamoDB: each `Write` effect becomes exactly one conditional UpdateItem (the item's
-format, for the team's `TableLayout`, is `adapters.runtime.codec`'s).
+format, for the team's `TableLayout`, is `adapters.runtime.codec`'s). A create whose body is too
+large to keep in the record writes the body first, once (`adapters.runtime.bodies`); every read of
+a record reads such a body from where the record says it is.
 
 The condition is the write's `Expectation` — status, version and attempt id as the flow last saw them —
 or, for the create, that no item has the key. A failed condition returns the item as it is
 (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which the flow uses both to recognise its own landed
 retry and to answer an idempotent replay, without a second read. An item with the key that is not a
 sendguard record (the team's own) fails the create permanently (`NOT_A_RECORD`): nothing is written.
+
+The `attention` index projects keys only: an entry stays about 100 bytes, one write unit whatever
+the message's size. A pass reads the records an index page names by key (`BatchGetItem`, strongly
+consistent), and keeps those still where the index saw them; a record that moved since (the index is
+eventually consistent) is left to the query that finds it where it is now.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.runtime.batch_get import batch_get
+from adapters.runtime.bodies import ITEM_PREFIX, Placement, S3Bodies, TableBodies, placement
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
@@ -26,20 +36,29 @@ from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
     INDEX,
+    body_at,
+    created_item,
+    index_keys,
     is_record,
+    record_projection,
     stored_from_item,
     update_request,
 )
+from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
 from statemodel.categories import ErrorCategory
 from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
-from statemodel.records import Record
+from statemodel.records import Message, Record
 from statemodel.stored import Stored
 
 __all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
 
+LONGEST_BODY_AT = ITEM_PREFIX + "n" * 8  # what a record names its body item with, at most
 NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
+BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
+NO_BODY_BUCKET = "BodyBucketNotConfigured"  # a record's body is in S3, and no bucket is configured
+TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
 PAGE = 25  # records a due query returns at a time: the partitions take turns page by page
 
 
@@ -51,18 +70,22 @@ class DuePage:
     """One page of an index query: its records, and the call's report (with its failure, if any)."""
 
     records: tuple[Record, ...]
-    call: CallReport
+    call: CallReport  # the index query's
+    reads: tuple[CallReport, ...] = ()  # the reads of its records and their bodies
 
 
-def _decode(item: dict[str, Any] | None, layout: TableLayout) -> Stored | Classified | None:
-    """An item as stored, None for no item, or a failure: the team's own item (no sendguard
-    bookkeeping) under the key, or an item no write of ours could leave."""
+def _decode(
+    item: dict[str, Any] | None, layout: TableLayout, body: str | None = None
+) -> Stored | Classified | None:
+    """An item as stored (`body`: its out-of-line body's text), None for no item, or a failure: the
+    team's own item (no sendguard bookkeeping) under the key, or an item no write of ours could
+    leave."""
     if not item:
         return None
     if not is_record(item):
         return Classified(ErrorCategory.PERMANENT, NOT_A_RECORD)
     try:
-        return stored_from_item(item, layout)
+        return stored_from_item(item, layout, body)
     except (KeyError, ValueError, TypeError):
         return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
 
@@ -77,11 +100,15 @@ class DynamoStore:
         layout: TableLayout | None = None,
         *,
         classify: Classifier = classify,
+        s3: S3Bodies | None = None,
     ) -> None:
+        """`s3`: the body bucket, for bodies too large for a body item (without it, they are refused)."""
         self.client = client
         self.table = table
         self.layout = layout or TableLayout()
         self.classify = classify
+        self.body_items = TableBodies(client, table, self.layout, classify=classify)
+        self.s3 = s3
         model = client.meta.service_model
         self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
@@ -90,15 +117,22 @@ class DynamoStore:
     ) -> tuple[Outcome, CallReport]:
         """`item`: the team's own attributes, which a create writes with the record."""
         started = time.perf_counter()
+        at: str | None = None
+        if write.before is None:
+            placed, body_call = self.place_body(write, deadline_ms, item)
+            if isinstance(placed, Classified):
+                assert body_call is not None
+                return Failed(placed.category, placed.code), body_call
+            at = placed
         error: Classified | None = None
         with aws_call(deadline_ms) as call:
             try:
-                self.client.update_item(TableName=self.table, **self.update_request(write, item))
+                self.client.update_item(TableName=self.table, **self.update_request(write, item, at))
                 outcome: Outcome = Written()
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    decoded = _decode(old, self.layout)
+                    decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
                     if isinstance(decoded, Classified):
                         error, outcome = decoded, Failed(decoded.category, decoded.code)
                     else:
@@ -111,15 +145,38 @@ class DynamoStore:
                 outcome = Failed(error.category, error.code)
         return outcome, report("dynamodb", "UpdateItem", call.attempts, started, error)
 
-    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def update_request(
+        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
+    ) -> dict[str, Any]:
         """The UpdateItem parameters (less TableName) that carry out one write; `item`, the team's
-        own attributes, goes with a create only (`adapters.runtime.codec.update_request`)."""
-        return update_request(write, self.layout, item if write.before is None else None)
+        own attributes, and `body_at`, where its body was written (None: in the record), go with a
+        create only (`adapters.runtime.codec.update_request`)."""
+        create = write.before is None
+        return update_request(write, self.layout, item if create else None, body_at if create else None)
+
+    def place_body(
+        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+    ) -> tuple[str | Classified | None, CallReport | None]:
+        """Where a create's body goes (`adapters.runtime.bodies.placement`): None for the record
+        itself, else the name of the body it wrote first (or why it could not)."""
+        message = write.after.message
+        inline_bytes = item_size(created_item(write, self.layout, item))
+        apart_bytes = item_size(created_item(write, self.layout, item, LONGEST_BODY_AT))
+        body_bytes = self.body_items.item_bytes(message.message_id, message.payload)
+        where = placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
+        if where is Placement.INLINE:
+            return None, None
+        if where is None:
+            refused = Classified(ErrorCategory.PERMANENT, TOO_LARGE)
+            return refused, report("dynamodb", "PutItem", 0, time.perf_counter(), refused)
+        store = self.body_items if where is Placement.ITEM or self.s3 is None else self.s3
+        return store.put(message.message_id, message.payload, deadline_ms)
 
     def get(
         self, message_id: str, deadline_ms: int | None = None
     ) -> tuple[Stored | Failed | None, CallReport]:
-        """A strongly consistent read, classified like a write: the stored record, None, or `Failed`."""
+        """A strongly consistent read, classified like a write: the stored record (its body read
+        from where it is), None, or `Failed`."""
         started = time.perf_counter()
         error: Classified | None = None
         found: Stored | Failed | None = None
@@ -128,7 +185,7 @@ class DynamoStore:
                 response = self.client.get_item(
                     TableName=self.table, Key=self.layout.key(message_id), ConsistentRead=True
                 )
-                decoded = _decode(response.get("Item"), self.layout)
+                decoded = self._whole(response.get("Item"), deadline_ms)
                 if isinstance(decoded, Classified):
                     error = decoded
                 else:
@@ -138,6 +195,78 @@ class DynamoStore:
         if error is not None:
             found = Failed(error.category, error.code)
         return found, report("dynamodb", "GetItem", call.attempts, started, error)
+
+    def _whole(
+        self, item: dict[str, Any] | None, deadline_ms: int | None, known: Message | None = None
+    ) -> Stored | Classified | None:
+        """An item decoded, its out-of-line body read. `known`: the message a write expected to find
+        under the key; a record is never re-created, so a stored record of the same message has the
+        same body, and it is not read again."""
+        at = body_at(item) if item and is_record(item) else None
+        if at is None:
+            return _decode(item, self.layout)
+        if known is not None:
+            decoded = _decode(item, self.layout, known.payload)
+            if isinstance(decoded, Stored) and decoded.record.message == known:
+                return decoded
+        assert item is not None
+        message_id = str(item[self.layout.partition_key]["S"])
+        texts, reports = self.read_bodies([(message_id, at)], deadline_ms)
+        if (message_id, at) not in texts:
+            failed = [r.error for r in reports if r.error is not None]
+            return failed[0] if failed else Classified(ErrorCategory.AMBIGUOUS, BODY_MISSING)
+        return _decode(item, self.layout, texts[(message_id, at)])
+
+    def read_bodies(
+        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
+        """The texts of out-of-line bodies, by (message id, `sg_body_at`), and the calls made."""
+        in_items = [pair for pair in wanted if pair[1].startswith(ITEM_PREFIX)]
+        in_s3 = [pair for pair in wanted if not pair[1].startswith(ITEM_PREFIX)]
+        texts, reports = self.body_items.get_many(in_items, deadline_ms) if in_items else ({}, [])
+        if in_s3 and self.s3 is None:
+            unconfigured = Classified(ErrorCategory.RETRYABLE, NO_BODY_BUCKET)
+            reports.append(report("s3", "GetObject", 0, time.perf_counter(), unconfigured))
+        elif in_s3:
+            assert self.s3 is not None
+            more, more_reports = self.s3.get_many(in_s3, deadline_ms)
+            texts |= more
+            reports += more_reports
+        return texts, reports
+
+    def current(
+        self, entries: Sequence[dict[str, Any]], deadline_ms: int | None = None
+    ) -> tuple[list[tuple[dict[str, Any], Stored]], list[CallReport]]:
+        """The records that index entries name, read as they are now (with their bodies, without
+        their history), each with its entry: only those still where the entry says (the same index
+        keys), in the entries' order. A record that could not be read is left out, and its read's
+        report carries the failure."""
+        if not entries:
+            return [], []
+        key_names = list(self.layout.key("x"))
+        keys = [{name: entry[name] for name in key_names} for entry in entries]
+        unique = list({json.dumps(k, sort_keys=True): k for k in keys}.values())
+        items, reports = batch_get(
+            self.client, self.table, unique, record_projection(self.layout), deadline_ms, self.classify
+        )
+        by_key = {json.dumps({n: item[n] for n in key_names}, sort_keys=True): item for item in items}
+        still: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for entry, key in zip(entries, keys, strict=True):
+            item = by_key.get(json.dumps(key, sort_keys=True))
+            if item is not None and is_record(item) and index_keys(item) == index_keys(entry):
+                still.append((entry, item))
+        wanted = [(str(i[self.layout.partition_key]["S"]), at) for _, i in still if (at := body_at(i))]
+        texts, body_reports = self.read_bodies(wanted, deadline_ms) if wanted else ({}, [])
+        found: list[tuple[dict[str, Any], Stored]] = []
+        for entry, item in still:
+            at = body_at(item)
+            text = None if at is None else texts.get((str(item[self.layout.partition_key]["S"]), at))
+            if at is not None and text is None:
+                continue  # its read failed (reported) or found nothing: a later pass reads it again
+            decoded = _decode(item, self.layout, text)
+            if isinstance(decoded, Stored):
+                found.append((entry, decoded))
+        return found, reports + body_reports
 
     def due(self, now: int, settings: Settings) -> Iterator[DuePage]:
         """The records one reconciler pass must look at, a page at a time: queries of the sparse
@@ -183,19 +312,25 @@ class DynamoStore:
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models["Query"])
                 return DuePage((), report("dynamodb", "Query", call.attempts, started, error)), None
-        records = tuple(stored_from_item(item, self.layout).record for item in page.get("Items", []))
-        done = DuePage(records, report("dynamodb", "Query", call.attempts, started, None))
+        query = report("dynamodb", "Query", call.attempts, started, None)
+        found, reads = self.current(page.get("Items", []))
+        done = DuePage(tuple(stored.record for _, stored in found), query, tuple(reads))
         return done, page.get("LastEvaluatedKey")
 
     def scan(self) -> Iterator[tuple[dict[str, Any], Stored | Exception]]:
-        """Every record (the audit's read), each with what it decodes to, or why it does not. The
-        team's own items (without sendguard's bookkeeping) are not records: skipped."""
+        """Every record (the audit's read), each with what it decodes to (its body read from where it
+        is), or why it does not. The team's own items and body items (without sendguard's
+        bookkeeping) are not records: skipped."""
         paginator = self.client.get_paginator("scan")
         for page in paginator.paginate(TableName=self.table, ConsistentRead=True):
             for item in page.get("Items", []):
                 if not is_record(item):
                     continue
+                text = None
+                if (at := body_at(item)) is not None:
+                    message_id = str(item.get(self.layout.partition_key, {}).get("S"))
+                    text = self.read_bodies([(message_id, at)], None)[0].get((message_id, at))
                 try:
-                    yield item, stored_from_item(item, self.layout)
+                    yield item, stored_from_item(item, self.layout, text)
                 except (KeyError, ValueError, TypeError) as exc:
                     yield item, exc

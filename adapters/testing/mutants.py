@@ -62,8 +62,10 @@ class _Unconditional(DynamoStore):
 
     event_type: type = RolledBack
 
-    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        request = super().update_request(write, item)
+    def update_request(
+        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
+    ) -> dict[str, Any]:
+        request = super().update_request(write, item, body_at)
         if _has(write, self.event_type):
             request.pop("ConditionExpression", None)
             request["ExpressionAttributeValues"] = {
@@ -85,8 +87,10 @@ class _UnconditionalConfirm(_Unconditional):
 
 
 class _RollbackRewritesMetadata(DynamoStore):
-    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        request = super().update_request(write, item)
+    def update_request(
+        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
+    ) -> dict[str, Any]:
+        request = super().update_request(write, item, body_at)
         if _has(write, RolledBack):  # "refresh" the correlation id on the way back to PENDING
             request["UpdateExpression"] = request["UpdateExpression"].replace("SET ", "SET #cid = :cid, ", 1)
             request["ExpressionAttributeNames"]["#cid"] = CORRELATION_ID
@@ -138,8 +142,10 @@ class _ClaimsWhateverTheStatus(DynamoStore):
             found = attrs.evolve(found, record=record)
         return found, call
 
-    def update_request(self, write: Write, item: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        request = super().update_request(write, item)
+    def update_request(
+        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
+    ) -> dict[str, Any]:
+        request = super().update_request(write, item, body_at)
         if write.before is not None and _has(write, Claimed):
             names = request["ExpressionAttributeNames"]
             version = next(k for k, v in names.items() if v == VERSION)

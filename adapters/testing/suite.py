@@ -33,11 +33,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import time_machine
+from botocore.exceptions import ClientError
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from adapters.ops.audit import record_problems
 from adapters.runtime.clients import make_client, now_ms
+from adapters.runtime.codec import with_bodies
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.rearm import rearm
 from adapters.runtime.runner import Aws
@@ -352,9 +354,11 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         self, items: list[dict[str, Any]] | None = None
     ) -> dict[str, tuple[dict[str, Any], TableRecord | Exception]]:
         """Every record in the table (or in `items` read from it) by its key, or why it cannot be
-        read; the team's other items are left out."""
+        read; the team's other items are left out. `read_item` reads each record whole, its body in
+        it wherever it is kept (`codec.with_bodies`), and never sees a body item."""
         result: dict[str, tuple[dict[str, Any], TableRecord | Exception]] = {}
-        for item in self._items() if items is None else items:
+        raw = self._items() if items is None else items
+        for item in with_bodies(raw, self.service.layout, _read_s3):
             try:
                 view: TableRecord | Exception | None = self.read_item(item)
             except (KeyError, ValueError, TypeError) as exc:
@@ -611,6 +615,16 @@ def _summary(records: Mapping[str, tuple[Any, TableRecord | Exception]], now: in
             text += f" lease {(record.lease_expires_at - now) / 1000:+.1f} s"
         parts.append(f"[{text}]")
     return " ".join(parts) or "empty"
+
+
+def _read_s3(location: str) -> str | None:
+    """A body kept in S3 (`s3://bucket/key`), or None when it is not there."""
+    bucket, _, key = location.removeprefix("s3://").partition("/")
+    try:
+        body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError:
+        return None
+    return body.decode()
 
 
 def _write_targets(operation: str, params: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None]]:

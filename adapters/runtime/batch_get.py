@@ -1,0 +1,71 @@
+"""BatchGetItem for a list of keys: up to 100 keys a request, strongly consistent, and the keys
+DynamoDB leaves unprocessed (throttling, or a response past 16 MB) asked again a bounded number of
+times with a growing pause — botocore retries a failed request, not the unprocessed part of a
+successful one. Keys still unprocessed after that are reported as a retryable failure, never
+dropped in silence: the caller leaves their records to a later pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.runtime.call_report import CallReport, report
+from adapters.runtime.classify import Classified, Classifier
+from adapters.runtime.clients import DeadlineExceeded, aws_call, now_ms
+from statemodel.categories import ErrorCategory
+
+MAX_KEYS = 100  # BatchGetItem's limit
+UNPROCESSED_ROUNDS = 4  # requests for what a batch left unprocessed, at most, per batch
+UNPROCESSED_PAUSE_S = 0.05  # before the first of them; doubled each round
+
+
+def batch_get(
+    client: Any,
+    table: str,
+    keys: Sequence[dict[str, Any]],
+    projection: Sequence[str],
+    deadline_ms: int | None,
+    classify: Classifier,
+) -> tuple[list[dict[str, Any]], list[CallReport]]:
+    """The items of `keys` that exist (in no particular order; `projection` their attributes), and
+    one report per request made. A key not read for a failure is missing from the items, and the
+    failure is in its request's report."""
+    names = {f"#a{i}": name for i, name in enumerate(projection)}
+    shape = {
+        "ConsistentRead": True,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    model = client.meta.service_model.operation_model("BatchGetItem")
+    items: list[dict[str, Any]] = []
+    reports: list[CallReport] = []
+    for start in range(0, len(keys), MAX_KEYS):
+        pending: list[dict[str, Any]] = list(keys[start : start + MAX_KEYS])
+        for round_ in range(UNPROCESSED_ROUNDS + 1):
+            pause = UNPROCESSED_PAUSE_S * 2 ** (round_ - 1) if round_ else 0.0
+            if deadline_ms is not None and pause and now_ms() + 1000 * pause >= deadline_ms:
+                break
+            time.sleep(pause)
+            started = time.perf_counter()
+            with aws_call(deadline_ms) as call:
+                try:
+                    answer = client.batch_get_item(RequestItems={table: {"Keys": pending, **shape}})
+                except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                    failed = classify(exc, model)
+                    reports.append(report("dynamodb", "BatchGetItem", call.attempts, started, failed))
+                    pending = []  # reported: these keys are left to a later pass
+                    break
+            items.extend(answer.get("Responses", {}).get(table, []))
+            pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+            reports.append(report("dynamodb", "BatchGetItem", call.attempts, started, None))
+            if not pending:
+                break
+        if pending:  # still unprocessed after the last round: the last request's report says so
+            last = reports.pop()
+            left = Classified(ErrorCategory.RETRYABLE, "UnprocessedKeys", throttling=True)
+            reports.append(attrs.evolve(last, error=left))
+    return items, reports

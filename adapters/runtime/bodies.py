@@ -1,0 +1,239 @@
+"""Where a message's body is kept: in its record, in a body item of its own, or in S3.
+
+DynamoDB bills a write at the larger of the item before and after it, 1 unit per started KB, so a
+body kept in the record is paid again by every lifecycle write (the claim, the confirm, a rollback).
+Per message, on the happy path's two writes (the create and the confirm; the index entry is the
+same either way):
+
+* `INLINE` — the body stays in the record when that costs no more write units than writing it
+  apart: 3 requests. With sendguard's ~750 bytes of bookkeeping (ids, hash, two history events) a
+  record passes 1 KB at about 150–250 bytes of payload, and from there on a body kept inline costs
+  2 units a write or more;
+* `ITEM` — else a body item in the same table (`codec.body_key`), written once by a PutItem before
+  the record, never updated: 4 requests, and the body's own units plus 4 (the record and its index
+  entry, in and out). It holds up to DynamoDB's 400 KB item limit;
+* `S3` — a body too large for an item, up to SQS's 1 MiB, is an object in the team's body bucket
+  (`SENDGUARD_BODY_BUCKET`) under `SENDGUARD_BODY_PREFIX`, when there is one. Without a bucket such
+  a body is refused (413 / InvalidMessage) before anything is written.
+
+A body is written before its record, under a fresh nonce, so a record never names a body that is not
+there, and a retried or conflicting request never overwrites another's body. A body whose record
+was never written (the create failed, or the team's transaction did not commit) is an orphan that
+nothing reads; it costs its storage only.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.runtime.batch_get import batch_get
+from adapters.runtime.call_report import CallReport, report
+from adapters.runtime.classify import Classified, Classifier, classify
+from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.codec import BODY, body_item, body_key, item_text
+from adapters.runtime.config import DEFAULT_BODY_PREFIX
+from adapters.runtime.item_size import item_size
+from adapters.runtime.layout import TableLayout
+from statemodel.categories import ErrorCategory
+from statemodel.validation import BODY_ITEM_LIMIT_BYTES, DYNAMODB_MAX_ITEM_BYTES
+
+__all__ = [
+    "CONFIRM_GROWTH_BYTES",
+    "ITEM_PREFIX",
+    "S3_PREFIX",
+    "BodyStore",
+    "Placement",
+    "S3Bodies",
+    "TableBodies",
+    "placement",
+]
+
+# What a happy path adds to the record after its create (the confirm's history entry and SQS id,
+# less the lease and index keys it removes): ~110 bytes; tests/test_bodies.py checks the bound.
+CONFIRM_GROWTH_BYTES = 160
+ITEM_PREFIX, S3_PREFIX = "item:", "s3://"  # how `sg_body_at` names a body item's nonce, an object
+NONCE_BYTES = 6  # 8 characters: a body's nonce is only unique among its own message's bodies
+
+
+class Placement(enum.StrEnum):
+    INLINE = "inline"
+    ITEM = "item"
+    S3 = "s3"
+
+
+def placement(
+    inline_record_bytes: int, record_bytes: int, body_item_bytes: int, *, bucket: bool
+) -> Placement | None:
+    """Where a body goes. `inline_record_bytes`: the created record's size with the body in it;
+    `record_bytes`: without it (naming it); `body_item_bytes`: the body item's. None: it fits
+    nowhere (validation refuses such a body first)."""
+    inline = _happy_path_units(inline_record_bytes)
+    apart = write_units(body_item_bytes) + _happy_path_units(record_bytes)
+    if inline_record_bytes + CONFIRM_GROWTH_BYTES <= DYNAMODB_MAX_ITEM_BYTES and inline <= apart:
+        return Placement.INLINE
+    if body_item_bytes <= BODY_ITEM_LIMIT_BYTES:
+        return Placement.ITEM
+    return Placement.S3 if bucket else None
+
+
+def write_units(size: int) -> int:
+    """DynamoDB's write units for a write of an item of `size` bytes."""
+    return max(1, -(-size // 1024))
+
+
+def _happy_path_units(created_bytes: int) -> int:
+    """The create's and the confirm's write units on the record (the index entry aside)."""
+    return write_units(created_bytes) + write_units(created_bytes + CONFIRM_GROWTH_BYTES)
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(NONCE_BYTES)
+
+
+class BodyStore(Protocol):
+    """Bodies written once and read by the name `put` returns (what the record keeps in `sg_body_at`)."""
+
+    def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+        """The body's name, or why it could not be written (classified)."""
+        ...
+
+    def get_many(
+        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
+        """The texts of (message id, name) pairs, and the calls made: a body not read (a failed
+        call, a missing body) is absent from the answer, and a failed call's report says why."""
+        ...
+
+
+class TableBodies:
+    """Body items in the records' own table."""
+
+    def __init__(
+        self, client: Any, table: str, layout: TableLayout, *, classify: Classifier = classify
+    ) -> None:
+        self.client, self.table, self.layout, self.classify = client, table, layout, classify
+        model = client.meta.service_model
+        self._put_model = model.operation_model("PutItem")
+
+    def item_bytes(self, message_id: str, text: str) -> int:
+        """The size of the body item that would hold `text`, with the longest nonce."""
+        return item_size(body_item(self.layout, message_id, "n" * 8, text))
+
+    def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+        nonce = new_nonce()
+        started = time.perf_counter()
+        error: Classified | None = None
+        with aws_call(deadline_ms) as call:
+            try:
+                # Unconditional: the key is new (a fresh nonce), so the only item it can meet is
+                # this very put's, landed by an attempt botocore then retried.
+                self.client.put_item(
+                    TableName=self.table, Item=body_item(self.layout, message_id, nonce, text)
+                )
+            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                error = self.classify(exc, self._put_model)
+        done = report("dynamodb", "PutItem", call.attempts, started, error)
+        return (ITEM_PREFIX + nonce if error is None else error), done
+
+    def get_many(
+        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
+        keys = {
+            _key_text(body_key(self.layout, m, at.removeprefix(ITEM_PREFIX))): (m, at) for m, at in wanted
+        }
+        items, reports = batch_get(
+            self.client,
+            self.table,
+            [body_key(self.layout, m, at.removeprefix(ITEM_PREFIX)) for m, at in wanted],
+            [*self._key_names(), BODY],
+            deadline_ms,
+            self.classify,
+        )
+        found = {}
+        for item in items:
+            pair = keys.get(_key_text({name: item[name] for name in self._key_names()}))
+            if pair is not None and BODY in item:
+                found[pair] = item_text(item)
+        return found, reports
+
+    def _key_names(self) -> list[str]:
+        return [self.layout.partition_key] + ([self.layout.sort_key] if self.layout.sort_key else [])
+
+
+class S3Bodies:
+    """Objects in the team's body bucket, under its prefix. The S3 client is made on first use, so
+    a container that never sees a large body never pays for it at its cold start."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = DEFAULT_BODY_PREFIX,
+        *,
+        client: Any = None,
+        make_client: Callable[[], Any] | None = None,
+        classify: Classifier = classify,
+    ) -> None:
+        """`client`: the S3 client, or `make_client`: what makes it when first needed."""
+        if (client is None) == (make_client is None):
+            raise ValueError("S3Bodies takes a client or make_client, one of them")
+        self.bucket, self.prefix, self.classify = bucket, prefix, classify
+        self._client, self._factory = client, make_client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                assert self._factory is not None
+                self._client = self._factory()
+            return self._client
+
+    def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+        key = f"{self.prefix}{message_id}/{new_nonce()}"
+        client = self.client
+        model = client.meta.service_model.operation_model("PutObject")
+        started = time.perf_counter()
+        error: Classified | None = None
+        with aws_call(deadline_ms) as call:
+            try:
+                client.put_object(
+                    Bucket=self.bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8"
+                )
+            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                error = self.classify(exc, model)
+        done = report("s3", "PutObject", call.attempts, started, error)
+        return (f"{S3_PREFIX}{self.bucket}/{key}" if error is None else error), done
+
+    def get_many(
+        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
+        client = self.client
+        model = client.meta.service_model.operation_model("GetObject")
+        found: dict[tuple[str, str], str] = {}
+        reports = []
+        for message_id, at in wanted:
+            bucket, _, key = at.removeprefix(S3_PREFIX).partition("/")
+            started = time.perf_counter()
+            error: Classified | None = None
+            with aws_call(deadline_ms) as call:
+                try:
+                    found[(message_id, at)] = (
+                        client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+                    )
+                except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                    error = self.classify(exc, model)
+                    if error.code in ("NoSuchKey", "404"):  # written before its record: never missing
+                        error = Classified(ErrorCategory.AMBIGUOUS, "BodyMissing")
+            reports.append(report("s3", "GetObject", call.attempts, started, error))
+        return found, reports
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return "\x1f".join(f"{name}={value}" for name, value in sorted(key.items()))
