@@ -1,7 +1,7 @@
 """deploy/template.yaml, checked offline: cfn-lint, least privilege, the runtime contract's
-environment, table, queue, routes and alarms, the packaging, agreement with the code that runs under
-it (`adapters.runtime.config` accepts every parameter value the stack admits; the table is the one
-`sendguard provision` creates), and the operations guide's coverage of every alarm.
+environment, table, queue, body bucket, routes and alarms, the packaging, agreement with the code
+that runs under it (`adapters.runtime.config` accepts every parameter value the stack admits; the
+table is the one `sendguard provision` creates), and the operations guide's coverage of every alarm.
 
 Each checker returns what is wrong (an empty list: nothing). Each runs once on the real template and
 once more on a copy broken on purpose, to show that it can fail.
@@ -42,12 +42,23 @@ SUBMIT, RECONCILER = "SubmitFunction", "ReconcilerFunction"
 HANDLERS = {SUBMIT: "adapters.aws_lambda.submit", RECONCILER: "adapters.aws_lambda.reconcile"}
 LOG_GROUPS = {SUBMIT: "SubmitLogGroup", RECONCILER: "ReconcilerLogGroup"}
 
+# The bucket of the bodies too large for a DynamoDB item, and the parameter of their key prefix.
+BUCKET, BODY_PREFIX = "BodyBucket", "BodyPrefix"
+# The one wildcard a grant may have: the bucket's objects under the prefix,
+# !Sub "${BodyBucket.Arn}/${BodyPrefix}*", named "BodyBucket/objects" below.
+BODY_OBJECTS = f"${{{BUCKET}.Arn}}/${{{BODY_PREFIX}}}*"
+OBJECT_ACTIONS = {"s3:GetObject", "s3:PutObject"}
+
 # (action, resource) for every grant of each function's role. Resources are named symbolically:
-# "Table" is !GetAtt Table.Arn, "Table/index/attention" is !Sub "${Table.Arn}/index/attention".
+# "Table" is !GetAtt Table.Arn, "Table/index/attention" is !Sub "${Table.Arn}/index/attention",
+# "BodyBucket/objects" is BODY_OBJECTS.
 GRANTS = {
     SUBMIT: {
         ("dynamodb:UpdateItem", "Table"),
         ("dynamodb:GetItem", "Table"),
+        ("dynamodb:PutItem", "Table"),
+        ("s3:PutObject", f"{BUCKET}/objects"),
+        ("s3:GetObject", f"{BUCKET}/objects"),
         ("sqs:SendMessage", "Queue"),
         ("logs:CreateLogStream", "SubmitLogGroup"),
         ("logs:PutLogEvents", "SubmitLogGroup"),
@@ -55,15 +66,25 @@ GRANTS = {
     RECONCILER: {
         ("dynamodb:Query", "Table/index/attention"),
         ("dynamodb:UpdateItem", "Table"),
+        ("dynamodb:BatchGetItem", "Table"),
+        ("s3:GetObject", f"{BUCKET}/objects"),
         ("sqs:SendMessage", "Queue"),
         ("logs:CreateLogStream", "ReconcilerLogGroup"),
         ("logs:PutLogEvents", "ReconcilerLogGroup"),
     },
 }
-FORBIDDEN_EVERYWHERE = {"dynamodb:DeleteItem", "sqs:DeleteMessage", "sqs:PurgeQueue", "dynamodb:Scan"}
+FORBIDDEN_EVERYWHERE = {
+    "dynamodb:DeleteItem",
+    "dynamodb:Scan",
+    "sqs:DeleteMessage",
+    "sqs:PurgeQueue",
+    "s3:DeleteObject",
+    "s3:ListBucket",
+}
 FORBIDDEN = {
-    SUBMIT: FORBIDDEN_EVERYWHERE | {"dynamodb:Query"},
-    RECONCILER: FORBIDDEN_EVERYWHERE | {"dynamodb:GetItem"},
+    SUBMIT: FORBIDDEN_EVERYWHERE | {"dynamodb:Query", "dynamodb:BatchGetItem"},
+    # It reads by key with BatchGetItem alone, and writes nothing but its records' updates.
+    RECONCILER: FORBIDDEN_EVERYWHERE | {"dynamodb:GetItem", "dynamodb:PutItem", "s3:PutObject"},
 }
 
 # Each variable's value: a resource reference, or a parameter whose default is the contract's.
@@ -76,6 +97,8 @@ ENVIRONMENT: dict[str, Any] = {
     "SENDGUARD_AWS_MAX_ATTEMPTS": 3,
     "SENDGUARD_LOG_LEVEL": "INFO",
     "SENDGUARD_METRICS_NAMESPACE": {"Fn::Sub": "sendguard/${AWS::StackName}"},
+    "SENDGUARD_BODY_BUCKET": {"Ref": BUCKET},
+    "SENDGUARD_BODY_PREFIX": "sendguard/bodies/",
 }
 MAX_ATTEMPTS_LIMIT = 20
 
@@ -103,7 +126,9 @@ ATTENTION_INDEX = {
         {"AttributeName": "sg_attention", "KeyType": "HASH"},
         {"AttributeName": "sg_attention_at", "KeyType": "RANGE"},
     ],
-    "Projection": {"ProjectionType": "ALL"},
+    # Keys only: each index write is one write unit whatever the body's size; the reconciler reads
+    # the records themselves by key (BatchGetItem, strongly consistent).
+    "Projection": {"ProjectionType": "KEYS_ONLY"},
 }
 
 
@@ -198,6 +223,8 @@ def resource_name(expr: Any) -> str:
         if attribute == "Arn":
             return str(target)
     if isinstance(expr, dict) and list(expr) == ["Fn::Sub"] and isinstance(expr["Fn::Sub"], str):
+        if expr["Fn::Sub"] == BODY_OBJECTS:
+            return f"{BUCKET}/objects"
         match = re.fullmatch(r"\$\{(\w+)\.Arn\}(/[\w/]+)", expr["Fn::Sub"])
         if match:
             return match[1] + match[2]
@@ -253,23 +280,45 @@ def lint_problems(text: str, regions: list[str]) -> list[str]:
 
 
 def wildcard_problems(t: Template) -> list[str]:
-    """No `*` in any Action or Resource of any policy, and no NotAction / NotResource.
+    """No `*` in any Action or Resource of any statement that allows, and no NotAction / NotResource.
 
     The logs grants name `!GetAtt LogGroup.Arn`, which AWS renders as the group's ARN followed by
     `:*` (its log streams, which Lambda names at run time): the narrowest grant for writing logs.
-    `privilege_problems` pins each function's logs grants to its own log group."""
+    `privilege_problems` pins each function's logs grants to its own log group.
+
+    One `*` is allowed: the body objects' BODY_OBJECTS, for the object actions, since object keys are
+    made at run time ({prefix}{message_id}/{nonce}); it is as narrow as the prefix, so the prefix
+    parameter must admit neither "" (the whole bucket) nor a wildcard. A Deny's wildcards (the bucket
+    policy's TLS rule) take away, never grant."""
     problems = []
     for statement in statements(t):
         sid = statement.get("Sid", "?")
         for key in ("NotAction", "NotResource"):
             if key in statement:
                 problems.append(f"statement {sid}: {key} grants everything not listed")
-        for action in listed(statement.get("Action", [])):
+        if statement.get("Effect") == "Deny":
+            continue
+        actions = listed(statement.get("Action", []))
+        for action in actions:
             if not isinstance(action, str) or "*" in action:
                 problems.append(f"statement {sid}: wildcard or computed action {action!r}")
         for resource in listed(statement.get("Resource", [])):
+            if resource_name(resource) == f"{BUCKET}/objects" and set(actions) <= OBJECT_ACTIONS:
+                continue
             if any("*" in s for s in strings(resource)):
                 problems.append(f"statement {sid}: wildcard resource {resource!r}")
+    prefix = t.get("Parameters", {}).get(BODY_PREFIX)
+    if prefix is not None:
+        pattern = prefix.get("AllowedPattern")
+        if not isinstance(pattern, str):
+            problems.append(f"{BODY_PREFIX}: no AllowedPattern, so its grants may cover any object")
+        else:
+            for value in ("", "*", "bodies/*", "?/", "bodies/?/"):
+                if re.fullmatch(pattern, value):
+                    problems.append(f"{BODY_PREFIX}: admits {value!r}, widening its grants")
+            default = prefix.get("Default")
+            if not isinstance(default, str) or not re.fullmatch(pattern, default):
+                problems.append(f"{BODY_PREFIX}: its default {default!r} breaks its own pattern")
     return problems
 
 
@@ -347,7 +396,7 @@ def runtime_problems(t: Template) -> list[str]:
     environment), and the table is the one `sendguard provision` creates for local runs."""
     problems = []
     variables = function_props(t, SUBMIT).get("Environment", {}).get("Variables", {})
-    base = {name: _rendered(parameter_default(t, value)) for name, value in variables.items()}
+    base = {name: _rendered(t, parameter_default(t, value)) for name, value in variables.items()}
     for name, value in variables.items():
         parameter = t.get("Parameters", {}).get(ref_name(value) or "")
         if parameter is None:
@@ -371,10 +420,22 @@ def runtime_problems(t: Template) -> list[str]:
     return problems
 
 
-def _rendered(value: Any) -> str:
-    """A variable's value as a deployed function sees it (a !Sub with a sample stack name)."""
+# What a !Ref to each kind of resource renders as once deployed: a sample of its physical id.
+SAMPLE_REFS = {
+    "AWS::DynamoDB::Table": "sendguard-prod-Table-1A2B3C4D5E6F",
+    "AWS::SQS::Queue": "https://sqs.eu-west-1.amazonaws.com/123456789012/sendguard-prod-Queue-1A2B3C4D5E6F",
+    "AWS::S3::Bucket": "sendguard-prod-bodybucket-1a2b3c4d5e6f",
+}
+
+
+def _rendered(t: Template, value: Any) -> str:
+    """A variable's value as a deployed function sees it (a !Sub with a sample stack name, a !Ref to
+    a resource as a sample of its physical id)."""
     if isinstance(value, dict) and list(value) == ["Fn::Sub"] and isinstance(value["Fn::Sub"], str):
         return str(value["Fn::Sub"]).replace("${AWS::StackName}", "sendguard-prod")
+    kind = resources(t).get(ref_name(value) or "", {}).get("Type")
+    if kind in SAMPLE_REFS:
+        return SAMPLE_REFS[kind]
     return str(value)
 
 
@@ -425,6 +486,139 @@ def queue_problems(t: Template) -> list[str]:
     if "RedrivePolicy" in props(t, "DeadLetterQueue"):
         problems.append("DeadLetterQueue: a dead-letter queue of its own")
     return problems
+
+
+def condition_holds(t: Template, expr: Any, parameters: dict[str, Any]) -> bool:
+    """A condition's value when the parameters are these (the others at their defaults)."""
+    if isinstance(expr, dict) and list(expr) == ["Condition"]:
+        return condition_holds(t, t.get("Conditions", {})[expr["Condition"]], parameters)
+    if isinstance(expr, dict) and len(expr) == 1:
+        function, args = next(iter(expr.items()))
+        if function == "Fn::Not":
+            return not condition_holds(t, args[0], parameters)
+        if function == "Fn::And":
+            return all(condition_holds(t, a, parameters) for a in args)
+        if function == "Fn::Or":
+            return any(condition_holds(t, a, parameters) for a in args)
+        if function == "Fn::Equals":
+            values = {str(_value(t, a, parameters)) for a in args}
+            return len(values) == 1
+    raise AssertionError(f"not a condition: {expr!r}")
+
+
+def _value(t: Template, expr: Any, parameters: dict[str, Any]) -> Any:
+    name = ref_name(expr)
+    if name is not None and name in t.get("Parameters", {}):
+        return parameters.get(name, t["Parameters"][name].get("Default"))
+    return expr
+
+
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def lifecycle_rules(t: Template, parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bucket's lifecycle rules as deployed with these parameters: an Fn::If resolved (in a rule
+    or in one of its properties), AWS::NoValue dropped."""
+
+    def resolved(node: Any) -> Any:
+        if isinstance(node, dict) and list(node) == ["Fn::If"]:
+            condition, then, otherwise = node["Fn::If"]
+            held = condition_holds(t, {"Condition": condition}, parameters)
+            return resolved(then if held else otherwise)
+        if isinstance(node, dict):
+            return {k: r for k, v in node.items() if (r := resolved(v)) != NO_VALUE}
+        if isinstance(node, list):
+            return [r for v in node if (r := resolved(v)) != NO_VALUE]
+        return node
+
+    rules = props(t, BUCKET).get("LifecycleConfiguration", {}).get("Rules", [])
+    found: list[dict[str, Any]] = resolved(rules)
+    return found
+
+
+def bucket_problems(t: Template) -> list[str]:
+    """The bodies' bucket: private, TLS only, encrypted, retained, and its lifecycle (incomplete
+    uploads aborted, bodies to STANDARD_IA after 30 days, expired only when BodyRetentionDays > 0)."""
+    buckets = resources(t, "AWS::S3::Bucket")
+    if list(buckets) != [BUCKET]:
+        return [f"expected one bucket named {BUCKET}, found {sorted(buckets)}"]
+    problems = []
+    bucket, p = buckets[BUCKET], props(t, BUCKET)
+    for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+        if bucket.get(policy) != "Retain":
+            problems.append(f"{BUCKET}: {policy} is not Retain: accepted messages' bodies would go")
+    block = p.get("PublicAccessBlockConfiguration", {})
+    for flag in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"):
+        if block.get(flag) is not True:
+            problems.append(f"{BUCKET}: public access block {flag} is not true")
+    if p.get("OwnershipControls", {}).get("Rules") != [{"ObjectOwnership": "BucketOwnerEnforced"}]:
+        problems.append(f"{BUCKET}: ACLs are not disabled (ObjectOwnership BucketOwnerEnforced)")
+    encryption = [
+        rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+        for rule in p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+    ]
+    if encryption != ["AES256"]:
+        problems.append(
+            f"{BUCKET}: default encryption {encryption}, not SSE-S3 (the functions have no KMS grant)"
+        )
+
+    prefix = {"Ref": BODY_PREFIX}
+    never, expires = lifecycle_rules(t, {}), lifecycle_rules(t, {"BodyRetentionDays": 400})
+    enabled = [r for r in never if r.get("Status") == "Enabled"]
+    if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 for r in enabled):
+        problems.append(f"{BUCKET}: incomplete multipart uploads are not aborted after a day")
+    transitions = {
+        (json.dumps(r.get("Prefix")), t_.get("StorageClass"), str(t_.get("TransitionInDays")))
+        for r in enabled
+        for t_ in r.get("Transitions", [])
+    }
+    if (json.dumps(prefix), "STANDARD_IA", "30") not in transitions:
+        problems.append(f"{BUCKET}: bodies are not moved to STANDARD_IA after 30 days")
+    expirations = ("ExpirationInDays", "ExpirationDate")
+    if any(key in r for r in never for key in expirations):
+        problems.append(f"{BUCKET}: bodies expire at the default BodyRetentionDays (0: never)")
+    if not any(
+        r.get("Status") == "Enabled"
+        and r.get("Prefix") == prefix
+        and str(_value(t, r.get("ExpirationInDays"), {"BodyRetentionDays": 400})) == "400"
+        for r in expires
+    ):
+        problems.append(f"{BUCKET}: bodies do not expire after BodyRetentionDays when it is set")
+
+    policies = [
+        r["Properties"].get("PolicyDocument", {})
+        for r in resources(t, "AWS::S3::BucketPolicy").values()
+        if r.get("Properties", {}).get("Bucket") == {"Ref": BUCKET}
+    ]
+    if not any(_denies_plain_http(s_) for policy in policies for s_ in statements(policy)):
+        problems.append(f"{BUCKET}: no bucket policy denies every request without TLS (aws:SecureTransport)")
+    for policy in policies:
+        for s_ in statements(policy):
+            if s_.get("Effect") != "Deny":
+                problems.append(
+                    f"{BUCKET}: its policy allows {s_.get('Action')!r}: grants belong in the roles"
+                )
+    return problems
+
+
+def _denies_plain_http(statement: dict[str, Any]) -> bool:
+    """Denies everyone every S3 action on the bucket and its objects when the request has no TLS,
+    with no other condition narrowing it."""
+    condition = statement.get("Condition", {})
+    covered = {json.dumps(r, sort_keys=True) for r in listed(statement.get("Resource", []))}
+    bucket_and_objects = {
+        json.dumps({"Fn::GetAtt": [BUCKET, "Arn"]}),
+        json.dumps({"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}),
+    }
+    return (
+        statement.get("Effect") == "Deny"
+        and statement.get("Principal") in ("*", {"AWS": "*"})
+        and "s3:*" in listed(statement.get("Action", []))
+        and bucket_and_objects <= covered
+        and list(condition) == ["Bool"]
+        and list(condition["Bool"]) == ["aws:SecureTransport"]
+        and str(condition["Bool"]["aws:SecureTransport"]).lower() == "false"
+    )
 
 
 def metric_filters(t: Template) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -724,6 +918,7 @@ CHECKS: dict[str, Check] = {
     "runtime": runtime_problems,
     "table": table_problems,
     "queue": queue_problems,
+    "bucket": bucket_problems,
     "metric filters": filter_problems,
     "alarms": alarm_problems,
     "functions": function_problems,
@@ -770,6 +965,8 @@ def add_statement(role: str, action: Any, resource: Any) -> Callable[[Template],
 
 TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
 QUEUE_ARN = {"Fn::GetAtt": ["Queue", "Arn"]}
+OBJECTS_ARN = {"Fn::Sub": BODY_OBJECTS}
+B, TLS = f"Resources.{BUCKET}.Properties", "Resources.BodyBucketPolicy.Properties.PolicyDocument.Statement.0"
 
 
 def setter(path: str, value: Any) -> Callable[[Template], None]:
@@ -803,6 +1000,13 @@ def extra_function(t: Template) -> None:
     }
 
 
+def a_public_read(t: Template) -> None:
+    document = props(t, "BodyBucketPolicy")["PolicyDocument"]
+    document["Statement"].append(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": OBJECTS_ARN}
+    )
+
+
 R, G = "Resources", "Globals.Function.Environment.Variables"
 BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("wildcards", "a `*` action", add_statement("SubmitRole", "dynamodb:*", TABLE_ARN)),
@@ -812,6 +1016,18 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         "a `*` inside a !Sub",
         add_statement("SubmitRole", "dynamodb:GetItem", {"Fn::Sub": "${Table.Arn}/*"}),
     ),
+    (
+        "wildcards",
+        "every object of the bucket",
+        add_statement("ReconcilerRole", "s3:GetObject", {"Fn::Sub": "${BodyBucket.Arn}/*"}),
+    ),
+    (
+        "wildcards",
+        "a non-object action on the body objects",
+        add_statement("SubmitRole", "s3:PutObjectAcl", OBJECTS_ARN),
+    ),
+    ("wildcards", "a prefix of any value", setter(f"Parameters.{BODY_PREFIX}.AllowedPattern", None)),
+    ("wildcards", "a prefix that may be empty", setter(f"Parameters.{BODY_PREFIX}.AllowedPattern", ".*")),
     (
         "wildcards",
         "NotAction",
@@ -825,6 +1041,32 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         add_statement("ReconcilerRole", "dynamodb:GetItem", TABLE_ARN),
     ),
     ("least privilege", "submit queries", add_statement("SubmitRole", "dynamodb:Query", TABLE_ARN)),
+    (
+        "least privilege",
+        "submit batch-reads",
+        add_statement("SubmitRole", "dynamodb:BatchGetItem", TABLE_ARN),
+    ),
+    (
+        "least privilege",
+        "the reconciler puts items",
+        add_statement("ReconcilerRole", "dynamodb:PutItem", TABLE_ARN),
+    ),
+    (
+        "least privilege",
+        "the reconciler writes bodies",
+        add_statement("ReconcilerRole", "s3:PutObject", OBJECTS_ARN),
+    ),
+    ("least privilege", "a body deleted", add_statement("SubmitRole", "s3:DeleteObject", OBJECTS_ARN)),
+    (
+        "least privilege",
+        "the bucket listed",
+        add_statement("ReconcilerRole", "s3:ListBucket", {"Fn::GetAtt": [BUCKET, "Arn"]}),
+    ),
+    (
+        "least privilege",
+        "the reconciler cannot read the bodies",
+        setter(f"{R}.ReconcilerRole.Properties.Policies.0.PolicyDocument.Statement.2", None),
+    ),
     ("least privilege", "submit scans", add_statement("SubmitRole", "dynamodb:Scan", TABLE_ARN)),
     ("least privilege", "a delete", add_statement("ReconcilerRole", "dynamodb:DeleteItem", TABLE_ARN)),
     ("least privilege", "a purge", add_statement("SubmitRole", "sqs:PurgeQueue", QUEUE_ARN)),
@@ -858,6 +1100,8 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("environment", "a wrong default", setter("Parameters.RedriveAfterSeconds.Default", 600)),
     ("environment", "attempts past the limit", setter("Parameters.MaxAttempts.MaxValue", 50)),
     ("environment", "another table", setter(f"{G}.SENDGUARD_TABLE", "some-other-table")),
+    ("environment", "no body bucket", setter(f"{G}.SENDGUARD_BODY_BUCKET", None)),
+    ("environment", "another body prefix", setter(f"Parameters.{BODY_PREFIX}.Default", "bodies/")),
     (
         "runtime",
         "a re-drive delay the code refuses",
@@ -874,8 +1118,8 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("table", "no deletion protection", setter(f"{R}.Table.Properties.DeletionProtectionEnabled", None)),
     (
         "table",
-        "a keys-only index",
-        setter(f"{R}.Table.Properties.GlobalSecondaryIndexes.0.Projection.ProjectionType", "KEYS_ONLY"),
+        "an index projecting every attribute",
+        setter(f"{R}.Table.Properties.GlobalSecondaryIndexes.0.Projection.ProjectionType", "ALL"),
     ),
     (
         "table",
@@ -888,6 +1132,56 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         setter(f"{R}.Table.Properties.TimeToLiveSpecification", {"AttributeName": "x", "Enabled": True}),
     ),
     ("table", "a deletable table", setter(f"{R}.Table.DeletionPolicy", "Delete")),
+    (
+        "bucket",
+        "public ACLs honoured",
+        setter(f"{B}.PublicAccessBlockConfiguration.IgnorePublicAcls", False),
+    ),
+    ("bucket", "no public access block", setter(f"{B}.PublicAccessBlockConfiguration", None)),
+    ("bucket", "no TLS policy", setter(f"{R}.BodyBucketPolicy", None)),
+    (
+        "bucket",
+        "a TLS rule for the bucket but not its objects",
+        setter(f"{TLS}.Resource", [{"Fn::GetAtt": [BUCKET, "Arn"]}]),
+    ),
+    ("bucket", "a TLS rule that allows", setter(f"{TLS}.Effect", "Allow")),
+    (
+        "bucket",
+        "a TLS rule on the wrong key",
+        setter(f"{TLS}.Condition", {"Bool": {"aws:MultiFactorAuthPresent": "false"}}),
+    ),
+    ("bucket", "ACLs enabled", setter(f"{B}.OwnershipControls.Rules.0.ObjectOwnership", "ObjectWriter")),
+    ("bucket", "no default encryption", setter(f"{B}.BucketEncryption", None)),
+    (
+        "bucket",
+        "a KMS key the functions cannot use",
+        setter(
+            f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.ServerSideEncryptionByDefault.SSEAlgorithm",
+            "aws:kms",
+        ),
+    ),
+    ("bucket", "a deletable bucket", setter(f"{R}.{BUCKET}.DeletionPolicy", "Delete")),
+    ("bucket", "uploads never aborted", setter(f"{B}.LifecycleConfiguration.Rules.0", None)),
+    (
+        "bucket",
+        "no move to infrequent access",
+        setter(f"{B}.LifecycleConfiguration.Rules.1.Transitions.0.StorageClass", "GLACIER"),
+    ),
+    (
+        "bucket",
+        "bodies that always expire",
+        setter(
+            f"{B}.LifecycleConfiguration.Rules.2",
+            {"Id": "x", "Status": "Enabled", "Prefix": {"Ref": BODY_PREFIX}, "ExpirationInDays": 90},
+        ),
+    ),
+    (
+        "bucket",
+        "bodies that expire by default",
+        setter("Parameters.BodyRetentionDays.Default", 90),
+    ),
+    ("bucket", "bodies that never expire", setter(f"{B}.LifecycleConfiguration.Rules.2", None)),
+    ("bucket", "a bucket policy that grants", a_public_read),
     ("queue", "no encryption", setter(f"{R}.Queue.Properties.SqsManagedSseEnabled", None)),
     (
         "queue",
@@ -1067,6 +1361,7 @@ ORDERS_GRANTS = {
     "ReconcilerRole": {
         ("dynamodb:Query", "OrdersTable/index/attention"),
         ("dynamodb:UpdateItem", "OrdersTable"),
+        ("dynamodb:BatchGetItem", "OrdersTable"),
         ("sqs:SendMessage", "OrderEvents"),
         ("logs:CreateLogStream", "ReconcilerLogGroup"),
         ("logs:PutLogEvents", "ReconcilerLogGroup"),
