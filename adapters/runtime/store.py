@@ -258,14 +258,20 @@ class DynamoStore:
         wanted = [(str(i[self.layout.partition_key]["S"]), at) for _, i in still if (at := body_at(i))]
         texts, body_reports = self.read_bodies(wanted, deadline_ms) if wanted else ({}, [])
         found: list[tuple[dict[str, Any], Stored]] = []
+        missing = 0
         for entry, item in still:
             at = body_at(item)
             text = None if at is None else texts.get((str(item[self.layout.partition_key]["S"]), at))
             if at is not None and text is None:
-                continue  # its read failed (reported) or found nothing: a later pass reads it again
+                missing += 1  # a later pass reads it again
+                continue
             decoded = _decode(item, self.layout, text)
             if isinstance(decoded, Stored):
                 found.append((entry, decoded))
+        if missing and not any(r.error is not None for r in body_reports):
+            # Read, and not there: a body is written before its record, so this is never expected.
+            gone = Classified(ErrorCategory.AMBIGUOUS, BODY_MISSING)
+            body_reports.append(report("dynamodb", "BatchGetItem", 0, time.perf_counter(), gone))
         return found, reports + body_reports
 
     def due(self, now: int, settings: Settings) -> Iterator[DuePage]:
