@@ -1,6 +1,7 @@
 """`bench.meter` on in-process moto: index write units by the projection that describe_table reports,
 a PutItem of an item outside the index (a message body's own item), BatchGetItem's read units and
-items, and other services' calls counted by operation."""
+items, and other services' calls counted by operation; and the cost report naming the projection it
+was measured with."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bench import capacity
+from bench import capacity, report_cost
 from bench.meter import Meter
 
 pytestmark = pytest.mark.usefixtures("sendguard_aws")
@@ -182,3 +183,23 @@ def test_s3_calls_are_counted_by_operation_beside_dynamodbs(meter: Meter) -> Non
     assert tally.attempts == {"PutObject": 1, "GetObject": 1}
     assert tally.as_dict()["calls_by_operation"] == {"GetObject": 1, "PutObject": 1}
     assert (tally.wru, tally.rru) == (0, 0.0)
+
+
+def described(projection: dict[str, Any]) -> dict[str, Any]:
+    """A table as `Meter.describe` records it in the results, its `attention` index so projected."""
+    index = {"name": "attention", "keys": list(INDEX_KEY), "projection": projection}
+    return {"key": ["message_id"], "indexes": [index]}
+
+
+def test_the_cost_report_names_the_projection_it_was_measured_with() -> None:
+    keys_only = report_cost.index_rule(described({"ProjectionType": "KEYS_ONLY"}))
+    assert "projection KEYS_ONLY" in keys_only and "projection ALL" not in keys_only
+    assert "only the keys `message_id`, `sg_attention` and `sg_attention_at`" in keys_only
+    assert "nothing when only other attributes change" in keys_only
+    include = report_cost.index_rule(
+        described({"ProjectionType": "INCLUDE", "NonKeyAttributes": ["sg_state"]})
+    )
+    assert "projection INCLUDE" in include and "the included `sg_state`" in include
+    everything = report_cost.index_rule(described({"ProjectionType": "ALL"}))
+    assert "projection ALL" in everything and "an entry is the whole item" in everything
+    assert "not recorded" in report_cost.index_rule(None)  # results written before it was recorded
