@@ -4,10 +4,12 @@ under each fault kind, for sendguard, the plain flow and the plain flow under Po
 Each scenario gets fresh clients (a fresh SDK retry quota), then one submission per flow with the same
 request, on in-process moto, with `adapters.testing.FaultInjector` arming one fault for that one
 invocation. `bench.meter` counts the invocation's API calls and attempts and computes its write
-units. sendguard's reconciler then runs on a shifted clock until it has nothing left to do (its own
-container: its own clients, kept across scenarios), metered apart: the work it does for the message is
-part of the message's cost. Every scenario leaves nothing for the reconciler to do, so the tables and
-queues are shared. The baselines have no reconciler: what the invocation left is their end state.
+units (the index's at its entries' size, by the key schema and projection that describe_table reports
+for sendguard's table, recorded beside the rows). sendguard's reconciler then runs on a shifted clock
+until it has nothing left to do (its own container: its own clients, kept across scenarios), metered
+apart: the work it does for the message is part of the message's cost. Every scenario leaves nothing
+for the reconciler to do, so the tables and queues are shared. The baselines have no reconciler: what
+the invocation left is their end state.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dic
                     meter.count_as_retries(injector.raw_dynamodb)
                     meter.to_front()  # counts an attempt before the injector fails it
                     resources = provision()
+                    table = meter.describe(resources.sendguard_table)  # as the write units size it
                     with environment(sendguard_env(resources)):
                         reconciler = Reconciler.make()
                     for scenario in scenarios(quick):
@@ -103,7 +106,7 @@ def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dic
                         rows.append(_measure(scenario, resources, reconciler, meter, injector))
             finally:
                 boto3.DEFAULT_SESSION = None
-    return {"rows": rows}
+    return {"rows": rows, "sendguard_table": table}
 
 
 @attrs.frozen

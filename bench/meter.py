@@ -9,7 +9,17 @@ meter is installed (the service's own clients, made by its own code; the handler
   an injected connection fault then fails before they reach moto;
 * DynamoDB writes: the item before (`before-call`) and after (`after-call`) each PutItem, UpdateItem
   and DeleteItem, read from moto by a client the meter does not count, turned into write units by
-  `bench.capacity`; Query and GetItem answers into read units.
+  `bench.capacity` — the table's, and each global secondary index's at the size of its entry, by the
+  key schema and `Projection` that describe_table reports for the table and the index;
+* DynamoDB reads: Query and Scan pages, GetItem and BatchGetItem answers (each table's `Responses`,
+  with the `ConsistentRead` of its `RequestItems`) into items read and read units; a GetItem or
+  BatchGetItem whose `ProjectionExpression` trims the answer is metered at the whole items' sizes,
+  read from moto like the writes' (DynamoDB meters the item, not the answer);
+* other services' calls (SQS, S3's PutObject and GetObject) are API calls and attempts like any, by
+  operation name.
+
+With `write_units=False` the meter reads nothing from moto (so that timings stay clean): no write
+units, and a trimmed GetItem or BatchGetItem is metered at the size of what it returned.
 
 Counting is per thread: `counting()` opens a tally for the calling thread only.
 """
@@ -29,6 +39,25 @@ from botocore.handlers import BUILTIN_HANDLERS
 from bench import capacity
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+TRIMMED = ("ProjectionExpression", "AttributesToGet")  # a read that answers with part of each item
+
+
+@attrs.frozen
+class Index:
+    """A global secondary index as describe_table reports it."""
+
+    name: str
+    keys: tuple[str, ...]
+    projection: dict[str, Any]  # {"ProjectionType": ..., "NonKeyAttributes": [...] for INCLUDE}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "keys": list(self.keys), "projection": self.projection}
+
+
+@attrs.frozen
+class Schema:
+    key: tuple[str, ...]
+    indexes: tuple[Index, ...]
 
 
 @attrs.define
@@ -40,6 +69,8 @@ class Tally:
     index_writes: int = 0  # index entries put or deleted (a changed key counts 2)
     rru: float = 0.0
     items_read: int = 0
+    rru_by_operation: dict[str, float] = attrs.field(factory=dict)
+    items_read_by_operation: collections.Counter[str] = attrs.field(factory=collections.Counter)
     written: list[tuple[str, str]] = attrs.field(factory=list)  # (table, key) of every write, in order
 
     @property
@@ -62,6 +93,9 @@ class Tally:
         self.index_writes += other.index_writes
         self.rru += other.rru
         self.items_read += other.items_read
+        for operation, rru in other.rru_by_operation.items():
+            self.rru_by_operation[operation] = self.rru_by_operation.get(operation, 0.0) + rru
+        self.items_read_by_operation.update(other.items_read_by_operation)
         self.written += other.written
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,15 +110,23 @@ class Tally:
             "wru": self.wru,
             "rru": self.rru,
             "items_read": self.items_read,
+            "rru_by_operation": dict(sorted(self.rru_by_operation.items())),
+            "items_read_by_operation": dict(sorted(self.items_read_by_operation.items())),
         }
+
+    def read(self, operation: str, items: int, rru: float) -> None:
+        self.items_read += items
+        self.rru += rru
+        self.items_read_by_operation[operation] += items
+        self.rru_by_operation[operation] = self.rru_by_operation.get(operation, 0.0) + rru
 
 
 class Meter:
     def __init__(self, write_units: bool = True) -> None:
-        self.write_units = write_units  # False: no item reads around writes (timing stays clean)
+        self.write_units = write_units  # False: no item reads from moto (timing stays clean)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._tables: dict[str, tuple[list[str], list[list[str]]]] = {}  # name -> (key, index keys)
+        self._tables: dict[str, Schema] = {}
         self._raw: Any = None
         self._retry_signers: set[int] = set()
         self._handlers: list[tuple[str, Any]] = [
@@ -172,38 +214,74 @@ class Meter:
                 after = self._get(table, key) if applied else before
                 tally.table_wru += capacity.table_write_units(before, after, applied)
                 if applied:
-                    for index_keys in self._schema(table)[1]:
-                        tally.index_wru += capacity.index_write_units(before, after, index_keys)
-                        tally.index_writes += capacity.index_writes(before, after, index_keys)
+                    schema = self._schema(table)
+                    for index in schema.indexes:
+                        shape = (index.keys, schema.key, index.projection)
+                        tally.index_wru += capacity.index_write_units(before, after, *shape)
+                        tally.index_writes += capacity.index_writes(before, after, *shape)
                 tally.written.append((table, _key_text(key)))
-        elif model.name in ("Query", "Scan") and status < 300:
+        elif status >= 300:
+            return
+        elif model.name in ("Query", "Scan"):
             items = parsed.get("Items", [])
-            tally.items_read += len(items)
-            tally.rru += capacity.read_units(items, bool(params.get("ConsistentRead")))
-        elif model.name == "GetItem" and status < 300:
+            tally.read(model.name, len(items), capacity.read_units(items, bool(params.get("ConsistentRead"))))
+        elif model.name == "GetItem":
             item = parsed.get("Item")
-            tally.items_read += 1 if item else 0
-            tally.rru += capacity.read_units([item] if item else [], bool(params.get("ConsistentRead")))
+            keys = [params.get("Key", {})]
+            sizes = self._read_sizes(params.get("TableName", ""), params, keys, [item] if item else [])
+            rru = capacity.item_read_units(sizes, bool(params.get("ConsistentRead")))
+            tally.read(model.name, 1 if item else 0, rru)
+        elif model.name == "BatchGetItem":
+            unprocessed = parsed.get("UnprocessedKeys", {})
+            for table, request in params.get("RequestItems", {}).items():
+                left = unprocessed.get(table, {}).get("Keys", [])
+                keys = [k for k in request.get("Keys", []) if k not in left]  # what DynamoDB read
+                items = parsed.get("Responses", {}).get(table, [])
+                sizes = self._read_sizes(table, request, keys, items)
+                rru = capacity.item_read_units(sizes, bool(request.get("ConsistentRead")))
+                tally.read(model.name, len(items), rru)
 
     # ---- reading moto ----------------------------------------------------------------------------
 
-    def _schema(self, table: str) -> tuple[list[str], list[list[str]]]:
+    def describe(self, table: str) -> dict[str, Any]:
+        """The table's key attributes and global secondary indexes (name, key attributes, `Projection`)
+        as the meter sizes their entries: what describe_table reports (moto must be active)."""
+        schema = self._schema(table)
+        return {"key": list(schema.key), "indexes": [index.as_dict() for index in schema.indexes]}
+
+    def _schema(self, table: str) -> Schema:
         with self._lock:
             if table not in self._tables:
                 description = self._raw.describe_table(TableName=table)["Table"]
-                key = [k["AttributeName"] for k in description["KeySchema"]]
-                indexes = [
-                    [k["AttributeName"] for k in index["KeySchema"]]
+                key = tuple(k["AttributeName"] for k in description["KeySchema"])
+                indexes = tuple(
+                    Index(
+                        index["IndexName"],
+                        tuple(k["AttributeName"] for k in index["KeySchema"]),
+                        dict(index.get("Projection", capacity.ALL)),
+                    )
                     for index in description.get("GlobalSecondaryIndexes", [])
-                ]
-                self._tables[table] = (key, indexes)
+                )
+                self._tables[table] = Schema(key, indexes)
             return self._tables[table]
 
     def _key(self, table: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The written item's key: the request's `Key` (UpdateItem, DeleteItem), or the table's key
+        attributes taken from the `Item` a PutItem writes (a record or any other item of the table)."""
         if "Key" in params:
             return dict(params["Key"])
-        names = self._schema(table)[0]
-        return {name: params.get("Item", {}).get(name) for name in names}
+        item = params.get("Item", {})
+        return {name: item[name] for name in self._schema(table).key if name in item}
+
+    def _read_sizes(
+        self, table: str, request: dict[str, Any], keys: list[dict[str, Any]], items: list[dict[str, Any]]
+    ) -> list[int]:
+        """The sizes DynamoDB meters a GetItem's or BatchGetItem's keys at: each whole item (0 where
+        there is none); read from moto when a projection trimmed the answer."""
+        if self.write_units and any(request.get(name) for name in TRIMMED):
+            return [capacity.item_size(self._get(table, key)) for key in keys]
+        sizes = [capacity.item_size(item) for item in items]
+        return sizes + [0] * max(0, len(keys) - len(items))
 
     def _get(self, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._raw.get_item(TableName=table, Key=key, ConsistentRead=True).get(

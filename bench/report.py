@@ -1,6 +1,7 @@
 """docs/benchmarks.md from the results of one run: the goals first, then each section's method and
 figures (sections 1 and 6, the longest, in `report_cost` and `report_service`). Every number comes
-from the results; the prose around them is fixed."""
+from the results; the prose around them is fixed, but for what the results record of the measured
+table (section 1 names the index's projection as describe_table reported it)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Iterable
 from typing import Any
 
 from bench.markdown import para, table
@@ -25,13 +27,14 @@ ends with nothing left for a reconciler to do, so the tables and queues are shar
   client settings); the wrapped function raises on failure, as Powertools asks, so the utility deletes
   its record.
 
-Requests are counted with botocore handlers on every client: **calls** are API calls (`before-call`:
-what the code asked for), **attempts** are HTTP attempts (`before-send`: what the SDK put on the wire,
-retries included). Write units are **computed from item sizes, DynamoDB's rule**, not reported by
-moto (`bench/capacity.py`): each write costs 1 WRU per started KB of the larger of the item before
-and after it, as moto stores it (read around every write); a write whose condition fails still costs,
-at the existing item's size; sendguard's sparse `attention` index (projection ALL) costs a write at
-the item's size when the item enters, leaves or changes in it, two when its key changes.
+Requests are counted with botocore handlers on every client, DynamoDB's, SQS's and S3's alike:
+**calls** are API calls (`before-call`: what the code asked for), **attempts** are HTTP attempts
+(`before-send`: what the SDK put on the wire, retries included).
+Write units are **computed from item sizes, DynamoDB's rule**, not reported by moto
+(`bench/capacity.py`): each write costs 1 WRU per started KB of the larger of the item before and
+after it, as moto stores it (read around every write); a write whose condition fails still costs,
+at the existing item's size;
+{index_rule}
 
 Faults come from `adapters.testing.FaultInjector`, armed for that one invocation. It hits UpdateItem
 and SendMessage calls only: a kind's "1st hittable call" is sendguard's create write but the
@@ -47,7 +50,8 @@ message's). The baselines have no reconciler: what the invocation left is their 
 
 def render(section: dict[str, Any]) -> list[str]:
     rows = section["rows"]
-    out = ["## 1. What a message costs: AWS requests and DynamoDB write units", "", COST_METHOD, ""]
+    out = ["## 1. What a message costs: AWS requests and DynamoDB write units", ""]
+    out += _method(section.get("sendguard_table"))
     plain_rows = [r for r in rows if r["fault"] is None]
     lines = []
     for row in plain_rows:
@@ -73,7 +77,7 @@ def render(section: dict[str, Any]) -> list[str]:
     out += table(
         ("Scenario", "Flow", "Calls", "Attempts", "WRU", "Index writes", "Item bytes", "End state"), lines
     )
-    out += _cost_summary(plain_rows)
+    out += _cost_summary(plain_rows, section.get("sendguard_table"))
     faulted = [r for r in rows if r["fault"] is not None]
     if not faulted:
         return out
@@ -115,19 +119,78 @@ def render(section: dict[str, Any]) -> list[str]:
     return out
 
 
-def _cost_summary(rows: list[dict[str, Any]]) -> list[str]:
+def _method(table: dict[str, Any] | None) -> list[str]:
+    """COST_METHOD, with the index's sentence from the measured table (wrapped at 100 columns)."""
+    rule = textwrap.fill(index_rule(table), 100, break_long_words=False, break_on_hyphens=False)
+    return [COST_METHOD.format(index_rule=rule), ""]
+
+
+def index_rule(table: dict[str, Any] | None) -> str:
+    """What the `attention` index's writes cost, in the projection that describe_table reported for
+    the measured table (recorded in the results with its key schema)."""
+    index = _attention(table)
+    if table is None or index is None:
+        return (
+            "sendguard's sparse `attention` index (its projection is not recorded in these results) "
+            "costs a write at its entry's size when the item enters or leaves it, two when its key changes."
+        )
+    projection = index["projection"]
+    kind = projection.get("ProjectionType", "ALL")
+    keys = _names(dict.fromkeys([*table["key"], *index["keys"]]))
+    if kind == "ALL":
+        holds, changes, rest = "is the whole item", " or changes in it", ""
+    else:
+        included = _names(projection.get("NonKeyAttributes", [])) if kind == "INCLUDE" else ""
+        holds = (
+            f"holds the keys {keys} and the included {included}"
+            if included
+            else f"holds only the keys {keys}"
+        )
+        changes = " or an included attribute changes in it" if included else ""
+        rest = ", and nothing when only other attributes change"
+    return (
+        f"sendguard's sparse `attention` index — projection {kind}, as describe_table reports it: an "
+        f"entry {holds} — costs a write at the entry's size when the item enters or leaves it{changes}, "
+        f"two when its index key changes{rest}."
+    )
+
+
+def _names(names: Iterable[str]) -> str:
+    quoted = [f"`{name}`" for name in names]
+    return " and ".join(quoted) if len(quoted) < 3 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _attention(table: dict[str, Any] | None) -> dict[str, Any] | None:
+    return next((i for i in (table or {}).get("indexes", []) if i["name"] == "attention"), None)
+
+
+def _projection(table: dict[str, Any] | None) -> str | None:
+    index = _attention(table)
+    return None if index is None else str(index["projection"].get("ProjectionType", "ALL"))
+
+
+def _cost_summary(rows: list[dict[str, Any]], table: dict[str, Any] | None = None) -> list[str]:
     happy = rows[0]["flows"]
     sg, plain, pt = (happy[k]["invocation"] for k in ("sendguard", "plain", "powertools"))
+    writes = sum(sg["calls_by_operation"].get(op, 0) for op in ("PutItem", "UpdateItem", "DeleteItem"))
+    projection = _projection(table)
+    if projection == "ALL":
+        larger = "2 WRU, on the table and on the index (projection ALL: its entry is the whole item)."
+    elif projection is None:
+        larger = "2 WRU on the table."
+    else:
+        larger = f"2 WRU on the table; its index entry (projection {projection}) is sized on its own."
     text = [
         f"On the happy path sendguard makes {sg['api_calls']} AWS requests ({sg['attempts']} attempts) per",
         f"accepted message — the plain flow {plain['api_calls']}, Powertools {pt['api_calls']} — and",
-        f"costs {sg['wru']} WRU against {plain['wru']} and {pt['wru']}: its two writes cost",
-        f"{sg['table_wru']} WRU on the table and {sg['index_wru']} more on the sparse index (the create",
-        "puts the in-flight record into it, the confirm takes it out).",
+        f"costs {sg['wru']} WRU against {plain['wru']} and {pt['wru']}: its {writes} DynamoDB",
+        f"write{'s' if writes != 1 else ''} cost {sg['table_wru']} WRU on the table and {sg['index_wru']}",
+        "more on the sparse index (the create puts the in-flight record into it, the confirm takes it",
+        "out).",
         f"sendguard's item is {happy['sendguard']['item_bytes'] - happy['plain']['item_bytes']} bytes",
         "larger than the plain flow's for the same message (its history of events and lifecycle fields),",
         "so it crosses a write unit's 1 KB sooner: every write of a message whose item passes 1 KB costs",
-        "2 WRU, on the table and on the index.",
+        larger,
     ]
     replay = next((r for r in rows if "replay" in r["scenario"]), None)
     if replay:

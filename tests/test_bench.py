@@ -114,4 +114,8 @@ def test_the_page_holds_every_section_with_its_method(results: Results) -> None:
     ):
         assert heading in page
     assert "computed from item sizes, DynamoDB's rule" in page
+    data = results[0]
+    (attention,) = (i for i in data["cost"]["sendguard_table"]["indexes"] if i["name"] == "attention")
+    projection = attention["projection"]["ProjectionType"]  # what describe_table reported, not assumed
+    assert f"projection {projection}, as describe_table reports it" in page
     assert page.count("Code: `bench/") >= 6
