@@ -68,52 +68,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
+
+from adapters.runtime.item_size import item_size, value_size, write_units
 
 KB = 1024
 READ_BLOCK = 4 * KB
 ALL: Mapping[str, Any] = {"ProjectionType": "ALL"}  # a Projection as describe_table reports it
 PROJECTION_TYPES = ("KEYS_ONLY", "INCLUDE", "ALL")
-
-
-def value_size(value: Mapping[str, Any]) -> int:
-    """The size of one DynamoDB attribute value (typed JSON), without its name."""
-    (kind, inner), *_ = value.items()
-    if kind == "S":
-        return len(inner.encode())
-    if kind == "N":
-        return number_size(inner)
-    if kind == "B":
-        return len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        return 3 + sum(value_size(v) + 1 for v in inner)
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + value_size(v) + 1 for k, v in inner.items())
-    if kind == "SS":
-        return sum(len(s.encode()) for s in inner)
-    if kind == "NS":
-        return sum(number_size(n) for n in inner)
-    if kind == "BS":
-        return sum(len(b) for b in inner)
-    raise ValueError(f"unknown DynamoDB type {kind}")
-
-
-def number_size(text: str) -> int:
-    digits = format(abs(Decimal(text)), "f").replace(".", "").strip("0")
-    return (max(len(digits), 1) + 1) // 2 + 1
-
-
-def item_size(item: Mapping[str, Any] | None) -> int:
-    if not item:
-        return 0
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
-
-
-def write_units(size: int) -> int:
-    return max(1, math.ceil(size / KB))
+# The size rule and a write's units are the runtime's own (what `bodies.placement` decides by).
+__all__ = ["item_size", "value_size", "write_units"]
 
 
 def table_write_units(

@@ -92,7 +92,8 @@ def _one(
         "queries": summary.queries,
         "records_read": summary.records_read,
         "query_calls_metered": tally.calls.get("Query", 0),
-        "items_read_metered": tally.items_read,
+        "items_read_metered": tally.items_read_by_operation.get("Query", 0),  # index entries
+        "records_fetched_metered": tally.items_read_by_operation.get("BatchGetItem", 0),
         "rru": tally.rru,
         "expired": summary.expired,
         "redriven": summary.redriven,

@@ -5,11 +5,12 @@ The size limit is where the payload can be kept for re-drives. SQS takes a messa
 (1,048,576 bytes, body and attributes together, each attribute's name, type and value counted). A
 payload that does not fit in its record goes to a body item of its own, and a DynamoDB item is at
 most 400 KB (409,600 bytes, names and values together): without a body bucket a payload may take
-`MAX_MESSAGE_BYTES` (400,000 bytes, the item less room for its key). With one (`SENDGUARD_BODY_BUCKET`) it may take
-what SQS takes less room for the attributes' types and sendguard's own `message_id` attribute
-(`MAX_MESSAGE_BYTES_WITH_BUCKET`). The record itself keeps the message's attributes and the team's
-own item attributes: those may take `MAX_RECORD_EXTRA_BYTES`, the item less `RECORD_OVERHEAD_BYTES`
-for its lifecycle fields and a history of up to `MAX_ATTEMPTS_LIMIT` attempts.
+`MAX_MESSAGE_BYTES` (400,000 bytes, the item less room for its key). With one
+(`SENDGUARD_BODY_BUCKET`) it may take what SQS takes less room for the attributes' types and
+sendguard's own `message_id` attribute (`MAX_MESSAGE_BYTES_WITH_BUCKET`). The record itself keeps the
+message's attributes and the team's own item attributes: those may take `MAX_RECORD_EXTRA_BYTES`,
+the item less `RECORD_OVERHEAD_BYTES` for its lifecycle fields and a history of up to
+`MAX_ATTEMPTS_LIMIT` attempts.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
 from adapters.runtime.codec import BODY, body_item, body_key, item_text
 from adapters.runtime.config import DEFAULT_BODY_PREFIX
-from adapters.runtime.item_size import item_size
+from adapters.runtime.item_size import item_size, write_units
 from adapters.runtime.layout import TableLayout
 from statemodel.categories import ErrorCategory
 from statemodel.validation import BODY_ITEM_LIMIT_BYTES, DYNAMODB_MAX_ITEM_BYTES
@@ -81,11 +81,6 @@ def placement(
     if body_item_bytes <= BODY_ITEM_LIMIT_BYTES:
         return Placement.ITEM
     return Placement.S3 if bucket else None
-
-
-def write_units(size: int) -> int:
-    """DynamoDB's write units for a write of an item of `size` bytes."""
-    return max(1, -(-size // 1024))
 
 
 def _happy_path_units(created_bytes: int) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["item_size", "value_size"]
+__all__ = ["item_size", "value_size", "write_units"]
 
 
 def value_size(value: Mapping[str, Any]) -> int:
@@ -44,6 +44,11 @@ def item_size(item: Mapping[str, Any] | None) -> int:
     if not item:
         return 0
     return sum(len(name.encode()) + value_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    """A write's units for an item of `size` bytes: 1 per started KB, at least 1."""
+    return max(1, -(-size // 1024))
 
 
 def _number_size(text: str) -> int:

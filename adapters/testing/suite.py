@@ -103,12 +103,18 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         return sendguard_service(self.protocol)
 
     def request_bodies(self) -> st.SearchStrategy[Any]:
-        """What clients send (valid requests; invalid ones are the handler's own tests)."""
-        payloads = st.recursive(
+        """What clients send (valid requests; invalid ones are the handler's own tests). Some
+        payloads are large enough that the body is written apart from the record
+        (`adapters.runtime.bodies`), so that faults hit that write and its reads too."""
+        small = st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=12),
             lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
             max_leaves=6,
         )
+        large = st.builds(
+            lambda n, c: {"blob": c * n}, st.sampled_from([1_500, 4_000]), st.sampled_from("xyz")
+        )
+        payloads = small | large
         attributes = st.dictionaries(
             st.sampled_from(["group", "kind", "tenant"]), st.text("abc", min_size=1, max_size=4)
         )

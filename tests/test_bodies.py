@@ -1,0 +1,304 @@
+"""Where a body is kept (`adapters.runtime.bodies`), on moto: inline while that is cheapest, else
+written once to a body item of its own, or to the body bucket past what an item holds; read back
+by every path that needs it (a re-drive, a replay, `get`, the audit), and refused — nothing written
+— when it fits nowhere."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ConnectTimeoutError
+
+from adapters import InvalidMessage, Outbox
+from adapters.ops.provision import ensure_resources, table_definition
+from adapters.runtime.bodies import (
+    CONFIRM_GROWTH_BYTES,
+    ITEM_PREFIX,
+    S3_PREFIX,
+    Placement,
+    placement,
+)
+from adapters.runtime.codec import (
+    BODY,
+    BODY_AT,
+    created_item,
+    is_body_item,
+    is_record,
+    lifecycle_attributes,
+    serialize,
+    write_history,
+)
+from adapters.runtime.item_size import item_size
+from adapters.runtime.layout import TableLayout
+from adapters.runtime.store import BODY_MISSING
+from statemodel.flows import Sent, Settings, Written, advance, start_submit
+from statemodel.validation import (
+    MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES_WITH_BUCKET,
+    Request,
+    new_message,
+    parse_message,
+)
+
+BUCKET = "bodies"
+SETTINGS = dict(redrive_after_seconds=1, lease_margin_seconds=1)
+
+
+class Context:
+    def __init__(self, remaining_ms: int = 10_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+class FailingSends:
+    """An SQS client whose sends fail before they leave, the rest as the real one."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.meta = real, real.meta
+
+    def send_message(self, **_: Any) -> Any:
+        raise ConnectTimeoutError(endpoint_url="sqs")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def make(bucket: bool = False, layout: TableLayout | None = None) -> Outbox:
+    layout = layout or TableLayout()
+    name = f"t{uuid.uuid4().hex[:10]}"
+    queue = ensure_resources(name, name, layout=layout, bucket=BUCKET if bucket else None)
+    return Outbox(name, queue, layout=layout, body_bucket=BUCKET if bucket else None, **SETTINGS)  # type: ignore[arg-type]
+
+
+def items(outbox: Outbox) -> list[dict[str, Any]]:
+    return list(boto3.client("dynamodb").scan(TableName=outbox.config.table, ConsistentRead=True)["Items"])
+
+
+def record_item(outbox: Outbox, key: str) -> dict[str, Any]:
+    (item,) = [i for i in items(outbox) if is_record(i) and i[outbox.layout.partition_key]["S"] == key]
+    return item
+
+
+def bodies_of(outbox: Outbox) -> list[dict[str, Any]]:
+    return [i for i in items(outbox) if is_body_item(i)]
+
+
+def received(outbox: Outbox) -> list[str]:
+    messages = boto3.client("sqs").receive_message(QueueUrl=outbox.config.queue_url, MaxNumberOfMessages=10)
+    return [m["Body"] for m in messages.get("Messages", [])]
+
+
+def objects() -> list[str]:
+    listing = boto3.client("s3").list_objects_v2(Bucket=BUCKET)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+# ---- the rule -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("inline", "apart", "body", "bucket", "where"),
+    [
+        (800, 780, 100, False, Placement.INLINE),  # one unit a write either way: inline, 3 requests
+        (1_000, 760, 300, False, Placement.INLINE),  # 1 + 2 units against 1 + 1 + 1: a tie, 3 requests
+        (1_100, 760, 400, False, Placement.ITEM),  # 2 + 2 against 1 + 1 + 1
+        (3_000, 760, 2_300, False, Placement.ITEM),
+        (300_000, 760, 300_000, False, Placement.ITEM),
+        (500_000, 760, 500_000, True, Placement.S3),
+        (500_000, 760, 500_000, False, None),
+    ],
+)
+def test_a_body_goes_where_its_happy_path_costs_least(
+    inline: int, apart: int, body: int, bucket: bool, where: Placement | None
+) -> None:
+    assert placement(inline, apart, body, bucket=bucket) is where
+
+
+def test_a_happy_path_grows_the_record_by_no_more_than_the_rule_allows() -> None:
+    """The confirm's history entry and SQS id, with ids of the longest kind (uuids, a 128-character
+    correlation id): what `placement` adds to the created record's size."""
+    request = parse_message("x" * 40, {"group": "eu"})
+    assert isinstance(request, Request)
+    message = new_message(request, str(uuid.uuid4()), "c" * 128, 1_796_135_193_698, "k" * 128)
+    flow = start_submit(message, str(uuid.uuid4()), 1_796_135_233_698, 1_796_135_193_698, Settings())
+    create = flow.effect
+    created = created_item(create, TableLayout())  # type: ignore[arg-type]
+    flow = advance(advance(flow, Written(), 1_796_135_193_700), Sent(str(uuid.uuid4())), 1_796_135_193_800)
+    confirm = flow.effect
+    after = dict(created)
+    for name, value in lifecycle_attributes(confirm.after, TableLayout()).items():  # type: ignore[union-attr]
+        after.pop(name, None) if value is None else after.update({name: serialize(value)})
+    history = created["sg_history"]["L"] + [serialize(e) for e in write_history(confirm.events)]  # type: ignore[union-attr]
+    after["sg_history"] = {"L": history}
+    assert 0 < item_size(after) - item_size(created) <= CONFIRM_GROWTH_BYTES
+
+
+# ---- on moto --------------------------------------------------------------------------------------
+
+
+def test_a_small_body_stays_in_its_record(sendguard_aws: None) -> None:
+    outbox = make()
+    assert outbox.send("small", '{"n":1}', context=Context()).accepted
+    item = record_item(outbox, "small")
+    assert item["payload"] == {"S": '{"n":1}'} and BODY_AT not in item
+    assert bodies_of(outbox) == [] and received(outbox) == ['{"n":1}']
+
+
+def test_a_larger_body_is_written_once_to_its_own_item_and_sent_whole(sendguard_aws: None) -> None:
+    outbox = make()
+    body = "é" * 1_500  # 3,000 bytes
+    assert outbox.send("big", body, context=Context()).accepted
+    item = record_item(outbox, "big")
+    assert "payload" not in item and item[BODY_AT]["S"].startswith(ITEM_PREFIX)
+    assert item_size(item) <= 1024  # the lifecycle writes stay one unit each
+    (stored,) = bodies_of(outbox)
+    assert stored[BODY] == {"S": body} and stored["message_id"]["S"].startswith("big#")
+    assert received(outbox) == [body]
+    view = outbox.get("big")
+    assert view is not None and view.delivery == "confirmed"
+
+
+def test_a_failed_send_of_a_large_body_is_redriven_with_the_body_read_back(sendguard_aws: None) -> None:
+    outbox = make()
+    real = outbox.aws.queue.client
+    outbox.aws.queue.client = FailingSends(real)
+    body = "r" * 5_000
+    assert not outbox.send("redrive", body, context=Context()).accepted
+    outbox.aws.queue.client = real
+    summary = outbox.reconcile(deadline_ms=_later(10_000))
+    assert summary.redriven == 1 and summary.failed_reads == 0
+    assert received(outbox) == [body]
+    assert len(bodies_of(outbox)) == 1  # written once, by the create
+
+
+def test_a_replay_of_a_large_body_is_recognised_and_a_conflict_changes_no_body(sendguard_aws: None) -> None:
+    outbox = make()
+    body = "p" * 4_000
+    assert outbox.send("replay", body, context=Context()).outcome == "sent"
+    again = outbox.send("replay", body, context=Context())
+    assert again.accepted and again.outcome == "already_queued"
+    other = outbox.send("replay", "q" * 4_000, context=Context())
+    assert other.outcome == "conflict" and other.http_status == 409
+    at = record_item(outbox, "replay")[BODY_AT]["S"]
+    named = [b for b in bodies_of(outbox) if b["message_id"]["S"].endswith(at.removeprefix(ITEM_PREFIX))]
+    assert [b[BODY]["S"] for b in named] == [body]  # the record's body is the first request's
+
+
+def test_pending_put_writes_a_large_body_first_and_keeps_one_put(sendguard_aws: None) -> None:
+    outbox = make()
+    body = "t" * 3_000
+    entry = outbox.pending_put("txn", body)
+    assert list(entry) == ["Put"] and entry["Put"]["Item"][BODY_AT]["S"].startswith(ITEM_PREFIX)
+    assert "payload" not in entry["Put"]["Item"] and len(bodies_of(outbox)) == 1
+    boto3.client("dynamodb").transact_write_items(TransactItems=[entry])  # type: ignore[list-item]
+    assert outbox.dispatch("txn", context=Context()).accepted
+    assert received(outbox) == [body]
+
+
+def test_a_body_past_an_item_goes_to_the_bucket_and_is_redriven_from_it(sendguard_aws: None) -> None:
+    outbox = make(bucket=True)
+    body = "s" * 700_000
+    real = outbox.aws.queue.client
+    outbox.aws.queue.client = FailingSends(real)
+    assert not outbox.send("huge", body, context=Context()).accepted
+    outbox.aws.queue.client = real
+    item = record_item(outbox, "huge")
+    assert item[BODY_AT]["S"] == f"{S3_PREFIX}{BUCKET}/{objects()[0]}"
+    assert objects()[0].startswith("sendguard/bodies/huge/") and bodies_of(outbox) == []
+    assert outbox.reconcile(deadline_ms=_later(10_000)).redriven == 1
+    assert received(outbox) == [body]
+
+
+def test_the_limits_are_the_bucket_s_or_the_item_s(sendguard_aws: None) -> None:
+    without = make()
+    with pytest.raises(InvalidMessage, match="PAYLOAD_TOO_LARGE"):
+        without.send("k", "x" * (MAX_MESSAGE_BYTES + 1))
+    assert items(without) == []  # nothing written
+    with_bucket = make(bucket=True)
+    assert with_bucket.send("k", "x" * MAX_MESSAGE_BYTES_WITH_BUCKET, context=Context()).accepted
+    with pytest.raises(InvalidMessage, match="PAYLOAD_TOO_LARGE"):
+        with_bucket.send("k2", "x" * (MAX_MESSAGE_BYTES_WITH_BUCKET + 1))
+
+
+def test_a_missing_body_is_reported_never_skipped_in_silence(sendguard_aws: None) -> None:
+    outbox = make()
+    real = outbox.aws.queue.client
+    outbox.aws.queue.client = FailingSends(real)
+    outbox.send("lost-body", "m" * 3_000, context=Context())
+    outbox.aws.queue.client = real
+    (body,) = bodies_of(outbox)
+    key = {"message_id": body["message_id"]}
+    boto3.client("dynamodb").delete_item(TableName=outbox.config.table, Key=key)
+    summary = outbox.reconcile(deadline_ms=_later(10_000))
+    assert summary.redriven == 0 and summary.failed_reads == 1
+    _, call = outbox.aws.store.get("lost-body")
+    assert call.error is not None and call.error.code == BODY_MISSING
+
+
+def test_a_failed_batch_read_leaves_its_records_to_the_next_pass(sendguard_aws: None) -> None:
+    outbox = make()
+    real = outbox.aws.queue.client
+    outbox.aws.queue.client = FailingSends(real)
+    outbox.send("later", "{}", context=Context())
+    outbox.aws.queue.client = real
+    dynamodb = outbox.aws.store.client
+    failing = FailingBatchGet(dynamodb)
+    outbox.aws.store.client = failing
+    first = outbox.reconcile(deadline_ms=_later(10_000))
+    assert (first.redriven, first.failed_reads) == (0, 1) and failing.failed == 1
+    second = outbox.reconcile(deadline_ms=_later(10_000))
+    assert (second.redriven, second.failed_reads) == (1, 0)
+
+
+class FailingBatchGet:
+    """A DynamoDB client whose first BatchGetItem fails past the SDK's retries."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.meta, self.failed = real, real.meta, 0
+
+    def batch_get_item(self, **params: Any) -> Any:
+        if not self.failed:
+            self.failed += 1
+            raise ConnectTimeoutError(endpoint_url="dynamodb")
+        return self.real.batch_get_item(**params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_table_whose_index_projects_everything_still_reconciles(sendguard_aws: None) -> None:
+    """Tables made before the index projected keys only (a GSI's projection cannot change in place)."""
+    name = f"legacy{uuid.uuid4().hex[:8]}"
+    definition = table_definition()
+    definition["GlobalSecondaryIndexes"][0]["Projection"] = {"ProjectionType": "ALL"}
+    boto3.client("dynamodb").create_table(TableName=name, **definition)
+    queue = ensure_resources(name, name)
+    outbox = Outbox(name, queue, **SETTINGS)  # type: ignore[arg-type]
+    real = outbox.aws.queue.client
+    outbox.aws.queue.client = FailingSends(real)
+    outbox.send("old", "o" * 2_000, context=Context())
+    outbox.aws.queue.client = real
+    assert outbox.reconcile(deadline_ms=_later(10_000)).redriven == 1
+    assert received(outbox) == ["o" * 2_000]
+
+
+def test_the_team_s_sort_key_layout_keeps_bodies_beside_their_records(sendguard_aws: None) -> None:
+    layout = TableLayout(partition_key="pk", sort_key="sk", sort_key_value="outbox", body_attribute="doc")
+    outbox = make(layout=layout)
+    assert outbox.send("order-1", "d" * 3_000, context=Context()).accepted
+    (body,) = bodies_of(outbox)
+    assert body["pk"] == {"S": "order-1"} and body["sk"]["S"].startswith("outbox#")
+    assert received(outbox) == ["d" * 3_000]
+
+
+def _later(ms: int) -> int:
+    """A deadline `ms` from now, once these outboxes' records are due (not a timing assert: the
+    pass must find the record due, and only waiting past redrive_after makes it so)."""
+    time.sleep(1.1)  # the record is due once redrive_after (1 s) has passed
+    return int(time.time() * 1000) + ms
