@@ -71,6 +71,7 @@ class LocalService:
         self.proxy: FaultProxy | None = None
         self.gateway = Gateway(aws_lambda.submit, options.lambda_timeout_ms, options.port)
         self.table = ""
+        self.bucket: str | None = None  # the body bucket the service made (embedded moto only)
         self.queue_url = ""
         self._stack = contextlib.ExitStack()
 
@@ -103,7 +104,9 @@ class LocalService:
                 raise ServiceError(str(exc)) from exc
             self.upstream = moto.endpoint
             suffix = uuid.uuid4().hex[:8]  # one moto holds every run of a process: fresh names each time
-            self._provision(f"{options.name}-{suffix}", f"{options.name}-{suffix}")
+            self._provision(
+                f"{options.name}-{suffix}", f"{options.name}-{suffix}", f"sendguard-bodies-{suffix}"
+            )
         elif self.mode == ENDPOINT:
             self.upstream = options.endpoint_url
             self._stack.enter_context(
@@ -116,6 +119,8 @@ class LocalService:
             self.table, self.queue_url = options.table or "", options.queue_url or ""
             self._check()
         function_env = {"SENDGUARD_TABLE": self.table, "SENDGUARD_QUEUE_URL": self.queue_url}
+        if self.bucket is not None:
+            function_env["SENDGUARD_BODY_BUCKET"] = self.bucket
         if self.upstream is not None and (
             options.fault_rate > 0 or (options.always_proxy and self.mode == EMBEDDED)
         ):
@@ -136,10 +141,12 @@ class LocalService:
             raise ServiceError(f"cannot listen on 127.0.0.1:{options.port}: {exc.strerror}") from exc
         self._stack.callback(self.gateway.stop)
 
-    def _provision(self, table: str, queue: str) -> None:
+    def _provision(self, table: str, queue: str, bucket: str | None = None) -> None:
+        """`bucket`: a body bucket too, so that the local service takes messages up to SQS's 1 MiB."""
         with environment({"AWS_ENDPOINT_URL": self.upstream or ""}):
             try:
-                self.queue_url = ensure_resources(table, queue)
+                self.queue_url = ensure_resources(table, queue, bucket=bucket)
+                self.bucket = bucket
             except (BotoCoreError, ClientError) as exc:
                 raise ServiceError(f"cannot create the table and queue at {self.upstream}: {exc}") from exc
         self.table = table

@@ -374,7 +374,8 @@ class Outbox:
         limit = self.config.max_message_bytes
         request = parse_message(body, {} if attributes is None else attributes, group_id, limit)
         if isinstance(request, Rejection):
-            raise InvalidMessage(f"{request.message} ({request.code})")
+            too_large = f" ({PAYLOAD_TOO_LARGE})" if request.code == PAYLOAD_TOO_LARGE else ""
+            raise InvalidMessage(request.message + too_large)
         team_item, item_bytes = _team_item(item, self.layout)
         size = item_bytes + len(message_id.encode()) + (request.size - len(request.payload.encode()))
         if size > MAX_RECORD_EXTRA_BYTES:
