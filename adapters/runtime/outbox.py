@@ -260,16 +260,12 @@ class Outbox:
         write = prepare(message, now)
         with self._scope(message.correlation_id, message_id, None):
             at, call = self.aws.store.place_body(write, now + 2 * ATTEMPT_BUDGET_MS, team_item)
-        if isinstance(at, Classified):
-            assert call is not None
-            log_failure(get_logger(), call, None)
-            outcome = consequence(at.category)
-            raise OutboxError(
-                f"the body of {message_id!r} could not be written now ({at.category})",
-                category=at.category,
-                code=at.code,
-                http_status=outcome.http_status,
-            )
+            if isinstance(at, Classified):
+                assert call is not None
+                log_failure(get_logger(), call, None)
+                raise _unavailable(
+                    f"the body of {message_id!r} could not be written now", at.category, at.code
+                )
         return {"Put": put_request(write, self.layout, self.config.table, team_item, at)}
 
     def dispatch(self, key: str, *, context: object = None, deadline_ms: int | None = None) -> SendResult:
@@ -304,13 +300,7 @@ class Outbox:
         with self._scope(None, message_id, None):
             stored = self._read(message_id, now_ms() + 2 * ATTEMPT_BUDGET_MS)
         if isinstance(stored, Failed):
-            outcome = consequence(stored.category)
-            raise OutboxError(
-                f"record {message_id!r} cannot be read now ({stored.category})",
-                category=stored.category,
-                code=stored.code,
-                http_status=outcome.http_status,
-            )
+            raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
     def reconcile(self, *, context: object = None, deadline_ms: int | None = None) -> PassSummary:
@@ -449,6 +439,12 @@ def _correlation(correlation_id: object) -> str:
     if valid is None:
         raise InvalidMessage("correlation_id must be 1 to 128 characters of A-Za-z0-9._:-")
     return valid
+
+
+def _unavailable(what: str, category: str, code: str) -> OutboxError:
+    """An AWS failure, already classified and logged, as the library raises it."""
+    status = consequence(category).http_status
+    return OutboxError(f"{what} ({category})", category=category, code=code, http_status=status)
 
 
 def _bucket(bucket: str | None) -> str | None:
