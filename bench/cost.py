@@ -22,11 +22,14 @@ from typing import Any
 import attrs
 import boto3
 
+from adapters.runtime.bodies import ITEM_PREFIX
 from adapters.runtime.clients import now_ms
-from adapters.runtime.codec import stored_from_item
+from adapters.runtime.codec import body_at, body_key, is_record
 from adapters.runtime.config import Config
+from adapters.runtime.layout import TableLayout
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws
+from adapters.runtime.store import DynamoStore
 from adapters.testing.injector import Crashed, Fault, FaultInjector, Plan
 from bench import capacity
 from bench.flows import (
@@ -45,6 +48,7 @@ from bench.flows import (
 from bench.meter import Meter, Tally
 from bench.moto_env import Resources, environment, in_process_aws, provision
 from statemodel.records import Phase
+from statemodel.stored import Stored
 
 STALLS = (Fault.STALL_PAST_LEASE, Fault.DELAYED_ON_THE_WIRE)
 WORK = ("expired", "redriven", "exhausted", "superseded", "failed")
@@ -174,9 +178,9 @@ def _one(
     result = {
         "answer": answer,
         "invocation": tally.as_dict(),
-        "end_state": _end_state(flow.name, [i for i in items if i], sends, len(ids)),
+        "end_state": _end_state(flow.name, flow.table, [i for i in items if i], sends, len(ids)),
         "sends": sends,
-        "item_bytes": max((capacity.item_size(i) for i in items if i), default=0),
+        "item_bytes": max((_stored_bytes(flow.table, i) for i in items if i), default=0),
     }
     if flow.name == SENDGUARD:
         result["reconciler"] = follow.as_dict()
@@ -263,6 +267,17 @@ def _item(table: str, message_id: str) -> dict[str, Any] | None:
     return item
 
 
+def _stored_bytes(table: str, item: dict[str, Any]) -> int:
+    """What a message keeps in the table: its item, and its body item when the body is apart."""
+    size = capacity.item_size(item)
+    at = body_at(item) if is_record(item) else None
+    if at is not None and at.startswith(ITEM_PREFIX):
+        key = body_key(TableLayout(), item["message_id"]["S"], at.removeprefix(ITEM_PREFIX))
+        client: Any = boto3.client("dynamodb")
+        size += capacity.item_size(client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"))
+    return size
+
+
 def _idempotency_item_bytes(tally: Tally) -> int:
     client: Any = boto3.client("dynamodb")
     sizes = []
@@ -273,14 +288,16 @@ def _idempotency_item_bytes(tally: Tally) -> int:
     return max(sizes, default=0)
 
 
-def _end_state(flow: str, items: list[dict[str, Any]], sends: int, records: int) -> str:
+def _end_state(flow: str, table: str, items: list[dict[str, Any]], sends: int, records: int) -> str:
     if records > 1:
         return f"DUPLICATE: {records} records and {sends} messages for one request"
     if not items:
         return "nothing stored, nothing sent" if sends == 0 else f"SENT {sends}× WITHOUT A RECORD"
     item = items[0]
     if flow == SENDGUARD:
-        phase = stored_from_item(item).record.phase
+        found, _ = DynamoStore(boto3.client("dynamodb"), table).get(item["message_id"]["S"])
+        assert isinstance(found, Stored), found  # the record and its body, read back whole
+        phase = found.record.phase
         if phase is Phase.CONFIRMED:
             if sends == 1:
                 return "delivered once"

@@ -157,13 +157,10 @@ class DynamoStore:
     def place_body(
         self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
     ) -> tuple[str | Classified | None, CallReport | None]:
-        """Where a create's body goes (`adapters.runtime.bodies.placement`): None for the record
-        itself, else the name of the body it wrote first (or why it could not)."""
+        """Where a create's body goes (`body_placement`): None for the record itself, else the name
+        of the body it wrote first (or why it could not)."""
         message = write.after.message
-        inline_bytes = item_size(created_item(write, self.layout, item))
-        apart_bytes = item_size(created_item(write, self.layout, item, LONGEST_BODY_AT))
-        body_bytes = self.body_items.item_bytes(message.message_id, message.payload)
-        where = placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
+        where = self.body_placement(write, item)
         if where is Placement.INLINE:
             return None, None
         if where is None:
@@ -171,6 +168,15 @@ class DynamoStore:
             return refused, report("dynamodb", "PutItem", 0, time.perf_counter(), refused)
         store = self.body_items if where is Placement.ITEM or self.s3 is None else self.s3
         return store.put(message.message_id, message.payload, deadline_ms)
+
+    def body_placement(self, write: Write, item: Mapping[str, Any] | None = None) -> Placement | None:
+        """Where a create's body belongs (`adapters.runtime.bodies.placement`), by the sizes of the
+        record with it and without it, and of its body item."""
+        message = write.after.message
+        inline_bytes = item_size(created_item(write, self.layout, item))
+        apart_bytes = item_size(created_item(write, self.layout, item, LONGEST_BODY_AT))
+        body_bytes = self.body_items.item_bytes(message.message_id, message.payload)
+        return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
     def get(
         self, message_id: str, deadline_ms: int | None = None

@@ -18,6 +18,7 @@ and prints `caught` or `MISSED` with the time it took, exiting 1 if any is misse
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -27,14 +28,16 @@ from typing import Any
 
 import attrs
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from adapters.aws_lambda import Handlers
+from adapters.runtime.bodies import ITEM_PREFIX, Placement, new_nonce
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import make_client
-from adapters.runtime.codec import CORRELATION_ID, VERSION
+from adapters.runtime.codec import CORRELATION_ID, VERSION, body_item
 from adapters.runtime.config import Config
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
@@ -156,6 +159,36 @@ class _ClaimsWhateverTheStatus(DynamoStore):
             used = request["UpdateExpression"] + request["ConditionExpression"]
             request["ExpressionAttributeNames"] = {k: v for k, v in names.items() if k in used}
         return request
+
+
+class _BodyAfterRecord(DynamoStore):
+    """A create that writes the record first, naming a body it writes only once the record landed
+    (and shrugs off a failure of that): a fault or a crash in between leaves a record whose body
+    is not there."""
+
+    _late: tuple[str, str, str] | None = None  # the body the create still has to write
+
+    def place_body(
+        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+    ) -> tuple[str | Classified | None, CallReport | None]:
+        if self.body_placement(write, item) is not Placement.ITEM:
+            return super().place_body(write, deadline_ms, item)
+        nonce = new_nonce()
+        self._late = (write.message_id, nonce, write.after.message.payload)
+        return ITEM_PREFIX + nonce, None
+
+    def perform(
+        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+    ) -> tuple[Outcome, CallReport]:
+        self._late = None
+        outcome, call = super().perform(write, deadline_ms, item)
+        if self._late is not None and isinstance(outcome, Written):
+            message_id, nonce, text = self._late
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self.client.put_item(
+                    TableName=self.table, Item=body_item(self.layout, message_id, nonce, text)
+                )
+        return outcome, call
 
 
 class _SendsPastItsLease(SqsQueue):
@@ -374,6 +407,10 @@ MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
         adapter(_aws(store=_RollbackRewritesMetadata)),
     ),
     "reconciler_ignores_lease": ("the reconciler rolls back live claims", adapter(_aws(store=_IgnoresLease))),
+    "body_written_after_record": (
+        "a large body written after the record that names it",
+        adapter(_aws(store=_BodyAfterRecord)),
+    ),
     "drops_records_on_permanent_error": (
         "a permanent failure deletes the record instead of flagging it",
         adapter(_aws(store=_DropsOnPermanentError)),
