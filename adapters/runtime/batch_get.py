@@ -27,19 +27,13 @@ def batch_get(
     client: Any,
     table: str,
     keys: Sequence[dict[str, Any]],
-    projection: Sequence[str],
     deadline_ms: int | None,
     classify: Classifier,
 ) -> tuple[list[dict[str, Any]], list[CallReport]]:
-    """The items of `keys` that exist (in no particular order; `projection` their attributes), and
-    one report per request made. A key not read for a failure is missing from the items, and the
-    failure is in its request's report."""
-    names = {f"#a{i}": name for i, name in enumerate(projection)}
-    shape = {
-        "ConsistentRead": True,
-        "ProjectionExpression": ", ".join(names),
-        "ExpressionAttributeNames": names,
-    }
+    """The items of `keys` that exist, whole (in no particular order), and one report per request
+    made. A key not read for a failure is missing from the items, and the failure is in its
+    request's report."""
+    shape = {"ConsistentRead": True}
     model = client.meta.service_model.operation_model("BatchGetItem")
     items: list[dict[str, Any]] = []
     reports: list[CallReport] = []

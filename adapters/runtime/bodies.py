@@ -147,7 +147,6 @@ class TableBodies:
             self.client,
             self.table,
             [body_key(self.layout, m, at.removeprefix(ITEM_PREFIX)) for m, at in wanted],
-            [*self._key_names(), BODY],
             deadline_ms,
             self.classify,
         )

@@ -305,14 +305,6 @@ def created_item(
     return {**layout.key(write.message_id), **{k: _serialize(v) for k, v in values.items()}}
 
 
-def record_projection(layout: TableLayout) -> list[str]:
-    """What a read of records for re-driving needs: every attribute sendguard owns but the history
-    (which only grows, and which no decision reads)."""
-    lifecycle = [VERSION, UPDATED_AT, ATTEMPTS, EXHAUSTED, ATTEMPT_ID, LEASE, SQS_ID, LAST_ERROR]
-    message = [ATTRIBUTES, CORRELATION_ID, CREATED_AT, REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID, BODY_AT]
-    return [*layout.owned_names, *lifecycle, ATTENTION, ATTENTION_AT, *message]
-
-
 def write_history(events: tuple[Event, ...]) -> list[dict[str, Any]]:
     return [{k: v for k, v in event_to_dict(e).items() if v is not None} for e in events]
 

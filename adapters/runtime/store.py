@@ -40,7 +40,6 @@ from adapters.runtime.codec import (
     created_item,
     index_keys,
     is_record,
-    record_projection,
     stored_from_item,
     update_request,
 )
@@ -243,8 +242,8 @@ class DynamoStore:
     def current(
         self, entries: Sequence[dict[str, Any]], deadline_ms: int | None = None
     ) -> tuple[list[tuple[dict[str, Any], Stored]], list[CallReport]]:
-        """The records that index entries name, read as they are now (with their bodies, without
-        their history), each with its entry: only those still where the entry says (the same index
+        """The records that index entries name, read whole as they are now (their bodies too),
+        each with its entry: only those still where the entry says (the same index
         keys), in the entries' order. A record that could not be read is left out, and its read's
         report carries the failure."""
         if not entries:
@@ -252,9 +251,7 @@ class DynamoStore:
         key_names = list(self.layout.key("x"))
         keys = [{name: entry[name] for name in key_names} for entry in entries]
         unique = list({json.dumps(k, sort_keys=True): k for k in keys}.values())
-        items, reports = batch_get(
-            self.client, self.table, unique, record_projection(self.layout), deadline_ms, self.classify
-        )
+        items, reports = batch_get(self.client, self.table, unique, deadline_ms, self.classify)
         by_key = {json.dumps({n: item[n] for n in key_names}, sort_keys=True): item for item in items}
         still: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for entry, key in zip(entries, keys, strict=True):
