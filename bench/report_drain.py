@@ -83,11 +83,15 @@ def _on_moto(rows: list[dict[str, Any]]) -> list[str]:
             "each UpdateItem's expressions and keeps the index by scanning), and the pass and the",
             "submissions run in one Python process, one request at a time: here a pass's request took",
             f"about {per_request_pass:.0f} ms and a submission's about {per_request_submit:.0f} ms,",
-            "whatever the workers. So on moto the ratio is about the submit path's 3 requests a message",
-            f"over the pass's {row['requests_per_record']} a record, and workers cannot raise it: their",
-            "threads wait on one lock for moto's CPU, not on a network. With the added latency the",
-            "threads overlap only that wait. The figure that matters on AWS is requests per record,",
-            "where each request is a network wait of ~10 ms that W workers wait out together (below).",
+            "whatever the workers. A pass's requests cost moto more: nearly all are the claims and",
+            "confirms of records that already carry a failed attempt's history (moto copies the whole",
+            "item on every write, and a batch read copies every item it returns), where a submission's",
+            "create writes a fresh one. So on moto the ratio is at most the submit path's 3 requests a",
+            f"message over the pass's {row['requests_per_record']} a record, less that, and workers cannot",
+            "raise it: their threads wait on one lock for moto's CPU, not on a network. With the added",
+            "latency the threads overlap only that wait. The figure that matters on AWS is requests per",
+            "record, where each request is a network wait of ~10 ms that W workers wait out together",
+            "(below).",
         ]
     )
 
