@@ -14,6 +14,7 @@ import pytest
 from botocore.exceptions import ConnectTimeoutError
 
 from adapters import InvalidMessage, Outbox
+from adapters.ops.audit import audit
 from adapters.ops.provision import ensure_resources, table_definition
 from adapters.runtime.bodies import (
     CONFIRM_GROWTH_BYTES,
@@ -34,8 +35,9 @@ from adapters.runtime.codec import (
 )
 from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
-from adapters.runtime.store import BODY_MISSING
-from statemodel.flows import Sent, Settings, Written, advance, start_submit
+from adapters.runtime.store import BODY_MISSING, DynamoStore
+from statemodel.flows import Sent, Settings, Write, Written, advance, start_submit
+from statemodel.stored import Stored
 from statemodel.validation import (
     MAX_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES_WITH_BUCKET,
@@ -302,3 +304,21 @@ def _later(ms: int) -> int:
     pass must find the record due, and only waiting past redrive_after makes it so)."""
     time.sleep(1.1)  # the record is due once redrive_after (1 s) has passed
     return int(time.time() * 1000) + ms
+
+
+def test_a_store_without_the_bucket_reads_s3_bodies_and_still_writes_none(sendguard_aws: None) -> None:
+    """An operator's audit has no body bucket setting: it reads a body by the bucket its name says,
+    and a store that has read one still refuses a body too large for an item."""
+    outbox = make(bucket=True)
+    assert outbox.send("audited", "a" * 500_000, context=Context()).accepted
+    operator = DynamoStore(boto3.client("dynamodb"), outbox.config.table)
+    report = audit(operator, int(time.time() * 1000), 120_000)
+    assert (report.records, report.violations, report.ok) == (1, [], True)
+    found, _ = operator.get("audited")
+    assert isinstance(found, Stored) and found.record.message.payload == "a" * 500_000
+    too_large = parse_message("b" * 500_000, {}, max_bytes=MAX_MESSAGE_BYTES_WITH_BUCKET)
+    assert isinstance(too_large, Request)
+    message = new_message(too_large, "refused", "c", 1, None)
+    create = start_submit(message, "a", 2, 1, Settings()).effect
+    assert isinstance(create, Write)
+    assert operator.body_placement(create) is None  # no bucket of its own: it fits nowhere

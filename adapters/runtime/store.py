@@ -31,7 +31,7 @@ from adapters.runtime.batch_get import batch_get
 from adapters.runtime.bodies import ITEM_PREFIX, Placement, S3Bodies, TableBodies, placement
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client
 from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
@@ -56,8 +56,9 @@ __all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
 LONGEST_BODY_AT = ITEM_PREFIX + "n" * 8  # what a record names its body item with, at most
 NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
-NO_BODY_BUCKET = "BodyBucketNotConfigured"  # a record's body is in S3, and no bucket is configured
 TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
+NO_BUCKET = ""  # an S3 reader made without a body bucket writes nothing: it only reads what records name
+S3_READ_ATTEMPTS = 3
 PAGE = 25  # records a due query returns at a time: the partitions take turns page by page
 
 
@@ -108,6 +109,7 @@ class DynamoStore:
         self.classify = classify
         self.body_items = TableBodies(client, table, self.layout, classify=classify)
         self.s3 = s3
+        self._reader: S3Bodies | None = None  # reads S3 bodies when there is no body bucket
         model = client.meta.service_model
         self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
@@ -229,15 +231,21 @@ class DynamoStore:
         in_items = [pair for pair in wanted if pair[1].startswith(ITEM_PREFIX)]
         in_s3 = [pair for pair in wanted if not pair[1].startswith(ITEM_PREFIX)]
         texts, reports = self.body_items.get_many(in_items, deadline_ms) if in_items else ({}, [])
-        if in_s3 and self.s3 is None:
-            unconfigured = Classified(ErrorCategory.RETRYABLE, NO_BODY_BUCKET)
-            reports.append(report("s3", "GetObject", 0, time.perf_counter(), unconfigured))
-        elif in_s3:
-            assert self.s3 is not None
-            more, more_reports = self.s3.get_many(in_s3, deadline_ms)
+        if in_s3:
+            more, more_reports = self._s3_reader().get_many(in_s3, deadline_ms)
             texts |= more
             reports += more_reports
         return texts, reports
+
+    def _s3_reader(self) -> S3Bodies:
+        """What reads bodies kept in S3: the body bucket's, or — for a store made without one (an
+        operator's audit, a container whose bucket setting was dropped) — a reader made on first
+        use. A body's name says its bucket, so either reads it."""
+        if self.s3 is not None:
+            return self.s3
+        if self._reader is None:  # not `self.s3`: that would let this store write bodies to S3
+            self._reader = S3Bodies(NO_BUCKET, make_client=lambda: make_client("s3", S3_READ_ATTEMPTS))
+        return self._reader
 
     def current(
         self, entries: Sequence[dict[str, Any]], deadline_ms: int | None = None
