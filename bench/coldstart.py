@@ -14,9 +14,11 @@ the sides taking turns, `runs` times each; the medians are compared:
 * `import boto3` alone, for scale.
 
 Every side runs with what a Lambda container can import (`lambda_package`): the standard library, the
-project's `adapters` and `statemodel`, and the distributions of deploy/layer/requirements.txt with
-their dependencies (boto3 comes with the runtime too) — a directory of links to them on
-`PYTHONPATH`, the interpreter started with `-S` (no site-packages). The development virtualenv holds
+project's `adapters` and `statemodel` as the function's build makes them (`make
+build-SubmitFunction`: their bytecode compiled ahead of time, since Lambda's /var/task is
+read-only), and the distributions of deploy/layer/requirements.txt with their dependencies (boto3
+comes with the runtime too) — a directory of them on `PYTHONPATH`, the interpreter started with
+`-S` (no site-packages). The development virtualenv holds
 more (the test and docs tools), and some of it changes what the Lambda's own dependencies do when
 they are imported: structlog imports `rich` (installed here by `textual`) when it can, about a third
 of `import adapters.aws_lambda` on this machine. The two like-for-like sides are measured again in
@@ -66,7 +68,6 @@ BASELINE = "import boto3 + DynamoDB and SQS clients"
 LIKE_FOR_LIKE = "import adapters.aws_lambda + its clients"
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "deploy" / "layer" / "requirements.txt"
-PROJECT_PACKAGES = ("adapters", "statemodel")
 # What must never load on the Lambda's path: the test, docs and benchmark tool chain.
 TOOLCHAIN = {
     "_pytest",
@@ -167,8 +168,10 @@ def _closure() -> set[str]:
 
 @contextlib.contextmanager
 def lambda_package() -> Iterator[Path]:
-    """A directory of links to what a Lambda container can import besides the standard library: the
-    project's packages and the top-level modules of the layer's distributions (`_closure`)."""
+    """A directory of what a Lambda container can import besides the standard library: the
+    project's packages as the function's build makes them, and links to the top-level modules of
+    the layer's distributions (`_closure`; pip compiled their bytecode when it installed them, as
+    it does for the layer)."""
     tops = {
         top
         for top, dists in metadata.packages_distributions().items()
@@ -176,8 +179,21 @@ def lambda_package() -> Iterator[Path]:
     }
     with tempfile.TemporaryDirectory(prefix="sendguard-lambda-") as directory:
         path = Path(directory)
-        for name in PROJECT_PACKAGES:
-            (path / name).symlink_to(ROOT / name)
+        # The project's packages as `sam build` puts them in the function (the Makefile's
+        # build-SubmitFunction: bytecode compiled ahead of time), by this interpreter.
+        subprocess.run(
+            [
+                "make",
+                "-s",
+                "-C",
+                str(ROOT),
+                "build-SubmitFunction",
+                f"ARTIFACTS_DIR={path}",
+                f"LAMBDA_PYTHON={sys.executable}",
+            ],
+            check=True,
+            timeout=120,
+        )
         for top in tops:
             found = _location(top)
             if found is not None:

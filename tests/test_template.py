@@ -10,8 +10,12 @@ once more on a copy broken on purpose, to show that it can fail.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -847,6 +851,41 @@ def function_problems(t: Template) -> list[str]:
     return problems
 
 
+def test_the_function_build_ships_the_packages_with_their_bytecode(tmp_path: Path) -> None:
+    """`sam build`'s step for a function (`make build-SubmitFunction`): the two packages and, for
+    every module, bytecode that the interpreter loads without checking the source (the zip does not
+    keep file times); run here by this interpreter, as `sam build` runs it by the runtime's."""
+    subprocess.run(
+        [
+            "make",
+            "-s",
+            "-C",
+            str(ROOT),
+            "build-SubmitFunction",
+            f"ARTIFACTS_DIR={tmp_path}",
+            f"LAMBDA_PYTHON={sys.executable}",
+        ],
+        check=True,
+        timeout=120,
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapters", "statemodel"]
+    sources = sorted(tmp_path.rglob("*.py"))
+    assert len(sources) > 50 and not list(tmp_path.rglob("test_*.py"))
+    for source in sources:
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        flags = int.from_bytes(cached.read_bytes()[4:8], "little")  # PEP 552: 0b01 hash, unchecked
+        assert flags == 0b01, (source, flags)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import adapters.aws_lambda as m; print(m.__cached__)"],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,  # not the repository, whose own packages would come first
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert loaded.stdout.strip().startswith(str(tmp_path))
+
+
 def requirement_names(lines: list[str]) -> list[str]:
     return sorted(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
@@ -855,11 +894,16 @@ def packaging_problems(t: Template) -> list[str]:
     """The functions' code is the repository root, and the layer carries pyproject's runtime deps."""
     problems = []
     layers = resources(t, "AWS::Serverless::LayerVersion")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     for function in HANDLERS:
         p = function_props(t, function)
         code = p.get("CodeUri")
         if not isinstance(code, str) or (TEMPLATE.parent / code).resolve() != ROOT:
             problems.append(f"{function}: CodeUri {code!r} is not the repository root")
+        if (t["Resources"][function].get("Metadata") or {}).get("BuildMethod") != "makefile":
+            problems.append(f"{function}: not built by the Makefile (its bytecode would not ship)")
+        elif not re.search(rf"^[^#\n]*\bbuild-{function}\b[^\n]*:", makefile, re.MULTILINE):
+            problems.append(f"{function}: the Makefile has no build-{function} target")
         used = [layer["Ref"] for layer in p.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer]
         if not used or any(name not in layers for name in used):
             problems.append(f"{function}: no dependencies layer from this template")
@@ -1294,6 +1338,12 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         setter(f"{R}.ReconcilerFunction.Properties.LoggingConfig", None),
     ),
     ("packaging", "code from deploy/", setter("Globals.Function.CodeUri", ".")),
+    ("packaging", "a function built without its bytecode", setter(f"{R}.SubmitFunction.Metadata", None)),
+    (
+        "packaging",
+        "a build method the Makefile has no target for",
+        setter(f"{R}.ReconcilerFunction.Metadata.BuildMethod", "python3.14"),
+    ),
     ("packaging", "no layer", setter("Globals.Function.Layers", [])),
     (
         "packaging",
