@@ -179,26 +179,19 @@ def lambda_package() -> Iterator[Path]:
     }
     with tempfile.TemporaryDirectory(prefix="sendguard-lambda-") as directory:
         path = Path(directory)
-        # The project's packages as `sam build` puts them in the function (the Makefile's
-        # build-SubmitFunction: bytecode compiled ahead of time), by this interpreter.
-        subprocess.run(
-            [
-                "make",
-                "-s",
-                "-C",
-                str(ROOT),
-                "build-SubmitFunction",
-                f"ARTIFACTS_DIR={path}",
-                f"LAMBDA_PYTHON={sys.executable}",
-            ],
-            check=True,
-            timeout=120,
-        )
+        function_package(path)
         for top in tops:
             found = _location(top)
             if found is not None:
                 (path / found.name).symlink_to(found)
         yield path
+
+
+def function_package(into: Path) -> None:
+    """The project's packages as `sam build` puts them in a function (the Makefile's
+    `build-SubmitFunction`: their bytecode compiled ahead of time), by this interpreter."""
+    command = ["make", "-s", "-C", str(ROOT), "build-SubmitFunction", f"ARTIFACTS_DIR={into}"]
+    subprocess.run([*command, f"LAMBDA_PYTHON={sys.executable}"], check=True, timeout=120)
 
 
 def _location(top: str) -> Path | None:

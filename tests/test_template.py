@@ -31,6 +31,7 @@ from adapters.ops.provision import TABLE_DEFINITION
 from adapters.runtime import log_events
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.metrics import DIMENSIONS as EMF_DIMENSIONS
+from bench.coldstart import function_package
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -855,19 +856,7 @@ def test_the_function_build_ships_the_packages_with_their_bytecode(tmp_path: Pat
     """`sam build`'s step for a function (`make build-SubmitFunction`): the two packages and, for
     every module, bytecode that the interpreter loads without checking the source (the zip does not
     keep file times); run here by this interpreter, as `sam build` runs it by the runtime's."""
-    subprocess.run(
-        [
-            "make",
-            "-s",
-            "-C",
-            str(ROOT),
-            "build-SubmitFunction",
-            f"ARTIFACTS_DIR={tmp_path}",
-            f"LAMBDA_PYTHON={sys.executable}",
-        ],
-        check=True,
-        timeout=120,
-    )
+    function_package(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adapters", "statemodel"]
     sources = sorted(tmp_path.rglob("*.py"))
     assert len(sources) > 50 and not list(tmp_path.rglob("test_*.py"))
