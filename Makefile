@@ -70,10 +70,10 @@ bench: $(INSTALLED)
 
 # `sam build` runs these for the two functions (their Metadata: BuildMethod makefile; CodeUri is
 # this directory): the two packages, and their bytecode compiled ahead of time. Lambda's /var/task is
-# read-only, so without it every cold start compiles every module of ours again (about 50 ms on
-# this machine; `make bench` measures the package built this way). Unchecked hashes: the zip that
-# carries the files to Lambda does not keep their times exact. LAMBDA_PYTHON must be the functions'
-# runtime (python3.14; `sam build --use-container` has it): other versions' bytecode is ignored.
+# read-only, so without it every cold start compiles every module of ours again (`make bench`
+# measures the package built this way). Unchecked hashes: the zip that carries the files to Lambda
+# does not keep their times exact. LAMBDA_PYTHON must be the functions' runtime (python3.14;
+# `sam build --use-container` has it): other versions' bytecode is ignored.
 LAMBDA_PYTHON ?= python3.14
 LAMBDA_PACKAGES := statemodel adapters
 

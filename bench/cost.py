@@ -22,9 +22,8 @@ from typing import Any
 import attrs
 import boto3
 
-from adapters.runtime.bodies import ITEM_PREFIX
 from adapters.runtime.clients import now_ms
-from adapters.runtime.codec import body_at, body_key, is_record
+from adapters.runtime.codec import ITEM_PREFIX, body_at, is_record, named_body_key
 from adapters.runtime.config import Config
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.reconciler import reconcile_pass
@@ -272,7 +271,7 @@ def _stored_bytes(table: str, item: dict[str, Any]) -> int:
     size = capacity.item_size(item)
     at = body_at(item) if is_record(item) else None
     if at is not None and at.startswith(ITEM_PREFIX):
-        key = body_key(TableLayout(), item["message_id"]["S"], at.removeprefix(ITEM_PREFIX))
+        key = named_body_key(TableLayout(), item["message_id"]["S"], at)
         client: Any = boto3.client("dynamodb")
         size += capacity.item_size(client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"))
     return size

@@ -5,6 +5,7 @@ by every path that needs it (a re-drive, a replay, `get`, the audit), and refuse
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -33,6 +34,7 @@ from adapters.runtime.codec import (
     serialize,
     write_history,
 )
+from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.store import BODY_MISSING, DynamoStore
@@ -322,3 +324,44 @@ def test_a_store_without_the_bucket_reads_s3_bodies_and_still_writes_none(sendgu
     create = start_submit(message, "a", 2, 1, Settings()).effect
     assert isinstance(create, Write)
     assert operator.body_placement(create) is None  # no bucket of its own: it fits nowhere
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({}, (None, "sendguard/bodies/")),
+        (
+            {"SENDGUARD_BODY_BUCKET": " my-bodies ", "SENDGUARD_BODY_PREFIX": "orders/"},
+            ("my-bodies", "orders/"),
+        ),
+        (
+            {"SENDGUARD_BODY_BUCKET": "My_Bodies"},
+            "SENDGUARD_BODY_BUCKET='My_Bodies' is not an S3 bucket name",
+        ),
+        ({"SENDGUARD_BODY_BUCKET": "a..b"}, "SENDGUARD_BODY_BUCKET='a..b' is not an S3 bucket name"),
+        ({"SENDGUARD_BODY_PREFIX": "/abs/"}, "SENDGUARD_BODY_PREFIX='/abs/'"),
+        ({"SENDGUARD_BODY_PREFIX": "a b/"}, "SENDGUARD_BODY_PREFIX='a b/'"),
+    ],
+)
+def test_the_body_bucket_and_prefix_are_checked_once(
+    variables: dict[str, str], expected: tuple[str | None, str] | str
+) -> None:
+    env = {
+        "SENDGUARD_TABLE": "t",
+        "SENDGUARD_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
+        **variables,
+    }
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            Config.from_env(env)
+    else:
+        config = Config.from_env(env)
+        assert (config.body_bucket, config.body_prefix) == expected
+        assert config.max_message_bytes == (
+            MAX_MESSAGE_BYTES if expected[0] is None else MAX_MESSAGE_BYTES_WITH_BUCKET
+        )
+
+
+def test_the_library_names_its_own_argument_in_a_bad_bucket(sendguard_aws: None) -> None:
+    with pytest.raises(ValueError, match=re.escape("body_bucket='Bad Bucket' is not an S3 bucket name")):
+        Outbox("t", "https://sqs.us-east-1.amazonaws.com/1/q", body_bucket="Bad Bucket")

@@ -40,10 +40,11 @@ def batch_get(
     for start in range(0, len(keys), MAX_KEYS):
         pending: list[dict[str, Any]] = list(keys[start : start + MAX_KEYS])
         for round_ in range(UNPROCESSED_ROUNDS + 1):
-            pause = UNPROCESSED_PAUSE_S * 2 ** (round_ - 1) if round_ else 0.0
-            if deadline_ms is not None and pause and now_ms() + 1000 * pause >= deadline_ms:
-                break
-            time.sleep(pause)
+            if round_:
+                pause = UNPROCESSED_PAUSE_S * 2 ** (round_ - 1)
+                if deadline_ms is not None and now_ms() + 1000 * pause >= deadline_ms:
+                    break
+                time.sleep(pause)
             started = time.perf_counter()
             with aws_call(deadline_ms) as call:
                 try:

@@ -37,7 +37,7 @@ from adapters.runtime.batch_get import batch_get
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
-from adapters.runtime.codec import BODY, body_item, body_key, item_text
+from adapters.runtime.codec import BODY, ITEM_PREFIX, S3_PREFIX, body_item, item_text, named_body_key
 from adapters.runtime.config import DEFAULT_BODY_PREFIX
 from adapters.runtime.item_size import item_size, write_units
 from adapters.runtime.layout import TableLayout
@@ -47,6 +47,7 @@ from statemodel.validation import BODY_ITEM_LIMIT_BYTES, DYNAMODB_MAX_ITEM_BYTES
 __all__ = [
     "CONFIRM_GROWTH_BYTES",
     "ITEM_PREFIX",
+    "LONGEST_BODY_AT",
     "S3_PREFIX",
     "BodyStore",
     "Placement",
@@ -58,8 +59,9 @@ __all__ = [
 # What a happy path adds to the record after its create (the confirm's history entry and SQS id,
 # less the lease and index keys it removes): ~110 bytes; tests/test_bodies.py checks the bound.
 CONFIRM_GROWTH_BYTES = 160
-ITEM_PREFIX, S3_PREFIX = "item:", "s3://"  # how `sg_body_at` names a body item's nonce, an object
-NONCE_BYTES = 6  # 8 characters: a body's nonce is only unique among its own message's bodies
+NONCE_BYTES = 6  # a body's nonce need only be unique among its own message's bodies
+LONGEST_NONCE = "n" * (4 * NONCE_BYTES // 3)  # token_urlsafe's length for NONCE_BYTES: 8
+LONGEST_BODY_AT = ITEM_PREFIX + LONGEST_NONCE  # what a record names its body item with, at most
 
 
 class Placement(enum.StrEnum):
@@ -119,7 +121,7 @@ class TableBodies:
 
     def item_bytes(self, message_id: str, text: str) -> int:
         """The size of the body item that would hold `text`, with the longest nonce."""
-        return item_size(body_item(self.layout, message_id, "n" * 8, text))
+        return item_size(body_item(self.layout, message_id, LONGEST_NONCE, text))
 
     def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
         nonce = new_nonce()
@@ -140,25 +142,15 @@ class TableBodies:
     def get_many(
         self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
     ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
-        keys = {
-            _key_text(body_key(self.layout, m, at.removeprefix(ITEM_PREFIX))): (m, at) for m, at in wanted
-        }
-        items, reports = batch_get(
-            self.client,
-            self.table,
-            [body_key(self.layout, m, at.removeprefix(ITEM_PREFIX)) for m, at in wanted],
-            deadline_ms,
-            self.classify,
-        )
+        keys = [named_body_key(self.layout, message_id, at) for message_id, at in wanted]
+        named = {_key_text(key): pair for key, pair in zip(keys, wanted, strict=True)}
+        items, reports = batch_get(self.client, self.table, keys, deadline_ms, self.classify)
         found = {}
         for item in items:
-            pair = keys.get(_key_text({name: item[name] for name in self._key_names()}))
+            pair = named.get(_key_text({name: item[name] for name in self.layout.key_names}))
             if pair is not None and BODY in item:
                 found[pair] = item_text(item)
         return found, reports
-
-    def _key_names(self) -> list[str]:
-        return [self.layout.partition_key] + ([self.layout.sort_key] if self.layout.sort_key else [])
 
 
 class S3Bodies:

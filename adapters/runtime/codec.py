@@ -49,6 +49,8 @@ REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID = f"{P}request_hash", f"{P}idempotency_k
 BODY_AT, BODY = f"{P}body_at", f"{P}body"  # where an out-of-line body is; a body item's text
 INDEX = "attention"  # the sparse index's name; its keys are ATTENTION (hash) and ATTENTION_AT (range)
 BODY_SEPARATOR = "#"  # between the record's key value and a body's nonce (never in a message id)
+# How `sg_body_at` names where a body is: `item:<nonce>` (a body item), `s3://<bucket>/<key>`.
+ITEM_PREFIX, S3_PREFIX = "item:", "s3://"
 
 _DEFAULT = TableLayout()
 _serialize = TypeSerializer().serialize
@@ -148,6 +150,11 @@ def body_key(layout: TableLayout, message_id: str, nonce: str) -> dict[str, dict
     }
 
 
+def named_body_key(layout: TableLayout, message_id: str, at: str) -> dict[str, dict[str, str]]:
+    """The key of the body item a record names (`sg_body_at` = `item:<nonce>`)."""
+    return body_key(layout, message_id, at.removeprefix(ITEM_PREFIX))
+
+
 def body_item(layout: TableLayout, message_id: str, nonce: str, text: str) -> dict[str, Any]:
     """A body item, whole: its key and its text, nothing else."""
     return {**body_key(layout, message_id, nonce), BODY: {"S": text}}
@@ -169,10 +176,9 @@ def with_bodies(
     left out, and each record's out-of-line body put back in it, under the layout's body attribute
     (from its body item among `items`, or from S3 with `read_s3(location)` -> text). A record whose
     body is in neither keeps its `sg_body_at`, and does not decode."""
-    key_names = [layout.partition_key] + ([layout.sort_key] if layout.sort_key else [])
 
     def key_of(raw: Mapping[str, Any]) -> str:
-        return repr([raw.get(name) for name in key_names])
+        return repr([raw.get(name) for name in layout.key_names])
 
     texts = {key_of(item): item_text(item) for item in items if is_body_item(item)}
     whole: list[dict[str, Any]] = []
@@ -181,9 +187,8 @@ def with_bodies(
             continue
         at = body_at(item) if is_record(item) else None
         text: str | None = None
-        if at is not None and at.startswith("item:"):
-            message_id = str(item[layout.partition_key]["S"])
-            text = texts.get(key_of(body_key(layout, message_id, at.removeprefix("item:"))))
+        if at is not None and at.startswith(ITEM_PREFIX):
+            text = texts.get(key_of(named_body_key(layout, str(item[layout.partition_key]["S"]), at)))
         elif at is not None and read_s3 is not None:
             text = read_s3(at)
         if text is not None:

@@ -109,23 +109,22 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _PREFIX = re.compile(r"[A-Za-z0-9!\-_.*'()/]{0,512}")
 
 
-def body_bucket(raw: str | None) -> str | None:
-    """`SENDGUARD_BODY_BUCKET`: a bucket name, or nothing (unset, empty: no bucket)."""
+def body_bucket(raw: str | None, name: str = "SENDGUARD_BODY_BUCKET") -> str | None:
+    """A body bucket's name, or nothing (unset, empty: no bucket). `name`: what the error names."""
     value = (raw or "").strip()
     if not value:
         return None
     if not _BUCKET.fullmatch(value) or ".." in value:
-        raise ConfigError(f"SENDGUARD_BODY_BUCKET={value!r} is not an S3 bucket name")
+        raise ConfigError(f"{name}={value!r} is not an S3 bucket name")
     return value
 
 
-def body_prefix(raw: str | None) -> str:
-    """`SENDGUARD_BODY_PREFIX`: the body objects' key prefix (default `sendguard/bodies/`)."""
+def body_prefix(raw: str | None, name: str = "SENDGUARD_BODY_PREFIX") -> str:
+    """The body objects' key prefix (default `sendguard/bodies/`). `name`: what the error names."""
     value = (raw or "").strip() or DEFAULT_BODY_PREFIX
     if not _PREFIX.fullmatch(value) or value.startswith("/"):
         raise ConfigError(
-            f"SENDGUARD_BODY_PREFIX={value!r}: use up to 512 of A-Z a-z 0-9 ! - _ . * ' ( ) /, "
-            "not starting with /"
+            f"{name}={value!r}: use up to 512 of A-Z a-z 0-9 ! - _ . * ' ( ) /, not starting with /"
         )
     return value
 

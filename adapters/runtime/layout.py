@@ -60,8 +60,12 @@ class TableLayout:
     @property
     def owned_names(self) -> tuple[str, ...]:
         """The team-named attributes sendguard writes (besides its `sg_` bookkeeping)."""
-        keys = (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
-        return (*keys, self.status_attribute, self.body_attribute)
+        return (*self.key_names, self.status_attribute, self.body_attribute)
+
+    @property
+    def key_names(self) -> tuple[str, ...]:
+        """The attribute names of the table's primary key."""
+        return (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
 
     def owns(self, name: str) -> bool:
         return name in self.owned_names or name.startswith(BOOKKEEPING_PREFIX)

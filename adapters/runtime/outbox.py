@@ -34,14 +34,9 @@ import structlog
 from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.codec import put_request, serialize
-from adapters.runtime.config import (
-    DEFAULT_BODY_PREFIX,
-    MAX_WORKERS,
-    Config,
-    ConfigError,
-    body_bucket,
-    body_prefix,
-)
+from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_WORKERS, Config
+from adapters.runtime.config import body_bucket as bucket_name
+from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -158,8 +153,8 @@ class Outbox:
             aws_max_attempts,
             layout=layout or TableLayout(),
             reconciler_workers=reconciler_workers,
-            body_bucket=_bucket(body_bucket),
-            body_prefix=_prefix(body_prefix),
+            body_bucket=bucket_name(body_bucket, "body_bucket"),  # a ConfigError is a ValueError
+            body_prefix=prefix_of(body_prefix, "body_prefix"),
         )
         self._setup(config, Aws.from_config(config), logger)
 
@@ -445,20 +440,6 @@ def _unavailable(what: str, category: str, code: str) -> OutboxError:
     """An AWS failure, already classified and logged, as the library raises it."""
     status = consequence(category).http_status
     return OutboxError(f"{what} ({category})", category=category, code=code, http_status=status)
-
-
-def _bucket(bucket: str | None) -> str | None:
-    try:
-        return body_bucket(bucket)
-    except ConfigError as exc:
-        raise ValueError(str(exc).replace("SENDGUARD_BODY_BUCKET", "body_bucket")) from None
-
-
-def _prefix(prefix: str) -> str:
-    try:
-        return body_prefix(prefix)
-    except ConfigError as exc:
-        raise ValueError(str(exc).replace("SENDGUARD_BODY_PREFIX", "body_prefix")) from None
 
 
 def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:

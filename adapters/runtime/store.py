@@ -28,13 +28,21 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.batch_get import batch_get
-from adapters.runtime.bodies import ITEM_PREFIX, Placement, S3Bodies, TableBodies, placement
+from adapters.runtime.bodies import (
+    ITEM_PREFIX,
+    LONGEST_BODY_AT,
+    Placement,
+    S3Bodies,
+    TableBodies,
+    placement,
+)
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client
 from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
+    BODY_AT,
     INDEX,
     body_at,
     created_item,
@@ -53,7 +61,6 @@ from statemodel.stored import Stored
 
 __all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
 
-LONGEST_BODY_AT = ITEM_PREFIX + "n" * 8  # what a record names its body item with, at most
 NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
 TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
@@ -174,8 +181,11 @@ class DynamoStore:
         """Where a create's body belongs (`adapters.runtime.bodies.placement`), by the sizes of the
         record with it and without it, and of its body item."""
         message = write.after.message
-        inline_bytes = item_size(created_item(write, self.layout, item))
-        apart_bytes = item_size(created_item(write, self.layout, item, LONGEST_BODY_AT))
+        created = created_item(write, self.layout, item)
+        inline_bytes = item_size(created)
+        # Apart, the record names its body instead of holding it: the same item, one attribute swapped.
+        body = {self.layout.body_attribute: created[self.layout.body_attribute]}
+        apart_bytes = inline_bytes - item_size(body) + item_size({BODY_AT: {"S": LONGEST_BODY_AT}})
         body_bytes = self.body_items.item_bytes(message.message_id, message.payload)
         return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
@@ -256,7 +266,7 @@ class DynamoStore:
         report carries the failure."""
         if not entries:
             return [], []
-        key_names = list(self.layout.key("x"))
+        key_names = self.layout.key_names
         keys = [{name: entry[name] for name in key_names} for entry in entries]
         unique = list({json.dumps(k, sort_keys=True): k for k in keys}.values())
         items, reports = batch_get(self.client, self.table, unique, deadline_ms, self.classify)

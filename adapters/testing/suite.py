@@ -39,7 +39,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from adapters.ops.audit import record_problems
 from adapters.runtime.clients import make_client, now_ms
-from adapters.runtime.codec import with_bodies
+from adapters.runtime.codec import S3_PREFIX, with_bodies
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.rearm import rearm
 from adapters.runtime.runner import Aws
@@ -625,7 +625,7 @@ def _summary(records: Mapping[str, tuple[Any, TableRecord | Exception]], now: in
 
 def _read_s3(location: str) -> str | None:
     """A body kept in S3 (`s3://bucket/key`), or None when it is not there."""
-    bucket, _, key = location.removeprefix("s3://").partition("/")
+    bucket, _, key = location.removeprefix(S3_PREFIX).partition("/")
     try:
         body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError:
