@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from adapters.runtime.rearm import RearmResult as RearmResult
     from adapters.runtime.reconciler import PassSummary as PassSummary
     from statemodel.attention import Shards as Shards
+    from statemodel.keys import Key as Key
 
 _PUBLIC = {
     "submit": "adapters.aws_lambda",
@@ -51,6 +52,7 @@ _PUBLIC = {
     "RearmResult": "adapters.runtime.rearm",  # what `Outbox.rearm` did
     "InvalidRearm": "adapters.runtime.rearm",
     "Shards": "statemodel.attention",  # `TableLayout.shards`: the `attention` index's shards
+    "Key": "statemodel.keys",  # a record's key: (partition value, sort value) for the team's own row
 }
 
 __all__ = sorted(_PUBLIC)

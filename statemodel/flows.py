@@ -228,7 +228,8 @@ class Flow:
     lease_expires_at: int | None = None
     max_attempts: int = 0
     send_deadline: int = 0  # the invocation's end: the lease less its margin
-    request_hash: str = ""
+    request_hash: str = ""  # with `queue`, the request a replay must match (else a conflict)
+    queue: str | None = None
     failure: Failure | None = None  # the send failure being rolled back
     # The rows `decide` picks this flow's events from: the transition table, unless the explorer runs
     # a model mutant with another. Not part of a flow's identity (every flow of a run has the same).
@@ -263,6 +264,7 @@ def start_submit(
         max_attempts=settings.max_attempts,
         send_deadline=lease_expires_at - settings.lease_margin_ms,
         request_hash=message.request_hash,
+        queue=message.queue,
         table=table,
     )
 
@@ -296,9 +298,13 @@ def start_dispatch(
     now: int,
     settings: Settings,
     table: Table = TRANSITIONS,
+    request: Message | None = None,
 ) -> Flow:
     """`dispatch` of a record found by its key: claim it if PENDING, then send and confirm; a record
-    already sent is accepted without a send, one in flight elsewhere is told to come back."""
+    already sent is accepted without a send, one in flight elsewhere is told to come back.
+    `request`: the message the caller meant to write (its `pending_put`); a record holding another
+    request (body, attributes, group or queue) is a conflict, as for `send`. None: the record's own."""
+    request = record.message if request is None else request
     flow = Flow(
         kind=Kind.SUBMIT,
         stage=Stage.CLAIM,  # pragma: no mutate (_replay sets the stage: a claim's or the end)
@@ -308,7 +314,8 @@ def start_dispatch(
         lease_expires_at=lease_expires_at,
         max_attempts=settings.max_attempts,
         send_deadline=lease_expires_at - settings.lease_margin_ms,
-        request_hash=record.message.request_hash,
+        request_hash=request.request_hash,
+        queue=request.queue,
         table=table,
     )
     return _replay(flow, record, now, cause=ClaimCause.DISPATCH)
@@ -457,7 +464,7 @@ def _replay(
     """
     flow = attrs.evolve(flow, record=current)
     match current.phase:
-        case _ if current.message.request_hash != flow.request_hash:
+        case _ if (current.message.request_hash, current.message.queue) != (flow.request_hash, flow.queue):
             return _finish(flow, Result.CONFLICT)
         case Phase.CONFIRMED:
             return _finish(flow, Result.ALREADY_QUEUED)

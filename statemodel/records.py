@@ -13,6 +13,8 @@ import enum
 
 import attrs
 
+from statemodel.keys import Key
+
 
 class Status(enum.StrEnum):
     """The persisted `status` attribute: exactly these two strings."""
@@ -61,6 +63,16 @@ class Message:
     request_hash: str  # tells a replay of the same request from a conflicting one
     idempotency_key: str | None = None
     group_id: str | None = None  # the FIFO MessageGroupId the sender chose, if any
+    # The record's key when it has a sort value of its own (the team's row); None: the message id
+    # is the key (`statemodel.keys`). Its message id is `message_id`.
+    key: Key | None = None
+    # Where every send of this record goes (a queue URL); None for a record written before records
+    # named their queue, which goes to the queue of whoever reads it (`adapters` fills it in).
+    queue: str | None = None
+
+    @property
+    def record_key(self) -> Key:
+        return Key(self.message_id) if self.key is None else self.key
 
 
 @attrs.frozen

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 import attrs
 
+from statemodel.keys import MAX_PARTITION_BYTES, MAX_SORT_BYTES, Key
 from statemodel.records import Message
 
 SQS_MAX_MESSAGE_BYTES = 1_048_576
@@ -334,6 +335,35 @@ def idempotency_key(value: object) -> str | Rejection | None:
     return value
 
 
+def parse_key(value: object) -> Key | str:
+    """The record key a caller gave — a string (the key and message id), or a (partition value,
+    sort value) pair or `Key` — or why it cannot be one."""
+    if isinstance(value, str):
+        if valid_key(value) is None:
+            return (
+                f"key {value[:64]!r} must be 1 to 128 printable ASCII characters, no spaces (it is the "
+                "record's key and its message id; on a table with a sort key, a (partition value, sort "
+                "value) pair takes any key)"
+            )
+        return Key(value)
+    if isinstance(value, tuple) and len(value) == 2:
+        value = Key(*value)
+    if not isinstance(value, Key):
+        return f"key must be a string or a (partition value, sort value) pair, not {type(value).__name__}"
+    if value.sort is None:
+        return parse_key(value.partition)
+    for part, limit in ((value.partition, MAX_PARTITION_BYTES), (value.sort, MAX_SORT_BYTES)):
+        if not isinstance(part, str):
+            return f"a key's values must be strings, not {type(part).__name__}"
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError:
+            return f"key value {part[:64]!r} is not valid Unicode text"
+        if not 0 < size <= limit:
+            return f"key value {part[:64]!r} takes {size} bytes; DynamoDB takes 1 to {limit}"
+    return value
+
+
 def message_id_for_key(key: str) -> str:
     """The same key always names the same message."""
     return str(uuid.uuid5(_KEY_NAMESPACE, key))
@@ -345,7 +375,12 @@ def new_message(
     correlation_id: str,
     now: int,
     idempotency_key: str | None = None,
+    *,
+    key: Key | None = None,
+    queue: str | None = None,
 ) -> Message:
+    """`key`: the record's composite key, whose message id `message_id` is (None: a plain key);
+    `queue`: the queue URL every send of it goes to."""
     return Message(
         message_id=message_id,
         payload=request.payload,
@@ -355,4 +390,6 @@ def new_message(
         request_hash=request.request_hash,
         idempotency_key=idempotency_key,
         group_id=request.group_id,
+        key=key if key is not None and key.composite else None,
+        queue=queue,
     )

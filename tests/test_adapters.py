@@ -32,6 +32,7 @@ from adapters.runtime.codec import (
     CREATED_AT,
     GROUP_ID,
     IDEMPOTENCY_KEY,
+    QUEUE,
     REQUEST_HASH,
     message_attributes,
     stored_from_item,
@@ -61,7 +62,7 @@ from statemodel.stored import Stored
 from statemodel.validation import MAX_ATTEMPTS_LIMIT, MAX_MESSAGE_BYTES, new_message, parse_submission
 from tests.moto_http import FaultyMotoServer, Rule, dynamodb_error, sqs_error
 
-MESSAGE_FIELDS = {ATTRIBUTES, CORRELATION_ID, CREATED_AT, REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID}
+MESSAGE_FIELDS = {ATTRIBUTES, CORRELATION_ID, CREATED_AT, REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID, QUEUE}
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
 INVOCATION_MS = 10_000
 STALL_S = READ_TIMEOUT_S + 0.5  # a stalled answer comes after the client gave up on it

@@ -443,6 +443,28 @@ def test_dispatch_answers_for_a_record_already_past_pending() -> None:
     assert refused.http_status == 500 and msg.message_id not in world.landed
 
 
+def test_dispatch_judges_the_callers_request_as_a_replay_of_send_is() -> None:
+    """`dispatch` given the request its caller meant: another body, or the same body for another
+    queue, is a conflict and nothing is claimed; the same request claims as before."""
+    world, msg = World(), message()
+    record = prepared(world, msg)
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    for other in (attrs.evolve(msg, request_hash="another"), attrs.evolve(msg, queue="https://q/other")):
+        flow = start_dispatch(record, "d-1", lease, NOW, SETTINGS, request=other)
+        assert flow.answer.result is Result.CONFLICT and flow.answer.http_status == 409
+    assert world.record(msg.message_id) == record  # nothing written
+    same = start_dispatch(record, "d-1", lease, NOW, SETTINGS, request=attrs.evolve(msg))
+    assert same.stage is Stage.CLAIM and run(world, same).answer.result is Result.SENT
+
+
+def test_a_replay_to_another_queue_is_a_conflict() -> None:
+    world, msg = World(), attrs.evolve(message(), queue="https://q/standard")
+    assert submit(world, msg).answer.result is Result.SENT
+    elsewhere = submit(world, attrs.evolve(msg, queue="https://q/fifo.fifo"), attempt="a-2").answer
+    assert (elsewhere.result, elsewhere.http_status) == (Result.CONFLICT, 409)
+    assert submit(world, msg, attempt="a-3").answer.result is Result.ALREADY_QUEUED
+
+
 def test_dispatch_of_a_record_with_no_attempt_left_flags_it_and_answers_500() -> None:
     world, msg = World(), message()
     record = prepared(world, msg)

@@ -133,8 +133,8 @@ STATEMODEL_API = [
     "Transition", "consequence", "decide", "evolve", "evolve_all", "replay",
 ]  # fmt: skip
 ADAPTERS_API = [
-    "InvalidMessage", "InvalidRearm", "Outbox", "OutboxError", "PassSummary", "RearmResult", "RecordView",
-    "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile", "submit",
+    "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary", "RearmResult",
+    "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile", "submit",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",

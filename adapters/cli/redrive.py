@@ -90,7 +90,7 @@ def redrive(args: argparse.Namespace, since: int | None, config: Config) -> dict
             break
         result = rearm(
             aws,
-            stored.record.message_id,
+            stored.record.message.record_key,
             reason=args.reason,
             by=args.by,
             max_attempts=config.settings.max_attempts,

@@ -1,6 +1,6 @@
 """`sendguard status`: the backlog in the sparse index, by kind — in flight, pending, exhausted — with
-how many are due now and the age of the oldest due one, from counting queries (no scan, no item
-read beyond what counting needs). Exit 0.
+how many are due now and the age of the oldest due one, from counting queries (no scan); and the
+waiting records by the queue each names (each record's `sg_queue` read, the first 1,000). Exit 0.
 
 Ages: in flight, since its lease expired; pending, since its last transition (a pass re-drives it
 once that is `SENDGUARD_REDRIVE_AFTER_SECONDS` or more); exhausted, since it was flagged.
@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from adapters.ops.backlog import backlog
+from adapters.ops.backlog import backlog, queues
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.logs import configure
@@ -35,12 +35,18 @@ def main(argv: list[str]) -> int:
     configure("WARNING", stream=sys.stderr)
     store = DynamoStore(make_client("dynamodb", config.aws_max_attempts), args.table, config.layout)
     report = backlog(store, now_ms(), config.settings).as_dict()
+    by_queue = queues(store)
     if args.json:
-        print(json.dumps({"table": args.table, **report}))
+        print(json.dumps({"table": args.table, **report, "queues": by_queue.as_dict()}))
         return 0
     print(f"backlog of {args.table} ({report['queries']} index queries)")
     print(f"  {'kind':<10} {'waiting':>8} {'due':>8}  oldest due")
     for kind, row in report["kinds"].items():
         age = row["oldest_due_age_seconds"]
         print(f"  {kind:<10} {row['waiting']:>8} {row['due']:>8}  {'-' if age is None else f'{age:.0f} s'}")
+    first = "" if by_queue.complete else f" (the first {by_queue.read})"
+    failed = f"; {by_queue.failed_reads} read(s) failed" if by_queue.failed_reads else ""
+    print(f"waiting by queue{first}{failed}: each queue's reconciler re-drives its own")
+    for queue, count in by_queue.counts.items():
+        print(f"  {count:>8}  {queue}")
     return 0

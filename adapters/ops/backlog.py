@@ -1,6 +1,6 @@
 """What waits in the sparse `attention` index (keys `sg_attention` / `sg_attention_at`), read with
-queries only (never a scan): the backlog by kind for `sendguard status`, and the exhausted records
-for `sendguard redrive --exhausted`.
+queries only (never a scan): the backlog by kind for `sendguard status`, the waiting records by the
+queue each names, and the exhausted records for `sendguard redrive --exhausted`.
 
 Counting uses `Select=COUNT`, which returns no items; the age of the oldest due record in a kind is
 one more query per partition, ascending with `Limit=1`, returning only its `attention_at`. A record
@@ -17,7 +17,8 @@ from typing import Any
 
 import attrs
 
-from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
+from adapters.runtime.batch_get import batch_get
+from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, QUEUE
 from adapters.runtime.store import DynamoStore
 from statemodel.attention import Attention, Shards, due_queries, exhausted_partitions
 from statemodel.flows import Settings
@@ -86,6 +87,53 @@ def backlog(store: DynamoStore, now: int, settings: Settings) -> Backlog:
         age = None if oldest is None else now - oldest
         kinds.append(KindBacklog(KINDS[kind], waiting, due, age))
     return Backlog(now, tuple(kinds), queries[0])
+
+
+QUEUE_READ_LIMIT = 1_000  # records `queues` reads at most: a status stays cheap on a large backlog
+
+
+@attrs.frozen
+class QueueBacklog:
+    """The waiting records by the queue each names (the index holds keys only, so each record's
+    `sg_queue` is read: one BatchGetItem of up to 100 keys, that attribute alone)."""
+
+    counts: dict[str, int]  # queue URL -> waiting records; a record naming none: the reader's queue
+    read: int
+    complete: bool  # False: more records wait than were read; the counts are of those read
+    failed_reads: int  # BatchGetItem requests that failed (their records are not counted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def queues(store: DynamoStore, limit: int = QUEUE_READ_LIMIT) -> QueueBacklog:
+    """The records waiting in the index (every kind), by the queue each names: at most `limit`."""
+    keys: list[dict[str, Any]] = []
+    complete = True
+    names = store.layout.key_names
+    for partition in _every_partition(store.layout.shards):
+        request = _request(store, partition)
+        for page in _pages(store, request):
+            keys += [{name: item[name] for name in names} for item in page.get("Items", [])]
+            if len(keys) > limit:
+                break
+        if len(keys) > limit:
+            complete, keys = False, keys[:limit]
+            break
+    items, reports = batch_get(store.client, store.table, keys, None, store.classify, (*names, QUEUE))
+    counts: dict[str, int] = {}
+    for item in items:
+        queue = str(item[QUEUE]["S"]) if QUEUE in item else (store.queue_url or "(the reader's own)")
+        counts[queue] = counts.get(queue, 0) + 1
+    failed = sum(1 for r in reports if r.error is not None)
+    return QueueBacklog(dict(sorted(counts.items())), len(items), complete, failed)
+
+
+def _every_partition(shards: Shards) -> list[str]:
+    """Every partition an index entry can be in, of every kind."""
+    return sorted(
+        {partition for partition, _ in due_queries(0, Settings(), shards)} | set(exhausted_partitions(shards))
+    )
 
 
 def exhausted(

@@ -29,11 +29,15 @@ def batch_get(
     keys: Sequence[dict[str, Any]],
     deadline_ms: int | None,
     classify: Classifier,
+    attributes: Sequence[str] = (),
 ) -> tuple[list[dict[str, Any]], list[CallReport]]:
-    """The items of `keys` that exist, whole (in no particular order), and one report per request
-    made. A key not read for a failure is missing from the items, and the failure is in its
-    request's report."""
-    shape = {"ConsistentRead": True}
+    """The items of `keys` that exist, whole or only their `attributes` when named (in no particular
+    order), and one report per request made. A key not read for a failure is missing from the items,
+    and the failure is in its request's report."""
+    shape: dict[str, Any] = {"ConsistentRead": True}
+    if attributes:
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        shape |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
     model = client.meta.service_model.operation_model("BatchGetItem")
     items: list[dict[str, Any]] = []
     reports: list[CallReport] = []

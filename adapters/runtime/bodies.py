@@ -42,6 +42,7 @@ from adapters.runtime.config import DEFAULT_BODY_PREFIX
 from adapters.runtime.item_size import item_size, write_units
 from adapters.runtime.layout import TableLayout
 from statemodel.categories import ErrorCategory
+from statemodel.keys import Key
 from statemodel.validation import BODY_ITEM_LIMIT_BYTES, DYNAMODB_MAX_ITEM_BYTES
 
 __all__ = [
@@ -97,14 +98,14 @@ def new_nonce() -> str:
 class BodyStore(Protocol):
     """Bodies written once and read by the name `put` returns (what the record keeps in `sg_body_at`)."""
 
-    def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+    def put(self, key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
         """The body's name, or why it could not be written (classified)."""
         ...
 
     def get_many(
-        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
-    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
-        """The texts of (message id, name) pairs, and the calls made: a body not read (a failed
+        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
+        """The texts of (record key, name) pairs, and the calls made: a body not read (a failed
         call, a missing body) is absent from the answer, and a failed call's report says why."""
         ...
 
@@ -119,30 +120,39 @@ class TableBodies:
         model = client.meta.service_model
         self._put_model = model.operation_model("PutItem")
 
-    def item_bytes(self, message_id: str, text: str) -> int:
+    def item_bytes(self, key: Key, text: str) -> int:
         """The size of the body item that would hold `text`, with the longest nonce."""
-        return item_size(body_item(self.layout, message_id, LONGEST_NONCE, text))
+        return item_size(body_item(self.layout, key, LONGEST_NONCE, text))
 
-    def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+    def put(self, key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
         nonce = new_nonce()
+        item = body_item(self.layout, key, nonce, text)
         started = time.perf_counter()
         error: Classified | None = None
         with aws_call(deadline_ms) as call:
             try:
-                # Unconditional: the key is new (a fresh nonce), so the only item it can meet is
-                # this very put's, landed by an attempt botocore then retried.
+                # The key is new (a fresh nonce), but it sits among the team's own rows: never
+                # overwrite one. The only item it may meet is this very put's, landed by an attempt
+                # botocore then retried, which comes back whole.
                 self.client.put_item(
-                    TableName=self.table, Item=body_item(self.layout, message_id, nonce, text)
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#key)",
+                    ExpressionAttributeNames={"#key": self.layout.partition_key},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+            except ClientError as exc:
+                if exc.response.get("Item") != item:
+                    error = self.classify(exc, self._put_model)
+            except (BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._put_model)
         done = report("dynamodb", "PutItem", call.attempts, started, error)
         return (ITEM_PREFIX + nonce if error is None else error), done
 
     def get_many(
-        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
-    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
-        keys = [named_body_key(self.layout, message_id, at) for message_id, at in wanted]
+        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
+        keys = [named_body_key(self.layout, key, at) for key, at in wanted]
         named = {_key_text(key): pair for key, pair in zip(keys, wanted, strict=True)}
         items, reports = batch_get(self.client, self.table, keys, deadline_ms, self.classify)
         found = {}
@@ -181,8 +191,8 @@ class S3Bodies:
                 self._client = self._factory()
             return self._client
 
-    def put(self, message_id: str, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
-        key = f"{self.prefix}{message_id}/{new_nonce()}"
+    def put(self, record_key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+        key = f"{self.prefix}{record_key.message_id}/{new_nonce()}"
         client = self.client
         model = client.meta.service_model.operation_model("PutObject")
         started = time.perf_counter()
@@ -198,20 +208,20 @@ class S3Bodies:
         return (f"{S3_PREFIX}{self.bucket}/{key}" if error is None else error), done
 
     def get_many(
-        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
-    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
+        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
         client = self.client
         model = client.meta.service_model.operation_model("GetObject")
-        found: dict[tuple[str, str], str] = {}
+        found: dict[tuple[Key, str], str] = {}
         reports = []
-        for message_id, at in wanted:
-            bucket, _, key = at.removeprefix(S3_PREFIX).partition("/")
+        for key, at in wanted:
+            bucket, _, object_key = at.removeprefix(S3_PREFIX).partition("/")
             started = time.perf_counter()
             error: Classified | None = None
             with aws_call(deadline_ms) as call:
                 try:
-                    found[(message_id, at)] = (
-                        client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+                    found[(key, at)] = (
+                        client.get_object(Bucket=bucket, Key=object_key)["Body"].read().decode()
                     )
                 except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                     error = self.classify(exc, model)

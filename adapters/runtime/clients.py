@@ -153,11 +153,23 @@ def _session() -> boto3.Session:
     return _session_kept[0][1]
 
 
-def make_client(service: str, total_max_attempts: int, read_timeout: float = READ_TIMEOUT_S) -> Any:
-    """A client of the container's session (region, credentials and `AWS_ENDPOINT_URL*` from the
-    environment, as on Lambda), with the deadline hook registered first."""
+def make_client(
+    service: str,
+    total_max_attempts: int,
+    read_timeout: float = READ_TIMEOUT_S,
+    *,
+    session: boto3.Session | None = None,
+    botocore_config: BotoConfig | None = None,
+) -> Any:
+    """A client of `session` (the team's: its credentials, region and endpoints), else of the
+    container's (region, credentials and `AWS_ENDPOINT_URL*` from the environment, as on Lambda),
+    with the deadline hook registered first. `botocore_config`, the team's, is merged under
+    sendguard's own: its settings stay (proxies, user agent, pool size, …) but for the retry mode
+    and attempts, the timeouts and keep-alive, which the deadlines are computed from."""
     config = client_config(total_max_attempts, read_timeout=read_timeout)
+    if botocore_config is not None:
+        config = botocore_config.merge(config)  # the argument's values win
     with _sessions_lock:  # neither making a Session nor making a client from one is thread safe
-        client = _session().client(service, config=config)  # type: ignore[call-overload]
+        client = (session or _session()).client(service, config=config)  # type: ignore[call-overload]
     client.meta.events.register_first("before-send", _before_send)
     return client

@@ -1,12 +1,13 @@
 """The record as a DynamoDB item, for a `TableLayout`: the one item format.
 
-An item holds, under the layout's names, the key (the message id), the status and — when it is kept
-inline — the body; under
-`sg_` names the rest of the message (attributes, correlation id, creation time, request hash, FIFO
-group), the lifecycle fields of the projection, the history (a list each write appends to) and the
-sparse index keys `sg_attention` / `sg_attention_at` (`statemodel.attention`). Every other attribute
-is the team's: the create may write the team's `item` attributes, and no later write names them, so
-they stay byte for byte.
+An item holds, under the layout's names, the key (`TableLayout.key`), the status and — when it is kept
+inline — the body; under `sg_` names the rest of the message (attributes, correlation id, creation time,
+request hash, FIFO group, the queue it is sent to), the lifecycle fields of the projection, the history
+(a list each write appends to) and the sparse index keys `sg_attention` / `sg_attention_at`
+(`statemodel.attention`). Every other attribute is the team's: the create may write the team's `item`
+attributes, and no later write names them, so they stay byte for byte — and the team may change them
+with its own writes (UpdateItem of its own names) while sendguard works the record: sendguard's writes
+are conditioned on its own attributes only.
 
 The body and the message are written once, by the create, and never again: later writes SET only
 lifecycle attributes (status, `sg_version` … and one appended history entry). DynamoDB bills an
@@ -15,7 +16,7 @@ again by every lifecycle write: only a small body stays inline. A larger one is 
 the record, to a body item of its own or to S3 (`adapters.runtime.bodies`), and the record names it
 in `sg_body_at` instead of holding it.
 
-A body item sits in the same table under the record's key value and a nonce (`body_key`): it holds
+A body item sits in the same table under the record's key and a nonce (`body_key`): it holds
 the key and `sg_body`, carries no bookkeeping (`is_record` is false) and no index keys, and nothing
 writes it again.
 """
@@ -32,6 +33,7 @@ from adapters.runtime.layout import BOOKKEEPING_PREFIX, TableLayout
 from statemodel.attention import attention_key
 from statemodel.events import Event, event_from_dict, event_to_dict
 from statemodel.flows import Write
+from statemodel.keys import Key
 from statemodel.records import LastError, Message, Record, Status
 from statemodel.stored import Stored
 
@@ -46,9 +48,10 @@ ATTEMPT_ID, LEASE, SQS_ID, LAST_ERROR = (
 HISTORY, ATTENTION, ATTENTION_AT = f"{P}history", f"{P}attention", f"{P}attention_at"
 ATTRIBUTES, CORRELATION_ID, CREATED_AT = f"{P}attributes", f"{P}correlation_id", f"{P}created_at"
 REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID = f"{P}request_hash", f"{P}idempotency_key", f"{P}group_id"
+QUEUE = f"{P}queue"  # the queue URL every send of the record goes to
 BODY_AT, BODY = f"{P}body_at", f"{P}body"  # where an out-of-line body is; a body item's text
 INDEX = "attention"  # the sparse index's name; its keys are ATTENTION (hash) and ATTENTION_AT (range)
-BODY_SEPARATOR = "#"  # between the record's key value and a body's nonce (never in a message id)
+BODY_SEPARATOR = "#"  # between the record's key value and a body's nonce
 # How `sg_body_at` names where a body is: `item:<nonce>` (a body item), `s3://<bucket>/<key>`.
 ITEM_PREFIX, S3_PREFIX = "item:", "s3://"
 
@@ -88,6 +91,7 @@ def message_attributes(message: Message, layout: TableLayout, body_at: str | Non
         REQUEST_HASH: message.request_hash,
         IDEMPOTENCY_KEY: message.idempotency_key,
         GROUP_ID: message.group_id,
+        QUEUE: message.queue,
     }
 
 
@@ -97,18 +101,23 @@ def is_record(raw: Mapping[str, Any]) -> bool:
 
 
 def stored_from_item(
-    raw: Mapping[str, Any], layout: TableLayout | None = None, body: str | None = None
+    raw: Mapping[str, Any],
+    layout: TableLayout | None = None,
+    body: str | None = None,
+    queue: str | None = None,
 ) -> Stored:
     """The record an item holds. `body`: the text of a body kept out of the item (`body_at`), read
-    from where it is. Raises KeyError, ValueError or TypeError for an item no write of sendguard's
+    from where it is. `queue`: the queue of a record written before records named theirs (the
+    reader's own). Raises KeyError, ValueError or TypeError for an item no write of sendguard's
     could leave, and KeyError for an out-of-line body not given."""
     layout = layout or _DEFAULT
+    key = layout.key_of(raw)
     item = {name: _plain(_deserialize(value)) for name, value in raw.items() if layout.owns(name)}
     payload = item[layout.body_attribute] if BODY_AT not in item else body
     if payload is None:
         raise KeyError(f"the body at {item[BODY_AT]!r} was not read")
     message = Message(
-        message_id=item[layout.partition_key],
+        message_id=key.message_id,
         payload=payload,
         attributes=tuple(sorted(item[ATTRIBUTES].items())),
         correlation_id=item[CORRELATION_ID],
@@ -116,6 +125,8 @@ def stored_from_item(
         request_hash=item[REQUEST_HASH],
         idempotency_key=item.get(IDEMPOTENCY_KEY),
         group_id=item.get(GROUP_ID),
+        key=key if key.composite else None,
+        queue=item.get(QUEUE, queue),
     )
     error = item.get(LAST_ERROR)
     record = Record(
@@ -139,25 +150,26 @@ def body_at(raw: Mapping[str, Any]) -> str | None:
     return str(raw[BODY_AT]["S"]) if BODY_AT in raw else None
 
 
-def body_key(layout: TableLayout, message_id: str, nonce: str) -> dict[str, dict[str, str]]:
-    """A body item's key: beside its record, under the record's key value and a nonce (in the sort
-    key, when the layout has one)."""
+def body_key(layout: TableLayout, key: Key, nonce: str) -> dict[str, dict[str, str]]:
+    """A body item's key: beside its record, under the record's key and a nonce (in the sort key,
+    when the layout has one)."""
     if layout.sort_key is None:
-        return {layout.partition_key: {"S": f"{message_id}{BODY_SEPARATOR}{nonce}"}}
+        return {layout.partition_key: {"S": f"{key.partition}{BODY_SEPARATOR}{nonce}"}}
+    sort = layout.sort_key_value if key.sort is None else key.sort
     return {
-        layout.partition_key: {"S": message_id},
-        layout.sort_key: {"S": f"{layout.sort_key_value}{BODY_SEPARATOR}{nonce}"},
+        layout.partition_key: {"S": key.partition},
+        layout.sort_key: {"S": f"{sort}{BODY_SEPARATOR}{nonce}"},
     }
 
 
-def named_body_key(layout: TableLayout, message_id: str, at: str) -> dict[str, dict[str, str]]:
+def named_body_key(layout: TableLayout, key: Key, at: str) -> dict[str, dict[str, str]]:
     """The key of the body item a record names (`sg_body_at` = `item:<nonce>`)."""
-    return body_key(layout, message_id, at.removeprefix(ITEM_PREFIX))
+    return body_key(layout, key, at.removeprefix(ITEM_PREFIX))
 
 
-def body_item(layout: TableLayout, message_id: str, nonce: str, text: str) -> dict[str, Any]:
+def body_item(layout: TableLayout, key: Key, nonce: str, text: str) -> dict[str, Any]:
     """A body item, whole: its key and its text, nothing else."""
-    return {**body_key(layout, message_id, nonce), BODY: {"S": text}}
+    return {**body_key(layout, key, nonce), BODY: {"S": text}}
 
 
 def is_body_item(raw: Mapping[str, Any]) -> bool:
@@ -188,7 +200,7 @@ def with_bodies(
         at = body_at(item) if is_record(item) else None
         text: str | None = None
         if at is not None and at.startswith(ITEM_PREFIX):
-            text = texts.get(key_of(named_body_key(layout, str(item[layout.partition_key]["S"]), at)))
+            text = texts.get(key_of(named_body_key(layout, layout.key_of(item), at)))
         elif at is not None and read_s3 is not None:
             text = read_s3(at)
         if text is not None:
@@ -269,7 +281,7 @@ def update_request(
             condition += f"{name(ATTEMPT_ID)} = :x_attempt_id"
             values[":x_attempt_id"] = expected.attempt_id
     return {
-        "Key": layout.key(write.message_id),
+        "Key": layout.key(write.after.message.record_key),
         "UpdateExpression": "SET "
         + ", ".join(assignments)
         + (" REMOVE " + ", ".join(removals) if removals else ""),
@@ -307,7 +319,7 @@ def created_item(
     """The whole item a create leaves, in the low-level client's shape."""
     assert write.before is None, "only a create makes an item"
     values = _creation(write, layout, item, body_at)
-    return {**layout.key(write.message_id), **{k: _serialize(v) for k, v in values.items()}}
+    return {**layout.key(write.after.message.record_key), **{k: _serialize(v) for k, v in values.items()}}
 
 
 def write_history(events: tuple[Event, ...]) -> list[dict[str, Any]]:

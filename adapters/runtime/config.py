@@ -39,6 +39,9 @@ class Config:
     # the prefix of their object keys (`adapters.runtime.bodies`).
     body_bucket: str | None = None
     body_prefix: str = DEFAULT_BODY_PREFIX
+    # The queues whose records a reconciler pass re-drives, besides `queue_url` (a record names its
+    # queue; those of other queues are left to their own reconcilers).
+    other_queues: tuple[str, ...] = ()
 
     @property
     def max_message_bytes(self) -> int:
@@ -71,6 +74,9 @@ class Config:
             reconciler_workers=_int(env, "SENDGUARD_RECONCILER_WORKERS", 1, 1, MAX_WORKERS),
             body_bucket=body_bucket(env.get("SENDGUARD_BODY_BUCKET", "")),
             body_prefix=body_prefix(env.get("SENDGUARD_BODY_PREFIX", "")),
+            other_queues=queue_urls(
+                env.get("SENDGUARD_RECONCILER_QUEUES", ""), "SENDGUARD_RECONCILER_QUEUES"
+            ),
         )
 
 
@@ -127,6 +133,15 @@ def body_prefix(raw: str | None, name: str = "SENDGUARD_BODY_PREFIX") -> str:
             f"{name}={value!r}: use up to 512 of A-Z a-z 0-9 ! - _ . * ' ( ) /, not starting with /"
         )
     return value
+
+
+def queue_urls(raw: str | None, name: str) -> tuple[str, ...]:
+    """Queue URLs, comma-separated (none: empty). `name`: what the error names."""
+    urls = tuple(url.strip() for url in (raw or "").split(",") if url.strip())
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"{name}: {url!r} is not a queue URL (https://sqs.<region>.amazonaws.com/…)")
+    return urls
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -1,12 +1,14 @@
 """Where a record lives in a table: the team's key, status and body attribute names, and the prefix
 under which sendguard keeps its own bookkeeping.
 
-A record is one item. The team names its partition key (whose value is the record's key, also its
-message id), optionally a sort key with the fixed value sendguard's records carry in it (Powertools'
-`static_pk_value` idea, for single-table designs), the attribute that holds the status (`PENDING` /
-`QUEUED`) and the one that holds the body as sent. Everything else sendguard stores — version, attempts,
-lease, history, message attributes, index keys — is named `sg_…` (`BOOKKEEPING_PREFIX`), so it cannot
-collide with the team's own attributes, which sendguard never writes after the item's creation.
+A record is one item. The team names its partition key, optionally a sort key, the attribute that holds
+the status (`PENDING` / `QUEUED`) and the one that holds the body as sent. A record's key
+(`statemodel.keys.Key`) is the partition value and, on a table with a sort key, either a sort value of
+its own — the team's own row is the record (single-table designs) — or none: the record carries the
+layout's fixed `sort_key_value` (Powertools' `static_pk_value` idea), apart from the team's rows.
+Everything else sendguard stores — version, attempts, lease, history, message attributes, index keys —
+is named `sg_…` (`BOOKKEEPING_PREFIX`), so it cannot collide with the team's own attributes, which
+sendguard never writes after the item's creation.
 
 `shards` says how many partitions of the sparse `attention` index each kind of entry is spread over
 (`statemodel.attention.Shards`: written and read; `SENDGUARD_INDEX_SHARDS`, docs/operations.md).
@@ -15,11 +17,13 @@ collide with the team's own attributes, which sendguard never writes after the i
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from statemodel.attention import Shards
+from statemodel.keys import SEPARATOR, Key
 
 BOOKKEEPING_PREFIX = "sg_"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
@@ -70,9 +74,39 @@ class TableLayout:
     def owns(self, name: str) -> bool:
         return name in self.owned_names or name.startswith(BOOKKEEPING_PREFIX)
 
-    def key(self, message_id: str) -> dict[str, dict[str, str]]:
+    def key(self, key: Key | str) -> dict[str, dict[str, str]]:
         """The item's primary key, in the low-level client's shape."""
-        key = {self.partition_key: {"S": message_id}}
+        key = Key(key) if isinstance(key, str) else key
+        item = {self.partition_key: {"S": key.partition}}
         if self.sort_key is not None:
-            key[self.sort_key] = {"S": self.sort_key_value}
-        return key
+            item[self.sort_key] = {"S": self.sort_key_value if key.sort is None else key.sort}
+        return item
+
+    def key_of(self, item: Mapping[str, Any]) -> Key:
+        """The record key of an item (low-level values); KeyError for an item without the key."""
+        partition = str(item[self.partition_key]["S"])
+        if self.sort_key is None:
+            return Key(partition)
+        sort = str(item[self.sort_key]["S"])
+        return Key(partition) if sort == self.sort_key_value else Key(partition, sort)
+
+    def key_problem(self, key: Key) -> str | None:
+        """Why `key` cannot name a record of this layout, or None. (Its parts' own rules are
+        `statemodel.validation.key_problem`'s.)"""
+        if key.sort is not None and self.sort_key is None:
+            return f"the table has no sort key, so a key is one string (the {self.partition_key!r} value)"
+        if key.sort is None and self.sort_key is not None and SEPARATOR in key.partition:
+            return (
+                f"a key without a sort value may not hold {SEPARATOR!r} on a table with a sort key (it "
+                f"would name the same message id as a composite key); give ({self.partition_key!r}, "
+                f"{self.sort_key!r}) values, or a key without {SEPARATOR!r}"
+            )
+        return None
+
+    def key_named(self, message_id: str) -> Key | None:
+        """The key a message id of this layout names; None for a digest (`statemodel.keys`)."""
+        return Key(message_id) if self.sort_key is None else Key.from_message_id(message_id)
+
+    def normal(self, key: Key) -> Key:
+        """`key`, with a sort value equal to the layout's fixed one dropped (it names that record)."""
+        return Key(key.partition) if key.sort is not None and key.sort == self.sort_key_value else key

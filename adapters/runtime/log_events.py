@@ -60,8 +60,14 @@ RECONCILE_PASS = _event(
     "reconcile_pass",
     "info",
     "expired redriven exhausted superseded failed overdue_in_flight records_read queries failed_queries "
-    "failed_reads stopped_early groups workers",
+    "failed_reads left_to_other_queues stopped_early groups workers",
     "one reconciler pass's summary",
+)
+RECORDS_LEFT = _event(
+    "records_left",
+    "info",
+    "queues",
+    "due records a pass left to the reconciler of their own queue ({queue URL: count}), once a pass",
 )
 METRICS = _event(
     "metrics",
@@ -88,6 +94,7 @@ EVENTS: dict[str, LogEvent] = {
         ROLLBACK_FAILED,
         REDRIVE_EXHAUSTED,
         RECONCILE_PASS,
+        RECORDS_LEFT,
         METRICS,
         REARM_SKIPPED,
         HANDLER_FAILED,

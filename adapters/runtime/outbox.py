@@ -3,9 +3,14 @@
 Three ways in, all carried by the same pure flows (`statemodel.flows`) as sendguard's own handler:
 
 * `send(key, body)`: create the record and claim it in one conditional write, send, confirm;
-* `pending_put(key, body)` in the team's own `transact_write_items`, then `dispatch(key)`: the
+* `pending_put(key, body)` in the team's own `transact_write_items`, then `dispatch(entry)`: the
   transactional outbox — the team's domain writes and the PENDING record commit together, and the
   record carries what the reconciler needs to send it if `dispatch` is never called;
+
+A key is a string, or — on a table with a sort key — a (partition value, sort value) pair: then the
+team's own row is the record (`statemodel.keys`). Every way in judges a retry of a key alike: the
+same request (body, attributes, group, queue) is accepted and sends nothing new, another is a
+conflict (409), one in flight is retryable, an exhausted one is not.
 * `reconcile()`: one reconciler pass (what the scheduled reconciler runs);
 * `rearm(key, reason)`: an operator's re-arm of an exhausted record (`sendguard redrive --exhausted`
   does the same for each record it finds).
@@ -25,16 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
+import boto3
 import structlog
+from botocore.config import Config as BotoConfig
 
 from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
-from adapters.runtime.codec import put_request, serialize
-from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_WORKERS, Config
+from adapters.runtime.codec import QUEUE, REQUEST_HASH, put_request, serialize
+from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.layout import TableLayout
@@ -55,6 +62,7 @@ from statemodel.flows import (
     start_dispatch,
     start_submit,
 )
+from statemodel.keys import Key
 from statemodel.records import Record
 from statemodel.stored import Stored
 from statemodel.validation import (
@@ -64,14 +72,17 @@ from statemodel.validation import (
     Rejection,
     Request,
     new_message,
+    parse_key,
     parse_message,
-    valid_key,
     valid_token,
 )
 
 DEFAULT_REMAINING_MS = 30_000  # when neither a context nor a deadline says (a container, a script)
 ANSWER_RESERVE_MS = 500  # kept back from an invocation's time for the caller to answer in …
 ANSWER_RESERVE_SHARE = 10  # … or a tenth of it, when that is less: a 1 s invocation keeps 100 ms
+
+
+KeyLike = str | Key | tuple[str, str]  # a key as callers give it (`statemodel.validation.parse_key`)
 
 
 class InvalidMessage(ValueError):
@@ -98,7 +109,7 @@ class SendResult:
     accepted: bool  # SQS has the message
     retryable: bool  # not accepted, and trying again (same key, same body) may help
     http_status: int
-    message_id: str  # the record's key; also the `message_id` attribute of the SQS message
+    message_id: str  # the record key's message id (`Key.message_id`): the SQS `message_id` attribute
     outcome: str  # sent | already_queued | conflict | failed
     error_code: str | None = None  # why not: an AWS error code, InProgress, RedriveExhausted, …
     correlation_id: str = ""
@@ -135,12 +146,21 @@ class Outbox:
         reconciler_workers: int = 1,
         body_bucket: str | None = None,
         body_prefix: str = DEFAULT_BODY_PREFIX,
+        reconcile_queues: Sequence[str] = (),
         logger: Any = None,
+        session: boto3.Session | None = None,
+        botocore_config: BotoConfig | None = None,
     ) -> None:
-        """`reconciler_workers`: the threads one `reconcile` pass re-drives with (1 to 10); the
-        index's shards are the layout's (`TableLayout.shards`). `body_bucket`: an S3 bucket for
-        bodies too large for a DynamoDB item (up to SQS's 1 MiB; without it, up to
-        `statemodel.validation.MAX_MESSAGE_BYTES`), their keys under `body_prefix`."""
+        """`queue_url`: where this Outbox's records go (each record keeps it). `reconciler_workers`:
+        the threads one `reconcile` pass re-drives with (1 to 10); the index's shards are the
+        layout's (`TableLayout.shards`). `body_bucket`: an S3 bucket for bodies too large for a
+        DynamoDB item (up to SQS's 1 MiB; without it, up to `statemodel.validation.MAX_MESSAGE_BYTES`),
+        their keys under `body_prefix`. `reconcile_queues`: other queues (of other Outboxes on this
+        table) whose records `reconcile` re-drives too, each to its own queue; a record of a queue
+        it does not serve is left to that queue's reconciler, counted and logged. `session`: the
+        team's boto3 Session (credentials, region, endpoints), else the environment's;
+        `botocore_config`: the team's client settings, merged under sendguard's timeouts and retries
+        (`adapters.runtime.clients.make_client`)."""
         if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:  # the history, and so the item, stays bounded
             raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
         if not 1 <= reconciler_workers <= MAX_WORKERS:
@@ -155,13 +175,22 @@ class Outbox:
             reconciler_workers=reconciler_workers,
             body_bucket=bucket_name(body_bucket, "body_bucket"),  # a ConfigError is a ValueError
             body_prefix=prefix_of(body_prefix, "body_prefix"),
+            other_queues=queue_urls(",".join(reconcile_queues), "reconcile_queues"),
         )
-        self._setup(config, Aws.from_config(config), logger)
+        self._setup(config, Aws.from_config(config, session, botocore_config), logger)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, *, logger: Any = None) -> Outbox:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        logger: Any = None,
+        session: boto3.Session | None = None,
+        botocore_config: BotoConfig | None = None,
+    ) -> Outbox:
         """From the `SENDGUARD_*` variables (docs/library.md lists them); raises ConfigError."""
-        return cls.from_config(Config.from_env(environ), logger=logger)
+        config = Config.from_env(environ)
+        return cls.from_config(config, Aws.from_config(config, session, botocore_config), logger=logger)
 
     @classmethod
     def from_config(cls, config: Config, aws: Aws | None = None, *, logger: Any = None) -> Outbox:
@@ -180,7 +209,7 @@ class Outbox:
 
     def send(
         self,
-        key: str,
+        key: KeyLike,
         body: str,
         *,
         attributes: Mapping[str, str] | None = None,
@@ -192,11 +221,12 @@ class Outbox:
     ) -> SendResult:
         """Create the record `key` and send `body`: accepted once SQS has it. The same key with the
         same body and attributes again is accepted without a second message; another body is a
-        conflict. `item`: the team's own attributes, written with the record."""
-        message_id, request, team_item = self._valid(key, body, attributes, item, group_id)
+        conflict. `item`: the team's own attributes, written with the record (on a composite key,
+        the rest of the team's row)."""
+        record_key, request, team_item = self._valid(key, body, attributes, item, group_id)
         return self.submit(
             request,
-            message_id,
+            record_key,
             correlation_id=_correlation(correlation_id),
             item=team_item,
             context=context,
@@ -206,7 +236,7 @@ class Outbox:
     def submit(
         self,
         request: Request,
-        message_id: str,
+        key: Key | str,
         *,
         correlation_id: str,
         idempotency_key: str | None = None,
@@ -217,18 +247,29 @@ class Outbox:
     ) -> SendResult:
         """`send` for a request already validated (sendguard's own HTTP handler parses its JSON
         envelope with `statemodel.validation.parse_submission` and comes in here). `tally` counts
-        what happened, for the handler's metrics."""
+        what happened, for the handler's metrics. `key`: a checked key (a string: a plain one)."""
+        key = Key(key) if isinstance(key, str) else key
+        message_id = key.message_id
         attempt_id = str(uuid.uuid4())
         with self._scope(correlation_id, message_id, attempt_id):
             now, end, deadline = _times(context, deadline_ms)
-            message = new_message(request, message_id, correlation_id, now, idempotency_key)
+            message = new_message(
+                request,
+                message_id,
+                correlation_id,
+                now,
+                idempotency_key,
+                key=key,
+                queue=self.config.queue_url,
+            )
             lease = lease_expiry(now, end - now, self.config.settings)
             flow = start_submit(message, attempt_id, lease, now, self.config.settings)
             answer = run_flow(flow, self.aws, deadline, item=item, tally=tally)
         if answer.failure is not None and answer.failure.code == NOT_A_RECORD:
             raise InvalidMessage(
                 f"the table already holds an item with key {message_id!r} that is not a sendguard "
-                "record; nothing was written (use another key, or write it with pending_put)"
+                "record; nothing was written (create the row and its record together: send with "
+                "item=, or pending_put in the transaction that writes the row)"
             )
         return _result(answer, correlation_id)
 
@@ -236,7 +277,7 @@ class Outbox:
 
     def pending_put(
         self,
-        key: str,
+        key: KeyLike,
         body: str,
         *,
         attributes: Mapping[str, str] | None = None,
@@ -248,10 +289,20 @@ class Outbox:
         the team's `item` attributes, created only if no item has this key. A body too large to
         keep in the record (`adapters.runtime.bodies`) is written here, first, to where the record
         will name it: OutboxError if that fails (nothing else is written), and an orphan nothing
-        reads if the transaction then does not commit. Nothing else is written here."""
-        message_id, request, team_item = self._valid(key, body, attributes, item, group_id)
+        reads if the transaction then does not commit. Nothing else is written here. Give the entry
+        to `dispatch`; if the transaction is cancelled because the record exists already (a retry),
+        `record_exists` says so, and `dispatch(entry)` judges the retry as `send` would."""
+        record_key, request, team_item = self._valid(key, body, attributes, item, group_id)
+        message_id = record_key.message_id
         now = now_ms()
-        message = new_message(request, message_id, _correlation(correlation_id), now)
+        message = new_message(
+            request,
+            message_id,
+            _correlation(correlation_id),
+            now,
+            key=record_key,
+            queue=self.config.queue_url,
+        )
         write = prepare(message, now)
         with self._scope(message.correlation_id, message_id, None):
             at, call = self.aws.store.place_body(write, now + 2 * ATTEMPT_BUDGET_MS, team_item)
@@ -263,14 +314,23 @@ class Outbox:
                 )
         return {"Put": put_request(write, self.layout, self.config.table, team_item, at)}
 
-    def dispatch(self, key: str, *, context: object = None, deadline_ms: int | None = None) -> SendResult:
-        """Claim the PENDING record `key` (written by `pending_put`), send it and confirm it. A record
-        already sent is accepted without a second message; one in flight elsewhere is retryable."""
-        message_id = _key(key)
+    def dispatch(
+        self, entry: Mapping[str, Any] | KeyLike, *, context: object = None, deadline_ms: int | None = None
+    ) -> SendResult:
+        """Claim the PENDING record that `entry` (what `pending_put` returned) wrote, send it and
+        confirm it. Judged as `send` is: a record holding another request (body, attributes, group
+        or queue: a retry of the key with something else) is a conflict (409), nothing sent; a
+        record already sent is accepted without a second message; one in flight elsewhere is
+        retryable. Given a key instead of the entry, it answers for the record as it is (it has no
+        request to compare)."""
+        intended = _entry_request(entry)
+        given = _entry_key(entry, self.layout) if isinstance(entry, Mapping) else entry
+        record_key = self._key(given)
+        message_id = record_key.message_id
         attempt_id = str(uuid.uuid4())
         with self._scope(None, message_id, attempt_id):
             now, end, deadline = _times(context, deadline_ms)
-            stored = self._read(message_id, deadline)
+            stored = self._read(record_key, deadline)
             if isinstance(stored, Failed):
                 status = consequence(stored.category).http_status
                 return SendResult(False, status == 503, status, message_id, "failed", stored.code)
@@ -281,19 +341,42 @@ class Outbox:
                 )
             record = stored.record
             correlation_id = record.message.correlation_id
+            request = None
+            if intended is not None:
+                request = attrs.evolve(record.message, request_hash=intended[0], queue=intended[1])
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
                 lease = lease_expiry(now, end - now, self.config.settings)
-                flow = start_dispatch(record, attempt_id, lease, now, self.config.settings)
+                flow = start_dispatch(record, attempt_id, lease, now, self.config.settings, request=request)
                 answer = run_flow(flow, self.aws, deadline)
         return _result(answer, correlation_id)
 
+    def record_exists(self, error: BaseException, entry: Mapping[str, Any]) -> bool:
+        """Whether `error`, raised by the team's `transact_write_items`, is the transaction cancelled
+        because `entry`'s record (from `pending_put`) exists already: a retry of its key. Then
+        `dispatch(entry)` answers it (202 for the same request, 409 for another); any other error is
+        the team's to handle."""
+        response = getattr(error, "response", None)
+        if not isinstance(response, Mapping) or not isinstance(entry.get("Put"), Mapping):
+            return False
+        if response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            return False
+        key = self.layout.key(self.layout.key_of(entry["Put"]["Item"]))
+        for reason in response.get("CancellationReasons") or ():
+            if reason.get("Code") != "ConditionalCheckFailed":
+                continue
+            item = reason.get("Item") or {}
+            if all(item.get(name) == value for name, value in key.items()):
+                return True
+        return False
+
     # ---- reading and reconciling -----------------------------------------------------------------
 
-    def get(self, key: str) -> RecordView | None:
+    def get(self, key: KeyLike) -> RecordView | None:
         """The record `key`, or None. Raises OutboxError when it cannot be read now."""
-        message_id = _key(key)
+        record_key = self._key(key)
+        message_id = record_key.message_id
         with self._scope(None, message_id, None):
-            stored = self._read(message_id, now_ms() + 2 * ATTEMPT_BUDGET_MS)
+            stored = self._read(record_key, now_ms() + 2 * ATTEMPT_BUDGET_MS)
         if isinstance(stored, Failed):
             raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
         return None if stored is None else view(stored.record)
@@ -304,25 +387,35 @@ class Outbox:
             _, _, deadline = _times(context, deadline_ms)
             return reconcile_pass(self.aws, self.config, deadline)
 
-    def rearm(self, key: str, reason: str, *, by: str | None = None) -> RearmResult:
+    def rearm(self, key: KeyLike, reason: str, *, by: str | None = None) -> RearmResult:
         """Re-arm the exhausted record `key`: back to PENDING with a fresh attempt budget, once the
         cause of its exhaustion is fixed; the reconciler re-drives it. `reason` (and `by`, default
         user@host or the Lambda function) go into its history. Raises InvalidRearm for an empty or
         too long `reason`/`by`; a record that is not exhausted, or changed since it was read, is
         left as it is (see the result's `outcome`)."""
-        message_id = _key(key)
-        with self._scope(None, message_id, None):
+        record_key = self._key(key)
+        with self._scope(None, record_key.message_id, None):
             return rearm(
-                self.aws, message_id, reason=reason, by=by, max_attempts=self.config.settings.max_attempts
+                self.aws, record_key, reason=reason, by=by, max_attempts=self.config.settings.max_attempts
             )
 
     # ---- helpers ---------------------------------------------------------------------------------
 
-    def _read(self, message_id: str, deadline_ms: int) -> Stored | Failed | None:
-        stored, call = self.aws.store.get(message_id, deadline_ms)
+    def _key(self, key: object) -> Key:
+        """A caller's key, checked against the layout (InvalidMessage: nothing is read or written)."""
+        checked = parse_key(key)
+        if isinstance(checked, str):
+            raise InvalidMessage(checked)
+        problem = self.layout.key_problem(checked)
+        if problem is not None:
+            raise InvalidMessage(f"key {checked.message_id[:64]!r}: {problem}")
+        return self.layout.normal(checked)
+
+    def _read(self, key: Key, deadline_ms: int) -> Stored | Failed | None:
+        stored, call = self.aws.store.get(key, deadline_ms)
         if isinstance(stored, Failed) and stored.code == NOT_A_RECORD:  # the team's own item
             raise InvalidMessage(
-                f"the item with key {message_id!r} is not a sendguard record: it has no sendguard "
+                f"the item with key {key.message_id!r} is not a sendguard record: it has no sendguard "
                 "bookkeeping, so nothing could re-drive it; write the record with pending_put"
             )
         if isinstance(stored, Failed):
@@ -354,8 +447,9 @@ class Outbox:
         attributes: object,
         item: object,
         group_id: object,
-    ) -> tuple[str, Request, dict[str, Any]]:
-        message_id = _key(key)
+    ) -> tuple[Key, Request, dict[str, Any]]:
+        checked = self._key(key)
+        message_id = checked.message_id
         limit = self.config.max_message_bytes
         request = parse_message(body, {} if attributes is None else attributes, group_id, limit)
         if isinstance(request, Rejection):
@@ -363,12 +457,13 @@ class Outbox:
             raise InvalidMessage(request.message + too_large)
         team_item, item_bytes = _team_item(item, self.layout)
         size = item_bytes + len(message_id.encode()) + (request.size - len(request.payload.encode()))
+        size += len(checked.partition.encode()) + len((checked.sort or "").encode())
         if size > MAX_RECORD_EXTRA_BYTES:
             raise InvalidMessage(
                 f"attributes and item take {size} bytes; at most {MAX_RECORD_EXTRA_BYTES} fit in the "
                 f"record ({PAYLOAD_TOO_LARGE})"
             )
-        return message_id, request, team_item
+        return checked, request, team_item
 
 
 def view(record: Record) -> RecordView:
@@ -417,14 +512,22 @@ def _result(answer: Answer, correlation_id: str) -> SendResult:
     )
 
 
-def _key(key: object) -> str:
-    valid = valid_key(key)
-    if valid is None:
-        raise InvalidMessage(
-            f"key {str(key)[:64]!r} must be a string of 1 to 128 printable ASCII characters, no spaces "
-            "(it is the record's key, the message id and the FIFO deduplication id)"
-        )
-    return valid
+def _entry_request(entry: object) -> tuple[str, str | None] | None:
+    """The request a `pending_put` entry writes (its hash and queue), or None for a key."""
+    if not isinstance(entry, Mapping):
+        return None
+    try:
+        item = entry["Put"]["Item"]
+        return str(item[REQUEST_HASH]["S"]), (str(item[QUEUE]["S"]) if QUEUE in item else None)
+    except (KeyError, TypeError):
+        raise InvalidMessage("dispatch takes the entry pending_put returned, or a key") from None
+
+
+def _entry_key(entry: Mapping[str, Any], layout: TableLayout) -> Key:
+    try:
+        return layout.key_of(entry["Put"]["Item"])
+    except (KeyError, TypeError):
+        raise InvalidMessage("the entry holds no key of this Outbox's layout") from None
 
 
 def _correlation(correlation_id: object) -> str:

@@ -25,6 +25,7 @@ from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.events import event_to_dict
 from statemodel.flows import Failed, Failure, Result, start_rearm
+from statemodel.keys import Key
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
 from statemodel.validation import DYNAMODB_MAX_ITEM_BYTES
@@ -99,7 +100,7 @@ def check_request(by: str, reason: str) -> None:
 
 def rearm(
     aws: Aws,
-    message_id: str,
+    key: Key | str,
     *,
     reason: str,
     by: str | None = None,
@@ -109,15 +110,17 @@ def rearm(
     clock: Callable[[], int] = now_ms,
     tally: Tally | None = None,
 ) -> RearmResult:
-    """Re-arms the exhausted record `message_id`, as `found` (an index read) or as read now
+    """Re-arms the exhausted record `key`, as `found` (an index read) or as read now
     (strongly consistent). `by`: who asks (default `default_operator()`). Bad `by`/`reason`:
     InvalidRearm, nothing written or read. The library's `Outbox.rearm(key, reason)` is this, with its
     own store and settings."""
     by = default_operator() if by is None else by
     check_request(by, reason)
+    key = Key(key) if isinstance(key, str) else key  # a string: a plain key
+    message_id = key.message_id
     stored = found
     if stored is None:
-        got = _get(aws, message_id, clock() + OPERATION_MS)
+        got = _get(aws, key, clock() + OPERATION_MS)
         if isinstance(got, Failure):
             return RearmResult(message_id, FAILED, None, got)
         if got is None:
@@ -147,8 +150,8 @@ def has_room(stored: Stored, max_attempts: int) -> bool:
     return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
 
 
-def _get(aws: Aws, message_id: str, deadline_ms: int) -> Stored | Failure | None:
-    found, call = aws.store.get(message_id, deadline_ms)
+def _get(aws: Aws, key: Key, deadline_ms: int) -> Stored | Failure | None:
+    found, call = aws.store.get(key, deadline_ms)
     if isinstance(found, Failed):
         log_failure(get_logger(), call, None)
         return Failure(found.category, found.code)

@@ -7,6 +7,10 @@ it, flag it exhausted, or nothing. Index reads are eventually consistent; that i
 write is conditioned on the version it read, so a stale read only costs a superseded write.
 A pass stops starting new work when its own deadline is near; what is left waits for the next pass.
 
+A record names its queue, and a pass serves the queues it is configured for (its own, and
+`Config.other_queues`): a due record of another queue is left to that queue's reconciler, counted
+(`left_to_other_queues`) and logged once a pass by queue (`records_left`), never sent elsewhere.
+
 To drain a backlog fast, the records are taken ten at a time (the index's partitions taking turns,
 `DynamoStore.due`), and each group's flows run together (`batch_runner.run_flows`: one conditional
 write per claim, confirm and rollback, one SendMessageBatch per ten sends). With
@@ -27,7 +31,7 @@ import attrs
 from adapters.runtime.batch_runner import run_flows
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
-from adapters.runtime.log_events import RECONCILE_PASS, emit
+from adapters.runtime.log_events import RECONCILE_PASS, RECORDS_LEFT, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import PASS_METRICS, RECONCILER_DUE, RECONCILER_STOPPED_EARLY, Tally
 from adapters.runtime.metrics import documents as metric_documents
@@ -52,6 +56,7 @@ class PassSummary:
     queries: int = 0
     failed_queries: int = 0  # index partitions a pass could not read (past the SDK's retries)
     failed_reads: int = 0  # reads of due records or their bodies that failed: left to a later pass
+    left_to_other_queues: int = 0  # due records of queues this pass does not serve
     stopped_early: bool = False  # the pass ran out of time; the next pass continues
     groups: int = 0  # groups of up to ten records whose flows ran together
     workers: int = 1  # the threads the groups ran on
@@ -82,11 +87,18 @@ def reconcile_pass(
     tally = Tally()
     settings = config.settings
     log = get_logger()
+    served = {aws.queue.queue_url, *config.other_queues}  # its own queue, and those it is told
+    left: dict[str, int] = {}
 
     def groups() -> Iterator[list[Flow]]:
         group: list[Flow] = []
         for record in _due_records(aws, clock(), settings, summary, log):
             summary.records_read += 1
+            queue = aws.queue.queue_url if record.message.queue is None else record.message.queue
+            if queue not in served:
+                summary.left_to_other_queues += 1
+                left[queue] = left.get(queue, 0) + 1
+                continue
             now = clock()
             if now + ATTEMPT_BUDGET_MS > deadline_ms:  # not one more attempt fits: the next pass goes on
                 summary.stopped_early = True
@@ -116,6 +128,8 @@ def reconcile_pass(
                 setattr(summary, field, getattr(summary, field) + 1)
         if progress is not None:
             progress(summary)
+    if left:
+        emit(log, RECORDS_LEFT, queues=left)
     emit(log, RECONCILE_PASS, **summary.as_dict())
     # ReconcilerDue: the records this pass read as due (a lower bound when it stopped early).
     extra = {RECONCILER_DUE: summary.records_read, RECONCILER_STOPPED_EARLY: int(summary.stopped_early)}

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import boto3
+from botocore.config import Config as BotoConfig
 
 from adapters.runtime.bodies import S3Bodies
 from adapters.runtime.call_report import CallReport
@@ -39,17 +41,23 @@ class Aws:
     queue: SqsQueue
 
     @classmethod
-    def from_config(cls, config: Config) -> Aws:
+    def from_config(
+        cls, config: Config, session: boto3.Session | None = None, botocore_config: BotoConfig | None = None
+    ) -> Aws:
+        """The clients for `config`, from `session` (the team's) or the container's; see `make_client`
+        for how `botocore_config` is merged."""
+
+        def client(service: str) -> Any:
+            return make_client(
+                service, config.aws_max_attempts, session=session, botocore_config=botocore_config
+            )
+
         s3 = None
         if config.body_bucket is not None:
-            attempts = config.aws_max_attempts
-            s3 = S3Bodies(
-                config.body_bucket, config.body_prefix, make_client=lambda: make_client("s3", attempts)
-            )
-        dynamodb = make_client("dynamodb", config.aws_max_attempts)
+            s3 = S3Bodies(config.body_bucket, config.body_prefix, make_client=lambda: client("s3"))
         return cls(
-            DynamoStore(dynamodb, config.table, config.layout, s3=s3),
-            SqsQueue(make_client("sqs", config.aws_max_attempts), config.queue_url),
+            DynamoStore(client("dynamodb"), config.table, config.layout, s3=s3, queue_url=config.queue_url),
+            SqsQueue(client("sqs"), config.queue_url),
         )
 
 

@@ -1,9 +1,12 @@
 """The message on SQS: each `Send` effect becomes one SendMessage.
 
-The body is the payload's JSON text; the message attribute `message_id` carries the record's id, so
-that a consumer can deduplicate the at-least-once deliveries that an ambiguous send allows. On a FIFO
-queue the group is the `group` attribute (or the message id) and the deduplication id is the message
-id, so SQS itself drops a re-drive that lands within its five-minute deduplication window.
+A record names its queue (`Message.queue`, written when it was created): every send of it goes
+there, whoever sends it; a record written before records named their queue goes to the sender's own.
+The body is the payload's JSON text; the message attribute `message_id` carries the record's id
+(`statemodel.keys`: the key itself, or a composite key's encoding), so that a consumer can
+deduplicate the at-least-once deliveries that an ambiguous send allows. On a FIFO queue the group is
+the `group` attribute (or the message id) and the deduplication id is the message id, so SQS itself
+drops a re-drive that lands within its five-minute deduplication window.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ def send_request(send: Send, queue_url: str) -> dict[str, Any]:
 
 
 class SqsQueue:
-    """Sends to one queue. `classify` files each failed send (`adapters.runtime.classify`)."""
+    """Sends each message to its record's queue (`queue_url`: that of a record that names none).
+    `classify` files each failed send (`adapters.runtime.classify`)."""
 
     def __init__(self, client: Any, queue_url: str, *, classify: Classifier = classify) -> None:
         self.client = client
@@ -46,12 +50,16 @@ class SqsQueue:
         self.classify = classify
         self._model = client.meta.service_model.operation_model("SendMessage")
 
+    def destination(self, send: Send) -> str:
+        """The queue URL `send` goes to."""
+        return send.message.queue or self.queue_url
+
     def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
         started = time.perf_counter()
         error = None
         with aws_call(deadline_ms) as call:
             try:
-                response = self.client.send_message(**send_request(send, self.queue_url))
+                response = self.client.send_message(**send_request(send, self.destination(send)))
                 outcome: Outcome = Sent(response["MessageId"])
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._model)

@@ -17,7 +17,7 @@ alone, as one SendMessage.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -42,18 +42,23 @@ def message_size(send: Send) -> int:
     return size
 
 
-def batches(sends: Sequence[Send]) -> list[list[int]]:
-    """The sends' indexes grouped into batches, in order: at most `MAX_ENTRIES` and
-    `MAX_BATCH_BYTES` each (a message larger than that alone)."""
-    groups: list[list[int]] = []
-    size = 0
+def batches(sends: Sequence[Send], destination: Callable[[Send], str] = lambda _: "") -> list[list[int]]:
+    """The sends' indexes grouped into batches: one queue each (`destination`), in order within it,
+    at most `MAX_ENTRIES` and `MAX_BATCH_BYTES` each (a message larger than that alone)."""
+    by_queue: dict[str, list[int]] = {}
     for index, send in enumerate(sends):
-        this = message_size(send)
-        if not groups or len(groups[-1]) == MAX_ENTRIES or size + this > MAX_BATCH_BYTES:
-            groups.append([])
-            size = 0
-        groups[-1].append(index)
-        size += this
+        by_queue.setdefault(destination(send), []).append(index)
+    groups: list[list[int]] = []
+    for indexes in by_queue.values():
+        size = 0
+        first = len(groups)
+        for index in indexes:
+            this = message_size(sends[index])
+            if len(groups) == first or len(groups[-1]) == MAX_ENTRIES or size + this > MAX_BATCH_BYTES:
+                groups.append([])
+                size = 0
+            groups[-1].append(index)
+            size += this
     return groups
 
 
@@ -71,19 +76,22 @@ def entry_failure(entry: dict[str, Any], operation_model: Any = None) -> Classif
 def send_batch(
     queue: SqsQueue, sends: Sequence[Send], deadline_ms: int | None
 ) -> list[tuple[Outcome, CallReport]]:
-    """One SendMessageBatch of up to `MAX_ENTRIES` sends; an outcome and a report per send, in order."""
+    """One SendMessageBatch of up to `MAX_ENTRIES` sends to one queue (`batches`); an outcome and a
+    report per send, in order."""
     if len(sends) == 1:  # a batch of one is a SendMessage: the same request count, the plain API
         return [queue.perform(sends[0], deadline_ms)]
     model = queue.client.meta.service_model.operation_model("SendMessageBatch")
+    queue_url = queue.destination(sends[0])
+    assert all(queue.destination(send) == queue_url for send in sends), "one queue a batch"
     entries = []
     for index, send in enumerate(sends):
-        request = send_request(send, queue.queue_url)
+        request = send_request(send, queue_url)
         del request["QueueUrl"]
         entries.append({"Id": str(index), **request})
     started = time.perf_counter()
     with aws_call(deadline_ms) as call:
         try:
-            response = queue.client.send_message_batch(QueueUrl=queue.queue_url, Entries=entries)
+            response = queue.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
         except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
             error = queue.classify(exc, model)  # the queue's classifier, as its own sends use
             failed = report("sqs", "SendMessageBatch", call.attempts, started, error)

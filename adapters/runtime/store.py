@@ -56,6 +56,7 @@ from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
 from statemodel.categories import ErrorCategory
 from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
+from statemodel.keys import Key
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
 
@@ -82,17 +83,17 @@ class DuePage:
 
 
 def _decode(
-    item: dict[str, Any] | None, layout: TableLayout, body: str | None = None
+    item: dict[str, Any] | None, layout: TableLayout, body: str | None = None, queue: str | None = None
 ) -> Stored | Classified | None:
-    """An item as stored (`body`: its out-of-line body's text), None for no item, or a failure: the
-    team's own item (no sendguard bookkeeping) under the key, or an item no write of ours could
-    leave."""
+    """An item as stored (`body`: its out-of-line body's text; `queue`: the queue of a record that
+    names none), None for no item, or a failure: the team's own item (no sendguard bookkeeping)
+    under the key, or an item no write of ours could leave."""
     if not item:
         return None
     if not is_record(item):
         return Classified(ErrorCategory.PERMANENT, NOT_A_RECORD)
     try:
-        return stored_from_item(item, layout, body)
+        return stored_from_item(item, layout, body, queue)
     except (KeyError, ValueError, TypeError):
         return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
 
@@ -108,11 +109,15 @@ class DynamoStore:
         *,
         classify: Classifier = classify,
         s3: S3Bodies | None = None,
+        queue_url: str | None = None,
     ) -> None:
-        """`s3`: the body bucket, for bodies too large for a body item (without it, they are refused)."""
+        """`s3`: the body bucket, for bodies too large for a body item (without it, they are refused).
+        `queue_url`: the queue of records written before records named their queue (the queue this
+        store's records were sent to then)."""
         self.client = client
         self.table = table
         self.layout = layout or TableLayout()
+        self.queue_url = queue_url
         self.classify = classify
         self.body_items = TableBodies(client, table, self.layout, classify=classify)
         self.s3 = s3
@@ -175,7 +180,7 @@ class DynamoStore:
             refused = Classified(ErrorCategory.PERMANENT, TOO_LARGE)
             return refused, report("dynamodb", "PutItem", 0, time.perf_counter(), refused)
         store = self.body_items if where is Placement.ITEM or self.s3 is None else self.s3
-        return store.put(message.message_id, message.payload, deadline_ms)
+        return store.put(message.record_key, message.payload, deadline_ms)
 
     def body_placement(self, write: Write, item: Mapping[str, Any] | None = None) -> Placement | None:
         """Where a create's body belongs (`adapters.runtime.bodies.placement`), by the sizes of the
@@ -186,12 +191,10 @@ class DynamoStore:
         # Apart, the record names its body instead of holding it: the same item, one attribute swapped.
         body = {self.layout.body_attribute: created[self.layout.body_attribute]}
         apart_bytes = inline_bytes - item_size(body) + item_size({BODY_AT: {"S": LONGEST_BODY_AT}})
-        body_bytes = self.body_items.item_bytes(message.message_id, message.payload)
+        body_bytes = self.body_items.item_bytes(message.record_key, message.payload)
         return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
-    def get(
-        self, message_id: str, deadline_ms: int | None = None
-    ) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
         from where it is), None, or `Failed`."""
         started = time.perf_counter()
@@ -200,7 +203,7 @@ class DynamoStore:
         with aws_call(deadline_ms) as call:
             try:
                 response = self.client.get_item(
-                    TableName=self.table, Key=self.layout.key(message_id), ConsistentRead=True
+                    TableName=self.table, Key=self.layout.key(key), ConsistentRead=True
                 )
                 decoded = self._whole(response.get("Item"), deadline_ms)
                 if isinstance(decoded, Classified):
@@ -221,23 +224,23 @@ class DynamoStore:
         same body, and it is not read again."""
         at = body_at(item) if item and is_record(item) else None
         if at is None:
-            return _decode(item, self.layout)
+            return _decode(item, self.layout, queue=self.queue_url)
         if known is not None:
-            decoded = _decode(item, self.layout, known.payload)
+            decoded = _decode(item, self.layout, known.payload, self.queue_url)
             if isinstance(decoded, Stored) and decoded.record.message == known:
                 return decoded
         assert item is not None
-        message_id = str(item[self.layout.partition_key]["S"])
-        texts, reports = self.read_bodies([(message_id, at)], deadline_ms)
-        if (message_id, at) not in texts:
+        key = self.layout.key_of(item)
+        texts, reports = self.read_bodies([(key, at)], deadline_ms)
+        if (key, at) not in texts:
             failed = [r.error for r in reports if r.error is not None]
             return failed[0] if failed else Classified(ErrorCategory.AMBIGUOUS, BODY_MISSING)
-        return _decode(item, self.layout, texts[(message_id, at)])
+        return _decode(item, self.layout, texts[(key, at)], self.queue_url)
 
     def read_bodies(
-        self, wanted: Sequence[tuple[str, str]], deadline_ms: int | None
-    ) -> tuple[dict[tuple[str, str], str], list[CallReport]]:
-        """The texts of out-of-line bodies, by (message id, `sg_body_at`), and the calls made."""
+        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
+        """The texts of out-of-line bodies, by (record key, `sg_body_at`), and the calls made."""
         in_items = [pair for pair in wanted if pair[1].startswith(ITEM_PREFIX)]
         in_s3 = [pair for pair in wanted if not pair[1].startswith(ITEM_PREFIX)]
         texts, reports = self.body_items.get_many(in_items, deadline_ms) if in_items else ({}, [])
@@ -276,17 +279,17 @@ class DynamoStore:
             item = by_key.get(json.dumps(key, sort_keys=True))
             if item is not None and is_record(item) and index_keys(item) == index_keys(entry):
                 still.append((entry, item))
-        wanted = [(str(i[self.layout.partition_key]["S"]), at) for _, i in still if (at := body_at(i))]
+        wanted = [(self.layout.key_of(i), at) for _, i in still if (at := body_at(i))]
         texts, body_reports = self.read_bodies(wanted, deadline_ms) if wanted else ({}, [])
         found: list[tuple[dict[str, Any], Stored]] = []
         missing = 0
         for entry, item in still:
             at = body_at(item)
-            text = None if at is None else texts.get((str(item[self.layout.partition_key]["S"]), at))
+            text = None if at is None else texts.get((self.layout.key_of(item), at))
             if at is not None and text is None:
                 missing += 1  # a later pass reads it again
                 continue
-            decoded = _decode(item, self.layout, text)
+            decoded = _decode(item, self.layout, text, self.queue_url)
             if isinstance(decoded, Stored):
                 found.append((entry, decoded))
         if missing and not any(r.error is not None for r in body_reports):
@@ -354,10 +357,10 @@ class DynamoStore:
                 if not is_record(item):
                     continue
                 text = None
-                if (at := body_at(item)) is not None:
-                    message_id = str(item.get(self.layout.partition_key, {}).get("S"))
-                    text = self.read_bodies([(message_id, at)], None)[0].get((message_id, at))
                 try:
-                    yield item, stored_from_item(item, self.layout, text)
+                    if (at := body_at(item)) is not None:
+                        key = self.layout.key_of(item)
+                        text = self.read_bodies([(key, at)], None)[0].get((key, at))
+                    yield item, stored_from_item(item, self.layout, text, self.queue_url)
                 except (KeyError, ValueError, TypeError) as exc:
                     yield item, exc

@@ -44,6 +44,7 @@ from botocore.exceptions import (
 )
 from botocore.handlers import BUILTIN_HANDLERS
 
+from adapters.runtime.layout import TableLayout
 from adapters.testing.clients import client, is_own
 from statemodel.categories import ErrorCategory
 from statemodel.validation import RESERVED_ATTRIBUTE
@@ -226,7 +227,7 @@ class FaultInjector:
         self.fired: list[Fired] = []
         self.landed: list[Landed] = []
         self.writes: list[LandedWrite] = []
-        self.partition_key = "message_id"  # the table's key attribute: which record a write is about
+        self.layout = TableLayout()  # the table's: which record a write is about
         self._local = threading.local()
         self._lock = threading.Lock()
         self._handlers: dict[str, Any] = {
@@ -413,11 +414,11 @@ class FaultInjector:
             params = mine.get("params", {})
             if operation == "SendMessageBatch":  # the fault hits every entry's message
                 self.fired.extend(
-                    Fired(fault, operation, _message_id("SendMessage", entry, self.partition_key))
+                    Fired(fault, operation, _message_id("SendMessage", entry, self.layout))
                     for entry in params.get("Entries", [])
                 )
             else:
-                self.fired.append(Fired(fault, operation, _message_id(operation, params, self.partition_key)))
+                self.fired.append(Fired(fault, operation, _message_id(operation, params, self.layout)))
 
     def resume_all(self) -> None:
         """Lets every stalled invocation go on; later stalls wait again."""
@@ -440,21 +441,23 @@ def _landed(entry: dict[str, Any], sqs_message_id: str, queue_url: str) -> Lande
     return Landed(message_id, sqs_message_id, entry.get("MessageBody", ""), queue_url)
 
 
-def _message_id(operation: str, params: dict[str, Any], partition_key: str) -> str | None:
-    """The record a call is about, where the call says so: a send's `message_id` attribute, or a
-    write's key (`partition_key`: the table layout's)."""
+def _message_id(operation: str, params: dict[str, Any], layout: TableLayout) -> str | None:
+    """The record a call is about, where the call says so: a send's `message_id` attribute, or the
+    message id of a write's key (by the table's `layout`)."""
     if operation == "SendMessage":
         value: str | None = params.get("MessageAttributes", {}).get(RESERVED_ATTRIBUTE, {}).get("StringValue")
         return value
     if operation == "TransactWriteItems":  # the team's transaction: the first item with the key
         for entry in params.get("TransactItems", []):
             for part in entry.values():
-                found = _message_id("UpdateItem", {"Key": part.get("Key") or part.get("Item")}, partition_key)
+                found = _message_id("UpdateItem", {"Key": part.get("Key") or part.get("Item")}, layout)
                 if found is not None:
                     return found
         return None
-    key = (params.get("Key") or {}).get(partition_key, {})
-    return key.get("S") if isinstance(key, dict) else None
+    try:
+        return layout.key_of(params.get("Key") or {}).message_id
+    except (KeyError, TypeError, AttributeError):  # not a key of the layout's (another table's)
+        return None
 
 
 def _before_error(kind: Kind, operation: str) -> Exception:

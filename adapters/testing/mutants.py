@@ -48,6 +48,7 @@ from adapters.testing.suite import FaultInjectionSuite, OutboxSuite
 from statemodel.categories import ErrorCategory
 from statemodel.events import Claimed, RedriveExhausted, RolledBack, SendConfirmed, SendFailed
 from statemodel.flows import Failed, Outcome, Send, Settings, Write, Written
+from statemodel.keys import Key
 from statemodel.records import Phase as RecordPhase
 from statemodel.records import Status
 from statemodel.stored import Stored
@@ -126,7 +127,7 @@ class _DropsOnPermanentError(DynamoStore):
             isinstance(e, SendFailed) and e.category == ErrorCategory.PERMANENT.value for e in write.events
         )
         if isinstance(outcome, Written) and permanent and _has(write, RedriveExhausted):
-            self.client.delete_item(TableName=self.table, Key=self.layout.key(write.message_id))
+            self.client.delete_item(TableName=self.table, Key=self.layout.key(write.after.message.record_key))
         return outcome, call
 
 
@@ -134,10 +135,8 @@ class _ClaimsWhateverTheStatus(DynamoStore):
     """The team's dispatch goes by a read that takes every record for PENDING, and claims it with a
     condition on the version alone: a record already sent (QUEUED) is claimed and sent again."""
 
-    def get(
-        self, message_id: str, deadline_ms: int | None = None
-    ) -> tuple[Stored | Failed | None, CallReport]:
-        found, call = super().get(message_id, deadline_ms)
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+        found, call = super().get(key, deadline_ms)
         if isinstance(found, Stored) and found.record.phase is not RecordPhase.PENDING:
             record = attrs.evolve(
                 found.record, status=Status.PENDING, attempt_id=None, lease_expires_at=None, exhausted=False
@@ -166,7 +165,7 @@ class _BodyAfterRecord(DynamoStore):
     (and shrugs off a failure of that): a fault or a crash in between leaves a record whose body
     is not there."""
 
-    _late: tuple[str, str, str] | None = None  # the body the create still has to write
+    _late: tuple[Key, str, str] | None = None  # the body the create still has to write
 
     def place_body(
         self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
@@ -174,7 +173,7 @@ class _BodyAfterRecord(DynamoStore):
         if self.body_placement(write, item) is not Placement.ITEM:
             return super().place_body(write, deadline_ms, item)
         nonce = new_nonce()
-        self._late = (write.message_id, nonce, write.after.message.payload)
+        self._late = (write.after.message.record_key, nonce, write.after.message.payload)
         return ITEM_PREFIX + nonce, None
 
     def perform(
@@ -183,11 +182,9 @@ class _BodyAfterRecord(DynamoStore):
         self._late = None
         outcome, call = super().perform(write, deadline_ms, item)
         if self._late is not None and isinstance(outcome, Written):
-            message_id, nonce, text = self._late
+            key, nonce, text = self._late
             with contextlib.suppress(ClientError, BotoCoreError):
-                self.client.put_item(
-                    TableName=self.table, Item=body_item(self.layout, message_id, nonce, text)
-                )
+                self.client.put_item(TableName=self.table, Item=body_item(self.layout, key, nonce, text))
         return outcome, call
 
 

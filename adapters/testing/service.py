@@ -161,7 +161,8 @@ def outbox_handler(outbox: Outbox) -> Handler:
     """A team's submit handler on `outbox`, taking `hooks.outbox_event`'s plain event and answering
     the `SendResult`: `Outbox.send`, or — for a transactional request — `Outbox.pending_put` in the
     team's own `transact_write_items` (its own boto3 client, on the default session), then
-    `Outbox.dispatch`; a transaction refused because the record exists (a retry) dispatches it."""
+    `Outbox.dispatch`; a transaction refused because the record exists (a retry: `record_exists`)
+    dispatches it all the same, and `dispatch` judges the retry as `send` would."""
     team: dict[str, Any] = {}
 
     def submit(event: Any, context: Any) -> SendResult:
@@ -175,11 +176,11 @@ def outbox_handler(outbox: Outbox) -> Handler:
         try:
             team["dynamodb"].transact_write_items(TransactItems=[put])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if not outbox.record_exists(exc, put):
                 return SendResult(False, True, 503, key, "failed", "TransactionFailed")
         except BotoCoreError:
             return SendResult(False, True, 503, key, "failed", "TransactionFailed")
-        return outbox.dispatch(key, context=context)
+        return outbox.dispatch(put, context=context)
 
     return submit
 
@@ -233,7 +234,9 @@ def outbox_service(
         def reconcile_(event: Any, context: Any) -> Any:
             return outbox.reconcile(context=context).as_dict()
 
-        def rearm_(key: str) -> object:
+        def rearm_(message_id: str) -> object:
+            key = layout.key_named(message_id)
+            assert key is not None, f"{message_id}: a digest names no key; the suite re-arms by key"
             return outbox.rearm(key, "the suite re-arms it", by="suite").outcome
 
         reconcile, rearm = reconcile_, rearm_

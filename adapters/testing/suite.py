@@ -153,7 +153,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
             self.injector = self._exit.enter_context(FaultInjector().installed())
             self.service = self.make_service()
             self._exit.callback(self.service.cleanup)
-            self.injector.partition_key = self.service.layout.partition_key
+            self.injector.layout = self.service.layout
         except BaseException:
             self._exit.close()
             raise
@@ -582,7 +582,10 @@ def _default_rearm(service: Service) -> Any:
 
     def rearm_one(key: str) -> object:
         settings = service.settings
-        return rearm(aws, key, reason="suite", by="suite", max_attempts=settings.max_attempts).outcome
+        record_key = service.layout.key_named(key)
+        assert record_key is not None, f"{key}: a digest names no key; the suite re-arms by key"
+        found = rearm(aws, record_key, reason="suite", by="suite", max_attempts=settings.max_attempts)
+        return found.outcome
 
     return rearm_one
 

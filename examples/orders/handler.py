@@ -134,13 +134,14 @@ def _place_invoiced(order: dict[str, Any], correlation_id: str | None, context: 
     try:
         dynamodb().transact_write_items(TransactItems=[record, invoice])
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        if not box.record_exists(exc, record):
             return _unavailable(order["orderId"])
-        # The order exists already (a retry of this request): dispatch sends it if it is still
-        # pending, and answers 202 at once if SQS has it.
+        # The order exists already (a retry of this order id): dispatch judges it as `send` would —
+        # the same order is sent if still pending and answered 202 at once if SQS has it; another
+        # order under this id is a conflict (409).
     except BotoCoreError:
         return _unavailable(order["orderId"])
-    return box.dispatch(order["orderId"], context=context)
+    return box.dispatch(record, context=context)
 
 
 def _unavailable(order_id: str) -> SendResult:

@@ -100,6 +100,8 @@ def test_the_invoiced_route_commits_order_and_invoice_together(service: str) -> 
     assert json.loads(message["Body"])["type"] == "OrderPlaced"
     assert call("POST", "/orders/invoiced", ORDER)[0] == 202  # the retry: already sent
     assert messages(service) == []
+    assert call("POST", "/orders/invoiced", {**ORDER, "amount": 13})[0] == 409  # as on /orders
+    assert messages(service) == [] and items()[("o-4711", "invoice")]["amount"] == {"N": "12"}
 
 
 def test_a_failed_transaction_writes_and_sends_nothing(service: str) -> None:
@@ -115,8 +117,9 @@ def test_a_failed_transaction_writes_and_sends_nothing(service: str) -> None:
             "ConditionExpression": "attribute_not_exists(orderId)",
         }
     }
-    with pytest.raises(ClientError, match="TransactionCanceled"):
+    with pytest.raises(ClientError, match="TransactionCanceled") as cancelled:
         dynamodb().transact_write_items(TransactItems=[put, invoice])
+    assert not box.record_exists(cancelled.value, put)  # the invoice's condition, not the order's
     assert set(items()) == {("o-4711", "invoice")} and messages(service) == []
     assert box.get("o-4711") is None
 
