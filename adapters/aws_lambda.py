@@ -1,4 +1,4 @@
-"""The Lambda entry points: `submit` (API Gateway, REST and HTTP APIs) and `reconcile` (a schedule).
+"""The Lambda entry points: `submit` (HTTP: API Gateway, a function URL or an ALB) and `reconcile`.
 
 Both are thin users of `adapters.Outbox` with the default table layout. `submit` reads the HTTP
 request (docs/api.md: the JSON envelope, `Idempotency-Key`, `X-Correlation-Id`), validates it (invalid
@@ -130,7 +130,7 @@ def _submit(handlers: Handlers, event: object, context: object) -> dict[str, Any
     config = outbox.config if outbox is not None else None
     if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
         publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
-    return result
+    return http.for_event(event, result)
 
 
 def _header_key(headers: dict[Any, Any], name: str) -> Any:

@@ -24,7 +24,7 @@ from moto import mock_aws
 from adapters import aws_lambda
 from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_resources
-from adapters.runtime import log_events
+from adapters.runtime import apigw, log_events
 from adapters.runtime.logs import SafeSink, configure
 from adapters.runtime.reconciler import PassSummary
 from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES
@@ -178,6 +178,24 @@ def test_a_hostile_correlation_id_is_never_echoed(service: str, given: str) -> N
     assert json.loads(result["body"])["correlationId"] == generated
     if given:  # the raw value appears nowhere in what the client gets back
         assert given not in result["body"] and given not in result["headers"].values()
+
+
+# ---- ALB answers -------------------------------------------------------------------------------
+
+
+def test_every_alb_answer_carries_its_status_line_and_its_headers_where_alb_reads_them(service: str) -> None:
+    evt = event("alb_multi_value_post.json")
+    evt["httpMethod"] = "PUT"
+    result = aws_lambda.submit(evt, context())
+    assert (result["statusCode"], result["statusDescription"]) == (405, "405 Method Not Allowed")
+    assert result["multiValueHeaders"]["Allow"] == ["POST"] and "headers" not in result
+    evt = event("alb_post.json")
+    evt["path"] = "/elsewhere"
+    result = aws_lambda.submit(evt, context())
+    assert (result["statusCode"], result["statusDescription"]) == (404, "404 Not Found")
+    assert result["headers"]["X-Correlation-Id"] == "req-ad6f" and "multiValueHeaders" not in result
+    # a code without a registered reason phrase still makes a status line
+    assert apigw.for_event(evt, apigw.answer(299, {}, "c"))["statusDescription"] == "299"
 
 
 # ---- SYSTEM_ERROR ---------------------------------------------------------------------------------

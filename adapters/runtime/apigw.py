@@ -1,4 +1,6 @@
-"""API Gateway proxy events in, proxy answers out: REST API (payload format 1.0) and HTTP API (2.0).
+"""HTTP events in, answers out, in every shape AWS gives a Lambda function behind HTTP: API Gateway's
+REST API (payload format 1.0) and HTTP API (2.0), a function URL (2.0), and an Application Load
+Balancer's target group, with multi-value headers off or on.
 
 Only shape lives here — reading a request out of an event, and writing an answer — so that the
 handler reads as the protocol. Whatever arrives, `read_request` returns a request or a `Rejection`;
@@ -12,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+from http import HTTPStatus
 from typing import Any
 
 import attrs
@@ -84,7 +87,8 @@ def _str(value: object) -> str | None:
 def answer(
     status: int, body: dict[str, Any], correlation_id: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """A proxy answer both API Gateway payload formats accept."""
+    """A proxy answer API Gateway (both payload formats) and function URLs read; `for_event` fits it to
+    an ALB."""
     return {
         "statusCode": status,
         "headers": {
@@ -102,3 +106,22 @@ def error(
 ) -> dict[str, Any]:
     body = {"error": {"code": code, "message": message, "correlationId": correlation_id}}
     return answer(status, body, correlation_id, headers)
+
+
+def for_event(event: object, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` (an `answer`) in the shape the sender of `event` reads. An ALB (`requestContext.elb`)
+    needs the status line's `statusDescription`; with multi-value headers on (the event then carries
+    `multiValueHeaders`), it ignores `headers` and reads `multiValueHeaders` only, so the headers move
+    there. Every other shape reads `result` as it is."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if not (isinstance(event, dict) and isinstance(context, dict) and "elb" in context):
+        return result
+    status = result["statusCode"]
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # a code without a registered phrase: a status line's reason may be empty
+        reason = ""
+    shaped = {**result, "statusDescription": f"{status} {reason}".rstrip()}
+    if isinstance(event.get("multiValueHeaders"), dict):
+        shaped["multiValueHeaders"] = {name: [value] for name, value in shaped.pop("headers").items()}
+    return shaped
