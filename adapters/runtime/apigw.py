@@ -42,16 +42,15 @@ class HttpRequest:
 
 
 def read_request(event: object) -> HttpRequest | Rejection:
-    """The request in an API Gateway proxy event, v1 or v2."""
+    """The request in an HTTP event of any of the module's shapes."""
     if not isinstance(event, dict):
         return Rejection(VALIDATION_ERROR, "the request is not an API Gateway proxy event")
     method, path = _method_and_path(event)
     if not method or path is None:
         return Rejection(VALIDATION_ERROR, "the request is not an API Gateway proxy event")
-    headers = event.get("headers") or {}
-    if not isinstance(headers, dict):
+    lowered = _headers(event)
+    if lowered is None:
         return Rejection(VALIDATION_ERROR, "the request's headers are malformed")
-    lowered = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
     body = event.get("body")
     raw: bytes | None
     if body is None:
@@ -78,6 +77,37 @@ def _method_and_path(event: dict[str, Any]) -> tuple[str | None, str | None]:
             method, path = http.get("method"), event.get("rawPath") or http.get("path")
             return _str(method), _str(path)
     return _str(event.get("httpMethod")), _str(event.get("path"))
+
+
+def header(event: object, name: str) -> str | None:
+    """One header of the request in `event`, as `read_request` reads it; None when it is absent or the
+    event is not one. The handler reads X-Correlation-Id with it before anything else, so that even
+    the answer to a malformed request echoes it."""
+    headers = _headers(event) if isinstance(event, dict) else None
+    return headers.get(name.lower()) if headers is not None else None
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str] | None:
+    """The request's headers, names lower-cased; None when they are malformed.
+
+    `headers` holds one value a name (REST API: the last one; ALB with multi-value headers on sends
+    no `headers` at all), `multiValueHeaders` every value (REST API, and ALB with multi-value headers
+    on). A header sent more than once — several values, or names differing in case only — reads as
+    its values joined with commas, as HTTP APIs and function URLs give it (RFC 9110 section 5.3): the
+    same request then reads the same in every shape, and a repeated Idempotency-Key is a malformed
+    one (400), never one of its values picked silently."""
+    single, multi = event.get("headers") or {}, event.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        return None
+    values: dict[str, list[str]] = {}
+    for name, listed in multi.items():
+        if isinstance(listed, list):
+            values.setdefault(str(name).lower(), []).extend(v for v in listed if isinstance(v, str))
+    complete = set(values)  # `headers` repeats these, or holds only the last of their values
+    for name, value in single.items():
+        if isinstance(value, str) and str(name).lower() not in complete:
+            values.setdefault(str(name).lower(), []).append(value)
+    return {name: ",".join(given) for name, given in values.items() if given}
 
 
 def _str(value: object) -> str | None:
