@@ -1,4 +1,4 @@
-"""The Lambda entry points: `submit` (API Gateway, REST and HTTP APIs) and `reconcile` (a schedule).
+"""The Lambda entry points: `submit` (HTTP: API Gateway, a function URL or an ALB) and `reconcile`.
 
 Both are thin users of `adapters.Outbox` with the default table layout. `submit` reads the HTTP
 request (docs/api.md: the JSON envelope, `Idempotency-Key`, `X-Correlation-Id`), validates it (invalid
@@ -110,9 +110,7 @@ def _runtime() -> tuple[Config, Aws]:
 def _submit(handlers: Handlers, event: object, context: object) -> dict[str, Any]:
     _logging()
     structlog.contextvars.clear_contextvars()
-    headers = event.get("headers") if isinstance(event, dict) else None
-    given = headers.get(_header_key(headers, "x-correlation-id")) if isinstance(headers, dict) else None
-    correlation_id = valid_token(given) or str(uuid.uuid4())
+    correlation_id = valid_token(http.header(event, "X-Correlation-Id")) or str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
     route = "unknown"
     tally = Tally()
@@ -130,11 +128,7 @@ def _submit(handlers: Handlers, event: object, context: object) -> dict[str, Any
     config = outbox.config if outbox is not None else None
     if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
         publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
-    return result
-
-
-def _header_key(headers: dict[Any, Any], name: str) -> Any:
-    return next((k for k in headers if isinstance(k, str) and k.lower() == name), name)
+    return http.for_event(event, result)
 
 
 def _route(

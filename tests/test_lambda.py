@@ -1,5 +1,6 @@
-"""The Lambda entry points on moto: the API contract on real-shaped v1 and v2 events, SYSTEM_ERROR
-answers, hostile input (fuzzed), structured logs, a failing log sink, and what importing costs."""
+"""The Lambda entry points on moto: the API contract on real-shaped v1 and v2 events, every event shape
+AWS sends a function behind HTTP, SYSTEM_ERROR answers, hostile input (fuzzed), structured logs, a
+failing log sink, and what importing costs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from typing import Any
 import attrs
 import pytest
 import structlog
+from aws_lambda_powertools.utilities.data_classes import (
+    ALBEvent,
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+    LambdaFunctionUrlEvent,
+)
 from botocore.exceptions import ClientError, ConnectTimeoutError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,10 +31,10 @@ from moto import mock_aws
 from adapters import aws_lambda
 from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_resources
-from adapters.runtime import log_events
+from adapters.runtime import apigw, log_events
 from adapters.runtime.logs import SafeSink, configure
 from adapters.runtime.reconciler import PassSummary
-from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES
+from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, message_id_for_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TABLE, QUEUE = "sendguard-api-test", "sendguard-api-test"
@@ -180,6 +187,165 @@ def test_a_hostile_correlation_id_is_never_echoed(service: str, given: str) -> N
         assert given not in result["body"] and given not in result["headers"].values()
 
 
+# ---- every event shape ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Shape:
+    """One shape of event AWS sends a function behind HTTP: its fixture (a POST /messages as AWS
+    documents the event), the Powertools class that reads it, the Idempotency-Key and X-Correlation-Id
+    the fixture carries, and the field that carries the answer's headers."""
+
+    fixture: str
+    powertools: type[APIGatewayProxyEvent | APIGatewayProxyEventV2 | ALBEvent]
+    key: str
+    correlation: str
+    alb: bool = False
+    headers_field: str = "headers"
+
+
+SHAPES = {
+    "rest_api": Shape("apigw_v1_post.json", APIGatewayProxyEvent, "order-4712-v1", "req-8b4c"),
+    "http_api": Shape("apigw_v2_post.json", APIGatewayProxyEventV2, "order-4711-v1", "req-7f3a.checkout:42"),
+    "function_url": Shape("function_url_post.json", LambdaFunctionUrlEvent, "order-4713-v1", "req-9c5e"),
+    "alb": Shape("alb_post.json", ALBEvent, "order-4714-v1", "req-ad6f", alb=True),
+    "alb_multi_value": Shape(
+        "alb_multi_value_post.json",
+        ALBEvent,
+        "order-4715-v1",
+        "req-be70",
+        alb=True,
+        headers_field="multiValueHeaders",
+    ),
+}
+
+
+def answer_headers(result: dict[str, Any]) -> dict[str, str]:
+    """The answer's headers, from whichever field carries them; one value a name."""
+    if "multiValueHeaders" in result:
+        assert all(len(values) == 1 for values in result["multiValueHeaders"].values()), result
+        return {name: values[0] for name, values in result["multiValueHeaders"].items()}
+    headers: dict[str, str] = result["headers"]
+    return headers
+
+
+def answer_keys(shape: Shape) -> set[str]:
+    """The fields of an answer in `shape`: an ALB needs statusDescription, and with multi-value headers
+    on reads only multiValueHeaders."""
+    keys = {"statusCode", "body", "isBase64Encoded", shape.headers_field}
+    return (keys | {"statusDescription"}) if shape.alb else keys
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_each_fixture_is_the_event_powertools_reads_and_read_request_reads_the_same(name: str) -> None:
+    shape = SHAPES[name]
+    evt = event(shape.fixture)
+    parsed = shape.powertools(evt)
+    assert (parsed.http_method, parsed.path) == ("POST", "/messages")
+    multi_value = name in ("rest_api", "alb_multi_value")
+    if multi_value:
+        assert parsed.multi_value_headers["Idempotency-Key"] == [shape.key]
+    if name == "alb_multi_value":  # no `headers` at all: where the key went unread
+        assert parsed.headers == {}
+    else:
+        assert parsed.headers["Idempotency-Key"] == shape.key
+    if shape.alb:  # the answer's header field Powertools writes for this event is the one ours must use
+        assert parsed.request_context.elb_target_group_arn.startswith("arn:aws:elasticloadbalancing:")
+        assert set(parsed.header_serializer().serialize({"X-Correlation-Id": "c"}, [])) == {
+            shape.headers_field
+        }
+    assert parsed.decoded_body is not None and "payload" in json.loads(parsed.decoded_body)
+
+    request = apigw.read_request(evt)
+    assert isinstance(request, apigw.HttpRequest)
+    assert (request.method, request.path) == (parsed.http_method, parsed.path)
+    assert request.body == parsed.decoded_body.encode()
+    seen = parsed.multi_value_headers if multi_value else parsed.headers
+    assert request.headers == {k.lower(): ",".join(v) if multi_value else v for k, v in seen.items()}
+    assert request.header("Idempotency-Key") == shape.key
+    assert apigw.header(evt, "x-correlation-id") == shape.correlation
+    assert (request.on_messages, request.message_id) == (True, None)
+
+
+@pytest.mark.parametrize("name", SHAPES)
+def test_a_replay_in_every_shape_is_one_message_answered_in_that_shape(service: str, name: str) -> None:
+    shape = SHAPES[name]
+    evt = event(shape.fixture)
+    results = [aws_lambda.submit(copy.deepcopy(evt), context()) for _ in range(2)]
+    for result in results:
+        assert result["statusCode"] == 202 and set(result) == answer_keys(shape), result
+        assert answer_headers(result)["X-Correlation-Id"] == shape.correlation
+        body = json.loads(result["body"])
+        assert body == {
+            "messageId": message_id_for_key(shape.key),
+            "status": "QUEUED",
+            "correlationId": shape.correlation,
+        }
+        if shape.alb:
+            assert result["statusDescription"] == "202 Accepted"
+    (message,) = queued(service)
+    request = apigw.read_request(evt)
+    assert isinstance(request, apigw.HttpRequest) and request.body is not None
+    assert json.loads(message["Body"]) == json.loads(request.body)["payload"]
+
+
+def _repeat_the_key(name: str, evt: dict[str, Any]) -> None:
+    """`evt` as AWS shows a request that sends Idempotency-Key twice (k-a, then k-b)."""
+    if name == "rest_api":  # every value in multiValueHeaders, the last in headers
+        evt["multiValueHeaders"]["Idempotency-Key"] = ["k-a", "k-b"]
+        evt["headers"]["Idempotency-Key"] = "k-b"
+    elif name == "alb_multi_value":
+        evt["multiValueHeaders"]["idempotency-key"] = ["k-a", "k-b"]
+    else:  # HTTP API and function URLs join the values with commas
+        evt["headers"]["idempotency-key"] = "k-a,k-b"
+
+
+@pytest.mark.parametrize("name", ["rest_api", "http_api", "function_url", "alb_multi_value"])
+def test_a_repeated_idempotency_key_is_refused_never_one_of_its_values_picked(
+    service: str, name: str
+) -> None:
+    """An ALB without multi-value headers passes the last value only: nothing there to see."""
+    shape = SHAPES[name]
+    evt = event(shape.fixture)
+    _repeat_the_key(name, evt)
+    result = aws_lambda.submit(evt, context())
+    assert result["statusCode"] == 400 and set(result) == answer_keys(shape), result
+    error = json.loads(result["body"])["error"]
+    assert error["code"] == "VALIDATION_ERROR" and "Idempotency-Key" in error["message"]
+    assert error["correlationId"] == answer_headers(result)["X-Correlation-Id"] == shape.correlation
+    if shape.alb:
+        assert result["statusDescription"] == "400 Bad Request"
+    assert items() == [] and queued(service) == []
+
+
+def test_other_repeated_headers_are_harmless_and_a_repeated_correlation_id_is_not_echoed(
+    service: str,
+) -> None:
+    evt = event("alb_multi_value_post.json")
+    evt["multiValueHeaders"]["accept"] = ["application/json", "*/*"]
+    evt["multiValueHeaders"]["x-correlation-id"] = ["c-1", "c-2"]
+    result = aws_lambda.submit(evt, context())
+    assert result["statusCode"] == 202
+    generated = answer_headers(result)["X-Correlation-Id"]
+    assert len(generated) == 36 and json.loads(result["body"])["correlationId"] == generated
+    assert len(queued(service)) == 1
+
+
+def test_every_alb_answer_carries_its_status_line_and_its_headers_where_alb_reads_them(service: str) -> None:
+    evt = event("alb_multi_value_post.json")
+    evt["httpMethod"] = "PUT"
+    result = aws_lambda.submit(evt, context())
+    assert (result["statusCode"], result["statusDescription"]) == (405, "405 Method Not Allowed")
+    assert result["multiValueHeaders"]["Allow"] == ["POST"] and "headers" not in result
+    evt = event("alb_post.json")
+    evt["path"] = "/elsewhere"
+    result = aws_lambda.submit(evt, context())
+    assert (result["statusCode"], result["statusDescription"]) == (404, "404 Not Found")
+    assert result["headers"]["X-Correlation-Id"] == "req-ad6f" and "multiValueHeaders" not in result
+    # a code without a registered reason phrase still makes a status line
+    assert apigw.for_event(evt, apigw.answer(299, {}, "c"))["statusDescription"] == "299"
+
+
 # ---- SYSTEM_ERROR ---------------------------------------------------------------------------------
 
 
@@ -307,14 +473,14 @@ bodies = st.one_of(
 
 @st.composite
 def proxy_events(draw: st.DrawFn) -> object:
-    headers = draw(
-        st.dictionaries(st.sampled_from(["Idempotency-Key", "x-correlation-id", "X-Other"]), header_values)
-    )
+    names = st.sampled_from(["Idempotency-Key", "x-correlation-id", "X-Other"])
+    headers = draw(st.dictionaries(names, header_values))
     body = draw(bodies)
     base64_flag = draw(st.booleans())
     if base64_flag and body is not None and draw(st.booleans()):
         body = base64.b64encode(body.encode("utf-8", "surrogatepass")).decode()
-    if draw(st.booleans()):
+    shape = draw(st.sampled_from(["2.0", "1.0", "alb_multi_value"]))
+    if shape == "2.0":
         evt: dict[str, Any] = {
             "version": "2.0",
             "rawPath": draw(paths),
@@ -326,6 +492,10 @@ def proxy_events(draw: st.DrawFn) -> object:
     else:
         evt = {"httpMethod": draw(methods), "path": draw(paths), "headers": headers, "body": body}
         evt["isBase64Encoded"] = base64_flag
+    if shape == "alb_multi_value":  # every value of a name in a list, names repeated or not
+        del evt["headers"]
+        evt["requestContext"] = {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:x"}}
+        evt["multiValueHeaders"] = draw(st.dictionaries(names, st.lists(header_values, max_size=3)))
     return draw(st.one_of(st.just(evt), st.sampled_from([None, [], "x", 0, {"headers": None}])))
 
 
@@ -339,7 +509,7 @@ def test_fuzzed_events_never_raise_never_5xx_never_leak_and_invalid_input_writes
         result = aws_lambda.submit(copy.deepcopy(evt), context())
         status = result["statusCode"]
         assert isinstance(status, int) and status < 500, result
-        assert result["headers"]["X-Correlation-Id"]
+        assert answer_headers(result)["X-Correlation-Id"]
         text = json.dumps(result)
         for internal in INTERNALS:
             assert internal not in result["body"], (internal, text[:300])

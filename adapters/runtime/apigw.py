@@ -1,4 +1,6 @@
-"""API Gateway proxy events in, proxy answers out: REST API (payload format 1.0) and HTTP API (2.0).
+"""HTTP events in, answers out, in every shape AWS gives a Lambda function behind HTTP: API Gateway's
+REST API (payload format 1.0) and HTTP API (2.0), a function URL (2.0), and an Application Load
+Balancer's target group, with multi-value headers off or on.
 
 Only shape lives here — reading a request out of an event, and writing an answer — so that the
 handler reads as the protocol. Whatever arrives, `read_request` returns a request or a `Rejection`;
@@ -12,6 +14,7 @@ import base64
 import binascii
 import json
 import re
+from http import HTTPStatus
 from typing import Any
 
 import attrs
@@ -39,16 +42,15 @@ class HttpRequest:
 
 
 def read_request(event: object) -> HttpRequest | Rejection:
-    """The request in an API Gateway proxy event, v1 or v2."""
+    """The request in an HTTP event of any of the module's shapes."""
     if not isinstance(event, dict):
         return Rejection(VALIDATION_ERROR, "the request is not an API Gateway proxy event")
     method, path = _method_and_path(event)
     if not method or path is None:
         return Rejection(VALIDATION_ERROR, "the request is not an API Gateway proxy event")
-    headers = event.get("headers") or {}
-    if not isinstance(headers, dict):
+    lowered = _headers(event)
+    if lowered is None:
         return Rejection(VALIDATION_ERROR, "the request's headers are malformed")
-    lowered = {str(k).lower(): v for k, v in headers.items() if isinstance(v, str)}
     body = event.get("body")
     raw: bytes | None
     if body is None:
@@ -77,6 +79,37 @@ def _method_and_path(event: dict[str, Any]) -> tuple[str | None, str | None]:
     return _str(event.get("httpMethod")), _str(event.get("path"))
 
 
+def header(event: object, name: str) -> str | None:
+    """One header of the request in `event`, as `read_request` reads it; None when it is absent or the
+    event is not one. The handler reads X-Correlation-Id with it before anything else, so that even
+    the answer to a malformed request echoes it."""
+    headers = _headers(event) if isinstance(event, dict) else None
+    return headers.get(name.lower()) if headers is not None else None
+
+
+def _headers(event: dict[str, Any]) -> dict[str, str] | None:
+    """The request's headers, names lower-cased; None when they are malformed.
+
+    `headers` holds one value a name (REST API: the last one; ALB with multi-value headers on sends
+    no `headers` at all), `multiValueHeaders` every value (REST API, and ALB with multi-value headers
+    on). A header sent more than once — several values, or names differing in case only — reads as
+    its values joined with commas, as HTTP APIs and function URLs give it (RFC 9110 section 5.3): the
+    same request then reads the same in every shape, and a repeated Idempotency-Key is a malformed
+    one (400), never one of its values picked silently."""
+    single, multi = event.get("headers") or {}, event.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        return None
+    values: dict[str, list[str]] = {}
+    for name, listed in multi.items():
+        if isinstance(listed, list):
+            values.setdefault(str(name).lower(), []).extend(v for v in listed if isinstance(v, str))
+    complete = set(values)  # `headers` repeats these, or holds only the last of their values
+    for name, value in single.items():
+        if isinstance(value, str) and str(name).lower() not in complete:
+            values.setdefault(str(name).lower(), []).append(value)
+    return {name: ",".join(given) for name, given in values.items() if given}
+
+
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -84,7 +117,8 @@ def _str(value: object) -> str | None:
 def answer(
     status: int, body: dict[str, Any], correlation_id: str, headers: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """A proxy answer both API Gateway payload formats accept."""
+    """A proxy answer API Gateway (both payload formats) and function URLs read; `for_event` fits it to
+    an ALB."""
     return {
         "statusCode": status,
         "headers": {
@@ -102,3 +136,22 @@ def error(
 ) -> dict[str, Any]:
     body = {"error": {"code": code, "message": message, "correlationId": correlation_id}}
     return answer(status, body, correlation_id, headers)
+
+
+def for_event(event: object, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` (an `answer`) in the shape the sender of `event` reads. An ALB (`requestContext.elb`)
+    needs the status line's `statusDescription`; with multi-value headers on (the event then carries
+    `multiValueHeaders`), it ignores `headers` and reads `multiValueHeaders` only, so the headers move
+    there. Every other shape reads `result` as it is."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if not (isinstance(event, dict) and isinstance(context, dict) and "elb" in context):
+        return result
+    status = result["statusCode"]
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # a code without a registered phrase: a status line's reason may be empty
+        reason = ""
+    shaped = {**result, "statusDescription": f"{status} {reason}".rstrip()}
+    if isinstance(event.get("multiValueHeaders"), dict):
+        shaped["multiValueHeaders"] = {name: [value] for name, value in shaped.pop("headers").items()}
+    return shaped
