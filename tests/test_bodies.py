@@ -20,6 +20,7 @@ from adapters.ops.provision import ensure_resources, table_definition
 from adapters.runtime.bodies import (
     CONFIRM_GROWTH_BYTES,
     ITEM_PREFIX,
+    POINTER_REFUSED,
     S3_PREFIX,
     Placement,
     placement,
@@ -38,7 +39,8 @@ from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.store import BODY_MISSING, DynamoStore
-from statemodel.flows import Sent, Settings, Write, Written, advance, start_submit
+from statemodel.flows import Failed, Sent, Settings, Write, Written, advance, start_submit
+from statemodel.keys import Key
 from statemodel.stored import Stored
 from statemodel.validation import (
     MAX_MESSAGE_BYTES,
@@ -308,22 +310,27 @@ def _later(ms: int) -> int:
     return int(time.time() * 1000) + ms
 
 
-def test_a_store_without_the_bucket_reads_s3_bodies_and_still_writes_none(sendguard_aws: None) -> None:
-    """An operator's audit has no body bucket setting: it reads a body by the bucket its name says,
-    and a store that has read one still refuses a body too large for an item."""
+def test_a_store_reads_s3_bodies_only_from_its_own_bucket_and_writes_none_without_one(
+    sendguard_aws: None,
+) -> None:
+    """A body's name is input: a store made without the body bucket (an audit not told it) refuses
+    an S3 name and says why, and refuses a body too large for an item; told the bucket, it reads it."""
     outbox = make(bucket=True)
     assert outbox.send("audited", "a" * 500_000, context=Context()).accepted
-    operator = DynamoStore(boto3.client("dynamodb"), outbox.config.table)
-    report = audit(operator, int(time.time() * 1000), 120_000)
-    assert (report.records, report.violations, report.ok) == (1, [], True)
-    found, _ = operator.get("audited")
-    assert isinstance(found, Stored) and found.record.message.payload == "a" * 500_000
+    blind = DynamoStore(boto3.client("dynamodb"), outbox.config.table)
+    report = audit(blind, int(time.time() * 1000), 120_000)
+    (violation,) = report.violations
+    assert not report.ok and POINTER_REFUSED in violation
+    found, call = blind.get(Key("audited"))
+    assert isinstance(found, Failed) and found.code == POINTER_REFUSED and call.error is not None
+    seeing = audit(outbox.aws.store, int(time.time() * 1000), 120_000)
+    assert (seeing.records, seeing.violations, seeing.ok) == (1, [], True)
     too_large = parse_message("b" * 500_000, {}, max_bytes=MAX_MESSAGE_BYTES_WITH_BUCKET)
     assert isinstance(too_large, Request)
     message = new_message(too_large, "refused", "c", 1, None)
     create = start_submit(message, "a", 2, 1, Settings()).effect
     assert isinstance(create, Write)
-    assert operator.body_placement(create) is None  # no bucket of its own: it fits nowhere
+    assert blind.body_placement(create) is None  # no bucket of its own: it fits nowhere
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,14 @@ same either way):
   a body is refused (413 / InvalidMessage) before anything is written.
 
 A body is written before its record, under a fresh nonce, so a record never names a body that is not
-there, and a retried or conflicting request never overwrites another's body. A body whose record
+there, and a retried or conflicting request never overwrites another's body.
+
+What a record names is input too: a body is read only from where this configuration writes bodies —
+a body item under the record's own key and a nonce of `new_nonce`'s form, or an object of the
+configured bucket under the configured prefix and the record's own message id (`names`). Anything
+else is refused (`POINTER_REFUSED`) and never read: a record whose `sg_body_at` was rewritten cannot
+make a reconciler read, and send, another bucket's objects or another record's body. What is read is
+then checked against the record's request hash (`adapters.runtime.store`). A body whose record
 was never written (the create failed, or the team's transaction did not commit) is an orphan that
 nothing reads; it costs its storage only.
 """
@@ -25,6 +32,7 @@ nothing reads; it costs its storage only.
 from __future__ import annotations
 
 import enum
+import re
 import secrets
 import threading
 import time
@@ -49,6 +57,7 @@ __all__ = [
     "CONFIRM_GROWTH_BYTES",
     "ITEM_PREFIX",
     "LONGEST_BODY_AT",
+    "POINTER_REFUSED",
     "S3_PREFIX",
     "BodyStore",
     "Placement",
@@ -95,8 +104,16 @@ def new_nonce() -> str:
     return secrets.token_urlsafe(NONCE_BYTES)
 
 
+POINTER_REFUSED = "BodyPointerRefused"  # a record names a body where this configuration keeps none
+_NONCE = re.compile(rf"[A-Za-z0-9_\-]{{{len(LONGEST_NONCE)}}}")  # what new_nonce makes, no other
+
+
 class BodyStore(Protocol):
     """Bodies written once and read by the name `put` returns (what the record keeps in `sg_body_at`)."""
+
+    def names(self, key: Key, at: str) -> bool:
+        """Whether `at` is a name `put` gives a body of the record `key` here (else it is not read)."""
+        ...
 
     def put(self, key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
         """The body's name, or why it could not be written (classified)."""
@@ -119,6 +136,10 @@ class TableBodies:
         self.client, self.table, self.layout, self.classify = client, table, layout, classify
         model = client.meta.service_model
         self._put_model = model.operation_model("PutItem")
+
+    def names(self, key: Key, at: str) -> bool:
+        """Whether `at` names a body item of the record `key` (written by `put`)."""
+        return at.startswith(ITEM_PREFIX) and _NONCE.fullmatch(at.removeprefix(ITEM_PREFIX)) is not None
 
     def item_bytes(self, key: Key, text: str) -> int:
         """The size of the body item that would hold `text`, with the longest nonce."""
@@ -190,6 +211,11 @@ class S3Bodies:
                 assert self._factory is not None
                 self._client = self._factory()
             return self._client
+
+    def names(self, key: Key, at: str) -> bool:
+        """Whether `at` names an object this bucket keeps for the record `key` (written by `put`)."""
+        folder = f"{S3_PREFIX}{self.bucket}/{self.prefix}{key.message_id}/"
+        return at.startswith(folder) and _NONCE.fullmatch(at.removeprefix(folder)) is not None
 
     def put(self, record_key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
         key = f"{self.prefix}{record_key.message_id}/{new_nonce()}"

@@ -31,6 +31,7 @@ from adapters.runtime.batch_get import batch_get
 from adapters.runtime.bodies import (
     ITEM_PREFIX,
     LONGEST_BODY_AT,
+    POINTER_REFUSED,
     Placement,
     S3Bodies,
     TableBodies,
@@ -38,7 +39,7 @@ from adapters.runtime.bodies import (
 )
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client
+from adapters.runtime.clients import DeadlineExceeded, aws_call
 from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
@@ -59,14 +60,14 @@ from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, 
 from statemodel.keys import Key
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
+from statemodel.validation import message_problems
 
 __all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
 
 NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
+BODY_MISMATCH = "BodyMismatch"  # a record's body, attributes or group no longer hash to what was accepted
 TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
-NO_BUCKET = ""  # an S3 reader made without a body bucket writes nothing: it only reads what records name
-S3_READ_ATTEMPTS = 3
 PAGE = 25  # records a due query returns at a time: the partitions take turns page by page
 
 
@@ -87,15 +88,19 @@ def _decode(
 ) -> Stored | Classified | None:
     """An item as stored (`body`: its out-of-line body's text; `queue`: the queue of a record that
     names none), None for no item, or a failure: the team's own item (no sendguard bookkeeping)
-    under the key, or an item no write of ours could leave."""
+    under the key, an item no write of ours could leave, or a record whose message no longer hashes
+    to what was accepted (a body swapped, an attribute rewritten: never sent, never answered for)."""
     if not item:
         return None
     if not is_record(item):
         return Classified(ErrorCategory.PERMANENT, NOT_A_RECORD)
     try:
-        return stored_from_item(item, layout, body, queue)
+        stored = stored_from_item(item, layout, body, queue)
     except (KeyError, ValueError, TypeError):
         return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+    if message_problems(stored.record.message):
+        return Classified(ErrorCategory.PERMANENT, BODY_MISMATCH)
+    return stored
 
 
 class DynamoStore:
@@ -121,7 +126,6 @@ class DynamoStore:
         self.classify = classify
         self.body_items = TableBodies(client, table, self.layout, classify=classify)
         self.s3 = s3
-        self._reader: S3Bodies | None = None  # reads S3 bodies when there is no body bucket
         model = client.meta.service_model
         self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
@@ -240,25 +244,33 @@ class DynamoStore:
     def read_bodies(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
     ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
-        """The texts of out-of-line bodies, by (record key, `sg_body_at`), and the calls made."""
-        in_items = [pair for pair in wanted if pair[1].startswith(ITEM_PREFIX)]
-        in_s3 = [pair for pair in wanted if not pair[1].startswith(ITEM_PREFIX)]
+        """The texts of out-of-line bodies, by (record key, `sg_body_at`), and the calls made. A body
+        named where this configuration keeps none (`TableBodies.names`, `S3Bodies.names`: under the
+        record's own key, in the configured bucket and prefix) is not read: a report per such name
+        says `POINTER_REFUSED`, and its text is missing from the answer."""
+        in_items = [(key, at) for key, at in wanted if self.body_items.names(key, at)]
+        in_s3 = [(key, at) for key, at in wanted if self.s3 is not None and self.s3.names(key, at)]
+        refused = [at for key, at in wanted if (key, at) not in in_items and (key, at) not in in_s3]
         texts, reports = self.body_items.get_many(in_items, deadline_ms) if in_items else ({}, [])
         if in_s3:
-            more, more_reports = self._s3_reader().get_many(in_s3, deadline_ms)
+            assert self.s3 is not None
+            more, more_reports = self.s3.get_many(in_s3, deadline_ms)
             texts |= more
             reports += more_reports
+        for at in refused:
+            service, operation = (
+                ("dynamodb", "BatchGetItem") if at.startswith(ITEM_PREFIX) else ("s3", "GetObject")
+            )
+            reports.append(
+                report(
+                    service,
+                    operation,
+                    0,
+                    time.perf_counter(),
+                    Classified(ErrorCategory.PERMANENT, POINTER_REFUSED),
+                )
+            )
         return texts, reports
-
-    def _s3_reader(self) -> S3Bodies:
-        """What reads bodies kept in S3: the body bucket's, or — for a store made without one (an
-        operator's audit, a container whose bucket setting was dropped) — a reader made on first
-        use. A body's name says its bucket, so either reads it."""
-        if self.s3 is not None:
-            return self.s3
-        if self._reader is None:  # not `self.s3`: that would let this store write bodies to S3
-            self._reader = S3Bodies(NO_BUCKET, make_client=lambda: make_client("s3", S3_READ_ATTEMPTS))
-        return self._reader
 
     def current(
         self, entries: Sequence[dict[str, Any]], deadline_ms: int | None = None
@@ -292,6 +304,8 @@ class DynamoStore:
             decoded = _decode(item, self.layout, text, self.queue_url)
             if isinstance(decoded, Stored):
                 found.append((entry, decoded))
+            elif isinstance(decoded, Classified):  # reported, never skipped in silence
+                body_reports.append(report("dynamodb", "BatchGetItem", 0, time.perf_counter(), decoded))
         if missing and not any(r.error is not None for r in body_reports):
             # Read, and not there: a body is written before its record, so this is never expected.
             gone = Classified(ErrorCategory.AMBIGUOUS, BODY_MISSING)
@@ -360,7 +374,11 @@ class DynamoStore:
                 try:
                     if (at := body_at(item)) is not None:
                         key = self.layout.key_of(item)
-                        text = self.read_bodies([(key, at)], None)[0].get((key, at))
+                        texts, reports = self.read_bodies([(key, at)], None)
+                        text = texts.get((key, at))
+                        why = [r.error.code for r in reports if r.error is not None]
+                        if text is None and why:
+                            raise ValueError(f"its body {at!r} was not read: {why[0]}")
                     yield item, stored_from_item(item, self.layout, text, self.queue_url)
                 except (KeyError, ValueError, TypeError) as exc:
                     yield item, exc
