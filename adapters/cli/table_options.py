@@ -22,7 +22,6 @@ from adapters.runtime.config import (
     SHARDS,
     SHARDS_READ,
     Config,
-    layout_from_env,
     option,
 )
 from adapters.runtime.layout import TableLayout
@@ -80,10 +79,6 @@ def environ(args: argparse.Namespace) -> dict[str, str]:
 def config(args: argparse.Namespace) -> Config:
     """The command's configuration (raises ConfigError, which `sendguard` prints as one line)."""
     return Config.from_env(environ(args))
-
-
-def layout(args: argparse.Namespace) -> TableLayout:
-    return layout_from_env(environ(args))
 
 
 def checked(args: argparse.Namespace, *, index: bool) -> Config:
