@@ -23,12 +23,13 @@ import structlog
 
 from adapters.runtime import apigw as http
 from adapters.runtime.clients import now_ms
-from adapters.runtime.config import Config
-from adapters.runtime.log_events import ANSWER, HANDLER_FAILED, RECONCILE_FAILED, emit
+from adapters.runtime.config import Config, ConfigError
+from adapters.runtime.log_events import ANSWER, CONFIG_INVALID, HANDLER_FAILED, RECONCILE_FAILED, emit
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
-from adapters.runtime.outbox import Outbox, OutboxError, SendResult
+from adapters.runtime.outbox import Outbox, OutboxError, SendResult, remaining_ms
 from adapters.runtime.runner import Aws
+from adapters.runtime.table_check import VALIDATION_EXCEPTION, check_table
 from statemodel.categories import consequence
 from statemodel.validation import (
     Rejection,
@@ -65,6 +66,8 @@ class Handlers:
     def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config) -> None:
         self._aws = aws
         self._state: dict[str, Outbox] = {}
+        # Which entry points checked the table against the layout in this container (`check_table`).
+        self._checked: set[str] = set()
 
     def outbox(self) -> Outbox:
         """The Outbox of this container: configuration and clients, made once."""
@@ -77,7 +80,30 @@ class Handlers:
     def reset(self) -> None:
         """Forget the configuration and clients (tests change the environment between invocations)."""
         self._state.clear()
+        self._checked.clear()
         _state.clear()
+
+    def check_table(self, context: object, *, index: bool) -> None:
+        """Raises ConfigError when the table does not fit the configured layout
+        (`adapters.runtime.table_check`); half of the invocation's time left is the call's deadline,
+        so that the invocation still has time to answer after it."""
+        outbox = self.outbox()
+        deadline = now_ms() + remaining_ms(context) // 2
+        check_table(
+            outbox.aws.store.client, outbox.config.table, outbox.layout, index=index, deadline_ms=deadline
+        )
+
+    def diagnose(self, context: object) -> None:
+        """DynamoDB refused a key (a ValidationException): once a container, check the table and
+        log what to set when the layout does not fit it. Never on the happy path: a cold start pays
+        for every request it makes."""
+        if "submit" in self._checked:
+            return
+        self._checked.add("submit")
+        try:
+            self.check_table(context, index=False)  # submit never reads the index
+        except ConfigError as exc:
+            emit(get_logger(), CONFIG_INVALID, problem=str(exc))
 
     def submit(self, event: object, context: object = None) -> dict[str, Any]:
         return _submit(self, event, context)
@@ -86,7 +112,14 @@ class Handlers:
         """One reconciler pass (an EventBridge schedule invokes it); returns what it did."""
         structlog.contextvars.clear_contextvars()
         try:
-            return self.outbox().reconcile(context=context).as_dict()
+            outbox = self.outbox()
+            if "reconcile" not in self._checked:  # once it passed: a failed check runs again next time
+                self.check_table(context, index=True)
+                self._checked.add("reconcile")
+            return outbox.reconcile(context=context).as_dict()
+        except ConfigError as exc:
+            emit(get_logger(), CONFIG_INVALID, problem=str(exc))  # what to set, without a traceback
+            raise  # nothing was written; the invocation fails, as below
         except Exception:
             emit(get_logger(), RECONCILE_FAILED)
             raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it
@@ -142,17 +175,17 @@ def _route(
             return "POST /messages", http.error(
                 405, http.METHOD_NOT_ALLOWED, "use POST on /messages", correlation_id, allow
             )
-        return "POST /messages", _post(handlers.outbox, request, correlation_id, context, tally)
+        return "POST /messages", _post(handlers, request, correlation_id, context, tally)
     if request.method != "GET":
         allow = {"Allow": "GET"}
         return "GET /messages/{messageId}", http.error(
             405, http.METHOD_NOT_ALLOWED, "use GET on /messages/{messageId}", correlation_id, allow
         )
-    return "GET /messages/{messageId}", _get(handlers.outbox, request.message_id, correlation_id)
+    return "GET /messages/{messageId}", _get(handlers, request.message_id, correlation_id, context)
 
 
 def _post(
-    outbox_of: Callable[[], Outbox],
+    handlers: Handlers,
     request: http.HttpRequest,
     correlation_id: str,
     context: object,
@@ -161,7 +194,7 @@ def _post(
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
-    outbox = outbox_of()
+    outbox = handlers.outbox()
     parsed = parse_submission(request.body, outbox.config.max_message_bytes)
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
@@ -175,6 +208,8 @@ def _post(
         context=context,
         tally=tally,
     )
+    if result.error_code == VALIDATION_EXCEPTION:
+        handlers.diagnose(context)
     return _answer_submit(result, correlation_id)
 
 
@@ -195,13 +230,15 @@ def _answer_submit(result: SendResult, correlation_id: str) -> dict[str, Any]:
     return http.error(result.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
 
 
-def _get(outbox_of: Callable[[], Outbox], message_id: str, correlation_id: str) -> dict[str, Any]:
+def _get(handlers: Handlers, message_id: str, correlation_id: str, context: object) -> dict[str, Any]:
     if valid_token(message_id) is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     structlog.contextvars.bind_contextvars(message_id=message_id)
     try:
-        view = outbox_of().get(message_id)
+        view = handlers.outbox().get(message_id)
     except OutboxError as exc:
+        if exc.code == VALIDATION_EXCEPTION:
+            handlers.diagnose(context)
         headers = {"Retry-After": str(RETRY_AFTER_S)} if consequence(exc.category).retry_after else None
         message = "the message's status cannot be read now"
         return http.error(exc.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)

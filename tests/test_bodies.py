@@ -41,7 +41,6 @@ from adapters.runtime.layout import TableLayout
 from adapters.runtime.store import BODY_MISSING, DynamoStore
 from statemodel.flows import Failed, Sent, Settings, Write, Written, advance, start_submit
 from statemodel.keys import Key
-from statemodel.stored import Stored
 from statemodel.validation import (
     MAX_MESSAGE_BYTES,
     MAX_MESSAGE_BYTES_WITH_BUCKET,

@@ -7,11 +7,24 @@ import io
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+)
+from moto import mock_aws
 
 from adapters.cli import main as cli
 from adapters.ops.progress import Progress
+from adapters.ops.provision import ensure_resources
+from adapters.runtime.clients import make_client
+from adapters.runtime.config import ConfigError
+from adapters.testing.clients import client as suite_client
 
 
 def test_version_is_the_installed_release(capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,3 +91,175 @@ def test_a_short_run_off_a_terminal_prints_nothing() -> None:
     progress.update(3)
     progress.close()
     assert stream.getvalue() == ""
+
+
+# ---- what an operator can fix: one line on stderr, exit 2, the traceback only with --debug --------
+
+TABLE_COMMANDS = {
+    "status": ["status", "--table", "t"],
+    "audit": ["audit", "--table", "t"],
+    "redrive": ["redrive", "--exhausted", "--table", "t"],
+    "reconcile": ["reconcile", "--table", "t", "--queue-url", "https://sqs.us-east-1.amazonaws.com/1/q"],
+    "provision": ["provision", "--table", "t", "--queue", "q"],
+}
+
+
+def one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line `argv` fails with (exit 2, nothing on stdout, no traceback)."""
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (2, "")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    return captured.err.rstrip("\n")
+
+
+@pytest.fixture
+def no_region(aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))  # nor a profile's region
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_COMMANDS))
+def test_no_region_is_one_line_saying_what_to_set(
+    no_region: None, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert one_line(TABLE_COMMANDS[name], capsys) == (
+        f"sendguard {name}: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or --region"
+    )
+
+
+def test_debug_shows_the_traceback_and_the_line(no_region: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--debug", *TABLE_COMMANDS["status"]]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "NoRegionError" in err
+    assert err.endswith(
+        "sendguard status: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or --region\n"
+    )
+
+
+def test_aws_region_alone_is_honoured(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert make_client("dynamodb", 1).meta.region_name == "eu-west-3"
+    assert suite_client("sqs").meta.region_name == "eu-west-3"
+    with mock_aws():
+        assert cli.main(TABLE_COMMANDS["provision"]) == 0
+        assert "eu-west-3" in capsys.readouterr().out  # the queue's URL
+        assert cli.main(TABLE_COMMANDS["status"]) == 0
+        assert capsys.readouterr().out.startswith("backlog of t")
+
+
+def test_the_region_flag_wins(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        assert cli.main([*TABLE_COMMANDS["provision"], "--region", "ap-south-1"]) == 0
+        assert "ap-south-1" in capsys.readouterr().out
+        assert one_line(TABLE_COMMANDS["status"], capsys).startswith(
+            "sendguard status: table t does not exist in us-east-1"
+        )
+        assert cli.main([*TABLE_COMMANDS["status"], "--region", "ap-south-1"]) == 0
+
+
+def test_a_wrong_endpoint_is_one_line(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: refused at once
+    assert one_line(TABLE_COMMANDS["status"], capsys) == (
+        "sendguard status: cannot reach http://127.0.0.1:9/ (EndpointConnectionError): check "
+        "AWS_ENDPOINT_URL (or --endpoint-url), the region and the network"
+    )
+
+
+def test_the_endpoint_flag_is_used(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line([*TABLE_COMMANDS["provision"], "--endpoint-url", "http://127.0.0.1:9"], capsys)
+    assert line.startswith("sendguard provision: cannot reach http://127.0.0.1:9/")
+
+
+def test_no_credentials_is_one_line(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to ask for
+    for name in ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    assert one_line(TABLE_COMMANDS["audit"], capsys) == (
+        "sendguard audit: no AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (or run where a role provides them)"
+    )
+
+
+def test_a_missing_table_is_one_line_naming_it_and_the_region(
+    aws_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with mock_aws():
+        assert one_line(["status", "--table", "nope"], capsys) == (
+            "sendguard status: table nope does not exist in us-east-1: check SENDGUARD_TABLE (--table) "
+            "and the region (AWS_REGION, --region)"
+        )
+
+
+def test_a_missing_queue_is_one_line(aws_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    with mock_aws():
+        ensure_resources("t", "q")
+        assert one_line(
+            [*TABLE_COMMANDS["reconcile"][:-1], "https://sqs.us-east-1.amazonaws.com/123456789012/nope"],
+            capsys,
+        ) == (
+            "sendguard reconcile: GetQueueAttributes: no such queue: check SENDGUARD_QUEUE_URL (--queue-url) "
+            "and the region"
+        )
+
+
+def test_a_configuration_error_is_one_line(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SENDGUARD_TABLE", raising=False)
+    assert one_line(["status"], capsys) == (
+        "sendguard status: SENDGUARD_TABLE is not set (on the command line: --table)"
+    )
+    assert one_line(["status", "--table", "t", "--index-shards", "0"], capsys) == (
+        "sendguard status: SENDGUARD_INDEX_SHARDS=0 is outside 1..256"
+    )
+
+
+def _client_error(code: str, query_code: str | None = None) -> ClientError:
+    error = {"Code": code, "Message": "m"} | ({"QueryErrorCode": query_code} if query_code else {})
+    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "Query")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (
+            _client_error("AccessDeniedException"),
+            "Query: access denied (AccessDeniedException): use credentials",
+        ),
+        (_client_error("AccessDenied"), "Query: access denied (AccessDenied)"),
+        (_client_error("UnrecognizedClientException"), "Query: the credentials were refused"),
+        (_client_error("ExpiredTokenException"), "Query: the credentials were refused"),
+        (
+            _client_error("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"),
+            "Query: no such queue",
+        ),
+        (_client_error("ResourceNotFoundException"), "Query: m: check SENDGUARD_TABLE (--table)"),
+        (_client_error("ThrottlingException"), "Query failed: ThrottlingException: m"),
+        (ConnectTimeoutError(endpoint_url="https://x"), "cannot reach https://x (ConnectTimeoutError)"),
+        (NoCredentialsError(), "no AWS credentials"),
+        (NoRegionError(), "no AWS region"),
+        (ConfigError("SENDGUARD_X is wrong"), "SENDGUARD_X is wrong"),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else "",
+)
+def test_each_operator_error_says_what_to_fix(error: Exception, line: str) -> None:
+    found = cli.operator_error(error)
+    assert found is not None and found.startswith(line)
+
+
+def test_a_bug_keeps_its_traceback() -> None:
+    assert cli.operator_error(KeyError("message_id")) is None
+    assert cli.operator_error(ParamValidationError(report="bad")) is None

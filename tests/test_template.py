@@ -62,6 +62,7 @@ GRANTS = {
         ("dynamodb:UpdateItem", "Table"),
         ("dynamodb:GetItem", "Table"),
         ("dynamodb:PutItem", "Table"),
+        ("dynamodb:DescribeTable", "Table"),  # after a refused key: which layout setting is wrong
         ("s3:PutObject", f"{BUCKET}/objects"),
         ("s3:GetObject", f"{BUCKET}/objects"),
         ("sqs:SendMessage", "Queue"),
@@ -72,6 +73,7 @@ GRANTS = {
         ("dynamodb:Query", "Table/index/attention"),
         ("dynamodb:UpdateItem", "Table"),
         ("dynamodb:BatchGetItem", "Table"),
+        ("dynamodb:DescribeTable", "Table"),  # the layout checked at a container's first pass
         ("s3:GetObject", f"{BUCKET}/objects"),
         ("sqs:SendMessage", "Queue"),
         ("logs:CreateLogStream", "ReconcilerLogGroup"),

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import attrs
 
+from adapters.cli import table_options
 from adapters.ops.audit import __doc__ as audit_doc
 from adapters.ops.audit import audit
-from adapters.runtime.clients import make_client, now_ms
-from adapters.runtime.config import layout_from_env
+from adapters.runtime.clients import now_ms
 from adapters.runtime.logs import configure
-from adapters.runtime.store import DynamoStore
+from adapters.runtime.runner import Aws
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sendguard audit", description=audit_doc)
-    parser.add_argument("--table", default=os.environ.get("SENDGUARD_TABLE"), required=False)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument(
         "--grace-seconds",
@@ -27,12 +25,13 @@ def main(argv: list[str]) -> int:
         default=120,
         help="an expired lease counts as an orphan once it is this old (default 120: two passes)",
     )
+    table_options.add_table_options(parser)
     args = parser.parse_args(argv)
-    if not args.table:
-        parser.error("--table (or SENDGUARD_TABLE) is required")
-    configure("WARNING", stream=sys.stderr)
-    store = DynamoStore(make_client("dynamodb", 5), args.table, layout_from_env(os.environ))
-    report = audit(store, now_ms(), 1000 * args.grace_seconds)
+    with table_options.aws_environment(args):
+        config = table_options.checked(args, index=False)  # a scan: the index is not read
+        configure("WARNING", stream=sys.stderr)
+        store = Aws.from_config(config).store  # its body bucket too: bodies are read from there only
+        report = audit(store, now_ms(), 1000 * args.grace_seconds)
     if args.json:
         print(json.dumps({**attrs.asdict(report), "ok": report.ok}))
     else:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import argparse
 
+from adapters.cli import table_options
 from adapters.ops.provision import ensure_resources
+from adapters.runtime.clients import make_client
+from adapters.runtime.table_check import check_table
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="sendguard provision", description="Create the table and the queue if they do not exist."
+        prog="sendguard provision",
+        description="Create the table (for the layout, with the reconciler's index) and the queue if they "
+        "do not exist; an existing table must fit the layout.",
     )
-    parser.add_argument("--table", required=True)
     parser.add_argument("--queue", required=True, help="queue name (a FIFO queue's ends in .fifo)")
     parser.add_argument("--fifo", action="store_true")
+    table_options.add_table_options(parser)
     args = parser.parse_args(argv)
-    print(ensure_resources(args.table, args.queue, fifo=args.fifo))
+    with table_options.aws_environment(args):
+        config = table_options.config(args)
+        url = ensure_resources(config.table, args.queue, fifo=args.fifo, layout=config.layout)
+        # The table may have been there already, made for another layout or without the index.
+        check_table(make_client("dynamodb", config.aws_max_attempts), config.table, config.layout, index=True)
+    print(url)
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from adapters.cli import table_options
 from adapters.ops.progress import Progress
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config
@@ -17,15 +17,22 @@ from adapters.runtime.runner import Aws
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sendguard reconcile", description="Run one reconciler pass.")
-    parser.add_argument("--table", default=os.environ.get("SENDGUARD_TABLE"))
-    parser.add_argument("--queue-url", default=os.environ.get("SENDGUARD_QUEUE_URL"))
     parser.add_argument("--seconds", type=int, default=60, help="time budget of the pass (default 60)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    table_options.add_table_options(parser, queue=True)
     args = parser.parse_args(argv)
-    if not args.table or not args.queue_url:
-        parser.error("--table and --queue-url (or SENDGUARD_TABLE and SENDGUARD_QUEUE_URL) are required")
-    env = {**os.environ, "SENDGUARD_TABLE": args.table, "SENDGUARD_QUEUE_URL": args.queue_url}
-    config = Config.from_env(env)
+    with table_options.aws_environment(args):
+        config = table_options.checked(args, index=True)
+        summary = _pass(config, args.seconds)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        for name, value in summary.as_dict().items():
+            print(f"{name:>18}: {value}")
+    return 0
+
+
+def _pass(config: Config, seconds: int) -> PassSummary:
     configure(config.log_level, stream=sys.stderr)
     progress = Progress("reconcile")
 
@@ -33,12 +40,7 @@ def main(argv: list[str]) -> int:
         detail = f"redriven {summary.redriven}, expired {summary.expired}, exhausted {summary.exhausted}"
         progress.update(summary.records_read, f"records read; {detail}, failed {summary.failed}")
 
-    deadline = now_ms() + 1000 * args.seconds
+    deadline = now_ms() + 1000 * seconds
     summary = reconcile_pass(Aws.from_config(config), config, deadline, progress=show)
     progress.close()
-    if args.json:
-        print(json.dumps(summary.as_dict()))
-    else:
-        for name, value in summary.as_dict().items():
-            print(f"{name:>18}: {value}")
-    return 0
+    return summary

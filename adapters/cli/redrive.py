@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.ops.backlog import RecordsUnreadable, exhausted
+from adapters.cli import table_options
+from adapters.ops.backlog import exhausted
 from adapters.ops.progress import Progress
 from adapters.runtime.clients import now_ms
-from adapters.runtime.config import Config, ConfigError
+from adapters.runtime.config import Config
 from adapters.runtime.logs import configure
 from adapters.runtime.metrics import REARM_METRICS, Tally, documents, publish
 from adapters.runtime.rearm import (
@@ -42,7 +42,6 @@ DEFAULT_REASON = "sendguard redrive --exhausted"
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sendguard redrive", description=__doc__.split("\n\n")[0])
     parser.add_argument("--exhausted", action="store_true", help="re-arm exhausted records (required)")
-    parser.add_argument("--table", default=os.environ.get("SENDGUARD_TABLE"))
     parser.add_argument("--code", help="only records whose last error has this code (e.g. AccessDenied)")
     parser.add_argument(
         "--since", help="only records exhausted at or after this ISO-8601 time (UTC if no zone)"
@@ -52,23 +51,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     parser.add_argument("--reason", default=DEFAULT_REASON, help="why (stored in each record's history)")
     parser.add_argument("--by", default=default_operator(), help="who asks (default: user@host)")
+    table_options.add_table_options(parser)
     args = parser.parse_args(argv)
     if not args.exhausted:
         parser.error(
             "--exhausted is required: only exhausted records are re-armed (the reconciler re-drives the rest)"
         )
-    if not args.table:
-        parser.error("--table (or SENDGUARD_TABLE) is required")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     since = _since(parser, args.since)
     try:
         check_request(args.by, args.reason)
-        config = _config(args.table)
-    except (InvalidRearm, ConfigError, RecordsUnreadable) as exc:
+    except InvalidRearm as exc:
         parser.error(str(exc))
-    configure(config.log_level, stream=sys.stderr)
-    report = redrive(args, since, config)
+    with table_options.aws_environment(args):
+        config = table_options.checked(args, index=True)  # a re-arm sends nothing: no queue
+        configure(config.log_level, stream=sys.stderr)
+        report = redrive(args, since, config)
     print(json.dumps(report) if args.json else render(report))
     return 1 if report["failed"] else 0
 
@@ -106,7 +105,7 @@ def redrive(args: argparse.Namespace, since: int | None, config: Config) -> dict
         publish(documents(REARM_METRICS, tally, now_ms(), config.metrics_namespace))
     done = [r.as_dict() for r in results if r.outcome in (REARMED, WOULD_REARM)]
     return {
-        "table": args.table,
+        "table": config.table,
         "dry_run": args.dry_run,
         "rearmed" if not args.dry_run else "would_rearm": done,
         "skipped": [r.as_dict() for r in results if r.outcome not in (REARMED, WOULD_REARM, FAILED)],
@@ -132,13 +131,6 @@ def render(report: dict[str, Any]) -> str:
     if report[key] and not report["dry_run"]:
         lines.append("the reconciler re-drives them at its next pass after SENDGUARD_REDRIVE_AFTER_SECONDS")
     return "\n".join(lines)
-
-
-def _config(table: str) -> Config:
-    """The SENDGUARD_* settings (max attempts, SDK retries, log level, metrics namespace); a re-arm
-    sends nothing, so no queue is needed."""
-    queue = os.environ.get("SENDGUARD_QUEUE_URL") or "unused"
-    return Config.from_env({**os.environ, "SENDGUARD_TABLE": table, "SENDGUARD_QUEUE_URL": queue})
 
 
 def _since(parser: argparse.ArgumentParser, text: str | None) -> int | None:

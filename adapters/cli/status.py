@@ -10,36 +10,30 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from adapters.cli import table_options
 from adapters.ops.backlog import backlog, queues
 from adapters.runtime.clients import make_client, now_ms
-from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.logs import configure
 from adapters.runtime.store import DynamoStore
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sendguard status", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", default=os.environ.get("SENDGUARD_TABLE"))
     parser.add_argument("--json", action="store_true", help="print the backlog as one JSON object")
+    table_options.add_table_options(parser)
     args = parser.parse_args(argv)
-    if not args.table:
-        parser.error("--table (or SENDGUARD_TABLE) is required")
-    queue = os.environ.get("SENDGUARD_QUEUE_URL") or "unused"  # status sends nothing
-    try:
-        config = Config.from_env({**os.environ, "SENDGUARD_TABLE": args.table, "SENDGUARD_QUEUE_URL": queue})
-    except ConfigError as exc:
-        parser.error(str(exc))
-    configure("WARNING", stream=sys.stderr)
-    store = DynamoStore(make_client("dynamodb", config.aws_max_attempts), args.table, config.layout)
-    report = backlog(store, now_ms(), config.settings).as_dict()
-    by_queue = queues(store)
+    with table_options.aws_environment(args):
+        config = table_options.checked(args, index=True)
+        configure("WARNING", stream=sys.stderr)
+        store = DynamoStore(make_client("dynamodb", config.aws_max_attempts), config.table, config.layout)
+        report = backlog(store, now_ms(), config.settings).as_dict()
+        by_queue = queues(store)
     if args.json:
-        print(json.dumps({"table": args.table, **report, "queues": by_queue.as_dict()}))
+        print(json.dumps({"table": config.table, **report, "queues": by_queue.as_dict()}))
         return 0
-    print(f"backlog of {args.table} ({report['queries']} index queries)")
+    print(f"backlog of {config.table} ({report['queries']} index queries)")
     print(f"  {'kind':<10} {'waiting':>8} {'due':>8}  oldest due")
     for kind, row in report["kinds"].items():
         age = row["oldest_due_age_seconds"]

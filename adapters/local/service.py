@@ -30,7 +30,7 @@ from adapters.local.gateway import Gateway
 from adapters.local.moto_server import EmbeddedMoto, MotoUnavailable
 from adapters.local.sandbox import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS, LambdaContext, environment
 from adapters.ops.provision import ensure_resources
-from adapters.runtime.clients import client_config
+from adapters.runtime.clients import aws_region, client_config
 from adapters.runtime.config import Config
 
 EMBEDDED, ENDPOINT, AWS = "embedded moto", "endpoint", "aws"
@@ -179,7 +179,7 @@ class LocalService:
 
     def observer(self, service: str) -> Any:
         """A client that bypasses the fault proxy: how the demo reads the truth."""
-        client = boto3.Session().client(  # type: ignore[call-overload]
+        client = boto3.Session(region_name=aws_region()).client(  # type: ignore[call-overload]
             service, endpoint_url=self.upstream, config=client_config(5)
         )
         return client
@@ -195,7 +195,7 @@ def scheduled_event() -> dict[str, Any]:
         "source": "aws.events",
         "account": "123456789012",
         "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "region": aws_region() or "us-east-1",
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/sendguard-reconcile"],
         "detail": {},
     }
@@ -206,6 +206,6 @@ def _endpoint_defaults() -> dict[str, str]:
     values: dict[str, str] = {}
     if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
         values |= {name: FAKE_CREDENTIALS[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    if not os.environ.get("AWS_DEFAULT_REGION"):
-        values["AWS_DEFAULT_REGION"] = os.environ.get("AWS_REGION") or "us-east-1"
+    if aws_region() is None:
+        values["AWS_DEFAULT_REGION"] = "us-east-1"
     return values

@@ -1,8 +1,9 @@
 """Creates the table (with the reconciler's sparse index) and the queue, idempotently.
 
-Everything goes through the default boto3 session, so `AWS_ENDPOINT_URL` (or
-`AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS`) points it at moto or any other endpoint. On AWS
-the SAM template (deploy/template.yaml) is the way to create them; this is for local runs and tests.
+Its clients are the runtime's (`make_client`: region, credentials and endpoints from the environment,
+short timeouts, few attempts), so `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAMODB` /
+`AWS_ENDPOINT_URL_SQS`) points it at moto or any other endpoint. On AWS the SAM template
+(deploy/template.yaml) is the way to create them; this is for local runs and tests.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import boto3
-
+from adapters.runtime.clients import make_client
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
 from adapters.runtime.layout import TableLayout
 
@@ -44,6 +44,7 @@ def table_definition(layout: TableLayout | None = None) -> dict[str, Any]:
 
 
 TABLE_DEFINITION: dict[str, Any] = table_definition()  # sendguard's own table
+ATTEMPTS = 3  # per call: a wrong endpoint fails in seconds, not after the default retries' minute
 
 
 def ensure_resources(
@@ -57,22 +58,21 @@ def ensure_resources(
     """Creates what is missing — a table for `layout` (default: sendguard's own) with the
     reconciler's index, the queue and, when named, the body bucket — and returns the queue URL.
     Safe to run again."""
-    session = boto3.Session()
     if bucket is not None:
-        s3 = session.client("s3")
+        s3 = make_client("s3", ATTEMPTS)
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             region = s3.meta.region_name
             where = (
                 {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             )
             s3.create_bucket(Bucket=bucket, **where)
-    dynamodb = session.client("dynamodb")
+    dynamodb = make_client("dynamodb", ATTEMPTS)
     with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):  # it exists already
         dynamodb.create_table(TableName=table_name, **table_definition(layout))
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
-    sqs = session.client("sqs")
+    sqs = make_client("sqs", ATTEMPTS)
     if fifo and not queue_name.endswith(".fifo"):
         queue_name += ".fifo"
     attributes: dict[Any, str] = {"FifoQueue": "true"} if fifo else {}

@@ -19,7 +19,7 @@ import contextvars
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -139,6 +139,13 @@ _SESSION_ENV = (
 )
 
 
+def aws_region(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The region the environment names: `AWS_DEFAULT_REGION`, else `AWS_REGION` (None: botocore's
+    own choice, the profile's). botocore reads only the first; Lambda sets both, but a shell or a CI
+    job often sets only `AWS_REGION`, as the other SDKs and the AWS CLI read it."""
+    return environ.get("AWS_DEFAULT_REGION") or environ.get("AWS_REGION") or None
+
+
 def _session() -> boto3.Session:
     """One boto3 Session per container. Each new Session loads botocore's data again (its loader, the
     endpoint and partition data): about 20 ms a client on a cold start. The Session is keyed on what
@@ -149,7 +156,7 @@ def _session() -> boto3.Session:
         *(id(entry[1]) for entry in BUILTIN_HANDLERS),
     )
     if not _session_kept or _session_kept[0][0] != key:
-        _session_kept[:] = [(key, boto3.Session())]
+        _session_kept[:] = [(key, boto3.Session(region_name=aws_region()))]
     return _session_kept[0][1]
 
 

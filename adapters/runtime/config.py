@@ -83,17 +83,28 @@ class Config:
 MAX_WORKERS = 10  # a pass's threads: botocore keeps 10 connections a client (max_pool_connections)
 
 
+# The layout's variables: TableLayout's names, by field, and the index's shards. The commands that
+# work on a table take each as a flag of the same name too (`option`): what an error says to set.
+LAYOUT_NAMES = {
+    "partition_key": "SENDGUARD_PARTITION_KEY",
+    "sort_key": "SENDGUARD_SORT_KEY",
+    "sort_key_value": "SENDGUARD_SORT_KEY_VALUE",
+    "status_attribute": "SENDGUARD_STATUS_ATTRIBUTE",
+    "body_attribute": "SENDGUARD_BODY_ATTRIBUTE",
+}
+SHARDS, SHARDS_READ = "SENDGUARD_INDEX_SHARDS", "SENDGUARD_INDEX_SHARDS_READ"
+LAYOUT_VARIABLES = (*LAYOUT_NAMES.values(), SHARDS, SHARDS_READ)
+
+
+def option(variable: str) -> str:
+    """The command-line flag of a SENDGUARD_* variable: SENDGUARD_PARTITION_KEY is --partition-key."""
+    return "--" + variable.removeprefix("SENDGUARD_").lower().replace("_", "-")
+
+
 def layout_from_env(env: Mapping[str, str]) -> TableLayout:
     """The team's table layout: `SENDGUARD_PARTITION_KEY` and the rest (TableLayout's defaults)."""
-    names = {
-        "partition_key": "SENDGUARD_PARTITION_KEY",
-        "sort_key": "SENDGUARD_SORT_KEY",
-        "sort_key_value": "SENDGUARD_SORT_KEY_VALUE",
-        "status_attribute": "SENDGUARD_STATUS_ATTRIBUTE",
-        "body_attribute": "SENDGUARD_BODY_ATTRIBUTE",
-    }
     given: dict[str, Any] = {
-        field: env[name].strip() for field, name in names.items() if env.get(name, "").strip()
+        field: env[name].strip() for field, name in LAYOUT_NAMES.items() if env.get(name, "").strip()
     }
     given["shards"] = _shards(env)
     try:
@@ -105,8 +116,8 @@ def layout_from_env(env: Mapping[str, str]) -> TableLayout:
 def _shards(env: Mapping[str, str]) -> Shards:
     """`SENDGUARD_INDEX_SHARDS`: the shards new entries go to; `SENDGUARD_INDEX_SHARDS_READ`: the
     shards a pass reads (unset or 0: as many as are written; never fewer)."""
-    write = _int(env, "SENDGUARD_INDEX_SHARDS", DEFAULT_SHARDS, 1, MAX_SHARDS)
-    read = _int(env, "SENDGUARD_INDEX_SHARDS_READ", 0, 0, MAX_SHARDS)
+    write = _int(env, SHARDS, DEFAULT_SHARDS, 1, MAX_SHARDS)
+    read = _int(env, SHARDS_READ, 0, 0, MAX_SHARDS)
     return Shards.configured(write, read)
 
 
@@ -147,7 +158,7 @@ def queue_urls(raw: str | None, name: str) -> tuple[str, ...]:
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ConfigError(f"{name} is not set")
+        raise ConfigError(f"{name} is not set (on the command line: {option(name)})")
     return value
 
 

@@ -84,6 +84,12 @@ REARM_SKIPPED = _event(
 )
 HANDLER_FAILED = _event("handler_failed", "exception", "route", "an unexpected exception in the handler")
 RECONCILE_FAILED = _event("reconcile_failed", "exception", "", "a reconciler pass raised")
+CONFIG_INVALID = _event(
+    "config_invalid",
+    "error",
+    "problem",
+    "the configuration does not fit the table, or is malformed: `problem` says what to set",
+)
 
 EVENTS: dict[str, LogEvent] = {
     e.name: e
@@ -99,6 +105,7 @@ EVENTS: dict[str, LogEvent] = {
         REARM_SKIPPED,
         HANDLER_FAILED,
         RECONCILE_FAILED,
+        CONFIG_INVALID,
     )
 }
 

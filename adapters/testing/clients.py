@@ -4,17 +4,18 @@ The fault injector never touches them."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import boto3
+
+from adapters.runtime.clients import aws_region
 
 _CLIENTS: dict[tuple[str, str | None], Any] = {}
 
 
 def client(service: str) -> Any:
     """The suite's client of `service` in the current region."""
-    region = os.environ.get("AWS_DEFAULT_REGION")
+    region = aws_region()
     if (service, region) not in _CLIENTS:
         if "session" not in _SESSION:
             _SESSION["session"] = boto3.Session()

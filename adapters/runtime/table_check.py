@@ -1,0 +1,104 @@
+"""Does the table fit the layout? One DescribeTable, before anything trusts the layout.
+
+A layout that does not fit its table fails late and obscurely: DynamoDB refuses every write with a
+`ValidationException`, a read finds nothing, the audit finds no record it can decode. So the command
+line checks the table once at its start, the reconciler function at its first invocation, and the
+submit function when DynamoDB refuses a key (never on its happy path: a cold start pays for every
+request). What is checked is what DescribeTable can tell: the key attributes' names and types, and,
+for whatever queries the `attention` index (the reconciler, `sendguard status`, `sendguard redrive`),
+that index's keys. A mismatch is a `ConfigError` that says what to set: the variable, and the
+command-line flag of the same name (`adapters.runtime.config.option`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from adapters.runtime.clients import aws_call
+from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
+from adapters.runtime.config import LAYOUT_NAMES, ConfigError, option
+from adapters.runtime.layout import TableLayout
+
+TABLE = "SENDGUARD_TABLE"
+PARTITION_KEY, SORT_KEY = LAYOUT_NAMES["partition_key"], LAYOUT_NAMES["sort_key"]
+# The `attention` index's key schema: (attribute, type, key type).
+INDEX_KEYS = ((ATTENTION, "S", "HASH"), (ATTENTION_AT, "N", "RANGE"))
+VALIDATION_EXCEPTION = "ValidationException"  # DynamoDB's answer to a key that does not fit the schema
+
+
+def check_table(
+    client: Any, table: str, layout: TableLayout, *, index: bool, deadline_ms: int | None = None
+) -> None:
+    """Raises ConfigError when `table` does not exist, or does not fit `layout` (with `index`: or has
+    no `attention` index with sendguard's keys). Other AWS failures raise as they come. `client`: a
+    DynamoDB client; `deadline_ms`: when the call must be done (a Lambda's end)."""
+    try:
+        with aws_call(deadline_ms):
+            description = client.describe_table(TableName=table)["Table"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        region = client.meta.region_name
+        raise ConfigError(
+            f"table {table} does not exist in {region}: check {_named(TABLE)} and the region "
+            "(AWS_REGION, --region)"
+        ) from None
+    problem = layout_problem(table, description, layout, index=index)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def layout_problem(
+    table: str, description: Mapping[str, Any], layout: TableLayout, *, index: bool
+) -> str | None:
+    """What is wrong with `layout` on the table DescribeTable described (its `Table`), as the fix to
+    make; None when it fits."""
+    types = {d["AttributeName"]: d["AttributeType"] for d in description.get("AttributeDefinitions", [])}
+    keys = {k["KeyType"]: k["AttributeName"] for k in description.get("KeySchema", [])}
+    partition, sort = keys.get("HASH", "?"), keys.get("RANGE")
+    settings = []
+    if partition != layout.partition_key:
+        settings.append(f"{PARTITION_KEY}={partition} ({option(PARTITION_KEY)})")
+    if sort is not None and sort != layout.sort_key:
+        settings.append(f"{SORT_KEY}={sort} ({option(SORT_KEY)})")
+    fixes = [f"set {' and '.join(settings)}"] if settings else []
+    if sort is None and layout.sort_key is not None:
+        fixes.append(f"leave {_named(SORT_KEY)} unset")
+    if fixes:
+        has = f"partition key {partition!r} ({types.get(partition, '?')}) and " + (
+            "no sort key" if sort is None else f"sort key {sort!r} ({types.get(sort, '?')})"
+        )
+        says = f"partition key {layout.partition_key!r} and " + (
+            "no sort key" if layout.sort_key is None else f"sort key {layout.sort_key!r}"
+        )
+        return f"table {table} has {has}; the layout says {says}: {', and '.join(fixes)}"
+    not_strings = [f"{n!r} ({types.get(n, '?')})" for n in layout.key_names if types.get(n) != "S"]
+    if not_strings:
+        return (
+            f"table {table} has key attribute {' and '.join(not_strings)}: sendguard's keys are strings; "
+            "use a table whose key attributes are of type S"
+        )
+    return _index_problem(table, description, types) if index else None
+
+
+def _index_problem(table: str, description: Mapping[str, Any], types: Mapping[str, str]) -> str | None:
+    wanted = " and ".join(f"{name} ({kind}, {key_type})" for name, kind, key_type in INDEX_KEYS)
+    fix = f'keys {wanted} (docs/library.md, "What the reconciler needs on an existing table")'
+    found = next((i for i in description.get("GlobalSecondaryIndexes", []) if i["IndexName"] == INDEX), None)
+    if found is None:
+        users = "the reconciler, status and redrive query"
+        return f"table {table} has no index {INDEX!r}, which {users}: add it, {fix}"
+    schema = tuple(
+        (k["AttributeName"], types.get(k["AttributeName"], "?"), k["KeyType"]) for k in found["KeySchema"]
+    )
+    if schema != INDEX_KEYS:
+        has = " and ".join(f"{name} ({kind}, {key_type})" for name, kind, key_type in schema)
+        return f"table {table}'s index {INDEX!r} has keys {has}: sendguard's index needs {fix}"
+    return None
+
+
+def _named(variable: str) -> str:
+    return f"{variable} ({option(variable)})"
