@@ -154,9 +154,13 @@ def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled(
     monkeypatch.setattr(LocalService, "reconcile", lambda self, timeout_ms=0: {})
     monkeypatch.setattr(demo, "SETTLE_PASSES", 3)
     code, report = run_cli(capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0")
-    assert code == 1
+    assert code == 3  # not settled, and no promise broken: told apart from a broken one (1)
     assert report["reconciler"]["settled"] is False and report["reconciler"]["passes"] == 3
     assert report["reconciler"]["unsettled"] == [refused[0]]
+    (waiting,) = report["reconciler"]["waiting"]
+    assert waiting["message_id"] == refused[0] and waiting["phase"] == "PENDING"
+    assert "the pass bound was reached" in waiting["why"]
+    assert report["orphans"] == [] and report["lost"] == [] and not report["broken"]
 
 
 # ---- the duplicate rule on its own ---------------------------------------------------------------
@@ -210,6 +214,48 @@ def test_a_duplicate_is_allowed_only_where_the_sender_could_not_know(
     (duplicate,) = verdict.duplicates
     assert duplicate.copies == 2 and duplicate.explained is explained
     assert verdict.ok is explained
+
+
+def _in_flight(message_id: str, lease_expires_at: int) -> Stored:
+    request = parse_submission(json.dumps({"payload": {"n": 1}}))
+    assert isinstance(request, Request)
+    message = new_message(request, message_id, "corr", 1_000, "k")
+    history = (Accepted(message, 1_000), Claimed("a1", lease_expires_at, ClaimCause.SUBMIT, 1_000))
+    record = replay(history)
+    assert record is not None
+    return Stored(record, history)
+
+
+@pytest.mark.parametrize("waiting", [True, False])
+def test_a_record_still_waiting_is_neither_orphaned_nor_lost(waiting: bool) -> None:
+    """An in-flight record whose lease expired, nothing on the queue: an orphan on a settled table;
+    on one the settle phase left (the next pass rolls it back and sends it), only waiting."""
+    message_id = message_id_for_key("k")
+    evidence = demo_verdict.Evidence(
+        answers=[Answered(0, "new", "POST", 503, None, message_id, "k")],
+        planned_ids=frozenset({message_id}),
+        invalid_ids=frozenset(),
+        stored={message_id: _in_flight(message_id, lease_expires_at=50_000)},
+        foreign=[],
+        deliveries=[],
+        foreign_deliveries=0,
+        ledger=Ledger(),
+        logs=[],
+        audit=AuditReport(),
+        now=100_000,
+        strict=True,
+        settled=not waiting,
+        waiting=frozenset({message_id}) if waiting else frozenset(),
+    )
+    verdict = demo_verdict.judge(evidence)
+    assert (bool(verdict.orphans), bool(verdict.lost)) == (not waiting, not waiting)
+    assert verdict.broken is not waiting and not verdict.ok
+
+
+def test_the_exit_code_tells_not_settled_from_broken() -> None:
+    assert demo_command.exit_code({"ok": True, "broken": False}) == 0
+    assert demo_command.exit_code({"ok": False, "broken": True}) == 1
+    assert demo_command.exit_code({"ok": False, "broken": False}) == demo_command.NOT_SETTLED == 3
 
 
 # ---- serve ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from adapters.local.demo import (
     DEFAULT_CONCURRENCY,
@@ -20,7 +21,12 @@ from adapters.local.service import ServiceError
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="sendguard demo", description=(demo_doc or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sendguard demo",
+        description=(demo_doc or "").split("\n\n")[0],
+        epilog="exit status: 0 every promise kept on a settled table; 1 a promise broken; 2 the service "
+        "could not start; 3 no promise broken, but records still waiting at the settle bound",
+    )
     parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="POSTs to send (default 120)")
     parser.add_argument(
         "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="clients at once (default 8)"
@@ -74,4 +80,14 @@ def main(argv: list[str]) -> int:
         print(f"sendguard demo: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(report) if args.json else render(report))
-    return 0 if report["ok"] else 1
+    return exit_code(report)
+
+
+NOT_SETTLED = 3  # no promise broken, but records still waited for the reconciler at the bound
+
+
+def exit_code(report: dict[str, Any]) -> int:
+    """0 every promise kept on a settled table; 1 a promise broken; 3 not settled, nothing broken."""
+    if report["ok"]:
+        return 0
+    return 1 if report["broken"] else NOT_SETTLED

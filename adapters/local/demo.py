@@ -162,6 +162,7 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
                 options.settle_seconds,
                 SETTLE_PASSES,
                 lambda result, waiting: _say(say, f"    pass {result.passes + 1}: {waiting} to settle"),
+                quiet=service.proxy.stop_faults if service.proxy else None,
             )
             deliveries, others = drain(
                 service.observer("sqs"),
@@ -186,6 +187,7 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
             strict=strict,
             settled=settling.settled,
             function_raised=service.gateway.stats.raised,
+            waiting=frozenset(w.message_id for w in settling.waiting),
         )
         verdict = judge(evidence)
         report = build_report(options, service, evidence, verdict, settling)
@@ -208,6 +210,7 @@ def build_report(
     stats = service.gateway.stats
     return {
         "ok": verdict.ok,
+        "broken": verdict.broken,
         "mode": service.mode,
         "endpoint": service.upstream,
         "table": service.table,
@@ -228,9 +231,11 @@ def build_report(
         "reconciler": {
             "passes": settling.passes,
             "failed_passes": settling.failed_passes,
+            "faulty_passes": settling.faulty_passes,
             "settled": settling.settled,
             "seconds": settling.seconds,
             "unsettled": settling.unsettled,
+            "waiting": [attrs.asdict(w) for w in settling.waiting],
             **{
                 k: settling.actions.get(k, 0)
                 for k in ("expired", "redriven", "exhausted", "superseded", "failed")
@@ -294,11 +299,12 @@ def render(report: dict[str, Any]) -> str:
         f"(lease expired); {rb['failed']} rollback writes failed",
     )
     rc = report["reconciler"]
-    state = "settled" if rc["settled"] else f"NOT settled, {len(rc['unsettled'])} records left"
+    state = "settled" if rc["settled"] else f"NOT settled, {len(rc['unsettled'])} records waiting"
     failed = f", {rc['failed_passes']} of them failed" if rc["failed_passes"] else ""
+    faulty = f" ({rc['faulty_passes']} under faults)" if rc["faulty_passes"] else ""
     out += _field(
         "reconciler",
-        f"ran {rc['passes']} passes{failed} in {rc['seconds']} s of real time, {state}: "
+        f"ran {rc['passes']} passes{faulty}{failed} in {rc['seconds']} s of real time, {state}: "
         f"expired leases rolled back {rc['expired']}, re-driven {rc['redriven']}, "
         f"exhausted {rc['exhausted']}, superseded {rc['superseded']}",
     )
@@ -325,6 +331,10 @@ def render(report: dict[str, Any]) -> str:
         out.append(f"      … and {len(duplicates) - len(shown)} more (--json lists them all)")
     out += _field("breaches", str(len(report["breaches"])), 4)
     out += [f"      {line}" for line in report["breaches"][:SHOWN]]
+    waiting = rc["waiting"]
+    if waiting:
+        out += _field("waiting", f"{len(waiting)} records not settled yet (neither orphaned nor lost):", 4)
+        out += [f"      {w['message_id'][:8]}… {w['phase']}: {w['why']}" for w in waiting[:SHOWN]]
     out.append("")
     seconds = report.get("seconds", {})
     timing = (
@@ -333,8 +343,10 @@ def render(report: dict[str, Any]) -> str:
     )
     if report["ok"]:
         out.append(f"OK — every message accounted for {timing}")
-    else:
+    elif report["broken"]:
         out.append(f"FAILED — see the verdict above {timing}")
+    else:
+        out.append(f"NOT SETTLED — no promise broken, {len(waiting)} records still waiting {timing}")
     return "\n".join(out)
 
 

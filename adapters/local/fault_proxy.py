@@ -182,6 +182,10 @@ class FaultProxy:
         self.upstream_lock = threading.Lock()
         self._server = LoopbackServer(_Handler, self, "fault-proxy")
 
+    def stop_faults(self) -> None:
+        """From now on every request goes through as it is (the ledger still records them)."""
+        self.rate = 0.0
+
     def decide(self, operation: str, key: str) -> Kind | None:
         """The fault for the n-th request of this operation on this key, or None."""
         if self.rate <= 0 or operation not in FAULTABLE:

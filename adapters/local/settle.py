@@ -5,8 +5,13 @@ EventBridge schedule would invoke it), on the demo's short settings (re-drive af
 1 s) — no clock is faked, so what the reconciler sees is what a deployment would see, only sooner.
 Between passes it reads the table directly (past the fault proxy) and sleeps until the next record is
 due: a lease's expiry, or a PENDING record's re-drive time. A record is settled once it is confirmed or
-flagged exhausted. It stops after a bounded number of passes or seconds; what is left unsettled is
-reported, never waited on.
+flagged exhausted.
+
+The faults stay on for the first `FAULTY_PASSES` passes — the reconciler is shown under faults too —
+and then stop (`quiet`): the promise is about a table the reconciler has run on, and at a high fault
+rate a pass can keep failing for as long as the faults last. It stops after a bounded number of passes
+or seconds; a record left unsettled is reported as waiting, with why (`Waiting`), never waited on and
+never judged orphaned or lost.
 """
 
 from __future__ import annotations
@@ -27,16 +32,29 @@ from statemodel.stored import Stored
 from statemodel.validation import RESERVED_ATTRIBUTE
 
 FAILED_PASS_PAUSE_S = 1.0
+FAULTY_PASSES = 5  # settle passes under faults, before `quiet`
+
+
+@attrs.frozen
+class Waiting:
+    """A record the settle phase left unsettled, and why (never an orphan or a loss: the next pass
+    can still settle it)."""
+
+    message_id: str
+    phase: str
+    why: str
 
 
 @attrs.define
 class Settling:
     passes: int = 0
     failed_passes: int = 0  # invocations that raised (an index query that failed past its retries)
+    faulty_passes: int = 0  # passes run with the faults on
     settled: bool = False
     seconds: float = 0.0
     actions: dict[str, int] = attrs.field(factory=dict)  # the passes' summaries, added up
     unsettled: list[str] = attrs.field(factory=list)
+    waiting: list[Waiting] = attrs.field(factory=list)  # the unsettled, each with why
 
 
 def read_records(store: DynamoStore, ids: Collection[str] | None) -> tuple[dict[str, Stored], list[str]]:
@@ -50,6 +68,17 @@ def read_records(store: DynamoStore, ids: Collection[str] | None) -> tuple[dict[
         elif isinstance(decoded, Stored):
             mine[message_id] = decoded
     return mine, others
+
+
+def _why(record: Record, settings: Settings, now: int, bound: str, faults_on: bool) -> Waiting:
+    due_in = _due_at(record, settings) - now
+    if record.phase is Phase.IN_FLIGHT and due_in > 0:
+        why = f"in flight, its lease not yet expired ({due_in / 1000:.1f} s left)"
+    elif due_in > 0:
+        why = f"pending, its re-drive due in {due_in / 1000:.1f} s"
+    else:
+        why = f"due, and {bound} was reached" + (" with the faults still on" if faults_on else "")
+    return Waiting(record.message_id, record.phase.value, why)
 
 
 def _due_at(record: Record, settings: Settings) -> int:
@@ -66,11 +95,15 @@ def settle(
     budget_s: float,
     max_passes: int,
     tick: Callable[[Settling, int], None] = lambda *_: None,
+    quiet: Callable[[], None] | None = None,
+    faulty_passes: int = FAULTY_PASSES,
 ) -> Settling:
-    """Passes until every record is confirmed or exhausted, or the bounds are reached."""
+    """Passes until every record is confirmed or exhausted, or the bounds are reached. `quiet`
+    turns the faults off, after `faulty_passes` passes (None: there are none to turn off)."""
     started = time.monotonic()
     result = Settling()
     actions: collections.Counter[str] = collections.Counter()
+    faults_on = quiet is not None
     while True:
         stored, _ = read_records(store, ids)
         waiting = [s.record for s in stored.values() if s.record.phase in (Phase.IN_FLIGHT, Phase.PENDING)]
@@ -81,7 +114,14 @@ def settle(
         tick(result, len(waiting))
         wait_s = max(0.0, (min(_due_at(r, settings) for r in waiting) - now_ms()) / 1000) + 0.05
         if result.passes >= max_passes or time.monotonic() - started + wait_s > budget_s:
+            bound = "the pass bound" if result.passes >= max_passes else "the time bound"
+            result.waiting = [_why(r, settings, now_ms(), bound, faults_on) for r in waiting]
             break
+        if faults_on and result.passes >= faulty_passes:
+            assert quiet is not None
+            quiet()
+            faults_on = False
+        result.faulty_passes += faults_on
         time.sleep(wait_s)
         try:
             summary = reconcile()

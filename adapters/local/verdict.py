@@ -54,6 +54,7 @@ class Evidence:
     strict: bool  # the table and queue are this run's alone (the embedded server)
     settled: bool
     function_raised: int = 0
+    waiting: frozenset[str] = frozenset()  # records the settle phase left unsettled: not judged yet
 
 
 @attrs.frozen
@@ -77,12 +78,21 @@ class Verdict:
         return [d for d in self.duplicates if not d.explained]
 
     @property
+    def broken(self) -> bool:
+        """A promise broke (whether or not the table settled)."""
+        return bool(self.orphans or self.lost or self.unexpected_duplicates or self.breaches)
+
+    @property
     def ok(self) -> bool:
-        return self.settled and not (self.orphans or self.lost or self.unexpected_duplicates or self.breaches)
+        return self.settled and not self.broken
 
 
 def judge(evidence: Evidence) -> Verdict:
+    """Orphans and losses are judged on the settled records only: a record the reconciler has not
+    settled yet (`Evidence.waiting`) is neither, whatever its state — the next pass settles it. A
+    202 whose message is not on the queue is a loss whatever its record's state: SQS had it."""
     records = {message_id: stored.record for message_id, stored in evidence.stored.items()}
+    settled = {m: r for m, r in records.items() if m not in evidence.waiting}
     copies: dict[str, list[Delivery]] = collections.defaultdict(list)
     for delivery in evidence.deliveries:
         copies[delivery.message_id or ""].append(delivery)
@@ -90,8 +100,8 @@ def judge(evidence: Evidence) -> Verdict:
     accepted = [
         a.message_id for a in evidence.answers if a.method == "POST" and a.status == 202 and a.message_id
     ]
-    found_orphans = orphans(records.values(), delivered, evidence.now)
-    seen = {line.split(":")[0] for line in found_orphans}
+    found_orphans = orphans(settled.values(), delivered, evidence.now)
+    seen = {line.split(":")[0] for line in found_orphans} | evidence.waiting
     for stuck in evidence.audit.orphans:
         if stuck["message_id"] not in seen and (evidence.strict or stuck["message_id"] in records):
             found_orphans.append(
@@ -107,7 +117,7 @@ def judge(evidence: Evidence) -> Verdict:
             duplicates.append(_explain(message_id, stored, landed, evidence))
     return Verdict(
         orphans=found_orphans,
-        lost=lost(records, accepted, delivered),
+        lost=lost(settled, accepted, delivered),
         duplicates=duplicates,
         breaches=breaches,
         settled=evidence.settled,
