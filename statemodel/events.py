@@ -138,8 +138,8 @@ def event_from_dict(data: dict[str, Any], message: Message) -> Event:
             if name in fields:
                 fields[name] = int(fields[name])
         return cls(**fields)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"malformed {cls.__name__}: {data!r}") from exc
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a bad value too: name the event
+        raise ValueError(f"malformed {cls.__name__} ({exc}): {data!r}") from exc
 
 
 def message_from_summary(message_id: str, data: dict[str, Any]) -> Message:

@@ -309,7 +309,7 @@ def test_stored_numbers_and_names_are_read_back_as_the_events_they_were() -> Non
 def test_a_malformed_event_is_a_value_error_that_names_it(data: dict[str, object]) -> None:
     with pytest.raises(ValueError) as caught:
         event_from_dict(data, MESSAGE)
-    assert repr(data) in str(caught.value) or "cause" in str(caught.value) or "teleport" in str(caught.value)
+    assert repr(data) in str(caught.value)
 
 
 def test_segment_names_the_row_of_each_write() -> None:
