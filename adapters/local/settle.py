@@ -7,11 +7,12 @@ Between passes it reads the table directly (past the fault proxy) and sleeps unt
 due: a lease's expiry, or a PENDING record's re-drive time. A record is settled once it is confirmed or
 flagged exhausted.
 
-The faults stay on for the first `FAULTY_PASSES` passes — the reconciler is shown under faults too —
-and then stop (`quiet`): the promise is about a table the reconciler has run on, and at a high fault
-rate a pass can keep failing for as long as the faults last. It stops after a bounded number of passes
-or seconds; a record left unsettled is reported as waiting, with why (`Waiting`), never waited on and
-never judged orphaned or lost.
+The faults stay on for the first `FAULTY_PASSES` passes or the first third of the time budget, whichever
+ends first — the reconciler is shown under faults too — and then stop (`quiet`): the promise is about a
+table the reconciler has run on, and at a high fault rate a pass can keep failing for as long as the
+faults last. With the faults off it goes on while the passes make progress, within bounds of passes and
+seconds (`settle`); a record left unsettled is reported as waiting, with why (`Waiting`), and never
+judged orphaned or lost.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from statemodel.stored import Stored
 from statemodel.validation import RESERVED_ATTRIBUTE
 
 FAILED_PASS_PAUSE_S = 1.0
-FAULTY_PASSES = 5  # settle passes under faults, before `quiet`
+FAULTY_PASSES = 5  # settle passes under faults, at most, before `quiet` …
+FAULTY_SHARE = 1 / 3  # … and at most this share of the settle phase's time budget
+STUCK_PASSES = 3  # passes in a row that move nothing, with the faults off: the reconciler is stuck
 
 
 @attrs.frozen
@@ -98,12 +101,19 @@ def settle(
     quiet: Callable[[], None] | None = None,
     faulty_passes: int = FAULTY_PASSES,
 ) -> Settling:
-    """Passes until every record is confirmed or exhausted, or the bounds are reached. `quiet`
-    turns the faults off, after `faulty_passes` passes (None: there are none to turn off)."""
+    """Passes until every record is confirmed or exhausted. `quiet` turns the faults off (None:
+    there are none to turn off), after `faulty_passes` passes or `FAULTY_SHARE` of `budget_s`. With
+    the faults off, passes go on for as long as they make progress — a record settled, or a lease
+    rolled back, a record re-driven or flagged — up to `max_passes`; `STUCK_PASSES` passes in a row
+    without progress, or `budget_s` spent with the faults off, end it."""
     started = time.monotonic()
     result = Settling()
     actions: collections.Counter[str] = collections.Counter()
     faults_on = quiet is not None
+    quiet_since = None if faults_on else started
+    stuck = 0
+    before: int | None = None
+    last: dict[str, Any] = {}  # the latest pass's summary
     while True:
         stored, _ = read_records(store, ids)
         waiting = [s.record for s in stored.values() if s.record.phase in (Phase.IN_FLIGHT, Phase.PENDING)]
@@ -111,29 +121,47 @@ def settle(
         if not waiting:
             result.settled = True
             break
+        if before is not None and not faults_on:
+            stuck = 0 if len(waiting) < before or _acted(last) else stuck + 1
+        before = len(waiting)
         tick(result, len(waiting))
         wait_s = max(0.0, (min(_due_at(r, settings) for r in waiting) - now_ms()) / 1000) + 0.05
-        if result.passes >= max_passes or time.monotonic() - started + wait_s > budget_s:
-            bound = "the pass bound" if result.passes >= max_passes else "the time bound"
+        now = time.monotonic()
+        bound = (
+            "the pass bound"
+            if result.passes >= max_passes
+            else f"{STUCK_PASSES} passes without progress"
+            if stuck >= STUCK_PASSES
+            else "the time bound"
+            if quiet_since is not None and now - quiet_since + wait_s > budget_s
+            else None
+        )
+        if bound is not None:
             result.waiting = [_why(r, settings, now_ms(), bound, faults_on) for r in waiting]
             break
-        if faults_on and result.passes >= faulty_passes:
+        if faults_on and (result.passes >= faulty_passes or now - started >= FAULTY_SHARE * budget_s):
             assert quiet is not None
             quiet()
-            faults_on = False
+            faults_on, quiet_since = False, now
         result.faulty_passes += faults_on
         time.sleep(wait_s)
+        last = {}
         try:
-            summary = reconcile()
+            last = reconcile()
         except Exception:
             result.failed_passes += 1
             time.sleep(FAILED_PASS_PAUSE_S)  # as a schedule would, rather than hammering
         else:
-            actions.update({k: int(v) for k, v in summary.items() if isinstance(v, int | bool)})
+            actions.update({k: int(v) for k, v in last.items() if isinstance(v, int | bool)})
         result.passes += 1
     result.seconds = round(time.monotonic() - started, 1)
     result.actions = dict(actions)
     return result
+
+
+def _acted(summary: dict[str, Any]) -> bool:
+    """Whether a pass moved a record (its summary's counts)."""
+    return any(int(summary.get(name, 0) or 0) for name in ("expired", "redriven", "exhausted", "superseded"))
 
 
 def drain(
