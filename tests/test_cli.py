@@ -263,3 +263,17 @@ def test_each_operator_error_says_what_to_fix(error: Exception, line: str) -> No
 def test_a_bug_keeps_its_traceback() -> None:
     assert cli.operator_error(KeyError("message_id")) is None
     assert cli.operator_error(ParamValidationError(report="bad")) is None
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--region", "eu_west_1", "set AWS_REGION (or --region) to a region's name"),
+        ("--endpoint-url", "not a url", "set AWS_ENDPOINT_URL (or --endpoint-url) to a URL"),
+    ],
+)
+def test_a_malformed_region_or_endpoint_is_one_line(
+    aws_env: None, flag: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = one_line([*TABLE_COMMANDS["status"], flag, value], capsys)
+    assert line.startswith("sendguard status: ") and words in line

@@ -282,3 +282,34 @@ def test_a_refused_key_at_submit_logs_what_to_set_once(
     assert len(problems) == 1 and WHAT_TO_SET in problems[0]["problem"]
     assert calls.count("DescribeTable") == 1
     assert make_client("dynamodb", 1).scan(TableName=TABLE)["Count"] == 0
+
+
+@pytest.mark.parametrize("attribute", ["status", "body"])
+def test_a_status_or_body_attribute_the_records_do_not_hold_is_named_at_start(
+    payments: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], attribute: str
+) -> None:
+    """DescribeTable cannot tell these; a record the index names can. Without the check every due
+    record would be unreadable to the reconciler, and it would send nothing, in silence."""
+    written = TableLayout(
+        partition_key="tenant", sort_key="paymentId", status_attribute="state", body_attribute="doc"
+    )
+    boto3_client = make_client("dynamodb", 2)
+    outbox = Outbox(TABLE, payments, layout=written)
+    boto3_client.transact_write_items(TransactItems=[outbox.pending_put(("acme", "p-1"), "x")])
+    flags = [*LAYOUT_FLAGS, "--status-attribute", "state"] if attribute == "body" else LAYOUT_FLAGS
+    code, out, err = run(["status", "--table", TABLE, *flags], capsys)
+    expected = {
+        "status": "hold no 'status' attribute for their status: set SENDGUARD_STATUS_ATTRIBUTE=state "
+        "(--status-attribute)",
+        "body": "hold no 'payload' attribute for their body: set SENDGUARD_BODY_ATTRIBUTE (--body-attribute)",
+    }[attribute]
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1 and out == ""
+    monkeypatch.setenv("SENDGUARD_PARTITION_KEY", "tenant")
+    monkeypatch.setenv("SENDGUARD_SORT_KEY", "paymentId")
+    if attribute == "body":
+        monkeypatch.setenv("SENDGUARD_STATUS_ATTRIBUTE", "state")
+    with pytest.raises(ConfigError, match=expected.split(":")[0]):
+        aws_lambda.reconcile({}, LambdaContext(30_000))
+    monkeypatch.setenv("SENDGUARD_STATUS_ATTRIBUTE", "state")
+    monkeypatch.setenv("SENDGUARD_BODY_ATTRIBUTE", "doc")
+    assert run(["status", "--table", TABLE], capsys)[0] == 0  # told both, it works

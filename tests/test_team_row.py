@@ -441,3 +441,15 @@ def test_status_shows_the_waiting_records_by_the_queue_each_names(
     assert main(["status", "--table", TABLE]) == 0
     printed = capsys.readouterr().out
     assert f"       2  {standard_url}" in printed and f"       3  {fifo_url}" in printed
+
+
+def test_record_exists_is_false_for_the_teams_own_row_under_the_key(outbox: Outbox) -> None:
+    """A row written without sendguard holds the key: the transaction is cancelled, but no record
+    exists that `dispatch` could send, so it is the team's failure to handle."""
+    boto3.client("dynamodb").put_item(
+        TableName=TABLE, Item={"tenant": {"S": "acme"}, "paymentId": {"S": "p-1"}, "amount": {"N": "1"}}
+    )
+    entry = outbox.pending_put(("acme", "p-1"), "x")
+    with pytest.raises(ClientError) as caught:
+        boto3.client("dynamodb").transact_write_items(TransactItems=[entry])
+    assert not outbox.record_exists(caught.value, entry)

@@ -93,6 +93,10 @@ def operator_error(exc: BaseException) -> str | None:
         return str(exc)
     if isinstance(exc, boto.NoRegionError):
         return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or --region"
+    if isinstance(exc, boto.InvalidRegionError):
+        return f"{exc}: set AWS_REGION (or --region) to a region's name, such as eu-west-1"
+    if type(exc) is ValueError and str(exc).startswith("Invalid endpoint"):  # botocore's, for a URL
+        return f"{exc}: set AWS_ENDPOINT_URL (or --endpoint-url) to a URL such as http://localhost:4566"
     if isinstance(exc, boto.NoCredentialsError):
         return f"no AWS credentials: set {CREDENTIALS} (or run where a role provides them)"
     if isinstance(exc, boto.PartialCredentialsError | boto.ProfileNotFound | boto.SSOError):

@@ -73,7 +73,7 @@ METRICS = _event(
     "metrics",
     "info",
     "_aws Category Accepted SendFailed RollbackFailed Unconfirmed Redriven LeaseExpired Exhausted Rearmed "
-    "ReconcilerDue ReconcilerStoppedEarly",
+    "ReconcilerDue ReconcilerStoppedEarly ReconcilerFailedReads ReconcilerLeft",
     "one CloudWatch Embedded Metric Format document (adapters.runtime.metrics), whatever the log level",
 )
 REARM_SKIPPED = _event(

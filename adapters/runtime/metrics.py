@@ -43,6 +43,8 @@ EXHAUSTED = "Exhausted"
 REARMED = "Rearmed"
 RECONCILER_DUE = "ReconcilerDue"
 RECONCILER_STOPPED_EARLY = "ReconcilerStoppedEarly"
+RECONCILER_FAILED_READS = "ReconcilerFailedReads"  # due records it could not read (or refused to)
+RECONCILER_LEFT = "ReconcilerLeft"  # due records of queues the pass does not serve
 CATEGORY = "Category"
 
 # Every metric sendguard publishes, with the one dimension set it is published with.
@@ -57,12 +59,14 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     REARMED: (),
     RECONCILER_DUE: (),
     RECONCILER_STOPPED_EARLY: (),
+    RECONCILER_FAILED_READS: (),
+    RECONCILER_LEFT: (),
 }
 # Which metrics each kind of document carries (zeros included, so that every invocation or pass is
 # a data point: the backlog alarm reads ReconcilerDue's samples as the reconciler's heartbeat).
 SUBMIT_METRICS = (ACCEPTED, ROLLBACK_FAILED, UNCONFIRMED, EXHAUSTED)
 PASS_METRICS: tuple[str, ...] = (REDRIVEN, LEASE_EXPIRED, EXHAUSTED, ROLLBACK_FAILED, UNCONFIRMED)
-PASS_METRICS += (RECONCILER_DUE, RECONCILER_STOPPED_EARLY)
+PASS_METRICS += (RECONCILER_DUE, RECONCILER_STOPPED_EARLY, RECONCILER_FAILED_READS, RECONCILER_LEFT)
 REARM_METRICS = (REARMED,)
 
 

@@ -40,7 +40,7 @@ from botocore.config import Config as BotoConfig
 
 from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
-from adapters.runtime.codec import QUEUE, REQUEST_HASH, put_request, serialize
+from adapters.runtime.codec import QUEUE, REQUEST_HASH, is_record, put_request, serialize
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
@@ -365,8 +365,8 @@ class Outbox:
             if reason.get("Code") != "ConditionalCheckFailed":
                 continue
             item = reason.get("Item") or {}
-            if all(item.get(name) == value for name, value in key.items()):
-                return True
+            if all(item.get(name) == value for name, value in key.items()) and is_record(item):
+                return True  # not the team's own row under the key: that one no dispatch can send
         return False
 
     # ---- reading and reconciling -----------------------------------------------------------------

@@ -33,7 +33,14 @@ from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import RECONCILE_PASS, RECORDS_LEFT, emit
 from adapters.runtime.logs import get_logger
-from adapters.runtime.metrics import PASS_METRICS, RECONCILER_DUE, RECONCILER_STOPPED_EARLY, Tally
+from adapters.runtime.metrics import (
+    PASS_METRICS,
+    RECONCILER_DUE,
+    RECONCILER_FAILED_READS,
+    RECONCILER_LEFT,
+    RECONCILER_STOPPED_EARLY,
+    Tally,
+)
 from adapters.runtime.metrics import documents as metric_documents
 from adapters.runtime.metrics import publish as publish_metrics
 from adapters.runtime.runner import Aws, log_failure
@@ -131,8 +138,14 @@ def reconcile_pass(
     if left:
         emit(log, RECORDS_LEFT, queues=left)
     emit(log, RECONCILE_PASS, **summary.as_dict())
-    # ReconcilerDue: the records this pass read as due (a lower bound when it stopped early).
-    extra = {RECONCILER_DUE: summary.records_read, RECONCILER_STOPPED_EARLY: int(summary.stopped_early)}
+    # ReconcilerDue: the records of its own queues this pass read as due (a lower bound when it
+    # stopped early); the others, and those it could not read, counted apart: neither waits silently.
+    extra = {
+        RECONCILER_DUE: summary.records_read - summary.left_to_other_queues,
+        RECONCILER_STOPPED_EARLY: int(summary.stopped_early),
+        RECONCILER_FAILED_READS: summary.failed_reads,
+        RECONCILER_LEFT: summary.left_to_other_queues,
+    }
     if config.metrics:
         publish_metrics(metric_documents(PASS_METRICS, tally, clock(), config.metrics_namespace, extra))
     return summary

@@ -6,8 +6,11 @@ line checks the table once at its start, the reconciler function at its first in
 submit function when DynamoDB refuses a key (never on its happy path: a cold start pays for every
 request). What is checked is what DescribeTable can tell: the key attributes' names and types, and,
 for whatever queries the `attention` index (the reconciler, `sendguard status`, `sendguard redrive`),
-that index's keys. A mismatch is a `ConfigError` that says what to set: the variable, and the
-command-line flag of the same name (`adapters.runtime.config.option`).
+that index's keys. What DescribeTable cannot tell — which attribute holds the status and which the
+body — is read off one record the index names, when there is one (`record_problem`): a status
+attribute set wrong would otherwise make every due record unreadable to the reconciler, in silence.
+A mismatch is a `ConfigError` that says what to set: the variable, and the command-line flag of the
+same name (`adapters.runtime.config.option`).
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from adapters.runtime.clients import aws_call
-from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
+from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, body_at, is_record
 from adapters.runtime.config import LAYOUT_NAMES, ConfigError, option
 from adapters.runtime.layout import TableLayout
+from statemodel.attention import due_queries, exhausted_partitions
+from statemodel.flows import Settings
+from statemodel.records import Status
 
 TABLE = "SENDGUARD_TABLE"
 PARTITION_KEY, SORT_KEY = LAYOUT_NAMES["partition_key"], LAYOUT_NAMES["sort_key"]
+STATUS, BODY = LAYOUT_NAMES["status_attribute"], LAYOUT_NAMES["body_attribute"]
 # The `attention` index's key schema: (attribute, type, key type).
 INDEX_KEYS = ((ATTENTION, "S", "HASH"), (ATTENTION_AT, "N", "RANGE"))
 VALIDATION_EXCEPTION = "ValidationException"  # DynamoDB's answer to a key that does not fit the schema
@@ -47,8 +54,60 @@ def check_table(
             "(AWS_REGION, --region)"
         ) from None
     problem = layout_problem(table, description, layout, index=index)
+    if problem is None and _index_problem(table, description, _types(description)) is None:
+        with aws_call(deadline_ms):
+            problem = record_problem(table, _one_record(client, table, layout), layout)
     if problem is not None:
         raise ConfigError(problem)
+
+
+def _types(description: Mapping[str, Any]) -> dict[str, str]:
+    return {d["AttributeName"]: d["AttributeType"] for d in description.get("AttributeDefinitions", [])}
+
+
+def _one_record(client: Any, table: str, layout: TableLayout) -> Mapping[str, Any] | None:
+    """One record the `attention` index names (the first partition that has one), read whole; None
+    when the index is empty. At most one Limit-1 query a partition, and one GetItem."""
+    shards = layout.shards
+    partitions = [p for p, _ in due_queries(0, Settings(), shards)] + exhausted_partitions(shards)
+    for partition in partitions:
+        page = client.query(
+            TableName=table,
+            IndexName=INDEX,
+            KeyConditionExpression="#p = :p",
+            ExpressionAttributeNames={"#p": ATTENTION},
+            ExpressionAttributeValues={":p": {"S": partition}},
+            Limit=1,
+        )
+        for entry in page.get("Items", []):
+            key = {name: entry[name] for name in layout.key_names if name in entry}
+            item: Mapping[str, Any] | None = client.get_item(
+                TableName=table, Key=key, ConsistentRead=True
+            ).get("Item")
+            return item
+    return None
+
+
+def record_problem(table: str, item: Mapping[str, Any] | None, layout: TableLayout) -> str | None:
+    """What a record of the table says is wrong with `layout`'s status and body attributes (their
+    values are sendguard's alone); None when it fits, or when there is no record to tell."""
+    if item is None or not is_record(item):
+        return None
+    if layout.status_attribute not in item:
+        named = [n for n, v in item.items() if v.get("S") in {s.value for s in Status} and not layout.owns(n)]
+        fix = (
+            f"{STATUS}={named[0]} ({option(STATUS)})"
+            if named
+            else f"{_named(STATUS)} to the status attribute"
+        )
+        missing = f"no {layout.status_attribute!r} attribute for their status"
+        return f"table {table}'s records hold {missing}: set {fix}"
+    if layout.body_attribute not in item and body_at(item) is None:
+        return (
+            f"table {table}'s records hold no {layout.body_attribute!r} attribute for their body: set "
+            f"{_named(BODY)} to the attribute that holds it"
+        )
+    return None
 
 
 def layout_problem(
