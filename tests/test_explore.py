@@ -15,13 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters.cli import explore
 from statemodel import attention, decider, flows, table
 from statemodel.attention import is_due
 from statemodel.checker.liveness import components, fair_components, fair_cycle
-from statemodel.checker.mutants import MUTANTS
+from statemodel.checker.mutants import MUTANTS, caught_as_named
 from statemodel.checker.search import Bounds, Kind, Search
 from statemodel.checker.search import explore as search
 from statemodel.checker.space import (
@@ -133,11 +134,24 @@ def test_each_safety_mutant_is_caught_with_a_short_counterexample(
 ) -> None:
     code, report = run_json(capsys, *SMALL, "--mutant", name)
     assert code == 1
+    assert report["mutant"] == {"caught_with": MUTANTS[name].caught_with, "as_named": True}
     assert report["complete"] is False and report["violations"]
     assert report["liveness"]["checked"] is False
     steps = report["counterexample"]
     assert isinstance(steps, list) and 1 <= len(steps) <= 12, steps
     assert numbered(steps)
+
+
+def test_a_mutant_caught_by_another_violation_is_not_counted_caught() -> None:
+    """Each mutant names the violation its bug makes; one found only by another check (here: the
+    unfenced rollback's own violation, asked of a mutant that names another) is not caught."""
+    outcome = search(MUTANTS["key-ignored"], Bounds(2, 2, 2))
+    assert caught_as_named(MUTANTS["key-ignored"], outcome.violations)
+    mislabelled = attrs.evolve(MUTANTS["key-ignored"], caught_with=MUTANTS["unfenced-rollback"].caught_with)
+    assert not caught_as_named(mislabelled, outcome.violations)
+    assert not caught_as_named(attrs.evolve(MUTANTS["key-ignored"], caught_with=""), outcome.violations)
+    for name, mutant in MUTANTS.items():
+        assert mutant.caught_with, f"{name} names no violation"
 
 
 def test_at_least_four_mutants_need_the_liveness_check() -> None:
@@ -153,6 +167,7 @@ def test_each_liveness_mutant_passes_safety_and_fails_liveness(
     record that never settles, or settles with a broken promise, with a path and its cycle or dead end."""
     code, report = run_json(capsys, *SMALL, "--mutant", name)
     assert code == 1
+    assert report["mutant"] == {"caught_with": MUTANTS[name].caught_with, "as_named": True}
     assert report["complete"] is True and report["violations"] == [] and report["counterexample"] == []
     live = report["liveness"]
     assert live["checked"] is True and live["ok"] is False and live["violations"]

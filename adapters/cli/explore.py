@@ -6,9 +6,10 @@ running statemodel's own flows against its in-memory world (`statemodel.checker.
 in `statemodel.checker.search`). Exits 1 on a violation, printing the shortest counterexample, or when
 some table row or fault kind was never reached; then checks liveness on the graph it found (every
 fair continuation, once faults stop, settles) and exits 1 on a violation, printing a shortest path to
-where it starts and the cycle or dead end that follows. `--mutant NAME` runs the same search on a deliberately
-broken model (`statemodel.checker.mutants`), which must fail. This module only parses, times and
-prints: it is the one that reads the clock.
+where it starts and the cycle or dead end that follows. `--mutant NAME` runs the same search on a
+deliberately broken model (`statemodel.checker.mutants`), which must fail with the violation its bug
+makes (`Model.caught_with`): exit 1; 3 when only another violation caught it; 0 when nothing did.
+This module only parses, times and prints: it is the one that reads the clock.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from statemodel.checker.mutants import MUTANTS
+from statemodel.checker.mutants import MUTANTS, caught_as_named
 from statemodel.checker.search import Bounds, Kind, Liveness, Report, explore
 from statemodel.checker.space import Model, required_coverage
 
@@ -82,8 +83,29 @@ def main(argv: list[str]) -> int:
     ended = time.perf_counter()
     split = marks.get("liveness", ended)
     seconds = Seconds(split - started, ended - split, time.process_time() - cpu_started)
-    print(json.dumps(as_json(report, seconds), indent=2) if args.json else as_text(report, seconds))
-    return 0 if report.ok else 1
+    named = caught_as_named(model, report.violations + report.liveness.violations) if args.mutant else None
+    if args.json:
+        verdict = {} if named is None else {"mutant": {"caught_with": model.caught_with, "as_named": named}}
+        print(json.dumps(as_json(report, seconds) | verdict, indent=2))
+    else:
+        print(as_text(report, seconds) + ("" if named is None else "\n" + mutant_text(model, report, named)))
+    if report.ok:
+        return 0  # for a mutant: MISSED, nothing caught it
+    return OTHER_CHECK if named is False else 1
+
+
+OTHER_CHECK = 3  # a mutant caught, but not by the violation its bug makes: not shown caught
+
+
+def mutant_text(model: Model, report: Report, named: bool) -> str:
+    if report.ok:
+        return f"mutant {model.name}: MISSED (expected a violation matching {model.caught_with!r})"
+    if named:
+        return f"mutant {model.name}: caught by its own check ({model.caught_with!r})"
+    return (
+        f"mutant {model.name}: CAUGHT BY ANOTHER CHECK, not by the violation its bug makes "
+        f"({model.caught_with!r})"
+    )
 
 
 @attrs.frozen

@@ -9,7 +9,8 @@ the judge (`history_problems`) keeps the table as written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
 import attrs
 
@@ -149,6 +150,15 @@ def _stale_read(phase: Phase) -> ReconcileFunction:
 
 # ---- the mutants ---------------------------------------------------------------------------------
 
+
+def caught_as_named(model: Model, violations: Sequence[str]) -> bool:
+    """Whether the violations found include the one `model`'s bug makes (`Model.caught_with`): a
+    mutant caught only by another violation — a crash of the checker's own, a check it did not aim
+    at — is not shown to be caught by its own."""
+    pattern = re.compile(model.caught_with)
+    return bool(model.caught_with) and any(pattern.search(violation) for violation in violations)
+
+
 _expire_confirmed_due, _expire_confirmed = _reconciler_also_takes(Phase.CONFIRMED, "expire")
 _redrive_confirmed_due, _redrive_confirmed = _reconciler_also_takes(Phase.CONFIRMED, "redrive")
 _expire_live_due, _expire_live = _reconciler_also_takes(Phase.IN_FLIGHT, "expire")
@@ -160,11 +170,13 @@ MUTANTS: dict[str, Model] = {
             "unfenced-rollback",
             "rollback without fencing: a rollback's write only checks that the record is QUEUED",
             write_condition=_rollback_checks_status_only,
+            caught_with=r"illegal history: RolledBack is not allowed for \w+ in phase CONFIRMED",
         ),
         Model(
             "unconditional-confirm",
             "the confirm write has no condition: a stale attempt confirms whatever the record is now",
             write_condition=_confirm_without_condition,
+            caught_with=r"illegal history: SendConfirmed is not allowed for \w+ in phase PENDING",
         ),
         Model(
             "rollback-confirmed",
@@ -174,6 +186,7 @@ MUTANTS: dict[str, Model] = {
             table=_with_rows(
                 Transition(Phase.CONFIRMED, ExpireLease, (RolledBack,), Phase.PENDING, fenced=True)
             ),
+            caught_with=r"illegal history: RolledBack is not allowed for \w+ in phase CONFIRMED",
         ),
         Model(
             "redrive-confirmed",
@@ -183,21 +196,25 @@ MUTANTS: dict[str, Model] = {
             table=_with_rows(
                 Transition(Phase.CONFIRMED, Redrive, (Claimed,), Phase.IN_FLIGHT, guard=Guard.ATTEMPTS_LEFT)
             ),
+            caught_with=r"illegal history: Claimed is not allowed for \w+ in phase CONFIRMED",
         ),
         Model(
             "short-lease",
             "the lease is shorter than the invocation: it ends a tick before the send deadline",
             settings=attrs.evolve(TICK_SETTINGS, lease_margin_ms=-1),
+            caught_with=r"sent again after SQS message \S+ was confirmed",
         ),
         Model(
             "ambiguous-as-sent",
             "an ambiguous send (a timeout) is treated as a definite success",
             advance=_ambiguous_send_taken_as_sent,
+            caught_with=r"confirmed \S+, which SQS never accepted",
         ),
         Model(
             "key-ignored",
             "the Idempotency-Key is ignored: a repeated request creates its record afresh",
             write_condition=_create_over_existing,
+            caught_with=r"illegal history: Accepted is not allowed",
         ),
         Model(
             "lease-ignored",
@@ -205,17 +222,20 @@ MUTANTS: dict[str, Model] = {
             is_due=_expire_live_due,
             reconcile_start=_expire_live,
             table=_with_rows(drop_guard_of=ExpireLease),
+            caught_with=r"rolled back at \d+, before it expired",
         ),
         Model(
             "double-claim",
             "a re-drive's claim has no condition: two attempts can claim one record",
             write_condition=_claim_without_condition,
+            caught_with=r"illegal history: Claimed is not allowed for \w+ in phase IN_FLIGHT",
         ),
         Model(
             "in-flight-replay-accepted",
             "a replay that finds its record in flight is told 202 before SQS has the message",
             advance=_in_flight_replay_accepted,
             caught_by="liveness",
+            caught_with=r"answered 202 but no message was ever sent",
         ),
         # Liveness mutants: no state they reach breaks an invariant; a record never settles.
         Model(
@@ -224,30 +244,35 @@ MUTANTS: dict[str, Model] = {
             "re-drives records whose lease it expired",
             is_due=_index_skips(_rolled_back_by_expiry),
             caught_by="liveness",
+            caught_with=r"never settles: PENDING v\d+, (\d+) of \d+ attempts used; stays so for ever",
         ),
         Model(
             "exhaustion-skipped",
             "the reconciler's query skips records with no attempts left: exhaustion is never taken",
             is_due=_index_skips(_no_attempt_left),
             caught_by="liveness",
+            caught_with=r"never settles: PENDING v\d+, (\d+) of \1 attempts used",
         ),
         Model(
             "first-lease-kept",
             "the reconciler leaves a first attempt's lease to its submit, even once it expired",
             is_due=_index_skips(_first_attempt_in_flight),
             caught_by="liveness",
+            caught_with=r"never settles: IN_FLIGHT v\d+ owned by \w+, lease expired",
         ),
         Model(
             "stale-redrive-claim",
             "a re-drive claims with the version before the last write, so its claim fails on every pass",
             reconcile_start=_stale_read(Phase.PENDING),
             caught_by="liveness",
+            caught_with=r"never settles: PENDING .*goes round the cycle",
         ),
         Model(
             "stale-expiry",
             "an expiry names the version before the last write, so it fails on every pass",
             reconcile_start=_stale_read(Phase.IN_FLIGHT),
             caught_by="liveness",
+            caught_with=r"never settles: IN_FLIGHT .*lease expired.*goes round the cycle",
         ),
     )
 }

@@ -165,6 +165,9 @@ class Model:
     table: Table = table.TRANSITIONS  # the rows `decide` reads
     write_condition: ConditionFunction = flows.condition_holds  # what the world's writes evaluate
     caught_by: str = "safety"  # for a mutant: the check that must catch it ("safety" or "liveness")
+    # For a mutant: the violation its bug makes, as a pattern (`re.search`) of the check's words. A
+    # mutant caught only by another violation is not counted as caught (`statemodel.checker.mutants`).
+    caught_with: str = ""
 
 
 @attrs.frozen
