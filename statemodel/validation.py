@@ -131,7 +131,7 @@ def _parse(body: str | bytes | None, max_bytes: int) -> Request:
         _reject("the body must be a JSON object with a 'payload'")  # pragma: no mutate (message text)
     unknown = sorted(set(document) - {"payload", "attributes"})
     if unknown:
-        _reject(f"unknown field {unknown[0]!r}; only 'payload' and 'attributes' are allowed")
+        _reject(f"unknown field {_shown(unknown[0])}; only 'payload' and 'attributes' are allowed")
     if "payload" not in document:
         _reject("'payload' is required")  # pragma: no mutate (message text, not contract)
     payload = document["payload"]
@@ -287,9 +287,9 @@ def _attributes(value: Any) -> tuple[tuple[str, str], ...]:
     for name, item in value.items():
         _check_attribute_name(name)
         if not isinstance(item, str) or not item:
-            _reject(f"attribute {name!r} must be a non-empty string")
+            _reject(f"attribute {_shown(name)} must be a non-empty string")
         if _SQS_INVALID.search(item):
-            _reject(f"attribute {name!r} holds a character SQS does not accept")
+            _reject(f"attribute {_shown(name)} holds a character SQS does not accept")
     return tuple(sorted(value.items()))
 
 
@@ -304,6 +304,14 @@ def _check_attribute_name(name: str) -> None:
         _reject(f"attribute name {name!r} may not start with 'AWS.' or 'Amazon.'")
     if name.startswith(".") or name.endswith(".") or ".." in name:
         _reject(f"attribute name {name!r} may not start or end with '.' or hold '..'")
+
+
+ECHO_CHARS = 64  # of a caller's text an error answer repeats, at most (a 300 KB name is not echoed whole)
+
+
+def _shown(text: str) -> str:
+    """`text` as an error repeats it: quoted, and cut to ECHO_CHARS with its length said."""
+    return repr(text) if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]!r}… ({len(text)} characters)"
 
 
 def _sqs_safe(payload_text: str) -> str:

@@ -72,6 +72,14 @@ def test_rejections_say_what_is_wrong(body: str | bytes | None, fragment: str) -
     assert fragment in rejection.message
 
 
+def test_an_unknown_field_is_echoed_bounded() -> None:
+    """A 300 KB field name comes back as its first characters and its length, not whole."""
+    name = "x" * 300_000
+    rejection = rejected('{"payload": 1, "' + name + '": 2}')
+    assert f"unknown field {'x' * 64!r}… (300000 characters)" in rejection.message
+    assert len(rejection.message) < 200
+
+
 def test_too_many_attributes() -> None:
     attributes = {f"a{i}": "x" for i in range(MAX_ATTRIBUTES + 1)}
     assert "at most 9 attributes" in rejected(json.dumps({"payload": 1, "attributes": attributes})).message

@@ -16,9 +16,13 @@ again by every lifecycle write: only a small body stays inline. A larger one is 
 the record, to a body item of its own or to S3 (`adapters.runtime.bodies`), and the record names it
 in `sg_body_at` instead of holding it.
 
-A body item sits in the same table under the record's key and a nonce (`body_key`): it holds
-the key and `sg_body`, carries no bookkeeping (`is_record` is false) and no index keys, and nothing
-writes it again.
+A body item sits in the same table under the record's key, `#` and a nonce (`body_key`). A record's
+key may hold `#` too, so a record and another record's body item could name the same key; they can
+never overwrite each other (the create and the body's put are both conditioned on no item having the
+key), and a reader tells them apart by what they hold (`is_record`: bookkeeping; `is_body_item`: a
+body and none) — and reads a body only under its own record's key (`adapters.runtime.bodies.names`).
+A body item holds the key and `sg_body`, carries no bookkeeping and no index keys, and nothing writes
+it again.
 """
 
 from __future__ import annotations
