@@ -42,6 +42,7 @@ from statemodel.validation import (
 __all__ = ["Handlers", "reconcile", "reset", "submit"]
 
 RETRY_AFTER_S = 2
+CALLER = "caller"  # SENDGUARD_KEY_SCOPE's value that keeps callers apart (adapters.runtime.config)
 
 _state: dict[str, Any] = {}
 
@@ -169,6 +170,9 @@ def _route(
 ) -> tuple[str, dict[str, Any]]:
     if not request.on_messages:
         return "unknown", http.error(404, http.NOT_FOUND, "no such route", correlation_id)
+    if handlers.outbox().config.key_scope == CALLER and request.caller is None:
+        message = "this API keeps callers apart: sign the request (IAM authorization)"
+        return "unknown", http.error(403, http.FORBIDDEN, message, correlation_id)
     if request.message_id is None:
         if request.method != "POST":
             allow = {"Allow": "POST"}
@@ -181,7 +185,7 @@ def _route(
         return "GET /messages/{messageId}", http.error(
             405, http.METHOD_NOT_ALLOWED, "use GET on /messages/{messageId}", correlation_id, allow
         )
-    return "GET /messages/{messageId}", _get(handlers, request.message_id, correlation_id, context)
+    return "GET /messages/{messageId}", _get(handlers, request, correlation_id, context)
 
 
 def _post(
@@ -198,7 +202,8 @@ def _post(
     parsed = parse_submission(request.body, outbox.config.max_message_bytes)
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
-    message_id = message_id_for_key(key) if key else str(uuid.uuid4())
+    caller = request.caller if outbox.config.key_scope == CALLER else None
+    message_id = message_id_for_key(key, caller) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
     result = outbox.submit(
         parsed,
@@ -207,6 +212,7 @@ def _post(
         idempotency_key=key,
         context=context,
         tally=tally,
+        caller=caller,
     )
     if result.error_code == VALIDATION_EXCEPTION:
         handlers.diagnose(context)
@@ -230,8 +236,11 @@ def _answer_submit(result: SendResult, correlation_id: str) -> dict[str, Any]:
     return http.error(result.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
 
 
-def _get(handlers: Handlers, message_id: str, correlation_id: str, context: object) -> dict[str, Any]:
-    if valid_token(message_id) is None:
+def _get(
+    handlers: Handlers, request: http.HttpRequest, correlation_id: str, context: object
+) -> dict[str, Any]:
+    message_id = request.message_id
+    if message_id is None or valid_token(message_id) is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     structlog.contextvars.bind_contextvars(message_id=message_id)
     try:
@@ -242,7 +251,8 @@ def _get(handlers: Handlers, message_id: str, correlation_id: str, context: obje
         headers = {"Retry-After": str(RETRY_AFTER_S)} if consequence(exc.category).retry_after else None
         message = "the message's status cannot be read now"
         return http.error(exc.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
-    if view is None:
+    scoped = handlers.outbox().config.key_scope == CALLER
+    if view is None or (scoped and view.caller != request.caller):  # another's: as if there were none
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     body = {
         "messageId": view.message_id,

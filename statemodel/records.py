@@ -69,6 +69,8 @@ class Message:
     # Where every send of this record goes (a queue URL); None for a record written before records
     # named their queue, which goes to the queue of whoever reads it (`adapters` fills it in).
     queue: str | None = None
+    # Who sent it, where the API keeps callers apart (the caller's IAM principal); None otherwise.
+    caller: str | None = None
 
     @property
     def record_key(self) -> Key:

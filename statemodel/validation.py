@@ -372,9 +372,10 @@ def parse_key(value: object) -> Key | str:
     return value
 
 
-def message_id_for_key(key: str) -> str:
-    """The same key always names the same message."""
-    return str(uuid.uuid5(_KEY_NAMESPACE, key))
+def message_id_for_key(key: str, caller: str | None = None) -> str:
+    """The same key always names the same message; with a `caller`, the same key of another caller
+    names another message (keys kept apart by caller)."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, key if caller is None else f"{caller}\n{key}"))
 
 
 def new_message(
@@ -386,9 +387,11 @@ def new_message(
     *,
     key: Key | None = None,
     queue: str | None = None,
+    caller: str | None = None,
 ) -> Message:
     """`key`: the record's composite key, whose message id `message_id` is (None: a plain key);
-    `queue`: the queue URL every send of it goes to."""
+    `queue`: the queue URL every send of it goes to; `caller`: who sent it, where callers are kept
+    apart."""
     return Message(
         message_id=message_id,
         payload=request.payload,
@@ -400,4 +403,5 @@ def new_message(
         group_id=request.group_id,
         key=key if key is not None and key.composite else None,
         queue=queue,
+        caller=caller,
     )

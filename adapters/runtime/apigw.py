@@ -22,6 +22,7 @@ import attrs
 from statemodel.validation import VALIDATION_ERROR, Rejection
 
 NOT_FOUND = "NOT_FOUND"
+FORBIDDEN = "FORBIDDEN"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
 SYSTEM_ERROR = "SYSTEM_ERROR"
@@ -36,6 +37,7 @@ class HttpRequest:
     body: bytes | None
     message_id: str | None  # the {messageId} of /messages/{messageId}; None for /messages
     on_messages: bool  # the path is /messages or /messages/{messageId}
+    caller: str | None = None  # the IAM principal that signed it (`caller`)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -66,7 +68,7 @@ def read_request(event: object) -> HttpRequest | Rejection:
         raw = body.encode("utf-8", "surrogatepass")
     match = _MESSAGES_PATH.search(path)
     message_id = match.group("message_id") if match else None
-    return HttpRequest(method.upper(), path, lowered, raw, message_id, match is not None)
+    return HttpRequest(method.upper(), path, lowered, raw, message_id, match is not None, caller(event))
 
 
 def _method_and_path(event: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -77,6 +79,24 @@ def _method_and_path(event: dict[str, Any]) -> tuple[str | None, str | None]:
             method, path = http.get("method"), event.get("rawPath") or http.get("path")
             return _str(method), _str(path)
     return _str(event.get("httpMethod")), _str(event.get("path"))
+
+
+def caller(event: object) -> str | None:
+    """The IAM principal that signed the request (the API's IAM authorization): REST API
+    `requestContext.identity.userArn`; HTTP API and function URL `requestContext.authorizer.iam.
+    userArn`. None when the request names none (no IAM authorization, an ALB)."""
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    if not isinstance(context, dict):
+        return None
+    identity, authorizer = context.get("identity"), context.get("authorizer")
+    iam = authorizer.get("iam") if isinstance(authorizer, dict) else None
+    for found in (
+        identity.get("userArn") if isinstance(identity, dict) else None,
+        iam.get("userArn") if isinstance(iam, dict) else None,
+    ):
+        if isinstance(found, str) and found:
+            return found
+    return None
 
 
 def header(event: object, name: str) -> str | None:

@@ -53,6 +53,7 @@ HISTORY, ATTENTION, ATTENTION_AT = f"{P}history", f"{P}attention", f"{P}attentio
 ATTRIBUTES, CORRELATION_ID, CREATED_AT = f"{P}attributes", f"{P}correlation_id", f"{P}created_at"
 REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID = f"{P}request_hash", f"{P}idempotency_key", f"{P}group_id"
 QUEUE = f"{P}queue"  # the queue URL every send of the record goes to
+CALLER = f"{P}caller"  # who sent it, where the API keeps callers apart
 BODY_AT, BODY = f"{P}body_at", f"{P}body"  # where an out-of-line body is; a body item's text
 INDEX = "attention"  # the sparse index's name; its keys are ATTENTION (hash) and ATTENTION_AT (range)
 BODY_SEPARATOR = "#"  # between the record's key value and a body's nonce
@@ -96,6 +97,7 @@ def message_attributes(message: Message, layout: TableLayout, body_at: str | Non
         IDEMPOTENCY_KEY: message.idempotency_key,
         GROUP_ID: message.group_id,
         QUEUE: message.queue,
+        CALLER: message.caller,
     }
 
 
@@ -131,6 +133,7 @@ def stored_from_item(
         group_id=item.get(GROUP_ID),
         key=key if key.composite else None,
         queue=item.get(QUEUE, queue),
+        caller=item.get(CALLER),
     )
     error = item.get(LAST_ERROR)
     record = Record(

@@ -42,6 +42,9 @@ class Config:
     # The queues whose records a reconciler pass re-drives, besides `queue_url` (a record names its
     # queue; those of other queues are left to their own reconcilers).
     other_queues: tuple[str, ...] = ()
+    # The ready API's keys: one key space for every caller (SHARED), or one per caller (CALLER: the
+    # caller's IAM principal scopes its Idempotency-Keys and the messages it may read).
+    key_scope: str = "shared"
 
     @property
     def max_message_bytes(self) -> int:
@@ -74,6 +77,7 @@ class Config:
             reconciler_workers=_int(env, "SENDGUARD_RECONCILER_WORKERS", 1, 1, MAX_WORKERS),
             body_bucket=body_bucket(env.get("SENDGUARD_BODY_BUCKET", "")),
             body_prefix=body_prefix(env.get("SENDGUARD_BODY_PREFIX", "")),
+            key_scope=_choice(env, "SENDGUARD_KEY_SCOPE", KEY_SCOPES),
             other_queues=queue_urls(
                 env.get("SENDGUARD_RECONCILER_QUEUES", ""), "SENDGUARD_RECONCILER_QUEUES"
             ),
@@ -174,6 +178,16 @@ def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
             "space, not starting with AWS/)"
         )
     return value
+
+
+KEY_SCOPES = ("shared", "caller")  # the first is the default
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r} is none of {', '.join(choices)}")
+    return raw
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:

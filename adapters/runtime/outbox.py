@@ -128,6 +128,7 @@ class RecordView:
     updated_at: int
     correlation_id: str
     last_error: str | None = None  # "category:code" of the last failed send
+    caller: str | None = None  # who sent it, where the API keeps callers apart
 
 
 class Outbox:
@@ -244,10 +245,12 @@ class Outbox:
         context: object = None,
         deadline_ms: int | None = None,
         tally: Tally | None = None,
+        caller: str | None = None,
     ) -> SendResult:
         """`send` for a request already validated (sendguard's own HTTP handler parses its JSON
         envelope with `statemodel.validation.parse_submission` and comes in here). `tally` counts
-        what happened, for the handler's metrics. `key`: a checked key (a string: a plain one)."""
+        what happened, for the handler's metrics. `key`: a checked key (a string: a plain one).
+        `caller`: who sends it, kept in the record where the API keeps callers apart."""
         key = Key(key) if isinstance(key, str) else key
         message_id = key.message_id
         attempt_id = str(uuid.uuid4())
@@ -261,6 +264,7 @@ class Outbox:
                 idempotency_key,
                 key=key,
                 queue=self.config.queue_url,
+                caller=caller,
             )
             lease = lease_expiry(now, end - now, self.config.settings)
             flow = start_submit(message, attempt_id, lease, now, self.config.settings)
@@ -477,6 +481,7 @@ def view(record: Record) -> RecordView:
         updated_at=record.updated_at,
         correlation_id=record.message.correlation_id,
         last_error=None if error is None else f"{error.category}:{error.code}",
+        caller=record.message.caller,
     )
 
 
