@@ -15,12 +15,13 @@ same name (`adapters.runtime.config.option`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.clients import aws_call
+from adapters.runtime.clients import DeadlineExceeded, aws_call
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, body_at, is_record
 from adapters.runtime.config import LAYOUT_NAMES, ConfigError, option
 from adapters.runtime.layout import TableLayout
@@ -55,7 +56,9 @@ def check_table(
         ) from None
     problem = layout_problem(table, description, layout, index=index)
     if problem is None and _index_problem(table, description, _types(description)) is None:
-        with aws_call(deadline_ms):
+        # A record that cannot be read now tells nothing: the check goes on without it (the
+        # reconciler's own reads report their failures, pass by pass).
+        with contextlib.suppress(ClientError, BotoCoreError, DeadlineExceeded), aws_call(deadline_ms):
             problem = record_problem(table, _one_record(client, table, layout), layout)
     if problem is not None:
         raise ConfigError(problem)
