@@ -26,6 +26,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 from cfnlint.decode import decode_str
 from cfnlint.helpers import REGIONS
+from packaging.requirements import Requirement
 
 from adapters.ops.provision import TABLE_DEFINITION
 from adapters.runtime import log_events
@@ -877,15 +878,96 @@ def test_the_function_build_ships_the_packages_with_their_bytecode(tmp_path: Pat
     assert loaded.stdout.strip().startswith(str(tmp_path))
 
 
-def requirement_names(lines: list[str]) -> list[str]:
-    return sorted(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}  # Lambda's name: the wheel platforms'
 
 
-def packaging_problems(t: Template) -> list[str]:
-    """The functions' code is the repository root, and the layer carries pyproject's runtime deps."""
+def makefile_variable(makefile: str, name: str) -> str | None:
+    found = re.search(rf"^{name}\s*:?=\s*(.*?)\s*$", makefile, re.MULTILINE)
+    return None if found is None else found[1]
+
+
+def recipe(makefile: str, target: str) -> str:
+    """A target's commands, continuation lines joined ('' for no such target)."""
+    found = re.search(rf"^[^#\n]*\b{target}\b[^\n]*:[^\n]*\n((?:\t[^\n]*\n)*)", makefile, re.MULTILINE)
+    return "" if found is None else re.sub(r"\\\n\s*", " ", found[1])
+
+
+def locked(text: str) -> dict[str, tuple[str, list[str]]]:
+    """A hashed requirements file: name -> (its requirement, its hashes), continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", text)
+    entries = {}
+    for line in joined.splitlines():
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        requirement, *options = line.split()
+        hashes = [o.removeprefix("--hash=") for o in options if o.startswith("--hash=sha256:")]
+        entries[Requirement(requirement).name.lower().replace("_", "-")] = (requirement, hashes)
+    return entries
+
+
+def lock_problems(lock: str, makefile: str, runtime: Any, architecture: Any, layer: str) -> list[str]:
+    """The layer's lock pins every distribution it installs (==, with hashes), inside
+    pyproject.toml's ranges, resolved for the functions' Python and platform; the Makefile installs
+    it for that target with every hash checked."""
+    problems = []
+    if makefile_variable(makefile, "LAYER_LOCK") != str(LAYER_LOCK.relative_to(ROOT)):
+        problems.append(f"the Makefile's LAYER_LOCK is not {LAYER_LOCK.relative_to(ROOT)}")
+    command = recipe(makefile, f"build-{layer}")
+    for flag in (
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--implementation cp",
+        "--python-version $(LAYER_PYTHON_VERSION)",
+        "--platform $(LAYER_PIP_PLATFORM)",
+        "-r $(LAYER_LOCK)",
+    ):
+        if flag not in command:
+            problems.append(f"build-{layer} does not install with {flag}")
+    version = str(runtime).removeprefix("python")
+    machine = ARCHITECTURES.get(str(architecture), "?")
+    expected = {
+        "LAYER_PYTHON_VERSION": version,
+        "LAYER_PIP_PLATFORM": f"manylinux2014_{machine}",
+        "LAYER_UV_PLATFORM": f"{machine}-manylinux2014",
+    }
+    for name, value in expected.items():
+        if makefile_variable(makefile, name) != value:
+            problems.append(f"the Makefile's {name} is {makefile_variable(makefile, name)!r}, not {value!r}")
+    header = " ".join(line for line in lock.splitlines() if line.startswith("#"))
+    target = f"--python-version {version} --python-platform {expected['LAYER_UV_PLATFORM']}"
+    if target not in header:
+        problems.append(f"the lock was not resolved for {target} (`make lock` says so in its header)")
+    entries = locked(lock)
+    for name, (requirement, hashes) in sorted(entries.items()):
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+!\-]+", requirement):
+            problems.append(f"{name}: {requirement!r} is not pinned to one release (==)")
+        if not hashes:
+            problems.append(f"{name}: no hash")
+    for dependency in tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]:
+        wanted = Requirement(dependency)
+        name = wanted.name.lower().replace("_", "-")
+        if name not in entries:
+            problems.append(f"{name}: a dependency of pyproject.toml the lock does not pin")
+            continue
+        pinned = entries[name][0].partition("==")[2]
+        if pinned not in wanted.specifier:
+            problems.append(f"{name}: the lock's {pinned} is outside pyproject.toml's {wanted.specifier}")
+    return problems
+
+
+LAYER_LOCK = ROOT / "deploy" / "layer" / "requirements.txt"
+
+
+def packaging_problems(t: Template, lock: str | None = None, makefile: str | None = None) -> list[str]:
+    """The functions' code is the repository root, built by the Makefile with its bytecode; the
+    layer is built by the Makefile from its lock (`lock_problems`). `lock` and `makefile`: the
+    files' texts (the repository's by default)."""
     problems = []
     layers = resources(t, "AWS::Serverless::LayerVersion")
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8") if makefile is None else makefile
+    lock = LAYER_LOCK.read_text(encoding="utf-8") if lock is None else lock
+    targets: dict[str, set[tuple[Any, Any]]] = {}  # layer -> the (runtime, architecture) of its users
     for function in HANDLERS:
         p = function_props(t, function)
         code = p.get("CodeUri")
@@ -893,7 +975,7 @@ def packaging_problems(t: Template) -> list[str]:
             problems.append(f"{function}: CodeUri {code!r} is not the repository root")
         if (t["Resources"][function].get("Metadata") or {}).get("BuildMethod") != "makefile":
             problems.append(f"{function}: not built by the Makefile (its bytecode would not ship)")
-        elif not re.search(rf"^[^#\n]*\bbuild-{function}\b[^\n]*:", makefile, re.MULTILINE):
+        elif not recipe(makefile, f"build-{function}"):
             problems.append(f"{function}: the Makefile has no build-{function} target")
         used = [layer["Ref"] for layer in p.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer]
         if not used or any(name not in layers for name in used):
@@ -904,18 +986,19 @@ def packaging_problems(t: Template) -> list[str]:
             layer = layers[name]
             if p.get("Runtime") not in layer["Properties"].get("CompatibleRuntimes", []):
                 problems.append(f"{name}: not built for {function}'s runtime {p.get('Runtime')}")
-            if layer.get("Metadata", {}).get("BuildMethod") != p.get("Runtime"):
-                problems.append(f"{name}: BuildMethod differs from {function}'s runtime")
             if [layer.get("Metadata", {}).get("BuildArchitecture")] != p.get("Architectures"):
                 problems.append(f"{name}: BuildArchitecture differs from {function}'s architecture")
-    dependencies = sorted(tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"])
+            targets.setdefault(name, set()).add((p.get("Runtime"), (p.get("Architectures") or ["?"])[0]))
     for name, layer in layers.items():
-        path = (TEMPLATE.parent / layer["Properties"]["ContentUri"] / "requirements.txt").resolve()
-        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        if not path.is_file():
-            problems.append(f"{name}: no {shown}")
-        elif requirement_names(path.read_text(encoding="utf-8").splitlines()) != dependencies:
-            problems.append(f"{name}: {shown} differs from pyproject.toml's dependencies")
+        content = layer["Properties"].get("ContentUri")
+        if not isinstance(content, str) or (TEMPLATE.parent / content).resolve() != ROOT:
+            problems.append(f"{name}: ContentUri {content!r} is not the repository root (the Makefile's)")
+        if (layer.get("Metadata") or {}).get("BuildMethod") != "makefile":
+            problems.append(f"{name}: not built by the Makefile (SAM's own pip checks no hash)")
+        elif not recipe(makefile, f"build-{name}"):
+            problems.append(f"{name}: the Makefile has no build-{name} target")
+        for runtime, architecture in sorted(targets.get(name, set()), key=str):
+            problems += lock_problems(lock, makefile, runtime, architecture, name)
     return problems
 
 
@@ -1338,8 +1421,8 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("packaging", "no layer", setter("Globals.Function.Layers", [])),
     (
         "packaging",
-        "a layer for another runtime",
-        setter(f"{R}.DependenciesLayer.Metadata.BuildMethod", "python3.12"),
+        "a layer built by SAM's pip, which checks no hash",
+        setter(f"{R}.DependenciesLayer.Metadata.BuildMethod", "python3.14"),
     ),
     (
         "packaging",
@@ -1348,8 +1431,24 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ),
     (
         "packaging",
-        "a layer without requirements",
-        setter(f"{R}.DependenciesLayer.Properties.ContentUri", "nowhere/"),
+        "functions on a runtime the lock was not resolved for",
+        also(
+            setter("Globals.Function.Runtime", "python3.13"),
+            setter(f"{R}.DependenciesLayer.Properties.CompatibleRuntimes", ["python3.13"]),
+        ),
+    ),
+    (
+        "packaging",
+        "functions and layer on an architecture the lock was not resolved for",
+        also(
+            setter("Globals.Function.Architectures", ["x86_64"]),
+            setter(f"{R}.DependenciesLayer.Metadata.BuildArchitecture", "x86_64"),
+        ),
+    ),
+    (
+        "packaging",
+        "a layer built from elsewhere than the Makefile's directory",
+        setter(f"{R}.DependenciesLayer.Properties.ContentUri", "layer/"),
     ),
 ]
 
@@ -1379,11 +1478,113 @@ def test_the_guide_check_can_fail(template: Template) -> None:
     assert any("NewAlarm" in p for p in guide_problems(with_new_alarm, guide))
 
 
-def test_requirements_drift_is_caught(template: Template, tmp_path: Path) -> None:
-    (tmp_path / "requirements.txt").write_text("# runtime\nboto3>=1.34\n\nattrs>=23.1\n", encoding="utf-8")
-    drifted = copy.deepcopy(template)
-    drifted["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = str(tmp_path)
-    assert any("differs from pyproject.toml" in p for p in packaging_problems(drifted))
+def test_the_lock_pins_the_runtime_dependencies_with_hashes() -> None:
+    entries = locked(LAYER_LOCK.read_text(encoding="utf-8"))
+    assert {"boto3", "botocore", "attrs", "structlog"} <= set(entries)
+    assert all(hashes for _, hashes in entries.values())
+
+
+LOCK_LINE = re.compile(r"^attrs==[^ ]+ \\\n(    --hash=sha256:\w+( \\)?\n)+", re.MULTILINE)
+
+
+def _broken_locks() -> list[tuple[str, str, str | None, str]]:
+    """(what, lock, Makefile, what the check says) texts, each broken in one way; None: the
+    repository's Makefile."""
+    lock, makefile = LAYER_LOCK.read_text(encoding="utf-8"), (ROOT / "Makefile").read_text(encoding="utf-8")
+    attrs_entry = LOCK_LINE.search(lock)
+    assert attrs_entry is not None
+    unhashed = lock.replace(attrs_entry[0], attrs_entry[0].split(" \\")[0] + "\n")
+    assert "--require-hashes" in makefile and "LAYER_PYTHON_VERSION := 3.14" in makefile
+    target = "--python-version 3.14 --python-platform aarch64-manylinux2014"
+    assert target in lock
+    install = "build-DependenciesLayer does not install with"
+    return [
+        ("a range, not a pin", re.sub(r"^attrs==", "attrs>=", lock, flags=re.M), None, "not pinned"),
+        ("a release without its hashes", unhashed, None, "attrs: no hash"),
+        ("a dependency the lock forgot", lock.replace(attrs_entry[0], ""), None, "does not pin"),
+        (
+            "a release outside pyproject's range",
+            re.sub(r"^attrs==\S+", "attrs==20.1.0", lock, flags=re.M),
+            None,
+            "20.1.0 is outside",
+        ),
+        (
+            "a lock resolved for another Python",
+            lock.replace("--python-version 3.14", "--python-version 3.11"),
+            None,
+            f"not resolved for {target}",
+        ),
+        (
+            "a lock resolved for another platform",
+            lock.replace("aarch64-manylinux2014", "x86_64-manylinux2014"),
+            None,
+            f"not resolved for {target}",
+        ),
+        (
+            "a build that checks no hash",
+            lock,
+            makefile.replace("--require-hashes", ""),
+            f"{install} --require-hashes",
+        ),
+        (
+            "a build for the machine's own platform",
+            lock,
+            makefile.replace("--platform $(LAYER_PIP_PLATFORM)", ""),
+            f"{install} --platform",
+        ),
+        (
+            "a build for another Python",
+            lock,
+            makefile.replace("LAYER_PYTHON_VERSION := 3.14", "LAYER_PYTHON_VERSION := 3.12"),
+            "LAYER_PYTHON_VERSION is '3.12'",
+        ),
+        (
+            "no build target",
+            lock,
+            makefile.replace("build-DependenciesLayer:", "build-Dependencies:"),
+            "has no build-DependenciesLayer target",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("what", "lock", "makefile", "said"), _broken_locks(), ids=[w for w, *_ in _broken_locks()]
+)
+def test_the_lock_check_can_fail(
+    template: Template, what: str, lock: str, makefile: str | None, said: str
+) -> None:
+    problems = packaging_problems(template, lock, makefile)
+    assert any(said in p for p in problems), (what, problems)
+
+
+def test_the_layer_build_installs_only_what_the_lock_hashes(tmp_path: Path) -> None:
+    """`make build-DependenciesLayer` (what `sam build` runs): the lock's releases, for the
+    runtime's platform, with their bytecode; and a lock whose hash does not match its file stops
+    the build before anything is installed. (pip fetches the files from the package index.)"""
+    lock = LAYER_LOCK.read_text(encoding="utf-8")
+
+    def build(into: Path, lock_file: Path) -> subprocess.CompletedProcess[str]:
+        into.mkdir()
+        command = ["make", "-s", "-C", str(ROOT), "build-DependenciesLayer", f"ARTIFACTS_DIR={into}"]
+        command += [f"LAYER_LOCK={lock_file}", f"LAMBDA_PYTHON={sys.executable}", f"PYTHON={sys.executable}"]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    built = build(tmp_path / "layer", LAYER_LOCK)
+    assert built.returncode == 0, built.stderr
+    installed = {
+        (p.name.split("-")[0].lower().replace("_", "-"), p.name.removesuffix(".dist-info").split("-")[1])
+        for p in (tmp_path / "layer" / "python").glob("*.dist-info")
+    }
+    assert installed == {(name, req.partition("==")[2]) for name, (req, _) in locked(lock).items()}
+    assert list((tmp_path / "layer" / "python" / "boto3").glob("__pycache__/*.pyc"))
+
+    attrs_hash = locked(lock)["attrs"][1][0].removeprefix("sha256:")
+    tampered = tmp_path / "tampered.txt"
+    tampered.write_text(lock.replace(attrs_hash, "0" * len(attrs_hash)), encoding="utf-8")
+    refused = build(tmp_path / "refused", tampered)
+    assert refused.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in refused.stderr
+    assert not list((tmp_path / "refused").rglob("*.dist-info"))
 
 
 # ---- examples/orders/template.yaml: what sendguard adds to a team's stack --------------------------
@@ -1434,6 +1635,12 @@ def orders_problems(t: Template) -> list[str]:
     ]
     if [e["Properties"].get("Schedule") for e in schedules] != ["rate(1 minute)"]:
         problems.append("the reconciler does not run every minute")
+    layer = t["Resources"].get("DependenciesLayer", {})
+    content = layer.get("Properties", {}).get("ContentUri")
+    if (layer.get("Metadata") or {}).get("BuildMethod") != "makefile" or not (
+        isinstance(content, str) and (ORDERS_TEMPLATE.parent / content).resolve() == ROOT
+    ):
+        problems.append("DependenciesLayer is not built by the repository's Makefile from the hashed lock")
     for role, expected in ORDERS_GRANTS.items():
         granted = {
             (action, _resource_name(resource))
@@ -1466,8 +1673,9 @@ def test_the_orders_template_adds_what_sendguard_needs() -> None:
         lambda t: t["Resources"]["OrdersRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0][
             "Action"
         ].append("dynamodb:DeleteItem"),
+        lambda t: t["Resources"]["DependenciesLayer"]["Metadata"].update(BuildMethod="python3.14"),
     ],
-    ids=["no index", "no schedule", "reconciler cannot query", "orders may delete"],
+    ids=["no index", "no schedule", "reconciler cannot query", "orders may delete", "an unchecked layer"],
 )
 def test_the_orders_check_can_fail(break_it: Any) -> None:
     broken = load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))
