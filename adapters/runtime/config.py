@@ -42,6 +42,9 @@ class Config:
     # The queues whose records a reconciler pass re-drives, besides `queue_url` (a record names its
     # queue; those of other queues are left to their own reconcilers).
     other_queues: tuple[str, ...] = ()
+    # Days after a message's acceptance when the table's TTL may delete its record, once confirmed,
+    # and its body item (0: never, the default; `adapters.runtime.codec`, docs/operations.md).
+    retention_days: int = 0
 
     @property
     def max_message_bytes(self) -> int:
@@ -77,10 +80,12 @@ class Config:
             other_queues=queue_urls(
                 env.get("SENDGUARD_RECONCILER_QUEUES", ""), "SENDGUARD_RECONCILER_QUEUES"
             ),
+            retention_days=_int(env, "SENDGUARD_RETENTION_DAYS", 0, 0, MAX_RETENTION_DAYS),
         )
 
 
 MAX_WORKERS = 10  # a pass's threads: botocore keeps 10 connections a client (max_pool_connections)
+MAX_RETENTION_DAYS = 3_650  # ten years (DynamoDB's TTL ignores times more than five years past)
 
 
 # The layout's variables: TableLayout's names, by field, and the index's shards. The commands that
