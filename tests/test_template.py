@@ -30,6 +30,7 @@ from packaging.requirements import Requirement
 
 from adapters.ops.provision import TABLE_DEFINITION
 from adapters.runtime import log_events
+from adapters.runtime.codec import EXPIRES_AT
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.metrics import DIMENSIONS as EMF_DIMENSIONS
 from bench.coldstart import function_package
@@ -107,6 +108,7 @@ ENVIRONMENT: dict[str, Any] = {
     "SENDGUARD_METRICS_NAMESPACE": {"Fn::Sub": "sendguard/${AWS::StackName}"},
     "SENDGUARD_BODY_BUCKET": {"Ref": BUCKET},
     "SENDGUARD_BODY_PREFIX": "sendguard/bodies/",
+    "SENDGUARD_RETENTION_DAYS": 0,  # never, by default: the records are the audit trail
 }
 MAX_ATTEMPTS_LIMIT = 20
 
@@ -124,6 +126,16 @@ LOGGED_BY = {
     "reconcile_pass": {"ReconcilerLogGroup"},
 }
 BOTH_LOG_GROUPS = {"SubmitLogGroup", "ReconcilerLogGroup"}
+
+# Data at rest: RetentionDays (0, never, by default) and KeyAlias (empty, AWS's keys, by default).
+RETENTION = "RetentionDays"
+WITH_KEY = {"KeyAlias": "sendguard-prod"}
+DATA_KEY_ARN = {"Fn::GetAtt": ["DataKey", "Arn"]}
+# What each use of the key may do: the functions through S3 and SQS, DynamoDB and SQS for the
+# account's principals that IAM allows, CloudWatch Logs for the two log groups.
+USE_ACTIONS = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"}
+USE_ACTIONS |= {"kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:*", "kms:ReEncrypt*", "kms:GenerateDataKey*"}
+THROUGH = {"s3", "sqs", "dynamodb"}
 
 ROUTES = {("POST", "/messages"), ("GET", "/messages/{messageId}")}
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 30
@@ -297,9 +309,12 @@ def wildcard_problems(t: Template) -> list[str]:
     One `*` is allowed: the body objects' BODY_OBJECTS, for the object actions, since object keys are
     made at run time ({prefix}{message_id}/{nonce}); it is as narrow as the prefix, so the prefix
     parameter must admit neither "" (the whole bucket) nor a wildcard. A Deny's wildcards (the bucket
-    policy's TLS rule) take away, never grant."""
+    and queue policies' TLS rules) take away, never grant. A key policy's Resource "*" is the key
+    itself: `key_problems` pins the key policy statement by statement."""
     problems = []
-    for statement in statements(t):
+    keys = set(resources(t, "AWS::KMS::Key"))
+    others = {name: r for name, r in resources(t).items() if name not in keys}
+    for statement in statements(others):
         sid = statement.get("Sid", "?")
         for key in ("NotAction", "NotResource"):
             if key in statement:
@@ -369,13 +384,25 @@ def privilege_problems(t: Template) -> list[str]:
         problems.append(f"functions with roles: {sorted(roles)}, expected {sorted(GRANTS)}")
     if len(set(roles.values())) != len(roles):
         problems.append("two functions share a role")
+    policies = resources(t, "AWS::IAM::Policy")
+    for name, policy in policies.items():
+        attached = {ref_name(r) for r in policy.get("Properties", {}).get("Roles", [])}
+        if set(policy.get("Properties", {})) & {"Users", "Groups"} or not attached <= set(roles.values()):
+            problems.append(
+                f"{name}: attached to {sorted(map(str, attached))}, not only the functions' roles"
+            )
+    for function, role in roles.items():
+        own = {n for n, p in policies.items() if {"Ref": role} in p.get("Properties", {}).get("Roles", [])}
+        waits = set(listed(t["Resources"][function].get("DependsOn", [])))
+        if not own <= waits:
+            problems.append(f"{function}: may run before its grants ({sorted(own - waits)}) are attached")
     other_iam = {
         name
         for name, r in resources(t).items()
-        if r["Type"].startswith("AWS::IAM::") and name not in roles.values()
+        if r["Type"].startswith("AWS::IAM::") and name not in roles.values() and name not in policies
     }
     if other_iam:
-        problems.append(f"IAM resources beyond the functions' roles: {sorted(other_iam)}")
+        problems.append(f"IAM resources beyond the functions' roles and policies: {sorted(other_iam)}")
     return problems
 
 
@@ -467,8 +494,21 @@ def table_problems(t: Template) -> list[str]:
         problems.append(f"indexes {p.get('GlobalSecondaryIndexes')!r}: the contract is `attention` alone")
     if "LocalSecondaryIndexes" in p:
         problems.append("local secondary indexes: the contract has none")
-    if p.get("TimeToLiveSpecification", {}).get("Enabled"):
-        problems.append("TTL is on: the records are the audit trail")
+    if deployed_props(t, "Table", {}).get("TimeToLiveSpecification", {}).get("Enabled"):
+        problems.append("TTL is on by default: the records are the audit trail, kept unless told")
+    ttl = deployed_props(t, "Table", {RETENTION: 30}).get("TimeToLiveSpecification")
+    if ttl != {"AttributeName": EXPIRES_AT, "Enabled": True}:
+        problems.append(
+            f"with {RETENTION} set, the TTL is {ttl!r}, not on {EXPIRES_AT} (what the code writes)"
+        )
+    if "SSESpecification" in deployed_props(t, "Table", {}):
+        problems.append("Table: not DynamoDB's default encryption (an AWS-owned key) without KeyAlias")
+    if deployed_props(t, "Table", WITH_KEY).get("SSESpecification") != {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": DATA_KEY_ARN,
+    }:
+        problems.append("Table: not encrypted with the stack's key when KeyAlias is set")
     attributes = {(a["AttributeName"], a["AttributeType"]) for a in p.get("AttributeDefinitions", [])}
     if attributes != {("message_id", "S"), ("sg_attention", "S"), ("sg_attention_at", "N")}:
         problems.append(f"attribute definitions {sorted(attributes)}")
@@ -476,24 +516,65 @@ def table_problems(t: Template) -> list[str]:
 
 
 def queue_problems(t: Template) -> list[str]:
+    """The queue and its dead-letter queue: encrypted (SQS-managed keys, or the stack's key with
+    KeyAlias), TLS only, and a dead-letter queue that keeps messages longer than the queue and
+    takes them from the queue alone."""
     queues = resources(t, "AWS::SQS::Queue")
     if set(queues) != {"Queue", "DeadLetterQueue"}:
         return [f"expected Queue and DeadLetterQueue, found {sorted(queues)}"]
     problems = []
     for name in queues:
-        p = props(t, name)
-        if p.get("SqsManagedSseEnabled") is not True:
-            problems.append(f"{name}: no SQS-managed server-side encryption")
-        if "KmsMasterKeyId" in p:
-            problems.append(f"{name}: a KMS key, whose permissions the functions do not have")
-    redrive = props(t, "Queue").get("RedrivePolicy", {})
+        default, with_key = deployed_props(t, name, {}), deployed_props(t, name, WITH_KEY)
+        if default.get("SqsManagedSseEnabled") is not True or "KmsMasterKeyId" in default:
+            problems.append(f"{name}: not SQS-managed server-side encryption without KeyAlias")
+        if with_key.get("KmsMasterKeyId") != DATA_KEY_ARN or "SqsManagedSseEnabled" in with_key:
+            problems.append(f"{name}: not encrypted with the stack's key when KeyAlias is set")
+    queue, dead = props(t, "Queue"), props(t, "DeadLetterQueue")
+    redrive = queue.get("RedrivePolicy", {})
     if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}:
         problems.append("Queue: no redrive policy to DeadLetterQueue")
     if "maxReceiveCount" not in redrive:
         problems.append("Queue: the redrive policy has no maxReceiveCount")
-    if "RedrivePolicy" in props(t, "DeadLetterQueue"):
+    if "RedrivePolicy" in dead:
         problems.append("DeadLetterQueue: a dead-letter queue of its own")
+    # A moved message keeps its enqueue time: the dead-letter queue must outlast the queue's longest.
+    retention = t.get("Parameters", {}).get(ref_name(queue.get("MessageRetentionPeriod")) or "", {})
+    longest = retention.get("MaxValue", queue.get("MessageRetentionPeriod"))
+    if longest is None or int(dead.get("MessageRetentionPeriod", 345_600)) <= int(longest):
+        problems.append(
+            f"DeadLetterQueue keeps messages {dead.get('MessageRetentionPeriod')} s, "
+            f"not longer than Queue's {longest}"
+        )
+    name = queue.get("QueueName")
+    source = {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{_sub_text(name)}"
+    }
+    if name is None or dead.get("RedriveAllowPolicy") != {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [source],
+    }:
+        problems.append(
+            f"DeadLetterQueue: redrive allowed from {dead.get('RedriveAllowPolicy')!r}, not Queue alone"
+        )
+    policies = [p_["Properties"] for p_ in resources(t, "AWS::SQS::QueuePolicy").values()]
+    for q in sorted(queues):
+        covering = [p_ for p_ in policies if {"Ref": q} in p_.get("Queues", [])]
+        if not any(
+            _denies_plain_http(s_, "sqs:*", [{"Fn::GetAtt": [q, "Arn"]}])
+            for p_ in covering
+            for s_ in statements(p_.get("PolicyDocument", {}))
+        ):
+            problems.append(f"{q}: no queue policy denies every request without TLS (aws:SecureTransport)")
+    for p_ in policies:
+        for s_ in statements(p_.get("PolicyDocument", {})):
+            if s_.get("Effect") != "Deny":
+                problems.append(f"a queue policy allows {s_.get('Action')!r}: grants belong in the roles")
     return problems
+
+
+def _sub_text(name: Any) -> str:
+    """A !Sub's text, or a plain string's."""
+    return str(name["Fn::Sub"]) if isinstance(name, dict) and "Fn::Sub" in name else str(name)
 
 
 def condition_holds(t: Template, expr: Any, parameters: dict[str, Any]) -> bool:
@@ -524,29 +605,45 @@ def _value(t: Template, expr: Any, parameters: dict[str, Any]) -> Any:
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
+def deployed(t: Template, node: Any, parameters: dict[str, Any]) -> Any:
+    """A part of the template as deployed with these parameters (the others at their defaults): every
+    Fn::If resolved, AWS::NoValue dropped."""
+    if isinstance(node, dict) and list(node) == ["Fn::If"]:
+        condition, then, otherwise = node["Fn::If"]
+        held = condition_holds(t, {"Condition": condition}, parameters)
+        return deployed(t, then if held else otherwise, parameters)
+    if isinstance(node, dict):
+        return {k: r for k, v in node.items() if (r := deployed(t, v, parameters)) != NO_VALUE}
+    if isinstance(node, list):
+        return [r for v in node if (r := deployed(t, v, parameters)) != NO_VALUE]
+    return node
+
+
+def deployed_props(t: Template, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A resource's properties as deployed with these parameters ({} for a resource whose Condition
+    does not hold, or none)."""
+    resource = t["Resources"].get(name)
+    if resource is None:
+        return {}
+    condition = resource.get("Condition")
+    if condition is not None and not condition_holds(t, {"Condition": condition}, parameters):
+        return {}
+    found: dict[str, Any] = deployed(t, resource.get("Properties", {}), parameters)
+    return found
+
+
 def lifecycle_rules(t: Template, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """The bucket's lifecycle rules as deployed with these parameters: an Fn::If resolved (in a rule
-    or in one of its properties), AWS::NoValue dropped."""
-
-    def resolved(node: Any) -> Any:
-        if isinstance(node, dict) and list(node) == ["Fn::If"]:
-            condition, then, otherwise = node["Fn::If"]
-            held = condition_holds(t, {"Condition": condition}, parameters)
-            return resolved(then if held else otherwise)
-        if isinstance(node, dict):
-            return {k: r for k, v in node.items() if (r := resolved(v)) != NO_VALUE}
-        if isinstance(node, list):
-            return [r for v in node if (r := resolved(v)) != NO_VALUE]
-        return node
-
-    rules = props(t, BUCKET).get("LifecycleConfiguration", {}).get("Rules", [])
-    found: list[dict[str, Any]] = resolved(rules)
+    """The bucket's lifecycle rules as deployed with these parameters."""
+    found: list[dict[str, Any]] = (
+        deployed_props(t, BUCKET, parameters).get("LifecycleConfiguration", {}).get("Rules", [])
+    )
     return found
 
 
 def bucket_problems(t: Template) -> list[str]:
     """The bodies' bucket: private, TLS only, encrypted, retained, and its lifecycle (incomplete
-    uploads aborted, bodies to STANDARD_IA after 30 days, expired only when BodyRetentionDays > 0)."""
+    uploads aborted, bodies to STANDARD_IA after 30 days, expired only when RetentionDays > 0, as
+    their records are)."""
     buckets = resources(t, "AWS::S3::Bucket")
     if list(buckets) != [BUCKET]:
         return [f"expected one bucket named {BUCKET}, found {sorted(buckets)}"]
@@ -561,17 +658,23 @@ def bucket_problems(t: Template) -> list[str]:
             problems.append(f"{BUCKET}: public access block {flag} is not true")
     if p.get("OwnershipControls", {}).get("Rules") != [{"ObjectOwnership": "BucketOwnerEnforced"}]:
         problems.append(f"{BUCKET}: ACLs are not disabled (ObjectOwnership BucketOwnerEnforced)")
-    encryption = [
-        rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
-        for rule in p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
-    ]
-    if encryption != ["AES256"]:
+    encryption = deployed_props(t, BUCKET, {}).get("BucketEncryption", {})
+    if encryption != {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }:
+        problems.append(f"{BUCKET}: default encryption {encryption}, not SSE-S3 without KeyAlias")
+    with_key = deployed_props(t, BUCKET, WITH_KEY).get("BucketEncryption", {})
+    expected = {
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": DATA_KEY_ARN},
+        "BucketKeyEnabled": True,
+    }
+    if with_key != {"ServerSideEncryptionConfiguration": [expected]}:
         problems.append(
-            f"{BUCKET}: default encryption {encryption}, not SSE-S3 (the functions have no KMS grant)"
+            f"{BUCKET}: with KeyAlias, {with_key}, not SSE-KMS with the stack's key and a bucket key"
         )
 
     prefix = {"Ref": BODY_PREFIX}
-    never, expires = lifecycle_rules(t, {}), lifecycle_rules(t, {"BodyRetentionDays": 400})
+    never, expires = lifecycle_rules(t, {}), lifecycle_rules(t, {RETENTION: 400})
     enabled = [r for r in never if r.get("Status") == "Enabled"]
     if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 for r in enabled):
         problems.append(f"{BUCKET}: incomplete multipart uploads are not aborted after a day")
@@ -584,21 +687,28 @@ def bucket_problems(t: Template) -> list[str]:
         problems.append(f"{BUCKET}: bodies are not moved to STANDARD_IA after 30 days")
     expirations = ("ExpirationInDays", "ExpirationDate")
     if any(key in r for r in never for key in expirations):
-        problems.append(f"{BUCKET}: bodies expire at the default BodyRetentionDays (0: never)")
+        problems.append(f"{BUCKET}: bodies expire at the default {RETENTION} (0: never)")
     if not any(
         r.get("Status") == "Enabled"
         and r.get("Prefix") == prefix
-        and str(_value(t, r.get("ExpirationInDays"), {"BodyRetentionDays": 400})) == "400"
+        and str(_value(t, r.get("ExpirationInDays"), {RETENTION: 400})) == "400"
         for r in expires
     ):
-        problems.append(f"{BUCKET}: bodies do not expire after BodyRetentionDays when it is set")
+        problems.append(
+            f"{BUCKET}: bodies do not expire after {RETENTION}, their records' retention, when set"
+        )
 
     policies = [
         r["Properties"].get("PolicyDocument", {})
         for r in resources(t, "AWS::S3::BucketPolicy").values()
         if r.get("Properties", {}).get("Bucket") == {"Ref": BUCKET}
     ]
-    if not any(_denies_plain_http(s_) for policy in policies for s_ in statements(policy)):
+    objects = {"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}
+    if not any(
+        _denies_plain_http(s_, "s3:*", [{"Fn::GetAtt": [BUCKET, "Arn"]}, objects])
+        for policy in policies
+        for s_ in statements(policy)
+    ):
         problems.append(f"{BUCKET}: no bucket policy denies every request without TLS (aws:SecureTransport)")
     for policy in policies:
         for s_ in statements(policy):
@@ -609,24 +719,108 @@ def bucket_problems(t: Template) -> list[str]:
     return problems
 
 
-def _denies_plain_http(statement: dict[str, Any]) -> bool:
-    """Denies everyone every S3 action on the bucket and its objects when the request has no TLS,
-    with no other condition narrowing it."""
+def _denies_plain_http(statement: dict[str, Any], action: str, targets: list[Any]) -> bool:
+    """Denies everyone every action of the service (`action`, "s3:*") on every one of `targets` when
+    the request has no TLS, with no other condition narrowing it."""
     condition = statement.get("Condition", {})
     covered = {json.dumps(r, sort_keys=True) for r in listed(statement.get("Resource", []))}
-    bucket_and_objects = {
-        json.dumps({"Fn::GetAtt": [BUCKET, "Arn"]}),
-        json.dumps({"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}),
-    }
     return (
         statement.get("Effect") == "Deny"
         and statement.get("Principal") in ("*", {"AWS": "*"})
-        and "s3:*" in listed(statement.get("Action", []))
-        and bucket_and_objects <= covered
+        and action in listed(statement.get("Action", []))
+        and {json.dumps(r, sort_keys=True) for r in targets} <= covered
         and list(condition) == ["Bool"]
         and list(condition["Bool"]) == ["aws:SecureTransport"]
         and str(condition["Bool"]["aws:SecureTransport"]).lower() == "false"
     )
+
+
+def key_problems(t: Template) -> list[str]:
+    """The customer managed key, made only when KeyAlias is set: rotated, retained, and a key policy
+    that names who uses it: the functions' roles (through S3 and SQS only), DynamoDB and SQS for the
+    account's principals IAM allows, CloudWatch Logs for this stack's two log groups; the account
+    administers it but cannot hand out its use through IAM. Every store of data uses it."""
+    problems = []
+    for name in ("DataKey", "DataKeyAlias"):
+        if name not in resources(t):
+            return [f"{name}: missing"]
+        if deployed_props(t, name, {}):
+            problems.append(f"{name}: made without KeyAlias (the default is AWS's keys)")
+        if not deployed_props(t, name, WITH_KEY):
+            problems.append(f"{name}: not made when KeyAlias is set")
+    key = t["Resources"]["DataKey"]
+    p = key.get("Properties", {})
+    if p.get("EnableKeyRotation") is not True:
+        problems.append("DataKey: no yearly rotation")
+    for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+        if key.get(policy) != "Retain":
+            problems.append(f"DataKey: {policy} is not Retain: the retained table, bucket and queues need it")
+    alias = props(t, "DataKeyAlias")
+    if alias != {"AliasName": {"Fn::Sub": "alias/${KeyAlias}"}, "TargetKeyId": {"Ref": "DataKey"}}:
+        problems.append(f"DataKeyAlias: {alias}")
+    account = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    roles = [{"Fn::GetAtt": [role_of(t, f), "Arn"]} for f in HANDLERS]
+    log_groups = sorted(
+        _sub_text(props(t, g).get("LogGroupName")) for g in resources(t, "AWS::Logs::LogGroup")
+    )
+    log_arns = sorted(
+        (
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{g}"}
+            for g in log_groups
+        ),
+        key=json.dumps,
+    )
+    seen = set()
+    for st in statements(p.get("KeyPolicy", {})):
+        sid, principal, actions = st.get("Sid", "?"), st.get("Principal"), set(listed(st.get("Action", [])))
+        condition = st.get("Condition", {})
+        via = {
+            str(_sub_text(v)).split(".")[0]
+            for v in listed(condition.get("StringEquals", {}).get("kms:ViaService", []))
+        }
+        if (
+            st.get("Effect") != "Allow"
+            or st.get("Resource") != "*"
+            or "NotAction" in st
+            or "NotPrincipal" in st
+        ):
+            problems.append(f"key policy {sid}: not a plain Allow on the key")
+        if principal == account and not actions & USE_ACTIONS:
+            seen.add("administration")
+        elif principal == account and via in ({"dynamodb"}, {"sqs"}):
+            if condition.get("StringEquals", {}).get("kms:CallerAccount") != {"Ref": "AWS::AccountId"}:
+                problems.append(f"key policy {sid}: through {via} for callers of any account")
+            seen.add(next(iter(via)))
+        elif principal == {"AWS": roles}:
+            if (
+                actions != {"kms:GenerateDataKey", "kms:Decrypt"}
+                or via != {"s3", "sqs"}
+                or len(condition) != 1
+            ):
+                problems.append(
+                    f"key policy {sid}: the functions' use is {sorted(actions)} through {sorted(via)}"
+                )
+            seen.add("functions")
+        elif principal == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}:
+            context = condition.get("ArnEquals", {}).get("kms:EncryptionContext:aws:logs:arn")
+            if list(condition) != ["ArnEquals"] or sorted(listed(context), key=json.dumps) != log_arns:
+                problems.append(f"key policy {sid}: CloudWatch Logs for {context}, not {log_arns}")
+            seen.add("logs")
+        else:
+            problems.append(f"key policy {sid}: {principal} may {sorted(actions)}")
+    expected = {"administration", "functions", "dynamodb", "sqs", "logs"}
+    if seen != expected:
+        problems.append(f"key policy: statements for {sorted(seen)}, expected {sorted(expected)}")
+    for group in resources(t, "AWS::Logs::LogGroup"):
+        if "KmsKeyId" in deployed_props(t, group, {}):
+            problems.append(f"{group}: a KMS key without KeyAlias")
+        if deployed_props(t, group, WITH_KEY).get("KmsKeyId") != DATA_KEY_ARN:
+            problems.append(f"{group}: not encrypted with the stack's key when KeyAlias is set")
+    if not re.fullmatch(t["Parameters"]["KeyAlias"].get("AllowedPattern", ""), "") or re.fullmatch(
+        t["Parameters"]["KeyAlias"].get("AllowedPattern", ""), "alias/x*"
+    ):
+        problems.append("KeyAlias: its pattern must admit '' (no key) and no wildcard")
+    return problems
 
 
 def metric_filters(t: Template) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -1036,6 +1230,7 @@ CHECKS: dict[str, Check] = {
     "runtime": runtime_problems,
     "table": table_problems,
     "queue": queue_problems,
+    "key": key_problems,
     "bucket": bucket_problems,
     "metric filters": filter_problems,
     "alarms": alarm_problems,
@@ -1068,14 +1263,14 @@ def test_cfn_lint_rejects_a_broken_template() -> None:
 
 
 def statement(t: Template, role: str, sid: str) -> dict[str, Any]:
-    document = props(t, role)["Policies"][0]["PolicyDocument"]
+    document = role_policies(t, role)[0]
     found: dict[str, Any] = next(s for s in document["Statement"] if s.get("Sid") == sid)
     return found
 
 
 def add_statement(role: str, action: Any, resource: Any) -> Callable[[Template], None]:
     def mutate(t: Template) -> None:
-        document = props(t, role)["Policies"][0]["PolicyDocument"]
+        document = role_policies(t, role)[0]
         document["Statement"].append({"Effect": "Allow", "Action": action, "Resource": resource})
 
     return mutate
@@ -1126,6 +1321,19 @@ def a_public_read(t: Template) -> None:
 
 
 R, G = "Resources", "Globals.Function.Environment.Variables"
+K = "Resources.DataKey.Properties.KeyPolicy.Statement"
+
+
+def add_key_statement(principal: Any, actions: list[str]) -> Callable[[Template], None]:
+    def mutate(t: Template) -> None:
+        policy = t["Resources"]["DataKey"]["Properties"]["KeyPolicy"]
+        policy["Statement"].append(
+            {"Effect": "Allow", "Principal": principal, "Action": actions, "Resource": "*"}
+        )
+
+    return mutate
+
+
 BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("wildcards", "a `*` action", add_statement("SubmitRole", "dynamodb:*", TABLE_ARN)),
     ("wildcards", "a `*` resource", add_statement("ReconcilerRole", "sqs:SendMessage", "*")),
@@ -1149,9 +1357,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "wildcards",
         "NotAction",
-        setter(
-            f"{R}.SubmitRole.Properties.Policies.0.PolicyDocument.Statement.0.NotAction", ["s3:GetObject"]
-        ),
+        setter(f"{R}.SubmitPolicy.Properties.PolicyDocument.Statement.0.NotAction", ["s3:GetObject"]),
     ),
     (
         "least privilege",
@@ -1183,7 +1389,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "least privilege",
         "the reconciler cannot read the bodies",
-        setter(f"{R}.ReconcilerRole.Properties.Policies.0.PolicyDocument.Statement.2", None),
+        setter(f"{R}.ReconcilerPolicy.Properties.PolicyDocument.Statement.2", None),
     ),
     ("least privilege", "submit scans", add_statement("SubmitRole", "dynamodb:Scan", TABLE_ARN)),
     ("least privilege", "a delete", add_statement("ReconcilerRole", "dynamodb:DeleteItem", TABLE_ARN)),
@@ -1197,9 +1403,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "least privilege",
         "a missing grant",
-        setter(
-            f"{R}.ReconcilerRole.Properties.Policies.0.PolicyDocument.Statement.0.Action", "dynamodb:GetItem"
-        ),
+        setter(f"{R}.ReconcilerPolicy.Properties.PolicyDocument.Statement.0.Action", "dynamodb:GetItem"),
     ),
     (
         "least privilege",
@@ -1274,7 +1478,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         "bucket",
         "a KMS key the functions cannot use",
         setter(
-            f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.ServerSideEncryptionByDefault.SSEAlgorithm",
+            f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.Fn::If.2.ServerSideEncryptionByDefault.SSEAlgorithm",
             "aws:kms",
         ),
     ),
@@ -1296,7 +1500,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "bucket",
         "bodies that expire by default",
-        setter("Parameters.BodyRetentionDays.Default", 90),
+        setter(f"Parameters.{RETENTION}.Default", 90),
     ),
     ("bucket", "bodies that never expire", setter(f"{B}.LifecycleConfiguration.Rules.2", None)),
     ("bucket", "a bucket policy that grants", a_public_read),
@@ -1449,6 +1653,113 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         "packaging",
         "a layer built from elsewhere than the Makefile's directory",
         setter(f"{R}.DependenciesLayer.Properties.ContentUri", "layer/"),
+    ),
+    ("environment", "records that expire by default", setter(f"Parameters.{RETENTION}.Default", 30)),
+    (
+        "least privilege",
+        "a function that may run before its grants are attached",
+        setter(f"{R}.SubmitFunction.DependsOn", None),
+    ),
+    (
+        "least privilege",
+        "a policy attached to a user too",
+        setter(f"{R}.ReconcilerPolicy.Properties.Users", ["someone"]),
+    ),
+    ("table", "no TTL with a retention", setter(f"{R}.Table.Properties.TimeToLiveSpecification", None)),
+    (
+        "table",
+        "a TTL on an attribute the code does not write",
+        setter(f"{R}.Table.Properties.TimeToLiveSpecification.Fn::If.1.AttributeName", "expires"),
+    ),
+    ("table", "the AWS-owned key despite KeyAlias", setter(f"{R}.Table.Properties.SSESpecification", None)),
+    (
+        "bucket",
+        "a KMS key without a bucket key",
+        setter(f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.Fn::If.1.BucketKeyEnabled", False),
+    ),
+    (
+        "bucket",
+        "bodies that outlive their records' retention",
+        setter(f"{B}.LifecycleConfiguration.Rules.2.Fn::If.1.ExpirationInDays", 3650),
+    ),
+    (
+        "queue",
+        "SQS-managed keys despite KeyAlias",
+        setter(f"{R}.DeadLetterQueue.Properties.KmsMasterKeyId", None),
+    ),
+    (
+        "queue",
+        "a dead-letter queue that keeps messages no longer than its source",
+        setter(f"{R}.DeadLetterQueue.Properties.MessageRetentionPeriod", 1036800),
+    ),
+    (
+        "queue",
+        "a source that may keep messages as long as its dead-letter queue",
+        setter("Parameters.QueueRetentionSeconds.MaxValue", 1209600),
+    ),
+    (
+        "queue",
+        "a dead-letter queue any queue may use",
+        setter(f"{R}.DeadLetterQueue.Properties.RedriveAllowPolicy", {"redrivePermission": "allowAll"}),
+    ),
+    (
+        "queue",
+        "a dead-letter queue for another queue",
+        setter(f"{R}.Queue.Properties.QueueName", {"Fn::Sub": "${AWS::StackName}-other"}),
+    ),
+    ("queue", "no TLS policy", setter(f"{R}.QueuesPolicy", None)),
+    (
+        "queue",
+        "a TLS policy that leaves the dead-letter queue out",
+        setter(f"{R}.QueuesPolicy.Properties.Queues", [{"Ref": "Queue"}]),
+    ),
+    (
+        "queue",
+        "a TLS rule that allows",
+        setter(f"{R}.QueuesPolicy.Properties.PolicyDocument.Statement.0.Effect", "Allow"),
+    ),
+    (
+        "queue",
+        "a TLS rule on the wrong key",
+        setter(
+            f"{R}.QueuesPolicy.Properties.PolicyDocument.Statement.0.Condition",
+            {"Bool": {"aws:MultiFactorAuthPresent": "false"}},
+        ),
+    ),
+    ("key", "a key made by default", setter(f"{R}.DataKey.Condition", None)),
+    ("key", "no rotation", setter(f"{R}.DataKey.Properties.EnableKeyRotation", False)),
+    ("key", "a key deleted with the stack", setter(f"{R}.DataKey.DeletionPolicy", "Delete")),
+    ("key", "a key policy open to anyone", add_key_statement({"AWS": "*"}, ["kms:Decrypt"])),
+    (
+        "key",
+        "the account may grant its use through IAM",
+        setter(f"{K}.0.Action", ["kms:*"]),
+    ),
+    (
+        "key",
+        "the functions may call KMS directly",
+        setter(f"{K}.1.Condition", None),
+    ),
+    (
+        "key",
+        "one function missing from the key policy",
+        setter(f"{K}.1.Principal.AWS", [{"Fn::GetAtt": ["SubmitRole", "Arn"]}]),
+    ),
+    (
+        "key",
+        "DynamoDB for callers of any account",
+        setter(f"{K}.2.Condition.StringEquals.kms:CallerAccount", None),
+    ),
+    ("key", "CloudWatch Logs for any log group", setter(f"{K}.4.Condition", None)),
+    (
+        "key",
+        "a log group on AWS's key despite KeyAlias",
+        setter(f"{R}.ReconcilerLogGroup.Properties.KmsKeyId", None),
+    ),
+    (
+        "key",
+        "an alias pattern with no way to say none",
+        setter("Parameters.KeyAlias.AllowedPattern", "^[a-z]+$"),
     ),
 ]
 
@@ -1641,6 +1952,18 @@ def orders_problems(t: Template) -> list[str]:
         isinstance(content, str) and (ORDERS_TEMPLATE.parent / content).resolve() == ROOT
     ):
         problems.append("DependenciesLayer is not built by the repository's Makefile from the hashed lock")
+    route = props(t, "OrdersApi").get("DefaultRouteSettings", {})
+    limits = [route.get("ThrottlingRateLimit"), route.get("ThrottlingBurstLimit")]
+    if not all(isinstance(limit, int) and limit > 0 for limit in limits):
+        problems.append(f"OrdersApi: no throttling (rate, burst {limits}): a runaway caller spends the table")
+    queue_policies = [p_["Properties"] for p_ in resources(t, "AWS::SQS::QueuePolicy").values()]
+    if not any(
+        _denies_plain_http(s_, "sqs:*", [{"Fn::GetAtt": ["OrderEvents", "Arn"]}])
+        for p_ in queue_policies
+        if {"Ref": "OrderEvents"} in p_.get("Queues", [])
+        for s_ in statements(p_.get("PolicyDocument", {}))
+    ):
+        problems.append("OrderEvents: no queue policy denies every request without TLS")
     for role, expected in ORDERS_GRANTS.items():
         granted = {
             (action, _resource_name(resource))
@@ -1674,8 +1997,26 @@ def test_the_orders_template_adds_what_sendguard_needs() -> None:
             "Action"
         ].append("dynamodb:DeleteItem"),
         lambda t: t["Resources"]["DependenciesLayer"]["Metadata"].update(BuildMethod="python3.14"),
+        lambda t: t["Resources"]["OrdersApi"]["Properties"].pop("DefaultRouteSettings"),
+        lambda t: t["Resources"]["OrdersApi"]["Properties"]["DefaultRouteSettings"].pop(
+            "ThrottlingBurstLimit"
+        ),
+        lambda t: t["Resources"].pop("OrderEventsPolicy"),
+        lambda t: t["Resources"]["OrderEventsPolicy"]["Properties"]["PolicyDocument"]["Statement"][0].update(
+            Effect="Allow"
+        ),
     ],
-    ids=["no index", "no schedule", "reconciler cannot query", "orders may delete", "an unchecked layer"],
+    ids=[
+        "no index",
+        "no schedule",
+        "reconciler cannot query",
+        "orders may delete",
+        "an unchecked layer",
+        "no throttling",
+        "no burst limit",
+        "no TLS policy",
+        "a TLS rule that allows",
+    ],
 )
 def test_the_orders_check_can_fail(break_it: Any) -> None:
     broken = load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))
