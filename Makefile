@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test lint typecheck docs docs-check pytest fuzz mutants mutation demo clean check-model bench build-SubmitFunction build-ReconcilerFunction
+.PHONY: install test lint typecheck docs docs-check pytest fuzz mutants mutation demo clean check-model bench lock \
+	build-SubmitFunction build-ReconcilerFunction build-DependenciesLayer
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +82,33 @@ build-SubmitFunction build-ReconcilerFunction:
 	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	cd "$(ARTIFACTS_DIR)" && $(LAMBDA_PYTHON) -m compileall -q --invalidation-mode unchecked-hash $(LAMBDA_PACKAGES)
+
+# The layer's dependencies, for the functions' runtime and architecture (python3.14, arm64): exactly
+# the files deploy/layer/requirements.txt pins, each checked against its hashes (--require-hashes;
+# --no-deps: the lock is the whole closure, resolved for that target by `make lock`), wheels only,
+# for Lambda's platform whatever the build machine's. Their bytecode is compiled as the functions'.
+LAYER_LOCK := deploy/layer/requirements.txt
+LAYER_PYTHON_VERSION := 3.14
+LAYER_PIP_PLATFORM := manylinux2014_aarch64
+LAYER_UV_PLATFORM := aarch64-manylinux2014
+
+build-DependenciesLayer:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		--only-binary=:all: --no-compile --implementation cp --python-version $(LAYER_PYTHON_VERSION) \
+		--platform $(LAYER_PIP_PLATFORM) --target "$(ARTIFACTS_DIR)/python" -r $(LAYER_LOCK)
+	$(LAMBDA_PYTHON) -m compileall -q --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)/python"
+
+# Refreshes the layer's lock from pyproject.toml's ranges: the newest releases they admit, resolved
+# for the layer's Python and platform (not this machine's), every file's hash. uv, pinned here, is
+# the resolver that takes a target Python and platform; pip-compile resolves for its own interpreter.
+UV_VERSION := 0.13.9
+
+lock: $(INSTALLED)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile pyproject.toml --quiet --upgrade --generate-hashes \
+		--python-version $(LAYER_PYTHON_VERSION) --python-platform $(LAYER_UV_PLATFORM) \
+		--custom-compile-command 'make lock (uv pip compile --python-version $(LAYER_PYTHON_VERSION) --python-platform $(LAYER_UV_PLATFORM))' \
+		-o $(LAYER_LOCK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info mutants

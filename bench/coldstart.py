@@ -151,7 +151,8 @@ def _sides(seconds: dict[str, list[float]]) -> list[dict[str, Any]]:
 def _closure() -> set[str]:
     """The layer's distributions and everything they require here (markers evaluated), and boto3."""
     lines = (line.split("#")[0].strip() for line in LAYER.read_text(encoding="utf-8").splitlines())
-    wanted = ["boto3", *(line for line in lines if line)]
+    # The lock's entries (`name==version \`, then their `--hash` lines): by name, as installed here.
+    wanted = ["boto3", *(line.split("==")[0] for line in lines if line and not line.startswith("-"))]
     seen: set[str] = set()
     while wanted:
         requirement = Requirement(wanted.pop())

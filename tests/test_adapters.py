@@ -28,6 +28,7 @@ from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
     ATTRIBUTES,
+    CALLER,
     CORRELATION_ID,
     CREATED_AT,
     GROUP_ID,
@@ -62,7 +63,16 @@ from statemodel.stored import Stored
 from statemodel.validation import MAX_ATTEMPTS_LIMIT, MAX_MESSAGE_BYTES, new_message, parse_submission
 from tests.moto_http import FaultyMotoServer, Rule, dynamodb_error, sqs_error
 
-MESSAGE_FIELDS = {ATTRIBUTES, CORRELATION_ID, CREATED_AT, REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID, QUEUE}
+MESSAGE_FIELDS = {
+    ATTRIBUTES,
+    CORRELATION_ID,
+    CREATED_AT,
+    REQUEST_HASH,
+    IDEMPOTENCY_KEY,
+    GROUP_ID,
+    QUEUE,
+    CALLER,
+}
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
 INVOCATION_MS = 10_000
 STALL_S = READ_TIMEOUT_S + 0.5  # a stalled answer comes after the client gave up on it

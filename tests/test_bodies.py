@@ -125,9 +125,11 @@ def test_a_body_goes_where_its_happy_path_costs_least(
     assert placement(inline, apart, body, bucket=bucket) is where
 
 
-def test_a_happy_path_grows_the_record_by_no_more_than_the_rule_allows() -> None:
+@pytest.mark.parametrize("retention_days", [0, 3_650])
+def test_a_happy_path_grows_the_record_by_no_more_than_the_rule_allows(retention_days: int) -> None:
     """The confirm's history entry and SQS id, with ids of the longest kind (uuids, a 128-character
-    correlation id): what `placement` adds to the created record's size."""
+    correlation id), and its TTL attribute with the longest retention: what `placement` adds to the
+    created record's size."""
     request = parse_message("x" * 40, {"group": "eu"})
     assert isinstance(request, Request)
     message = new_message(request, str(uuid.uuid4()), "c" * 128, 1_796_135_193_698, "k" * 128)
@@ -137,7 +139,7 @@ def test_a_happy_path_grows_the_record_by_no_more_than_the_rule_allows() -> None
     flow = advance(advance(flow, Written(), 1_796_135_193_700), Sent(str(uuid.uuid4())), 1_796_135_193_800)
     confirm = flow.effect
     after = dict(created)
-    for name, value in lifecycle_attributes(confirm.after, TableLayout()).items():  # type: ignore[union-attr]
+    for name, value in lifecycle_attributes(confirm.after, TableLayout(), retention_days).items():  # type: ignore[union-attr]
         after.pop(name, None) if value is None else after.update({name: serialize(value)})
     history = created["sg_history"]["L"] + [serialize(e) for e in write_history(confirm.events)]  # type: ignore[union-attr]
     after["sg_history"] = {"L": history}

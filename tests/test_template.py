@@ -26,9 +26,11 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 from cfnlint.decode import decode_str
 from cfnlint.helpers import REGIONS
+from packaging.requirements import Requirement
 
 from adapters.ops.provision import TABLE_DEFINITION
 from adapters.runtime import log_events
+from adapters.runtime.codec import EXPIRES_AT
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.metrics import DIMENSIONS as EMF_DIMENSIONS
 from bench.coldstart import function_package
@@ -106,6 +108,7 @@ ENVIRONMENT: dict[str, Any] = {
     "SENDGUARD_METRICS_NAMESPACE": {"Fn::Sub": "sendguard/${AWS::StackName}"},
     "SENDGUARD_BODY_BUCKET": {"Ref": BUCKET},
     "SENDGUARD_BODY_PREFIX": "sendguard/bodies/",
+    "SENDGUARD_RETENTION_DAYS": 0,  # never, by default: the records are the audit trail
 }
 MAX_ATTEMPTS_LIMIT = 20
 
@@ -123,6 +126,16 @@ LOGGED_BY = {
     "reconcile_pass": {"ReconcilerLogGroup"},
 }
 BOTH_LOG_GROUPS = {"SubmitLogGroup", "ReconcilerLogGroup"}
+
+# Data at rest: RetentionDays (0, never, by default) and KeyAlias (empty, AWS's keys, by default).
+RETENTION = "RetentionDays"
+WITH_KEY = {"KeyAlias": "sendguard-prod"}
+DATA_KEY_ARN = {"Fn::GetAtt": ["DataKey", "Arn"]}
+# What each use of the key may do: the functions through S3 and SQS, DynamoDB and SQS for the
+# account's principals that IAM allows, CloudWatch Logs for the two log groups.
+USE_ACTIONS = {"kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"}
+USE_ACTIONS |= {"kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:*", "kms:ReEncrypt*", "kms:GenerateDataKey*"}
+THROUGH = {"s3", "sqs", "dynamodb"}
 
 ROUTES = {("POST", "/messages"), ("GET", "/messages/{messageId}")}
 API_GATEWAY_INTEGRATION_LIMIT_SECONDS = 30
@@ -296,9 +309,12 @@ def wildcard_problems(t: Template) -> list[str]:
     One `*` is allowed: the body objects' BODY_OBJECTS, for the object actions, since object keys are
     made at run time ({prefix}{message_id}/{nonce}); it is as narrow as the prefix, so the prefix
     parameter must admit neither "" (the whole bucket) nor a wildcard. A Deny's wildcards (the bucket
-    policy's TLS rule) take away, never grant."""
+    and queue policies' TLS rules) take away, never grant. A key policy's Resource "*" is the key
+    itself: `key_problems` pins the key policy statement by statement."""
     problems = []
-    for statement in statements(t):
+    keys = set(resources(t, "AWS::KMS::Key"))
+    others = {name: r for name, r in resources(t).items() if name not in keys}
+    for statement in statements(others):
         sid = statement.get("Sid", "?")
         for key in ("NotAction", "NotResource"):
             if key in statement:
@@ -368,13 +384,25 @@ def privilege_problems(t: Template) -> list[str]:
         problems.append(f"functions with roles: {sorted(roles)}, expected {sorted(GRANTS)}")
     if len(set(roles.values())) != len(roles):
         problems.append("two functions share a role")
+    policies = resources(t, "AWS::IAM::Policy")
+    for name, policy in policies.items():
+        attached = {ref_name(r) for r in policy.get("Properties", {}).get("Roles", [])}
+        if set(policy.get("Properties", {})) & {"Users", "Groups"} or not attached <= set(roles.values()):
+            problems.append(
+                f"{name}: attached to {sorted(map(str, attached))}, not only the functions' roles"
+            )
+    for function, role in roles.items():
+        own = {n for n, p in policies.items() if {"Ref": role} in p.get("Properties", {}).get("Roles", [])}
+        waits = set(listed(t["Resources"][function].get("DependsOn", [])))
+        if not own <= waits:
+            problems.append(f"{function}: may run before its grants ({sorted(own - waits)}) are attached")
     other_iam = {
         name
         for name, r in resources(t).items()
-        if r["Type"].startswith("AWS::IAM::") and name not in roles.values()
+        if r["Type"].startswith("AWS::IAM::") and name not in roles.values() and name not in policies
     }
     if other_iam:
-        problems.append(f"IAM resources beyond the functions' roles: {sorted(other_iam)}")
+        problems.append(f"IAM resources beyond the functions' roles and policies: {sorted(other_iam)}")
     return problems
 
 
@@ -466,8 +494,21 @@ def table_problems(t: Template) -> list[str]:
         problems.append(f"indexes {p.get('GlobalSecondaryIndexes')!r}: the contract is `attention` alone")
     if "LocalSecondaryIndexes" in p:
         problems.append("local secondary indexes: the contract has none")
-    if p.get("TimeToLiveSpecification", {}).get("Enabled"):
-        problems.append("TTL is on: the records are the audit trail")
+    if deployed_props(t, "Table", {}).get("TimeToLiveSpecification", {}).get("Enabled"):
+        problems.append("TTL is on by default: the records are the audit trail, kept unless told")
+    ttl = deployed_props(t, "Table", {RETENTION: 30}).get("TimeToLiveSpecification")
+    if ttl != {"AttributeName": EXPIRES_AT, "Enabled": True}:
+        problems.append(
+            f"with {RETENTION} set, the TTL is {ttl!r}, not on {EXPIRES_AT} (what the code writes)"
+        )
+    if "SSESpecification" in deployed_props(t, "Table", {}):
+        problems.append("Table: not DynamoDB's default encryption (an AWS-owned key) without KeyAlias")
+    if deployed_props(t, "Table", WITH_KEY).get("SSESpecification") != {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": DATA_KEY_ARN,
+    }:
+        problems.append("Table: not encrypted with the stack's key when KeyAlias is set")
     attributes = {(a["AttributeName"], a["AttributeType"]) for a in p.get("AttributeDefinitions", [])}
     if attributes != {("message_id", "S"), ("sg_attention", "S"), ("sg_attention_at", "N")}:
         problems.append(f"attribute definitions {sorted(attributes)}")
@@ -475,24 +516,65 @@ def table_problems(t: Template) -> list[str]:
 
 
 def queue_problems(t: Template) -> list[str]:
+    """The queue and its dead-letter queue: encrypted (SQS-managed keys, or the stack's key with
+    KeyAlias), TLS only, and a dead-letter queue that keeps messages longer than the queue and
+    takes them from the queue alone."""
     queues = resources(t, "AWS::SQS::Queue")
     if set(queues) != {"Queue", "DeadLetterQueue"}:
         return [f"expected Queue and DeadLetterQueue, found {sorted(queues)}"]
     problems = []
     for name in queues:
-        p = props(t, name)
-        if p.get("SqsManagedSseEnabled") is not True:
-            problems.append(f"{name}: no SQS-managed server-side encryption")
-        if "KmsMasterKeyId" in p:
-            problems.append(f"{name}: a KMS key, whose permissions the functions do not have")
-    redrive = props(t, "Queue").get("RedrivePolicy", {})
+        default, with_key = deployed_props(t, name, {}), deployed_props(t, name, WITH_KEY)
+        if default.get("SqsManagedSseEnabled") is not True or "KmsMasterKeyId" in default:
+            problems.append(f"{name}: not SQS-managed server-side encryption without KeyAlias")
+        if with_key.get("KmsMasterKeyId") != DATA_KEY_ARN or "SqsManagedSseEnabled" in with_key:
+            problems.append(f"{name}: not encrypted with the stack's key when KeyAlias is set")
+    queue, dead = props(t, "Queue"), props(t, "DeadLetterQueue")
+    redrive = queue.get("RedrivePolicy", {})
     if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}:
         problems.append("Queue: no redrive policy to DeadLetterQueue")
     if "maxReceiveCount" not in redrive:
         problems.append("Queue: the redrive policy has no maxReceiveCount")
-    if "RedrivePolicy" in props(t, "DeadLetterQueue"):
+    if "RedrivePolicy" in dead:
         problems.append("DeadLetterQueue: a dead-letter queue of its own")
+    # A moved message keeps its enqueue time: the dead-letter queue must outlast the queue's longest.
+    retention = t.get("Parameters", {}).get(ref_name(queue.get("MessageRetentionPeriod")) or "", {})
+    longest = retention.get("MaxValue", queue.get("MessageRetentionPeriod"))
+    if longest is None or int(dead.get("MessageRetentionPeriod", 345_600)) <= int(longest):
+        problems.append(
+            f"DeadLetterQueue keeps messages {dead.get('MessageRetentionPeriod')} s, "
+            f"not longer than Queue's {longest}"
+        )
+    name = queue.get("QueueName")
+    source = {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{_sub_text(name)}"
+    }
+    if name is None or dead.get("RedriveAllowPolicy") != {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [source],
+    }:
+        problems.append(
+            f"DeadLetterQueue: redrive allowed from {dead.get('RedriveAllowPolicy')!r}, not Queue alone"
+        )
+    policies = [p_["Properties"] for p_ in resources(t, "AWS::SQS::QueuePolicy").values()]
+    for q in sorted(queues):
+        covering = [p_ for p_ in policies if {"Ref": q} in p_.get("Queues", [])]
+        if not any(
+            _denies_plain_http(s_, "sqs:*", [{"Fn::GetAtt": [q, "Arn"]}])
+            for p_ in covering
+            for s_ in statements(p_.get("PolicyDocument", {}))
+        ):
+            problems.append(f"{q}: no queue policy denies every request without TLS (aws:SecureTransport)")
+    for p_ in policies:
+        for s_ in statements(p_.get("PolicyDocument", {})):
+            if s_.get("Effect") != "Deny":
+                problems.append(f"a queue policy allows {s_.get('Action')!r}: grants belong in the roles")
     return problems
+
+
+def _sub_text(name: Any) -> str:
+    """A !Sub's text, or a plain string's."""
+    return str(name["Fn::Sub"]) if isinstance(name, dict) and "Fn::Sub" in name else str(name)
 
 
 def condition_holds(t: Template, expr: Any, parameters: dict[str, Any]) -> bool:
@@ -523,29 +605,45 @@ def _value(t: Template, expr: Any, parameters: dict[str, Any]) -> Any:
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
+def deployed(t: Template, node: Any, parameters: dict[str, Any]) -> Any:
+    """A part of the template as deployed with these parameters (the others at their defaults): every
+    Fn::If resolved, AWS::NoValue dropped."""
+    if isinstance(node, dict) and list(node) == ["Fn::If"]:
+        condition, then, otherwise = node["Fn::If"]
+        held = condition_holds(t, {"Condition": condition}, parameters)
+        return deployed(t, then if held else otherwise, parameters)
+    if isinstance(node, dict):
+        return {k: r for k, v in node.items() if (r := deployed(t, v, parameters)) != NO_VALUE}
+    if isinstance(node, list):
+        return [r for v in node if (r := deployed(t, v, parameters)) != NO_VALUE]
+    return node
+
+
+def deployed_props(t: Template, name: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """A resource's properties as deployed with these parameters ({} for a resource whose Condition
+    does not hold, or none)."""
+    resource = t["Resources"].get(name)
+    if resource is None:
+        return {}
+    condition = resource.get("Condition")
+    if condition is not None and not condition_holds(t, {"Condition": condition}, parameters):
+        return {}
+    found: dict[str, Any] = deployed(t, resource.get("Properties", {}), parameters)
+    return found
+
+
 def lifecycle_rules(t: Template, parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """The bucket's lifecycle rules as deployed with these parameters: an Fn::If resolved (in a rule
-    or in one of its properties), AWS::NoValue dropped."""
-
-    def resolved(node: Any) -> Any:
-        if isinstance(node, dict) and list(node) == ["Fn::If"]:
-            condition, then, otherwise = node["Fn::If"]
-            held = condition_holds(t, {"Condition": condition}, parameters)
-            return resolved(then if held else otherwise)
-        if isinstance(node, dict):
-            return {k: r for k, v in node.items() if (r := resolved(v)) != NO_VALUE}
-        if isinstance(node, list):
-            return [r for v in node if (r := resolved(v)) != NO_VALUE]
-        return node
-
-    rules = props(t, BUCKET).get("LifecycleConfiguration", {}).get("Rules", [])
-    found: list[dict[str, Any]] = resolved(rules)
+    """The bucket's lifecycle rules as deployed with these parameters."""
+    found: list[dict[str, Any]] = (
+        deployed_props(t, BUCKET, parameters).get("LifecycleConfiguration", {}).get("Rules", [])
+    )
     return found
 
 
 def bucket_problems(t: Template) -> list[str]:
     """The bodies' bucket: private, TLS only, encrypted, retained, and its lifecycle (incomplete
-    uploads aborted, bodies to STANDARD_IA after 30 days, expired only when BodyRetentionDays > 0)."""
+    uploads aborted, bodies to STANDARD_IA after 30 days, expired only when RetentionDays > 0, as
+    their records are)."""
     buckets = resources(t, "AWS::S3::Bucket")
     if list(buckets) != [BUCKET]:
         return [f"expected one bucket named {BUCKET}, found {sorted(buckets)}"]
@@ -560,17 +658,23 @@ def bucket_problems(t: Template) -> list[str]:
             problems.append(f"{BUCKET}: public access block {flag} is not true")
     if p.get("OwnershipControls", {}).get("Rules") != [{"ObjectOwnership": "BucketOwnerEnforced"}]:
         problems.append(f"{BUCKET}: ACLs are not disabled (ObjectOwnership BucketOwnerEnforced)")
-    encryption = [
-        rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
-        for rule in p.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
-    ]
-    if encryption != ["AES256"]:
+    encryption = deployed_props(t, BUCKET, {}).get("BucketEncryption", {})
+    if encryption != {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+    }:
+        problems.append(f"{BUCKET}: default encryption {encryption}, not SSE-S3 without KeyAlias")
+    with_key = deployed_props(t, BUCKET, WITH_KEY).get("BucketEncryption", {})
+    expected = {
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": DATA_KEY_ARN},
+        "BucketKeyEnabled": True,
+    }
+    if with_key != {"ServerSideEncryptionConfiguration": [expected]}:
         problems.append(
-            f"{BUCKET}: default encryption {encryption}, not SSE-S3 (the functions have no KMS grant)"
+            f"{BUCKET}: with KeyAlias, {with_key}, not SSE-KMS with the stack's key and a bucket key"
         )
 
     prefix = {"Ref": BODY_PREFIX}
-    never, expires = lifecycle_rules(t, {}), lifecycle_rules(t, {"BodyRetentionDays": 400})
+    never, expires = lifecycle_rules(t, {}), lifecycle_rules(t, {RETENTION: 400})
     enabled = [r for r in never if r.get("Status") == "Enabled"]
     if not any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 for r in enabled):
         problems.append(f"{BUCKET}: incomplete multipart uploads are not aborted after a day")
@@ -583,21 +687,28 @@ def bucket_problems(t: Template) -> list[str]:
         problems.append(f"{BUCKET}: bodies are not moved to STANDARD_IA after 30 days")
     expirations = ("ExpirationInDays", "ExpirationDate")
     if any(key in r for r in never for key in expirations):
-        problems.append(f"{BUCKET}: bodies expire at the default BodyRetentionDays (0: never)")
+        problems.append(f"{BUCKET}: bodies expire at the default {RETENTION} (0: never)")
     if not any(
         r.get("Status") == "Enabled"
         and r.get("Prefix") == prefix
-        and str(_value(t, r.get("ExpirationInDays"), {"BodyRetentionDays": 400})) == "400"
+        and str(_value(t, r.get("ExpirationInDays"), {RETENTION: 400})) == "400"
         for r in expires
     ):
-        problems.append(f"{BUCKET}: bodies do not expire after BodyRetentionDays when it is set")
+        problems.append(
+            f"{BUCKET}: bodies do not expire after {RETENTION}, their records' retention, when set"
+        )
 
     policies = [
         r["Properties"].get("PolicyDocument", {})
         for r in resources(t, "AWS::S3::BucketPolicy").values()
         if r.get("Properties", {}).get("Bucket") == {"Ref": BUCKET}
     ]
-    if not any(_denies_plain_http(s_) for policy in policies for s_ in statements(policy)):
+    objects = {"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}
+    if not any(
+        _denies_plain_http(s_, "s3:*", [{"Fn::GetAtt": [BUCKET, "Arn"]}, objects])
+        for policy in policies
+        for s_ in statements(policy)
+    ):
         problems.append(f"{BUCKET}: no bucket policy denies every request without TLS (aws:SecureTransport)")
     for policy in policies:
         for s_ in statements(policy):
@@ -608,24 +719,108 @@ def bucket_problems(t: Template) -> list[str]:
     return problems
 
 
-def _denies_plain_http(statement: dict[str, Any]) -> bool:
-    """Denies everyone every S3 action on the bucket and its objects when the request has no TLS,
-    with no other condition narrowing it."""
+def _denies_plain_http(statement: dict[str, Any], action: str, targets: list[Any]) -> bool:
+    """Denies everyone every action of the service (`action`, "s3:*") on every one of `targets` when
+    the request has no TLS, with no other condition narrowing it."""
     condition = statement.get("Condition", {})
     covered = {json.dumps(r, sort_keys=True) for r in listed(statement.get("Resource", []))}
-    bucket_and_objects = {
-        json.dumps({"Fn::GetAtt": [BUCKET, "Arn"]}),
-        json.dumps({"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}),
-    }
     return (
         statement.get("Effect") == "Deny"
         and statement.get("Principal") in ("*", {"AWS": "*"})
-        and "s3:*" in listed(statement.get("Action", []))
-        and bucket_and_objects <= covered
+        and action in listed(statement.get("Action", []))
+        and {json.dumps(r, sort_keys=True) for r in targets} <= covered
         and list(condition) == ["Bool"]
         and list(condition["Bool"]) == ["aws:SecureTransport"]
         and str(condition["Bool"]["aws:SecureTransport"]).lower() == "false"
     )
+
+
+def key_problems(t: Template) -> list[str]:
+    """The customer managed key, made only when KeyAlias is set: rotated, retained, and a key policy
+    that names who uses it: the functions' roles (through S3 and SQS only), DynamoDB and SQS for the
+    account's principals IAM allows, CloudWatch Logs for this stack's two log groups; the account
+    administers it but cannot hand out its use through IAM. Every store of data uses it."""
+    problems = []
+    for name in ("DataKey", "DataKeyAlias"):
+        if name not in resources(t):
+            return [f"{name}: missing"]
+        if deployed_props(t, name, {}):
+            problems.append(f"{name}: made without KeyAlias (the default is AWS's keys)")
+        if not deployed_props(t, name, WITH_KEY):
+            problems.append(f"{name}: not made when KeyAlias is set")
+    key = t["Resources"]["DataKey"]
+    p = key.get("Properties", {})
+    if p.get("EnableKeyRotation") is not True:
+        problems.append("DataKey: no yearly rotation")
+    for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+        if key.get(policy) != "Retain":
+            problems.append(f"DataKey: {policy} is not Retain: the retained table, bucket and queues need it")
+    alias = props(t, "DataKeyAlias")
+    if alias != {"AliasName": {"Fn::Sub": "alias/${KeyAlias}"}, "TargetKeyId": {"Ref": "DataKey"}}:
+        problems.append(f"DataKeyAlias: {alias}")
+    account = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    roles = [{"Fn::GetAtt": [role_of(t, f), "Arn"]} for f in HANDLERS]
+    log_groups = sorted(
+        _sub_text(props(t, g).get("LogGroupName")) for g in resources(t, "AWS::Logs::LogGroup")
+    )
+    log_arns = sorted(
+        (
+            {"Fn::Sub": f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{g}"}
+            for g in log_groups
+        ),
+        key=json.dumps,
+    )
+    seen = set()
+    for st in statements(p.get("KeyPolicy", {})):
+        sid, principal, actions = st.get("Sid", "?"), st.get("Principal"), set(listed(st.get("Action", [])))
+        condition = st.get("Condition", {})
+        via = {
+            str(_sub_text(v)).split(".")[0]
+            for v in listed(condition.get("StringEquals", {}).get("kms:ViaService", []))
+        }
+        if (
+            st.get("Effect") != "Allow"
+            or st.get("Resource") != "*"
+            or "NotAction" in st
+            or "NotPrincipal" in st
+        ):
+            problems.append(f"key policy {sid}: not a plain Allow on the key")
+        if principal == account and not actions & USE_ACTIONS:
+            seen.add("administration")
+        elif principal == account and via in ({"dynamodb"}, {"sqs"}):
+            if condition.get("StringEquals", {}).get("kms:CallerAccount") != {"Ref": "AWS::AccountId"}:
+                problems.append(f"key policy {sid}: through {via} for callers of any account")
+            seen.add(next(iter(via)))
+        elif principal == {"AWS": roles}:
+            if (
+                actions != {"kms:GenerateDataKey", "kms:Decrypt"}
+                or via != {"s3", "sqs"}
+                or len(condition) != 1
+            ):
+                problems.append(
+                    f"key policy {sid}: the functions' use is {sorted(actions)} through {sorted(via)}"
+                )
+            seen.add("functions")
+        elif principal == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}:
+            context = condition.get("ArnEquals", {}).get("kms:EncryptionContext:aws:logs:arn")
+            if list(condition) != ["ArnEquals"] or sorted(listed(context), key=json.dumps) != log_arns:
+                problems.append(f"key policy {sid}: CloudWatch Logs for {context}, not {log_arns}")
+            seen.add("logs")
+        else:
+            problems.append(f"key policy {sid}: {principal} may {sorted(actions)}")
+    expected = {"administration", "functions", "dynamodb", "sqs", "logs"}
+    if seen != expected:
+        problems.append(f"key policy: statements for {sorted(seen)}, expected {sorted(expected)}")
+    for group in resources(t, "AWS::Logs::LogGroup"):
+        if "KmsKeyId" in deployed_props(t, group, {}):
+            problems.append(f"{group}: a KMS key without KeyAlias")
+        if deployed_props(t, group, WITH_KEY).get("KmsKeyId") != DATA_KEY_ARN:
+            problems.append(f"{group}: not encrypted with the stack's key when KeyAlias is set")
+    if not re.fullmatch(t["Parameters"]["KeyAlias"].get("AllowedPattern", ""), "") or re.fullmatch(
+        t["Parameters"]["KeyAlias"].get("AllowedPattern", ""), "alias/x*"
+    ):
+        problems.append("KeyAlias: its pattern must admit '' (no key) and no wildcard")
+    return problems
 
 
 def metric_filters(t: Template) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -877,15 +1072,96 @@ def test_the_function_build_ships_the_packages_with_their_bytecode(tmp_path: Pat
     assert loaded.stdout.strip().startswith(str(tmp_path))
 
 
-def requirement_names(lines: list[str]) -> list[str]:
-    return sorted(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+ARCHITECTURES = {"arm64": "aarch64", "x86_64": "x86_64"}  # Lambda's name: the wheel platforms'
 
 
-def packaging_problems(t: Template) -> list[str]:
-    """The functions' code is the repository root, and the layer carries pyproject's runtime deps."""
+def makefile_variable(makefile: str, name: str) -> str | None:
+    found = re.search(rf"^{name}\s*:?=\s*(.*?)\s*$", makefile, re.MULTILINE)
+    return None if found is None else found[1]
+
+
+def recipe(makefile: str, target: str) -> str:
+    """A target's commands, continuation lines joined ('' for no such target)."""
+    found = re.search(rf"^[^#\n]*\b{target}\b[^\n]*:[^\n]*\n((?:\t[^\n]*\n)*)", makefile, re.MULTILINE)
+    return "" if found is None else re.sub(r"\\\n\s*", " ", found[1])
+
+
+def locked(text: str) -> dict[str, tuple[str, list[str]]]:
+    """A hashed requirements file: name -> (its requirement, its hashes), continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", text)
+    entries = {}
+    for line in joined.splitlines():
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        requirement, *options = line.split()
+        hashes = [o.removeprefix("--hash=") for o in options if o.startswith("--hash=sha256:")]
+        entries[Requirement(requirement).name.lower().replace("_", "-")] = (requirement, hashes)
+    return entries
+
+
+def lock_problems(lock: str, makefile: str, runtime: Any, architecture: Any, layer: str) -> list[str]:
+    """The layer's lock pins every distribution it installs (==, with hashes), inside
+    pyproject.toml's ranges, resolved for the functions' Python and platform; the Makefile installs
+    it for that target with every hash checked."""
+    problems = []
+    if makefile_variable(makefile, "LAYER_LOCK") != str(LAYER_LOCK.relative_to(ROOT)):
+        problems.append(f"the Makefile's LAYER_LOCK is not {LAYER_LOCK.relative_to(ROOT)}")
+    command = recipe(makefile, f"build-{layer}")
+    for flag in (
+        "--require-hashes",
+        "--only-binary=:all:",
+        "--implementation cp",
+        "--python-version $(LAYER_PYTHON_VERSION)",
+        "--platform $(LAYER_PIP_PLATFORM)",
+        "-r $(LAYER_LOCK)",
+    ):
+        if flag not in command:
+            problems.append(f"build-{layer} does not install with {flag}")
+    version = str(runtime).removeprefix("python")
+    machine = ARCHITECTURES.get(str(architecture), "?")
+    expected = {
+        "LAYER_PYTHON_VERSION": version,
+        "LAYER_PIP_PLATFORM": f"manylinux2014_{machine}",
+        "LAYER_UV_PLATFORM": f"{machine}-manylinux2014",
+    }
+    for name, value in expected.items():
+        if makefile_variable(makefile, name) != value:
+            problems.append(f"the Makefile's {name} is {makefile_variable(makefile, name)!r}, not {value!r}")
+    header = " ".join(line for line in lock.splitlines() if line.startswith("#"))
+    target = f"--python-version {version} --python-platform {expected['LAYER_UV_PLATFORM']}"
+    if target not in header:
+        problems.append(f"the lock was not resolved for {target} (`make lock` says so in its header)")
+    entries = locked(lock)
+    for name, (requirement, hashes) in sorted(entries.items()):
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+!\-]+", requirement):
+            problems.append(f"{name}: {requirement!r} is not pinned to one release (==)")
+        if not hashes:
+            problems.append(f"{name}: no hash")
+    for dependency in tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]:
+        wanted = Requirement(dependency)
+        name = wanted.name.lower().replace("_", "-")
+        if name not in entries:
+            problems.append(f"{name}: a dependency of pyproject.toml the lock does not pin")
+            continue
+        pinned = entries[name][0].partition("==")[2]
+        if pinned not in wanted.specifier:
+            problems.append(f"{name}: the lock's {pinned} is outside pyproject.toml's {wanted.specifier}")
+    return problems
+
+
+LAYER_LOCK = ROOT / "deploy" / "layer" / "requirements.txt"
+
+
+def packaging_problems(t: Template, lock: str | None = None, makefile: str | None = None) -> list[str]:
+    """The functions' code is the repository root, built by the Makefile with its bytecode; the
+    layer is built by the Makefile from its lock (`lock_problems`). `lock` and `makefile`: the
+    files' texts (the repository's by default)."""
     problems = []
     layers = resources(t, "AWS::Serverless::LayerVersion")
-    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8") if makefile is None else makefile
+    lock = LAYER_LOCK.read_text(encoding="utf-8") if lock is None else lock
+    targets: dict[str, set[tuple[Any, Any]]] = {}  # layer -> the (runtime, architecture) of its users
     for function in HANDLERS:
         p = function_props(t, function)
         code = p.get("CodeUri")
@@ -893,7 +1169,7 @@ def packaging_problems(t: Template) -> list[str]:
             problems.append(f"{function}: CodeUri {code!r} is not the repository root")
         if (t["Resources"][function].get("Metadata") or {}).get("BuildMethod") != "makefile":
             problems.append(f"{function}: not built by the Makefile (its bytecode would not ship)")
-        elif not re.search(rf"^[^#\n]*\bbuild-{function}\b[^\n]*:", makefile, re.MULTILINE):
+        elif not recipe(makefile, f"build-{function}"):
             problems.append(f"{function}: the Makefile has no build-{function} target")
         used = [layer["Ref"] for layer in p.get("Layers", []) if isinstance(layer, dict) and "Ref" in layer]
         if not used or any(name not in layers for name in used):
@@ -904,18 +1180,19 @@ def packaging_problems(t: Template) -> list[str]:
             layer = layers[name]
             if p.get("Runtime") not in layer["Properties"].get("CompatibleRuntimes", []):
                 problems.append(f"{name}: not built for {function}'s runtime {p.get('Runtime')}")
-            if layer.get("Metadata", {}).get("BuildMethod") != p.get("Runtime"):
-                problems.append(f"{name}: BuildMethod differs from {function}'s runtime")
             if [layer.get("Metadata", {}).get("BuildArchitecture")] != p.get("Architectures"):
                 problems.append(f"{name}: BuildArchitecture differs from {function}'s architecture")
-    dependencies = sorted(tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"])
+            targets.setdefault(name, set()).add((p.get("Runtime"), (p.get("Architectures") or ["?"])[0]))
     for name, layer in layers.items():
-        path = (TEMPLATE.parent / layer["Properties"]["ContentUri"] / "requirements.txt").resolve()
-        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        if not path.is_file():
-            problems.append(f"{name}: no {shown}")
-        elif requirement_names(path.read_text(encoding="utf-8").splitlines()) != dependencies:
-            problems.append(f"{name}: {shown} differs from pyproject.toml's dependencies")
+        content = layer["Properties"].get("ContentUri")
+        if not isinstance(content, str) or (TEMPLATE.parent / content).resolve() != ROOT:
+            problems.append(f"{name}: ContentUri {content!r} is not the repository root (the Makefile's)")
+        if (layer.get("Metadata") or {}).get("BuildMethod") != "makefile":
+            problems.append(f"{name}: not built by the Makefile (SAM's own pip checks no hash)")
+        elif not recipe(makefile, f"build-{name}"):
+            problems.append(f"{name}: the Makefile has no build-{name} target")
+        for runtime, architecture in sorted(targets.get(name, set()), key=str):
+            problems += lock_problems(lock, makefile, runtime, architecture, name)
     return problems
 
 
@@ -953,6 +1230,7 @@ CHECKS: dict[str, Check] = {
     "runtime": runtime_problems,
     "table": table_problems,
     "queue": queue_problems,
+    "key": key_problems,
     "bucket": bucket_problems,
     "metric filters": filter_problems,
     "alarms": alarm_problems,
@@ -985,14 +1263,14 @@ def test_cfn_lint_rejects_a_broken_template() -> None:
 
 
 def statement(t: Template, role: str, sid: str) -> dict[str, Any]:
-    document = props(t, role)["Policies"][0]["PolicyDocument"]
+    document = role_policies(t, role)[0]
     found: dict[str, Any] = next(s for s in document["Statement"] if s.get("Sid") == sid)
     return found
 
 
 def add_statement(role: str, action: Any, resource: Any) -> Callable[[Template], None]:
     def mutate(t: Template) -> None:
-        document = props(t, role)["Policies"][0]["PolicyDocument"]
+        document = role_policies(t, role)[0]
         document["Statement"].append({"Effect": "Allow", "Action": action, "Resource": resource})
 
     return mutate
@@ -1043,6 +1321,19 @@ def a_public_read(t: Template) -> None:
 
 
 R, G = "Resources", "Globals.Function.Environment.Variables"
+K = "Resources.DataKey.Properties.KeyPolicy.Statement"
+
+
+def add_key_statement(principal: Any, actions: list[str]) -> Callable[[Template], None]:
+    def mutate(t: Template) -> None:
+        policy = t["Resources"]["DataKey"]["Properties"]["KeyPolicy"]
+        policy["Statement"].append(
+            {"Effect": "Allow", "Principal": principal, "Action": actions, "Resource": "*"}
+        )
+
+    return mutate
+
+
 BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("wildcards", "a `*` action", add_statement("SubmitRole", "dynamodb:*", TABLE_ARN)),
     ("wildcards", "a `*` resource", add_statement("ReconcilerRole", "sqs:SendMessage", "*")),
@@ -1066,9 +1357,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "wildcards",
         "NotAction",
-        setter(
-            f"{R}.SubmitRole.Properties.Policies.0.PolicyDocument.Statement.0.NotAction", ["s3:GetObject"]
-        ),
+        setter(f"{R}.SubmitPolicy.Properties.PolicyDocument.Statement.0.NotAction", ["s3:GetObject"]),
     ),
     (
         "least privilege",
@@ -1100,7 +1389,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "least privilege",
         "the reconciler cannot read the bodies",
-        setter(f"{R}.ReconcilerRole.Properties.Policies.0.PolicyDocument.Statement.2", None),
+        setter(f"{R}.ReconcilerPolicy.Properties.PolicyDocument.Statement.2", None),
     ),
     ("least privilege", "submit scans", add_statement("SubmitRole", "dynamodb:Scan", TABLE_ARN)),
     ("least privilege", "a delete", add_statement("ReconcilerRole", "dynamodb:DeleteItem", TABLE_ARN)),
@@ -1114,9 +1403,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "least privilege",
         "a missing grant",
-        setter(
-            f"{R}.ReconcilerRole.Properties.Policies.0.PolicyDocument.Statement.0.Action", "dynamodb:GetItem"
-        ),
+        setter(f"{R}.ReconcilerPolicy.Properties.PolicyDocument.Statement.0.Action", "dynamodb:GetItem"),
     ),
     (
         "least privilege",
@@ -1191,7 +1478,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         "bucket",
         "a KMS key the functions cannot use",
         setter(
-            f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.ServerSideEncryptionByDefault.SSEAlgorithm",
+            f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.Fn::If.2.ServerSideEncryptionByDefault.SSEAlgorithm",
             "aws:kms",
         ),
     ),
@@ -1213,7 +1500,7 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     (
         "bucket",
         "bodies that expire by default",
-        setter("Parameters.BodyRetentionDays.Default", 90),
+        setter(f"Parameters.{RETENTION}.Default", 90),
     ),
     ("bucket", "bodies that never expire", setter(f"{B}.LifecycleConfiguration.Rules.2", None)),
     ("bucket", "a bucket policy that grants", a_public_read),
@@ -1338,8 +1625,8 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ("packaging", "no layer", setter("Globals.Function.Layers", [])),
     (
         "packaging",
-        "a layer for another runtime",
-        setter(f"{R}.DependenciesLayer.Metadata.BuildMethod", "python3.12"),
+        "a layer built by SAM's pip, which checks no hash",
+        setter(f"{R}.DependenciesLayer.Metadata.BuildMethod", "python3.14"),
     ),
     (
         "packaging",
@@ -1348,8 +1635,131 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ),
     (
         "packaging",
-        "a layer without requirements",
-        setter(f"{R}.DependenciesLayer.Properties.ContentUri", "nowhere/"),
+        "functions on a runtime the lock was not resolved for",
+        also(
+            setter("Globals.Function.Runtime", "python3.13"),
+            setter(f"{R}.DependenciesLayer.Properties.CompatibleRuntimes", ["python3.13"]),
+        ),
+    ),
+    (
+        "packaging",
+        "functions and layer on an architecture the lock was not resolved for",
+        also(
+            setter("Globals.Function.Architectures", ["x86_64"]),
+            setter(f"{R}.DependenciesLayer.Metadata.BuildArchitecture", "x86_64"),
+        ),
+    ),
+    (
+        "packaging",
+        "a layer built from elsewhere than the Makefile's directory",
+        setter(f"{R}.DependenciesLayer.Properties.ContentUri", "layer/"),
+    ),
+    ("environment", "records that expire by default", setter(f"Parameters.{RETENTION}.Default", 30)),
+    (
+        "least privilege",
+        "a function that may run before its grants are attached",
+        setter(f"{R}.SubmitFunction.DependsOn", None),
+    ),
+    (
+        "least privilege",
+        "a policy attached to a user too",
+        setter(f"{R}.ReconcilerPolicy.Properties.Users", ["someone"]),
+    ),
+    ("table", "no TTL with a retention", setter(f"{R}.Table.Properties.TimeToLiveSpecification", None)),
+    (
+        "table",
+        "a TTL on an attribute the code does not write",
+        setter(f"{R}.Table.Properties.TimeToLiveSpecification.Fn::If.1.AttributeName", "expires"),
+    ),
+    ("table", "the AWS-owned key despite KeyAlias", setter(f"{R}.Table.Properties.SSESpecification", None)),
+    (
+        "bucket",
+        "a KMS key without a bucket key",
+        setter(f"{B}.BucketEncryption.ServerSideEncryptionConfiguration.0.Fn::If.1.BucketKeyEnabled", False),
+    ),
+    (
+        "bucket",
+        "bodies that outlive their records' retention",
+        setter(f"{B}.LifecycleConfiguration.Rules.2.Fn::If.1.ExpirationInDays", 3650),
+    ),
+    (
+        "queue",
+        "SQS-managed keys despite KeyAlias",
+        setter(f"{R}.DeadLetterQueue.Properties.KmsMasterKeyId", None),
+    ),
+    (
+        "queue",
+        "a dead-letter queue that keeps messages no longer than its source",
+        setter(f"{R}.DeadLetterQueue.Properties.MessageRetentionPeriod", 1036800),
+    ),
+    (
+        "queue",
+        "a source that may keep messages as long as its dead-letter queue",
+        setter("Parameters.QueueRetentionSeconds.MaxValue", 1209600),
+    ),
+    (
+        "queue",
+        "a dead-letter queue any queue may use",
+        setter(f"{R}.DeadLetterQueue.Properties.RedriveAllowPolicy", {"redrivePermission": "allowAll"}),
+    ),
+    (
+        "queue",
+        "a dead-letter queue for another queue",
+        setter(f"{R}.Queue.Properties.QueueName", {"Fn::Sub": "${AWS::StackName}-other"}),
+    ),
+    ("queue", "no TLS policy", setter(f"{R}.QueuesPolicy", None)),
+    (
+        "queue",
+        "a TLS policy that leaves the dead-letter queue out",
+        setter(f"{R}.QueuesPolicy.Properties.Queues", [{"Ref": "Queue"}]),
+    ),
+    (
+        "queue",
+        "a TLS rule that allows",
+        setter(f"{R}.QueuesPolicy.Properties.PolicyDocument.Statement.0.Effect", "Allow"),
+    ),
+    (
+        "queue",
+        "a TLS rule on the wrong key",
+        setter(
+            f"{R}.QueuesPolicy.Properties.PolicyDocument.Statement.0.Condition",
+            {"Bool": {"aws:MultiFactorAuthPresent": "false"}},
+        ),
+    ),
+    ("key", "a key made by default", setter(f"{R}.DataKey.Condition", None)),
+    ("key", "no rotation", setter(f"{R}.DataKey.Properties.EnableKeyRotation", False)),
+    ("key", "a key deleted with the stack", setter(f"{R}.DataKey.DeletionPolicy", "Delete")),
+    ("key", "a key policy open to anyone", add_key_statement({"AWS": "*"}, ["kms:Decrypt"])),
+    (
+        "key",
+        "the account may grant its use through IAM",
+        setter(f"{K}.0.Action", ["kms:*"]),
+    ),
+    (
+        "key",
+        "the functions may call KMS directly",
+        setter(f"{K}.1.Condition", None),
+    ),
+    (
+        "key",
+        "one function missing from the key policy",
+        setter(f"{K}.1.Principal.AWS", [{"Fn::GetAtt": ["SubmitRole", "Arn"]}]),
+    ),
+    (
+        "key",
+        "DynamoDB for callers of any account",
+        setter(f"{K}.2.Condition.StringEquals.kms:CallerAccount", None),
+    ),
+    ("key", "CloudWatch Logs for any log group", setter(f"{K}.4.Condition", None)),
+    (
+        "key",
+        "a log group on AWS's key despite KeyAlias",
+        setter(f"{R}.ReconcilerLogGroup.Properties.KmsKeyId", None),
+    ),
+    (
+        "key",
+        "an alias pattern with no way to say none",
+        setter("Parameters.KeyAlias.AllowedPattern", "^[a-z]+$"),
     ),
 ]
 
@@ -1379,11 +1789,113 @@ def test_the_guide_check_can_fail(template: Template) -> None:
     assert any("NewAlarm" in p for p in guide_problems(with_new_alarm, guide))
 
 
-def test_requirements_drift_is_caught(template: Template, tmp_path: Path) -> None:
-    (tmp_path / "requirements.txt").write_text("# runtime\nboto3>=1.34\n\nattrs>=23.1\n", encoding="utf-8")
-    drifted = copy.deepcopy(template)
-    drifted["Resources"]["DependenciesLayer"]["Properties"]["ContentUri"] = str(tmp_path)
-    assert any("differs from pyproject.toml" in p for p in packaging_problems(drifted))
+def test_the_lock_pins_the_runtime_dependencies_with_hashes() -> None:
+    entries = locked(LAYER_LOCK.read_text(encoding="utf-8"))
+    assert {"boto3", "botocore", "attrs", "structlog"} <= set(entries)
+    assert all(hashes for _, hashes in entries.values())
+
+
+LOCK_LINE = re.compile(r"^attrs==[^ ]+ \\\n(    --hash=sha256:\w+( \\)?\n)+", re.MULTILINE)
+
+
+def _broken_locks() -> list[tuple[str, str, str | None, str]]:
+    """(what, lock, Makefile, what the check says) texts, each broken in one way; None: the
+    repository's Makefile."""
+    lock, makefile = LAYER_LOCK.read_text(encoding="utf-8"), (ROOT / "Makefile").read_text(encoding="utf-8")
+    attrs_entry = LOCK_LINE.search(lock)
+    assert attrs_entry is not None
+    unhashed = lock.replace(attrs_entry[0], attrs_entry[0].split(" \\")[0] + "\n")
+    assert "--require-hashes" in makefile and "LAYER_PYTHON_VERSION := 3.14" in makefile
+    target = "--python-version 3.14 --python-platform aarch64-manylinux2014"
+    assert target in lock
+    install = "build-DependenciesLayer does not install with"
+    return [
+        ("a range, not a pin", re.sub(r"^attrs==", "attrs>=", lock, flags=re.M), None, "not pinned"),
+        ("a release without its hashes", unhashed, None, "attrs: no hash"),
+        ("a dependency the lock forgot", lock.replace(attrs_entry[0], ""), None, "does not pin"),
+        (
+            "a release outside pyproject's range",
+            re.sub(r"^attrs==\S+", "attrs==20.1.0", lock, flags=re.M),
+            None,
+            "20.1.0 is outside",
+        ),
+        (
+            "a lock resolved for another Python",
+            lock.replace("--python-version 3.14", "--python-version 3.11"),
+            None,
+            f"not resolved for {target}",
+        ),
+        (
+            "a lock resolved for another platform",
+            lock.replace("aarch64-manylinux2014", "x86_64-manylinux2014"),
+            None,
+            f"not resolved for {target}",
+        ),
+        (
+            "a build that checks no hash",
+            lock,
+            makefile.replace("--require-hashes", ""),
+            f"{install} --require-hashes",
+        ),
+        (
+            "a build for the machine's own platform",
+            lock,
+            makefile.replace("--platform $(LAYER_PIP_PLATFORM)", ""),
+            f"{install} --platform",
+        ),
+        (
+            "a build for another Python",
+            lock,
+            makefile.replace("LAYER_PYTHON_VERSION := 3.14", "LAYER_PYTHON_VERSION := 3.12"),
+            "LAYER_PYTHON_VERSION is '3.12'",
+        ),
+        (
+            "no build target",
+            lock,
+            makefile.replace("build-DependenciesLayer:", "build-Dependencies:"),
+            "has no build-DependenciesLayer target",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("what", "lock", "makefile", "said"), _broken_locks(), ids=[w for w, *_ in _broken_locks()]
+)
+def test_the_lock_check_can_fail(
+    template: Template, what: str, lock: str, makefile: str | None, said: str
+) -> None:
+    problems = packaging_problems(template, lock, makefile)
+    assert any(said in p for p in problems), (what, problems)
+
+
+def test_the_layer_build_installs_only_what_the_lock_hashes(tmp_path: Path) -> None:
+    """`make build-DependenciesLayer` (what `sam build` runs): the lock's releases, for the
+    runtime's platform, with their bytecode; and a lock whose hash does not match its file stops
+    the build before anything is installed. (pip fetches the files from the package index.)"""
+    lock = LAYER_LOCK.read_text(encoding="utf-8")
+
+    def build(into: Path, lock_file: Path) -> subprocess.CompletedProcess[str]:
+        into.mkdir()
+        command = ["make", "-s", "-C", str(ROOT), "build-DependenciesLayer", f"ARTIFACTS_DIR={into}"]
+        command += [f"LAYER_LOCK={lock_file}", f"LAMBDA_PYTHON={sys.executable}", f"PYTHON={sys.executable}"]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    built = build(tmp_path / "layer", LAYER_LOCK)
+    assert built.returncode == 0, built.stderr
+    installed = {
+        (p.name.split("-")[0].lower().replace("_", "-"), p.name.removesuffix(".dist-info").split("-")[1])
+        for p in (tmp_path / "layer" / "python").glob("*.dist-info")
+    }
+    assert installed == {(name, req.partition("==")[2]) for name, (req, _) in locked(lock).items()}
+    assert list((tmp_path / "layer" / "python" / "boto3").glob("__pycache__/*.pyc"))
+
+    attrs_hash = locked(lock)["attrs"][1][0].removeprefix("sha256:")
+    tampered = tmp_path / "tampered.txt"
+    tampered.write_text(lock.replace(attrs_hash, "0" * len(attrs_hash)), encoding="utf-8")
+    refused = build(tmp_path / "refused", tampered)
+    assert refused.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in refused.stderr
+    assert not list((tmp_path / "refused").rglob("*.dist-info"))
 
 
 # ---- examples/orders/template.yaml: what sendguard adds to a team's stack --------------------------
@@ -1434,6 +1946,24 @@ def orders_problems(t: Template) -> list[str]:
     ]
     if [e["Properties"].get("Schedule") for e in schedules] != ["rate(1 minute)"]:
         problems.append("the reconciler does not run every minute")
+    layer = t["Resources"].get("DependenciesLayer", {})
+    content = layer.get("Properties", {}).get("ContentUri")
+    if (layer.get("Metadata") or {}).get("BuildMethod") != "makefile" or not (
+        isinstance(content, str) and (ORDERS_TEMPLATE.parent / content).resolve() == ROOT
+    ):
+        problems.append("DependenciesLayer is not built by the repository's Makefile from the hashed lock")
+    route = props(t, "OrdersApi").get("DefaultRouteSettings", {})
+    limits = [route.get("ThrottlingRateLimit"), route.get("ThrottlingBurstLimit")]
+    if not all(isinstance(limit, int) and limit > 0 for limit in limits):
+        problems.append(f"OrdersApi: no throttling (rate, burst {limits}): a runaway caller spends the table")
+    queue_policies = [p_["Properties"] for p_ in resources(t, "AWS::SQS::QueuePolicy").values()]
+    if not any(
+        _denies_plain_http(s_, "sqs:*", [{"Fn::GetAtt": ["OrderEvents", "Arn"]}])
+        for p_ in queue_policies
+        if {"Ref": "OrderEvents"} in p_.get("Queues", [])
+        for s_ in statements(p_.get("PolicyDocument", {}))
+    ):
+        problems.append("OrderEvents: no queue policy denies every request without TLS")
     for role, expected in ORDERS_GRANTS.items():
         granted = {
             (action, _resource_name(resource))
@@ -1466,8 +1996,27 @@ def test_the_orders_template_adds_what_sendguard_needs() -> None:
         lambda t: t["Resources"]["OrdersRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0][
             "Action"
         ].append("dynamodb:DeleteItem"),
+        lambda t: t["Resources"]["DependenciesLayer"]["Metadata"].update(BuildMethod="python3.14"),
+        lambda t: t["Resources"]["OrdersApi"]["Properties"].pop("DefaultRouteSettings"),
+        lambda t: t["Resources"]["OrdersApi"]["Properties"]["DefaultRouteSettings"].pop(
+            "ThrottlingBurstLimit"
+        ),
+        lambda t: t["Resources"].pop("OrderEventsPolicy"),
+        lambda t: t["Resources"]["OrderEventsPolicy"]["Properties"]["PolicyDocument"]["Statement"][0].update(
+            Effect="Allow"
+        ),
     ],
-    ids=["no index", "no schedule", "reconciler cannot query", "orders may delete"],
+    ids=[
+        "no index",
+        "no schedule",
+        "reconciler cannot query",
+        "orders may delete",
+        "an unchecked layer",
+        "no throttling",
+        "no burst limit",
+        "no TLS policy",
+        "a TLS rule that allows",
+    ],
 )
 def test_the_orders_check_can_fail(break_it: Any) -> None:
     broken = load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """`sendguard audit`: reads every record (a scan: this is an operator's tool, not a hot path) and
 judges each with statemodel's invariants — its history replays to its projection through allowed
-transitions only, its message is what was accepted, its index keys match its phase — and lists the
+transitions only, its message is what was accepted, its index keys match its phase, it carries the
+table's TTL attribute only once confirmed (records past it are skipped: as good as deleted) — and lists the
 in-flight records whose lease expired (orphans, once the reconciler had its chance) and the exhausted
 re-drives. Exit 1 on any violation."""
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from adapters.runtime.codec import index_keys
+from adapters.runtime.codec import EXPIRES_AT, index_keys
 from adapters.runtime.store import DynamoStore
 from statemodel.attention import DEFAULT_SHARDING, Shards, attention_key
 from statemodel.invariants import history_problems, metadata_problems
@@ -74,6 +75,11 @@ def record_problems(item: dict[str, Any], stored: Stored, shards: Shards = DEFAU
     record, history = stored.record, stored.history
     problems = history_problems(record, history) + metadata_problems(record, history)
     problems += message_problems(record.message)
+    if EXPIRES_AT in item and record.phase is not Phase.CONFIRMED:
+        problems.append(
+            f"{record.message_id}: {EXPIRES_AT} on a {record.phase.value} record: the table's TTL would "
+            "delete a record that is not settled"
+        )
     key = attention_key(record, shards)
     stored_key = index_keys(item)
     if key is not None and stored_key[0] is not None and stored_key[1] == key[1]:

@@ -115,8 +115,11 @@ class BodyStore(Protocol):
         """Whether `at` is a name `put` gives a body of the record `key` here (else it is not read)."""
         ...
 
-    def put(self, key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
-        """The body's name, or why it could not be written (classified)."""
+    def put(
+        self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
+    ) -> tuple[str | Classified, CallReport]:
+        """The body's name, or why it could not be written (classified). `expires`: when the body may
+        go (`codec.expires_at`; None: never), where the store keeps that per body."""
         ...
 
     def get_many(
@@ -141,13 +144,16 @@ class TableBodies:
         """Whether `at` names a body item of the record `key` (written by `put`)."""
         return at.startswith(ITEM_PREFIX) and _NONCE.fullmatch(at.removeprefix(ITEM_PREFIX)) is not None
 
-    def item_bytes(self, key: Key, text: str) -> int:
+    def item_bytes(self, key: Key, text: str, expires: int | None = None) -> int:
         """The size of the body item that would hold `text`, with the longest nonce."""
-        return item_size(body_item(self.layout, key, LONGEST_NONCE, text))
+        return item_size(body_item(self.layout, key, LONGEST_NONCE, text, expires))
 
-    def put(self, key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+    def put(
+        self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
+    ) -> tuple[str | Classified, CallReport]:
+        """A body item; `expires`: its TTL (`codec.EXPIRES_AT`), set now since nothing writes it again."""
         nonce = new_nonce()
-        item = body_item(self.layout, key, nonce, text)
+        item = body_item(self.layout, key, nonce, text, expires)
         started = time.perf_counter()
         error: Classified | None = None
         with aws_call(deadline_ms) as call:
@@ -217,7 +223,11 @@ class S3Bodies:
         folder = f"{S3_PREFIX}{self.bucket}/{self.prefix}{key.message_id}/"
         return at.startswith(folder) and _NONCE.fullmatch(at.removeprefix(folder)) is not None
 
-    def put(self, record_key: Key, text: str, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
+    def put(
+        self, record_key: Key, text: str, deadline_ms: int | None, expires: int | None = None
+    ) -> tuple[str | Classified, CallReport]:
+        """An object; `expires` is not written: the bucket's lifecycle rule expires the prefix's
+        objects after the same retention (deploy/template.yaml, RetentionDays)."""
         key = f"{self.prefix}{record_key.message_id}/{new_nonce()}"
         client = self.client
         model = client.meta.service_model.operation_model("PutObject")

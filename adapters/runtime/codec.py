@@ -23,6 +23,14 @@ key), and a reader tells them apart by what they hold (`is_record`: bookkeeping;
 body and none) — and reads a body only under its own record's key (`adapters.runtime.bodies.names`).
 A body item holds the key and `sg_body`, carries no bookkeeping and no index keys, and nothing writes
 it again.
+
+Retention (`SENDGUARD_RETENTION_DAYS`, 0: never, the default): the table's TTL attribute
+`sg_expires_at` (epoch seconds) is the message's acceptance (`sg_created_at`) plus the retention. A
+record carries it only once confirmed: the confirm write sets it (`lifecycle_attributes`), no other
+write does (any other removes it), and no write follows a confirm. A body item gets the same
+`sg_expires_at` when it is written (`body_item`): it is never written again, and its record is
+confirmed by then or — if it is still unconfirmed that late — needs an operator anyway
+(docs/operations.md, Retention).
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from statemodel.attention import attention_key
 from statemodel.events import Event, event_from_dict, event_to_dict
 from statemodel.flows import Write
 from statemodel.keys import Key
-from statemodel.records import LastError, Message, Record, Status
+from statemodel.records import LastError, Message, Phase, Record, Status
 from statemodel.stored import Stored
 
 P = BOOKKEEPING_PREFIX
@@ -54,6 +62,8 @@ ATTRIBUTES, CORRELATION_ID, CREATED_AT = f"{P}attributes", f"{P}correlation_id",
 REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID = f"{P}request_hash", f"{P}idempotency_key", f"{P}group_id"
 QUEUE = f"{P}queue"  # the queue URL every send of the record goes to
 CALLER = f"{P}caller"  # who sent it, where the API keeps callers apart
+EXPIRES_AT = f"{P}expires_at"  # the table's TTL attribute, epoch seconds: confirmed records and body items
+DAY_SECONDS = 86_400
 BODY_AT, BODY = f"{P}body_at", f"{P}body"  # where an out-of-line body is; a body item's text
 INDEX = "attention"  # the sparse index's name; its keys are ATTENTION (hash) and ATTENTION_AT (range)
 BODY_SEPARATOR = "#"  # between the record's key value and a body's nonce
@@ -65,11 +75,28 @@ _serialize = TypeSerializer().serialize
 _deserialize = TypeDeserializer().deserialize
 
 
-def lifecycle_attributes(record: Record, layout: TableLayout) -> dict[str, Any]:
-    """Every attribute a transition may set; None means the attribute is removed."""
+def expires_at(message: Message, retention_days: int) -> int | None:
+    """When the items of a message may go (`EXPIRES_AT`, epoch seconds): its acceptance plus the
+    retention; None for a retention of 0 (never)."""
+    return None if retention_days == 0 else message.created_at // 1000 + retention_days * DAY_SECONDS
+
+
+def past_retention(raw: Mapping[str, Any], now_ms: int) -> bool:
+    """Whether an item's `EXPIRES_AT` has passed: DynamoDB's TTL deletes it, within a few days, and
+    until then the record's reads treat it as gone already (its body item may go first)."""
+    return EXPIRES_AT in raw and int(raw[EXPIRES_AT]["N"]) <= now_ms // 1000
+
+
+def lifecycle_attributes(record: Record, layout: TableLayout, retention_days: int = 0) -> dict[str, Any]:
+    """Every attribute a transition may set; None means the attribute is removed. With a retention,
+    `EXPIRES_AT` is set on a confirmed record only, and removed from every other."""
     key = attention_key(record, layout.shards)
     error = record.last_error
-    return {
+    retention: dict[str, Any] = {}
+    if retention_days:
+        confirmed = record.phase is Phase.CONFIRMED
+        retention[EXPIRES_AT] = expires_at(record.message, retention_days) if confirmed else None
+    return retention | {
         layout.status_attribute: record.status.value,
         VERSION: record.version,
         UPDATED_AT: record.updated_at,
@@ -174,9 +201,12 @@ def named_body_key(layout: TableLayout, key: Key, at: str) -> dict[str, dict[str
     return body_key(layout, key, at.removeprefix(ITEM_PREFIX))
 
 
-def body_item(layout: TableLayout, key: Key, nonce: str, text: str) -> dict[str, Any]:
-    """A body item, whole: its key and its text, nothing else."""
-    return {**body_key(layout, key, nonce), BODY: {"S": text}}
+def body_item(
+    layout: TableLayout, key: Key, nonce: str, text: str, expires: int | None = None
+) -> dict[str, Any]:
+    """A body item, whole: its key and its text, and when it may go (`expires_at`), nothing else."""
+    item = {**body_key(layout, key, nonce), BODY: {"S": text}}
+    return item if expires is None else item | {EXPIRES_AT: {"N": str(expires)}}
 
 
 def is_body_item(raw: Mapping[str, Any]) -> bool:
@@ -248,10 +278,11 @@ def update_request(
     layout: TableLayout | None = None,
     item: Mapping[str, Any] | None = None,
     body_at: str | None = None,
+    retention_days: int = 0,
 ) -> dict[str, Any]:
     """The UpdateItem parameters (less TableName) that carry out one write. `item`: the team's own
     attributes, and `body_at`: where the body was written when not in the record, both for a create
-    only."""
+    only. `retention_days`: how long a confirmed record is kept (0: for ever)."""
     layout = layout or _DEFAULT
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
@@ -266,7 +297,7 @@ def update_request(
     if write.before is None:
         to_set = _creation(write, layout, item, body_at)
     else:
-        to_set = lifecycle_attributes(write.after, layout)
+        to_set = lifecycle_attributes(write.after, layout, retention_days)
         history = name(HISTORY)
         values |= {":history": write_history(write.events), ":empty": []}
         assignments.append(f"{history} = list_append(if_not_exists({history}, :empty), :history)")

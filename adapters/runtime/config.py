@@ -45,6 +45,9 @@ class Config:
     # The ready API's keys: one key space for every caller (SHARED), or one per caller (CALLER: the
     # caller's IAM principal scopes its Idempotency-Keys and the messages it may read).
     key_scope: str = "shared"
+    # Days after a message's acceptance when the table's TTL may delete its record, once confirmed,
+    # and its body item (0: never, the default; `adapters.runtime.codec`, docs/operations.md).
+    retention_days: int = 0
 
     @property
     def max_message_bytes(self) -> int:
@@ -81,10 +84,12 @@ class Config:
             other_queues=queue_urls(
                 env.get("SENDGUARD_RECONCILER_QUEUES", ""), "SENDGUARD_RECONCILER_QUEUES"
             ),
+            retention_days=_int(env, "SENDGUARD_RETENTION_DAYS", 0, 0, MAX_RETENTION_DAYS),
         )
 
 
 MAX_WORKERS = 10  # a pass's threads: botocore keeps 10 connections a client (max_pool_connections)
+MAX_RETENTION_DAYS = 3_650  # ten years (DynamoDB's TTL ignores times more than five years past)
 
 
 # The layout's variables: TableLayout's names, by field, and the index's shards. The commands that

@@ -41,7 +41,7 @@ from botocore.config import Config as BotoConfig
 from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
 from adapters.runtime.codec import QUEUE, REQUEST_HASH, is_record, put_request, serialize
-from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_WORKERS, Config, queue_urls
+from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.layout import TableLayout
@@ -148,6 +148,7 @@ class Outbox:
         body_bucket: str | None = None,
         body_prefix: str = DEFAULT_BODY_PREFIX,
         reconcile_queues: Sequence[str] = (),
+        retention_days: int = 0,
         logger: Any = None,
         session: boto3.Session | None = None,
         botocore_config: BotoConfig | None = None,
@@ -158,7 +159,9 @@ class Outbox:
         DynamoDB item (up to SQS's 1 MiB; without it, up to `statemodel.validation.MAX_MESSAGE_BYTES`),
         their keys under `body_prefix`. `reconcile_queues`: other queues (of other Outboxes on this
         table) whose records `reconcile` re-drives too, each to its own queue; a record of a queue
-        it does not serve is left to that queue's reconciler, counted and logged. `session`: the
+        it does not serve is left to that queue's reconciler, counted and logged. `retention_days`:
+        when a confirmed record and its body item may go, in days after the message's acceptance —
+        the table's TTL must be on `sg_expires_at` (0, the default: never; docs/library.md). `session`: the
         team's boto3 Session (credentials, region, endpoints), else the environment's;
         `botocore_config`: the team's client settings, merged under sendguard's timeouts and retries
         (`adapters.runtime.clients.make_client`)."""
@@ -166,6 +169,8 @@ class Outbox:
             raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
         if not 1 <= reconciler_workers <= MAX_WORKERS:
             raise ValueError(f"reconciler_workers={reconciler_workers} is outside 1..{MAX_WORKERS}")
+        if not 0 <= retention_days <= MAX_RETENTION_DAYS:
+            raise ValueError(f"retention_days={retention_days} is outside 0..{MAX_RETENTION_DAYS}")
         settings = Settings(max_attempts, 1000 * redrive_after_seconds, 1000 * lease_margin_seconds)
         config = Config(
             table,
@@ -177,6 +182,7 @@ class Outbox:
             body_bucket=bucket_name(body_bucket, "body_bucket"),  # a ConfigError is a ValueError
             body_prefix=prefix_of(body_prefix, "body_prefix"),
             other_queues=queue_urls(",".join(reconcile_queues), "reconcile_queues"),
+            retention_days=retention_days,
         )
         self._setup(config, Aws.from_config(config, session, botocore_config), logger)
 

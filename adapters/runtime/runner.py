@@ -56,7 +56,14 @@ class Aws:
         if config.body_bucket is not None:
             s3 = S3Bodies(config.body_bucket, config.body_prefix, make_client=lambda: client("s3"))
         return cls(
-            DynamoStore(client("dynamodb"), config.table, config.layout, s3=s3, queue_url=config.queue_url),
+            DynamoStore(
+                client("dynamodb"),
+                config.table,
+                config.layout,
+                s3=s3,
+                queue_url=config.queue_url,
+                retention_days=config.retention_days,
+            ),
             SqsQueue(client("sqs"), config.queue_url),
         )
 

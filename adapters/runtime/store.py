@@ -39,7 +39,7 @@ from adapters.runtime.bodies import (
 )
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.clients import DeadlineExceeded, aws_call, now_ms
 from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
@@ -47,8 +47,10 @@ from adapters.runtime.codec import (
     INDEX,
     body_at,
     created_item,
+    expires_at,
     index_keys,
     is_record,
+    past_retention,
     stored_from_item,
     update_request,
 )
@@ -115,14 +117,17 @@ class DynamoStore:
         classify: Classifier = classify,
         s3: S3Bodies | None = None,
         queue_url: str | None = None,
+        retention_days: int = 0,
     ) -> None:
         """`s3`: the body bucket, for bodies too large for a body item (without it, they are refused).
         `queue_url`: the queue of records written before records named their queue (the queue this
-        store's records were sent to then)."""
+        store's records were sent to then). `retention_days`: how long after its acceptance a
+        confirmed record and a body item may be deleted by the table's TTL (0: never; `codec`)."""
         self.client = client
         self.table = table
         self.layout = layout or TableLayout()
         self.queue_url = queue_url
+        self.retention_days = retention_days
         self.classify = classify
         self.body_items = TableBodies(client, table, self.layout, classify=classify)
         self.s3 = s3
@@ -169,7 +174,9 @@ class DynamoStore:
         own attributes, and `body_at`, where its body was written (None: in the record), go with a
         create only (`adapters.runtime.codec.update_request`)."""
         create = write.before is None
-        return update_request(write, self.layout, item if create else None, body_at if create else None)
+        return update_request(
+            write, self.layout, item if create else None, body_at if create else None, self.retention_days
+        )
 
     def place_body(
         self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
@@ -184,7 +191,10 @@ class DynamoStore:
             refused = Classified(ErrorCategory.PERMANENT, TOO_LARGE)
             return refused, report("dynamodb", "PutItem", 0, time.perf_counter(), refused)
         store = self.body_items if where is Placement.ITEM or self.s3 is None else self.s3
-        return store.put(message.record_key, message.payload, deadline_ms)
+        return store.put(message.record_key, message.payload, deadline_ms, self._expires(message))
+
+    def _expires(self, message: Message) -> int | None:
+        return expires_at(message, self.retention_days)
 
     def body_placement(self, write: Write, item: Mapping[str, Any] | None = None) -> Placement | None:
         """Where a create's body belongs (`adapters.runtime.bodies.placement`), by the sizes of the
@@ -195,12 +205,12 @@ class DynamoStore:
         # Apart, the record names its body instead of holding it: the same item, one attribute swapped.
         body = {self.layout.body_attribute: created[self.layout.body_attribute]}
         apart_bytes = inline_bytes - item_size(body) + item_size({BODY_AT: {"S": LONGEST_BODY_AT}})
-        body_bytes = self.body_items.item_bytes(message.record_key, message.payload)
+        body_bytes = self.body_items.item_bytes(message.record_key, message.payload, self._expires(message))
         return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
     def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
-        from where it is), None, or `Failed`."""
+        from where it is), None (none, or one past its retention), or `Failed`."""
         started = time.perf_counter()
         error: Classified | None = None
         found: Stored | Failed | None = None
@@ -209,7 +219,10 @@ class DynamoStore:
                 response = self.client.get_item(
                     TableName=self.table, Key=self.layout.key(key), ConsistentRead=True
                 )
-                decoded = self._whole(response.get("Item"), deadline_ms)
+                item = response.get("Item")
+                if item and past_retention(item, now_ms()):
+                    item = None  # confirmed, and past the retention: as good as deleted
+                decoded = self._whole(item, deadline_ms)
                 if isinstance(decoded, Classified):
                     error = decoded
                 else:
@@ -364,11 +377,13 @@ class DynamoStore:
     def scan(self) -> Iterator[tuple[dict[str, Any], Stored | Exception]]:
         """Every record (the audit's read), each with what it decodes to (its body read from where it
         is), or why it does not. The team's own items and body items (without sendguard's
-        bookkeeping) are not records: skipped."""
+        bookkeeping) are not records, and records past their retention are as good as deleted:
+        skipped."""
         paginator = self.client.get_paginator("scan")
+        now = now_ms()
         for page in paginator.paginate(TableName=self.table, ConsistentRead=True):
             for item in page.get("Items", []):
-                if not is_record(item):
+                if not is_record(item) or past_retention(item, now):
                     continue
                 text = None
                 try:
