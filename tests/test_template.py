@@ -2022,3 +2022,46 @@ def test_the_orders_check_can_fail(break_it: Any) -> None:
     broken = load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))
     break_it(broken)
     assert orders_problems(broken) != []
+
+
+# ---- callers kept apart, and what a pass could not do --------------------------------------------
+
+
+def test_the_api_access_log_names_the_caller_the_request_and_the_answer(template: Template) -> None:
+    api = resources(template)["HttpApi"]["Properties"]
+    settings = api["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fields = json.loads(settings["Format"].replace("\n", "").replace(" ", ""))
+    assert fields["caller"] == "$context.identity.userArn" and fields["requestId"] == "$context.requestId"
+    assert fields["status"] == "$context.status" and fields["routeKey"] == "$context.routeKey"
+    group = resources(template)["ApiAccessLogGroup"]["Properties"]
+    assert group["LogGroupName"] == {"Fn::Sub": "/sendguard/${AWS::StackName}/api"}
+    assert "RetentionInDays" in group and "KmsKeyId" in group
+    assert "log-group:/sendguard/${AWS::StackName}/api" in json.dumps(resources(template)["DataKey"])
+    assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"  # who signed: what KeyScope=caller scopes by
+
+
+def test_key_scope_is_a_parameter_of_the_functions(template: Template) -> None:
+    parameter = template["Parameters"]["KeyScope"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("shared", ["shared", "caller"])
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SENDGUARD_KEY_SCOPE"] == {"Ref": "KeyScope"}
+
+
+@pytest.mark.parametrize(
+    ("alarm", "metric"),
+    [("UnreadableRecordsAlarm", "ReconcilerFailedReads"), ("OtherQueueRecordsAlarm", "ReconcilerLeft")],
+)
+def test_a_pass_that_leaves_records_waiting_raises_an_alarm(
+    template: Template, alarm: str, metric: str
+) -> None:
+    from adapters.runtime.metrics import PASS_METRICS
+
+    properties = resources(template, "AWS::CloudWatch::Alarm")[alarm]["Properties"]
+    assert properties["MetricName"] == metric and metric in PASS_METRICS
+    assert (properties["Statistic"], properties["Threshold"], properties["DatapointsToAlarm"]) == (
+        "Minimum",
+        0,
+        3,
+    )
+    assert properties["Namespace"] == {"Fn::Sub": "sendguard/${AWS::StackName}"}
