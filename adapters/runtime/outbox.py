@@ -6,14 +6,14 @@ Three ways in, all carried by the same pure flows (`statemodel.flows`) as sendgu
 * `pending_put(key, body)` in the team's own `transact_write_items`, then `dispatch(entry)`: the
   transactional outbox — the team's domain writes and the PENDING record commit together, and the
   record carries what the reconciler needs to send it if `dispatch` is never called;
+* `reconcile()`: one reconciler pass (what the scheduled reconciler runs);
+* `rearm(key, reason)`: an operator's re-arm of an exhausted record (`sendguard redrive --exhausted`
+  does the same for each record it finds).
 
 A key is a string, or — on a table with a sort key — a (partition value, sort value) pair: then the
 team's own row is the record (`statemodel.keys`). Every way in judges a retry of a key alike: the
 same request (body, attributes, group, queue) is accepted and sends nothing new, another is a
 conflict (409), one in flight is retryable, an exhausted one is not.
-* `reconcile()`: one reconciler pass (what the scheduled reconciler runs);
-* `rearm(key, reason)`: an operator's re-arm of an exhausted record (`sendguard redrive --exhausted`
-  does the same for each record it finds).
 
 Why no request lands after the lease that protects its record: a claim's lease ends `lease_margin`
 after the end of the invocation that holds it (`statemodel.flows.lease_expiry`: the context's
