@@ -500,7 +500,7 @@ def _finish(
     rollback_failed: bool = False,
 ) -> Flow:
     # Equivalent mutants: the record and the effect always name the same message.
-    record = flow.record
+    record = flow.record  # pragma: no mutate (equivalent: the effect names the same message)
     message_id = record.message_id if record else _effect_message_id(flow.effect)  # pragma: no mutate
     answer = Answer(result, message_id, flow.record, failure, unconfirmed, rollback_failed)
     return attrs.evolve(flow, stage=Stage.DONE, effect=answer)

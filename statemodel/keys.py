@@ -62,7 +62,8 @@ class Key:
         """The key a message id names, for a consumer; None for a digest (which cannot be read back)."""
         if DIGEST in message_id:
             return None
-        partition, separator, sort = message_id.partition(SEPARATOR)
+        # Equivalent mutant: a readable composite id holds one '/', where rpartition splits alike.
+        partition, separator, sort = message_id.partition(SEPARATOR)  # pragma: no mutate (one '/')
         if not separator:
             return cls(message_id)
         return cls(_decode(partition), _decode(sort))
@@ -79,8 +80,8 @@ def _encode(part: str) -> str:
 def _decode(text: str) -> str:
     """What `_encode` encoded (UnicodeDecodeError for a text it cannot have made)."""
     raw = bytearray()
-    last = 0
+    last = 0  # pragma: no mutate (equivalent: a slice from None starts at 0)
     for escape in _ESCAPE.finditer(text):
         raw += text[last : escape.start()].encode() + bytes([int(escape.group(1), 16)])
         last = escape.end()
-    return (bytes(raw) + text[last:].encode()).decode("utf-8", "strict")
+    return (bytes(raw) + text[last:].encode()).decode()  # UTF-8, strictly

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -229,10 +231,28 @@ def test_the_codec_keeps_payload_and_attributes_out_of_stored_and_logged_events(
     assert "payload" not in data and "attributes" not in data and '{"a":1}' not in str(data)
 
 
-def test_an_accepted_that_disagrees_with_the_record_is_refused() -> None:
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"correlation_id": "c-other"},
+        {"created_at": 101},
+        {"request_hash": "other"},
+        {"idempotency_key": None},
+        {"correlation_id": "c-other", "request_hash": "other"},
+    ],
+)
+def test_an_accepted_that_disagrees_with_the_record_is_refused_naming_what_disagrees(
+    changed: dict[str, Any],
+) -> None:
+    """The error names each field that disagrees, and no other, beside the event it quotes."""
     data = event_to_dict(good_history()[0])
-    with pytest.raises(ValueError, match="correlation_id"):
-        event_from_dict(data, attrs.evolve(MESSAGE, correlation_id="c-other"))
+    with pytest.raises(ValueError) as caught:
+        event_from_dict(data, attrs.evolve(MESSAGE, **changed))
+    said = str(caught.value).replace(repr(data), "")
+    named = {
+        name for name in ("correlation_id", "created_at", "request_hash", "idempotency_key") if name in said
+    }
+    assert named == set(changed)
 
 
 def test_a_summary_is_enough_to_check_a_trace() -> None:

@@ -26,7 +26,7 @@ from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.sqs_batch import MAX_BATCH_BYTES, batches, entry_failure
 from adapters.runtime.store import PAGE
 from adapters.testing.serial_moto import one_request_at_a_time
-from statemodel.attention import DEFAULT_SHARDING, MAX_SHARDS, Shards, attention_key, due_queries
+from statemodel.attention import DEFAULT_SHARDING, MAX_SHARDS, Shards, attention_key
 from statemodel.categories import ErrorCategory
 from statemodel.flows import Send, Settings, lease_expiry, start_submit
 from statemodel.records import Phase, Record
@@ -37,42 +37,7 @@ SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_
 INVOCATION_MS = 10_000
 
 
-# ---- pure parts ----------------------------------------------------------------------------------
-
-
-def test_shards_read_every_shard_an_entry_can_be_in() -> None:
-    assert Shards() == Shards(4, 4)
-    assert Shards.configured(8) == Shards(8, 8)
-    assert Shards.configured(4, 16) == Shards(4, 16)
-    assert Shards.configured(8, 4) == Shards(8, 8)  # a pass always reads what is written
-    for bad in ((0, 4), (8, 4), (4, MAX_SHARDS + 1)):
-        with pytest.raises(ValueError, match="shards need"):
-            Shards(*bad)
-    # An entry written with any count up to `read` is in a shard the pass queries.
-    reads = Shards(2, 8)
-    queried = {p for p, _ in due_queries(0, SETTINGS, reads)}
-    for written in range(1, 9):
-        for n in range(50):
-            shard = Shards(written, 8).of(f"m-{n}")
-            assert f"INFLIGHT#{shard}" in queried and f"PENDING#{shard}" in queried
-
-
-def test_due_queries_interleave_kinds_shard_by_shard() -> None:
-    assert [p for p, _ in due_queries(100_000, SETTINGS, Shards(3, 3))] == [
-        "INFLIGHT#0",
-        "PENDING#0",
-        "INFLIGHT#1",
-        "PENDING#1",
-        "INFLIGHT#2",
-        "PENDING#2",
-    ]
-
-
-def test_an_entry_may_sit_in_any_shard_a_count_up_to_read_puts_it_in() -> None:
-    shards = Shards(2, 8)
-    for n in range(50):
-        message_id = f"m-{n}"
-        assert shards.possible(message_id) == {Shards(c, 8).of(message_id) for c in range(1, 9)}
+# ---- configuration (the pure rules of `Shards` are in tests/test_flows.py, in `make mutation`'s run) --
 
 
 def test_config_reads_the_shard_and_worker_variables() -> None:

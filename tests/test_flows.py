@@ -24,7 +24,15 @@ from statemodel import (
     SendConfirmed,
     Submit,
 )
-from statemodel.attention import DEFAULT_SHARDS, attention_key, exhausted_partitions, is_due
+from statemodel.attention import (
+    DEFAULT_SHARDS,
+    MAX_SHARDS,
+    Shards,
+    attention_key,
+    due_queries,
+    exhausted_partitions,
+    is_due,
+)
 from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
     Answer,
@@ -815,3 +823,72 @@ def test_the_reconciler_finds_a_record_when_it_is_due_and_not_before() -> None:
     confirmed = submit(world, msg).answer.record
     assert confirmed is not None and confirmed.phase is Phase.CONFIRMED
     assert attention_key(confirmed) is None and not is_due(confirmed, NOW + 10**9, SETTINGS)
+
+
+# ---- the reconciler's index: shards that a change of their count cannot strand --------------------
+
+
+def test_shards_take_one_to_max_shards_and_read_at_least_what_they_write() -> None:
+    """`Shards(write, read)` holds 1 <= write <= read <= MAX_SHARDS: each bound is taken, and each
+    passed by one is refused with the rule."""
+    for good in ((1, 1), (3, 3), (1, MAX_SHARDS), (MAX_SHARDS, MAX_SHARDS)):
+        assert attrs.astuple(Shards(*good)) == good
+    for bad in ((0, 0), (0, 4), (4, 3), (8, 4), (4, MAX_SHARDS + 1), (MAX_SHARDS + 1, MAX_SHARDS + 1)):
+        with pytest.raises(ValueError, match="shards need 1 <= write"):
+            Shards(*bad)
+
+
+def test_configured_shards_read_at_least_what_they_write() -> None:
+    assert Shards() == Shards(DEFAULT_SHARDS, DEFAULT_SHARDS)
+    assert Shards.configured(8) == Shards(8, 8)
+    assert Shards.configured(1) == Shards(1, 1)
+    assert Shards.configured(4, 16) == Shards(4, 16)
+    assert Shards.configured(8, 4) == Shards(8, 8)  # a pass always reads what is written
+    assert Shards.configured(MAX_SHARDS, 1) == Shards(MAX_SHARDS, MAX_SHARDS)
+
+
+def test_shards_read_every_shard_an_entry_can_be_in() -> None:
+    """An entry written with any count up to `read` is in a shard the pass queries."""
+    reads = Shards(2, 8)
+    queried = {p for p, _ in due_queries(0, SETTINGS, reads)}
+    for written in range(1, 9):
+        for n in range(50):
+            shard = Shards(written, 8).of(f"m-{n}")
+            assert f"INFLIGHT#{shard}" in queried and f"PENDING#{shard}" in queried
+
+
+def test_due_queries_interleave_kinds_shard_by_shard() -> None:
+    assert [p for p, _ in due_queries(100_000, SETTINGS, Shards(3, 3))] == [
+        "INFLIGHT#0",
+        "PENDING#0",
+        "INFLIGHT#1",
+        "PENDING#1",
+        "INFLIGHT#2",
+        "PENDING#2",
+    ]
+
+
+@pytest.mark.parametrize("read", [1, 2, 8])
+def test_an_entry_may_sit_in_any_shard_a_count_up_to_read_puts_it_in(read: int) -> None:
+    """`possible` (what the audit accepts): exactly the shards some count up to `read` writes to."""
+    shards = Shards(1, read)
+    for n in range(50):
+        message_id = f"m-{n}"
+        assert shards.possible(message_id) == {Shards(c, read).of(message_id) for c in range(1, read + 1)}
+    assert Shards(1, 1).possible("m-0") == {0}
+
+
+@pytest.mark.parametrize("shards", [Shards(1, 1), Shards(2, 2), Shards(8, 8), Shards(2, 8)])
+def test_one_pass_finds_every_due_record_in_whichever_shard_it_is(shards: Shards) -> None:
+    """`is_due` looks for the record's entry under these shards among this pass's queries: a record
+    is found once due, and not before, in every shard the count writes to."""
+    world = World()
+    seen: set[str] = set()
+    for n in range(40):
+        record = prepared(world, message({"n": n}, key=f"k-{n}"))
+        key = attention_key(record, shards)
+        assert key is not None
+        seen.add(key[0])
+        due = record.updated_at + SETTINGS.redrive_after_ms
+        assert not is_due(record, due - 1, SETTINGS, shards) and is_due(record, due, SETTINGS, shards)
+    assert seen == {f"PENDING#{shard}" for shard in range(shards.write)}

@@ -1,6 +1,6 @@
-"""Record keys (`statemodel.keys`, `statemodel.validation.parse_key`, `TableLayout`'s key rules):
-every key names one message id within SQS's limits, different keys of a layout name different ids,
-and a readable id gives its key back."""
+"""Record keys (`statemodel.keys`, `statemodel.validation.parse_key`): every key names one message id
+within SQS's limits, different keys name different ids, and a readable id gives its key back. Pure
+(in `make mutation`'s run); `TableLayout`'s key rules are in tests/test_team_row.py."""
 
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import TableLayout
 from statemodel.keys import DIGEST, MAX_MESSAGE_ID, Key
 from statemodel.validation import parse_key
 
 DEDUPLICATION_ID = re.compile(r"[!-~]{1,128}")  # SQS: alphanumerics and punctuation, 1 to 128
-COMPOSITE = TableLayout(partition_key="tenant", sort_key="paymentId")
-STATIC = TableLayout(partition_key="pk", sort_key="sk", sort_key_value="outbox")
-PLAIN = TableLayout(partition_key="orderId")
 
 parts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=300)
 plain_keys = st.from_regex(r"[!-.0-~]{1,128}", fullmatch=True)  # printable ASCII without '/'
@@ -96,19 +92,18 @@ def test_parse_key_takes_a_string_a_pair_or_a_key() -> None:
     assert parse_key(Key("p-1")) == Key("p-1")
 
 
-def test_the_layout_says_which_keys_name_its_records() -> None:
-    assert PLAIN.key_problem(Key("acme", "p-1")) is not None  # no sort key: one string
-    assert PLAIN.key_problem(Key("a/b")) is None  # a plain table takes any plain key
-    assert COMPOSITE.key_problem(Key("acme", "p-1")) is None
-    slash = COMPOSITE.key_problem(Key("acme/p-1"))
-    assert slash is not None and "'/'" in slash  # it would be ('acme', 'p-1')'s message id
-    assert STATIC.normal(Key("x", "outbox")) == Key("x")  # the fixed sort value is the plain key
+def test_a_key_value_may_take_1_to_dynamodbs_limit_in_utf8_bytes() -> None:
+    """The limits count UTF-8 bytes (DynamoDB's), each bound taken: 1 byte; 2,048 for the partition
+    value and 1,024 for the sort value, in one-byte or two-byte characters."""
+    for partition, sort in (("a", "b"), ("p" * 2048, "s" * 1024), ("ż" * 1024, "ż" * 512)):
+        assert parse_key((partition, sort)) == Key(partition, sort)
+    for partition, sort in (("ż" * 1024 + "a", "s"), ("p", "ż" * 512 + "a")):
+        assert isinstance(parse_key((partition, sort)), str)
 
 
-@pytest.mark.parametrize("layout", [COMPOSITE, STATIC, PLAIN])
-@given(key=keys)
-def test_an_items_key_reads_back_as_the_key_it_was_written_with(layout: TableLayout, key: Key) -> None:
-    if layout.key_problem(key) is not None:
-        return
-    key = layout.normal(key)
-    assert layout.key_of(layout.key(key)) == key
+@pytest.mark.parametrize("message_id", ["acme/%FF", "%C5/p-1", "acme/%ED%A0%80"])
+def test_a_message_id_no_key_can_have_made_is_refused(message_id: str) -> None:
+    """An escape that is not UTF-8 (a stray byte, a cut character, a surrogate) is a ValueError, not
+    a key."""
+    with pytest.raises(ValueError):
+        Key.from_message_id(message_id)

@@ -14,6 +14,7 @@ import pytest
 import time_machine
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+from hypothesis import given
 
 from adapters import InvalidMessage, Outbox, TableLayout
 from adapters.ops.provision import ensure_resources
@@ -24,6 +25,7 @@ from statemodel.invariants import history_problems
 from statemodel.keys import Key
 from statemodel.stored import Stored
 from statemodel.validation import message_problems
+from tests.test_keys import keys
 
 LAYOUT = TableLayout(
     partition_key="tenant", sort_key="paymentId", status_attribute="state", body_attribute="doc"
@@ -384,6 +386,31 @@ def test_dispatch_by_key_still_answers_for_the_record(outbox: Outbox, queues: tu
     assert outbox.dispatch(("acme", "p-3")).outcome == "sent"
     with pytest.raises(InvalidMessage, match="dispatch takes the entry"):
         outbox.dispatch({"Put": {"Item": {}}})
+
+
+# ---- the layout's key rules (no AWS) -----------------------------------------------------------
+
+COMPOSITE = TableLayout(partition_key="tenant", sort_key="paymentId")
+STATIC = TableLayout(partition_key="pk", sort_key="sk", sort_key_value="outbox")
+PLAIN = TableLayout(partition_key="orderId")
+
+
+def test_the_layout_says_which_keys_name_its_records() -> None:
+    assert PLAIN.key_problem(Key("acme", "p-1")) is not None  # no sort key: one string
+    assert PLAIN.key_problem(Key("a/b")) is None  # a plain table takes any plain key
+    assert COMPOSITE.key_problem(Key("acme", "p-1")) is None
+    slash = COMPOSITE.key_problem(Key("acme/p-1"))
+    assert slash is not None and "'/'" in slash  # it would be ('acme', 'p-1')'s message id
+    assert STATIC.normal(Key("x", "outbox")) == Key("x")  # the fixed sort value is the plain key
+
+
+@pytest.mark.parametrize("layout", [COMPOSITE, STATIC, PLAIN])
+@given(key=keys)
+def test_an_items_key_reads_back_as_the_key_it_was_written_with(layout: TableLayout, key: Key) -> None:
+    if layout.key_problem(key) is not None:
+        return
+    key = layout.normal(key)
+    assert layout.key_of(layout.key(key)) == key
 
 
 # ---- the team's session -------------------------------------------------------------------------

@@ -10,19 +10,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from statemodel.keys import Key
 from statemodel.validation import (
     BODY_HASH,
+    BODY_ITEM_KEY_BYTES,
+    DYNAMODB_MAX_ITEM_BYTES,
     MAX_ATTRIBUTES,
     MAX_BODY_BYTES,
     MAX_DEPTH,
     MAX_MESSAGE_BYTES,
     PAYLOAD_TOO_LARGE,
+    RESERVED_ATTRIBUTE,
+    SQS_MAX_MESSAGE_BYTES,
     VALIDATION_ERROR,
     Rejection,
     Request,
     body_hash,
     idempotency_key,
     message_id_for_key,
+    message_limit,
     message_problems,
     new_message,
     parse_message,
@@ -98,6 +104,23 @@ def test_size_limit_is_exact() -> None:
 def test_attributes_count_toward_the_size() -> None:
     body = {"payload": "x" * (MAX_MESSAGE_BYTES - 2 - 2), "attributes": {"a": "bc"}}
     assert rejected(json.dumps(body)).code == PAYLOAD_TOO_LARGE
+
+
+def test_a_body_bucket_raises_the_payload_limit_to_what_sqs_takes() -> None:
+    """Without a body bucket a payload must fit a body item; with one it may take what an SQS message
+    holds beside sendguard's `message_id` attribute. Each limit is exact."""
+
+    def body(size: int) -> str:  # a body whose payload takes `size` bytes
+        return json.dumps({"payload": "x" * (size - len('""'))})
+
+    without, with_bucket = message_limit(False), message_limit(True)
+    assert without + BODY_ITEM_KEY_BYTES <= DYNAMODB_MAX_ITEM_BYTES < with_bucket
+    assert with_bucket + len(RESERVED_ATTRIBUTE) + len("String") + 128 <= SQS_MAX_MESSAGE_BYTES
+    for limit in (without, with_bucket):
+        assert isinstance(parse_submission(body(limit), limit), Request)
+        too_big = parse_submission(body(limit + 1), limit)
+        assert isinstance(too_big, Rejection) and too_big.code == PAYLOAD_TOO_LARGE
+    assert isinstance(parse_submission(body(without + 1), with_bucket), Request)
 
 
 def test_a_huge_raw_body_is_refused_before_parsing() -> None:
@@ -233,6 +256,19 @@ def test_a_new_message_keeps_every_field_it_was_given() -> None:
     assert message.payload == request.payload and message.attributes == request.attributes
     assert message.request_hash == request.request_hash
     assert new_message(request, "m-2", "corr", 1, None).idempotency_key is None
+
+
+def test_a_new_message_keeps_its_composite_key_and_its_queue() -> None:
+    """A team row's message keeps its (partition, sort) key, and every send of it goes to the queue it
+    was accepted for; a plain key is the message id itself, no key of its own."""
+    request = parse_submission(json.dumps({"payload": 1}))
+    assert isinstance(request, Request)
+    row = Key("acme", "p-1")
+    message = new_message(request, row.message_id, "c", 1, key=row, queue="https://sqs/q-a")
+    assert (message.key, message.record_key, message.queue) == (row, row, "https://sqs/q-a")
+    plain = new_message(request, "p-1", "c", 1, key=Key("p-1"))
+    assert plain == new_message(request, "p-1", "c", 1)
+    assert (plain.key, plain.record_key, plain.queue) == (None, Key("p-1"), None)
 
 
 def test_a_message_rebuilt_from_a_summary_has_no_payload_or_attributes() -> None:

@@ -88,7 +88,7 @@ class World:
         if isinstance(effect, Answer):
             raise ValueError("an answer is not performed")  # pragma: no mutate (message text)
         if fault is not None and not isinstance(effect, fault.applies_to):
-            kind = type(effect).__name__
+            kind = type(effect).__name__  # pragma: no mutate (message text)
             raise ValueError(f"{fault} cannot happen to a {kind}")  # pragma: no mutate (message text)
         if isinstance(effect, Write):
             return self._write(effect, fault)
