@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import attrs
 from hypothesis.internal.conjecture import engine
 
-from adapters.testing.injector import Fault, Plan
+from adapters.testing.injector import SENDGUARD, TEAM, Fault, Plan
 
 # Hypothesis lets users change this limit (engine.py says so); 5 min is its own default.
 SHRINK_SECONDS = 120
@@ -79,8 +79,9 @@ def describe_plan(plan: Plan | tuple[Plan, ...] | None) -> str:
 
 def _one(plan: Plan) -> str:
     target = plan.fault.value.target
-    what = {"send": "SQS send", "write": "DynamoDB write"}.get(target or "", "AWS call")
-    return f"fault '{plan.fault.value.name}' on its {_ordinal(plan.skip + 1)} {what}"
+    what = {"send": "SQS send", "write": "DynamoDB write"}.get(target or "", "write or send")
+    whose = {TEAM: " of the team's own code", SENDGUARD: " of sendguard's"}.get(plan.caller or "", "")
+    return f"fault '{plan.fault.value.name}' on its {_ordinal(plan.skip + 1)} {what}{whose}"
 
 
 def _ordinal(n: int) -> str:
