@@ -452,9 +452,9 @@ class FaultInjectionSuite(RuleBasedStateMachine):
                 continue
             row = self._row_name(item)
             key = parse_key(promise.key)
-            problem = key if isinstance(key, str) else self.service.layout.key_problem(key)
-            if problem is not None or isinstance(key, str):
-                problems.append(f"the row {row} promises a message under {promise.key!r}: {problem}")
+            if isinstance(key, str) or self.service.layout.key_problem(key) is not None:
+                why = key if isinstance(key, str) else self.service.layout.key_problem(key)
+                problems.append(f"the row {row} promises a message under {promise.key!r}: {why}")
                 continue
             if promise.queue is not None and promise.queue not in self.service.queues:
                 problems.append(
@@ -466,7 +466,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
 
     def _row_name(self, item: Mapping[str, Any]) -> str:
         """An item's key as the team writes it: its value, or its (partition, sort) pair."""
-        values = tuple(next(iter(item.get(name, {"": "?"}).values())) for name in self.key_names)
+        values = tuple(next(iter(item[name].values())) for name in self.key_names)
         return repr(values[0]) if len(values) == 1 else repr(values)
 
     def name(self, message_id: str) -> str:
