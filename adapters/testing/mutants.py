@@ -9,7 +9,9 @@ lists a helper for them to patch:
 * wiring mutants: a team's handler that gets the wiring wrong — around sendguard's handler (sends to
   SQS itself, answers 202 on its own, turns sendguard's 503 into a 202), or built on `Outbox` with
   the team's own table layout (`adapters.testing.OutboxSuite`: a write that overwrites a team
-  attribute, a dispatch that claims a record whose status is not PENDING).
+  attribute, a dispatch that claims a record whose status is not PENDING), or a payments team's own
+  handler (`Payments(row_then_send=True)`, under `PaymentsSuite`, whose rows promise their events:
+  the payment row written with its own PutItem, then `send`).
 
 `main` runs the suite (the coverage phase, then Hypothesis' sequences without shrinking) against each
 and prints `caught` or `MISSED` with the time it took, exiting 1 if any is missed.
