@@ -5,12 +5,14 @@ counted, reports that replay, a plugin that stays out of the way without the `te
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,18 +20,37 @@ from typing import Any
 import attrs
 import boto3
 import pytest
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.data_classes import (
+    ALBEvent,
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+    LambdaFunctionUrlEvent,
+)
 from hypothesis import strategies as st
 
-from adapters import aws_lambda
+from adapters import TableLayout, aws_lambda
+from adapters.runtime import apigw
+from adapters.runtime.call_report import CallReport
+from adapters.runtime.sqs import SqsQueue
 from adapters.testing import (
     Expected,
     FaultInjectionSuite,
     FaultInjector,
+    LambdaContext,
+    OutboxSuite,
     Plan,
+    Promise,
     Reply,
     Request,
     Service,
     TableRecord,
+    alb_event,
+    api_gateway_event,
+    function_url_event,
+    outbox_service,
+    rest_api_event,
     run_suite,
     sendguard_service,
 )
@@ -37,6 +58,7 @@ from adapters.testing import mutants as mutants_module
 from adapters.testing.injector import Fault
 from adapters.testing.report import REPRODUCE_VARIABLE, SCENARIO_VARIABLE
 from adapters.testing.scenarios import SCENARIOS, Scenario, run_scenario
+from statemodel.flows import Outcome, Send, Settings
 from statemodel.records import Phase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +164,7 @@ def test_a_handler_that_sends_to_sqs_itself_before_sendguard_is_caught(
         "in the handler": lambda: boto3.client("sqs"),
         "on a session of its own": lambda: boto3.Session().client("sqs"),
     }[made]
-    with pytest.raises(AssertionError, match="no record accounts for"):
+    with pytest.raises(AssertionError, match="no record or row accounts for"):
         run_scenario(_sends_itself(make_client), SCENARIOS[0])
 
 
@@ -278,7 +300,7 @@ def test_a_hypothesis_failure_prints_the_shrunk_steps_and_a_recipe_that_replays_
     monkeypatch.setenv(REPRODUCE_VARIABLE, _recipe(notes, REPRODUCE_VARIABLE))
     with pytest.raises(AssertionError) as again:
         run_suite(broken, profile="smoke")
-    assert "no record accounts for" in str(again.value)
+    assert "no record or row accounts for" in str(again.value)
 
 
 # ---- 7. installed without the `testing` extra -----------------------------------------------------
@@ -368,3 +390,268 @@ def test_the_outbox_defaults_drive_a_handler_on_a_team_layout(sendguard_aws: Non
         if scenario.name.startswith(("accepted, then", "written in the team's", "killed between")):
             run_scenario(OutboxSuite, scenario)
     assert {"row ABSENT Prepare -> PENDING", "row ABSENT Submit -> IN_FLIGHT"} <= set(COVERAGE)
+
+
+# ---- 9. the team's promise: its own rows ----------------------------------------------------------
+
+ROW_WINDOW = next(s for s in SCENARIOS if s.name == "killed right after the team writes on its own")
+
+
+def test_a_row_written_before_send_and_left_without_its_message_is_caught_by_its_promise(
+    sendguard_aws: None,
+) -> None:
+    """The dual write: the payment row lands, the invocation dies before `send`; no record of
+    sendguard's is wrong, only the row's promise is broken — and the report names the row."""
+    with pytest.raises(AssertionError) as caught:
+        run_scenario(mutants_module.suite_for("team_row_then_send"), ROW_WINDOW)
+    assert "the row ('key-1', 'payment') was left without its message" in str(caught.value)
+
+
+def test_the_payments_rows_keep_their_promise_when_written_with_their_record(sendguard_aws: None) -> None:
+    """The same team, with the row and the record in one transaction (or the row being the record):
+    every scenario of the coverage phase, no false alarm, the team's own writes broken on purpose."""
+    from adapters.testing.suite import COVERAGE, TEAM_WRITES
+
+    COVERAGE.clear()
+    for scenario in SCENARIOS:
+        run_scenario(mutants_module.PaymentsSuite, scenario)
+    assert COVERAGE[TEAM_WRITES] and COVERAGE["fault CRASH_AFTER_CALL on the team's own call"]
+
+
+class PromisesNothing(mutants_module.PaymentsSuite):
+    """A team whose payment rows promise that no message goes out for them."""
+
+    def promised_message(self, item: dict[str, Any]) -> Promise | None:
+        promise = super().promised_message(item)
+        return None if promise is None else Promise(promise.key, None)
+
+
+def test_a_message_for_a_row_that_promises_none_is_caught(sendguard_aws: None) -> None:
+    with pytest.raises(AssertionError, match=r"the row \('key-1', 'event'\) promises no message"):
+        run_scenario(PromisesNothing, SCENARIOS[0])
+
+
+# ---- 10. FIFO, several queues, composite keys -----------------------------------------------------
+
+SHOP = TableLayout(partition_key="tenant", sort_key="entry", status_attribute="state", body_attribute="body")
+
+
+class ShopSuite(OutboxSuite):
+    """A team's table keyed by (tenant, entry) pairs, two FIFO queues: every record's key a pair."""
+
+    layout = SHOP
+    aws: Any = None  # the store and queue its Outboxes are built with (None: sendguard's own)
+
+    def make_service(self) -> Service:
+        aws = {} if self.aws is None else {"aws": self.aws}
+        return outbox_service(self.protocol, self.layout, fifo=True, queues=("orders", "refunds"), **aws)
+
+    def make_event(self, request: Request) -> Any:
+        event = OutboxSuite.make_event(self, request)
+        return {**event, "key": (request.key or f"k-{uuid.uuid4().hex[:8]}", "entry")}
+
+    def read_item(self, item: dict[str, Any]) -> TableRecord | None:
+        view = super().read_item(item)
+        return None if view is None else attrs.evolve(view, request_key=item["tenant"]["S"])
+
+
+def test_fifo_queues_and_composite_keys_hold_every_check_per_queue(sendguard_aws: None) -> None:
+    from adapters.testing.suite import COVERAGE
+
+    COVERAGE.clear()
+    for scenario in SCENARIOS[:12]:
+        run_scenario(ShopSuite, scenario)
+    run_suite(ShopSuite, profile="smoke")
+    suite = ShopSuite()
+    try:
+        assert suite.service.fifo and set(suite.service.queues) == {"orders", "refunds"}
+        assert all(url.endswith(".fifo") for url in suite.service.queue_urls)
+        assert suite.name("key-1/entry") == "('key-1', 'entry')"
+    finally:
+        suite.teardown()
+
+
+class FifoSendguardSuite(FaultInjectionSuite):
+    def make_service(self) -> Service:
+        return sendguard_service(self.protocol, fifo=True)
+
+
+def test_sendguard_s_own_handler_on_a_fifo_queue_sends_in_the_group_attribute_s_group(
+    sendguard_aws: None,
+) -> None:
+    for scenario in SCENARIOS[:3]:
+        run_scenario(FifoSendguardSuite, scenario)
+    run_suite(FifoSendguardSuite, profile="smoke")
+
+
+class _GroupLost(SqsQueue):
+    """Every message in one FIFO group, whatever its record's."""
+
+    def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+        message = attrs.evolve(send.message, group_id="one-group")
+        return super().perform(attrs.evolve(send, message=message), deadline_ms)
+
+
+class _RefundsToOrders(SqsQueue):
+    """A refund's message to the orders queue (the shop's queues are `<table>.fifo` and
+    `<table>-refunds.fifo`), though its record names the refunds queue."""
+
+    def destination(self, send: Send) -> str:
+        return super().destination(send).replace("-refunds.fifo", ".fifo")
+
+
+@pytest.mark.parametrize(
+    ("queue", "said"),
+    [(_GroupLost, "went out in group 'one-group'"), (_RefundsToOrders, "but the record names queue")],
+)
+def test_a_send_in_another_group_or_to_another_queue_is_caught_naming_the_team_s_key(
+    sendguard_aws: None, queue: type[SqsQueue], said: str
+) -> None:
+    broken = type("Broken", (ShopSuite,), {"aws": staticmethod(mutants_module._aws(queue=queue))})
+    with pytest.raises(AssertionError) as caught:
+        for scenario in SCENARIOS[:2]:
+            run_scenario(broken, scenario)
+    assert said in str(caught.value)
+    assert re.search(r"\(record \('k[^']*', 'entry'\)\)", str(caught.value))  # the team's key, a pair
+
+
+# ---- 11. events as AWS sends them -----------------------------------------------------------------
+
+BUILDERS = {
+    "rest_api": (rest_api_event, APIGatewayProxyEvent, correlation_paths.API_GATEWAY_REST),
+    "http_api": (api_gateway_event, APIGatewayProxyEventV2, correlation_paths.API_GATEWAY_HTTP),
+    "function_url": (function_url_event, LambdaFunctionUrlEvent, correlation_paths.LAMBDA_FUNCTION_URL),
+    "alb": (alb_event, ALBEvent, correlation_paths.APPLICATION_LOAD_BALANCER),
+}
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_each_event_builder_makes_the_event_aws_sends_and_powertools_finds_its_correlation_id(
+    name: str,
+) -> None:
+    build, powertools, path = BUILDERS[name]
+    request = Request({"payload": {"order": 1}}, "key-7", {"x-tenant": "acme"})
+    event = build(request, "/orders", {"order": 1})
+    parsed = powertools(event)
+    assert (parsed.http_method, parsed.path, parsed.json_body) == ("POST", "/orders", {"order": 1})
+    assert parsed.headers.get("Idempotency-Key") == "key-7" and parsed.headers.get("X-Tenant") == "acme"
+    if name == "alb":
+        arn = ALBEvent(event).request_context.elb_target_group_arn
+        assert arn.startswith("arn:aws:elasticloadbalancing:")
+    else:
+        context = event["requestContext"]
+        assert context["stage"] in ("prod", "$default") and context["accountId"]
+        if name != "rest_api":
+            assert context["routeKey"] == event["routeKey"] and context["http"]["path"] == "/orders"
+    logger = Logger(service="team", stream=io.StringIO())
+
+    @logger.inject_lambda_context(correlation_id_path=path)
+    def correlation_id(event: dict[str, Any], context: Any) -> str | None:
+        return logger.get_correlation_id()
+
+    found = correlation_id(event, LambdaContext(3_000))
+    wanted = event["headers"]["x-amzn-trace-id"] if name == "alb" else event["requestContext"]["requestId"]
+    assert found == wanted and found
+    assert correlation_id(build(request), LambdaContext(3_000)) != found, "each request has its own"
+    read = apigw.read_request(event)  # and sendguard's handler reads the same request
+    assert isinstance(read, apigw.HttpRequest)
+    assert (read.method, read.path, read.header("idempotency-key")) == ("POST", "/orders", "key-7")
+    assert read.body is not None and json.loads(read.body) == {"order": 1}
+
+
+def test_an_alb_with_multi_value_headers_gets_them_as_lists_only() -> None:
+    event = alb_event(Request({"payload": 1}, "key-1"), multi_value_headers=True)
+    assert "headers" not in event and event["multiValueHeaders"]["idempotency-key"] == ["key-1"]
+    assert ALBEvent(event).multi_value_headers["idempotency-key"] == ["key-1"]
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_sendguard_s_handler_takes_each_event_shape_under_the_suite(sendguard_aws: None, name: str) -> None:
+    build = BUILDERS[name][0]
+    shaped = type(f"Shaped_{name}", (FaultInjectionSuite,), {"make_event": lambda self, r: build(r)})
+    run_scenario(shaped, SCENARIOS[0])
+
+
+# ---- 12. one source of settings -------------------------------------------------------------------
+
+
+def test_the_settings_and_layout_are_read_from_the_team_s_outbox(sendguard_aws: None) -> None:
+    service = mutants_module.payments_service(mutants_module.Payments(row_then_send=False))
+    try:
+        assert service.settings == Settings(max_attempts=2, redrive_after_ms=1_000, lease_margin_ms=1_000)
+        assert service.layout == mutants_module.PAYMENTS
+    finally:
+        service.cleanup()
+
+
+def test_settings_told_again_must_agree_and_are_deprecated_without_an_outbox(sendguard_aws: None) -> None:
+    team = mutants_module.Payments(row_then_send=False)
+    handlers: dict[str, Any] = {
+        "submit": team.submit,
+        "reconcile": team.reconcile,
+        "environment_for": team.environment,
+    }
+    with pytest.raises(ValueError, match="differs from what the Outbox runs with"):
+        outbox_service(Settings(), outbox=team.outbox, reset=team.reset, **handlers)
+    told = Settings(max_attempts=2, redrive_after_ms=1_000, lease_margin_ms=1_000)
+    with pytest.warns(DeprecationWarning, match="pass outbox="):
+        service = outbox_service(told, mutants_module.PAYMENTS, reset=team.reset, **handlers)
+    service.cleanup()
+    assert service.settings == told
+
+
+def test_without_an_outbox_the_settings_come_from_the_team_s_environment(sendguard_aws: None) -> None:
+    team = mutants_module.Payments(row_then_send=False)
+
+    def environment(table: str, queue_url: str) -> dict[str, str]:
+        return {**team.environment(table, queue_url), "SENDGUARD_MAX_ATTEMPTS": "3"}
+
+    service = outbox_service(
+        layout=mutants_module.PAYMENTS,
+        submit=team.submit,
+        reconcile=team.reconcile,
+        environment_for=environment,
+    )
+    service.cleanup()
+    assert service.settings == Settings(max_attempts=3)  # the rest: Outbox's defaults, in its seconds
+
+
+def test_the_documented_example_imports_only_from_adapters() -> None:
+    (example,) = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    modules = re.findall(r"^(?:from|import) (\S+)", example, re.M)
+    assert {m for m in modules if m.split(".")[0] not in {"hypothesis", "json", "uuid", "orders"}} <= {
+        "adapters",
+        "adapters.testing",
+    }, modules
+
+
+# ---- 13. reports in words -------------------------------------------------------------------------
+
+
+def test_a_success_answered_for_a_failure_says_so_in_words(sendguard_aws: None) -> None:
+    with pytest.raises(AssertionError, match=r"answered 202 \(accepted\), but no message was sent"):
+        for scenario in SCENARIOS:
+            run_scenario(mutants_module.suite_for("team_turns_503_into_202"), scenario)
+
+
+def test_hypothesis_s_shrink_warning_names_the_suite_s_bound(
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hypothesis import Phase, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    from adapters.testing.report import shrink_budget
+
+    broken = mutants_module.suite_for("team_sends_before_sendguard")
+    chosen = settings(
+        max_examples=5,
+        stateful_step_count=5,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate, Phase.shrink],
+    )
+    with shrink_budget(0), pytest.raises(AssertionError):
+        run_state_machine_as_test(broken, settings=chosen)
+    printed = capsys.readouterr().out
+    assert "Shrinking stopped after 0 s, the suite's bound" in printed
+    assert "five minutes" not in printed

@@ -138,8 +138,9 @@ ADAPTERS_API = [
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",
-    "LambdaContext", "OutboxSuite", "Plan", "Reply", "Request", "Service", "TableRecord",
-    "api_gateway_event", "outbox_service", "run_suite", "sendguard_service",
+    "LambdaContext", "OutboxSuite", "Plan", "Promise", "Reply", "Request", "Service", "TableRecord",
+    "alb_event", "api_gateway_event", "function_url_event", "outbox_service", "rest_api_event",
+    "run_suite", "sendguard_service",
 ]  # fmt: skip
 
 

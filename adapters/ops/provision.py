@@ -66,12 +66,23 @@ def ensure_resources(
                 {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             )
             s3.create_bucket(Bucket=bucket, **where)
+    ensure_table(table_name, layout)
+    return ensure_queue(queue_name, fifo=fifo)
+
+
+def ensure_table(table_name: str, layout: TableLayout | None = None) -> None:
+    """Creates the table for `layout` with the reconciler's index, if it does not exist."""
     dynamodb = make_client("dynamodb", ATTEMPTS)
     with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):  # it exists already
         dynamodb.create_table(TableName=table_name, **table_definition(layout))
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
+
+
+def ensure_queue(queue_name: str, *, fifo: bool = False) -> str:
+    """Creates the queue (a FIFO one's name ends in `.fifo`: added when missing), if it does not
+    exist, and returns its URL."""
     sqs = make_client("sqs", ATTEMPTS)
     if fifo and not queue_name.endswith(".fifo"):
         queue_name += ".fifo"

@@ -19,6 +19,7 @@ import contextvars
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -179,4 +180,15 @@ def make_client(
     with _sessions_lock:  # neither making a Session nor making a client from one is thread safe
         client = (session or _session()).client(service, config=config)  # type: ignore[call-overload]
     client.meta.events.register_first("before-send", _before_send)
+    _MADE.add(client)
     return client
+
+
+# Every client `make_client` made: the fault-injection suite tells sendguard's calls from the team's
+# by them, so that it can break the team's own writes on purpose (`adapters.testing.injector`).
+_MADE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def is_sendguard_client(client: Any) -> bool:
+    """Whether `make_client` made `client` (else it is the team's own, or a tool's)."""
+    return client in _MADE

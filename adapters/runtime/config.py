@@ -62,16 +62,10 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         env = os.environ if environ is None else environ
-        max_attempts = _int(env, "SENDGUARD_MAX_ATTEMPTS", 10, 1, MAX_ATTEMPTS_LIMIT)
-        settings = Settings(
-            max_attempts=max_attempts,
-            redrive_after_ms=1000 * _int(env, "SENDGUARD_REDRIVE_AFTER_SECONDS", 60, 1, 86_400),
-            lease_margin_ms=1000 * _int(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
-        )
         return cls(
             table=_required(env, "SENDGUARD_TABLE"),
             queue_url=_required(env, "SENDGUARD_QUEUE_URL"),
-            settings=settings,
+            settings=settings_from_env(env),
             aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
             layout=layout_from_env(env),
@@ -103,6 +97,16 @@ LAYOUT_NAMES = {
 }
 SHARDS, SHARDS_READ = "SENDGUARD_INDEX_SHARDS", "SENDGUARD_INDEX_SHARDS_READ"
 LAYOUT_VARIABLES = (*LAYOUT_NAMES.values(), SHARDS, SHARDS_READ)
+
+
+def settings_from_env(env: Mapping[str, str]) -> Settings:
+    """The protocol settings: `SENDGUARD_MAX_ATTEMPTS`, `SENDGUARD_REDRIVE_AFTER_SECONDS` and
+    `SENDGUARD_LEASE_MARGIN_SECONDS` (the defaults of `Outbox`'s arguments of the same names)."""
+    return Settings(
+        max_attempts=_int(env, "SENDGUARD_MAX_ATTEMPTS", 10, 1, MAX_ATTEMPTS_LIMIT),
+        redrive_after_ms=1000 * _int(env, "SENDGUARD_REDRIVE_AFTER_SECONDS", 60, 1, 86_400),
+        lease_margin_ms=1000 * _int(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
+    )
 
 
 def option(variable: str) -> str:

@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from adapters.local.sandbox import LambdaContext as LambdaContext
     from adapters.testing.hooks import Expected as Expected
+    from adapters.testing.hooks import Promise as Promise
     from adapters.testing.hooks import Reply as Reply
     from adapters.testing.hooks import Request as Request
     from adapters.testing.hooks import TableRecord as TableRecord
+    from adapters.testing.hooks import alb_event as alb_event
+    from adapters.testing.hooks import api_gateway_event as api_gateway_event
+    from adapters.testing.hooks import function_url_event as function_url_event
+    from adapters.testing.hooks import rest_api_event as rest_api_event
     from adapters.testing.injector import Crashed as Crashed
     from adapters.testing.injector import Fault as Fault
     from adapters.testing.injector import FaultInjector as FaultInjector
@@ -44,12 +49,16 @@ _PUBLIC = {
     "OutboxSuite": "adapters.testing.suite",
     "PROFILES": "adapters.testing.run",
     "Plan": "adapters.testing.injector",
+    "Promise": "adapters.testing.hooks",
     "Reply": "adapters.testing.hooks",
     "Request": "adapters.testing.hooks",
     "Service": "adapters.testing.service",
     "TableRecord": "adapters.testing.hooks",
+    "alb_event": "adapters.testing.hooks",
     "api_gateway_event": "adapters.testing.hooks",
+    "function_url_event": "adapters.testing.hooks",
     "outbox_service": "adapters.testing.service",
+    "rest_api_event": "adapters.testing.hooks",
     "run_suite": "adapters.testing.run",
     "sendguard_service": "adapters.testing.service",
 }

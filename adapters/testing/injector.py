@@ -18,8 +18,11 @@ raises it, so that the SDK's retry logic, the classifier and the flows meet it a
   go) and reaches the service only after the test resumes it — the late, stale write or send that the
   conditions' fencing exists for.
 
-A fault is armed per invocation (per thread): `arm(Plan(kind, skip=n))` fires it on the (n+1)-th call
-the kind can hit. Every fault fired is recorded, and every message SQS accepted (`landed`).
+A fault is armed per invocation (per thread): `armed(Plan(kind, skip=n))` fires it on the (n+1)-th
+call the kind can hit — of anyone's, or only of the team's own clients (`caller=TEAM`: any client
+sendguard's `make_client` did not make) or of sendguard's (`caller=SENDGUARD`), so that the window
+between a team's own write and sendguard's record is broken on purpose. Every fault fired is
+recorded, and every message SQS accepted (`landed`).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from botocore.exceptions import (
 )
 from botocore.handlers import BUILTIN_HANDLERS
 
+from adapters.runtime.clients import is_sendguard_client
 from adapters.runtime.layout import TableLayout
 from adapters.testing.clients import client, is_own
 from statemodel.categories import ErrorCategory
@@ -177,10 +181,16 @@ class Fault(enum.Enum):
         return f"Fault.{self.name}"
 
 
+# Whose call a fault hits: the team's own code (any client sendguard did not make), or sendguard's.
+TEAM = "team"
+SENDGUARD = "sendguard"
+
+
 @attrs.frozen
 class Plan:
     fault: Fault
-    skip: int = 0  # fire on the (skip+1)-th call this fault can hit
+    skip: int = 0  # fire on the (skip+1)-th call this fault can hit …
+    caller: str | None = None  # … of this caller's (TEAM or SENDGUARD; None: anyone's)
 
 
 @attrs.frozen
@@ -188,6 +198,7 @@ class Fired:
     fault: Fault
     operation: str
     message_id: str | None
+    caller: str | None = None  # TEAM or SENDGUARD
 
 
 @attrs.frozen
@@ -198,6 +209,8 @@ class Landed:
     sqs_message_id: str
     body: str
     queue_url: str
+    group_id: str | None = None  # its MessageGroupId and MessageDeduplicationId, as sent
+    deduplication_id: str | None = None
 
 
 @attrs.frozen
@@ -206,6 +219,7 @@ class LandedWrite:
 
     operation: str
     params: dict[str, Any]
+    caller: str | None = None  # TEAM or SENDGUARD
 
 
 @attrs.define
@@ -260,7 +274,12 @@ class FaultInjector:
 
         def _make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
             injector._hook(client)
-            return original(client, operation_name, api_params)
+            caller = None if is_own(client) else SENDGUARD if is_sendguard_client(client) else TEAM
+            outer, injector._local.caller = injector._caller(), caller
+            try:
+                return original(client, operation_name, api_params)
+            finally:
+                injector._local.caller = outer
 
         try:
             with mock.patch.object(BaseClient, "_make_api_call", _make_api_call):
@@ -325,6 +344,11 @@ class FaultInjector:
     def _current(self) -> _Invocation | None:
         return getattr(self._local, "invocation", None)
 
+    def _caller(self) -> str | None:
+        """Whose call this thread is making: TEAM, SENDGUARD, or None (the suite's own)."""
+        caller: str | None = getattr(self._local, "caller", None)
+        return caller
+
     # ---- handlers --------------------------------------------------------------------------------
 
     def _remember_params(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -341,8 +365,9 @@ class FaultInjector:
         if invocation is None:
             return
         firing = None
+        caller = self._caller()
         for index, plan in enumerate(invocation.plans):
-            if plan.fault.hits(model.name):
+            if plan.fault.hits(model.name) and plan.caller in (None, caller):
                 invocation.seen[index] += 1
                 if invocation.seen[index] == plan.skip + 1 and firing is None:
                     firing = plan.fault
@@ -391,7 +416,7 @@ class FaultInjector:
                 getattr(self._raw("dynamodb"), xform_name(model.name))(**params)
             except ClientError as retry_answer:
                 raise retry_answer from None
-            raise AssertionError("a landed write's retry met its condition")
+            return  # a write without a condition (the team's own, say) lands again, and succeeds
         error = ReadTimeoutError if kind is Fault.APPLIED_THEN_READ_TIMEOUT else ConnectionClosedError
         raise error(endpoint_url="https://injected")
 
@@ -405,20 +430,23 @@ class FaultInjector:
                     if entry.get("Id") in ids:
                         self.landed.append(_landed(entry, ids[entry["Id"]], params.get("QueueUrl", "")))
             elif operation in OPERATIONS[WRITE]:
-                self.writes.append(LandedWrite(operation, params))
+                self.writes.append(LandedWrite(operation, params, self._caller()))
 
     def _record(self, fault: Fault, operation: str, context: dict[str, Any]) -> None:
         mine = self._mine(context)
         mine["fault"], mine["operation"] = fault, operation
         with self._lock:
             params = mine.get("params", {})
+            caller = self._caller()
             if operation == "SendMessageBatch":  # the fault hits every entry's message
                 self.fired.extend(
-                    Fired(fault, operation, _message_id("SendMessage", entry, self.layout))
+                    Fired(fault, operation, _message_id("SendMessage", entry, self.layout), caller)
                     for entry in params.get("Entries", [])
                 )
             else:
-                self.fired.append(Fired(fault, operation, _message_id(operation, params, self.layout)))
+                self.fired.append(
+                    Fired(fault, operation, _message_id(operation, params, self.layout), caller)
+                )
 
     def resume_all(self) -> None:
         """Lets every stalled invocation go on; later stalls wait again."""
@@ -438,7 +466,9 @@ class FaultInjector:
 
 def _landed(entry: dict[str, Any], sqs_message_id: str, queue_url: str) -> Landed:
     message_id = entry.get("MessageAttributes", {}).get(RESERVED_ATTRIBUTE, {}).get("StringValue")
-    return Landed(message_id, sqs_message_id, entry.get("MessageBody", ""), queue_url)
+    body = entry.get("MessageBody", "")
+    group, deduplication = entry.get("MessageGroupId"), entry.get("MessageDeduplicationId")
+    return Landed(message_id, sqs_message_id, body, queue_url, group, deduplication)
 
 
 def _message_id(operation: str, params: dict[str, Any], layout: TableLayout) -> str | None:

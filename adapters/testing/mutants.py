@@ -9,7 +9,9 @@ lists a helper for them to patch:
 * wiring mutants: a team's handler that gets the wiring wrong — around sendguard's handler (sends to
   SQS itself, answers 202 on its own, turns sendguard's 503 into a 202), or built on `Outbox` with
   the team's own table layout (`adapters.testing.OutboxSuite`: a write that overwrites a team
-  attribute, a dispatch that claims a record whose status is not PENDING).
+  attribute, a dispatch that claims a record whose status is not PENDING), or a payments team's own
+  handler (`Payments(row_then_send=True)`, under `PaymentsSuite`, whose rows promise their events:
+  the payment row written with its own PutItem, then `send`).
 
 `main` runs the suite (the coverage phase, then Hypothesis' sequences without shrinking) against each
 and prints `caught` or `MISSED` with the time it took, exiting 1 if any is missed.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 import uuid
@@ -30,6 +33,7 @@ import attrs
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from adapters.aws_lambda import Handlers
@@ -37,13 +41,16 @@ from adapters.runtime.bodies import ITEM_PREFIX, Placement, new_nonce
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import make_client
-from adapters.runtime.codec import CORRELATION_ID, VERSION, body_item
+from adapters.runtime.codec import CORRELATION_ID, VERSION, body_item, serialize
 from adapters.runtime.config import Config
+from adapters.runtime.layout import TableLayout
+from adapters.runtime.outbox import Outbox, SendResult
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DuePage, DynamoStore
+from adapters.testing.hooks import Expected, Promise, Request
 from adapters.testing.scenarios import SCENARIOS, run_scenario
-from adapters.testing.service import Service, outbox_service, sendguard_service
+from adapters.testing.service import QUIET_LOGGER, Service, outbox_service, sendguard_service
 from adapters.testing.suite import FaultInjectionSuite, OutboxSuite
 from statemodel.categories import ErrorCategory
 from statemodel.events import Claimed, RedriveExhausted, RolledBack, SendConfirmed, SendFailed
@@ -374,6 +381,135 @@ def _rewrites_a_team_attribute(service: Service) -> Service:
     return attrs.evolve(service, submit=submit)
 
 
+# ---- a team's own table: payments ------------------------------------------------------------------
+#
+# A payments service keeps a payment row per payment, `(paymentId, "payment")`, and every payment
+# promises a `PaymentTaken` event under its id. Its correct handler commits the row and the event's
+# record in one transaction, then dispatches the record (or, for a request that takes the other way,
+# sends with the payment's attributes on the record itself). The broken one writes the row with its
+# own PutItem, then calls `send`, and answers 503 when either fails: a crash or a fault between the
+# two leaves a payment whose event is never sent — the classic dual-write bug, which only the rows'
+# promise (`PaymentsSuite.promised_message`) can see, since no record of sendguard's is ever wrong.
+
+PAYMENTS = TableLayout(
+    partition_key="paymentId",
+    sort_key="kind",
+    sort_key_value="event",  # the event's record, apart from the payment row
+    status_attribute="outboxStatus",
+    body_attribute="message",
+)
+
+
+def payment_event(payment_id: str, amount: int, currency: str) -> str:
+    """The team's serialization of the event a payment promises."""
+    body = {"type": "PaymentTaken", "paymentId": payment_id, "amount": amount, "currency": currency}
+    return json.dumps(body, sort_keys=True)
+
+
+class Payments:
+    """The payments team's handlers (`row_then_send`: the broken wiring), on the table and queue its
+    environment names, with its Outbox made once per container."""
+
+    def __init__(self, *, row_then_send: bool) -> None:
+        self.row_then_send = row_then_send
+        self._state: dict[str, Any] = {}
+
+    def outbox(self) -> Outbox:
+        if "outbox" not in self._state:
+            self._state["outbox"] = Outbox(
+                os.environ["PAYMENTS_TABLE"],
+                os.environ["PAYMENTS_QUEUE_URL"],
+                layout=PAYMENTS,
+                max_attempts=2,
+                redrive_after_seconds=1,
+                lease_margin_seconds=1,
+                aws_max_attempts=2,
+                logger=QUIET_LOGGER,
+            )
+        found: Outbox = self._state["outbox"]
+        return found
+
+    def reset(self) -> None:
+        self._state.clear()
+
+    def environment(self, table: str, queue_url: str) -> dict[str, str]:
+        return {"PAYMENTS_TABLE": table, "PAYMENTS_QUEUE_URL": queue_url}
+
+    def submit(self, event: dict[str, Any], context: Any) -> SendResult:
+        box, payment_id = self.outbox(), event["paymentId"]
+        body = payment_event(payment_id, event["amount"], event["currency"])
+        item = {"amount": event["amount"], "currency": event["currency"]}
+        if "dynamodb" not in self._state:
+            self._state["dynamodb"] = boto3.client("dynamodb")
+        dynamodb = self._state["dynamodb"]
+        failed = SendResult(False, True, 503, payment_id, "failed", "PaymentNotStored")
+        row = {**box.layout.key(Key(payment_id, "payment")), **{k: serialize(v) for k, v in item.items()}}
+        if self.row_then_send:
+            try:
+                dynamodb.put_item(TableName=box.config.table, Item=row)
+            except (ClientError, BotoCoreError):
+                return failed
+            return box.send(payment_id, body, context=context)
+        if not event["transactional"]:  # the row is the event's record itself
+            return box.send(payment_id, body, item=item, context=context)
+        put = box.pending_put(payment_id, body)
+        try:
+            dynamodb.transact_write_items(
+                TransactItems=[{"Put": {"TableName": box.config.table, "Item": row}}, put]
+            )
+        except ClientError as exc:
+            if not box.record_exists(exc, put):
+                return failed
+        except BotoCoreError:
+            return failed
+        return box.dispatch(put, context=context)
+
+    def reconcile(self, event: Any, context: Any) -> Any:
+        return self.outbox().reconcile(context=context).as_dict()
+
+
+def payments_service(handlers: Payments) -> Service:
+    return outbox_service(
+        outbox=handlers.outbox,
+        submit=handlers.submit,
+        reconcile=handlers.reconcile,
+        environment_for=handlers.environment,
+        reset=handlers.reset,
+        transactional=True,
+    )
+
+
+_PAYMENTS = Payments(row_then_send=False)
+
+
+class PaymentsSuite(OutboxSuite):
+    """The payments team's suite: its requests, events and answers, and what its rows promise."""
+
+    def make_service(self) -> Service:
+        return payments_service(_PAYMENTS)
+
+    def request_bodies(self) -> st.SearchStrategy[Any]:
+        return st.fixed_dictionaries(
+            {"amount": st.integers(1, 999), "currency": st.sampled_from(["EUR", "USD"])}
+        )
+
+    def make_event(self, request: Request) -> Any:
+        payment_id = request.key or f"p-{uuid.uuid4().hex[:8]}"
+        return {"paymentId": payment_id, "transactional": request.transactional, **request.body}
+
+    def expected_message(self, request: Request) -> Expected:
+        return Expected(json.loads(payment_event(str(request.key), **request.body)))
+
+    def promised_message(self, item: dict[str, Any]) -> Promise | None:
+        """Every item that holds a payment — its row, or the event's record carrying it — promises
+        the payment's event, under the payment's id."""
+        if "amount" not in item:
+            return None
+        payment_id = item["paymentId"]["S"]
+        amount, currency = int(item["amount"]["N"]), item["currency"]["S"]
+        return Promise(payment_id, payment_event(payment_id, amount, currency))
+
+
 MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
     "rollback_without_fencing": (
         "a rollback write without its status/version/attempt condition",
@@ -433,8 +569,17 @@ MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
         "the team's dispatch claims a record whose status is not PENDING",
         on_outbox(aws=_aws(store=_ClaimsWhateverTheStatus)),
     ),
+    "team_row_then_send": (
+        "the team writes its payment row, then calls send, and answers 503 when either fails",
+        lambda name: lambda protocol: payments_service(Payments(row_then_send=True)),
+    ),
 }
-ON_OUTBOX = frozenset({"team_overwrites_its_attribute", "team_dispatch_claims_any_status"})
+# The suite each team-wiring mutant runs under (the adapters' and the rest: FaultInjectionSuite).
+SUITES: dict[str, type[FaultInjectionSuite]] = {
+    "team_overwrites_its_attribute": OutboxSuite,
+    "team_dispatch_claims_any_status": OutboxSuite,
+    "team_row_then_send": PaymentsSuite,
+}
 
 # A mutant is caught when the suite fails within this budget; no shrinking (the verdict is all we need).
 BUDGET = settings(
@@ -449,10 +594,10 @@ BUDGET = settings(
 
 
 def suite_for(name: str, base: type[FaultInjectionSuite] | None = None) -> type[FaultInjectionSuite]:
-    """`base` (default: `OutboxSuite` for a mutant on Outbox, else `FaultInjectionSuite`) on the
+    """`base` (default: the mutant's team suite in `SUITES`, else `FaultInjectionSuite`) on the
     mutant's service."""
     build = MUTANTS[name][1](name)
-    base = base or (OutboxSuite if name in ON_OUTBOX else FaultInjectionSuite)
+    base = base or SUITES.get(name, FaultInjectionSuite)
 
     class Mutant(base):  # type: ignore[valid-type,misc]
         def make_service(self) -> Service:

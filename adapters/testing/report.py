@@ -19,8 +19,9 @@ from collections.abc import Iterator
 
 import attrs
 from hypothesis.internal.conjecture import engine
+from hypothesis.reporting import current_reporter, with_reporter
 
-from adapters.testing.injector import Fault, Plan
+from adapters.testing.injector import SENDGUARD, TEAM, Fault, Plan
 
 # Hypothesis lets users change this limit (engine.py says so); 5 min is its own default.
 SHRINK_SECONDS = 120
@@ -79,8 +80,9 @@ def describe_plan(plan: Plan | tuple[Plan, ...] | None) -> str:
 
 def _one(plan: Plan) -> str:
     target = plan.fault.value.target
-    what = {"send": "SQS send", "write": "DynamoDB write"}.get(target or "", "AWS call")
-    return f"fault '{plan.fault.value.name}' on its {_ordinal(plan.skip + 1)} {what}"
+    what = {"send": "SQS send", "write": "DynamoDB write"}.get(target or "", "write or send")
+    whose = {TEAM: " of the team's own code", SENDGUARD: " of sendguard's"}.get(plan.caller or "", "")
+    return f"fault '{plan.fault.value.name}' on its {_ordinal(plan.skip + 1)} {what}{whose}"
 
 
 def _ordinal(n: int) -> str:
@@ -91,13 +93,30 @@ def fired_names(faults: list[Fault]) -> str:
     return ", ".join(f.value.name for f in faults) or "none"
 
 
+# How Hypothesis says it stopped shrinking: it names its own default limit, whatever the limit was.
+_SLOW_SHRINK = "Hypothesis has spent more than five minutes working to shrink"
+
+
 @contextlib.contextmanager
 def shrink_budget(seconds: int = SHRINK_SECONDS) -> Iterator[None]:
-    """Hypothesis stops shrinking after `seconds` and reports the smallest failure found so far."""
+    """Hypothesis stops shrinking after `seconds` and reports the smallest failure found so far; its
+    warning when it stops says this bound, not its own default of five minutes."""
     saved = engine.MAX_SHRINKING_SECONDS
     engine.MAX_SHRINKING_SECONDS = seconds
+    outer = current_reporter()
+
+    def reporter(text: object) -> None:
+        if isinstance(text, str) and _SLOW_SHRINK in text:
+            text = (
+                f"Shrinking stopped after {seconds} s, the suite's bound "
+                "(adapters.testing.report.SHRINK_SECONDS): the failure reported is the smallest "
+                "found by then."
+            )
+        outer(text)
+
     try:
-        yield
+        with with_reporter(reporter):
+            yield
     finally:
         engine.MAX_SHRINKING_SECONDS = saved
 

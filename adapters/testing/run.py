@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from adapters.testing import profiles, report
 from adapters.testing.scenarios import SCENARIOS, expected_coverage, run_scenario
-from adapters.testing.suite import COVERAGE, FaultInjectionSuite
+from adapters.testing.suite import COVERAGE, TEAM_WRITES, FaultInjectionSuite
 
 # `ci` is the coverage phase, then 15 derandomized sequences of 25 steps (the same each run; coverage
 # is checked); `long` draws anew (`make fuzz`); `smoke` has neither phase nor check
@@ -64,7 +64,8 @@ def run_suite(machine: type[FaultInjectionSuite], profile: str | None = None) ->
     _run_hypothesis(machine, chosen)
     if name == "smoke":
         return
-    missing = sorted(expected_coverage(bool(COVERAGE["transactional service"])) - set(COVERAGE))
+    expected = expected_coverage(bool(COVERAGE["transactional service"]), bool(COVERAGE[TEAM_WRITES]))
+    missing = sorted(expected - set(COVERAGE))
     assert not missing, f"never happened in this run: {missing}"
 
 

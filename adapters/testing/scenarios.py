@@ -21,8 +21,8 @@ import attrs
 from hypothesis import HealthCheck, find, settings
 
 from adapters.testing.hooks import Request
-from adapters.testing.injector import Fault, Plan
-from adapters.testing.suite import FAULTS, STALLS, FaultInjectionSuite
+from adapters.testing.injector import TEAM, Fault, Plan
+from adapters.testing.suite import FAULTS, GROUPS, STALLS, FaultInjectionSuite
 from statemodel.commands import Prepare
 from statemodel.records import Phase
 from statemodel.table import TRANSITIONS
@@ -72,14 +72,19 @@ def rearm() -> Step:
 
 
 def _request(suite: FaultInjectionSuite, keyed: bool, transactional: bool = False) -> Request:
-    """A new request with the simplest body and headers the suite's strategies give."""
+    """A new request with the simplest body and headers the suite's strategies give; on a FIFO
+    service in a group of its own choosing, and on a service with several queues for each queue in
+    turn."""
     kind = type(suite)
     if kind not in _SIMPLEST:
         body = find(suite.request_bodies(), lambda _: True, settings=_FIND)
         headers = find(suite.request_headers(), lambda _: True, settings=_FIND)
         _SIMPLEST[kind] = (body, headers)
     body, headers = _SIMPLEST[kind]
-    return suite.new_request(body, headers, keyed, transactional)
+    queues = list(suite.service.queues)
+    queue = queues[len(suite.requests) % len(queues)] if len(queues) > 1 else None
+    group = GROUPS[1] if suite.service.fifo else None
+    return suite.new_request(body, headers, keyed, transactional, group, queue)
 
 
 def _later(seconds_after_redrive: float = 1.0) -> Step:
@@ -109,6 +114,17 @@ def _redrives_fail_until_none_is_left() -> Step:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("accepted, then replayed", (submit(), replay(), submit(keyed=False))),
+    # The window between the team's own write (its row, its transaction) and sendguard's record, for
+    # a handler that writes itself: killed right after that write, or the write landed and its answer
+    # lost — and no client retries, so that only what the table promises is left to keep.
+    Scenario(
+        "killed right after the team writes on its own",
+        (submit(Plan(Fault.CRASH_AFTER_CALL, caller=TEAM), transactional=True),),
+    ),
+    Scenario(
+        "the team writes on its own, the answer is lost",
+        (submit(Plan(Fault.APPLIED_THEN_READ_TIMEOUT, caller=TEAM), transactional=True),),
+    ),
     # every fault on the first call it can hit (any-call faults on each of submit's three calls:
     # the create, the send, the confirm), then a replay of the same request
     *(
@@ -159,15 +175,18 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def expected_coverage(transactional: bool) -> set[str]:
+def expected_coverage(transactional: bool, team_writes: bool = False) -> set[str]:
     """What a complete run must have done: every fault kind fired, every table row taken (the
     transactional outbox's `Prepare` only by a service that writes records in the team's own
     transaction), every stall past the lease, an invocation killed, a record confirmed at
-    quiescence."""
+    quiescence; and where the team's code writes itself, an invocation killed right after such a
+    write."""
     expected = {f"fault {fault.name}" for fault in Fault}
     expected |= {f"row {row.label}" for row in TRANSITIONS if transactional or row.command is not Prepare}
     expected |= {f"{how.name} past the lease" for how in STALLS}
     expected |= {"invocation crashed", f"quiescent {Phase.CONFIRMED.value}"}
+    if team_writes:
+        expected.add(f"fault {Fault.CRASH_AFTER_CALL.name} on the team's own call")
     return expected
 
 

@@ -3,22 +3,27 @@
 Several invocations interleave — new submissions, replays with their Idempotency-Key, reconciler
 passes, a consumer that receives and deletes, time passing, and invocations that stall past their
 lease while the reconciler runs — each drawing a fault from `FaultInjector`, which reaches the team's
-own clients as well as sendguard's. After every step the table is judged by statemodel's invariants
-(allowed transitions, history replays to projection, metadata intact, fencing held, no send after a
-confirmed one) and by what the suite itself knows: the classifier's category for each injected error,
-one record per Idempotency-Key, no item ever gone, the team's attributes never rewritten, no event
-stamped in the future, no message on the queue that no record accounts for. At quiescence — faults
-off, every lease any invocation could hold expired, the reconciler run until a full pass finds nothing
-due, the queue drained — nothing may be orphaned or lost, every payload on the queue is the one
-submitted, and a message went out twice only where a fault left its sender unsure.
+own clients as well as sendguard's (and can be aimed at the team's own writes). Each answer is judged
+by what it claims (a success names a message SQS already has). After every step the table is judged
+by statemodel's invariants (allowed transitions, history replays to projection, metadata intact,
+fencing held, no send after a confirmed one) and by what the suite itself knows: the classifier's
+category for each injected error, one record per Idempotency-Key, no item ever gone, the team's
+attributes never rewritten, no event stamped in the future, no message on any of the service's queues
+that no record or promising row accounts for, each on its record's queue (and group, on FIFO). At
+quiescence — faults off, every lease any invocation could hold expired, the reconciler run until a
+full pass finds nothing due, the queues drained — nothing may be orphaned or lost, every payload on
+the queue is the one submitted, a message went out twice only where a fault left its sender unsure,
+and every message the team's rows promise went out with exactly its body. Every failure says which
+promise broke, by the team's keys.
 
 Service teams subclass `FaultInjectionSuite` and override its hooks (docs/fault-injection.md):
-`make_service` (their handlers, table and queue), `request_bodies` / `request_headers` (what clients
+`make_service` (their handlers, table and queues), `request_bodies` / `request_headers` (what clients
 send), `make_event` (the event their handler takes), `read_reply` (what its answer means),
-`read_item` (a record in their table) and `expected_message` (what a request must send). Each
-default is right for sendguard's own handler; `OutboxSuite`'s are right for a team's handler built on
-`adapters.Outbox` with its own `TableLayout`. `run_suite` runs it: first the coverage phase
-(`scenarios`), then Hypothesis' sequences.
+`read_item` (a record in their table), `expected_message` (what a request must send) and
+`promised_message` (what one of their rows promises). Each default is right for sendguard's own
+handler; `OutboxSuite`'s are right for a team's handler built on `adapters.Outbox` with its own
+`TableLayout`. `run_suite` runs it: first the coverage phase (`scenarios`), then Hypothesis'
+sequences.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import collections
 import contextlib
 import itertools
 import json
+import sys
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, NamedTuple
 
 import time_machine
 from botocore.exceptions import ClientError
@@ -45,29 +52,32 @@ from adapters.runtime.rearm import rearm
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
-from adapters.testing.clients import client
+from adapters.testing.clients import client, table_items
 from adapters.testing.hooks import (
     Expected,
+    Promise,
     Reply,
     Request,
     TableRecord,
     api_gateway_event,
     outbox_event,
+    outbox_message,
     read_api_reply,
     read_layout_item,
     read_send_result,
     read_sendguard_item,
     sendguard_message,
 )
-from adapters.testing.injector import OPERATIONS, WRITE, Crashed, Fault, FaultInjector, Plan
+from adapters.testing.injector import OPERATIONS, TEAM, WRITE, Crashed, Fault, FaultInjector, Plan
 from adapters.testing.report import StepLog, describe_plan, fired_names
 from adapters.testing.service import Handler, Service, context, outbox_service, sendguard_service
 from statemodel.decider import segment
 from statemodel.errors import DomainError
 from statemodel.events import SendFailed
-from statemodel.flows import Settings
+from statemodel.flows import Send, Settings
 from statemodel.invariants import duplicate_problems, lost, orphans
-from statemodel.records import Phase
+from statemodel.records import Phase, Record
+from statemodel.validation import parse_key
 
 # What happened across one run of a suite (all its examples): `run_suite` checks it is complete.
 COVERAGE: collections.Counter[str] = collections.Counter()
@@ -75,16 +85,19 @@ COVERAGE: collections.Counter[str] = collections.Counter()
 STALLS = (Fault.STALL_PAST_LEASE, Fault.DELAYED_ON_THE_WIRE)
 FAULTS = [f for f in Fault if f not in STALLS]  # stalls need the `stall` rule's thread
 RECONCILE_EVENT = {"source": "aws.events", "detail-type": "Scheduled Event"}
+GROUPS = (None, "g-1", "g-2")  # the FIFO message groups requests are drawn with (None: none given)
 
 
 @st.composite
 def _plans(draw: st.DrawFn) -> Plan | None:
     """No fault a third of the time; else one fault, on the first call it can hit, or (for a fault
-    that can hit any call) on the second or third."""
+    that can hit any call) on the second or third — anyone's call, or now and then the team's own
+    code's only (its own writes: the window before sendguard's record)."""
     if draw(st.integers(0, 2)) == 0:
         return None
     fault = draw(st.sampled_from(FAULTS))
-    return Plan(fault, draw(st.integers(0, 2)) if fault.value.target is None else 0)
+    skip = draw(st.integers(0, 2)) if fault.value.target is None else 0
+    return Plan(fault, skip, draw(st.sampled_from([None, None, TEAM])))
 
 
 plans = _plans()
@@ -142,6 +155,15 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         """What the request must put on the queue (default: sendguard's `payload` and `attributes`)."""
         return sendguard_message(request)
 
+    def promised_message(self, item: dict[str, Any]) -> Promise | None:
+        """What one item of the table promises, as the team's domain sees it: a `Promise` of the
+        message the row must have (its key, its exact body, its queue) — or that it must have none —
+        or None, for an item that promises nothing (the default: every item). The suite reads every
+        item with it (records, the team's own rows, low-level values as a Scan gives them): after
+        every step no message may have gone out that no record or row accounts for, and at
+        quiescence every promised message must have gone out with exactly its body."""
+        return None
+
     # ---- set up ----------------------------------------------------------------------------------
 
     def __init__(self) -> None:
@@ -164,13 +186,15 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         self.requests: list[Request] = []  # the keyed requests, for replays
         self.accepted: dict[str, set[str]] = collections.defaultdict(set)  # Idempotency-Key -> ids
         self.accepted_ids: set[str] = set()
+        self.request_keys: dict[str, str] = {}  # message id -> the Idempotency-Key it was made for
         self.ever_items: set[str] = set()  # table keys of every item ever seen or written
         self.team_attributes: dict[str, Mapping[str, Any]] = {}  # as first seen, per record
         self.exhausted: set[str] = set()  # the records last seen exhausted (an operator re-arms them)
         self.consumed: list[str] = []
         if self.service.transactional:
             COVERAGE["transactional service"] += 1
-        self.log.step(f"a fresh table {self.service.table} and queue")
+        queues = ", ".join(_queue_name(url) for url in self.service.queue_urls)
+        self.log.step(f"a fresh table {self.service.table} and queue {queues}")
 
     # ---- invocations -----------------------------------------------------------------------------
 
@@ -190,7 +214,9 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         return self._invoke(service.reconcile, dict(RECONCILE_EVENT), service.reconcile_ms, plan, "reconcile")
 
     def _submit(self, request: Request, plan: Plan | tuple[Plan, ...] | None) -> str:
-        """Submits one request; returns what happened, for the report."""
+        """Submits one request; returns what happened, for the report. An answer is judged at once
+        by what it claims: a success (2xx) names a message that is on the queue, a conflict (409) is
+        only for a key another request used, and nothing else but 500 and 503 is an answer."""
         fired = len(self.injector.fired)
         service = self.service
         answer = self._invoke(service.submit, self.make_event(request), service.invocation_ms, plan, "submit")
@@ -199,20 +225,51 @@ class FaultInjectionSuite(RuleBasedStateMachine):
             return f"killed by the fault ({fired_names(faults)})"
         reply = self.read_reply(answer)
         COVERAGE[f"answer {reply.status}"] += 1
-        assert reply.status in (202, 409, 500, 503), f"unexpected answer {reply} ({answer!r})"
-        if reply.accepted:
-            assert reply.message_id, f"an accepted answer without a message id: {answer!r}"
+        said = f"answered {reply.status} ({answer_meaning(reply.status)})"
+        if reply.accepted and reply.message_id:
             self.accepted_ids.add(reply.message_id)
             if request.key:
                 self.accepted[request.key].add(reply.message_id)
-            return f"answered 202, message {reply.message_id}"
-        return f"answered {reply.status} {reply.detail}".rstrip()
+                self.request_keys[reply.message_id] = request.key
+        problem = self._broken_answer(request, reply, said)
+        if problem is not None:
+            self.log.detail(f"{said} {reply.detail}".rstrip())
+            self.log.table(self._summary(self.records(), now_ms()))
+            raise AssertionError(f"{_key(request)}: {problem} (the answer: {answer!r:.300})")
+        if reply.accepted:
+            return f"{said}, message {self.name(reply.message_id or '')}"
+        return f"{said} {reply.detail}".rstrip()
+
+    def _broken_answer(self, request: Request, reply: Reply, said: str) -> str | None:
+        """Which promise an answer breaks, in words; None when it keeps them."""
+        if reply.accepted:
+            if not reply.message_id:
+                return f"{said}, but the answer names no message"
+            if not self._sent(reply.message_id, self.service.queue_urls):
+                return f"{said}, but no message was sent"
+            return None
+        if reply.status == 409:  # the suite never sends two different requests with one key
+            return f"{said}, but no other request used its key: the same request again must be accepted"
+        if reply.status in (500, 503):
+            return None
+        return (
+            f"{said}, which the contract does not allow for a valid request: success (2xx), "
+            "conflict (409), failed for good (500) or retry later (503)"
+        )
 
     def new_request(
-        self, body: Any, headers: Mapping[str, str], keyed: bool, transactional: bool = False
+        self,
+        body: Any,
+        headers: Mapping[str, str],
+        keyed: bool,
+        transactional: bool = False,
+        group_id: str | None = None,
+        queue: str | None = None,
     ) -> Request:
         key = f"key-{next(self._keys)}" if keyed else None
-        request = Request(body, key, dict(headers), transactional and self.service.transactional)
+        request = Request(
+            body, key, dict(headers), transactional and self.service.transactional, group_id, queue
+        )
         if request.key:
             self.requests.append(request)
         return request
@@ -300,7 +357,10 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         body = data.draw(self.request_bodies(), label="body")
         headers = data.draw(self.request_headers(), label="headers")
         transactional = self.service.transactional and data.draw(st.booleans(), label="transactional")
-        return self.new_request(body, headers, keyed, transactional)
+        group = data.draw(st.sampled_from(GROUPS), label="group") if self.service.fifo else None
+        names = list(self.service.queues)
+        queue = data.draw(st.sampled_from(names), label="queue") if len(names) > 1 else None
+        return self.new_request(body, headers, keyed, transactional, group, queue)
 
     @rule(data=st.data(), keyed=st.booleans(), plan=plans)
     def submit(self, data: st.DataObject, keyed: bool, plan: Plan | None) -> None:
@@ -341,30 +401,35 @@ class FaultInjectionSuite(RuleBasedStateMachine):
     # ---- what is stored --------------------------------------------------------------------------
 
     def _receive(self) -> list[dict[str, Any]]:
-        messages: list[Any] = self.sqs.receive_message(
-            QueueUrl=self.service.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-        ).get("Messages", [])
-        for message in messages:
-            self.sqs.delete_message(QueueUrl=self.service.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return messages
+        """One receive from each queue; what it got is deleted."""
+        received: list[Any] = []
+        for queue_url in self.service.queue_urls:
+            messages: list[Any] = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            for message in messages:
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            received += messages
+        return received
 
     def _items(self) -> list[dict[str, Any]]:
-        paginator = self.dynamodb.get_paginator("scan")
-        pages = paginator.paginate(TableName=self.service.table, ConsistentRead=True)
-        return [item for page in pages for item in page["Items"]]
+        return table_items(self.service.table)
 
     def _table_key(self, item: Mapping[str, Any]) -> str:
         return json.dumps([item.get(name) for name in self.key_names], sort_keys=True)
+
+    def _whole(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The table's items as the team sees them: each record with its body in it wherever it is
+        kept (`codec.with_bodies`), and no body item."""
+        return with_bodies(items, self.service.layout, _read_s3)
 
     def records(
         self, items: list[dict[str, Any]] | None = None
     ) -> dict[str, tuple[dict[str, Any], TableRecord | Exception]]:
         """Every record in the table (or in `items` read from it) by its key, or why it cannot be
-        read; the team's other items are left out. `read_item` reads each record whole, its body in
-        it wherever it is kept (`codec.with_bodies`), and never sees a body item."""
+        read; the team's other items are left out. `read_item` reads each record whole."""
         result: dict[str, tuple[dict[str, Any], TableRecord | Exception]] = {}
-        raw = self._items() if items is None else items
-        for item in with_bodies(raw, self.service.layout, _read_s3):
+        for item in self._whole(self._items() if items is None else items):
             try:
                 view: TableRecord | Exception | None = self.read_item(item)
             except (KeyError, ValueError, TypeError) as exc:
@@ -373,7 +438,54 @@ class FaultInjectionSuite(RuleBasedStateMachine):
                 continue
             key = view.key if isinstance(view, TableRecord) else self._table_key(item)
             result[key] = (item, view)
+            if isinstance(view, TableRecord) and view.request_key is not None:
+                self.request_keys.setdefault(key, view.request_key)
         return result
+
+    def promises(self, items: list[dict[str, Any]]) -> tuple[list[Promised], list[str]]:
+        """What the items read from the table promise (`promised_message`), and the promises that
+        name no key of the layout."""
+        promised, problems = [], []
+        for item in self._whole(items):
+            promise = self.promised_message(item)
+            if promise is None:
+                continue
+            row = self._row_name(item)
+            key = parse_key(promise.key)
+            if isinstance(key, str) or self.service.layout.key_problem(key) is not None:
+                why = key if isinstance(key, str) else self.service.layout.key_problem(key)
+                problems.append(f"the row {row} promises a message under {promise.key!r}: {why}")
+                continue
+            if promise.queue is not None and promise.queue not in self.service.queues:
+                problems.append(
+                    f"the row {row} promises a message on queue {promise.queue!r}, not one of its queues"
+                )
+                continue
+            promised.append(Promised(row, self.service.layout.normal(key).message_id, promise))
+        return promised, problems
+
+    def _row_name(self, item: Mapping[str, Any]) -> str:
+        """An item's key as the team writes it: its value, or its (partition, sort) pair."""
+        values = tuple(next(iter(item[name].values())) for name in self.key_names)
+        return repr(values[0]) if len(values) == 1 else repr(values)
+
+    def name(self, message_id: str) -> str:
+        """A message's record as the team knows it: the Idempotency-Key it was made for, and its key
+        in the team's form (a (partition, sort) pair on a composite key) where that says more."""
+        key = self.service.layout.key_named(message_id)
+        form = message_id if key is None or key.sort is None else repr((key.partition, key.sort))
+        request_key = self.request_keys.get(message_id)
+        if request_key is None or request_key == form:
+            return form
+        return f"{request_key} (record {form})"
+
+    def _named(self, problems: list[str]) -> list[str]:
+        """Problems the model's invariants phrase by message id, phrased by `name`."""
+        named = []
+        for problem in problems:
+            message_id, separator, rest = problem.partition(": ")
+            named.append(f"{self.name(message_id)}: {rest}" if separator else problem)
+        return named
 
     def _written_keys(self) -> set[str]:
         """The table keys of every item a landed write put or updated on the service's table."""
@@ -384,12 +496,21 @@ class FaultInjectionSuite(RuleBasedStateMachine):
                     keys.add(self._table_key(target))
         return keys
 
-    def _landed(self) -> dict[str, list[str]]:
+    def _landed(self, records: Mapping[str, Record]) -> dict[str, list[str]]:
+        """Per record, the SQS message ids of its sends that SQS accepted on the record's queue."""
         landed: dict[str, list[str]] = collections.defaultdict(list)
         for send in self.injector.landed:
-            if send.message_id is not None:
-                landed[send.message_id].append(send.sqs_message_id)
+            record = records.get(send.message_id or "")
+            if record is not None and send.queue_url == self._queue_of(record):
+                landed[record.message_id].append(send.sqs_message_id)
         return landed
+
+    def _sent(self, message_id: str, queues: tuple[str, ...]) -> list[str]:
+        """The bodies SQS accepted under `message_id` on `queues`."""
+        return [s.body for s in self.injector.landed if s.message_id == message_id and s.queue_url in queues]
+
+    def _queue_of(self, record: Record) -> str:
+        return record.message.queue or self.service.queue_url
 
     def _delayed_sends(self) -> set[str]:
         return {
@@ -408,7 +529,8 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         present = {self._table_key(item) for item in items}
         self.ever_items |= present | self._written_keys()
         problems += [f"the item {key} disappeared" for key in sorted(self.ever_items - present)]
-        landed = self._landed()
+        stored = {k: view.stored.record for k, (_, view) in records.items() if isinstance(view, TableRecord)}
+        landed = self._landed(stored)
         expected = {f.value.code: f.value.category for f in Fault if f.value.category and f.value.code}
         now = now_ms()
         delayed = self._delayed_sends()
@@ -417,70 +539,114 @@ class FaultInjectionSuite(RuleBasedStateMachine):
             by_request[str(request.key)].append(request)
         request_keys: collections.Counter[str] = collections.Counter()
         for key, (item, view) in records.items():
+            name = self.name(key)
             if isinstance(view, Exception):
-                problems.append(f"{key}: unreadable: {type(view).__name__}: {view}")
+                problems.append(f"{name}: unreadable: {type(view).__name__}: {view}")
                 continue
             record, history = view.stored.record, view.stored.history
             if record.phase is Phase.EXHAUSTED:
                 self.exhausted.add(key)
             else:
                 self.exhausted.discard(key)
-            problems += record_problems(item, view.stored)
+            problems += self._named(record_problems(item, view.stored))
             if key not in delayed:  # a send late past the lease may repeat one
-                problems += duplicate_problems(record, history, landed.get(key, []))
+                problems += self._named(duplicate_problems(record, history, landed.get(key, [])))
             try:
                 rows = segment(history)
             except DomainError as exc:
-                problems.append(f"{key}: its history is no path through the table: {exc}")
+                problems.append(f"{name}: its history is no path through the table: {exc}")
                 rows = []
             for row in rows:
                 COVERAGE[f"row {row.label}"] += 1
             for event in history:
                 if event.at > now + 1:
                     problems.append(
-                        f"{key}: {type(event).__name__} stamped {event.at - now} ms in the future"
+                        f"{name}: {type(event).__name__} stamped {event.at - now} ms in the future"
                     )
                 wanted = expected.get(event.code) if isinstance(event, SendFailed) else None
                 if isinstance(event, SendFailed) and wanted is not None and wanted.value != event.category:
-                    problems.append(f"{key}: {event.code} filed as {event.category}, not {wanted.value}")
+                    problems.append(f"{name}: {event.code} filed as {event.category}, not {wanted.value}")
             first = self.team_attributes.setdefault(key, dict(view.team_attributes))
             if dict(view.team_attributes) != first:
                 problems.append(
-                    f"{key}: the team's attributes were rewritten: {first} -> {view.team_attributes}"
+                    f"{name}: the team's attributes were rewritten: {first} -> {view.team_attributes}"
                 )
             if view.request_key is not None:
                 request_keys[view.request_key] += 1
                 asked = by_request.get(view.request_key, [])
                 if asked and not any(self._carries(record, self.expected_message(r)) for r in asked):
-                    problems.append(f"{key}: payload or attributes differ from every request with its key")
+                    problems.append(
+                        f"{name}: its payload, attributes, group or queue differ from the request's"
+                    )
         problems += [f"Idempotency-Key {k} has {n} records" for k, n in request_keys.items() if n > 1]
         for request_key, ids in self.accepted.items():
             if len(ids) > 1:
-                problems.append(f"Idempotency-Key {request_key} answered 202 with {len(ids)} message ids")
-        for send in self.injector.landed:
-            if send.queue_url == self.service.queue_url and send.message_id not in records:
                 problems.append(
-                    f"a message went out that no record accounts for (sent outside sendguard?): "
-                    f"SQS message {send.sqs_message_id}, body {send.body[:60]!r}"
+                    f"Idempotency-Key {request_key} was answered success with {len(ids)} message ids"
                 )
-        self.log.table(_summary(records, now))
-        assert not problems, problems
+        promised, promise_problems = self.promises(items)
+        problems += promise_problems + self._unaccounted_sends(stored, promised)
+        self.log.table(self._summary(records, now, promised))
+        _fail_on(problems)
 
-    @staticmethod
-    def _carries(record: Any, expected: Expected) -> bool:
+    def _unaccounted_sends(self, records: Mapping[str, Record], promised: list[Promised]) -> list[str]:
+        """Every message on the service's queues went out for a record, to the record's queue (on a
+        FIFO queue with the record's group and its message id as deduplication id), or for a row
+        that promises it."""
+        problems = []
+        promises = {p.message_id: p for p in promised}
+        queues = self.service.queue_urls
+        for send in self.injector.landed:
+            if send.queue_url not in queues:
+                continue
+            where = f"SQS message {send.sqs_message_id} on queue {_queue_name(send.queue_url)}"
+            record = records.get(send.message_id or "")
+            promise = promises.get(send.message_id or "")
+            if promise is not None and promise.promise.body is None:
+                problems.append(f"the row {promise.row} promises no message, but one went out: {where}")
+            if record is None:
+                if promise is None:
+                    problems.append(
+                        f"a message went out that no record or row accounts for (sent outside sendguard?): "
+                        f"{where}, body {send.body[:60]!r}"
+                    )
+                continue
+            name = self.name(record.message_id)
+            if send.queue_url != self._queue_of(record):
+                problems.append(
+                    f"{name}: {where}, but the record names queue {_queue_name(self._queue_of(record))}"
+                )
+            if send.queue_url.endswith(".fifo"):
+                group = Send(record.message, "", 0).group_id
+                if (send.group_id, send.deduplication_id) != (group, record.message_id):
+                    problems.append(
+                        f"{name}: {where} went out in group {send.group_id!r} with deduplication id "
+                        f"{send.deduplication_id!r}, not group {group!r} and id {record.message_id!r}"
+                    )
+        return problems
+
+    def _carries(self, record: Record, expected: Expected) -> bool:
         try:
             payload = json.loads(record.message.payload)
         except ValueError:
             return False
+        queue = None if expected.queue is None else self.service.queues.get(expected.queue)
         return bool(
-            payload == expected.payload and dict(record.message.attributes) == dict(expected.attributes)
+            payload == expected.payload
+            and dict(record.message.attributes) == dict(expected.attributes)
+            and expected.group_id in (None, record.message.group_id)
+            and queue in (None, self._queue_of(record))
         )
 
     # ---- quiescence ------------------------------------------------------------------------------
 
     def teardown(self) -> None:
+        """Quiescence and its judgment — unless a step failed already (Hypothesis and the coverage
+        phase call this in a `finally`): then the step's failure is the one to report, and judging
+        a run cut short would only add noise to it."""
         try:
-            self._quiesce()
+            if sys.exc_info()[1] is None:
+                self._quiesce()
         finally:
             self._exit.close()
 
@@ -507,7 +673,8 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         """Faults off. First every lease any invocation can hold (the longest timeout, submit's or the
         reconciler's, plus the margin) expires; then the reconciler runs, the clock moving on each
         time to when every waiting record is due, until nothing waits and one more full pass changes
-        nothing."""
+        nothing. Then every promise is judged: the records' (nothing orphaned, nothing accepted
+        lost, each payload as accepted, no duplicate without a fault to explain it) and the rows'."""
         self.log.step("faults stop; the reconciler runs until it settles")
         settings = self.service.settings
         self.clock.shift((self.service.longest_lease_ms + settings.redrive_after_ms + 1_000) / 1000)
@@ -522,30 +689,85 @@ class FaultInjectionSuite(RuleBasedStateMachine):
             self.clock.shift(max(self._due_by(waiting) - now_ms(), 0) / 1000 + 1)
         else:
             raise AssertionError(
-                f"the reconciler did not settle in {passes} passes: {_summary(self.records(), now_ms())}"
+                f"the reconciler did not settle in {passes} passes: {self._summary(self.records(), now_ms())}"
             )
         while batch := self._receive():
             self.consumed += [m["MessageId"] for m in batch]
         self.records_are_consistent()
-        views = {k: v for k, (_, v) in self.records().items() if isinstance(v, TableRecord)}
+        items = self._items()
+        views = {k: v for k, (_, v) in self.records(items).items() if isinstance(v, TableRecord)}
         stored = {key: view.stored.record for key, view in views.items()}
-        landed = self._landed()
+        landed = self._landed(stored)
         delivered = {m for m, sends in landed.items() if sends}
-        problems = orphans(stored.values(), delivered, now_ms())
-        problems += lost(stored, self.accepted_ids, delivered)
+        problems = self._named(orphans(stored.values(), delivered, now_ms()))
+        problems += self._named(lost(stored, self.accepted_ids, delivered))
         explained = self.injector.faulted_message_ids(ambiguous_only=False)
         for message_id, sends in landed.items():
             if len(sends) > 1 and message_id not in explained:
-                problems.append(f"{message_id}: sent {len(sends)} times with no fault to explain it")
+                problems.append(
+                    f"{self.name(message_id)}: sent {len(sends)} times with no fault to explain it"
+                )
         for send in self.injector.landed:
             record = stored.get(send.message_id or "")
             if record is not None and send.body != record.message.payload:
-                problems.append(f"{send.message_id}: the queue carried another payload than the record's")
-        assert not problems, problems
+                problems.append(
+                    f"{self.name(record.message_id)}: the queue carried another body than the record's"
+                )
+        problems += self._broken_promises(self.promises(items)[0], stored)
+        _fail_on(problems)
         for record in stored.values():
             COVERAGE[f"quiescent {record.phase.value}"] += 1
         for fired in self.injector.fired:
             COVERAGE[f"fault {fired.fault.name}"] += 1
+            if fired.caller == TEAM:
+                COVERAGE[f"fault {fired.fault.name} on the team's own call"] += 1
+        if any(write.caller == TEAM for write in self.injector.writes):
+            COVERAGE[TEAM_WRITES] += 1
+
+    def _broken_promises(self, promised: list[Promised], records: Mapping[str, Record]) -> list[str]:
+        """At quiescence: every message a row promises went out, with exactly the promised body —
+        unless its record was given up on (exhausted: a permanent failure, or every attempt used),
+        which waits for an operator to re-arm it, as an accepted message does."""
+        problems = []
+        for row, message_id, promise in promised:
+            record = records.get(message_id)
+            if promise.body is None or (record is not None and record.phase is Phase.EXHAUSTED):
+                continue
+            queues = (
+                self.service.queue_urls if promise.queue is None else (self.service.queues[promise.queue],)
+            )
+            bodies = self._sent(message_id, queues)
+            if not bodies:
+                problems.append(
+                    f"the row {row} was left without its message: it promises message {message_id!r} "
+                    f"(body {promise.body[:80]!r}), but none went out"
+                )
+            elif promise.body not in bodies:
+                problems.append(
+                    f"the row {row}'s message {message_id!r} went out with another body: {bodies[0][:80]!r}, "
+                    f"not the promised {promise.body[:80]!r}"
+                )
+        return problems
+
+    def _summary(
+        self,
+        records: Mapping[str, tuple[Any, TableRecord | Exception]],
+        now: int,
+        promised: Sequence[Promised] = (),
+    ) -> str:
+        """The records, and the team's rows that promise a message no record holds."""
+        parts = [f"[row {p.row} promises {p.message_id}]" for p in promised if p.message_id not in records]
+        for key, (_, view) in records.items():
+            if isinstance(view, Exception):
+                parts.append(f"[{key[:12]} unreadable]")
+                continue
+            record = view.stored.record
+            name = view.request_key or self.name(key)[:24]
+            text = f"{name} {record.phase.value} v{record.version} attempts {record.attempts}"
+            if record.phase is Phase.IN_FLIGHT and record.lease_expires_at is not None:
+                text += f" lease {(record.lease_expires_at - now) / 1000:+.1f} s"
+            parts.append(f"[{text}]")
+        return " ".join(parts) or "empty"
 
 
 class OutboxSuite(FaultInjectionSuite):
@@ -573,6 +795,9 @@ class OutboxSuite(FaultInjectionSuite):
 
     def read_item(self, item: dict[str, Any]) -> TableRecord | None:
         return read_layout_item(item, self.service.layout)
+
+    def expected_message(self, request: Request) -> Expected:
+        return outbox_message(request)
 
 
 def _default_rearm(service: Service) -> Any:
@@ -611,19 +836,36 @@ def _key(request: Request) -> str:
     return request.key or "(no Idempotency-Key)"
 
 
-def _summary(records: Mapping[str, tuple[Any, TableRecord | Exception]], now: int) -> str:
-    parts = []
-    for key, (_, view) in records.items():
-        if isinstance(view, Exception):
-            parts.append(f"[{key[:12]} unreadable]")
-            continue
-        record = view.stored.record
-        name = view.request_key or key[:8]
-        text = f"{name} {record.phase.value} v{record.version} attempts {record.attempts}"
-        if record.phase is Phase.IN_FLIGHT and record.lease_expires_at is not None:
-            text += f" lease {(record.lease_expires_at - now) / 1000:+.1f} s"
-        parts.append(f"[{text}]")
-    return " ".join(parts) or "empty"
+def _queue_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+TEAM_WRITES = "the team's own writes"  # a run in which the team's code wrote to DynamoDB itself
+
+
+class Promised(NamedTuple):
+    """A promise, with the row that makes it and the message id its key names."""
+
+    row: str
+    message_id: str
+    promise: Promise
+
+
+def answer_meaning(status: int) -> str:
+    """What an answer claims, in words."""
+    if 200 <= status < 300:
+        return "accepted" if status == 202 else "success"
+    words = {409: "conflict", 500: "failed for good", 503: "retry later"}
+    try:
+        return words.get(status) or HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "not an HTTP status"
+
+
+def _fail_on(problems: list[str]) -> None:
+    """Fails the run with every broken promise, one a line."""
+    if problems:
+        raise AssertionError("\n".join(problems))
 
 
 def _read_s3(location: str) -> str | None:
