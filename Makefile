@@ -38,7 +38,8 @@ pytest: $(INSTALLED)
 fuzz: $(INSTALLED)
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/test_model_stateful.py tests/test_fault_injection.py
 
-# The fault-injection suite against each deliberately broken adapter: one line each, caught or MISSED.
+# The fault-injection suite against each deliberately broken adapter: one line each, caught (by the
+# check the mutant names), MISSED or ELSEWHERE (failed for another reason: not counted).
 mutants: $(INSTALLED)
 	$(BIN)/python -m adapters.testing.mutants
 

@@ -351,10 +351,24 @@ WIRING = [name for name in mutants_module.MUTANTS if name.startswith("team_")]
 
 @pytest.mark.parametrize("name", WIRING)
 def test_the_coverage_phase_catches_each_team_wiring_mutant(sendguard_aws: None, name: str) -> None:
+    """Caught by the check of the promise it breaks (`CAUGHT_WITH`), not by any failure at all."""
     machine = mutants_module.suite_for(name)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError) as failed:
         for scenario in SCENARIOS:
             run_scenario(machine, scenario)
+    assert mutants_module.judge(name, failed.value).caught, str(failed.value)[:300]
+
+
+def test_every_mutant_names_its_check_and_only_that_check_counts() -> None:
+    assert set(mutants_module.CAUGHT_WITH) == set(mutants_module.MUTANTS)
+    judge = mutants_module.judge
+    own = AssertionError("key-1: answered 202 (accepted), but no message was sent (the answer: …)")
+    assert judge("team_answers_202_itself", own).label == "caught"
+    other = AssertionError("key-1: the team's attributes were rewritten: {} -> {}")
+    assert judge("team_answers_202_itself", other).label == "ELSEWHERE"  # another invariant
+    crash = TypeError("update_request() got an unexpected keyword argument 'item'")
+    assert judge("team_answers_202_itself", crash).label == "ELSEWHERE"  # a crash, not a check
+    assert judge("team_answers_202_itself", None).label == "MISSED"
 
 
 def test_scenarios_are_named_uniquely() -> None:

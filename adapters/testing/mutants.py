@@ -14,7 +14,9 @@ lists a helper for them to patch:
   the payment row written with its own PutItem, then `send`).
 
 `main` runs the suite (the coverage phase, then Hypothesis' sequences without shrinking) against each
-and prints `caught` or `MISSED` with the time it took, exiting 1 if any is missed.
+and prints, with the time it took, `caught` and the check that caught it (each mutant names the failure
+of the promise it breaks: `CAUGHT_WITH`), `MISSED`, or `ELSEWHERE` — failed, but by another check or
+a crash, which does not show the suite can catch it — exiting 1 unless every one is caught.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -574,6 +577,29 @@ MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
         lambda name: lambda protocol: payments_service(Payments(row_then_send=True)),
     ),
 }
+# The check each mutant must be caught by: a pattern (`re.search`) of the failure the suite reports for
+# the promise the mutant breaks. A mutant the suite fails for anything else — a crash, another
+# invariant — is not shown to be caught (`judge`).
+CAUGHT_WITH: dict[str, str] = {
+    "rollback_without_fencing": r"illegal history: (SendFailed|RolledBack) is not allowed for \S+ in phase "
+    r"CONFIRMED",
+    "unconditional_confirm": r"illegal history: SendConfirmed is not allowed",
+    "reconciler_resends_confirmed": r"sent again after SQS message \S+ was confirmed",
+    "lease_shorter_than_invocation": r"sent again after SQS message \S+ was confirmed",
+    "permanent_errors_retried": r"filed as retryable, not permanent",
+    "idempotency_key_ignored": r"was answered success with \d+ message ids",
+    "rollback_rewrites_metadata": r"Accepted disagrees with the record's correlation_id",
+    "reconciler_ignores_lease": r"rolled back at \d+, before it expired",
+    "body_written_after_record": r"the body at 'item:\S+' was not read",
+    "drops_records_on_permanent_error": r"the item \S+ disappeared",
+    "team_sends_before_sendguard": r"a message went out that no record or row accounts for",
+    "team_answers_202_itself": r"answered 202 \(accepted\), but no message was sent",
+    "team_turns_503_into_202": r"answered 202 \(accepted\), but no message was sent",
+    "team_overwrites_its_attribute": r"the team's attributes were rewritten",
+    "team_dispatch_claims_any_status": r"illegal history: Claimed is not allowed for \S+ in phase CONFIRMED",
+    "team_row_then_send": r"was left without its message",
+}
+
 # The suite each team-wiring mutant runs under (the adapters' and the rest: FaultInjectionSuite).
 SUITES: dict[str, type[FaultInjectionSuite]] = {
     "team_overwrites_its_attribute": OutboxSuite,
@@ -607,8 +633,29 @@ def suite_for(name: str, base: type[FaultInjectionSuite] | None = None) -> type[
     return Mutant
 
 
-def caught(name: str, base: type[FaultInjectionSuite] | None = None) -> tuple[bool, str]:
-    """Runs the suite against one mutant (moto must not be active yet): (caught, what it said)."""
+@attrs.frozen
+class Verdict:
+    """What came of the suite against one mutant."""
+
+    caught: bool  # by its own check (`CAUGHT_WITH`), and by nothing else
+    label: str  # caught | MISSED | ELSEWHERE (the suite failed, but not for the promise it breaks)
+    said: str  # the check, and the suite's first line about it
+
+
+def judge(name: str, failure: BaseException | None) -> Verdict:
+    """`failure`: what the suite raised against the mutant `name` (None: it passed)."""
+    if failure is None:
+        return Verdict(False, "MISSED", "the suite passed")
+    first = str(failure).splitlines()[0][:160] if str(failure) else ""
+    said = f"{type(failure).__name__}: {first}"
+    check = CAUGHT_WITH[name]
+    if isinstance(failure, AssertionError) and re.search(check, str(failure)):
+        return Verdict(True, "caught", f"by /{check}/ — {said}")
+    return Verdict(False, "ELSEWHERE", f"not by /{check}/ but {said}")
+
+
+def caught(name: str, base: type[FaultInjectionSuite] | None = None) -> Verdict:
+    """Runs the suite against one mutant (moto must not be active yet), and judges what it said."""
     from moto import mock_aws
 
     machine = suite_for(name, base)
@@ -618,8 +665,8 @@ def caught(name: str, base: type[FaultInjectionSuite] | None = None) -> tuple[bo
                 run_scenario(machine, scenario)
             run_state_machine_as_test(machine, settings=BUDGET)
         except Exception as exc:
-            return True, f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-    return False, "the suite passed"
+            return judge(name, exc)
+    return judge(name, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -635,10 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     missed = 0
     for name in args.names or list(MUTANTS):
         started = time.monotonic()
-        was_caught, said = caught(name)
-        missed += not was_caught
-        verdict = "caught" if was_caught else "MISSED"
-        print(f"{verdict:7} {name:34} {time.monotonic() - started:5.1f}s  {said}", flush=True)
+        verdict = caught(name)
+        missed += not verdict.caught
+        print(f"{verdict.label:9} {name:34} {time.monotonic() - started:5.1f}s  {verdict.said}", flush=True)
     return 1 if missed else 0
 
 
