@@ -591,7 +591,7 @@ CAUGHT_WITH: dict[str, str] = {
     "rollback_rewrites_metadata": r"Accepted disagrees with the record's correlation_id",
     "reconciler_ignores_lease": r"rolled back at \d+, before it expired",
     "body_written_after_record": r"the body at 'item:\S+' was not read",
-    "drops_records_on_permanent_error": r"the item \S+ disappeared",
+    "drops_records_on_permanent_error": r"the item .+ disappeared",
     "team_sends_before_sendguard": r"a message went out that no record or row accounts for",
     "team_answers_202_itself": r"answered 202 \(accepted\), but no message was sent",
     "team_turns_503_into_202": r"answered 202 \(accepted\), but no message was sent",
