@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.docgen.inbox_doc import FENCED, build_machine, condition_names
 from statemodel.categories import ErrorCategory
-from statemodel.checker.inbox_world import HANDLER_FAILED, HANDLER_OK, InboxFault, InboxWorld
+from statemodel.checker.inbox_world import EFFECT_REFUSED, HANDLER_FAILED, HANDLER_OK, InboxFault, InboxWorld
 from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
 from statemodel.inbox import flows, invariants
 from statemodel.inbox.commands import (
@@ -395,6 +395,20 @@ def test_transactional_failures_count_receives_until_given_up() -> None:
     ]
     assert not answers[3].ran and world.effects == 0
     assert world.record is not None and world.record.receives == 3
+
+
+def test_a_commit_refused_by_the_effects_own_condition_counts_a_failed_receive() -> None:
+    world = InboxWorld()
+    flow = transactional("a-1")
+    flow = flows.advance(flow, world.perform(flow.effect), 0)  # read
+    flow = flows.advance(flow, world.perform(flow.effect), 0)  # the handler returns its effect
+    assert isinstance(flow.effect, InboxWrite) and flow.effect.commit
+    flow = flows.advance(flow, world.perform(flow.effect, handler=EFFECT_REFUSED), 0)
+    assert flow.stage is Stage.FAILURE
+    flow = run(world, flow)
+    assert flow.answer.result is InboxResult.RETRY and flow.answer.failure == EFFECT_REFUSED
+    assert world.effects == 0 and world.record is not None and world.record.receives == 1
+    assert world.record.last_error is not None and world.record.last_error.code == "EffectConditionFailed"
 
 
 def test_a_commit_that_landed_then_timed_out_is_retried_and_then_answered_done() -> None:

@@ -46,6 +46,9 @@ WRITE_FAULTS = (
 READ_FAULTS = (InboxFault.READ_FAILED,)
 HANDLER_OK = Handled("result")
 HANDLER_FAILED = HandlerError(ErrorCategory.RETRYABLE, "HandlerFailed")
+# A commit whose transaction the effect's own condition cancelled (the team's rule, such as a balance
+# that would go negative): the inbox's write does not land either.
+EFFECT_REFUSED = HandlerError(ErrorCategory.PERMANENT, "EffectConditionFailed")
 
 Condition = Callable[[InboxWrite, InboxRecord | None], bool]
 # How many times a step applies the team's effect: `commit_effects` (the effect is a write of the
@@ -76,7 +79,8 @@ class InboxWorld:
     def perform(
         self, effect: InboxEffect, fault: InboxFault | None = None, handler: InboxOutcome = HANDLER_OK
     ) -> InboxOutcome:
-        """Carries out one effect. `handler`: what the team's handler does, for an `Invoke`."""
+        """Carries out one effect. `handler`: what the team's handler does, for an `Invoke`; for a commit,
+        `EFFECT_REFUSED` cancels its transaction on the effect's own condition."""
         if isinstance(effect, InboxAnswer):
             raise ValueError("an answer is not performed")
         outcome: InboxOutcome
@@ -86,7 +90,7 @@ class InboxWorld:
                 outcome = Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
             else:
                 outcome = Found(self.record)
-        elif isinstance(effect, Invoke):
+        elif isinstance(effect, Invoke) or (effect.commit and handler == EFFECT_REFUSED):
             outcome = handler
         elif fault is InboxFault.WRITE_REJECTED:
             outcome = Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")

@@ -328,6 +328,16 @@ def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
             )
         case Stage.COMMIT, Written():
             return _finish(flow, InboxResult.DONE)
+        case Stage.COMMIT, HandlerError() as error:
+            # The effect's own condition (the team's rule) cancelled the transaction: nothing committed,
+            # and the receive counts as a failed one.
+            command = RecordFailure(
+                flow.message, _attempt(flow), error.category, error.code, flow.max_receives
+            )
+            failing = attrs.evolve(flow, failure=error)
+            return attrs.evolve(
+                failing, stage=Stage.FAILURE, effect=_write(flow.record, command, now, flow.table)
+            )
         case Stage.COMMIT | Stage.FAILURE, Conflict(current=current):
             flow = attrs.evolve(flow, record=current)
             if current is not None and current.phase is InboxPhase.DONE:
