@@ -135,6 +135,8 @@ STATEMODEL_API = [
 ADAPTERS_API = [
     "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary", "RearmResult",
     "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile", "submit",
+    "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
+    "ProcessResult",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",
