@@ -14,6 +14,7 @@ import pytest
 import time_machine
 
 from adapters import Inbox, InvalidRearm, Outbox, TableLayout
+from adapters.cli import inbox_failed
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.inbox import Delivery
 from adapters.runtime.inbox_codec import stored_from_item
@@ -357,3 +358,29 @@ def _ms() -> int:
     import time
 
     return time.time_ns() // 1_000_000
+
+
+def test_the_operator_lists_and_rearms_failed_messages(
+    table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox = Inbox(table, layout=LAYOUT, max_receives=1)
+    for key in ("m-1", "m-2"):
+        inbox.process(record(key), lambda d: 1 / 0)
+    inbox.process(record("m-3"), credit)
+    capsys.readouterr()
+    flags = ["--table", table, "--partition-key", "pk", "--sort-key", "sk"]
+    assert inbox_failed.main([*flags, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(f["key"], f["receives"], f["last_error"]) for f in listed["failed"]] == [
+        ("m-1", 1, "retryable:ZeroDivisionError"),
+        ("m-2", 1, "retryable:ZeroDivisionError"),
+    ]
+    assert listed["rearmed"] == []
+    assert inbox_failed.main([*flags, "--rearm", "--limit", "1", "--reason", "fixed the division"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED   m-1" in out and "REARMED  m-1" in out and "start-message-move-task" in out
+    assert [v.key for v in inbox.failed()] == ["m-2"]
+    history = stored_from_item(inbox_item("m-1", inbox)).history
+    assert any(getattr(e, "reason", None) == "fixed the division" for e in history)
+    with pytest.raises(SystemExit):
+        inbox_failed.main([*flags, "--rearm", "--reason", ""])
