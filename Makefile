@@ -37,9 +37,11 @@ pytest: $(INSTALLED)
 fuzz: $(INSTALLED)
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/test_model_stateful.py tests/test_fault_injection.py
 
-# The fault-injection suite against each deliberately broken adapter: one line each, caught or MISSED.
+# The fault-injection suite against each deliberately broken adapter: one line each, caught or MISSED;
+# then the consumer suite against the reference consumers and each team-wiring mutant of the inbox.
 mutants: $(INSTALLED)
 	$(BIN)/python -m adapters.testing.mutants
+	$(BIN)/python -m adapters.testing.inbox_mutants
 
 # The exhaustive search of the pure model at the full bound, safety and liveness, for each
 # max_attempts the explorer takes (docs/verification.md); a small bound and the mutants run inside

@@ -142,6 +142,7 @@ TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",
     "LambdaContext", "OutboxSuite", "Plan", "Reply", "Request", "Service", "TableRecord",
     "api_gateway_event", "outbox_service", "run_suite", "sendguard_service",
+    "Consumer", "InboxSuite", "run_inbox_suite",
 ]  # fmt: skip
 
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from adapters.testing.hooks import Reply as Reply
     from adapters.testing.hooks import Request as Request
     from adapters.testing.hooks import TableRecord as TableRecord
+    from adapters.testing.inbox_suite import Consumer as Consumer
+    from adapters.testing.inbox_suite import InboxSuite as InboxSuite
+    from adapters.testing.inbox_suite import run_inbox_suite as run_inbox_suite
     from adapters.testing.injector import Crashed as Crashed
     from adapters.testing.injector import Fault as Fault
     from adapters.testing.injector import FaultInjector as FaultInjector
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
 _PUBLIC = {
     "COVERAGE": "adapters.testing.suite",
+    **dict.fromkeys(("Consumer", "InboxSuite", "run_inbox_suite"), "adapters.testing.inbox_suite"),
     "Crashed": "adapters.testing.injector",
     "Expected": "adapters.testing.hooks",
     "Fault": "adapters.testing.injector",
