@@ -85,7 +85,8 @@ def inbox(mode: str) -> Inbox:
     if key not in _state:
         prefix = "billing#" if mode == "transactional" else "payments#"
         table = os.environ.get("BILLING_TABLE", "billing")
-        _state[key] = Inbox(table, mode=mode, layout=LAYOUT, max_receives=3, key_prefix=prefix)
+        receives = int(os.environ.get("BILLING_MAX_RECEIVES", "3"))  # below the queue's maxReceiveCount
+        _state[key] = Inbox(table, mode=mode, layout=LAYOUT, max_receives=receives, key_prefix=prefix)
     found: Inbox = _state[key]
     return found
 
