@@ -79,17 +79,6 @@ GRANTS = {
         ("logs:CreateLogStream", "ReconcilerLogGroup"),
         ("logs:PutLogEvents", "ReconcilerLogGroup"),
     },
-    # The billing consumer on sendguard's Inbox: its record and its effect, the queue, its logs.
-    "BillingRole": {
-        ("dynamodb:GetItem", "BillingTable"),
-        ("dynamodb:UpdateItem", "BillingTable"),
-        ("dynamodb:PutItem", "BillingTable"),
-        ("sqs:ReceiveMessage", "OrderEvents"),
-        ("sqs:DeleteMessage", "OrderEvents"),
-        ("sqs:GetQueueAttributes", "OrderEvents"),
-        ("logs:CreateLogStream", "BillingLogGroup"),
-        ("logs:PutLogEvents", "BillingLogGroup"),
-    },
 }
 FORBIDDEN_EVERYWHERE = {
     "dynamodb:DeleteItem",
