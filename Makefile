@@ -39,17 +39,26 @@ fuzz: $(INSTALLED)
 	HYPOTHESIS_PROFILE=long $(BIN)/pytest tests/test_model_stateful.py tests/test_fault_injection.py
 
 # The fault-injection suite against each deliberately broken adapter: one line each, caught (by the
-# check the mutant names), MISSED or ELSEWHERE (failed for another reason: not counted).
+# check the mutant names), MISSED or ELSEWHERE (failed for another reason: not counted); then the
+# consumer suite against the reference consumers and each team-wiring mutant of the inbox.
 mutants: $(INSTALLED)
 	$(BIN)/python -m adapters.testing.mutants
+	$(BIN)/python -m adapters.testing.inbox_mutants
 
 # The exhaustive search of the pure model at the full bound, safety and liveness, for each
-# max_attempts the explorer takes (docs/verification.md); a small bound and the mutants run inside
-# `make test` (tests/test_explore.py).
+# max_attempts the explorer takes, then the inbox's in both modes for each max_receives (guarded A=3
+# with two messages: three outgrow this machine's memory) (docs/verification.md); a small bound and
+# the mutants run inside `make test` (tests/test_explore.py, tests/test_inbox_explore.py).
 check-model: $(INSTALLED)
 	$(BIN)/sendguard explore --workers 3 --records 3 --faults 3 --max-attempts 1
 	$(BIN)/sendguard explore --workers 3 --records 3 --faults 3 --max-attempts 2
 	$(BIN)/sendguard explore --workers 3 --records 3 --faults 3 --max-attempts 3
+	$(BIN)/sendguard explore --inbox transactional --workers 3 --records 3 --faults 3 --max-attempts 1
+	$(BIN)/sendguard explore --inbox transactional --workers 3 --records 3 --faults 3 --max-attempts 2
+	$(BIN)/sendguard explore --inbox transactional --workers 3 --records 3 --faults 3 --max-attempts 3
+	$(BIN)/sendguard explore --inbox guarded --workers 3 --records 3 --faults 3 --max-attempts 1
+	$(BIN)/sendguard explore --inbox guarded --workers 3 --records 3 --faults 3 --max-attempts 2
+	$(BIN)/sendguard explore --inbox guarded --workers 3 --records 2 --faults 3 --max-attempts 3
 
 # mutmut over statemodel/ with the pure tests ([tool.mutmut] in pyproject.toml), outside `make test`:
 # hours from scratch on 2 cores (each surviving mutant reruns the explorer's tests), niced, two

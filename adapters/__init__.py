@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from adapters.aws_lambda import reconcile as reconcile
     from adapters.aws_lambda import submit as submit
     from adapters.ops.provision import ensure_resources as ensure_resources
+    from adapters.runtime.inbox import BatchResult as BatchResult
+    from adapters.runtime.inbox import Delivery as Delivery
+    from adapters.runtime.inbox import Inbox as Inbox
+    from adapters.runtime.inbox import InboxError as InboxError
+    from adapters.runtime.inbox import InboxRearmResult as InboxRearmResult
+    from adapters.runtime.inbox import InboxView as InboxView
+    from adapters.runtime.inbox import InvalidEffect as InvalidEffect
+    from adapters.runtime.inbox import ProcessResult as ProcessResult
     from adapters.runtime.layout import TableLayout as TableLayout
     from adapters.runtime.outbox import InvalidMessage as InvalidMessage
     from adapters.runtime.outbox import Outbox as Outbox
@@ -53,6 +61,15 @@ _PUBLIC = {
     "InvalidRearm": "adapters.runtime.rearm",
     "Shards": "statemodel.attention",  # `TableLayout.shards`: the `attention` index's shards
     "Key": "statemodel.keys",  # a record's key: (partition value, sort value) for the team's own row
+    # The consumer side (docs/inbox.md): each message's effect applied once.
+    "Inbox": "adapters.runtime.inbox",
+    "Delivery": "adapters.runtime.inbox",  # what the team's handler gets
+    "ProcessResult": "adapters.runtime.inbox",  # what `Inbox.process` did with one message
+    "BatchResult": "adapters.runtime.inbox",  # `Inbox.process_batch`: the results and the batch response
+    "InboxView": "adapters.runtime.inbox",  # an inbox record, as `Inbox.get` and `Inbox.failed` read it
+    "InboxRearmResult": "adapters.runtime.inbox",
+    "InboxError": "adapters.runtime.inbox",
+    "InvalidEffect": "adapters.runtime.inbox",
 }
 
 __all__ = sorted(_PUBLIC)

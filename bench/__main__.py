@@ -1,7 +1,9 @@
 """`python -m bench` (`make bench`): runs every section and writes docs/benchmarks.json and
 docs/benchmarks.md. Progress goes to stderr. `--quick` runs the same machinery at a tiny size (what
 tests/test_bench.py does); its figures mean nothing. `--render` rewrites the page from the JSON file,
-measuring nothing (for work on the page's prose).
+measuring nothing (for work on the page's prose). `--only SECTION --merge` measures those sections
+and puts them into the existing JSON file, each marked with its own command, date and commit, and
+rewrites the page.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Any
 import attrs
 
 from adapters.runtime.logs import configure
-from bench import checks, coldstart, cost, drain, goals, overhead, reconciler, report, service
+from bench import checks, coldstart, consumer, cost, drain, goals, overhead, reconciler, report, service
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "drain", "service")
+SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "drain", "service", "consumer")
 PACKAGES = ("boto3", "botocore", "moto", "hypothesis", "structlog", "aws-lambda-powertools")
 
 
@@ -69,6 +71,7 @@ def runners(size: Size, say: Callable[[str], None]) -> dict[str, Callable[[], di
         "reconciler": lambda: reconciler.run(size.reconciler, say, *size.in_flight),
         "drain": lambda: drain.run(*size.drain, say=say),
         "service": lambda: service.run(size.service_requests, size.demo, say, quick=size.quick),
+        "consumer": lambda: consumer.run(size.quick, say),
     }
 
 
@@ -86,12 +89,35 @@ def run(size: Size, out_dir: Path, sections: tuple[str, ...] = SECTIONS) -> dict
         results[name] = jobs[name]()
         results["seconds"][name] = round(time.perf_counter() - begun, 1)
     results["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    for name in sections:
+        results[name]["measured"] = {k: results["meta"][k] for k in ("command", "date", "commit")}
     results["goals"] = goals.judge(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out_dir / "benchmarks.md").write_text(report.render(results), encoding="utf-8")
     say(f"wrote {out_dir / 'benchmarks.md'} and benchmarks.json")
     return results
+
+
+def merge(out_dir: Path, sections: tuple[str, ...]) -> int:
+    """Measures `sections` at full size and puts them into the existing results, each with its own
+    command, date and commit; the rest of the page stays as it was measured."""
+    path = out_dir / "benchmarks.json"
+    results = json.loads(path.read_text(encoding="utf-8"))
+    fresh = run(Size(), out_dir / ".merge", sections)
+    meta = _meta(Size())
+    command = f"python -m bench --only {' '.join(sections)} --merge"
+    for name in sections:
+        results[name] = fresh[name] | {
+            "measured": {"command": command, "date": meta["date"], "commit": meta["commit"], "merged": True}
+        }
+        results["seconds"][name] = fresh["seconds"][name]
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out_dir / "benchmarks.md").write_text(report.render(results), encoding="utf-8")
+    for leftover in (out_dir / ".merge").iterdir():
+        leftover.unlink()
+    (out_dir / ".merge").rmdir()
+    return 0
 
 
 def _meta(size: Size) -> dict[str, Any]:
@@ -136,7 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render", action="store_true", help="measure nothing: rewrite benchmarks.md from benchmarks.json"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: put those sections into the existing benchmarks.json",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        if not args.only:
+            parser.error("--merge needs --only: the sections to measure")
+        return merge(args.out_dir, tuple(args.only))
     if args.render:
         results = json.loads((args.out_dir / "benchmarks.json").read_text(encoding="utf-8"))
         (args.out_dir / "benchmarks.md").write_text(report.render(results), encoding="utf-8")

@@ -39,6 +39,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 from bench import capacity
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+TRANSACT_WRITES = ("Put", "Update", "Delete")  # a TransactWriteItems entry that writes (not ConditionCheck)
 TRIMMED = ("ProjectionExpression", "AttributesToGet")  # a read that answers with part of each item
 
 
@@ -192,6 +193,15 @@ class Meter:
             table = params.get("TableName", "")
             key = self._key(table, params)
             context["bench_write"] = (table, key, self._get(table, key))
+        if model.name == "TransactWriteItems" and self.write_units:
+            written = []
+            for entry in context.get("bench_params", {}).get("TransactItems", []):
+                for kind, request in entry.items():
+                    if kind in TRANSACT_WRITES:
+                        table = request.get("TableName", "")
+                        key = self._key(table, request)
+                        written.append((table, key, self._get(table, key)))
+            context["bench_transaction"] = written
 
     def _before_send(self, request: Any, **_: Any) -> None:
         tally: Tally | None = request.context.get("bench_tally")
@@ -220,6 +230,8 @@ class Meter:
                         tally.index_wru += capacity.index_write_units(before, after, *shape)
                         tally.index_writes += capacity.index_writes(before, after, *shape)
                 tally.written.append((table, _key_text(key)))
+        elif model.name == "TransactWriteItems" and "bench_transaction" in context:
+            self._transaction(tally, context["bench_transaction"], status < 300)
         elif status >= 300:
             return
         elif model.name in ("Query", "Scan"):
@@ -240,6 +252,23 @@ class Meter:
                 sizes = self._read_sizes(table, request, keys, items)
                 rru = capacity.item_read_units(sizes, bool(request.get("ConsistentRead")))
                 tally.read(model.name, len(items), rru)
+
+    def _transaction(
+        self, tally: Tally, written: list[tuple[str, dict[str, Any], dict[str, Any] | None]], applied: bool
+    ) -> None:
+        """A TransactWriteItems: each item's write units, twice over (DynamoDB bills a transactional
+        write at two units per KB), whether it committed or was cancelled (a cancelled transaction
+        is billed too, at the items' sizes before it); its indexes' writes as for a plain write."""
+        for table, key, before in written:
+            after = self._get(table, key) if applied else before
+            tally.table_wru += 2 * capacity.table_write_units(before, after, applied)
+            if applied:
+                schema = self._schema(table)
+                for index in schema.indexes:
+                    shape = (index.keys, schema.key, index.projection)
+                    tally.index_wru += capacity.index_write_units(before, after, *shape)
+                    tally.index_writes += capacity.index_writes(before, after, *shape)
+                tally.written.append((table, _key_text(key)))
 
     # ---- reading moto ----------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import report_cost, report_drain, report_service
+from bench import report_consumer, report_cost, report_drain, report_service
 from bench.markdown import number, para, ratio, table
 
 
@@ -41,6 +41,7 @@ def render(results: dict[str, Any]) -> str:
         ("reconciler", _reconciler),
         ("service", report_service.render),
         ("drain", report_drain.render),
+        ("consumer", report_consumer.render),
     )
     for name, render_section in sections:
         if name in results:

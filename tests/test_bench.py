@@ -15,7 +15,7 @@ from bench import coldstart
 
 ROOT = Path(__file__).resolve().parent.parent
 Results = tuple[dict[str, Any], str]
-SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "drain", "service")
+SECTIONS = ("cost", "overhead", "coldstart", "checks", "reconciler", "drain", "service", "consumer")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,20 @@ def test_every_section_and_goal_is_recorded(results: Results) -> None:
     goals = data["goals"]
     assert all({"goal", "measured", "met"} <= set(g) for g in goals)
     assert len(goals) >= 6  # requests, outside share ×2, cold start ×2, tool chain, reconciler
+
+
+def test_the_consumer_section_meters_each_consumer(results: Results) -> None:
+    data, page = results
+    rows = data["consumer"]["rows"]
+    assert [r["scenario"] for r in rows][:2] == ["a new message", "the same message again, once done"]
+    new, duplicate = rows[0]["flows"], rows[1]["flows"]
+    for name in ("inbox transactional", "inbox guarded", "powertools batch+idempotency"):
+        assert new[name]["failures"] == duplicate[name]["failures"] == 0
+        assert new[name]["api_calls"] == sum(new[name]["calls_by_operation"].values()) > 0
+        assert new[name]["wru"] > 0
+    assert set(new["inbox transactional"]["calls_by_operation"]) == {"GetItem", "TransactWriteItems"}
+    assert duplicate["inbox transactional"]["calls_by_operation"] == {"GetItem": 1}  # nothing written
+    assert "## 8. What a consumed message costs" in page
 
 
 def test_costs_count_requests_and_write_units_for_each_flow(results: Results) -> None:

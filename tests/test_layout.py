@@ -135,12 +135,15 @@ STATEMODEL_API = [
 ADAPTERS_API = [
     "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary", "RearmResult",
     "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile", "submit",
+    "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
+    "ProcessResult",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",
     "LambdaContext", "OutboxSuite", "Plan", "Promise", "Reply", "Request", "Service", "TableRecord",
     "alb_event", "api_gateway_event", "function_url_event", "outbox_service", "rest_api_event",
     "run_suite", "sendguard_service",
+    "Consumer", "InboxSuite", "run_inbox_suite",
 ]  # fmt: skip
 
 

@@ -1919,6 +1919,17 @@ ORDERS_GRANTS = {
         ("logs:CreateLogStream", "ReconcilerLogGroup"),
         ("logs:PutLogEvents", "ReconcilerLogGroup"),
     },
+    # The billing consumer on sendguard's Inbox: its record and its effect, the queue, its logs.
+    "BillingRole": {
+        ("dynamodb:GetItem", "BillingTable"),
+        ("dynamodb:UpdateItem", "BillingTable"),
+        ("dynamodb:PutItem", "BillingTable"),
+        ("sqs:ReceiveMessage", "OrderEvents"),
+        ("sqs:DeleteMessage", "OrderEvents"),
+        ("sqs:GetQueueAttributes", "OrderEvents"),
+        ("logs:CreateLogStream", "BillingLogGroup"),
+        ("logs:PutLogEvents", "BillingLogGroup"),
+    },
 }
 
 
@@ -1977,12 +1988,57 @@ def orders_problems(t: Template) -> list[str]:
     return problems
 
 
+def consumer_problems(t: Template) -> list[str]:
+    """The billing consumer (docs/inbox.md's settings): its event source mapping reads the partial
+    batch response, the queue hides a message at least 6 x the function's timeout, and a message that
+    keeps failing goes to a dead-letter queue only after the inbox has given it up."""
+    problems = []
+    function = function_props(t, "BillingFunction")
+    mappings = [e["Properties"] for e in function.get("Events", {}).values() if e.get("Type") == "SQS"]
+    if [m.get("Queue") for m in mappings] != [{"Fn::GetAtt": ["OrderEvents", "Arn"]}]:
+        problems.append("BillingFunction is not fed by OrderEvents")
+    if any(m.get("FunctionResponseTypes") != ["ReportBatchItemFailures"] for m in mappings):
+        problems.append("the event source mapping ignores batchItemFailures (ReportBatchItemFailures)")
+    queue = props(t, "OrderEvents")
+    if int(queue.get("VisibilityTimeout", 30)) < 6 * int(function["Timeout"]):
+        problems.append("OrderEvents' visibility timeout is under 6 x the consumer's timeout")
+    redrive = queue.get("RedrivePolicy", {})
+    receives = int(function.get("Environment", {}).get("Variables", {}).get("BILLING_MAX_RECEIVES", 3))
+    if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["OrderEventsDeadLetters", "Arn"]}:
+        problems.append("OrderEvents has no dead-letter queue")
+    elif int(redrive.get("maxReceiveCount", 0)) <= receives:
+        problems.append("SQS moves a message before the inbox gives it up (maxReceiveCount <= max_receives)")
+    return problems
+
+
 def test_the_orders_template_passes_cfn_lint_in_every_region() -> None:
     assert lint_problems(ORDERS_TEMPLATE.read_text(encoding="utf-8"), REGIONS) == []
 
 
 def test_the_orders_template_adds_what_sendguard_needs() -> None:
     assert orders_problems(load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))) == []
+
+
+def test_the_orders_templates_consumer_is_set_as_the_inbox_needs() -> None:
+    assert consumer_problems(load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))) == []
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda t: t["Resources"]["BillingFunction"]["Properties"]["Events"]["OrderEvents"]["Properties"].pop(
+            "FunctionResponseTypes"
+        ),
+        lambda t: t["Resources"]["OrderEvents"]["Properties"].update(VisibilityTimeout=60),
+        lambda t: t["Resources"]["OrderEvents"]["Properties"].pop("RedrivePolicy"),
+        lambda t: t["Resources"]["OrderEvents"]["Properties"]["RedrivePolicy"].update(maxReceiveCount=2),
+    ],
+    ids=["no partial batch response", "short visibility", "no DLQ", "DLQ before the inbox gives up"],
+)
+def test_the_consumer_check_can_fail(break_it: Any) -> None:
+    broken = load(ORDERS_TEMPLATE.read_text(encoding="utf-8"))
+    break_it(broken)
+    assert consumer_problems(broken) != []
 
 
 @pytest.mark.parametrize(
@@ -2005,6 +2061,9 @@ def test_the_orders_template_adds_what_sendguard_needs() -> None:
         lambda t: t["Resources"]["OrderEventsPolicy"]["Properties"]["PolicyDocument"]["Statement"][0].update(
             Effect="Allow"
         ),
+        lambda t: t["Resources"]["BillingRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][
+            0
+        ]["Action"].append("dynamodb:Scan"),
     ],
     ids=[
         "no index",
@@ -2016,6 +2075,7 @@ def test_the_orders_template_adds_what_sendguard_needs() -> None:
         "no burst limit",
         "no TLS policy",
         "a TLS rule that allows",
+        "billing may scan",
     ],
 )
 def test_the_orders_check_can_fail(break_it: Any) -> None:

@@ -9,7 +9,10 @@ fair continuation, once faults stop, settles) and exits 1 on a violation, printi
 where it starts and the cycle or dead end that follows. `--mutant NAME` runs the same search on a
 deliberately broken model (`statemodel.checker.mutants`), which must fail with the violation its bug
 makes (`Model.caught_with`): exit 1; 3 when only another violation caught it; 0 when nothing did.
-This module only parses, times and prints: it is the one that reads the clock.
+`--inbox MODE` explores the consumer's inbox instead (`statemodel.checker.inbox_space`: deliveries of
+M messages to K invocations, `-A` its max_receives), and `--mutant` then names an inbox mutant
+(`statemodel.checker.inbox_mutants`). This module only parses, times and prints: it is the one that
+reads the clock.
 """
 
 from __future__ import annotations
@@ -23,9 +26,14 @@ from typing import Any
 
 import attrs
 
+from statemodel.checker import inbox_mutants
+from statemodel.checker.inbox_mutants import INBOX_MUTANTS
+from statemodel.checker.inbox_space import InboxModel, explore_inbox
+from statemodel.checker.inbox_space import required_coverage as inbox_coverage
 from statemodel.checker.mutants import MUTANTS, caught_as_named
 from statemodel.checker.search import Bounds, Kind, Liveness, Report, explore
 from statemodel.checker.space import Model, required_coverage
+from statemodel.inbox.table import Mode
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,22 +51,37 @@ def parser() -> argparse.ArgumentParser:
         "-A",
         type=_attempts,
         default=2,
-        help="the protocol's max_attempts: claims a record may have, 1 to 3 (default 2)",
+        help="the protocol's max_attempts: claims a record may have, 1 to 3 (default 2); with --inbox, "
+        "max_receives",
+    )
+    p.add_argument(
+        "--inbox",
+        choices=[mode.value for mode in Mode],
+        help="explore the consumer's inbox in this mode instead: K invocations, M messages",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    p.add_argument("--mutant", choices=sorted(MUTANTS), help="explore this deliberately broken model instead")
+    p.add_argument(
+        "--mutant",
+        choices=sorted(MUTANTS) + sorted(INBOX_MUTANTS),
+        help="explore this deliberately broken model instead (an inbox mutant with --inbox)",
+    )
     p.add_argument("--list-mutants", action="store_true", help="name the mutants and exit")
     p.add_argument("--progress", action="store_true", help="report each depth on stderr")
     return p
 
 
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.inbox:
+        return main_inbox(p, args)
     if args.list_mutants:
         width = max(map(len, MUTANTS))
         for name, mutant in MUTANTS.items():
             print(f"{name:<{width}}  {mutant.summary}")
         return 0
+    if args.mutant in INBOX_MUTANTS:
+        p.error(f"{args.mutant} is an inbox mutant: give --inbox {INBOX_MUTANTS[args.mutant].mode.value}")
     model = MUTANTS[args.mutant] if args.mutant else Model()
     bounds = Bounds(args.workers, args.records, args.faults, args.max_attempts)
     started = time.perf_counter()
@@ -97,7 +120,59 @@ def main(argv: list[str]) -> int:
 OTHER_CHECK = 3  # a mutant caught, but not by the violation its bug makes: not shown caught
 
 
-def mutant_text(model: Model, report: Report, named: bool) -> str:
+def main_inbox(p: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`sendguard explore --inbox MODE`: the inbox's search, reported as the outbox's is."""
+    mode = Mode(args.inbox)
+    if args.list_mutants:
+        mine = {name: m for name, m in INBOX_MUTANTS.items() if m.mode is mode}
+        width = max(map(len, mine))
+        for name, mutant in mine.items():
+            print(f"{name:<{width}}  {mutant.summary}")
+        return 0
+    if args.mutant and args.mutant not in INBOX_MUTANTS:
+        p.error(
+            f"{args.mutant} is not an inbox mutant (sendguard explore --inbox {mode.value} --list-mutants)"
+        )
+    model = INBOX_MUTANTS[args.mutant] if args.mutant else InboxModel(mode=mode, name=f"inbox ({mode.value})")
+    if model.mode is not mode:
+        p.error(f"{args.mutant} is a mutant of the {model.mode.value} inbox: give --inbox {model.mode.value}")
+    bounds = Bounds(args.workers, args.records, args.faults, args.max_attempts)
+    started = time.perf_counter()
+
+    def progress(depth: int, states: int) -> None:
+        print(f"depth {depth}: {states:,} states, {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+    marks = {"safety": started}
+
+    def liveness_starts() -> None:
+        marks["liveness"] = time.perf_counter()
+
+    cpu_started = time.process_time()
+    gc.disable()  # as for the outbox: the search keeps every tuple it makes to the end
+    try:
+        report = explore_inbox(model, bounds, progress if args.progress else None, liveness_starts)
+    finally:
+        gc.enable()
+    ended = time.perf_counter()
+    split = marks.get("liveness", ended)
+    seconds = Seconds(split - started, ended - split, time.process_time() - cpu_started)
+    required = len(inbox_coverage(mode, bounds.max_attempts))
+    named = None
+    if args.mutant:
+        named = inbox_mutants.caught_as_named(model, report.violations + report.liveness.violations)
+    if args.json:
+        verdict = {} if named is None else {"mutant": {"caught_with": model.caught_with, "as_named": named}}
+        body = as_json(report, seconds, required) | {"inbox": mode.value} | verdict
+        print(json.dumps(body, indent=2))
+    else:
+        text = as_text(report, seconds, required, subject="messages")
+        print(text + ("" if named is None else "\n" + mutant_text(model, report, named)))
+    if report.ok:
+        return 0
+    return OTHER_CHECK if named is False else 1
+
+
+def mutant_text(model: Model | InboxModel, report: Report, named: bool) -> str:
     if report.ok:
         return f"mutant {model.name}: MISSED (expected a violation matching {model.caught_with!r})"
     if named:
@@ -121,8 +196,9 @@ class Seconds:
         return self.safety + self.liveness
 
 
-def as_json(report: Report, seconds: Seconds) -> dict[str, Any]:
+def as_json(report: Report, seconds: Seconds, required: int | None = None) -> dict[str, Any]:
     bounds = report.bounds
+    required = len(required_coverage(bounds.max_attempts)) if required is None else required
     live = report.liveness
     return {
         "model": report.model,
@@ -143,7 +219,7 @@ def as_json(report: Report, seconds: Seconds) -> dict[str, Any]:
         "counterexample": report.counterexample,
         "final_state": report.final_state,
         "coverage": {
-            "required": len(required_coverage(bounds.max_attempts)),
+            "required": required,
             "missing": report.missing,
             "reached": report.reached,
         },
@@ -162,12 +238,13 @@ def as_json(report: Report, seconds: Seconds) -> dict[str, Any]:
     }
 
 
-def as_text(report: Report, seconds: Seconds) -> str:
+def as_text(report: Report, seconds: Seconds, required: int | None = None, subject: str = "records") -> str:
     bounds = report.bounds
     rate = report.states / seconds.safety if seconds.safety else 0.0
+    budget = "attempts" if subject == "records" else "receives"
     lines = [
-        f"sendguard explore: {report.model}, K={bounds.workers} workers, M={bounds.records} records, "
-        f"F={bounds.faults} faults, A={bounds.max_attempts} attempts",
+        f"sendguard explore: {report.model}, K={bounds.workers} workers, M={bounds.records} {subject}, "
+        f"F={bounds.faults} faults, A={bounds.max_attempts} {budget}",
         f"{'explored to closure' if report.complete else 'stopped at the first violation'}: "
         f"{report.states:,} states, {report.transitions:,} transitions, max depth {report.max_depth}, "
         f"{seconds.safety:.1f} s, {rate:,.0f} states/s",
@@ -181,7 +258,7 @@ def as_text(report: Report, seconds: Seconds) -> str:
         lines += [f"  {line}" for line in report.final_state]
         lines.append("liveness: not checked (the search stopped at a safety violation)")
         return "\n".join(lines)
-    required = len(required_coverage(bounds.max_attempts))
+    required = len(required_coverage(bounds.max_attempts)) if required is None else required
     if report.missing:
         lines.append(f"coverage: {len(report.missing)} of {required} never reached:")
         lines += [f"  - {label}" for label in report.missing]

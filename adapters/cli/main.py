@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile": ("adapters.cli.reconcile", "run one reconciler pass"),
     "status": ("adapters.cli.status", "show the backlog by kind, from the index (no scan)"),
     "redrive": ("adapters.cli.redrive", "re-arm exhausted records once their cause is fixed"),
+    "inbox-failed": ("adapters.cli.inbox_failed", "list the messages the inbox gave up on; --rearm them"),
     "audit": ("adapters.cli.audit", "check every record against the model's invariants"),
     "check-trace": ("adapters.cli.check_trace", "replay the transitions in JSON log files through the model"),
     "explore": ("adapters.cli.explore", "exhaustively explore the pure model to closure (model checking)"),

@@ -16,8 +16,13 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"  # the repository's docs/
 def generated() -> dict[str, Callable[[], str]]:
     from adapters.docgen import errors_doc
     from adapters.docgen.diagram import transitions_markdown
+    from adapters.docgen.inbox_doc import inbox_markdown
 
-    return {"transitions.md": transitions_markdown, "errors.md": errors_doc.render}
+    return {
+        "transitions.md": transitions_markdown,
+        "errors.md": errors_doc.render,
+        "inbox-transitions.md": inbox_markdown,
+    }
 
 
 def stale(docs: Path = DOCS) -> list[str]:

@@ -91,6 +91,34 @@ CONFIG_INVALID = _event(
     "the configuration does not fit the table, or is malformed: `problem` says what to set",
 )
 
+INBOX_DELIVERY = _event(
+    "inbox_delivery",
+    "info",
+    "message_id sqs_message_id mode result ok ran receives error_code",
+    "one message of a batch, as the inbox answered it (warning when it was not ok)",
+)
+INBOX_TRANSITION = _event(
+    "inbox_transition",
+    "info",
+    "message_id from to version attempt_id record_event",
+    "one event of an inbox write that landed",
+)
+INBOX_GIVEN_UP = _event(
+    "inbox_given_up",
+    "error",
+    "message_id receives last_error",
+    "a message ran out of receives: FAILED, left to the redrive policy and `sendguard inbox-failed`",
+)
+INBOX_HANDLER_FAILED = _event(
+    "inbox_handler_failed", "exception", "message_id code", "the team's handler raised for a message"
+)
+INBOX_KEY_MISSING = _event(
+    "inbox_key_missing",
+    "warning",
+    "sqs_message_id key_source",
+    "a message without the key the inbox is told to read: not processed, left to the redrive policy",
+)
+
 EVENTS: dict[str, LogEvent] = {
     e.name: e
     for e in (
@@ -106,6 +134,11 @@ EVENTS: dict[str, LogEvent] = {
         HANDLER_FAILED,
         RECONCILE_FAILED,
         CONFIG_INVALID,
+        INBOX_DELIVERY,
+        INBOX_TRANSITION,
+        INBOX_GIVEN_UP,
+        INBOX_HANDLER_FAILED,
+        INBOX_KEY_MISSING,
     )
 }
 

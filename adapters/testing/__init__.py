@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from adapters.testing.hooks import api_gateway_event as api_gateway_event
     from adapters.testing.hooks import function_url_event as function_url_event
     from adapters.testing.hooks import rest_api_event as rest_api_event
+    from adapters.testing.inbox_suite import Consumer as Consumer
+    from adapters.testing.inbox_suite import InboxSuite as InboxSuite
+    from adapters.testing.inbox_suite import run_inbox_suite as run_inbox_suite
     from adapters.testing.injector import Crashed as Crashed
     from adapters.testing.injector import Fault as Fault
     from adapters.testing.injector import FaultInjector as FaultInjector
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 _PUBLIC = {
     "COVERAGE": "adapters.testing.suite",
+    **dict.fromkeys(("Consumer", "InboxSuite", "run_inbox_suite"), "adapters.testing.inbox_suite"),
     "Crashed": "adapters.testing.injector",
     "Expected": "adapters.testing.hooks",
     "Fault": "adapters.testing.injector",

@@ -1,0 +1,762 @@
+"""`Inbox`: the consumer side, as a library — each SQS message's effect applied once, on the team's
+own table, in one of two modes (docs/inbox.md):
+
+* `transactional`: the team's handler returns its effect as DynamoDB `TransactWriteItems` entries
+  and writes nothing itself; the inbox commits them in one transaction with its own record, which is
+  conditioned on the record as read. A duplicate, a concurrent delivery (a visibility timeout that
+  ran out mid-work) or a stale invocation has its whole transaction cancelled: exactly one effect,
+  whatever SQS does.
+* `guarded`: for effects outside DynamoDB (an HTTP call). The inbox claims the message under a lease
+  (the invocation's end plus a margin) before it runs the handler, completes it with the handler's
+  result, or releases it when the handler fails; completion and release are conditioned on the
+  claiming attempt, so a lost claim completes nothing, and a duplicate of a completed message is
+  answered with the stored result without running the handler. The handler gets a stable
+  `idempotency_key` to pass to the service it calls: the claim keeps two invocations from running it
+  at once, the key keeps a re-run (after a crash past the call) from repeating its effect.
+
+The same pure flows as the explorer's (`statemodel.inbox.flows`) carry each message; this module
+performs their effects on DynamoDB and the team's handler, and decides nothing.
+
+`handle_batch(event, handler)` serves a Lambda SQS event: it answers `{"batchItemFailures": [...]}`
+(the event source mapping needs `ReportBatchItemFailures`). On a FIFO queue, once a message of a
+group is not done, the group's later messages in the batch are not started and fail with it, so
+their order holds. A message is not started when the invocation's time is nearly out; it fails and
+comes back. A message whose key cannot be read is not processed: it fails, and the queue's redrive
+policy takes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+import boto3
+import structlog
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.runtime.call_report import CallReport, report
+from adapters.runtime.classify import Classified, Classifier, classify
+from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client, now_ms
+from adapters.runtime.codec import ATTENTION, INDEX
+from adapters.runtime.inbox_codec import (
+    DEFAULT_KEY_PREFIX,
+    FAILED_PARTITION,
+    is_inbox_record,
+    record_key,
+    stored_from_item,
+    update_request,
+)
+from adapters.runtime.layout import TableLayout
+from adapters.runtime.log_events import (
+    AWS_FAILURE,
+    INBOX_DELIVERY,
+    INBOX_GIVEN_UP,
+    INBOX_HANDLER_FAILED,
+    INBOX_KEY_MISSING,
+    INBOX_TRANSITION,
+    emit,
+)
+from adapters.runtime.logs import get_logger, logging_to
+from adapters.runtime.outbox import ANSWER_RESERVE_MS, ANSWER_RESERVE_SHARE, remaining_ms
+from adapters.runtime.rearm import check_request, default_operator
+from statemodel.categories import ErrorCategory
+from statemodel.errors import ForbiddenCommand
+from statemodel.inbox import flows
+from statemodel.inbox.decider import evolve
+from statemodel.inbox.events import InboxEvent, InboxStored, event_to_dict
+from statemodel.inbox.flows import (
+    Conflict,
+    Failed,
+    Found,
+    Handled,
+    HandlerError,
+    InboxAnswer,
+    InboxFlow,
+    InboxOutcome,
+    InboxResult,
+    InboxSettings,
+    InboxWrite,
+    Invoke,
+    Read,
+    Written,
+)
+from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord, phase_of
+from statemodel.inbox.table import Mode
+
+MAX_EFFECT_ENTRIES = 99  # DynamoDB takes 100 writes in one transaction; the inbox's record is one
+MAX_RESULT_BYTES = 64 * 1024  # a guarded result is kept in the record, answered to duplicates
+MAX_KEY_CHARS = 1024
+MIN_START_MS = 1_000  # a message is not started with less time left than this
+NOT_AN_INBOX_RECORD = "NotAnInboxRecord"
+EFFECT_REFUSED = "EffectConditionFailed"
+KEY_MISSING = "KeyMissing"
+NOT_STARTED = "NotStarted"  # no time left, or an earlier message of its FIFO group was not done
+DEFAULT_KEY_ATTRIBUTE = "message_id"  # what sendguard's outbox sets on every message it sends
+
+Handler = Callable[["Delivery"], Any]
+
+
+class InvalidEffect(ValueError):
+    """A transactional handler returned what cannot be committed: it must be a list of at most 99
+    `TransactWriteItems` entries, each one of Put, Update, Delete or ConditionCheck."""
+
+
+class InboxError(Exception):
+    """A record could not be read or written (an AWS failure, already classified and logged)."""
+
+    def __init__(self, message: str, *, category: str, code: str) -> None:
+        super().__init__(message)
+        self.category, self.code = category, code
+
+
+@attrs.frozen
+class Delivery:
+    """One SQS message, as the team's handler gets it."""
+
+    key: str  # the inbox's key of the message: the producer's message id, or the team's key
+    body: str
+    attributes: Mapping[str, str]  # the message's String and Number attributes
+    sqs_message_id: str
+    receive_count: int  # SQS's ApproximateReceiveCount
+    group_id: str | None
+    idempotency_key: str  # the same for every delivery of this message: pass it to the service you call
+    attempt_id: str  # this delivery's, in the inbox record's history
+    deadline_ms: int  # epoch ms: the invocation's end, which the handler must finish before
+    record: Mapping[str, Any] = attrs.field(repr=False)  # the SQS record as Lambda gave it
+
+    def json(self) -> Any:
+        """The body, parsed as JSON."""
+        return json.loads(self.body)
+
+
+@attrs.frozen
+class ProcessResult:
+    """What the inbox did with one message. `ok`: SQS may delete it (its effect is applied, by this
+    delivery or an earlier one); otherwise it is in the batch response's `batchItemFailures`."""
+
+    sqs_message_id: str
+    key: str | None
+    outcome: str  # an InboxResult value, or key_missing / not_started
+    ok: bool
+    ran: bool = False  # the handler ran in this delivery
+    result: Any = None  # guarded: the handler's result, this delivery's or the stored one
+    error_code: str | None = None
+    receives: int | None = None  # receives counted so far (None: no record read)
+
+
+@attrs.frozen
+class BatchResult:
+    results: tuple[ProcessResult, ...]
+
+    @property
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda partial batch response."""
+        return {"batchItemFailures": [{"itemIdentifier": r.sqs_message_id} for r in self.results if not r.ok]}
+
+
+@attrs.frozen
+class InboxView:
+    """An inbox record as `get` and `failed` read it."""
+
+    key: str
+    status: str  # PROCESSING | WAITING | DONE | FAILED
+    receives: int
+    updated_at: int
+    body_hash: str
+    last_error: str | None = None  # "category:code"
+    result: Any = None
+    attempt_id: str | None = None
+    lease_expires_at: int | None = None
+
+
+@attrs.frozen
+class InboxRearmResult:
+    key: str
+    outcome: str  # rearmed | not_failed | not_found | changed | failed
+    receives_before: int | None = None
+    failure: str | None = None
+
+
+class InboxStore:
+    """The inbox's records in one table."""
+
+    def __init__(
+        self, client: Any, table: str, layout: TableLayout, prefix: str, *, classify: Classifier = classify
+    ) -> None:
+        self.client, self.table, self.layout, self.prefix, self.classify = (
+            client,
+            table,
+            layout,
+            prefix,
+            classify,
+        )
+        model = client.meta.service_model
+        self._models = {n: model.operation_model(n) for n in ("GetItem", "UpdateItem", "TransactWriteItems")}
+
+    def key(self, message_id: str) -> dict[str, Any]:
+        return self.layout.key(record_key(message_id, self.prefix))
+
+    def get(self, message_id: str, deadline_ms: int | None) -> tuple[InboxStored | Failed | None, CallReport]:
+        started = time.perf_counter()
+        error: Classified | None = None
+        found: InboxStored | Failed | None = None
+        with aws_call(deadline_ms) as call:
+            try:
+                item = self.client.get_item(
+                    TableName=self.table, Key=self.key(message_id), ConsistentRead=True
+                )
+                decoded = self._decode(item.get("Item"))
+                if isinstance(decoded, Classified):
+                    error = decoded
+                else:
+                    found = decoded
+            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+                error = self.classify(exc, self._models["GetItem"])
+        if error is not None:
+            found = Failed(error.category, error.code)
+        return found, report("dynamodb", "GetItem", call.attempts, started, error)
+
+    def perform(
+        self,
+        write: InboxWrite,
+        deadline_ms: int | None,
+        entries: Sequence[Mapping[str, Any]] = (),
+        expires_at: int | None = None,
+    ) -> tuple[InboxOutcome, CallReport]:
+        """One write: an UpdateItem, or — for the transactional commit — the Update of a
+        TransactWriteItems with the handler's `entries`."""
+        started = time.perf_counter()
+        request = update_request(write, self.layout, self.prefix, expires_at)
+        operation = "TransactWriteItems" if write.commit else "UpdateItem"
+        error: Classified | None = None
+        outcome: InboxOutcome = Written()
+        with aws_call(deadline_ms) as call:
+            try:
+                if write.commit:
+                    own = {"Update": {"TableName": self.table, **request}}
+                    self.client.transact_write_items(TransactItems=[own, *entries])
+                else:
+                    self.client.update_item(TableName=self.table, **request)
+            except ClientError as exc:
+                outcome, error = self._refused(exc, operation, deadline_ms, write)
+            except (BotoCoreError, DeadlineExceeded) as exc:
+                error = self.classify(exc, self._models[operation])
+                outcome = Failed(error.category, error.code)
+        return outcome, report("dynamodb", operation, call.attempts, started, error)
+
+    def _refused(
+        self, exc: ClientError, operation: str, deadline_ms: int | None, write: InboxWrite
+    ) -> tuple[InboxOutcome, Classified | None]:
+        code = exc.response.get("Error", {}).get("Code")
+        if code == "ConditionalCheckFailedException":
+            item: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            return self._conflict(item, write, deadline_ms)
+        if code == "TransactionCanceledException":
+            reasons: list[dict[str, Any]] = list(exc.response.get("CancellationReasons", []))  # type: ignore[arg-type]
+            own = reasons[0] if reasons else {}
+            if own.get("Code") == "ConditionalCheckFailed":
+                return self._conflict(own.get("Item"), write, deadline_ms)
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
+                return HandlerError(ErrorCategory.PERMANENT, EFFECT_REFUSED), None
+            codes = [str(r["Code"]) for r in reasons if r.get("Code") not in (None, "None")]
+            transient = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+            if codes and set(codes) <= transient:
+                error = Classified(ErrorCategory.RETRYABLE, codes[0])
+                return Failed(error.category, error.code), error
+            if codes:  # a validation of one of the team's entries, say: a bug of the handler's effect
+                error = Classified(ErrorCategory.PERMANENT, str(codes[0]))
+                return HandlerError(error.category, error.code), error
+        error = self.classify(exc, self._models[operation])
+        return Failed(error.category, error.code), error
+
+    def _conflict(
+        self, item: dict[str, Any] | None, write: InboxWrite, deadline_ms: int | None
+    ) -> tuple[InboxOutcome, Classified | None]:
+        if item is None:  # not every answer carries the item: read it
+            found, call = self.get(write.message_id, deadline_ms)
+            if isinstance(found, Failed):
+                return found, call.error
+            return Conflict(found.record if found else None), None
+        decoded = self._decode(item)
+        if isinstance(decoded, Classified):
+            return Failed(decoded.category, decoded.code), decoded
+        return Conflict(decoded.record if decoded else None), None
+
+    def _decode(self, item: dict[str, Any] | None) -> InboxStored | Classified | None:
+        if not item:
+            return None
+        if not is_inbox_record(item):
+            return Classified(ErrorCategory.PERMANENT, NOT_AN_INBOX_RECORD)
+        try:
+            return stored_from_item(item)
+        except (KeyError, ValueError, TypeError):
+            return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+
+
+class Inbox:
+    """The inbox on a table. Make one per container (it holds the boto3 client)."""
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        mode: str | Mode = Mode.TRANSACTIONAL,
+        layout: TableLayout | None = None,
+        max_receives: int = 5,
+        lease_margin_seconds: int = 30,
+        key_attribute: str | None = DEFAULT_KEY_ATTRIBUTE,
+        key_field: str | None = None,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        keep_done_seconds: int | None = None,
+        aws_max_attempts: int = 3,
+        logger: Any = None,
+        session: boto3.Session | None = None,
+        botocore_config: BotoConfig | None = None,
+        client: Any = None,
+    ) -> None:
+        """`mode`: "transactional" or "guarded" (docs/inbox.md). `max_receives`: the receives a
+        message gets before it is given up (FAILED; 1 to 100): keep it below the queue's
+        maxReceiveCount, so the inbox records why before SQS moves the message to the DLQ.
+        `lease_margin_seconds`: how long a guarded claim outlives its invocation. The message's key:
+        the message attribute `key_attribute` (default `message_id`, which sendguard's outbox sets),
+        or, with `key_field`, a field of the JSON body (a dotted path, `detail.orderId`).
+        `key_prefix`: what the inbox record's key starts with, apart from the team's rows.
+        `keep_done_seconds`: set `sg_inbox_expires_at` (epoch seconds) on DONE records this long
+        ahead, for the table's TTL; keep it past the queue's retention, or a late duplicate runs
+        again. `session`, `botocore_config`: the team's (as for `Outbox`); `client`: a DynamoDB
+        client of the team's own instead."""
+        self.mode = Mode(mode)
+        if not 1 <= max_receives <= 100:
+            raise ValueError(f"max_receives={max_receives} is outside 1..100")
+        if not 1 <= lease_margin_seconds <= 3_600:
+            raise ValueError(f"lease_margin_seconds={lease_margin_seconds} is outside 1..3600")
+        if (key_attribute is None) == (key_field is None):
+            raise ValueError("name the message's key by one of key_attribute and key_field")
+        if not key_prefix or "/" in key_prefix:
+            raise ValueError(f"key_prefix={key_prefix!r}: give a non-empty prefix without '/'")
+        self.table = table
+        self.layout = layout or TableLayout()
+        self.settings = InboxSettings(max_receives, 1000 * lease_margin_seconds)
+        self.key_attribute, self.key_field, self.key_prefix = key_attribute, key_field, key_prefix
+        self.keep_done_seconds = keep_done_seconds
+        self._logger = logger
+        dynamodb = client or make_client(
+            "dynamodb", aws_max_attempts, session=session, botocore_config=botocore_config
+        )
+        self.store = InboxStore(dynamodb, table, self.layout, key_prefix)
+
+    # ---- the Lambda batch --------------------------------------------------------------------------
+
+    def lambda_handler(self, handler: Handler) -> Callable[[Mapping[str, Any], Any], dict[str, Any]]:
+        """A Lambda function for an SQS event source mapping with `ReportBatchItemFailures`:
+        `handler = inbox.lambda_handler(apply)`."""
+
+        def function(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+            return self.handle_batch(event, handler, context=context)
+
+        return function
+
+    def handle_batch(
+        self,
+        event: Mapping[str, Any],
+        handler: Handler,
+        *,
+        context: object = None,
+        deadline_ms: int | None = None,
+    ) -> dict[str, Any]:
+        """`process_batch`'s partial batch response: `{"batchItemFailures": [{"itemIdentifier": …}]}`."""
+        return self.process_batch(event, handler, context=context, deadline_ms=deadline_ms).response
+
+    def process_batch(
+        self,
+        event: Mapping[str, Any],
+        handler: Handler,
+        *,
+        context: object = None,
+        deadline_ms: int | None = None,
+    ) -> BatchResult:
+        """Every message of a Lambda SQS event, in order. On a FIFO queue, a group's messages after one
+        that is not done are not started (they fail with it, so that their order holds)."""
+        end = deadline_ms if deadline_ms is not None else now_ms() + remaining_ms(context)
+        blocked: set[str] = set()
+        results: list[ProcessResult] = []
+        for record in event.get("Records", []):
+            group = _attribute(record, "MessageGroupId")
+            sqs_id = str(record.get("messageId", ""))
+            if group is not None and group in blocked:
+                results.append(ProcessResult(sqs_id, None, "not_started", False, error_code=NOT_STARTED))
+                continue
+            if now_ms() + MIN_START_MS > end:
+                results.append(ProcessResult(sqs_id, None, "not_started", False, error_code=NOT_STARTED))
+                blocked |= {group} if group is not None else set()
+                continue
+            result = self.process(record, handler, deadline_ms=end)
+            results.append(result)
+            if not result.ok and group is not None:
+                blocked.add(group)
+        return BatchResult(tuple(results))
+
+    # ---- one message -----------------------------------------------------------------------------
+
+    def process(
+        self,
+        record: Mapping[str, Any],
+        handler: Handler,
+        *,
+        context: object = None,
+        deadline_ms: int | None = None,
+    ) -> ProcessResult:
+        """One SQS record (as Lambda gives it) through the inbox: its effect applied once."""
+        sqs_id = str(record.get("messageId", ""))
+        key = self.key_of(record)
+        with self._scope(key, None):
+            if key is None:
+                source = (
+                    f"attribute {self.key_attribute}"
+                    if self.key_attribute
+                    else f"body field {self.key_field}"
+                )
+                emit(get_logger(), INBOX_KEY_MISSING, sqs_message_id=sqs_id, key_source=source)
+                return ProcessResult(sqs_id, None, "key_missing", False, error_code=KEY_MISSING)
+        now = now_ms()
+        end = deadline_ms if deadline_ms is not None else now + remaining_ms(context)
+        reserve = min(ANSWER_RESERVE_MS, max(end - now, 0) // ANSWER_RESERVE_SHARE)
+        body = str(record.get("body", ""))
+        message = InboxMessage(
+            key, "sha256:" + hashlib.sha256(body.encode()).hexdigest(), _attribute(record, "MessageGroupId")
+        )
+        attempt = str(uuid.uuid4())
+        start = flows.start_guarded if self.mode is Mode.GUARDED else flows.start_transactional
+        flow = start(message, attempt, now, end, self.settings)
+        with self._scope(key, attempt):
+            runner = _Run(self, record, handler, end - reserve, end)
+            answer = runner.run(flow)
+        return self._result(sqs_id, key, answer)
+
+    def key_of(self, record: Mapping[str, Any]) -> str | None:
+        """The message's key: its `key_attribute`, or its JSON body's `key_field`; None if it has none
+        that fits (1 to 1,024 characters of text)."""
+        value: Any
+        if self.key_attribute is not None:
+            attribute = (record.get("messageAttributes") or {}).get(self.key_attribute) or {}
+            value = attribute.get("stringValue")
+        else:
+            assert self.key_field is not None
+            try:
+                value = json.loads(str(record.get("body", "")))
+            except ValueError:
+                return None
+            for part in self.key_field.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY_CHARS:
+            return None
+        return value
+
+    def _result(self, sqs_id: str, key: str, answer: InboxAnswer) -> ProcessResult:
+        record = answer.record
+        result = None
+        if self.mode is Mode.GUARDED and answer.ok and answer.stored_result is not None:
+            result = json.loads(answer.stored_result)
+        code = answer.failure.code if answer.failure else None
+        processed = ProcessResult(
+            sqs_id,
+            key,
+            answer.result.value,
+            answer.ok,
+            answer.ran,
+            result,
+            code,
+            record.receives if record else None,
+        )
+        with self._scope(key, None):
+            emit(
+                get_logger(),
+                INBOX_DELIVERY,
+                level="info" if answer.ok else "warning",
+                message_id=key,
+                sqs_message_id=sqs_id,
+                mode=self.mode.value,
+                result=answer.result.value,
+                ok=answer.ok,
+                ran=answer.ran,
+                receives=processed.receives,
+                error_code=code,
+            )
+        return processed
+
+    # ---- the operator's view ---------------------------------------------------------------------
+
+    def get(self, key: str) -> InboxView | None:
+        """The message's inbox record, or None; InboxError when it cannot be read now."""
+        found, _ = self.store.get(key, None)
+        if isinstance(found, Failed):
+            raise InboxError(
+                f"the inbox record of {key!r} could not be read",
+                category=found.category.value,
+                code=found.code,
+            )
+        return None if found is None else view(found.record)
+
+    def failed(self, *, limit: int | None = None) -> Iterator[InboxView]:
+        """The FAILED messages, oldest first: from the `attention` index's INBOX_FAILED partition when
+        the table has the index, else by a scan."""
+        for count, stored in enumerate(self._failed_records()):
+            if limit is not None and count >= limit:
+                return
+            yield view(stored.record)
+
+    def rearm(self, key: str, reason: str, *, by: str | None = None) -> InboxRearmResult:
+        """An operator's re-arm of a FAILED message: a fresh receive budget (its history keeps who and
+        why); the next delivery processes it. Redrive the DLQ to the source queue after."""
+        by = by if by is not None else default_operator()
+        check_request(by, reason)
+        found, _ = self.store.get(key, None)
+        if isinstance(found, Failed):
+            return InboxRearmResult(key, "failed", failure=f"{found.category.value}:{found.code}")
+        if found is None:
+            return InboxRearmResult(key, "not_found")
+        record = found.record
+        if record.phase is not InboxPhase.FAILED:
+            return InboxRearmResult(key, "not_failed", record.receives)
+        try:
+            flow = flows.start_rearm(record, by, reason, now_ms())
+        except ForbiddenCommand:
+            return InboxRearmResult(key, "not_failed", record.receives)
+        assert isinstance(flow.effect, InboxWrite)
+        with self._scope(key, None):
+            outcome, call = self.store.perform(flow.effect, None)
+            done = flows.advance(flow, outcome, now_ms()).answer
+            if isinstance(outcome, Written):
+                _log_transitions(record, flow.effect.events)
+        if done.result is InboxResult.REARMED:
+            return InboxRearmResult(key, "rearmed", record.receives)
+        if done.result is InboxResult.SUPERSEDED:
+            return InboxRearmResult(key, "changed", record.receives)
+        error = call.error
+        failure = None if error is None else f"{error.category.value}:{error.code}"
+        return InboxRearmResult(key, "failed", record.receives, failure)
+
+    def _failed_records(self) -> Iterator[InboxStored]:
+        client, table = self.store.client, self.store.table
+        try:
+            pages = client.get_paginator("query").paginate(
+                TableName=table,
+                IndexName=INDEX,
+                KeyConditionExpression="#p = :p",
+                ExpressionAttributeNames={"#p": ATTENTION},
+                ExpressionAttributeValues={":p": {"S": FAILED_PARTITION}},
+            )
+            for page in pages:
+                for entry in page.get("Items", []):
+                    key = {name: entry[name] for name in self.layout.key_names}
+                    item = client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+                    if item and is_inbox_record(item):
+                        stored = stored_from_item(item)
+                        if stored.record.phase is InboxPhase.FAILED:
+                            yield stored
+            return
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in (
+                "ValidationException",
+                "ResourceNotFoundException",
+            ):
+                raise
+        # No `attention` index on this table: a scan, filtered (the operator's command, not a hot path).
+        pages = client.get_paginator("scan").paginate(
+            TableName=table,
+            FilterExpression="#s = :failed",
+            ExpressionAttributeNames={"#s": "sg_inbox_status"},
+            ExpressionAttributeValues={":failed": {"S": InboxPhase.FAILED.value}},
+            ConsistentRead=True,
+        )
+        found = [
+            stored_from_item(item)
+            for page in pages
+            for item in page.get("Items", [])
+            if is_inbox_record(item)
+        ]
+        yield from sorted(found, key=lambda s: s.record.updated_at)
+
+    @contextlib.contextmanager
+    def _scope(self, message_id: str | None, attempt_id: str | None) -> Iterator[None]:
+        bound = {k: v for k, v in (("message_id", message_id), ("attempt_id", attempt_id)) if v is not None}
+        with logging_to(self._logger), structlog.contextvars.bound_contextvars(**bound):
+            yield
+
+
+class _Run:
+    """Carries one message's flow to its end: reads, writes and the team's handler."""
+
+    def __init__(
+        self, inbox: Inbox, record: Mapping[str, Any], handler: Handler, deadline: int, end: int
+    ) -> None:
+        self.inbox, self.record, self.handler, self.deadline, self.end = inbox, record, handler, deadline, end
+        self.entries: list[Mapping[str, Any]] = []
+
+    def run(self, flow: InboxFlow) -> InboxAnswer:
+        log = get_logger()
+        store = self.inbox.store
+        while not flow.done:
+            effect = flow.effect
+            call: CallReport | None = None
+            outcome: InboxOutcome
+            if isinstance(effect, Read):
+                found, call = store.get(effect.message_id, self.deadline)
+                outcome = found if isinstance(found, Failed) else Found(found.record if found else None)
+            elif isinstance(effect, InboxWrite):
+                expires = None
+                if self.inbox.keep_done_seconds is not None:
+                    expires = now_ms() // 1000 + self.inbox.keep_done_seconds
+                outcome, call = store.perform(
+                    effect, self.deadline, self.entries if effect.commit else (), expires
+                )
+            elif isinstance(effect, Invoke):
+                outcome = self._invoke(flow, effect)
+            else:  # pragma: no cover - a done flow ends the loop
+                break
+            if call is not None and call.error is not None:
+                _log_failure(log, call, flow)
+            after = flows.advance(flow, outcome, now_ms())
+            if isinstance(effect, InboxWrite) and after.record == effect.after:
+                _log_transitions(effect.before, effect.events)
+                if effect.after.phase is InboxPhase.FAILED:
+                    error = effect.after.last_error
+                    emit(
+                        log,
+                        INBOX_GIVEN_UP,
+                        message_id=effect.message_id,
+                        receives=effect.after.receives,
+                        last_error=error and f"{error.category}:{error.code}",
+                    )
+            flow = after
+        return flow.answer
+
+    def _invoke(self, flow: InboxFlow, invoke: Invoke) -> InboxOutcome:
+        record = self.record
+        delivery = Delivery(
+            key=invoke.message_id,
+            body=str(record.get("body", "")),
+            attributes=_string_attributes(record),
+            sqs_message_id=str(record.get("messageId", "")),
+            receive_count=int(_attribute(record, "ApproximateReceiveCount") or 1),
+            group_id=_attribute(record, "MessageGroupId"),
+            idempotency_key=invoke.idempotency_key,
+            attempt_id=invoke.attempt_id,
+            deadline_ms=self.end,
+            record=record,
+        )
+        try:
+            returned = self.handler(delivery)
+            if flow.mode is Mode.TRANSACTIONAL:
+                self.entries = _effect_entries(returned)
+                return Handled("")
+            text = json.dumps(returned, separators=(",", ":"), sort_keys=True)
+            if len(text.encode()) > MAX_RESULT_BYTES:
+                raise InvalidEffect(
+                    f"the handler's result is {len(text.encode())} bytes as JSON; the inbox keeps "
+                    f"{MAX_RESULT_BYTES}"
+                )
+            return Handled(text)
+        except Exception as exc:  # the team's handler: any failure is a failed receive
+            code = type(exc).__name__
+            emit(get_logger(), INBOX_HANDLER_FAILED, message_id=invoke.message_id, code=code)
+            category = (
+                ErrorCategory.PERMANENT
+                if isinstance(exc, InvalidEffect | TypeError)
+                else ErrorCategory.RETRYABLE
+            )
+            return HandlerError(category, code)
+
+
+def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:
+    if returned is None:
+        return []
+    if not isinstance(returned, list | tuple):
+        raise InvalidEffect(
+            "a transactional handler returns a list of TransactWriteItems entries, not "
+            f"{type(returned).__name__}"
+        )
+    if len(returned) > MAX_EFFECT_ENTRIES:
+        raise InvalidEffect(
+            f"{len(returned)} entries: a transaction takes {MAX_EFFECT_ENTRIES} beside the inbox's"
+        )
+    kinds = {"Put", "Update", "Delete", "ConditionCheck"}
+    for entry in returned:
+        if not isinstance(entry, Mapping) or len(entry) != 1 or next(iter(entry)) not in kinds:
+            raise InvalidEffect(f"not a TransactWriteItems entry (one of {sorted(kinds)}): {entry!r}"[:300])
+    return list(returned)
+
+
+def view(record: InboxRecord) -> InboxView:
+    error = record.last_error
+    return InboxView(
+        key=record.message_id,
+        status=record.phase.value,
+        receives=record.receives,
+        updated_at=record.updated_at,
+        body_hash=record.message.body_hash,
+        last_error=None if error is None else f"{error.category}:{error.code}",
+        result=json.loads(record.result) if record.result else None,
+        attempt_id=record.attempt_id,
+        lease_expires_at=record.lease_expires_at,
+    )
+
+
+def _attribute(record: Mapping[str, Any], name: str) -> str | None:
+    value = (record.get("attributes") or {}).get(name)
+    return str(value) if value is not None else None
+
+
+def _string_attributes(record: Mapping[str, Any]) -> dict[str, str]:
+    found = {}
+    for name, value in (record.get("messageAttributes") or {}).items():
+        text = value.get("stringValue") if isinstance(value, Mapping) else None
+        if isinstance(text, str):
+            found[name] = text
+    return found
+
+
+def _log_transitions(before: InboxRecord | None, events: tuple[InboxEvent, ...]) -> None:
+    log = get_logger()
+    record = before
+    for event in events:
+        after = evolve(record, event)
+        emit(
+            log,
+            INBOX_TRANSITION,
+            message_id=after.message_id,
+            **{"from": phase_of(record).value, "to": after.phase.value},
+            version=after.version,
+            attempt_id=getattr(event, "attempt_id", None),
+            record_event=event_to_dict(event),
+        )
+        record = after
+
+
+def _log_failure(log: Any, call: CallReport, flow: InboxFlow) -> None:
+    error = call.error
+    assert error is not None
+    emit(
+        log,
+        AWS_FAILURE,
+        service=call.service,
+        operation=call.operation,
+        category=error.category.value,
+        code=error.code,
+        http_status=error.status,
+        throttling=error.throttling,
+        attempts=call.attempts,
+        max_attempts_reached=error.max_attempts_reached,
+        retry_quota_reached=error.retry_quota_reached,
+        latency_ms=call.latency_ms,
+        stage=f"inbox {flow.stage.value}",
+    )

@@ -1,0 +1,386 @@
+"""The consumer's library API (`adapters.Inbox`) on moto: both modes, duplicates, a concurrent delivery
+(simulated deterministically: the handler delivers the same message again while it runs), a stale
+invocation, receive counting to FAILED, the effect's own condition, FIFO groups in a batch, keys by
+attribute or body field, the operator's list and re-arm, and sendguard's outbox feeding it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+import time_machine
+
+from adapters import Inbox, InvalidRearm, Outbox, TableLayout
+from adapters.cli import inbox_failed
+from adapters.ops.provision import ensure_resources
+from adapters.runtime.inbox import Delivery
+from adapters.runtime.inbox_codec import stored_from_item
+from adapters.testing.inbox_events import from_received, sqs_event, sqs_record
+from statemodel.inbox.invariants import history_problems
+from statemodel.inbox.records import InboxPhase
+
+LAYOUT = TableLayout(partition_key="pk", sort_key="sk")
+
+
+@pytest.fixture
+def table(sendguard_aws: None) -> str:
+    ensure_resources("ledger", "events", layout=LAYOUT)
+    return "ledger"
+
+
+def credit(delivery: Delivery, amount: int = 10) -> list[dict[str, Any]]:
+    """A transactional handler: adds `amount` to the account named in the body."""
+    account = delivery.json()["account"]
+    return [
+        {
+            "Update": {
+                "TableName": "ledger",
+                "Key": {"pk": {"S": f"account#{account}"}, "sk": {"S": "balance"}},
+                "UpdateExpression": "ADD balance :a",
+                "ExpressionAttributeValues": {":a": {"N": str(amount)}},
+            }
+        }
+    ]
+
+
+def balance(account: str = "acme") -> int:
+    item = (
+        boto3.client("dynamodb")
+        .get_item(
+            TableName="ledger",
+            Key={"pk": {"S": f"account#{account}"}, "sk": {"S": "balance"}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return int(item["balance"]["N"]) if item else 0
+
+
+def inbox_item(key: str, inbox: Inbox) -> dict[str, Any]:
+    item: dict[str, Any] = boto3.client("dynamodb").get_item(
+        TableName="ledger", Key=inbox.store.key(key), ConsistentRead=True
+    )["Item"]
+    return item
+
+
+def record(key: str = "m-1", body: str = '{"account": "acme"}', **kwargs: Any) -> dict[str, Any]:
+    return sqs_record(body, key=key, **kwargs)
+
+
+def counting(handler: Callable[[Delivery], Any]) -> tuple[list[Delivery], Callable[[Delivery], Any]]:
+    calls: list[Delivery] = []
+
+    def wrapped(delivery: Delivery) -> Any:
+        calls.append(delivery)
+        return handler(delivery)
+
+    return calls, wrapped
+
+
+# ---- transactional -------------------------------------------------------------------------------
+
+
+def test_transactional_applies_the_effect_once_and_answers_duplicates_without_running(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT)
+    calls, handler = counting(credit)
+    assert inbox.handle_batch(sqs_event(record()), handler) == {"batchItemFailures": []}
+    again = inbox.process_batch(sqs_event(record(), record()), handler)
+    assert [r.outcome for r in again.results] == ["duplicate", "duplicate"] and again.response[
+        "batchItemFailures"
+    ] == []
+    assert balance() == 10 and len(calls) == 1
+    stored = stored_from_item(inbox_item("m-1", inbox))
+    assert stored.record.phase is InboxPhase.DONE and history_problems(stored.record, stored.history) == []
+    view = inbox.get("m-1")
+    assert view is not None and (view.status, view.receives) == ("DONE", 0)
+
+
+def test_transactional_a_concurrent_delivery_cannot_apply_the_effect_twice(table: str) -> None:
+    """The handler of the first delivery runs the second delivery of the same message to its end
+    before it returns (a visibility timeout ran out mid-work): the second commits, the first's
+    transaction is cancelled, its effect with it."""
+    inbox = Inbox(table, layout=LAYOUT)
+    inner: list[str] = []
+
+    def slow(delivery: Delivery) -> list[dict[str, Any]]:
+        if not inner:
+            inner.append(inbox.process(record(), credit).outcome)
+        return credit(delivery)
+
+    outer = inbox.process(record(), slow)
+    assert inner == ["done"]
+    assert outer.outcome == "duplicate" and outer.ok and outer.ran
+    assert balance() == 10
+
+
+def test_transactional_failures_count_receives_until_failed_then_the_operator_rearms(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT, max_receives=2)
+
+    def broken(delivery: Delivery) -> list[dict[str, Any]]:
+        raise RuntimeError("the ledger rejects it")
+
+    first = inbox.handle_batch(sqs_event(record(sqs_message_id="s-1")), broken)
+    assert first == {"batchItemFailures": [{"itemIdentifier": "s-1"}]}
+    results = [inbox.process(record(), broken) for _ in range(2)]
+    assert [(r.outcome, r.ran, r.receives) for r in results] == [
+        ("given_up", True, 2),
+        ("given_up", False, 2),
+    ]
+    failed = list(inbox.failed())
+    assert [(v.key, v.status, v.last_error) for v in failed] == [("m-1", "FAILED", "retryable:RuntimeError")]
+    with pytest.raises(InvalidRearm):
+        inbox.rearm("m-1", "")
+    rearmed = inbox.rearm("m-1", "fixed the ledger", by="ops")
+    assert rearmed.outcome == "rearmed" and rearmed.receives_before == 2
+    assert inbox.rearm("m-1", "again").outcome == "not_failed"
+    assert inbox.rearm("nope", "missing").outcome == "not_found"
+    assert inbox.process(record(), credit).outcome == "done" and balance() == 10
+    assert list(inbox.failed()) == []
+
+
+def test_the_effects_own_condition_counts_a_failed_receive(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT)
+
+    def overdraw(delivery: Delivery) -> list[dict[str, Any]]:
+        entries = credit(delivery, -50)
+        entries[0]["Update"]["ConditionExpression"] = "balance >= :min"
+        entries[0]["Update"]["ExpressionAttributeValues"][":min"] = {"N": "50"}
+        return entries
+
+    result = inbox.process(record(), overdraw)
+    assert (result.outcome, result.error_code, result.receives) == ("retry", "EffectConditionFailed", 1)
+    assert balance() == 0
+
+
+def test_an_invalid_effect_is_a_failed_receive(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT)
+    result = inbox.process(record(), lambda d: [{"Put": {}}, {"Scan": {}}])
+    assert (result.outcome, result.error_code) == ("retry", "InvalidEffect")
+    assert inbox.process(record("m-2"), lambda d: "not a list").error_code == "InvalidEffect"
+
+
+# ---- guarded -------------------------------------------------------------------------------------
+
+
+def test_guarded_runs_once_and_answers_the_stored_result_to_duplicates(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded")
+    calls, handler = counting(lambda d: {"charged": d.idempotency_key})
+    first = inbox.process(record(), handler)
+    assert (first.outcome, first.result) == ("done", {"charged": "m-1"})
+    duplicate = inbox.process(record(), handler)
+    assert (duplicate.outcome, duplicate.ok, duplicate.ran, duplicate.result) == (
+        "duplicate",
+        True,
+        False,
+        {"charged": "m-1"},
+    )
+    assert len(calls) == 1 and calls[0].idempotency_key == "m-1" and calls[0].receive_count == 1
+
+
+def test_guarded_a_concurrent_delivery_is_busy_and_runs_nothing(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded")
+    inner: list[Any] = []
+
+    def charge(delivery: Delivery) -> str:
+        if not inner:
+            inner.append(inbox.process(record(), charge))
+        return "charged"
+
+    assert inbox.process(record(), charge).outcome == "done"
+    assert [(r.outcome, r.ok, r.ran) for r in inner] == [("busy", False, False)]
+
+
+def test_guarded_a_claim_taken_over_completes_nothing(table: str) -> None:
+    """A redelivery on a host whose clock runs 10 s ahead finds the first claim's lease expired and
+    takes it over while the first invocation still runs (what the lease margin is there to make
+    impossible); the first's completion is then refused by its fence (LOST), and the result kept
+    is the second's."""
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded", lease_margin_seconds=1)
+    later: list[Any] = []
+    with time_machine.travel(1_700_000_000, tick=False) as clock:
+
+        def slow(delivery: Delivery) -> str:
+            if not later:
+                clock.shift(10)
+                later.append(inbox.process(record(), lambda d: "second", deadline_ms=_ms() + 1_000))
+                clock.shift(-10)
+            return "first"
+
+        stale = inbox.process(record(), slow, deadline_ms=_ms() + 1_000)
+    assert [(r.outcome, r.result) for r in later] == [("done", "second")]
+    assert (stale.outcome, stale.ok, stale.ran) == ("lost", False, True)
+    stored = stored_from_item(inbox_item("m-1", inbox))
+    assert (stored.record.result, stored.record.receives) == ('"second"', 2)
+    assert history_problems(stored.record, stored.history) == []
+
+
+def test_guarded_an_invocation_past_its_end_writes_nothing_more(table: str) -> None:
+    """The first invocation's handler overruns the invocation's end: its completion is not sent (the
+    deadline guard), the redelivery after its lease takes over and completes."""
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded", lease_margin_seconds=1)
+    later: list[Any] = []
+    with time_machine.travel(1_700_000_000, tick=False) as clock:
+
+        def slow(delivery: Delivery) -> str:
+            if not later:
+                clock.shift(10)
+                later.append(inbox.process(record(), lambda d: "second", deadline_ms=_ms() + 1_000))
+            return "first"
+
+        stale = inbox.process(record(), slow, deadline_ms=_ms() + 1_000)
+    assert [r.outcome for r in later] == ["done"]
+    assert (stale.outcome, stale.error_code) == ("retry", "DeadlineExceeded")
+    stored = stored_from_item(inbox_item("m-1", inbox))
+    assert stored.record.result == '"second"' and history_problems(stored.record, stored.history) == []
+
+
+def test_guarded_a_failing_handler_releases_until_failed(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded", max_receives=2)
+
+    def broken(delivery: Delivery) -> str:
+        raise TimeoutError("the payment service")
+
+    assert [inbox.process(record(), broken).outcome for _ in range(3)] == ["retry", "given_up", "given_up"]
+    assert [v.last_error for v in inbox.failed()] == ["retryable:TimeoutError"]
+
+
+# ---- the batch -----------------------------------------------------------------------------------
+
+
+def test_fifo_a_failure_fails_the_rest_of_its_group_in_the_batch(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT)
+    calls: list[str] = []
+
+    def apply(delivery: Delivery) -> list[dict[str, Any]]:
+        calls.append(delivery.key)
+        if delivery.key == "a-1":
+            raise ValueError("poison")
+        return credit(delivery)
+
+    event = sqs_event(
+        record("a-1", group_id="A", sqs_message_id="s-a1"),
+        record("b-1", group_id="B", sqs_message_id="s-b1"),
+        record("a-2", group_id="A", sqs_message_id="s-a2"),
+        record("b-2", group_id="B", sqs_message_id="s-b2"),
+    )
+    batch = inbox.process_batch(event, apply)
+    assert [(r.sqs_message_id, r.outcome) for r in batch.results] == [
+        ("s-a1", "retry"),
+        ("s-b1", "done"),
+        ("s-a2", "not_started"),
+        ("s-b2", "done"),
+    ]
+    assert batch.response == {"batchItemFailures": [{"itemIdentifier": "s-a1"}, {"itemIdentifier": "s-a2"}]}
+    assert calls == ["a-1", "b-1", "b-2"] and balance() == 20
+
+
+def test_no_message_is_started_without_time_left(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT)
+    calls, handler = counting(credit)
+    batch = inbox.process_batch(sqs_event(record(sqs_message_id="s-1")), handler, deadline_ms=_ms() + 500)
+    assert batch.response == {"batchItemFailures": [{"itemIdentifier": "s-1"}]} and calls == []
+
+
+def test_a_message_without_its_key_is_not_processed(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT)
+    calls, handler = counting(credit)
+    event = sqs_event(sqs_record('{"account": "acme"}', sqs_message_id="s-1"))
+    assert inbox.handle_batch(event, handler) == {"batchItemFailures": [{"itemIdentifier": "s-1"}]}
+    assert calls == []
+
+
+def test_a_key_from_a_body_field(table: str) -> None:
+    inbox = Inbox(table, layout=LAYOUT, key_attribute=None, key_field="order.id")
+    body = json.dumps({"account": "acme", "order": {"id": 4711}})
+    assert inbox.process(sqs_record(body), credit).key == "4711"
+    assert inbox.process(sqs_record(body), credit).outcome == "duplicate"
+    assert inbox.key_of(sqs_record("not json")) is None
+    with pytest.raises(ValueError, match="one of key_attribute and key_field"):
+        Inbox(table, key_attribute=None)
+
+
+def test_the_team_rows_and_outbox_records_are_apart_from_the_inbox(table: str) -> None:
+    """An inbox record's key is the prefix and the message's key (and the layout's sort value)."""
+    inbox = Inbox(table, layout=LAYOUT)
+    inbox.process(record("acme"), credit)
+    assert set(inbox.store.key("acme")) == {"pk", "sk"}
+    assert inbox.store.key("acme") == {"pk": {"S": "inbox#acme"}, "sk": {"S": "sendguard"}}
+    items = boto3.client("dynamodb").scan(TableName="ledger")["Items"]
+    assert sorted(i["pk"]["S"] for i in items) == ["account#acme", "inbox#acme"]
+
+
+def test_failed_messages_are_found_by_a_scan_on_a_table_without_the_index(sendguard_aws: None) -> None:
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="plain",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    inbox = Inbox("plain", layout=TableLayout(partition_key="id"), max_receives=1)
+    inbox.process(record(), lambda d: 1 / 0)
+    assert [(v.key, v.last_error) for v in inbox.failed()] == [("m-1", "retryable:ZeroDivisionError")]
+
+
+def test_messages_from_sendguards_outbox_are_keyed_by_their_message_id(table: str) -> None:
+    queue_url = ensure_resources("orders", "order-events")
+    outbox = Outbox("orders", queue_url)
+    assert outbox.send("order-1", '{"account": "acme"}').accepted
+    sqs = boto3.client("sqs")
+    received = sqs.receive_message(QueueUrl=queue_url, AttributeNames=["All"], MessageAttributeNames=["All"])
+    (message,) = received["Messages"]
+    inbox = Inbox(table, layout=LAYOUT)
+    results = [inbox.process(from_received(message), credit) for _ in range(2)]
+    assert [(r.key, r.outcome) for r in results] == [("order-1", "done"), ("order-1", "duplicate")]
+    assert balance() == 10
+
+
+def test_the_lambda_handler_answers_the_partial_batch_response(table: str) -> None:
+    function = Inbox(table, layout=LAYOUT).lambda_handler(credit)
+    assert function(sqs_event(record()), None) == {"batchItemFailures": []}
+
+
+def test_bad_settings_are_refused(table: str) -> None:
+    for kwargs in (
+        {"max_receives": 0},
+        {"lease_margin_seconds": 0},
+        {"key_prefix": ""},
+        {"mode": "eventual"},
+    ):
+        with pytest.raises(ValueError):
+            Inbox(table, **kwargs)  # type: ignore[arg-type]
+
+
+def _ms() -> int:
+    import time
+
+    return time.time_ns() // 1_000_000
+
+
+def test_the_operator_lists_and_rearms_failed_messages(
+    table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inbox = Inbox(table, layout=LAYOUT, max_receives=1)
+    for key in ("m-1", "m-2"):
+        inbox.process(record(key), lambda d: 1 / 0)
+    inbox.process(record("m-3"), credit)
+    capsys.readouterr()
+    flags = ["--table", table, "--partition-key", "pk", "--sort-key", "sk"]
+    assert inbox_failed.main([*flags, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(f["key"], f["receives"], f["last_error"]) for f in listed["failed"]] == [
+        ("m-1", 1, "retryable:ZeroDivisionError"),
+        ("m-2", 1, "retryable:ZeroDivisionError"),
+    ]
+    assert listed["rearmed"] == []
+    assert inbox_failed.main([*flags, "--rearm", "--limit", "1", "--reason", "fixed the division"]) == 0
+    out = capsys.readouterr().out
+    assert "FAILED   m-1" in out and "REARMED  m-1" in out and "start-message-move-task" in out
+    assert [v.key for v in inbox.failed()] == ["m-2"]
+    history = stored_from_item(inbox_item("m-1", inbox)).history
+    assert any(getattr(e, "reason", None) == "fixed the division" for e in history)
+    with pytest.raises(SystemExit):
+        inbox_failed.main([*flags, "--rearm", "--reason", ""])
