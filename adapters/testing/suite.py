@@ -436,7 +436,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
                 view = exc
             if view is None:
                 continue
-            key = view.key if isinstance(view, TableRecord) else self._table_key(item)
+            key = view.key if isinstance(view, TableRecord) else f"the item {self._row_name(item)}"
             result[key] = (item, view)
             if isinstance(view, TableRecord) and view.request_key is not None:
                 self.request_keys.setdefault(key, view.request_key)
@@ -528,7 +528,9 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         records = self.records(items)
         present = {self._table_key(item) for item in items}
         self.ever_items |= present | self._written_keys()
-        problems += [f"the item {key} disappeared" for key in sorted(self.ever_items - present)]
+        for gone in sorted(self.ever_items - present):
+            values = dict(zip(self.key_names, json.loads(gone), strict=True))
+            problems.append(f"the item {self._row_name(values)} disappeared")
         stored = {k: view.stored.record for k, (_, view) in records.items() if isinstance(view, TableRecord)}
         landed = self._landed(stored)
         expected = {f.value.code: f.value.category for f in Fault if f.value.category and f.value.code}
@@ -539,7 +541,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
             by_request[str(request.key)].append(request)
         request_keys: collections.Counter[str] = collections.Counter()
         for key, (item, view) in records.items():
-            name = self.name(key)
+            name = self.name(key) if isinstance(view, TableRecord) else key
             if isinstance(view, Exception):
                 problems.append(f"{name}: unreadable: {type(view).__name__}: {view}")
                 continue
@@ -759,7 +761,7 @@ class FaultInjectionSuite(RuleBasedStateMachine):
         parts = [f"[row {p.row} promises {p.message_id}]" for p in promised if p.message_id not in records]
         for key, (_, view) in records.items():
             if isinstance(view, Exception):
-                parts.append(f"[{key[:12]} unreadable]")
+                parts.append(f"[{key[:40]} unreadable]")
                 continue
             record = view.stored.record
             name = view.request_key or self.name(key)[:24]
