@@ -112,6 +112,7 @@ def merge(out_dir: Path, sections: tuple[str, ...]) -> int:
             "measured": {"command": command, "date": meta["date"], "commit": meta["commit"], "merged": True}
         }
         results["seconds"][name] = fresh["seconds"][name]
+    results["goals"] = goals.judge(results)  # the merged sections' verdicts, with the rest's
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     (out_dir / "benchmarks.md").write_text(report.render(results), encoding="utf-8")
     for leftover in (out_dir / ".merge").iterdir():

@@ -14,14 +14,17 @@ the invocation left is their end state.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
 import boto3
 
+from adapters.runtime.bodies import S3Bodies
 from adapters.runtime.clients import now_ms
 from adapters.runtime.codec import ITEM_PREFIX, body_at, is_record, named_body_key
 from adapters.runtime.config import Config
@@ -46,14 +49,18 @@ from bench.flows import (
 )
 from bench.meter import Meter, Tally
 from bench.moto_env import Resources, environment, in_process_aws, provision
+from statemodel.keys import Key
 from statemodel.records import Phase
 from statemodel.stored import Stored
 
 STALLS = (Fault.STALL_PAST_LEASE, Fault.DELAYED_ON_THE_WIRE)
 WORK = ("expired", "redriven", "exhausted", "superseded", "failed")
 MAX_PASSES = 8
-SMALL, LARGE = 0, 2_000  # payload padding of the two happy paths (0: the demo's small order)
-HUGE = (64_000, 256_000)  # the larger payloads of issue 15's write-unit goal
+DEFAULT_LAYOUT = TableLayout()
+SMALL = 0  # payload padding of the first happy path: the demo's small order, a 90-byte request
+# The larger payloads: around the record's inline threshold (issue 26), and issue 15's write-unit goal;
+# 900 KB goes to the body bucket (past DynamoDB's 400 KB item).
+SIZES = (512, 2_000, 64_000, 256_000, 900_000)
 
 
 @attrs.frozen
@@ -72,8 +79,7 @@ class Scenario:
 def scenarios(quick: bool = False) -> list[Scenario]:
     out = [
         Scenario("happy path"),
-        Scenario("happy path, 2 KB payload", payload_bytes=LARGE),
-        *(Scenario(f"happy path, {size // 1000} KB payload", payload_bytes=size) for size in HUGE),
+        *(Scenario(f"happy path, {_size(size)} payload", payload_bytes=size) for size in SIZES),
         Scenario("replay of an accepted request", replay=True),
     ]
     for fault in Fault:
@@ -90,6 +96,10 @@ def scenarios(quick: bool = False) -> list[Scenario]:
     return out
 
 
+def _size(payload_bytes: int) -> str:
+    return f"{payload_bytes} B" if payload_bytes < 1_000 else f"{payload_bytes // 1000} KB"
+
+
 def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     rows = []
     with in_process_aws():
@@ -100,7 +110,7 @@ def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dic
                 with injector.installed():
                     meter.count_as_retries(injector.raw_dynamodb)
                     meter.to_front()  # counts an attempt before the injector fails it
-                    resources = provision()
+                    resources = provision(body_bucket=True)
                     table = meter.describe(resources.sendguard_table)  # as the write units size it
                     with environment(sendguard_env(resources)):
                         reconciler = Reconciler.make()
@@ -109,7 +119,44 @@ def run(quick: bool = False, say: Callable[[str], None] = lambda _: None) -> dic
                         rows.append(_measure(scenario, resources, reconciler, meter, injector))
             finally:
                 boto3.DEFAULT_SESSION = None
-    return {"rows": rows, "sendguard_table": table}
+    return {"rows": rows, "sendguard_table": table, "by_size": by_size(rows), "before": _before()}
+
+
+# What the happy path cost at each payload size before the compact record (issue 26): this section's
+# own code run on the tree of 74812ab (the command is in the file).
+BEFORE = Path(__file__).with_name("cost_74812ab.json")
+
+
+def by_size(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """sendguard's happy path at each payload size: requests, units, bytes, where the body went."""
+    out = []
+    for row in rows:
+        if not row["scenario"].startswith("happy path"):
+            continue
+        flow = row["flows"][SENDGUARD]
+        used = flow["invocation"]
+        out.append(
+            {
+                "payload_bytes": row["payload_bytes"],
+                "api_calls": used["api_calls"],
+                "attempts": used["attempts"],
+                "wru": used["wru"],
+                "rru": used["rru"],
+                "own_bytes": flow.get("own_bytes"),
+                "record_bytes": flow.get("record_bytes"),
+                "stored_bytes": flow["item_bytes"],
+                "body_at": flow.get("body_at"),
+                "end_state": flow["end_state"],
+            }
+        )
+    return out
+
+
+def _before() -> dict[str, Any] | None:
+    if not BEFORE.exists():
+        return None
+    before: dict[str, Any] = json.loads(BEFORE.read_text(encoding="utf-8"))
+    return before
 
 
 @attrs.frozen
@@ -140,7 +187,9 @@ def _measure(
             if reason:
                 row["flows"][name] = {"not_applicable": reason}
             else:
-                row["flows"][name] = _one(by_name[name], scenario, reconciler, meter, injector)
+                row["flows"][name] = _one(
+                    by_name[name], scenario, reconciler, meter, injector, resources.body_bucket
+                )
     return row
 
 
@@ -155,7 +204,12 @@ def _not_applicable(fault: Fault | None, flow: str) -> str | None:
 
 
 def _one(
-    flow: Flow, scenario: Scenario, reconciler: Reconciler, meter: Meter, injector: FaultInjector
+    flow: Flow,
+    scenario: Scenario,
+    reconciler: Reconciler,
+    meter: Meter,
+    injector: FaultInjector,
+    bucket: str | None = None,
 ) -> dict[str, Any]:
     key = f"bench-{uuid.uuid4().hex[:12]}"
     event = post_event(body(1, scenario.payload_bytes), key)
@@ -174,15 +228,18 @@ def _one(
     ids = _message_ids(flow, earlier, tally, key)
     sends = sum(1 for landed in injector.landed if landed.message_id in ids)
     items = [_item(flow.table, i) for i in ids]
-    result = {
+    result: dict[str, Any] = {
         "answer": answer,
         "invocation": tally.as_dict(),
-        "end_state": _end_state(flow.name, flow.table, [i for i in items if i], sends, len(ids)),
+        "end_state": _end_state(flow.name, flow.table, [i for i in items if i], sends, len(ids), bucket),
         "sends": sends,
         "item_bytes": max((_stored_bytes(flow.table, i) for i in items if i), default=0),
+        "record_bytes": max((capacity.item_size(i) for i in items if i), default=0),
     }
     if flow.name == SENDGUARD:
         result["reconciler"] = follow.as_dict()
+        result["own_bytes"] = max((own_bytes(i) for i in items if i), default=0)
+        result["body_at"] = next((_where(i) for i in items if i), None)
     if flow.name == POWERTOOLS:
         result["idempotency_item_bytes"] = _idempotency_item_bytes(tally)
     return result
@@ -266,12 +323,25 @@ def _item(table: str, message_id: str) -> dict[str, Any] | None:
     return item
 
 
+def own_bytes(item: dict[str, Any], layout: TableLayout = DEFAULT_LAYOUT) -> int:
+    """sendguard's own attributes of a record: all but its key, its body and the team's."""
+    theirs = {*layout.key_names, layout.body_attribute}
+    own = {name: value for name, value in item.items() if layout.owns(name) and name not in theirs}
+    return capacity.item_size(own)
+
+
+def _where(item: dict[str, Any]) -> str:
+    """Where a record's body is: in it, in a body item, or in S3."""
+    at = body_at(item) if is_record(item) else None
+    return "record" if at is None else "body item" if at.startswith(ITEM_PREFIX) else "S3"
+
+
 def _stored_bytes(table: str, item: dict[str, Any]) -> int:
     """What a message keeps in the table: its item, and its body item when the body is apart."""
     size = capacity.item_size(item)
     at = body_at(item) if is_record(item) else None
     if at is not None and at.startswith(ITEM_PREFIX):
-        key = named_body_key(TableLayout(), item["message_id"]["S"], at)
+        key = named_body_key(DEFAULT_LAYOUT, Key(item["message_id"]["S"]), at)
         client: Any = boto3.client("dynamodb")
         size += capacity.item_size(client.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item"))
     return size
@@ -287,14 +357,17 @@ def _idempotency_item_bytes(tally: Tally) -> int:
     return max(sizes, default=0)
 
 
-def _end_state(flow: str, table: str, items: list[dict[str, Any]], sends: int, records: int) -> str:
+def _end_state(
+    flow: str, table: str, items: list[dict[str, Any]], sends: int, records: int, bucket: str | None = None
+) -> str:
     if records > 1:
         return f"DUPLICATE: {records} records and {sends} messages for one request"
     if not items:
         return "nothing stored, nothing sent" if sends == 0 else f"SENT {sends}× WITHOUT A RECORD"
     item = items[0]
     if flow == SENDGUARD:
-        found, _ = DynamoStore(boto3.client("dynamodb"), table).get(item["message_id"]["S"])
+        s3 = None if bucket is None else S3Bodies(bucket, client=boto3.client("s3"))
+        found, _ = DynamoStore(boto3.client("dynamodb"), table, s3=s3).get(item["message_id"]["S"])
         assert isinstance(found, Stored), found  # the record and its body, read back whole
         phase = found.record.phase
         if phase is Phase.CONFIRMED:

@@ -61,11 +61,12 @@ def context() -> LambdaContext:
 
 
 def sendguard_env(resources: Resources, log_level: str = "CRITICAL") -> dict[str, str]:
+    bucket = resources.body_bucket
     return {
         "SENDGUARD_TABLE": resources.sendguard_table,
         "SENDGUARD_QUEUE_URL": resources.sendguard_queue,
         "SENDGUARD_LOG_LEVEL": log_level,
-    }
+    } | ({} if bucket is None else {"SENDGUARD_BODY_BUCKET": bucket})
 
 
 @contextlib.contextmanager

@@ -11,6 +11,9 @@ MAX_OUTSIDE_SHARE = 0.10
 MAX_COLD_START_RATIO = 1.3
 MIN_DRAIN_RATIO = 3.0  # one reconciler pass against the submit path
 WRU_ALLOWANCE = 4  # issue 15: write units per message <= the payload's KB, rounded up, + 4
+MAX_OWN_BYTES = 400  # issue 26: sendguard's own attributes on a happy-path record
+INLINE_PAYLOAD = (512, 600)  # issue 26: a message of ~512 bytes (the bench's is 556) stays inline …
+MAX_INLINE_WRU = 4  # … at 3 requests and 4 write units
 
 
 def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -25,6 +28,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                 worst <= MAX_HAPPY_REQUESTS,
             )
         )
+        goals += _compact_record(results["cost"].get("by_size") or [])
     if "overhead" in results:
         for row in results["overhead"]["rows"]:
             if row["flow"] != "sendguard":
@@ -173,6 +177,33 @@ def _drain(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def ratio_met(ratio: float | None) -> bool:
     return ratio is not None and ratio <= MAX_COLD_START_RATIO
+
+
+def _compact_record(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 26, item 2: a record's own bytes, and a ~512-byte message kept inline at 3 requests."""
+    if not rows:
+        return []
+    own = rows[0]["own_bytes"]
+    out = [
+        _goal(
+            f"sendguard's own attributes on a happy-path record ≤ {MAX_OWN_BYTES} bytes",
+            f"{own} bytes ({rows[0]['payload_bytes']}-byte request)",
+            own is not None and own <= MAX_OWN_BYTES,
+        )
+    ]
+    for row in rows:
+        if INLINE_PAYLOAD[0] <= row["payload_bytes"] <= INLINE_PAYLOAD[1]:
+            out.append(
+                _goal(
+                    f"a {row['payload_bytes']}-byte message: ≤ {MAX_HAPPY_REQUESTS} requests and "
+                    f"≤ {MAX_INLINE_WRU} write units (its body in the record)",
+                    f"{row['api_calls']} API calls, {row['attempts']} HTTP attempts, {row['wru']} WRU, "
+                    f"body in the {row['body_at']}",
+                    max(row["api_calls"], row["attempts"]) <= MAX_HAPPY_REQUESTS
+                    and row["wru"] <= MAX_INLINE_WRU,
+                )
+            )
+    return out
 
 
 def _goal(goal: str, measured: str, met: bool) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class Resources:
     plain_table: str
     plain_queue: str
     idempotency_table: str
+    body_bucket: str | None = None  # sendguard's, for bodies too large for an item (section 1 only)
 
 
 def _table(name: str, key: str) -> None:
@@ -50,11 +51,12 @@ def _table(name: str, key: str) -> None:
     )
 
 
-def provision(prefix: str = "bench") -> Resources:
-    """Fresh resources with unique names (moto must be active)."""
+def provision(prefix: str = "bench", *, body_bucket: bool = False) -> Resources:
+    """Fresh resources with unique names (moto must be active); `body_bucket`: sendguard gets one."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    sendguard_queue = ensure_resources(f"{name}-sg", f"{name}-sg")
+    bucket = f"{name}-bodies" if body_bucket else None
+    sendguard_queue = ensure_resources(f"{name}-sg", f"{name}-sg", bucket=bucket)
     _table(f"{name}-plain", "message_id")
     _table(f"{name}-idem", "id")
     plain_queue: str = boto3.client("sqs").create_queue(QueueName=f"{name}-plain")["QueueUrl"]
-    return Resources(f"{name}-sg", sendguard_queue, f"{name}-plain", plain_queue, f"{name}-idem")
+    return Resources(f"{name}-sg", sendguard_queue, f"{name}-plain", plain_queue, f"{name}-idem", bucket)

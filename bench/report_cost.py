@@ -78,6 +78,7 @@ def render(section: dict[str, Any]) -> list[str]:
         ("Scenario", "Flow", "Calls", "Attempts", "WRU", "Index writes", "Item bytes", "End state"), lines
     )
     out += _cost_summary(plain_rows, section.get("sendguard_table"))
+    out += _by_size(section.get("by_size") or [], section.get("before"))
     faulted = [r for r in rows if r["fault"] is not None]
     if not faulted:
         return out
@@ -202,6 +203,58 @@ def _cost_summary(rows: list[dict[str, Any]], table: dict[str, Any] | None = Non
             f"the plain flow runs again: {f['plain']['end_state'].lower()}.",
         ]
     return para(text)
+
+
+def _by_size(rows: list[dict[str, Any]], before: dict[str, Any] | None) -> list[str]:
+    """sendguard's happy path by payload size, beside the same measurement before the compact record."""
+    if not rows:
+        return []
+    earlier = {r["payload_bytes"]: r for r in (before or {}).get("by_size", [])}
+    out = ["### sendguard by payload size: the compact record (issue 26)", ""]
+    if before:
+        out += para(
+            [
+                "Each cell: now (before: the same code of this section run on the tree of",
+                f"{before['commit']}, `{before['command']}`, {before['date']}).",
+                "**Own bytes**: sendguard's attributes of the confirmed record (all but its key, its body",
+                "and the team's); **record**: the whole item;",
+                "**stored**: with its body item. Calls and units are the invocation's (the create, the send,",
+                "the confirm, and a body's put); read units: what it read (nothing, on the happy path).",
+            ]
+        )
+
+    def cell(row: dict[str, Any], name: str) -> str:
+        old = earlier.get(row["payload_bytes"], {}).get(name)
+        return f"{row[name]}" if old is None else f"{row[name]} ({old})"
+
+    out += table(
+        (
+            "Payload",
+            "Body kept in",
+            "Calls",
+            "WRU",
+            "RRU",
+            "Own bytes",
+            "Record bytes",
+            "Stored bytes",
+            "End state",
+        ),
+        [
+            (
+                f"{r['payload_bytes']:,} B",
+                cell(r, "body_at"),
+                cell(r, "api_calls"),
+                cell(r, "wru"),
+                cell(r, "rru"),
+                cell(r, "own_bytes"),
+                cell(r, "record_bytes"),
+                cell(r, "stored_bytes"),
+                r["end_state"],
+            )
+            for r in rows
+        ],
+    )
+    return out
 
 
 def _cell(flow: dict[str, Any], part: str = "invocation") -> str:

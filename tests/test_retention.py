@@ -17,13 +17,14 @@ from adapters import Outbox
 from adapters.ops.audit import audit, record_problems
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.codec import (
-    CREATED_AT,
     DAY_SECONDS,
     EXPIRES_AT,
     expires_at,
     is_body_item,
     is_record,
+    item_text,
     lifecycle_attributes,
+    stored_from_item,
     update_request,
 )
 from adapters.runtime.config import MAX_RETENTION_DAYS, Config, ConfigError
@@ -140,7 +141,8 @@ def test_a_sent_message_and_its_body_item_expire_together(sendguard_aws: None) -
     assert outbox.send("big", "b" * 3_000, context=Context()).accepted  # a body item of its own
     (record,) = [i for i in items(outbox) if is_record(i)]
     (body,) = [i for i in items(outbox) if is_body_item(i)]
-    expected = int(record[CREATED_AT]["N"]) // 1000 + 30 * DAY_SECONDS
+    created_at = stored_from_item(record, body=item_text(body)).record.message.created_at
+    expected = created_at // 1000 + 30 * DAY_SECONDS
     assert ttl_of(record) == expected and ttl_of(body) == expected
 
 

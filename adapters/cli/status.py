@@ -1,6 +1,6 @@
 """`sendguard status`: the backlog in the sparse index, by kind — in flight, pending, exhausted — with
 how many are due now and the age of the oldest due one, from counting queries (no scan); and the
-waiting records by the queue each names (each record's `sg_queue` read, the first 1,000). Exit 0.
+waiting records by the queue each names (each record's queue read, the first 1,000). Exit 0.
 
 Ages: in flight, since its lease expired; pending, since its last transition (a pass re-drives it
 once that is `SENDGUARD_REDRIVE_AFTER_SECONDS` or more); exhausted, since it was flagged.

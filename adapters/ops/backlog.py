@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from adapters.runtime.batch_get import batch_get
-from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, QUEUE
+from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, MESSAGE, QUEUE, named_queue
 from adapters.runtime.store import DynamoStore
 from statemodel.attention import Attention, Shards, due_queries, exhausted_partitions
 from statemodel.flows import Settings
@@ -90,12 +90,14 @@ def backlog(store: DynamoStore, now: int, settings: Settings) -> Backlog:
 
 
 QUEUE_READ_LIMIT = 1_000  # records `queues` reads at most: a status stays cheap on a large backlog
+UNREADABLE = "(unreadable: `sendguard audit` names it)"  # a record whose packed message is malformed
 
 
 @attrs.frozen
 class QueueBacklog:
     """The waiting records by the queue each names (the index holds keys only, so each record's
-    `sg_queue` is read: one BatchGetItem of up to 100 keys, that attribute alone)."""
+    queue is read: one BatchGetItem of up to 100 keys, `sg_message` (or a record written before its
+    `sg_queue`) alone)."""
 
     counts: dict[str, int]  # queue URL -> waiting records; a record naming none: the reader's queue
     read: int
@@ -120,10 +122,19 @@ def queues(store: DynamoStore, limit: int = QUEUE_READ_LIMIT) -> QueueBacklog:
         if len(keys) > limit:
             complete, keys = False, keys[:limit]
             break
-    items, reports = batch_get(store.client, store.table, keys, None, store.classify, (*names, QUEUE))
+    projected = (
+        *names,
+        QUEUE,
+        MESSAGE,
+    )  # the queue: in `sg_message`, or `sg_queue` in a record written before
+    items, reports = batch_get(store.client, store.table, keys, None, store.classify, projected)
     counts: dict[str, int] = {}
     for item in items:
-        queue = str(item[QUEUE]["S"]) if QUEUE in item else (store.queue_url or "(the reader's own)")
+        try:
+            named = named_queue(item)
+        except ValueError:
+            named = UNREADABLE
+        queue = named or store.queue_url or "(the reader's own)"
         counts[queue] = counts.get(queue, 0) + 1
     failed = sum(1 for r in reports if r.error is not None)
     return QueueBacklog(dict(sorted(counts.items())), len(items), complete, failed)

@@ -1,18 +1,11 @@
-"""Where a message's body is kept: in its record, in a body item of its own, or in S3.
+"""Bodies kept out of their record: in a body item of its own, or in S3.
 
-DynamoDB bills a write at the larger of the item before and after it, 1 unit per started KB, so a
-body kept in the record is paid again by every lifecycle write (the claim, the confirm, a rollback).
-Per message, on the happy path's two writes (the create and the confirm; the index entry is the
-same either way):
+Where a body goes — `INLINE`, a body `ITEM` or `S3` — is a size rule, decided with the others in
+`adapters.runtime.item_size.placement`; this module writes and reads bodies kept apart:
 
-* `INLINE` — the body stays in the record when that costs no more write units than writing it
-  apart: 3 requests. With sendguard's ~750 bytes of bookkeeping (ids, hash, two history events) a
-  record passes 1 KB at about 150–250 bytes of payload, and from there on a body kept inline costs
-  2 units a write or more;
-* `ITEM` — else a body item in the same table (`codec.body_key`), written once by a PutItem before
-  the record, never updated: 4 requests, and the body's own units plus 4 (the record and its index
-  entry, in and out). It holds up to DynamoDB's 400 KB item limit;
-* `S3` — a body too large for an item, up to SQS's 1 MiB, is an object in the team's body bucket
+* a body item in the same table (`codec.body_key`), written once by a PutItem before the record,
+  never updated. It holds up to DynamoDB's 400 KB item limit;
+* a body too large for an item, up to SQS's 1 MiB, an object in the team's body bucket
   (`SENDGUARD_BODY_BUCKET`) under `SENDGUARD_BODY_PREFIX`, when there is one. Without a bucket such
   a body is refused (413 / InvalidMessage) before anything is written.
 
@@ -31,7 +24,6 @@ nothing reads; it costs its storage only.
 
 from __future__ import annotations
 
-import enum
 import re
 import secrets
 import threading
@@ -47,57 +39,24 @@ from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
 from adapters.runtime.codec import BODY, ITEM_PREFIX, S3_PREFIX, body_item, item_text, named_body_key
 from adapters.runtime.config import DEFAULT_BODY_PREFIX
-from adapters.runtime.item_size import item_size, write_units
+from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from statemodel.categories import ErrorCategory
 from statemodel.keys import Key
-from statemodel.validation import BODY_ITEM_LIMIT_BYTES, DYNAMODB_MAX_ITEM_BYTES
 
 __all__ = [
-    "CONFIRM_GROWTH_BYTES",
     "ITEM_PREFIX",
     "LONGEST_BODY_AT",
     "POINTER_REFUSED",
     "S3_PREFIX",
     "BodyStore",
-    "Placement",
     "S3Bodies",
     "TableBodies",
-    "placement",
 ]
 
-# What a happy path adds to the record after its create (the confirm's history entry and SQS id,
-# less the lease and index keys it removes): ~110 bytes; tests/test_bodies.py checks the bound.
-CONFIRM_GROWTH_BYTES = 160
 NONCE_BYTES = 6  # a body's nonce need only be unique among its own message's bodies
 LONGEST_NONCE = "n" * (4 * NONCE_BYTES // 3)  # token_urlsafe's length for NONCE_BYTES: 8
 LONGEST_BODY_AT = ITEM_PREFIX + LONGEST_NONCE  # what a record names its body item with, at most
-
-
-class Placement(enum.StrEnum):
-    INLINE = "inline"
-    ITEM = "item"
-    S3 = "s3"
-
-
-def placement(
-    inline_record_bytes: int, record_bytes: int, body_item_bytes: int, *, bucket: bool
-) -> Placement | None:
-    """Where a body goes. `inline_record_bytes`: the created record's size with the body in it;
-    `record_bytes`: without it (naming it); `body_item_bytes`: the body item's. None: it fits
-    nowhere (validation refuses such a body first)."""
-    inline = _happy_path_units(inline_record_bytes)
-    apart = write_units(body_item_bytes) + _happy_path_units(record_bytes)
-    if inline_record_bytes + CONFIRM_GROWTH_BYTES <= DYNAMODB_MAX_ITEM_BYTES and inline <= apart:
-        return Placement.INLINE
-    if body_item_bytes <= BODY_ITEM_LIMIT_BYTES:
-        return Placement.ITEM
-    return Placement.S3 if bucket else None
-
-
-def _happy_path_units(created_bytes: int) -> int:
-    """The create's and the confirm's write units on the record (the index entry aside)."""
-    return write_units(created_bytes) + write_units(created_bytes + CONFIRM_GROWTH_BYTES)
 
 
 def new_nonce() -> str:

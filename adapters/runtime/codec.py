@@ -1,11 +1,22 @@
 """The record as a DynamoDB item, for a `TableLayout`: the one item format.
 
 An item holds, under the layout's names, the key (`TableLayout.key`), the status and — when it is kept
-inline — the body; under `sg_` names the rest of the message (attributes, correlation id, creation time,
-request hash, FIFO group, the queue it is sent to), the lifecycle fields of the projection, the history
-(a list each write appends to) and the sparse index keys `sg_attention` / `sg_attention_at`
-(`statemodel.attention`). Every other attribute is the team's: the create may write the team's `item`
-attributes, and no later write names them, so they stay byte for byte — and the team may change them
+inline — the body; under `sg_` names the rest of the message, packed into one string (`sg_message`:
+attributes, correlation id, creation time, request hash, the queue it is sent to, idempotency key,
+FIFO group, caller), the lifecycle fields a write's condition or the index reads, or that an operator
+looks for (status, `sg_version`, `sg_attempt_id` (its compact form), `sg_lease_expires_at`, `sg_last_error`,
+`sg_exhausted` while true), the history (a list each write appends one compact entry per event to)
+and the sparse index keys `sg_attention` / `sg_attention_at` (`statemodel.attention`). Nothing is
+said twice: the time of the last change, the attempt count and the SQS message id are the history's
+(`_derived`), and its entries leave out what the item holds already (`adapters.runtime.compact`).
+
+Records written before the compact form (separate `sg_created_at`, `sg_request_hash` … attributes,
+`sg_updated_at`, `sg_attempts`, `sg_sqs_message_id`, history entries as maps) read as they are; a
+later write appends compact entries to their history and removes the attributes the history says,
+so one history may hold both kinds of entry.
+
+Every other attribute is the team's: the create may write the team's `item` attributes, and no
+later write names them, so they stay byte for byte — and the team may change them
 with its own writes (UpdateItem of its own names) while sendguard works the record: sendguard's writes
 are conditioned on its own attributes only.
 
@@ -39,11 +50,23 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import attrs
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from adapters.runtime.compact import (
+    MalformedRecord,
+    history_entries,
+    long_id,
+    pack_message,
+    packed_request,
+    read_entries,
+    short_id,
+    unpack_message,
+)
 from adapters.runtime.layout import BOOKKEEPING_PREFIX, TableLayout
 from statemodel.attention import attention_key
-from statemodel.events import Event, event_from_dict, event_to_dict
+from statemodel.decider import evolve_all
+from statemodel.events import Accepted, Event, event_from_dict
 from statemodel.flows import Write
 from statemodel.keys import Key
 from statemodel.records import LastError, Message, Phase, Record, Status
@@ -62,6 +85,8 @@ ATTRIBUTES, CORRELATION_ID, CREATED_AT = f"{P}attributes", f"{P}correlation_id",
 REQUEST_HASH, IDEMPOTENCY_KEY, GROUP_ID = f"{P}request_hash", f"{P}idempotency_key", f"{P}group_id"
 QUEUE = f"{P}queue"  # the queue URL every send of the record goes to
 CALLER = f"{P}caller"  # who sent it, where the API keeps callers apart
+# The message's fields above, packed (`compact.pack_message`): what a create writes in their place.
+MESSAGE = f"{P}message"
 EXPIRES_AT = f"{P}expires_at"  # the table's TTL attribute, epoch seconds: confirmed records and body items
 DAY_SECONDS = 86_400
 BODY_AT, BODY = f"{P}body_at", f"{P}body"  # where an out-of-line body is; a body item's text
@@ -99,12 +124,13 @@ def lifecycle_attributes(record: Record, layout: TableLayout, retention_days: in
     return retention | {
         layout.status_attribute: record.status.value,
         VERSION: record.version,
-        UPDATED_AT: record.updated_at,
-        ATTEMPTS: record.attempts,
-        EXHAUSTED: record.exhausted,
-        ATTEMPT_ID: record.attempt_id,
+        # Said by the history (`_derived`); a record written before said them twice: removed.
+        UPDATED_AT: None,
+        ATTEMPTS: None,
+        SQS_ID: None,
+        EXHAUSTED: record.exhausted or None,
+        ATTEMPT_ID: None if record.attempt_id is None else short_id(record.attempt_id),
         LEASE: record.lease_expires_at,
-        SQS_ID: record.sqs_message_id,
         LAST_ERROR: None if error is None else {"category": error.category, "code": error.code},
         ATTENTION: None if key is None else key[0],
         ATTENTION_AT: None if key is None else key[1],
@@ -115,17 +141,7 @@ def message_attributes(message: Message, layout: TableLayout, body_at: str | Non
     """What the create writes once: the body (or, for a body kept elsewhere, where it is) and the
     rest of the message (not the key)."""
     body = {layout.body_attribute: message.payload} if body_at is None else {BODY_AT: body_at}
-    return {
-        **body,
-        ATTRIBUTES: dict(message.attributes),
-        CORRELATION_ID: message.correlation_id,
-        CREATED_AT: message.created_at,
-        REQUEST_HASH: message.request_hash,
-        IDEMPOTENCY_KEY: message.idempotency_key,
-        GROUP_ID: message.group_id,
-        QUEUE: message.queue,
-        CALLER: message.caller,
-    }
+    return {**body, MESSAGE: pack_message(message)}
 
 
 def is_record(raw: Mapping[str, Any]) -> bool:
@@ -149,7 +165,46 @@ def stored_from_item(
     payload = item[layout.body_attribute] if BODY_AT not in item else body
     if payload is None:
         raise KeyError(f"the body at {item[BODY_AT]!r} was not read")
-    message = Message(
+    if MESSAGE in item:
+        message = unpack_message(item[MESSAGE], key, payload)
+        if message.queue is None:
+            message = attrs.evolve(message, queue=queue)
+    else:
+        message = _legacy_message(item, key, payload, queue)
+    history = read_entries(
+        item.get(HISTORY, []), message, item.get(MESSAGE), lambda entry: event_from_dict(entry, message)
+    )
+    # What the history says, unless the item says it too (a record written before the compact form).
+    derived = None if UPDATED_AT in item and ATTEMPTS in item else _derived(history)
+    error = item.get(LAST_ERROR)
+    record = Record(
+        message=message,
+        status=Status(item[layout.status_attribute]),
+        version=item[VERSION],
+        updated_at=item[UPDATED_AT] if UPDATED_AT in item or derived is None else derived.updated_at,
+        attempts=item[ATTEMPTS] if ATTEMPTS in item or derived is None else derived.attempts,
+        attempt_id=long_id(item[ATTEMPT_ID]) if ATTEMPT_ID in item else None,
+        lease_expires_at=item.get(LEASE),
+        sqs_message_id=item.get(SQS_ID) if SQS_ID in item or derived is None else derived.sqs_message_id,
+        last_error=None if error is None else LastError(error["category"], error["code"]),
+        exhausted=_flag(item.get(EXHAUSTED, False)),
+    )
+    return Stored(record, history)
+
+
+def _derived(history: tuple[Event, ...]) -> Record:
+    """What the history projects to (`statemodel.decider.evolve_all`): where the item's time of
+    change, attempt count and SQS message id come from (the item does not say them again)."""
+    if not history or not isinstance(history[0], Accepted):
+        raise MalformedRecord("a record's history starts with its Accepted")
+    derived = evolve_all(None, history)
+    assert derived is not None
+    return derived
+
+
+def _legacy_message(item: Mapping[str, Any], key: Key, payload: str, queue: str | None) -> Message:
+    """The message of a record written before `sg_message`: a top-level attribute per field."""
+    return Message(
         message_id=key.message_id,
         payload=payload,
         attributes=tuple(sorted(item[ATTRIBUTES].items())),
@@ -162,21 +217,29 @@ def stored_from_item(
         queue=item.get(QUEUE, queue),
         caller=item.get(CALLER),
     )
-    error = item.get(LAST_ERROR)
-    record = Record(
-        message=message,
-        status=Status(item[layout.status_attribute]),
-        version=item[VERSION],
-        updated_at=item[UPDATED_AT],
-        attempts=item[ATTEMPTS],
-        attempt_id=item.get(ATTEMPT_ID),
-        lease_expires_at=item.get(LEASE),
-        sqs_message_id=item.get(SQS_ID),
-        last_error=None if error is None else LastError(error["category"], error["code"]),
-        exhausted=item[EXHAUSTED],
-    )
-    history = tuple(event_from_dict(event, message) for event in item.get(HISTORY, []))
-    return Stored(record, history)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise MalformedRecord(f"{EXHAUSTED} is {value!r}, not a Boolean")
+    return value
+
+
+def named_queue(raw: Mapping[str, Any]) -> str | None:
+    """The queue a record names (None: one written before records named theirs), of either format,
+    from an item read whole or with `QUEUE` and `MESSAGE` projected. Raises ValueError for a packed
+    message no write of sendguard's could leave."""
+    if MESSAGE in raw:
+        return packed_request(raw[MESSAGE]["S"])[1]
+    return str(raw[QUEUE]["S"]) if QUEUE in raw else None
+
+
+def created_request(raw: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The request hash and queue of a created item (a `put_request`'s, in the low-level shape),
+    of either format. Raises KeyError, TypeError or ValueError for anything else."""
+    if MESSAGE in raw:
+        return packed_request(raw[MESSAGE]["S"])
+    return str(raw[REQUEST_HASH]["S"]), (str(raw[QUEUE]["S"]) if QUEUE in raw else None)
 
 
 def body_at(raw: Mapping[str, Any]) -> str | None:
@@ -269,7 +332,7 @@ def _creation(
 ) -> dict[str, Any]:
     values = {**(item or {}), **message_attributes(write.after.message, layout, body_at)}
     values |= lifecycle_attributes(write.after, layout)
-    values[HISTORY] = write_history(write.events)
+    values[HISTORY] = write_history(write)
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -299,7 +362,7 @@ def update_request(
     else:
         to_set = lifecycle_attributes(write.after, layout, retention_days)
         history = name(HISTORY)
-        values |= {":history": write_history(write.events), ":empty": []}
+        values |= {":history": write_history(write), ":empty": []}
         assignments.append(f"{history} = list_append(if_not_exists({history}, :empty), :history)")
     for index, (attribute, value) in enumerate(to_set.items()):
         if value is None:
@@ -316,8 +379,14 @@ def update_request(
         if expected.attempt_id is None:
             condition += f"attribute_not_exists({name(ATTEMPT_ID)})"
         else:
-            condition += f"{name(ATTEMPT_ID)} = :x_attempt_id"
+            # in either form: its compact one (`compact.short_id`), or as a record written before says it
+            short = short_id(expected.attempt_id)
             values[":x_attempt_id"] = expected.attempt_id
+            if short == expected.attempt_id:
+                condition += f"{name(ATTEMPT_ID)} = :x_attempt_id"
+            else:
+                condition += f"{name(ATTEMPT_ID)} IN (:x_attempt_id, :x_attempt_short)"
+                values[":x_attempt_short"] = short
     return {
         "Key": layout.key(write.after.message.record_key),
         "UpdateExpression": "SET "
@@ -360,8 +429,10 @@ def created_item(
     return {**layout.key(write.after.message.record_key), **{k: _serialize(v) for k, v in values.items()}}
 
 
-def write_history(events: tuple[Event, ...]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in event_to_dict(e).items() if v is not None} for e in events]
+def write_history(write: Write) -> list[str]:
+    """The history entries one write appends (`adapters.runtime.compact.history_entries`)."""
+    fenced = None if write.before is None else write.before.attempt_id
+    return history_entries(write.events, write.after.message.created_at, fenced)
 
 
 def _plain(value: Any) -> Any:

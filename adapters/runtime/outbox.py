@@ -40,7 +40,7 @@ from botocore.config import Config as BotoConfig
 
 from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
-from adapters.runtime.codec import QUEUE, REQUEST_HASH, is_record, put_request, serialize
+from adapters.runtime.codec import created_request, is_record, put_request, serialize
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
@@ -528,9 +528,8 @@ def _entry_request(entry: object) -> tuple[str, str | None] | None:
     if not isinstance(entry, Mapping):
         return None
     try:
-        item = entry["Put"]["Item"]
-        return str(item[REQUEST_HASH]["S"]), (str(item[QUEUE]["S"]) if QUEUE in item else None)
-    except (KeyError, TypeError):
+        return created_request(entry["Put"]["Item"])
+    except (KeyError, TypeError, ValueError):
         raise InvalidMessage("dispatch takes the entry pending_put returned, or a key") from None
 
 

@@ -28,15 +28,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.batch_get import batch_get
-from adapters.runtime.bodies import (
-    ITEM_PREFIX,
-    LONGEST_BODY_AT,
-    POINTER_REFUSED,
-    Placement,
-    S3Bodies,
-    TableBodies,
-    placement,
-)
+from adapters.runtime.bodies import ITEM_PREFIX, LONGEST_BODY_AT, POINTER_REFUSED, S3Bodies, TableBodies
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call, now_ms
@@ -54,7 +46,7 @@ from adapters.runtime.codec import (
     stored_from_item,
     update_request,
 )
-from adapters.runtime.item_size import item_size
+from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
 from statemodel.categories import ErrorCategory
@@ -197,7 +189,7 @@ class DynamoStore:
         return expires_at(message, self.retention_days)
 
     def body_placement(self, write: Write, item: Mapping[str, Any] | None = None) -> Placement | None:
-        """Where a create's body belongs (`adapters.runtime.bodies.placement`), by the sizes of the
+        """Where a create's body belongs (`adapters.runtime.item_size.placement`), by the sizes of the
         record with it and without it, and of its body item."""
         message = write.after.message
         created = created_item(write, self.layout, item)

@@ -40,12 +40,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from adapters.aws_lambda import Handlers
-from adapters.runtime.bodies import ITEM_PREFIX, Placement, new_nonce
+from adapters.runtime.bodies import ITEM_PREFIX, new_nonce
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.classify import Classified, Classifier, classify
 from adapters.runtime.clients import make_client
-from adapters.runtime.codec import CORRELATION_ID, VERSION, body_item, serialize
+from adapters.runtime.codec import MESSAGE, VERSION, body_item, serialize
+from adapters.runtime.compact import pack_message
 from adapters.runtime.config import Config
+from adapters.runtime.item_size import Placement
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.outbox import Outbox, SendResult
 from adapters.runtime.runner import Aws
@@ -107,8 +109,9 @@ class _RollbackRewritesMetadata(DynamoStore):
         request = super().update_request(write, item, body_at)
         if _has(write, RolledBack):  # "refresh" the correlation id on the way back to PENDING
             request["UpdateExpression"] = request["UpdateExpression"].replace("SET ", "SET #cid = :cid, ", 1)
-            request["ExpressionAttributeNames"]["#cid"] = CORRELATION_ID
-            request["ExpressionAttributeValues"][":cid"] = {"S": str(uuid.uuid4())}
+            request["ExpressionAttributeNames"]["#cid"] = MESSAGE
+            refreshed = attrs.evolve(write.after.message, correlation_id=str(uuid.uuid4()))
+            request["ExpressionAttributeValues"][":cid"] = {"S": pack_message(refreshed)}
         return request
 
 
@@ -163,7 +166,7 @@ class _ClaimsWhateverTheStatus(DynamoStore):
             version = next(k for k, v in names.items() if v == VERSION)
             request["ConditionExpression"] = f"{version} = :x_version"
             values = request["ExpressionAttributeValues"]
-            for unused in (":x_status", ":x_attempt_id"):
+            for unused in (":x_status", ":x_attempt_id", ":x_attempt_short"):
                 values.pop(unused, None)
             used = request["UpdateExpression"] + request["ConditionExpression"]
             request["ExpressionAttributeNames"] = {k: v for k, v in names.items() if k in used}
@@ -588,7 +591,7 @@ CAUGHT_WITH: dict[str, str] = {
     "lease_shorter_than_invocation": r"sent again after SQS message \S+ was confirmed",
     "permanent_errors_retried": r"filed as retryable, not permanent",
     "idempotency_key_ignored": r"was answered success with \d+ message ids",
-    "rollback_rewrites_metadata": r"Accepted disagrees with the record's correlation_id",
+    "rollback_rewrites_metadata": r"Accepted disagrees with the record's (correlation_id|message)",
     "reconciler_ignores_lease": r"rolled back at \d+, before it expired",
     "body_written_after_record": r"the body at 'item:\S+' was not read",
     "drops_records_on_permanent_error": r"the item .+ disappeared",
