@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from adapters.aws_lambda import reconcile as reconcile
     from adapters.aws_lambda import submit as submit
     from adapters.ops.provision import ensure_resources as ensure_resources
+    from adapters.runtime.config import ConfigError as ConfigError
     from adapters.runtime.inbox import BatchResult as BatchResult
     from adapters.runtime.inbox import Delivery as Delivery
     from adapters.runtime.inbox import Inbox as Inbox
@@ -52,6 +53,7 @@ _PUBLIC = {
     # The library API (docs/library.md): sendguard in the team's own handler, on the team's table.
     "Outbox": "adapters.runtime.outbox",
     "TableLayout": "adapters.runtime.layout",
+    "ConfigError": "adapters.runtime.config",  # `Outbox.from_env` and the handlers: what to set
     "InvalidMessage": "adapters.runtime.outbox",
     "OutboxError": "adapters.runtime.outbox",
     "SendResult": "adapters.runtime.outbox",
