@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from adapters.runtime.outbox import Outbox as Outbox
     from adapters.runtime.outbox import OutboxError as OutboxError
     from adapters.runtime.outbox import RecordView as RecordView
+    from adapters.runtime.outbox import SendOutcome as SendOutcome
     from adapters.runtime.outbox import SendResult as SendResult
     from adapters.runtime.rearm import InvalidRearm as InvalidRearm
     from adapters.runtime.rearm import RearmResult as RearmResult
@@ -57,6 +58,7 @@ _PUBLIC = {
     "InvalidMessage": "adapters.runtime.outbox",
     "OutboxError": "adapters.runtime.outbox",
     "SendResult": "adapters.runtime.outbox",
+    "SendOutcome": "adapters.runtime.outbox",  # `SendResult.outcome`
     "RecordView": "adapters.runtime.outbox",
     "PassSummary": "adapters.runtime.reconciler",
     "RearmResult": "adapters.runtime.rearm",  # what `Outbox.rearm` did
