@@ -45,6 +45,7 @@ from adapters.runtime.codec import created_request, is_record, put_request, seri
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
+from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -588,27 +589,9 @@ def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:
                 f"a name starting with 'sg_'); choose another name"
             )
         try:
-            size += len(name.encode()) + _value_size(serialize(value))
+            size += item_size({name: serialize(value)})
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(
                 f"item[{name!r}] cannot be stored in DynamoDB: {exc} (numbers as int or Decimal)"
             ) from None
     return dict(item), size
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    """An upper bound of an attribute value's size by DynamoDB's rule."""
-    ((kind, data),) = value.items()
-    if kind in ("S", "N"):
-        return len(str(data).encode("utf-8", "surrogatepass")) + 1
-    if kind == "B":
-        return len(data)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS"):
-        return sum(len(str(v).encode("utf-8", "surrogatepass")) + 1 for v in data)
-    if kind == "BS":
-        return sum(len(v) for v in data)
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in data)
-    return 3 + sum(1 + len(str(k).encode()) + _value_size(v) for k, v in data.items())  # "M"

@@ -10,7 +10,6 @@ someone else, or an index entry read stale) is skipped, never overwritten. `send
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import socket
 from collections.abc import Callable
@@ -19,23 +18,20 @@ from typing import Any
 import attrs
 
 from adapters.runtime.clients import now_ms
+from adapters.runtime.item_size import rearm_has_room
 from adapters.runtime.log_events import REARM_SKIPPED, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
-from statemodel.events import event_to_dict
 from statemodel.flows import Failed, Failure, Result, start_rearm
 from statemodel.keys import Key
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
-from statemodel.validation import DYNAMODB_MAX_ITEM_BYTES
 
 MAX_TEXT = 512  # of `by` and `reason`: they are stored in the history, so bounded
 OPERATION_MS = 30_000  # an operator's call has no Lambda deadline; this bounds its SDK retries
 # A fresh budget may write this much history per attempt (Claimed + SendFailed + RolledBack measured
 # at ~380 bytes; a generous bound), and the item must still fit DynamoDB's 400 KB afterwards.
-ATTEMPT_HISTORY_BYTES = 1_024
-LIFECYCLE_BYTES = 2_048  # the record's lifecycle fields and index keys, generously
 
 
 class InvalidRearm(ValueError):
@@ -129,7 +125,7 @@ def rearm(
     record = stored.record
     if record.phase is not Phase.EXHAUSTED:
         return _skipped(RearmResult(message_id, NOT_EXHAUSTED, record))
-    if not has_room(stored, max_attempts):
+    if not rearm_has_room(stored, max_attempts):
         return _skipped(RearmResult(message_id, NO_ROOM, record))
     if dry_run:
         return RearmResult(message_id, WOULD_REARM, record)
@@ -140,14 +136,6 @@ def rearm(
     if answer.result is Result.SUPERSEDED:
         return _skipped(RearmResult(message_id, CHANGED, answer.record))
     return RearmResult(message_id, FAILED, answer.record, answer.failure)
-
-
-def has_room(stored: Stored, max_attempts: int) -> bool:
-    """Whether the item still fits in 400 KB after a fresh budget's worst-case history."""
-    message = stored.record.message
-    size = len(message.payload.encode()) + sum(len(k) + len(v) for k, v in message.attributes)
-    size += len(json.dumps([event_to_dict(e) for e in stored.history]).encode()) + LIFECYCLE_BYTES
-    return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
 
 
 def _get(aws: Aws, key: Key, deadline_ms: int) -> Stored | Failure | None:
