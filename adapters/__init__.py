@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from adapters.runtime.outbox import SendOutcome as SendOutcome
     from adapters.runtime.outbox import SendResult as SendResult
     from adapters.runtime.rearm import InvalidRearm as InvalidRearm
+    from adapters.runtime.rearm import RearmOutcome as RearmOutcome
     from adapters.runtime.rearm import RearmResult as RearmResult
     from adapters.runtime.reconciler import PassSummary as PassSummary
     from statemodel.attention import Shards as Shards
@@ -62,6 +63,7 @@ _PUBLIC = {
     "RecordView": "adapters.runtime.outbox",
     "PassSummary": "adapters.runtime.reconciler",
     "RearmResult": "adapters.runtime.rearm",  # what `Outbox.rearm` did
+    "RearmOutcome": "adapters.runtime.rearm",  # `RearmResult.outcome`
     "InvalidRearm": "adapters.runtime.rearm",
     "Shards": "statemodel.attention",  # `TableLayout.shards`: the `attention` index's shards
     "Key": "statemodel.keys",  # a record's key: (partition value, sort value) for the team's own row

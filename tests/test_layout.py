@@ -139,7 +139,7 @@ STATEMODEL_API = [
 ADAPTERS_API = [
     "ConfigError", "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary",
     "RearmResult", "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile",
-    "submit", "SendOutcome",
+    "submit", "SendOutcome", "RearmOutcome",
     "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
     "ProcessResult",
 ]  # fmt: skip

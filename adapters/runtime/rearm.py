@@ -9,6 +9,7 @@ someone else, or an index entry read stale) is skipped, never overwritten. `send
 
 from __future__ import annotations
 
+import enum
 import getpass
 import os
 import socket
@@ -38,26 +39,33 @@ class InvalidRearm(ValueError):
     """`by` or `reason` is empty, too long, or not printable text."""
 
 
-# What `rearm` did with one record.
-REARMED = "rearmed"
-WOULD_REARM = "would_rearm"  # a dry run: nothing written
-CHANGED = "changed"  # the record changed since it was read: skipped, not overwritten
-NOT_EXHAUSTED = "not_exhausted"
-NOT_FOUND = "not_found"
-NO_ROOM = "no_room"  # another attempt budget's history would not fit in the item
-FAILED = "failed"  # an AWS failure (classified): nothing changed, or the write's fate is unknown
+class RearmOutcome(enum.StrEnum):
+    """What `rearm` did with one record (string-valued: `outcome == "rearmed"` keeps working)."""
+
+    REARMED = "rearmed"
+    WOULD_REARM = "would_rearm"  # a dry run: nothing written
+    CHANGED = "changed"  # the record changed since it was read: skipped, not overwritten
+    NOT_EXHAUSTED = "not_exhausted"
+    NOT_FOUND = "not_found"
+    NO_ROOM = "no_room"  # another attempt budget's history would not fit in the item
+    FAILED = "failed"  # an AWS failure (classified): nothing changed, or the write's fate is unknown
+
+
+REARMED, WOULD_REARM, CHANGED = RearmOutcome.REARMED, RearmOutcome.WOULD_REARM, RearmOutcome.CHANGED
+NOT_EXHAUSTED, NOT_FOUND, NO_ROOM = RearmOutcome.NOT_EXHAUSTED, RearmOutcome.NOT_FOUND, RearmOutcome.NO_ROOM
+FAILED = RearmOutcome.FAILED
 
 
 @attrs.frozen
 class RearmResult:
     message_id: str
-    outcome: str
+    outcome: RearmOutcome = attrs.field(converter=RearmOutcome)
     record: Record | None  # the record as last known (after the re-arm, when it landed)
     failure: Failure | None = None
 
     @property
     def rearmed(self) -> bool:
-        return self.outcome == REARMED
+        return self.outcome is RearmOutcome.REARMED
 
     def as_dict(self) -> dict[str, Any]:
         record, error = self.record, self.record.last_error if self.record else None
