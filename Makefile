@@ -71,9 +71,13 @@ mutation: $(INSTALLED)
 	$(BIN)/python tests/mutation_score.py
 
 # The whole service on an embedded moto server, under real HTTP faults, and a verdict (exit 1 when a
-# message is orphaned, lost or duplicated without a reason). `sendguard demo --help` for its options.
+# message is orphaned, lost or duplicated without a reason, or an accepted message's effect is missing
+# or applied twice). CONSUMER: the ready consumer's mode, transactional (the default), guarded, or none
+# (the producer alone): `make demo CONSUMER=guarded`. `sendguard demo --help` for its options.
+CONSUMER ?= transactional
+
 demo: $(INSTALLED)
-	$(BIN)/sendguard demo
+	$(BIN)/sendguard demo --consumer $(CONSUMER)
 
 # The benchmarks: what a message costs and how fast the checks run, measured side by side in one run
 # (about five minutes); writes docs/benchmarks.md and docs/benchmarks.json. Progress on stderr.

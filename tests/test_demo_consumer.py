@@ -4,6 +4,7 @@ its configuration refuses what would break its promise."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 import boto3
 import pytest
 
-from adapters.aws_lambda_consumer import ConsumerConfig, ConsumerHandlers, effect_key
+from adapters.aws_lambda_consumer import ConsumerConfig, ConsumerHandlers, Wiring, effect_key
+from adapters.cli import demo as demo_command
+from adapters.local import demo
+from adapters.local.consumer import EffectOutsideTransaction, SwallowedFailure
 from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_table
 from adapters.runtime.config import ConfigError
@@ -85,3 +89,68 @@ def test_the_template_defaults_are_accepted() -> None:
         }
     )
     assert (config.mode, config.max_receives) == ("transactional", 3)
+
+
+# ---- `sendguard demo` with the consumer: end to end, and consumers wired wrong --------------------
+
+
+def run_demo(**options: Any) -> dict[str, Any]:
+    report: dict[str, Any] = demo.run(demo.DemoOptions(progress=False, **options), io.StringIO())
+    return report
+
+
+@pytest.mark.parametrize("mode", ["transactional", "guarded"])
+def test_producer_and_consumer_end_to_end_under_faults_on_both_sides(mode: str) -> None:
+    report = run_demo(requests=16, concurrency=4, fault_rate=0.3, seed=3, consumer=mode)
+    consumer = report["consumer"]
+    assert report["ok"] and demo_command.exit_code(report) == 0, demo.render(report)
+    assert consumer["mode"] == mode and consumer["finished"]
+    assert consumer["missing"] == consumer["applied_twice"] == consumer["unexpected"] == []
+    assert consumer["applied_once"] == consumer["expected"] == report["queue"]["records"] > 0
+    assert consumer["inbox"] == {"DONE": consumer["expected"]}
+    assert report["faults_injected"] > 0
+    text = demo.render(report)
+    assert "every accepted message's effect applied exactly once" in text
+    assert text.splitlines()[-1].startswith("OK — every message accounted for, every effect applied once")
+
+
+def test_the_consumers_own_faults_are_drawn_from_the_seed() -> None:
+    """No proxy faults: the producer's run is the plan's, and the consumer's faults are the seed's."""
+    report = run_demo(requests=16, concurrency=4, fault_rate=0.0, consumer_fault_rate=0.6, seed=11)
+    consumer, mapping = report["consumer"], report["consumer"]["mapping"]
+    assert report["ok"], demo.render(report)
+    assert set(consumer["faults_by_kind"]) == {"crash_after", "crash_before", "throttled"}
+    assert mapping["crashed"] > 0 and mapping["duplicate"] > 0 and mapping["concurrent"] > 0
+    assert mapping["received"] > consumer["expected"]  # the copies and the crashed batches came back
+
+
+@pytest.mark.parametrize(
+    ("mode", "wiring", "caught_by"),
+    [
+        ("transactional", EffectOutsideTransaction, "applied_twice"),
+        ("transactional", SwallowedFailure, "missing"),
+        ("guarded", SwallowedFailure, "missing"),
+    ],
+    ids=["effect outside the transaction", "swallowed failure", "swallowed failure, guarded"],
+)
+def test_a_consumer_wired_wrong_fails_the_exactly_once_check(
+    mode: str, wiring: type[Wiring], caught_by: str
+) -> None:
+    """One message per invocation and no proxy faults: each message's path is its own seeded draws."""
+    report = run_demo(
+        requests=16,
+        concurrency=4,
+        fault_rate=0.0,
+        consumer_fault_rate=0.6,
+        seed=2,  # its draws throttle the first write or read of messages delivered once, in either mode
+        consumer=mode,
+        consumer_wiring=wiring(),
+        consumer_batch_size=1,
+    )
+    consumer = report["consumer"]
+    assert demo_command.exit_code(report) == 1 and report["broken"]
+    assert consumer[caught_by], demo.render(report)
+    other = {"applied_twice": "missing", "missing": "applied_twice"}[caught_by]
+    assert consumer[other] == [] and consumer["unexpected"] == []
+    assert report["orphans"] == report["lost"] == report["breaches"] == []  # the producer's side kept
+    assert "FAILED" in demo.render(report).splitlines()[-1]
