@@ -1141,6 +1141,12 @@ def ready_consumer_problems(t: Template) -> list[str]:
             f"Queue: visibility timeout {visibility} s under {VISIBILITY_PER_TIMEOUT} x the "
             f"consumer's {timeout} s timeout: a message comes back while its invocation runs"
         )
+    margin = int(parameter_default(t, function["Environment"]["Variables"]["SENDGUARD_LEASE_MARGIN_SECONDS"]))
+    if margin >= int(visibility) - timeout:
+        problems.append(
+            f"{CONSUMER}: a guarded claim's lease ({timeout} + {margin} s) outlives the visibility "
+            f"timeout ({visibility} s): the redelivery after a crash answers busy"
+        )
     redrive = queue.get("RedrivePolicy", {})
     receives = parameter_default(t, variables.get("SENDGUARD_CONSUMER_MAX_RECEIVES"))
     if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}:
@@ -1882,6 +1888,11 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
         setter(f"{R}.{CONSUMER}.Properties.Timeout", 10),
     ),
     ("ready consumer", "no dead-letter queue", setter(f"{R}.Queue.Properties.RedrivePolicy", None)),
+    (
+        "ready consumer",
+        "a claim that outlives the visibility timeout",
+        setter(f"{R}.{CONSUMER}.Properties.Environment.Variables.SENDGUARD_LEASE_MARGIN_SECONDS", None),
+    ),
     ("ready consumer", "SQS gives up first", setter("Parameters.ConsumerInboxMaxReceives.Default", 5)),
     (
         "ready consumer",
