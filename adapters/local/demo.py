@@ -503,8 +503,13 @@ def render(report: dict[str, Any]) -> str:
         out.append(f"OK — every message accounted for{applied} {timing}")
     elif report["broken"]:
         out.append(f"FAILED — see the verdict above {timing}")
-    else:
+    elif waiting:
         out.append(f"NOT SETTLED — no promise broken, {len(waiting)} records still waiting {timing}")
+    else:
+        unreached = len(consumer["missing"]) if consumer is not None else 0
+        out.append(
+            f"NOT SETTLED — no promise broken, {unreached} messages the consumer did not reach {timing}"
+        )
     return "\n".join(out)
 
 
