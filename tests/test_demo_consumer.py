@@ -15,7 +15,14 @@ import pytest
 from adapters.aws_lambda_consumer import ConsumerConfig, ConsumerHandlers, Wiring, effect_key
 from adapters.cli import demo as demo_command
 from adapters.local import demo
-from adapters.local.consumer import EffectOutsideTransaction, SwallowedFailure
+from adapters.local.consumer import (
+    CallFaults,
+    EffectOutsideTransaction,
+    FaultyClient,
+    InvocationCrashed,
+    SwallowedFailure,
+    _failures,
+)
 from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_table
 from adapters.runtime.config import ConfigError
@@ -154,3 +161,62 @@ def test_a_consumer_wired_wrong_fails_the_exactly_once_check(
     assert consumer[other] == [] and consumer["unexpected"] == []
     assert report["orphans"] == report["lost"] == report["breaches"] == []  # the producer's side kept
     assert "FAILED" in demo.render(report).splitlines()[-1]
+
+
+# ---- the event source mapping and the consumer's faults, on their own -----------------------------
+
+
+def test_the_partial_batch_response_is_read_as_lambda_reads_it() -> None:
+    assert _failures({"batchItemFailures": []}, {"a"}) == set()
+    assert _failures(None, {"a"}) == set()  # a function that returns nothing: the batch succeeded
+    assert _failures({"batchItemFailures": [{"itemIdentifier": "a"}]}, {"a", "b"}) == {"a"}
+    assert _failures({"batchItemFailures": [{"itemIdentifier": "z"}]}, {"a"}) is None  # not in the batch
+    assert _failures({"batchItemFailures": "a"}, {"a"}) is None
+    assert _failures("ok", {"a"}) is None
+
+
+def test_the_call_faults_hit_only_the_first_calls_of_each_item() -> None:
+    faults = CallFaults(1.0, 7)
+    kinds = [faults.draw("update_item", "inbox#k") for _ in range(4)]
+    assert None not in kinds[:2] and kinds[2:] == [None, None]  # every message ends
+    assert {faults.draw("get_item", f"inbox#{n}") for n in range(60)} == {"crash_before", "throttled"}
+    faults.quiet()
+    assert faults.draw("update_item", "inbox#other") is None
+
+
+class Scripted(CallFaults):
+    def __init__(self, kind: str | None) -> None:
+        super().__init__(0.0, 0)
+        self.kind = kind
+
+    def draw(self, operation: str, key: str) -> str | None:
+        return self.kind
+
+
+@pytest.mark.parametrize(("kind", "applied"), [("crash_before", False), ("crash_after", True)])
+def test_a_crash_ends_the_invocation_before_or_after_the_call_landed(kind: str, applied: bool) -> None:
+    made: list[dict[str, Any]] = []
+
+    class Client:
+        def update_item(self, **request: Any) -> dict[str, Any]:
+            made.append(request)
+            return {}
+
+    client = FaultyClient(Client(), Scripted(kind))
+    with pytest.raises(InvocationCrashed):
+        client.update_item(TableName="t", Key={"pk": {"S": "inbox#k"}})
+    assert bool(made) is applied
+
+
+def test_a_throttle_is_refused_as_dynamodb_refuses_it_past_the_sdks_retries() -> None:
+    from botocore.exceptions import ClientError
+
+    class Client:
+        def transact_write_items(self, **request: Any) -> dict[str, Any]:
+            raise AssertionError("a refused call never reaches DynamoDB")
+
+    client = FaultyClient(Client(), Scripted("throttled"))
+    with pytest.raises(ClientError) as refused:
+        client.transact_write_items(TransactItems=[{"Update": {"Key": {"pk": {"S": "inbox#k"}}}}])
+    assert refused.value.response["Error"]["Code"] == "ThrottlingException"
+    assert refused.value.operation_name == "TransactWriteItems"
