@@ -121,14 +121,20 @@ def test_producer_and_consumer_end_to_end_under_faults_on_both_sides(mode: str) 
     assert text.splitlines()[-1].startswith("OK — every message accounted for, every effect applied once")
 
 
-def test_the_consumers_own_faults_are_drawn_from_the_seed() -> None:
+@pytest.mark.parametrize("mode", ["transactional", "guarded"])
+def test_the_consumers_own_faults_are_drawn_from_the_seed(mode: str) -> None:
     """No proxy faults: the producer's run is the plan's, and the consumer's faults are the seed's."""
-    report = run_demo(requests=16, concurrency=4, fault_rate=0.0, consumer_fault_rate=0.6, seed=11)
+    report = run_demo(
+        requests=16, concurrency=4, fault_rate=0.0, consumer_fault_rate=0.6, seed=11, consumer=mode
+    )
     consumer, mapping = report["consumer"], report["consumer"]["mapping"]
     assert report["ok"], demo.render(report)
     assert set(consumer["faults_by_kind"]) == {"crash_after", "crash_before", "throttled"}
     assert mapping["crashed"] > 0 and mapping["duplicate"] > 0 and mapping["concurrent"] > 0
     assert mapping["received"] > consumer["expected"]  # the copies and the crashed batches came back
+    if mode == "guarded":  # a crash after the call: the takeover calls again, and the key drops it
+        assert consumer["repeated_calls"] > 0
+        assert "repeated calls dropped by their idempotency key" in " ".join(demo.render(report).split())
 
 
 @pytest.mark.parametrize(

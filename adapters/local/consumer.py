@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from adapters.aws_lambda_consumer import (
     APPLIED,
+    CALLS,
     EFFECT_PREFIX,
     LAYOUT,
     ConsumerConfig,
@@ -420,6 +421,7 @@ class EffectsVerdict:
     unexpected: list[str]  # effects of messages no one accepted and the queue never held
     inbox: dict[str, int]  # the inbox records by status
     finished: bool  # the queue was emptied within the budget
+    repeats: int = 0  # guarded: calls after the first, dropped by their idempotency key
 
     @property
     def broken(self) -> bool:
@@ -434,12 +436,14 @@ def judge_effects(dynamodb: Any, table: str, expected: Collection[str], finished
     """Reads the consumer table (strongly consistent scan, past the proxy) and counts each message's
     effect against the messages that must have one."""
     applied: dict[str, int] = {}
+    calls: dict[str, int] = {}
     inbox: dict[str, str] = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         for item in page.get("Items", []):
             key = item.get(LAYOUT.partition_key, {}).get("S", "")
             if key.startswith(EFFECT_PREFIX):
                 applied[key.removeprefix(EFFECT_PREFIX)] = int(item.get(APPLIED, {}).get("N", "0"))
+                calls[key.removeprefix(EFFECT_PREFIX)] = int(item.get(CALLS, {}).get("N", "0"))
             elif key.startswith(DEFAULT_KEY_PREFIX):
                 inbox[key.removeprefix(DEFAULT_KEY_PREFIX)] = item.get(STATUS, {}).get("S", "?")
     wanted = set(expected)
@@ -459,6 +463,7 @@ def judge_effects(dynamodb: Any, table: str, expected: Collection[str], finished
         unexpected=unexpected,
         inbox=dict(sorted(statuses.items())),
         finished=finished,
+        repeats=sum(max(n - applied.get(m, 0), 0) for m, n in calls.items()),
     )
 
 

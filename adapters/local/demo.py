@@ -337,6 +337,7 @@ def consumer_report(run: ConsumerRun, effects: EffectsVerdict) -> dict[str, Any]
         "applied_twice": effects.twice,
         "unexpected": effects.unexpected,
         "inbox": effects.inbox,
+        "repeated_calls": effects.repeats,
     }
 
 
@@ -475,8 +476,11 @@ def render(report: dict[str, Any]) -> str:
     if consumer is not None:
         problems = consumer["missing"] + consumer["applied_twice"] + consumer["unexpected"]
         if not problems and consumer["finished"]:
+            repeats = consumer["repeated_calls"]
+            dropped = f"; {repeats} repeated calls dropped by their idempotency key" if repeats else ""
             text = (
-                f"every accepted message's effect applied exactly once ({consumer['applied_once']} messages)"
+                f"every accepted message's effect applied exactly once ({consumer['applied_once']} "
+                f"messages{dropped})"
             )
         else:
             text = (
