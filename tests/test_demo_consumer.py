@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -226,3 +228,17 @@ def test_a_throttle_is_refused_as_dynamodb_refuses_it_past_the_sdks_retries() ->
         client.transact_write_items(TransactItems=[{"Update": {"Key": {"pk": {"S": "inbox#k"}}}}])
     assert refused.value.response["Error"]["Code"] == "ThrottlingException"
     assert refused.value.operation_name == "TransactWriteItems"
+
+
+def test_the_consumer_runs_on_the_embedded_server_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code = demo_command.main(["--endpoint-url", "http://127.0.0.1:9", "--consumer", "guarded"])
+    assert code == 2
+    assert "the demo's consumer runs on the embedded server only" in capsys.readouterr().err
+
+
+def test_make_demo_runs_the_consumer_by_default_and_passes_its_mode() -> None:
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^CONSUMER \?= transactional$", makefile, re.MULTILINE)
+    assert re.search(
+        r"^demo: .*\n\t\$\(BIN\)/sendguard demo --consumer \$\(CONSUMER\)$", makefile, re.MULTILINE
+    )
