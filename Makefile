@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 # the count it installs; its warnings and errors (stderr) pass as they are, and its exit status is kept.
 PIP_PROGRESS := awk '/^Collecting /{n++; p=$$2; sub(/[<>=!~;@[].*/, "", p); l=l " " p} \
 	/^Collecting / && n % 10 == 0 {print "  " n ":" l; l=""; fflush()} \
-	/^Installing collected/{if (l != "") print "  " n ":" l; print "  installing " n " packages"; fflush()}'
+	/^Installing collected/{if (l != "") print "  " n ":" l; print "  installing " n+0 " packages"; fflush()}'
 
 $(INSTALLED): pyproject.toml
 	@echo "creating $(VENV) with $(PYTHON)"

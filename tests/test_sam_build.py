@@ -1,0 +1,106 @@
+"""Both templates built by the real AWS SAM CLI, as an operator builds them, and each artifact's contents:
+the functions hold their handlers and sendguard's runtime and model, not the suite, CLI, local service,
+tools, tests or docs; the layer holds the lock's distributions. Marked `sam` (about a minute, most of it
+SAM starting and pip fetching the layer): `make sam-build` runs it, `make test` does not (its fast
+counterpart is tests/test_package_contents.py, the same build rules without SAM). The SAM CLI is not in
+the dev extra: it pins click==8.1.8 and boto3 to one release, where mutmut needs click>=8.4.2; `make
+sam-cli` installs it into .venv/sam-cli, and a `sam` on PATH does as well."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAM = shutil.which("sam") or next(
+    (str(p) for p in [ROOT / ".venv" / "sam-cli" / "bin" / "sam"] if p.is_file()), None
+)
+RUNTIME_PYTHON = shutil.which("python3.14")
+
+pytestmark = [
+    pytest.mark.sam,
+    pytest.mark.skipif(
+        SAM is None, reason="no AWS SAM CLI: `make sam-cli` installs it (not in the dev extra)"
+    ),
+]
+
+# Each template: its functions with a module each must hold, and its layer.
+TEMPLATES = {
+    "deploy": (
+        ROOT / "deploy" / "template.yaml",
+        ["SubmitFunction", "ReconcilerFunction"],
+        "adapters/aws_lambda.py",
+    ),
+    "orders": (
+        ROOT / "examples" / "orders" / "template.yaml",
+        ["OrdersFunction", "OrdersReconciler", "BillingFunction"],
+        "examples/orders/consumer.py",
+    ),
+}
+RUNS = [
+    "adapters/__init__.py",
+    "adapters/runtime/outbox.py",
+    "adapters/runtime/runner.py",
+    "statemodel/decider.py",
+]
+NEVER = [
+    "adapters/testing",
+    "adapters/local",
+    "adapters/cli",
+    "adapters/ops",
+    "adapters/docgen",
+    "statemodel/checker",
+    "tests",
+    "docs",
+    "bench",
+    ".ci",
+    "deploy",
+    ".venv",
+    "examples/orders/test_orders.py",
+]
+LAYER = [
+    "python/boto3/__init__.py",
+    "python/botocore/__init__.py",
+    "python/attrs/__init__.py",
+    "python/structlog",
+]
+
+
+def files(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("which", sorted(TEMPLATES))
+def test_sam_build_ships_what_runs_and_nothing_else(which: str, tmp_path: Path) -> None:
+    template, functions, handler = TEMPLATES[which]
+    built = tmp_path / "build"
+    command = [
+        str(SAM),
+        "build",
+        "--build-in-source",
+        "--build-dir",
+        str(built),
+        "--template-file",
+        str(template),
+    ]
+    done = subprocess.run(command, cwd=template.parent, capture_output=True, text=True, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "Build Succeeded" in output, output[-3000:]
+
+    for function in functions:
+        held = files(built / function)
+        assert {handler, *RUNS} <= held, (function, {handler, *RUNS} - held)
+        assert not [f for f in held if any(f == n or f.startswith(n + "/") for n in NEVER)], function
+        pyc = [f for f in held if f.endswith(".pyc")]
+        assert bool(pyc) is (RUNTIME_PYTHON is not None), (function, len(pyc))
+    layer = files(built / "DependenciesLayer")
+    for wanted in LAYER:
+        assert any(f == wanted or f.startswith(wanted + "/") for f in layer), wanted
+    assert not [f for f in layer if f.startswith(("python/adapters", "python/statemodel", "python/tests"))]
+    if RUNTIME_PYTHON is None:
+        # each build (the functions' and the layer's) says, in SAM's output, that it ships no bytecode
+        assert output.count("python3.14 not found") == len(functions) + 1, output[-3000:]
+        assert not [f for f in layer if f.endswith(".pyc")]
