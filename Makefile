@@ -120,8 +120,8 @@ LAYER_PIP_PLATFORM := manylinux2014_aarch64
 LAYER_UV_PLATFORM := aarch64-manylinux2014
 
 build-DependenciesLayer:
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --require-hashes \
-		--no-deps --only-binary=:all: --no-compile --implementation cp --python-version $(LAYER_PYTHON_VERSION) \
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		--only-binary=:all: --no-compile --implementation cp --python-version $(LAYER_PYTHON_VERSION) \
 		--platform $(LAYER_PIP_PLATFORM) --target "$(ARTIFACTS_DIR)/python" -r $(LAYER_LOCK)
 	$(PYTHON) deploy/build.py compile --python $(LAMBDA_PYTHON) "$(ARTIFACTS_DIR)/python" 2>&1
 
