@@ -13,6 +13,8 @@ Imports under `if TYPE_CHECKING:` are not followed (they never run), except the 
 another module imports from there (`from adapters import Outbox`: a package's lazy re-export through
 its module `__getattr__`). So the suite (`adapters.testing`), the CLI, the local service, the operator
 tools and the doc generators stay out because no handler reaches them, not because a list says so.
+An import by a computed name (`importlib.import_module(name)`) is not seen: name the module in an
+import statement, or bind the name under TYPE_CHECKING as a lazy re-export (adapters/__init__.py).
 
 `compile`: bytecode for the Lambda's runtime, by that interpreter (`--python`, python3.14 by default),
 unchecked-hash (the zip does not keep file times; /var/task and /opt are read-only, so without it each
