@@ -155,6 +155,37 @@ def test_the_effects_own_condition_counts_a_failed_receive(table: str) -> None:
     assert balance() == 0
 
 
+@pytest.mark.parametrize(
+    ("mistake", "code"),
+    [
+        ({"ExpressionAttributeValues": {":amount": {"N": "10"}}}, "ValidationException"),  # `:a` undefined
+        ({"TableName": "legder"}, "ResourceNotFoundException"),
+    ],
+)
+def test_an_effect_dynamodb_refuses_as_a_whole_counts_failed_receives_until_failed(
+    table: str, mistake: dict[str, Any], code: str
+) -> None:
+    """A malformed entry or a table that does not exist: DynamoDB refuses the whole TransactWriteItems
+    request, not one entry, so every delivery fails alike; each counts a receive, and the message ends
+    FAILED with the code, for the operator's list (before the issue-24 team trial, nothing was recorded:
+    the message went to the DLQ unseen by `inbox-failed`)."""
+    inbox = Inbox(table, layout=LAYOUT, max_receives=2)
+
+    def mistaken(delivery: Delivery) -> list[dict[str, Any]]:
+        entries = credit(delivery)
+        entries[0]["Update"].update(mistake)
+        return entries
+
+    results = [inbox.process(record(), mistaken) for _ in range(3)]
+    assert [(r.outcome, r.error_code, r.receives) for r in results] == [
+        ("retry", code, 1),
+        ("given_up", code, 2),
+        ("given_up", None, 2),
+    ]
+    assert [(v.key, v.last_error) for v in inbox.failed()] == [("m-1", f"permanent:{code}")]
+    assert balance() == 0
+
+
 def test_an_invalid_effect_is_a_failed_receive(table: str) -> None:
     inbox = Inbox(table, layout=LAYOUT)
     result = inbox.process(record(), lambda d: [{"Put": {}}, {"Scan": {}}])

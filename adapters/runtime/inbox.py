@@ -245,14 +245,14 @@ class InboxStore:
                 else:
                     self.client.update_item(TableName=self.table, **request)
             except ClientError as exc:
-                outcome, error = self._refused(exc, operation, deadline_ms, write)
+                outcome, error = self._refused(exc, operation, deadline_ms, write, bool(entries))
             except (BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models[operation])
                 outcome = Failed(error.category, error.code)
         return outcome, report("dynamodb", operation, call.attempts, started, error)
 
     def _refused(
-        self, exc: ClientError, operation: str, deadline_ms: int | None, write: InboxWrite
+        self, exc: ClientError, operation: str, deadline_ms: int | None, write: InboxWrite, effect: bool
     ) -> tuple[InboxOutcome, Classified | None]:
         code = exc.response.get("Error", {}).get("Code")
         if code == "ConditionalCheckFailedException":
@@ -274,6 +274,13 @@ class InboxStore:
                 error = Classified(ErrorCategory.PERMANENT, str(codes[0]))
                 return HandlerError(error.category, error.code), error
         error = self.classify(exc, self._models[operation])
+        if effect and error.category is ErrorCategory.PERMANENT:
+            # DynamoDB refused the whole request, not one entry: a malformed entry of the team's effect
+            # (a ValidationException), a table it names that does not exist, no permission on it. The
+            # same commit fails so on every delivery (the inbox's own part is the one its GetItem just
+            # read), so it counts a failed receive, to FAILED and the operator's list, as a handler's
+            # failure does; else the message reached the DLQ with no record of why.
+            return HandlerError(error.category, error.code), error
         return Failed(error.category, error.code), error
 
     def _conflict(
