@@ -6,6 +6,7 @@ attribute or body field, the operator's list and re-arm, and sendguard's outbox 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -375,13 +376,16 @@ def test_the_lambda_handler_answers_the_partial_batch_response(table: str) -> No
 
 
 def test_bad_settings_are_refused(table: str) -> None:
-    for kwargs in (
-        {"max_receives": 0},
-        {"lease_margin_seconds": 0},
-        {"key_prefix": ""},
-        {"mode": "eventual"},
+    for kwargs, says in (
+        ({"max_receives": 0}, "max_receives=0"),
+        ({"lease_margin_seconds": 0}, "lease_margin_seconds=0"),
+        ({"key_prefix": ""}, "key_prefix=''"),
+        ({"mode": "eventual"}, "mode='eventual': give 'transactional' or 'guarded'"),
+        ({"key_attribute": None}, "name the message's key"),
+        # a natural first try: key_attribute keeps its default beside the field
+        ({"key_field": "detail.orderId"}, "pass key_attribute=None with key_field"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(says)):
             Inbox(table, **kwargs)  # type: ignore[arg-type]
 
 

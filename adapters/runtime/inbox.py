@@ -339,13 +339,20 @@ class Inbox:
         ahead, for the table's TTL; keep it past the queue's retention, or a late duplicate runs
         again. `session`, `botocore_config`: the team's (as for `Outbox`); `client`: a DynamoDB
         client of the team's own instead."""
+        if mode not in {m.value for m in Mode}:
+            raise ValueError(f"mode={mode!r}: give 'transactional' or 'guarded'")
         self.mode = Mode(mode)
         if not 1 <= max_receives <= 100:
             raise ValueError(f"max_receives={max_receives} is outside 1..100")
         if not 1 <= lease_margin_seconds <= 3_600:
             raise ValueError(f"lease_margin_seconds={lease_margin_seconds} is outside 1..3600")
-        if (key_attribute is None) == (key_field is None):
+        if key_attribute is None and key_field is None:
             raise ValueError("name the message's key by one of key_attribute and key_field")
+        if key_attribute is not None and key_field is not None:
+            raise ValueError(
+                f"key_field={key_field!r} and key_attribute={key_attribute!r} both name the key (the "
+                f"attribute's default is {DEFAULT_KEY_ATTRIBUTE!r}): pass key_attribute=None with key_field"
+            )
         if not key_prefix or "/" in key_prefix:
             raise ValueError(f"key_prefix={key_prefix!r}: give a non-empty prefix without '/'")
         self.table = table
