@@ -30,6 +30,7 @@ from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.outbox import Outbox, OutboxError, SendResult, remaining_ms
 from adapters.runtime.runner import Aws
+from adapters.runtime.snapstart import RESTORE, Restore
 from statemodel.categories import consequence
 from statemodel.validation import (
     Rejection,
@@ -62,13 +63,20 @@ class Handlers:
 
     `aws` builds the store and the queue from the configuration (`Aws.from_config` in production):
     the fault-injection suite's mutants pass broken ones here (`adapters.testing.mutants`), so that
-    nothing patches this module."""
+    nothing patches this module. After each restore of `restore` (a SnapStart restore, or a fork:
+    `adapters.runtime.snapstart`) the Outbox is made again, with new clients and connections."""
 
-    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config) -> None:
+    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config, restore: Restore = RESTORE) -> None:
         self._aws = aws
         self._state: dict[str, Outbox] = {}
         # Which entry points checked the table against the layout in this container (`check_table`).
         self._checked: set[str] = set()
+        restore.on_restore(self.restored)
+
+    def restored(self) -> None:
+        """This execution environment was resumed from a snapshot (or forked): its clients, and the
+        connections they hold, are another environment's; the next invocation makes new ones."""
+        self._state.clear()
 
     def outbox(self) -> Outbox:
         """The Outbox of this container: configuration and clients, made once."""
