@@ -52,6 +52,9 @@ from bench import stats
 # reads one record from DynamoDB (moto over HTTP on loopback, the same server for both sides).
 FIRST_REQUEST = "first request: sendguard's handler, GET /messages/{id}"
 FIRST_REQUEST_BASELINE = "first request: boto3 alone, two clients and the same GetItem"
+# The floor for any handler built on the libraries the project uses: boto3 alone's request, with
+# attrs and structlog imported first (structlog imports asyncio).
+FIRST_REQUEST_FLOOR = "first request: boto3 alone, attrs and structlog imported first"
 FIRST_SIDES = {
     FIRST_REQUEST: (
         "import adapters.aws_lambda\n"
@@ -66,6 +69,7 @@ FIRST_SIDES = {
         "assert 'Item' in item, item"
     ),
 }
+FIRST_SIDES[FIRST_REQUEST_FLOOR] = "import attrs, structlog\n" + FIRST_SIDES[FIRST_REQUEST_BASELINE]
 SIDES = {
     "import adapters.aws_lambda": "import adapters.aws_lambda",
     "import adapters.aws_lambda + its clients": (
@@ -153,7 +157,9 @@ def run(runs: int = 15, say: Callable[[str], None] = lambda _: None) -> dict[str
         "dev_venv": _sides(dev, BASELINE),
         "lambda_distributions": sorted(_closure()),
         "baseline": BASELINE,
+        "first_request_side": FIRST_REQUEST,
         "first_request_baseline": FIRST_REQUEST_BASELINE,
+        "first_request_floor": FIRST_REQUEST_FLOOR,
         "modules_loaded": len(modules),
         "packages": packages,
         "toolchain_loaded": sorted(set(packages) & TOOLCHAIN),
@@ -186,9 +192,10 @@ def first_request() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
             key = Config.from_env().layout.key(message_id)
         codes = {
             FIRST_REQUEST: FIRST_SIDES[FIRST_REQUEST].format(event=_event("GET", f"/messages/{message_id}")),
-            FIRST_REQUEST_BASELINE: FIRST_SIDES[FIRST_REQUEST_BASELINE].format(
-                table=ENV["SENDGUARD_TABLE"], key=key
-            ),
+            **{
+                side: FIRST_SIDES[side].format(table=ENV["SENDGUARD_TABLE"], key=key)
+                for side in (FIRST_REQUEST_BASELINE, FIRST_REQUEST_FLOOR)
+            },
         }
         yield env, codes
 
