@@ -13,6 +13,7 @@ chain. The Outbox (and its clients) is made at the first invocation and kept for
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -71,7 +72,15 @@ class Handlers:
         self._state: dict[str, Outbox] = {}
         # Which entry points checked the table against the layout in this container (`check_table`).
         self._checked: set[str] = set()
+        restore.on_snapshot(self.prime)
         restore.on_restore(self.restored)
+
+    def prime(self) -> None:
+        """Before a SnapStart snapshot: the configuration and clients, made without a request, so
+        that the snapshot holds botocore's loaded service data. A configuration error waits for the
+        first invocation, which logs it and answers SYSTEM_ERROR."""
+        with contextlib.suppress(ConfigError):
+            self.outbox()
 
     def restored(self) -> None:
         """This execution environment was resumed from a snapshot (or forked): its clients, and the

@@ -177,19 +177,40 @@ class RuntimeHooks:
     """What Lambda's `snapshot_restore_py` offers: it records what was registered."""
 
     def __init__(self) -> None:
+        self.before_snapshot: list[Any] = []
         self.after_restore: list[Any] = []
+
+    def register_before_snapshot(self, function: Any, *args: Any, **kwargs: Any) -> None:
+        self.before_snapshot.append(function)
 
     def register_after_restore(self, function: Any, *args: Any, **kwargs: Any) -> None:
         self.after_restore.append(function)
 
 
-def test_the_runtime_hooks_run_the_restore_where_the_runtime_has_them() -> None:
-    restore, hooks, called = Restore(), RuntimeHooks(), []
-    restore.on_restore(lambda: called.append(1))
+def test_the_runtime_hooks_prime_before_the_snapshot_and_renew_after_the_restore(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.aws_lambda import Handlers
+    from adapters.runtime.runner import Aws
+
+    monkeypatch.setenv("SENDGUARD_TABLE", "snapstart")
+    monkeypatch.setenv("SENDGUARD_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/snapstart")
+    made: list[Aws] = []
+
+    def aws(config: Any) -> Aws:
+        made.append(Aws.from_config(config))
+        return made[-1]
+
+    restore, hooks = Restore(), RuntimeHooks()
+    handlers = Handlers(aws, restore=restore)
     assert install(restore, lambda: hooks, fork=False) == "snapshot_restore_py"
-    for function in hooks.after_restore:  # Lambda, after it resumed the environment
+    for function in hooks.before_snapshot:  # Lambda, once the initialisation is done
         function()
-    assert (called, restore.restores) == ([1], 1)
+    assert len(made) == 1  # primed: the clients (and botocore's loaded data) are in the snapshot
+    for function in hooks.after_restore:  # Lambda, after it resumed an environment
+        function()
+    assert restore.restores == 1
+    assert handlers.outbox().aws is made[-1] and len(made) == 2  # new clients after the restore
     assert install(Restore(), lambda: None, fork=False) == "fork"  # elsewhere: only a fork restores
 
 
