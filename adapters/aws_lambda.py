@@ -7,8 +7,10 @@ message; a clean SYSTEM_ERROR (503 with Retry-After when a retry may help, 500 w
 does not, the record left consistent for the reconciler. No exception leaves a handler, and no answer
 carries an AWS code, a resource name or an exception's text.
 
-Importing this module loads boto3, attrs, structlog and the project; nothing of the test or docs tool
-chain. The Outbox (and its clients) is made at the first invocation and kept for the container's life.
+Importing this module loads boto3, attrs, structlog and what a submit runs; nothing of the test or docs
+tool chain, and the reconciler pass, the re-arm and the table check only when called. The Outbox (and
+its clients) is made at the first invocation, or before a SnapStart snapshot, and kept for the
+container's life; after a restore it is made again (`adapters.runtime.snapstart`).
 """
 
 from __future__ import annotations
