@@ -123,7 +123,12 @@ sendguard's handler answering `GET /messages/{{id}}` (import, configuration, its
 clients, one GetItem, its answer and log line) against boto3 alone making the same two clients and
 the same GetItem, both against moto over HTTP on loopback. It is judged on CPU time: this machine is
 shared, and wall time there also waits for the other processes and for moto's answer (a cost that
-is not sendguard's, and not AWS's). The import-only sides follow, against the issue's first
+is not sendguard's, and not AWS's). Two more first-request sides say why and what SnapStart changes:
+boto3 alone with attrs and structlog imported first (the floor of any handler built on the project's
+libraries), and the first request of an environment restored from a primed snapshot, simulated by
+fork (a parent imports the handler and runs the before-snapshot hook, which makes its clients; the
+child, the restored environment, makes new clients and answers; only the child is timed, and
+Lambda's own restore of the memory is not in it). The import-only sides follow, against the issue's first
 baseline, `import boto3` plus `boto3.client("dynamodb")` and `boto3.client("sqs")`. Every side runs
 with only what a Lambda container can import: the standard library, the project as `make
 build-SubmitFunction` builds it (bytecode compiled) and the distributions of
@@ -162,7 +167,8 @@ def _coldstart(section: dict[str, Any]) -> list[str]:
         out += para(
             [
                 f"sendguard's own {own['modules']} modules on the handler's import path take",
-                f"{own['total_ms']} ms (their self times in one `-X importtime` run; largest, ms:",
+                f"{own['total_ms']} ms (each one's least self time in {own.get('runs', 1)} `-X importtime`",
+                "runs; largest, ms:",
                 f"{largest}); most of it is attrs generating the model's classes (each",
                 "`@attrs.frozen` class compiles its methods when its module is imported).",
             ]
