@@ -7,12 +7,15 @@ message; a clean SYSTEM_ERROR (503 with Retry-After when a retry may help, 500 w
 does not, the record left consistent for the reconciler. No exception leaves a handler, and no answer
 carries an AWS code, a resource name or an exception's text.
 
-Importing this module loads boto3, attrs, structlog and the project; nothing of the test or docs tool
-chain. The Outbox (and its clients) is made at the first invocation and kept for the container's life.
+Importing this module loads boto3, attrs, structlog and what a submit runs; nothing of the test or docs
+tool chain, and the reconciler pass, the re-arm and the table check only when called. The Outbox (and
+its clients) is made at the first invocation, or before a SnapStart snapshot, and kept for the
+container's life; after a restore it is made again (`adapters.runtime.snapstart`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -21,6 +24,7 @@ from typing import Any
 import structlog
 
 from adapters.runtime import apigw as http
+from adapters.runtime.classify import VALIDATION_EXCEPTION
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.log_events import ANSWER, CONFIG_INVALID, HANDLER_FAILED, RECONCILE_FAILED, emit
@@ -28,7 +32,7 @@ from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.outbox import Outbox, OutboxError, SendOutcome, SendResult, remaining_ms
 from adapters.runtime.runner import Aws
-from adapters.runtime.table_check import VALIDATION_EXCEPTION, check_table
+from adapters.runtime.snapstart import RESTORE, Restore
 from statemodel.categories import consequence
 from statemodel.validation import (
     Rejection,
@@ -61,13 +65,28 @@ class Handlers:
 
     `aws` builds the store and the queue from the configuration (`Aws.from_config` in production):
     the fault-injection suite's mutants pass broken ones here (`adapters.testing.mutants`), so that
-    nothing patches this module."""
+    nothing patches this module. After each restore of `restore` (a SnapStart restore, or a fork:
+    `adapters.runtime.snapstart`) the Outbox is made again, with new clients and connections."""
 
-    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config) -> None:
+    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config, restore: Restore = RESTORE) -> None:
         self._aws = aws
         self._state: dict[str, Outbox] = {}
         # Which entry points checked the table against the layout in this container (`check_table`).
         self._checked: set[str] = set()
+        restore.on_snapshot(self.prime)
+        restore.on_restore(self.restored)
+
+    def prime(self) -> None:
+        """Before a SnapStart snapshot: the configuration and clients, made without a request, so
+        that the snapshot holds botocore's loaded service data. A configuration error waits for the
+        first invocation, which logs it and answers SYSTEM_ERROR."""
+        with contextlib.suppress(ConfigError):
+            self.outbox()
+
+    def restored(self) -> None:
+        """This execution environment was resumed from a snapshot (or forked): its clients, and the
+        connections they hold, are another environment's; the next invocation makes new ones."""
+        self._state.clear()
 
     def outbox(self) -> Outbox:
         """The Outbox of this container: configuration and clients, made once."""
@@ -87,6 +106,8 @@ class Handlers:
         """Raises ConfigError when the table does not fit the configured layout
         (`adapters.runtime.table_check`); half of the invocation's time left is the call's deadline,
         so that the invocation still has time to answer after it."""
+        from adapters.runtime.table_check import check_table  # never on the happy path
+
         outbox = self.outbox()
         deadline = now_ms() + remaining_ms(context) // 2
         check_table(

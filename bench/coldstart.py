@@ -48,6 +48,52 @@ from packaging.requirements import Requirement
 from adapters.local.sandbox import FAKE_CREDENTIALS
 from bench import stats
 
+# The first request, as the issue measures it: a fresh interpreter imports, makes its clients and
+# reads one record from DynamoDB (moto over HTTP on loopback, the same server for both sides).
+FIRST_REQUEST = "first request: sendguard's handler, GET /messages/{id}"
+FIRST_REQUEST_BASELINE = "first request: boto3 alone, two clients and the same GetItem"
+# The floor for any handler built on the libraries the project uses: boto3 alone's request, with
+# attrs and structlog imported first (structlog imports asyncio).
+FIRST_REQUEST_FLOOR = "first request: boto3 alone, attrs and structlog imported first"
+FIRST_SIDES = {
+    FIRST_REQUEST: (
+        "import adapters.aws_lambda\n"
+        "answer = adapters.aws_lambda.submit({event!r})\n"
+        "assert answer['statusCode'] == 200, answer"
+    ),
+    FIRST_REQUEST_BASELINE: (
+        "import boto3\n"
+        "dynamodb = boto3.client('dynamodb')\n"
+        "boto3.client('sqs')\n"
+        "item = dynamodb.get_item(TableName={table!r}, Key={key!r}, ConsistentRead=True)\n"
+        "assert 'Item' in item, item"
+    ),
+}
+FIRST_SIDES[FIRST_REQUEST_FLOOR] = "import attrs, structlog\n" + FIRST_SIDES[FIRST_REQUEST_BASELINE]
+# SnapStart, simulated: a parent imports the handler and primes it as Lambda's before-snapshot hook
+# does, then forks (the restore); only the child's first request is timed: what a restored
+# environment spends (Lambda's own restore of the memory is not in it).
+FIRST_REQUEST_RESTORED = "first request after a SnapStart restore (simulated: forked from a primed parent)"
+FIRST_SIDES[FIRST_REQUEST_RESTORED] = (
+    "import os\n"
+    "import adapters.aws_lambda\n"
+    "from adapters.runtime.snapstart import RESTORE\n"
+    "RESTORE.before_snapshot()\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    code = 1\n"
+    "    try:\n"
+    "        started, cpu = time.perf_counter(), time.process_time()\n"
+    "        answer = adapters.aws_lambda.submit({event!r})\n"
+    "        assert answer['statusCode'] == 200, answer\n"
+    "        spent = (time.perf_counter() - started, time.process_time() - cpu)\n"
+    "        sys.stderr.write(f'\\n%timed% {{spent[0]}} {{spent[1]}}\\n')\n"
+    "        code = 0\n"
+    "    finally:\n"
+    "        sys.stderr.flush()\n"
+    "        os._exit(code)\n"
+    "assert os.waitpid(pid, 0)[1] == 0, 'the restored child failed'"
+)
 SIDES = {
     "import adapters.aws_lambda": "import adapters.aws_lambda",
     "import adapters.aws_lambda + its clients": (
@@ -94,10 +140,10 @@ ENV = {
 }
 
 _TIMED = """
-import time
-_started = time.perf_counter()
+import sys, time
+_started, _cpu = time.perf_counter(), time.process_time()
 {code}
-print(time.perf_counter() - _started)
+sys.stderr.write(f"\\n%timed% {{time.perf_counter() - _started}} {{time.process_time() - _cpu}}\\n")
 """
 
 _MODULES = """
@@ -109,40 +155,120 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 
 def run(runs: int = 15, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+    sides = (*FIRST_SIDES, *SIDES)
+    wall: dict[str, list[float]] = {side: [] for side in sides}
+    cpu: dict[str, list[float]] = {side: [] for side in sides}
     dev: dict[str, list[float]] = {side: [] for side in (LIKE_FOR_LIKE, BASELINE)}
-    with lambda_package() as path:
+    with lambda_package() as path, first_request() as (env, codes):
         for n in range(runs):
             say(f"cold start: run {n + 1} of {runs}")
-            for side, code in SIDES.items():
-                seconds[side].append(float(_python(["-c", _TIMED.format(code=code)], path=path)))
+            for side in sides:  # the sides take turns: a run is one of each, back to back
+                seconds, cpu_seconds = _timed(codes.get(side) or SIDES[side], env, path)
+                wall[side].append(seconds)
+                cpu[side].append(cpu_seconds)
             for side in dev:
-                dev[side].append(float(_python(["-c", _TIMED.format(code=SIDES[side])])))
+                dev[side].append(_timed(SIDES[side], env)[0])
         modules = json.loads(_python(["-c", _MODULES], path=path))
         packages = sorted({m.split(".")[0] for m in modules if not m.startswith("_") or m == "_pytest"})
         import_times = _import_times(packages, path)
+        own_ms = _own_import_ms(path)
     return {
         "runs": runs,
-        "sides": _sides(seconds),
-        "dev_venv": _sides(dev),
+        "first_request": _sides({s: wall[s] for s in FIRST_SIDES}, FIRST_REQUEST_BASELINE)
+        + _sides({s: cpu[s] for s in FIRST_SIDES}, FIRST_REQUEST_BASELINE, "cpu"),
+        "sides": _sides({s: wall[s] for s in SIDES}, BASELINE),
+        "sides_cpu": _sides({s: cpu[s] for s in SIDES}, BASELINE, "cpu"),
+        "dev_venv": _sides(dev, BASELINE),
         "lambda_distributions": sorted(_closure()),
         "baseline": BASELINE,
+        "first_request_side": FIRST_REQUEST,
+        "first_request_baseline": FIRST_REQUEST_BASELINE,
+        "first_request_floor": FIRST_REQUEST_FLOOR,
+        "first_request_restored": FIRST_REQUEST_RESTORED,
         "modules_loaded": len(modules),
         "packages": packages,
         "toolchain_loaded": sorted(set(packages) & TOOLCHAIN),
         "import_ms_by_package": import_times,
+        "own_import_ms": own_ms,
     }
 
 
-def _sides(seconds: dict[str, list[float]]) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def first_request() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """moto over HTTP on loopback with sendguard's table and queue and one accepted message; yields
+    the environment the sides run in (the endpoint, the table, the queue) and the first-request
+    sides' code, both reading that message."""
+    from adapters.aws_lambda import Handlers
+    from adapters.local.moto_server import EmbeddedMoto
+    from adapters.local.sandbox import REAL_ENDPOINT_SETTINGS, environment
+    from adapters.ops.provision import ensure_resources
+    from adapters.runtime.config import Config
+
+    with (
+        EmbeddedMoto() as moto,
+        environment(ENV | {"AWS_ENDPOINT_URL": moto.endpoint}, REAL_ENDPOINT_SETTINGS),
+    ):
+        queue_url = ensure_resources(ENV["SENDGUARD_TABLE"], "cold-start")
+        env = ENV | {"AWS_ENDPOINT_URL": moto.endpoint, "SENDGUARD_QUEUE_URL": queue_url}
+        # The seed's handler keeps the benchmark's log level (its first call configures logging).
+        with environment(env | {"SENDGUARD_LOG_LEVEL": "CRITICAL"}):
+            handlers = Handlers()
+            posted = handlers.submit(_event("POST", "/messages", json.dumps({"payload": {"n": 1}})))
+            message_id = json.loads(posted["body"])["messageId"]
+            key = Config.from_env().layout.key(message_id)
+        codes = {
+            **{
+                side: FIRST_SIDES[side].format(event=_event("GET", f"/messages/{message_id}"))
+                for side in (FIRST_REQUEST, FIRST_REQUEST_RESTORED)
+            },
+            **{
+                side: FIRST_SIDES[side].format(table=ENV["SENDGUARD_TABLE"], key=key)
+                for side in (FIRST_REQUEST_BASELINE, FIRST_REQUEST_FLOOR)
+            },
+        }
+        yield env, codes
+
+
+def _event(method: str, path: str, body: str | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API event (payload format 2.0), as small as the handler accepts."""
+    http = {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"}
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": http, "requestId": "cold-start"},
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        event["body"] = body
+    return event
+
+
+def _timed(code: str, env: dict[str, str], path: Path | None = None) -> tuple[float, float]:
+    """A side's wall-clock and CPU seconds (user + system, `time.process_time`), from its first import
+    to its end, in a fresh interpreter."""
+    report = _python(["-c", _TIMED.format(code=code)], stderr=True, path=path, env=env)
+    # The first timing: a side that forks (the restore) reports its child's before the parent's.
+    line = next(line for line in report.splitlines() if line.startswith("%timed% "))
+    seconds, cpu_seconds = line.split()[1:]
+    return float(seconds), float(cpu_seconds)
+
+
+def _sides(seconds: dict[str, list[float]], baseline: str, clock: str = "wall") -> list[dict[str, Any]]:
     medians = {side: stats.median(values) for side, values in seconds.items()}
     return [
         {
             "side": side,
+            "clock": clock,
             "median_ms": stats.ms(medians[side]),
             "min_ms": stats.ms(min(seconds[side])),
             "max_ms": stats.ms(max(seconds[side])),
-            "ratio_to_baseline": _round(stats.ratio(medians[side], medians[BASELINE])),
+            "ratio_to_baseline": _round(stats.ratio(medians[side], medians[baseline])),
+            "paired_ratio": _round(
+                stats.median([a / b for a, b in zip(seconds[side], seconds[baseline], strict=True) if b])
+            ),
         }
         for side in seconds
     ]
@@ -205,8 +331,10 @@ def _location(top: str) -> Path | None:
     return None
 
 
-def _python(args: list[str], stderr: bool = False, path: Path | None = None) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SENDGUARD_"))} | ENV
+def _python(
+    args: list[str], stderr: bool = False, path: Path | None = None, env: dict[str, str] = ENV
+) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SENDGUARD_"))} | env
     command = [sys.executable, *args]
     if path is not None:  # the Lambda's package only: no site-packages, the links on the path
         env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -231,3 +359,24 @@ def _import_times(packages: list[str], path: Path) -> dict[str, float]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+def _own_import_ms(path: Path, runs: int = 5) -> dict[str, Any]:
+    """sendguard's own modules' import time: each module's self time from `runs` `-X importtime` runs
+    of `import adapters.aws_lambda` in the Lambda's package, its least (the run least disturbed by
+    the machine's other work), largest first, and their total."""
+    own: dict[str, float] = {}
+    for _ in range(runs):
+        report = _python(["-X", "importtime", "-c", "import adapters.aws_lambda"], stderr=True, path=path)
+        for line in report.splitlines():
+            match = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)$", line)
+            if match and match.group(2).split(".")[0] in ("adapters", "statemodel"):
+                ms = int(match.group(1)) / 1000
+                own[match.group(2)] = min(own.get(match.group(2), ms), ms)
+    top = sorted(own.items(), key=lambda kv: -kv[1])
+    return {
+        "runs": runs,
+        "modules": len(own),
+        "total_ms": round(sum(own.values()), 1),
+        "largest": {name: round(ms, 1) for name, ms in top[:8]},
+    }

@@ -8,7 +8,7 @@ from typing import Any
 MAX_HAPPY_REQUESTS = 3
 MAX_APART_REQUESTS = 4  # a body written apart from its record: one PutItem (or PutObject) more
 MAX_OUTSIDE_SHARE = 0.10
-MAX_COLD_START_RATIO = 1.3
+MAX_COLD_START_RATIO = 1.15  # issue 26, item 1: the first request against boto3 alone's
 MIN_DRAIN_RATIO = 3.0  # one reconciler pass against the submit path
 WRU_ALLOWANCE = 4  # issue 15: write units per message <= the payload's KB, rounded up, + 4
 MAX_OWN_BYTES = 400  # issue 26: sendguard's own attributes on a happy-path record
@@ -43,35 +43,7 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                 )
             )
     if "coldstart" in results:
-        sides = {side["side"]: side for side in results["coldstart"]["sides"]}
-        for side, wording in (
-            ("import adapters.aws_lambda", "as the issue words it: the import alone"),
-            (
-                "import adapters.aws_lambda + its clients",
-                "like for like: the import and its two clients, with what the Lambda package holds",
-            ),
-        ):
-            ratio = sides[side]["ratio_to_baseline"]
-            goals.append(
-                _goal(
-                    f"cold start ≤ 1.3× importing boto3 and making two clients ({wording})",
-                    f"{ratio}× ({sides[side]['median_ms']:.0f} ms against "
-                    f"{sides[results['coldstart']['baseline']]['median_ms']:.0f} ms, medians)",
-                    ratio is not None and ratio <= MAX_COLD_START_RATIO,
-                )
-            )
-        dev = {side["side"]: side for side in results["coldstart"].get("dev_venv", [])}
-        if dev:
-            like = dev["import adapters.aws_lambda + its clients"]
-            goals.append(
-                _goal(
-                    "(reference, not the goal's basis) the same in the development virtualenv, where "
-                    "structlog also imports `rich` (installed by the dev tools, absent on Lambda)",
-                    f"{like['ratio_to_baseline']}× ({like['median_ms']:.0f} ms against "
-                    f"{dev[results['coldstart']['baseline']]['median_ms']:.0f} ms, medians)",
-                    ratio_met(like["ratio_to_baseline"]),
-                )
-            )
+        goals += _cold_start(results["coldstart"])
         loaded = results["coldstart"]["toolchain_loaded"]
         goals.append(
             _goal(
@@ -177,6 +149,88 @@ def _drain(section: dict[str, Any]) -> list[dict[str, Any]]:
 
 def ratio_met(ratio: float | None) -> bool:
     return ratio is not None and ratio <= MAX_COLD_START_RATIO
+
+
+def _cold_start(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 26, item 1: the first request in a fresh interpreter (import, clients, one GetItem; the
+    Lambda's package) against boto3 alone doing the same, judged on CPU time (this machine is shared:
+    wall time there waits for the other processes); wall time beside it. Not met: by how much, and
+    where sendguard's own import time goes (`-X importtime`, the why)."""
+    out: list[dict[str, Any]] = []
+    first = section.get("first_request")
+    if first:
+        by = {(s["side"], s["clock"]): s for s in first}
+        base = section["first_request_baseline"]
+        side = section["first_request_side"]
+        floor = by.get((section.get("first_request_floor"), "cpu"))
+        cpu, wall = by[(side, "cpu")], by[(side, "wall")]
+        cpu_base, wall_base = by[(base, "cpu")], by[(base, "wall")]
+        ratio = cpu["ratio_to_baseline"]
+        measured = (
+            f"{ratio}× CPU ({cpu['median_ms']:.0f} ms against {cpu_base['median_ms']:.0f} ms; paired "
+            f"{cpu['paired_ratio']}×), {wall['ratio_to_baseline']}× wall ({wall['median_ms']:.0f} ms "
+            f"against {wall_base['median_ms']:.0f} ms), medians of {section['runs']} interleaved runs"
+        )
+        met = ratio_met(ratio)
+        if not met and ratio is not None:
+            allowed = MAX_COLD_START_RATIO * cpu_base["median_ms"]
+            own = section.get("own_import_ms") or {}
+            largest = ", ".join(f"{k} {v}" for k, v in list(own.get("largest", {}).items())[:4])
+            measured += (
+                f"; over by {cpu['median_ms'] - allowed:.0f} ms of CPU. Why: sendguard's own "
+                f"{own.get('modules', '?')} modules import in {own.get('total_ms', '?')} ms "
+                f"(largest, ms: {largest}), plus structlog and attrs, which boto3 alone does not load"
+            )
+            if floor is not None:
+                measured += (
+                    f"; boto3 alone with attrs and structlog imported first is already "
+                    f"{floor['ratio_to_baseline']}× ({floor['median_ms']:.0f} ms)"
+                )
+        out.append(
+            _goal(
+                f"cold start ≤ {MAX_COLD_START_RATIO}× boto3 alone: the first request (import, DynamoDB "
+                "and SQS clients, one GetItem) with what the Lambda package holds",
+                measured,
+                met,
+            )
+        )
+        restored = by.get((section.get("first_request_restored"), "cpu"))
+        if restored is not None:
+            out.append(
+                _goal(
+                    f"(reference) ≤ {MAX_COLD_START_RATIO}× with SnapStart: the first request of an "
+                    "environment restored from a primed snapshot (simulated by fork)",
+                    f"{restored['ratio_to_baseline']}× CPU ({restored['median_ms']:.0f} ms against "
+                    f"{cpu_base['median_ms']:.0f} ms, boto3 alone's cold first request)",
+                    ratio_met(restored["ratio_to_baseline"]),
+                )
+            )
+    sides = {s["side"]: s for s in section["sides_cpu" if "sides_cpu" in section else "sides"]}
+    like = sides.get("import adapters.aws_lambda + its clients")
+    if like is not None:
+        out.append(
+            _goal(
+                f"(reference) ≤ {MAX_COLD_START_RATIO}× for the import and the two clients alone, no "
+                "request (the smaller denominator)",
+                f"{like['ratio_to_baseline']}× {like.get('clock', 'wall')} ({like['median_ms']:.0f} ms "
+                f"against {sides[section['baseline']]['median_ms']:.0f} ms, medians)",
+                ratio_met(like["ratio_to_baseline"]),
+            )
+        )
+    dev = {s["side"]: s for s in section.get("dev_venv", [])}
+    if dev:
+        like = dev["import adapters.aws_lambda + its clients"]
+        out.append(
+            _goal(
+                "(reference, not the goal's basis) the import and clients in the development "
+                "virtualenv, where structlog also imports `rich` (installed by the dev tools, absent "
+                "on Lambda)",
+                f"{like['ratio_to_baseline']}× wall ({like['median_ms']:.0f} ms against "
+                f"{dev[section['baseline']]['median_ms']:.0f} ms, medians)",
+                ratio_met(like["ratio_to_baseline"]),
+            )
+        )
+    return out
 
 
 def _compact_record(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

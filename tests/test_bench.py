@@ -88,6 +88,11 @@ def test_timings_cold_start_checks_reconciler_and_service_have_their_fields(
     cold = data["coldstart"]
     assert [s["side"] for s in cold["sides"]] == list(coldstart.SIDES)
     assert cold["baseline"] in coldstart.SIDES
+    first = {(s["side"], s["clock"]) for s in cold["first_request"]}  # the goal's sides, both clocks
+    assert first == {(side, clock) for side in coldstart.FIRST_SIDES for clock in ("wall", "cpu")}
+    assert all(s["median_ms"] > 0 for s in cold["first_request"])
+    assert cold["own_import_ms"]["modules"] > 0
+    assert any(g["goal"].startswith("cold start ≤ 1.15× boto3 alone") for g in data["goals"])
     assert "adapters" in cold["packages"] and isinstance(cold["toolchain_loaded"], list)
     checks = data["checks"]
     assert checks["explorer"]["states"] > 0

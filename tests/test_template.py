@@ -2339,3 +2339,53 @@ def test_a_pass_that_leaves_records_waiting_raises_an_alarm(
         3,
     )
     assert properties["Namespace"] == {"Fn::Sub": "sendguard/${AWS::StackName}"}
+
+
+# ---- SnapStart (issue 26, item 1) ------------------------------------------------------------------
+
+
+def snapstart_problems(t: Template) -> list[str]:
+    """SnapStart is a parameter, off by default, that turns it on for SubmitFunction's published
+    versions: the function publishes versions behind an alias (SnapStart never applies to $LATEST),
+    and its runtime has SnapStart (Python 3.12 and later)."""
+    problems = []
+    parameter = t.get("Parameters", {}).get("SnapStart", {})
+    if parameter.get("Default") != "None":
+        problems.append(f"SnapStart's default is {parameter.get('Default')!r}, not None (off)")
+    if sorted(parameter.get("AllowedValues", [])) != ["None", "PublishedVersions"]:
+        problems.append(f"SnapStart admits {parameter.get('AllowedValues')!r}")
+    function = function_props(t, SUBMIT)
+    if function.get("SnapStart") != {"ApplyOn": {"Ref": "SnapStart"}}:
+        problems.append(f"{SUBMIT}'s SnapStart is {function.get('SnapStart')!r}, not the parameter")
+    alias = function.get("AutoPublishAlias")
+    if not isinstance(alias, str) or not alias:
+        problems.append(f"{SUBMIT} publishes no version behind an alias: SnapStart would never apply")
+    runtime = re.fullmatch(r"python3\.(\d+)", str(function.get("Runtime")))
+    if runtime is None or int(runtime.group(1)) < 12:
+        problems.append(f"{SUBMIT}'s runtime {function.get('Runtime')!r} has no SnapStart (3.12+)")
+    return problems
+
+
+def test_snapstart_is_a_parameter_off_by_default_for_the_submit_function(template: Template) -> None:
+    assert snapstart_problems(template) == []
+    assert parameter_default(template, function_props(template, SUBMIT)["SnapStart"]["ApplyOn"]) == "None"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda t: t["Parameters"]["SnapStart"].update(Default="PublishedVersions"), "default"),
+        (lambda t: t["Resources"][SUBMIT]["Properties"].pop("AutoPublishAlias"), "no version"),
+        (
+            lambda t: t["Resources"][SUBMIT]["Properties"].update(SnapStart={"ApplyOn": "PublishedVersions"}),
+            "not the parameter",
+        ),
+        (lambda t: t["Resources"][SUBMIT]["Properties"].update(Runtime="python3.11"), "has no SnapStart"),
+    ],
+)
+def test_snapstart_problems_are_caught(
+    template: Template, mutate: Callable[[Template], object], expected: str
+) -> None:
+    mutate(template)
+    problems = snapstart_problems(template)
+    assert len(problems) == 1 and expected in problems[0], problems

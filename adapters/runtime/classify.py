@@ -37,6 +37,8 @@ from botocore.retries.standard import (
 from adapters.runtime.clients import DeadlineExceeded
 from statemodel.categories import ErrorCategory
 
+VALIDATION_EXCEPTION = "ValidationException"  # DynamoDB's answer to a key that does not fit the schema
+
 # Transient, though botocore does not retry them (they are not modeled as retryable).
 EXTRA_TRANSIENT: frozenset[str] = frozenset(
     {

@@ -32,12 +32,10 @@ import contextlib
 import enum
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import boto3
 import structlog
-from botocore.config import Config as BotoConfig
 
 from adapters.runtime.classify import Classified
 from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
@@ -49,8 +47,6 @@ from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
-from adapters.runtime.rearm import RearmResult, rearm
-from adapters.runtime.reconciler import PassSummary, reconcile_pass
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from adapters.runtime.store import NOT_A_RECORD
 from statemodel.categories import consequence
@@ -78,6 +74,13 @@ from statemodel.validation import (
     parse_message,
     valid_token,
 )
+
+if TYPE_CHECKING:  # a submit needs neither the reconciler nor the re-arm: loaded when called
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    from adapters.runtime.rearm import RearmResult
+    from adapters.runtime.reconciler import PassSummary
 
 DEFAULT_REMAINING_MS = 30_000  # when neither a context nor a deadline says (a container, a script)
 ANSWER_RESERVE_MS = 500  # kept back from an invocation's time for the caller to answer in …
@@ -413,6 +416,8 @@ class Outbox:
 
     def reconcile(self, *, context: object = None, deadline_ms: int | None = None) -> PassSummary:
         """One reconciler pass over the table's sparse index; its summary has `as_dict()`."""
+        from adapters.runtime.reconciler import reconcile_pass
+
         with self._scope(None, None, None):
             _, _, deadline = _times(context, deadline_ms)
             return reconcile_pass(self.aws, self.config, deadline)
@@ -423,6 +428,8 @@ class Outbox:
         user@host or the Lambda function) go into its history. Raises InvalidRearm for an empty or
         too long `reason`/`by`; a record that is not exhausted, or changed since it was read, is
         left as it is (see the result's `outcome`)."""
+        from adapters.runtime.rearm import rearm
+
         record_key = self._key(key)
         with self._scope(None, record_key.message_id, None):
             return rearm(

@@ -34,7 +34,6 @@ PARTITION_KEY, SORT_KEY = LAYOUT_NAMES["partition_key"], LAYOUT_NAMES["sort_key"
 STATUS, BODY = LAYOUT_NAMES["status_attribute"], LAYOUT_NAMES["body_attribute"]
 # The `attention` index's key schema: (attribute, type, key type).
 INDEX_KEYS = ((ATTENTION, "S", "HASH"), (ATTENTION_AT, "N", "RANGE"))
-VALIDATION_EXCEPTION = "ValidationException"  # DynamoDB's answer to a key that does not fit the schema
 
 
 def check_table(
