@@ -17,14 +17,21 @@ import json
 import os
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from adapters.runtime import apigw as http
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config, ConfigError
-from adapters.runtime.log_events import ANSWER, CONFIG_INVALID, HANDLER_FAILED, RECONCILE_FAILED, emit
+from adapters.runtime.log_events import (
+    ANSWER,
+    CONFIG_INVALID,
+    HANDLER_FAILED,
+    PAYLOAD_INVALID,
+    RECONCILE_FAILED,
+    emit,
+)
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.outbox import Outbox, OutboxError, SendResult, remaining_ms
@@ -38,6 +45,9 @@ from statemodel.validation import (
     parse_submission,
     valid_token,
 )
+
+if TYPE_CHECKING:
+    from adapters.runtime.fanout import Invoker
 
 __all__ = ["Handlers", "reconcile", "reset", "submit"]
 
@@ -62,11 +72,18 @@ class Handlers:
 
     `aws` builds the store and the queue from the configuration (`Aws.from_config` in production):
     the fault-injection suite's mutants pass broken ones here (`adapters.testing.mutants`), so that
-    nothing patches this module."""
+    nothing patches this module. `invoker` makes what a fanned-out pass invokes its workers through
+    (`LambdaInvoker.from_config` when None; the tests run the workers in their own process)."""
 
-    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config) -> None:
+    def __init__(
+        self,
+        aws: Callable[[Config], Aws] = Aws.from_config,
+        invoker: Callable[[Config], Invoker] | None = None,
+    ) -> None:
         self._aws = aws
+        self._invoker = invoker
         self._state: dict[str, Outbox] = {}
+        self._invokers: dict[str, Invoker] = {}
         # Which entry points checked the table against the layout in this container (`check_table`).
         self._checked: set[str] = set()
 
@@ -81,6 +98,7 @@ class Handlers:
     def reset(self) -> None:
         """Forget the configuration and clients (tests change the environment between invocations)."""
         self._state.clear()
+        self._invokers.clear()
         self._checked.clear()
         _state.clear()
 
@@ -110,20 +128,46 @@ class Handlers:
         return _submit(self, event, context)
 
     def reconcile(self, event: object, context: object = None) -> dict[str, Any]:
-        """One reconciler pass (an EventBridge schedule invokes it); returns what it did."""
+        """One reconciler pass (an EventBridge schedule invokes it); returns what it did. With
+        `SENDGUARD_RECONCILER_FANOUT` above 1 the scheduled invocation fans the pass out, and a
+        worker's payload (`adapters.runtime.fanout`) names the shards its pass reads."""
         structlog.contextvars.clear_contextvars()
+        from adapters.runtime.fanout import InvalidPayload, fan_out, worker_shards
+
         try:
             outbox = self.outbox()
+            shards = worker_shards(event, outbox.config.shards)  # before anything is read or written
             if "reconcile" not in self._checked:  # once it passed: a failed check runs again next time
                 self.check_table(context, index=True)
                 self._checked.add("reconcile")
-            return outbox.reconcile(context=context).as_dict()
+            if shards is not None or outbox.config.reconciler_fanout <= 1:
+                return outbox.reconcile(context=context, shards=shards).as_dict()
+            # The invokes may take half the invocation's time: the rest drains the groups that failed.
+            invokes_by = now_ms() + remaining_ms(context) // 2
+            return fan_out(
+                outbox.config,
+                self.invoker(),
+                lambda failed: outbox.reconcile(context=context, shards=failed),
+                invokes_by,
+            ).as_dict()
+        except InvalidPayload as exc:
+            emit(get_logger(), PAYLOAD_INVALID, problem=str(exc))
+            raise  # nothing was read or written; the invocation fails (no retry: the same payload)
         except ConfigError as exc:
             emit(get_logger(), CONFIG_INVALID, problem=str(exc))  # what to set, without a traceback
             raise  # nothing was written; the invocation fails, as below
         except Exception:
             emit(get_logger(), RECONCILE_FAILED)
             raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it
+
+    def invoker(self) -> Invoker:
+        """What this container invokes fanned-out workers through, made once."""
+        if "invoker" not in self._invokers:
+            from adapters.runtime.fanout import LambdaInvoker
+
+            make = self._invoker or LambdaInvoker.from_config
+            self._invokers["invoker"] = make(self.outbox().config)
+        return self._invokers["invoker"]
 
 
 _HANDLERS = Handlers()
