@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install test lint typecheck docs docs-check pytest fuzz mutants mutation demo clean check-model bench lock \
-	build-SubmitFunction build-ReconcilerFunction build-DependenciesLayer
+	build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-DependenciesLayer
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,7 +89,7 @@ bench: $(INSTALLED)
 LAMBDA_PYTHON ?= python3.14
 LAMBDA_PACKAGES := statemodel adapters
 
-build-SubmitFunction build-ReconcilerFunction:
+build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction:
 	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	cd "$(ARTIFACTS_DIR)" && $(LAMBDA_PYTHON) -m compileall -q --invalidation-mode unchecked-hash $(LAMBDA_PACKAGES)
