@@ -11,12 +11,14 @@ In one run on in-process moto, on fresh resources for each measurement:
   copied under new message ids with BatchWriteItem, each copy's index partition recomputed for its
   id (`statemodel.attention`), so that building it does not cost the run a submission a record.
 
-* **fan-out**: the same backlog on 8 index shards, drained by one scheduled invocation through the
-  Lambda handler with `SENDGUARD_RECONCILER_FANOUT` F = 1, 2, 4 and 8 (`adapters.runtime.fanout`):
-  for F above 1 the coordinator invokes F workers, which run at once on F threads, each its own
-  handler (as each is its own Lambda container) with one worker thread; timed from the scheduled
-  invocation to the last worker's end, with the process's CPU time beside it. Lambda's asynchronous
-  invoke is `adapters.testing.fanout.InProcessInvoker` (moto's runs functions in Docker).
+* **fan-out**: a backlog of `latency_backlog` records on 8 index shards, drained by one scheduled
+  invocation through the Lambda handler with `SENDGUARD_RECONCILER_FANOUT` F = 1, 2, 4 and 8
+  (`adapters.runtime.fanout`): for F above 1 the coordinator invokes F workers, which run at once on F
+  threads, each its own handler (as each is its own Lambda container) with one worker thread; timed
+  from the scheduled invocation to the last worker's end, with the process's CPU time beside it, in
+  `rounds` interleaved rounds (each width once a round, so that the machine's load drifts over all
+  alike), the median reported. Lambda's asynchronous invoke is
+  `adapters.testing.fanout.InProcessInvoker` (moto's runs functions in Docker).
 
 moto applies one request at a time (`adapters.testing.serial_moto`: its requests are not atomic, as
 DynamoDB's and SQS's are). Each is measured twice: on moto as it answers (CPU-bound: moto and the SDK
@@ -62,6 +64,7 @@ def run(
     backlog: int = 400,
     latency_backlog: int = 200,
     say: Callable[[str], None] = lambda _: None,
+    rounds: int = 3,
 ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     fanned: list[dict[str, Any]] = []
@@ -75,9 +78,7 @@ def run(
                     for workers in WORKERS:
                         say(f"drain: one pass over {size} pending records, {workers} worker(s)")
                         rows.append(_drain(size, workers, latency, submit, calls, injector))
-                    for width in FANOUT:
-                        say(f"drain: a pass over {size} pending records fanned out to {width}")
-                        fanned.append(_fan_out(size, width, latency, calls, injector))
+                    fanned += _fan_outs(latency_backlog, latency, rounds, calls, injector, say)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "latency_ms": LATENCY_MS,
@@ -171,6 +172,23 @@ def _drain(
         "calls": counted,
         "requests_per_record": round(sum(counted.values()) / size, 3),
     }
+
+
+def _fan_outs(
+    size: int, latency: int, rounds: int, calls: _Calls, injector: FaultInjector, say: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Each width `rounds` times, interleaved; a row a width: the median run, and every run's rate."""
+    runs: dict[int, list[dict[str, Any]]] = {width: [] for width in FANOUT}
+    for round_ in range(rounds):
+        for width in FANOUT:
+            say(f"drain: {size} pending records fanned out to {width} (round {round_ + 1} of {rounds})")
+            runs[width].append(_fan_out(size, width, latency, calls, injector))
+    rows = []
+    for measured in runs.values():
+        ordered = sorted(measured, key=lambda r: r["seconds"])
+        median = ordered[len(ordered) // 2]
+        rows.append(median | {"rounds": len(measured), "runs_per_s": [r["records_per_s"] for r in measured]})
+    return rows
 
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}

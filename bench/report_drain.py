@@ -26,7 +26,7 @@ BACKLOGS = (1_000_000, 10_000_000)
 WIDTHS = (1, 10, 100, MAX_INDEX_SHARDS)
 OLD_REQUESTS = 3  # claim, SendMessage, confirm: the one-record-at-a-time pass
 FANOUT_HEADERS: tuple[str, ...] = ("F", "Invoked", "Records", "Wall s", "Records/s", "vs F=1", "CPU s")
-FANOUT_HEADERS += ("CPU ms a record", "Requests a record")
+FANOUT_HEADERS += ("CPU ms a record", "Requests a record", "Every round's records/s")
 
 METHOD = """\
 Code: `bench/drain.py`. In one run on in-process moto, each on fresh resources: the **submit rate** is
@@ -42,13 +42,15 @@ handler, which releases the interpreter lock), about what a request waits on AWS
 request at a time (`adapters.testing.serial_moto`: its requests are not atomic, as DynamoDB's and
 SQS's are), EMF metrics are off on both sides.
 
-The **fan-out** rows drain the same kind of backlog on {shards} index shards through the Lambda
-handler, one scheduled invocation with `SENDGUARD_RECONCILER_FANOUT` F (1: today's single pass): for
-F above 1 it invokes F workers (`adapters.runtime.fanout`), which run at once on F threads, each its
-own handler (its own container's clients) with one worker thread, through
-`adapters.testing.fanout.InProcessInvoker`, the `Invoker` production's `LambdaInvoker` implements
-(moto's `lambda:Invoke` runs functions in Docker). Timed from the scheduled invocation to the last
-worker's end; CPU is the process's (every thread, moto's included), with `time.process_time`."""
+The **fan-out** rows drain the same kind of backlog ({fanout_records} records) on {shards} index
+shards through the Lambda handler, one scheduled invocation with `SENDGUARD_RECONCILER_FANOUT` F (1:
+today's single pass): for F above 1 it invokes F workers (`adapters.runtime.fanout`), which run at
+once on F threads, each its own handler (its own container's clients) with one worker thread,
+through `adapters.testing.fanout.InProcessInvoker`, the `Invoker` production's `LambdaInvoker`
+implements (moto's `lambda:Invoke` runs functions in Docker). Timed from the scheduled invocation to
+the last worker's end; CPU is the process's (every thread, moto's included), with
+`time.process_time`. Each width runs {rounds} times, in rounds that take the widths in turn (so the
+shared machine's load drifts over all alike); the row is the median run."""
 
 
 def render(section: dict[str, Any]) -> list[str]:
@@ -61,6 +63,8 @@ def render(section: dict[str, Any]) -> list[str]:
                 records=these[0]["records"],
                 latency=section["latency_ms"],
                 shards=section.get("fanout_shards", 8),
+                fanout_records=(section.get("fanout") or [{"records": "?"}])[0]["records"],
+                rounds=(section.get("fanout") or [{}])[0].get("rounds", 1),
             )
             out += [*para([method.split("\n\n")[0]]), *para([method.split("\n\n")[1]])]
         label = f"+{latency} ms a request" if latency else "moto as it answers"
@@ -94,17 +98,7 @@ def render(section: dict[str, Any]) -> list[str]:
         if fanned:
             out += [f"**Fanned out, {label}**", ""]
             out += table(
-                (
-                    "F",
-                    "Invoked",
-                    "Records",
-                    "Wall s",
-                    "Records/s",
-                    "vs F=1",
-                    "CPU s",
-                    "CPU ms a record",
-                    "Requests a record",
-                ),
+                FANOUT_HEADERS,
                 [
                     (
                         r["fanout"],
@@ -116,6 +110,7 @@ def render(section: dict[str, Any]) -> list[str]:
                         r["cpu_s"],
                         r["cpu_ms_per_record"],
                         r["requests_per_record"],
+                        ", ".join(str(x) for x in r.get("runs_per_s", [r["records_per_s"]])),
                     )
                     for r in fanned
                 ],
