@@ -194,7 +194,9 @@ def _fanout(section: dict[str, Any], per_record: float) -> list[dict[str, Any]]:
                 f"a fanned-out pass drains faster than one invocation (moto, +{first['latency_ms']} ms a "
                 f"request; ≥ {MIN_FANOUT_GROWTH}×)",
                 f"{growth:.2f}× (F = {best['fanout']}: {best['records_per_s']} records/s against F = 1: "
-                f"{first['records_per_s']}; {section.get('cores', '?')} cores, moto CPU-bound: section 7)",
+                f"{first['records_per_s']}, medians; {section.get('cores', '?')} shared cores, the process "
+                f"on CPU {first['cpu_s'] / first['seconds']:.0%} of the time at F = 1 and moto answering "
+                "one request at a time in it: where it flattens, section 7 says why)",
                 growth >= MIN_FANOUT_GROWTH,
             )
         )

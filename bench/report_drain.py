@@ -159,7 +159,9 @@ def _fanout_on_moto(rows: list[dict[str, Any]], cores: int | None) -> list[str]:
             f" and the fastest, F = {best['fanout']}, {best['records_per_s']}"
             f" ({best['records_per_s'] / first['records_per_s']:.2f}×), at {min(cpu):g} to {max(cpu):g} ms of"
             f" CPU a record (a ceiling of {1000 / min(cpu):.0f} records a second for one core; each worker"
-            " also checks the table once, as a new container does)."
+            " also checks the table once, as a new container does), the process running"
+            f" {_share(these)} of the time (CPU s over wall s: the rest it waited, on the added latency"
+            " or for a core)."
         )
     where = f"{cores} cores" if cores else "this machine"
     return para(
@@ -175,6 +177,11 @@ def _fanout_on_moto(rows: list[dict[str, Any]], cores: int | None) -> list[str]:
             "the services' limits, not one interpreter, bound the sum (below).",
         ]
     )
+
+
+def _share(rows: list[dict[str, Any]]) -> str:
+    shares = [r["cpu_s"] / r["seconds"] for r in rows if r["seconds"]]
+    return f"{min(shares):.0%} to {max(shares):.0%}" if shares else "?"
 
 
 def _derivation(rows: list[dict[str, Any]]) -> list[str]:
