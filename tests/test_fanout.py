@@ -13,7 +13,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
+import structlog
 from botocore.stub import Stubber
 from moto import mock_aws
 
@@ -100,9 +102,33 @@ def _no_drain(shards: frozenset[int]) -> PassSummary:
 
 
 def _fanned(config: Config, fanout: int) -> Config:
-    import attrs
-
     return attrs.evolve(config, reconciler_fanout=fanout, reconciler_worker_function="w", metrics=False)
+
+
+def test_a_failed_invoke_is_logged_counted_and_drained_by_the_coordinator() -> None:
+    config = Config("t", BASE["SENDGUARD_QUEUE_URL"], layout=TableLayout(shards=Shards(8, 8)))
+    config = attrs.evolve(_fanned(config, 4), metrics=True)
+    denied = Classified(ErrorCategory.PERMANENT, "AccessDeniedException", status=403)
+    invoker = InProcessInvoker(lambda payload: denied if 2 in payload["shards"] else None)
+    drained: list[frozenset[int]] = []
+
+    def drain(shards: frozenset[int]) -> PassSummary:
+        drained.append(shards)
+        return PassSummary(redriven=3, shards=sorted(shards))
+
+    with structlog.testing.capture_logs() as logs:
+        summary = fan_out(config, invoker, drain, now_ms() + 10_000)
+    assert drained == [frozenset({2, 6})] and summary.drained_here == [2, 6]
+    assert (summary.groups, summary.invoked, summary.failed_invokes) == (4, 3, 1)
+    assert [tuple(p["shards"]) for p in invoker.invoked] == [(0, 4), (1, 5), (3, 7)]
+    (failed,) = [line for line in logs if line["event"] == "fanout_invoke_failed"]
+    assert failed["log_level"] == "error" and failed["shards"] == [2, 6]
+    assert failed["code"] == "AccessDeniedException" and failed["category"] == "permanent"
+    assert [line["code"] for line in logs if line["event"] == "aws_failure"] == ["AccessDeniedException"]
+    (fanned,) = [line for line in logs if line["event"] == "reconcile_fanout"]
+    assert fanned["own_pass"]["redriven"] == 3 and fanned["pass_id"] == summary.pass_id
+    (metrics,) = [line for line in logs if line["event"] == "metrics"]
+    assert (metrics["ReconcilerInvoked"], metrics["ReconcilerInvokeFailed"]) == (3, 1)
 
 
 # ---- the payload: input, checked before anything is read or written --------------------------------
