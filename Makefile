@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install test lint typecheck docs docs-check pytest fuzz mutants mutation demo clean check-model bench lock \
-	build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-DependenciesLayer
+	build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-ConsumerFunction \
+	build-DependenciesLayer
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,9 +72,13 @@ mutation: $(INSTALLED)
 	$(BIN)/python tests/mutation_score.py
 
 # The whole service on an embedded moto server, under real HTTP faults, and a verdict (exit 1 when a
-# message is orphaned, lost or duplicated without a reason). `sendguard demo --help` for its options.
+# message is orphaned, lost or duplicated without a reason, or an accepted message's effect is missing
+# or applied twice). CONSUMER: the ready consumer's mode, transactional (the default), guarded, or none
+# (the producer alone): `make demo CONSUMER=guarded`. `sendguard demo --help` for its options.
+CONSUMER ?= transactional
+
 demo: $(INSTALLED)
-	$(BIN)/sendguard demo
+	$(BIN)/sendguard demo --consumer $(CONSUMER)
 
 # The benchmarks: what a message costs and how fast the checks run, measured side by side in one run
 # (about five minutes); writes docs/benchmarks.md and docs/benchmarks.json. Progress on stderr.
@@ -89,7 +94,7 @@ bench: $(INSTALLED)
 LAMBDA_PYTHON ?= python3.14
 LAMBDA_PACKAGES := statemodel adapters
 
-build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction:
+build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-ConsumerFunction:
 	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
 	cd "$(ARTIFACTS_DIR)" && $(LAMBDA_PYTHON) -m compileall -q --invalidation-mode unchecked-hash $(LAMBDA_PACKAGES)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from adapters.aws_lambda import reconcile as reconcile
     from adapters.aws_lambda import submit as submit
     from adapters.ops.provision import ensure_resources as ensure_resources
+    from adapters.runtime.config import ConfigError as ConfigError
     from adapters.runtime.inbox import BatchResult as BatchResult
     from adapters.runtime.inbox import Delivery as Delivery
     from adapters.runtime.inbox import Inbox as Inbox
@@ -38,8 +39,10 @@ if TYPE_CHECKING:
     from adapters.runtime.outbox import Outbox as Outbox
     from adapters.runtime.outbox import OutboxError as OutboxError
     from adapters.runtime.outbox import RecordView as RecordView
+    from adapters.runtime.outbox import SendOutcome as SendOutcome
     from adapters.runtime.outbox import SendResult as SendResult
     from adapters.runtime.rearm import InvalidRearm as InvalidRearm
+    from adapters.runtime.rearm import RearmOutcome as RearmOutcome
     from adapters.runtime.rearm import RearmResult as RearmResult
     from adapters.runtime.reconciler import PassSummary as PassSummary
     from statemodel.attention import Shards as Shards
@@ -52,12 +55,15 @@ _PUBLIC = {
     # The library API (docs/library.md): sendguard in the team's own handler, on the team's table.
     "Outbox": "adapters.runtime.outbox",
     "TableLayout": "adapters.runtime.layout",
+    "ConfigError": "adapters.runtime.config",  # `Outbox.from_env` and the handlers: what to set
     "InvalidMessage": "adapters.runtime.outbox",
     "OutboxError": "adapters.runtime.outbox",
     "SendResult": "adapters.runtime.outbox",
+    "SendOutcome": "adapters.runtime.outbox",  # `SendResult.outcome`
     "RecordView": "adapters.runtime.outbox",
     "PassSummary": "adapters.runtime.reconciler",
     "RearmResult": "adapters.runtime.rearm",  # what `Outbox.rearm` did
+    "RearmOutcome": "adapters.runtime.rearm",  # `RearmResult.outcome`
     "InvalidRearm": "adapters.runtime.rearm",
     "Shards": "statemodel.attention",  # `TableLayout.shards`: the `attention` index's shards
     "Key": "statemodel.keys",  # a record's key: (partition value, sort value) for the team's own row

@@ -13,7 +13,6 @@ chain. The Outbox (and its clients) is made at the first invocation and kept for
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from adapters.runtime.log_events import (
 )
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
-from adapters.runtime.outbox import Outbox, OutboxError, SendResult, remaining_ms
+from adapters.runtime.outbox import Outbox, OutboxError, SendOutcome, SendResult, remaining_ms
 from adapters.runtime.runner import Aws
 from adapters.runtime.table_check import VALIDATION_EXCEPTION, check_table
 from statemodel.categories import consequence
@@ -195,23 +194,23 @@ def _submit(handlers: Handlers, event: object, context: object) -> dict[str, Any
     try:
         request = http.read_request(event)
         if isinstance(request, Rejection):
-            result = http.error(request.http_status, request.code, request.message, correlation_id)
+            reply = http.error(request.http_status, request.code, request.message, correlation_id)
         else:
-            route, result = _route(handlers, request, correlation_id, context, tally)
+            route, reply = _route(handlers, request, correlation_id, context, tally)
     except Exception:
         emit(get_logger(), HANDLER_FAILED, route=route)
-        result = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
-    _log_answer(result, route)
+        reply = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
+    _log_answer(reply, route)
     outbox = handlers._state.get("outbox")
     config = outbox.config if outbox is not None else None
     if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
         publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
-    return http.for_event(event, result)
+    return http.for_event(event, reply)
 
 
 def _route(
     handlers: Handlers, request: http.HttpRequest, correlation_id: str, context: object, tally: Tally
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, http.Reply]:
     if not request.on_messages:
         return "unknown", http.error(404, http.NOT_FOUND, "no such route", correlation_id)
     if handlers.outbox().config.key_scope == CALLER and request.caller is None:
@@ -238,7 +237,7 @@ def _post(
     correlation_id: str,
     context: object,
     tally: Tally,
-) -> dict[str, Any]:
+) -> http.Reply:
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
@@ -263,11 +262,11 @@ def _post(
     return _answer_submit(result, correlation_id)
 
 
-def _answer_submit(result: SendResult, correlation_id: str) -> dict[str, Any]:
+def _answer_submit(result: SendResult, correlation_id: str) -> http.Reply:
     if result.accepted:
         body = {"messageId": result.message_id, "status": "QUEUED", "correlationId": correlation_id}
         return http.answer(202, body, correlation_id)
-    if result.outcome == "conflict":
+    if result.outcome is SendOutcome.CONFLICT:
         message = "this Idempotency-Key was used for a different request"
         return http.error(409, http.IDEMPOTENCY_CONFLICT, message, correlation_id)
     if result.error_code == "InProgress":
@@ -280,9 +279,7 @@ def _answer_submit(result: SendResult, correlation_id: str) -> dict[str, Any]:
     return http.error(result.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
 
 
-def _get(
-    handlers: Handlers, request: http.HttpRequest, correlation_id: str, context: object
-) -> dict[str, Any]:
+def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, context: object) -> http.Reply:
     message_id = request.message_id
     if message_id is None or valid_token(message_id) is None:
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
@@ -310,18 +307,6 @@ def _get(
     return http.answer(200, body, correlation_id)
 
 
-def _log_answer(result: dict[str, Any], route: str) -> None:
-    status = result["statusCode"]
-    code = None
-    if status >= 400:
-        code = _error_code(result["body"])
-    level = "warning" if code == http.SYSTEM_ERROR else "info"
-    emit(get_logger(), ANSWER, level=level, status=status, code=code, route=route)
-
-
-def _error_code(body: str) -> str | None:
-    try:
-        code: str = json.loads(body)["error"]["code"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return code
+def _log_answer(reply: http.Reply, route: str) -> None:
+    level = "warning" if reply.code == http.SYSTEM_ERROR else "info"
+    emit(get_logger(), ANSWER, level=level, status=reply.status, code=reply.code, route=route)

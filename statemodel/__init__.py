@@ -1,9 +1,14 @@
 """sendguard's pure model of a message record: no I/O, no clock, no randomness.
 
 Time, ids and outcomes come in as arguments. See `statemodel.table` for the rules.
+
+`__all__` is what a reader of the model and a team's tests need: the record, its commands, events
+and errors, the table, `decide` / `evolve` / `replay`, and the sans-I/O flows (`start_*` returns a
+`Flow` whose effect says what to do; `advance` takes what came of it). The decider's own machinery
+(the history checker, the error-consequence table) stays in its modules.
 """
 
-from statemodel.categories import CONSEQUENCES, Consequence, ErrorCategory, consequence
+from statemodel.categories import Consequence, ErrorCategory, consequence
 from statemodel.commands import (
     Command,
     ConfirmSend,
@@ -14,7 +19,7 @@ from statemodel.commands import (
     ReportSendFailure,
     Submit,
 )
-from statemodel.decider import HistoryChecker, decide, evolve, evolve_all, replay
+from statemodel.decider import decide, evolve, replay
 from statemodel.errors import (
     DomainError,
     ForbiddenCommand,
@@ -35,17 +40,38 @@ from statemodel.events import (
     SendConfirmed,
     SendFailed,
 )
+from statemodel.flows import (
+    Answer,
+    ConditionFailed,
+    Failed,
+    Flow,
+    Outcome,
+    Result,
+    Send,
+    Sent,
+    Settings,
+    Write,
+    Written,
+    advance,
+    start_dispatch,
+    start_expire,
+    start_outbox,
+    start_rearm,
+    start_redrive,
+    start_submit,
+)
 from statemodel.records import LastError, Message, Phase, Record, Status
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS, Transition
 
 __all__ = [
-    "CONSEQUENCES",
     "TRANSITIONS",
     "Accepted",
+    "Answer",
     "ClaimCause",
     "Claimed",
     "Command",
+    "ConditionFailed",
     "ConfirmSend",
     "Consequence",
     "DomainError",
@@ -53,12 +79,14 @@ __all__ = [
     "Event",
     "ExhaustionCause",
     "ExpireLease",
+    "Failed",
+    "Flow",
     "ForbiddenCommand",
-    "HistoryChecker",
     "IllegalTransition",
     "LastError",
     "LeaseStillLive",
     "Message",
+    "Outcome",
     "Phase",
     "Prepare",
     "Rearm",
@@ -67,18 +95,30 @@ __all__ = [
     "Redrive",
     "RedriveExhausted",
     "ReportSendFailure",
+    "Result",
     "RollbackCause",
     "RolledBack",
+    "Send",
     "SendConfirmed",
     "SendFailed",
+    "Sent",
+    "Settings",
     "StaleAttempt",
     "Status",
     "Stored",
     "Submit",
     "Transition",
+    "Write",
+    "Written",
+    "advance",
     "consequence",
     "decide",
     "evolve",
-    "evolve_all",
     "replay",
+    "start_dispatch",
+    "start_expire",
+    "start_outbox",
+    "start_rearm",
+    "start_redrive",
+    "start_submit",
 ]

@@ -155,6 +155,11 @@ class Answer:
             raise ValueError(f"{self.result.value} is a reconciler's result, not a client's answer")
         return consequence(self.failure.category).http_status
 
+    @property
+    def retryable(self) -> bool:
+        """Not accepted, and the same request again may succeed (`statemodel.categories` decides)."""
+        return self.failure is not None and consequence(self.failure.category).retry_after
+
 
 Effect = Write | Send | Answer
 

@@ -369,3 +369,20 @@ def test_the_body_bucket_and_prefix_are_checked_once(
 def test_the_library_names_its_own_argument_in_a_bad_bucket(sendguard_aws: None) -> None:
     with pytest.raises(ValueError, match=re.escape("body_bucket='Bad Bucket' is not an S3 bucket name")):
         Outbox("t", "https://sqs.us-east-1.amazonaws.com/1/q", body_bucket="Bad Bucket")
+
+
+@pytest.mark.parametrize(
+    ("payload_bytes", "max_attempts", "room"), [(1_000, 20, True), (395_000, 20, False), (395_000, 1, True)]
+)
+def test_a_rearm_needs_room_for_a_fresh_budgets_worst_case_history(
+    payload_bytes: int, max_attempts: int, room: bool
+) -> None:
+    from adapters.runtime.item_size import rearm_has_room
+    from statemodel import Message, Submit, decide, replay
+    from statemodel.stored import Stored
+
+    message = Message("m-1", "x" * payload_bytes, (), "c-1", created_at=1_000, request_hash="h")
+    events = tuple(decide(None, Submit(message, attempt_id="a-1", lease_expires_at=61_000), now=1_000))
+    record = replay(events)
+    assert record is not None
+    assert rearm_has_room(Stored(record, events), max_attempts) is room

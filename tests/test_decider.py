@@ -18,7 +18,6 @@ from statemodel import (
     ExhaustionCause,
     ExpireLease,
     ForbiddenCommand,
-    HistoryChecker,
     IllegalTransition,
     LeaseStillLive,
     Message,
@@ -38,10 +37,9 @@ from statemodel import (
     Status,
     Submit,
     decide,
-    evolve_all,
     replay,
 )
-from statemodel.decider import segment
+from statemodel.decider import HistoryChecker, evolve_all, segment
 from statemodel.events import event_from_dict, event_to_dict, message_from_summary
 
 MESSAGE = Message("m-1", '{"a":1}', (("group", "g"),), "c-1", 100, "hash", "key-1")

@@ -34,6 +34,9 @@ from statemodel.flows import Sent
 from statemodel.stored import Stored
 from statemodel.validation import Request, message_id_for_key, new_message, parse_submission
 
+# The producer's verdict on its own: the consumer (on by default) would hide what these break.
+PRODUCER_ONLY = ("--consumer", "none")
+
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = demo_command.main(["--json", *args])
@@ -68,9 +71,9 @@ def test_the_text_report_fits_one_screen() -> None:
     )
     text = demo.render(report)
     assert report["ok"], text
-    assert text.splitlines()[-1].startswith("OK — every message accounted for")
+    assert text.splitlines()[-1].startswith("OK — every message accounted for, every effect applied once")
     assert len(text.splitlines()) <= 40
-    for heading in ("answers", "faults", "SDK", "rollbacks", "reconciler", "records", "orphans", "lost"):
+    for heading in ("answers", "faults", "SDK", "reconciler", "records", "consumer", "orphans", "effects"):
         assert heading in text
 
 
@@ -87,7 +90,9 @@ def test_a_message_dropped_from_the_queue_is_reported_lost(
         return deliveries[1:], others
 
     monkeypatch.setattr(demo, "drain", drain_losing_one)
-    code, report = run_cli(capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0")
+    code, report = run_cli(
+        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
+    )
     assert code == 1 and report["ok"] is False
     assert len(report["lost"]) == 2  # the 202 it was promised, and the record never sent
     assert "answered 202 but no message was ever sent" in report["lost"][0]
@@ -106,7 +111,9 @@ def test_a_confirm_of_a_send_that_never_happened_fails_the_run(
         return real_perform(self, send, deadline_ms)
 
     monkeypatch.setattr(SqsQueue, "perform", perform)
-    code, report = run_cli(capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0")
+    code, report = run_cli(
+        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
+    )
     assert code == 1
     assert any("confirmed forged-sqs-id, which SQS never accepted" in b for b in report["breaches"])
     assert any(forged[0] in line for line in report["lost"])
@@ -125,7 +132,9 @@ def test_a_sender_that_sends_twice_is_an_unexplained_duplicate(
         return real_perform(self, send, deadline_ms)
 
     monkeypatch.setattr(SqsQueue, "perform", perform)
-    code, report = run_cli(capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0")
+    code, report = run_cli(
+        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
+    )
     assert code == 1
     (duplicate,) = report["unexpected_duplicates"]
     assert duplicate["message_id"] == doubled[0] and duplicate["copies"] == 2
@@ -153,7 +162,9 @@ def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled(
     monkeypatch.setattr(SqsQueue, "perform", perform)
     monkeypatch.setattr(LocalService, "reconcile", lambda self, timeout_ms=0: {})
     monkeypatch.setattr(demo, "SETTLE_PASSES", 3)
-    code, report = run_cli(capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0")
+    code, report = run_cli(
+        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
+    )
     assert code == 3  # not settled, and no promise broken: told apart from a broken one (1)
     assert report["reconciler"]["settled"] is False and report["reconciler"]["passes"] == 3
     assert report["reconciler"]["unsettled"] == [refused[0]]

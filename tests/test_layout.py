@@ -26,7 +26,13 @@ GRAPH = import_graph()
 AT_IMPORT = import_graph(at_import_only=True)  # what a package's __init__ runs when a module below loads
 
 # What the Lambda may load, by package: the handlers, the runtime, the pure model (not its checkers).
-LAMBDA_PATH = ("adapters", "adapters.aws_lambda", "adapters.runtime", "statemodel")
+LAMBDA_PATH = (
+    "adapters",
+    "adapters.aws_lambda",
+    "adapters.aws_lambda_consumer",
+    "adapters.runtime",
+    "statemodel",
+)
 NOT_ON_THE_LAMBDA_PATH = (
     "statemodel.checker",
     "adapters.local",
@@ -50,7 +56,7 @@ def lambda_path(graph: dict[str, set[str]], at_import: dict[str, set[str]] = AT_
     """`adapters.aws_lambda` and everything it imports (lazily too: a handler's call runs those), and the
     packages above each, with what their `__init__` runs when imported."""
     loaded: set[str] = set()
-    todo = ["adapters.aws_lambda"]
+    todo = ["adapters.aws_lambda", "adapters.aws_lambda_consumer"]  # the template's handler modules
     while todo:
         module = todo.pop()
         if module in loaded:
@@ -87,7 +93,7 @@ def test_the_graph_sees_lazy_and_type_checking_imports() -> None:
 
 def test_the_lambda_path_stays_in_the_runtime() -> None:
     path = lambda_path(GRAPH)
-    assert {"adapters.aws_lambda", "adapters.runtime.store", "statemodel.flows"} <= path
+    assert {"adapters.aws_lambda", "adapters.aws_lambda_consumer", "adapters.runtime.inbox"} <= path
     assert sorted(m for m in path if _within(m, NOT_ON_THE_LAMBDA_PATH)) == []
     assert sorted(m for m in path if not _within(m, LAMBDA_PATH)) == []
 
@@ -100,7 +106,7 @@ def test_the_lambda_path_check_can_fail() -> None:
 
 def test_the_lambda_loads_no_test_or_tool_library() -> None:
     code = (
-        "import sys, adapters.aws_lambda; "
+        "import sys, adapters.aws_lambda, adapters.aws_lambda_consumer; "
         "bad = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'hypothesis', 'moto', 'transitions', 'pytest', 'werkzeug', 'time_machine', 'cfnlint'}); "
         "local = sorted(m for m in sys.modules if m.startswith(('adapters.local', 'adapters.testing', "
@@ -125,16 +131,21 @@ def test_every_package_says_what_it_holds() -> None:
 
 # The public surfaces: what docs and service teams may import. Changing one is a contract change.
 STATEMODEL_API = [
-    "CONSEQUENCES", "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence",
-    "DomainError", "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand",
-    "HistoryChecker", "IllegalTransition", "LastError", "LeaseStillLive", "Message", "Phase", "Prepare",
-    "Rearm", "Rearmed", "Record", "Redrive", "RedriveExhausted", "ReportSendFailure", "RollbackCause",
-    "RolledBack", "SendConfirmed", "SendFailed", "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS",
-    "Transition", "consequence", "decide", "evolve", "evolve_all", "replay",
+    "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence", "DomainError",
+    "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand", "IllegalTransition",
+    "LastError", "LeaseStillLive", "Message", "Phase", "Prepare", "Rearm", "Rearmed", "Record", "Redrive",
+    "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack", "SendConfirmed", "SendFailed",
+    "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence", "decide",
+    "evolve", "replay",
+    # the sans-I/O flows
+    "Answer", "ConditionFailed", "Failed", "Flow", "Outcome", "Result", "Send", "Sent", "Settings",
+    "Write", "Written", "advance", "start_dispatch", "start_expire", "start_outbox", "start_rearm",
+    "start_redrive", "start_submit",
 ]  # fmt: skip
 ADAPTERS_API = [
-    "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary", "RearmResult",
-    "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile", "submit",
+    "ConfigError", "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary",
+    "RearmResult", "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile",
+    "submit", "SendOutcome", "RearmOutcome",
     "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
     "ProcessResult",
 ]  # fmt: skip

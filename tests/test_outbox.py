@@ -529,3 +529,24 @@ def test_importing_adapters_loads_nothing_until_a_name_is_used() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.strip() == "[] True", result.stdout + result.stderr
+
+
+def test_a_send_outcome_is_an_enum_that_still_equals_its_string() -> None:
+    from adapters import SendOutcome, SendResult
+
+    made = SendResult(False, True, 503, "m-1", "failed", "TransactionFailed")  # as a team's handler does
+    assert made.outcome is SendOutcome.FAILED and made.outcome == "failed"
+    with pytest.raises(ValueError, match="'lost'"):
+        SendResult(False, True, 503, "m-1", "lost")
+
+
+@pytest.mark.parametrize(
+    ("category", "status", "retryable"),
+    [("retryable", 503, True), ("ambiguous", 503, True), ("permanent", 500, False)],
+)
+def test_an_outbox_error_is_retryable_as_its_category_decides(
+    category: str, status: int, retryable: bool
+) -> None:
+    from adapters import OutboxError
+
+    assert OutboxError("x", category=category, code="C", http_status=status).retryable is retryable

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from adapters.docgen import generate as docgen
 from adapters.docgen.diagram import FENCED, build_machine, condition_names
-from statemodel import decide, evolve_all
 from statemodel.categories import ErrorCategory
 from statemodel.commands import (
     COMMAND_TYPES,
@@ -24,6 +23,7 @@ from statemodel.commands import (
     ReportSendFailure,
     Submit,
 )
+from statemodel.decider import decide, evolve_all
 from statemodel.errors import ForbiddenCommand
 from statemodel.events import ClaimCause
 from statemodel.records import Message, Phase, Record, Status, phase_of

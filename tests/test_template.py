@@ -54,6 +54,9 @@ HANDLERS = {
     WORKER: "adapters.aws_lambda.reconcile",
 }
 LOG_GROUPS = {SUBMIT: "SubmitLogGroup", RECONCILER: "ReconcilerLogGroup", WORKER: "ReconcilerLogGroup"}
+# The ready consumer (ConsumerMode): made only when it is on; `ready_consumer_problems` below.
+CONSUMER, CONSUMER_TABLE, CONSUMER_MODE = "ConsumerFunction", "ConsumerTable", "ConsumerMode"
+CONSUMER_HANDLER = "adapters.aws_lambda_consumer.consume"
 
 # The bucket of the bodies too large for a DynamoDB item, and the parameter of their key prefix.
 BUCKET, BODY_PREFIX = "BodyBucket", "BodyPrefix"
@@ -87,6 +90,18 @@ GRANTS: dict[str, set[tuple[str, str]]] = {
         ("logs:CreateLogStream", "ReconcilerLogGroup"),
         ("logs:PutLogEvents", "ReconcilerLogGroup"),
     },
+    # The inbox's read and writes (the effect's Update too, inside its transaction); what the event
+    # source mapping calls with the function's role; the stack's key when the queue is encrypted with it.
+    CONSUMER: {
+        ("dynamodb:GetItem", CONSUMER_TABLE),
+        ("dynamodb:UpdateItem", CONSUMER_TABLE),
+        ("sqs:ReceiveMessage", "Queue"),
+        ("sqs:DeleteMessage", "Queue"),
+        ("sqs:GetQueueAttributes", "Queue"),
+        ("kms:Decrypt", "DataKey"),
+        ("logs:CreateLogStream", "ConsumerLogGroup"),
+        ("logs:PutLogEvents", "ConsumerLogGroup"),
+    },
 }
 # The workers drain as a pass does; the scheduled function may also invoke them, and nothing else.
 FAN_OUT = ("lambda:InvokeFunction", WORKER)
@@ -104,6 +119,9 @@ FORBIDDEN = {
     SUBMIT: FORBIDDEN_EVERYWHERE | {"dynamodb:Query", "dynamodb:BatchGetItem"},
     # It reads by key with BatchGetItem alone, and writes nothing but its records' updates.
     RECONCILER: FORBIDDEN_EVERYWHERE | {"dynamodb:GetItem", "dynamodb:PutItem", "s3:PutObject"},
+    # It consumes (deletes what it processed) and never sends, nor reads the bodies.
+    CONSUMER: (FORBIDDEN_EVERYWHERE - {"sqs:DeleteMessage"})
+    | {"sqs:SendMessage", "dynamodb:PutItem", "dynamodb:Query", "s3:GetObject", "s3:PutObject"},
 }
 FORBIDDEN[WORKER] = FORBIDDEN[RECONCILER] | {"lambda:InvokeFunction"}  # a worker never fans out
 FORBIDDEN[SUBMIT] |= {"lambda:InvokeFunction"}
@@ -141,7 +159,7 @@ BOTH_LOG_GROUPS = {"SubmitLogGroup", "ReconcilerLogGroup"}
 
 # Data at rest: RetentionDays (0, never, by default) and KeyAlias (empty, AWS's keys, by default).
 RETENTION = "RetentionDays"
-WITH_KEY = {"KeyAlias": "sendguard-prod"}
+WITH_KEY = {"KeyAlias": "sendguard-prod", CONSUMER_MODE: "transactional"}
 DATA_KEY_ARN = {"Fn::GetAtt": ["DataKey", "Arn"]}
 # What each use of the key may do: the functions through S3 and SQS, DynamoDB and SQS for the
 # account's principals that IAM allows, CloudWatch Logs for the two log groups.
@@ -228,7 +246,11 @@ def statements(node: Any) -> Iterator[dict[str, Any]]:
     """Every IAM policy statement anywhere in the template (roles, policies, resource policies)."""
     if isinstance(node, dict):
         if "Statement" in node:
-            yield from (s for s in listed(node["Statement"]) if isinstance(s, dict))
+            for s in listed(node["Statement"]):
+                if isinstance(s, dict) and list(s) == ["Fn::If"]:  # a statement made on a condition
+                    yield from (b for b in s["Fn::If"][1:] if isinstance(b, dict) and b != NO_VALUE)
+                elif isinstance(s, dict):
+                    yield s
         for value in node.values():
             yield from statements(value)
     elif isinstance(node, list):
@@ -420,7 +442,7 @@ def privilege_problems(t: Template) -> list[str]:
 
 def environment_problems(t: Template) -> list[str]:
     problems = []
-    for function in GRANTS:
+    for function in HANDLERS:
         variables = function_props(t, function).get("Environment", {}).get("Variables", {})
         for name, expected in ENVIRONMENT.items():
             if name not in variables:
@@ -493,8 +515,8 @@ def _rendered(t: Template, value: Any) -> str:
 
 def table_problems(t: Template) -> list[str]:
     tables = resources(t, "AWS::DynamoDB::Table")
-    if list(tables) != ["Table"]:
-        return [f"expected one table named Table, found {sorted(tables)}"]
+    if set(tables) - {CONSUMER_TABLE} != {"Table"}:
+        return [f"expected the table named Table (and {CONSUMER_TABLE}), found {sorted(tables)}"]
     p = props(t, "Table")
     problems = []
     if p.get("BillingMode") != "PAY_PER_REQUEST":
@@ -1140,6 +1162,115 @@ def fanout_problems(t: Template) -> list[str]:
     return problems
 
 
+CONSUMER_ENVIRONMENT = {
+    "SENDGUARD_CONSUMER_TABLE": {"Ref": CONSUMER_TABLE},
+    "SENDGUARD_CONSUMER_MODE": {"Ref": CONSUMER_MODE},
+    "SENDGUARD_CONSUMER_MAX_RECEIVES": {"Ref": "ConsumerInboxMaxReceives"},
+    "SENDGUARD_CONSUMER_QUEUE_MAX_RECEIVE_COUNT": {"Ref": "ConsumerMaxReceiveCount"},
+}
+VISIBILITY_PER_TIMEOUT = 6  # AWS's rule for a queue a Lambda event source mapping polls
+
+
+def ready_consumer_problems(t: Template) -> list[str]:
+    """The ready consumer (docs/inbox.md's settings): off by default (the queue may have consumers of
+    its own), every one of its resources made only when ConsumerMode turns it on; the real handler,
+    configured by its environment as the code reads it; an event source mapping on Queue that reads
+    the partial batch response; a visibility timeout of at least 6 x the function's timeout; a
+    dead-letter queue that takes a message only after the inbox gave it up; its own table."""
+    from adapters.aws_lambda_consumer import MODES, ConsumerConfig
+
+    problems = []
+    mode = t.get("Parameters", {}).get(CONSUMER_MODE, {})
+    if mode.get("Default") != "none":
+        problems.append(
+            f"{CONSUMER_MODE} defaults to {mode.get('Default')!r}: a stack update would start a "
+            "consumer that takes messages from the queue's own consumers"
+        )
+    if set(mode.get("AllowedValues", [])) != {"none", *MODES}:
+        problems.append(f"{CONSUMER_MODE} admits {mode.get('AllowedValues')}, not none and {MODES}")
+    if CONSUMER not in resources(t):
+        return [*problems, f"{CONSUMER}: missing"]
+    on = {CONSUMER_MODE: "transactional"}
+    for name, resource in resources(t).items():
+        if not name.startswith("Consumer"):
+            continue
+        condition = resource.get("Condition")
+        if condition is None or not condition_holds(t, {"Condition": condition}, on):
+            problems.append(f"{name}: not made when {CONSUMER_MODE} turns the consumer on")
+        elif condition_holds(t, {"Condition": condition}, {CONSUMER_MODE: "none"}):
+            problems.append(f"{name}: made with {CONSUMER_MODE}=none")
+    function = function_props(t, CONSUMER)
+    if function.get("Handler") != CONSUMER_HANDLER:
+        problems.append(f"{CONSUMER}: handler {function.get('Handler')!r}, not {CONSUMER_HANDLER}")
+    if function.get("LoggingConfig", {}).get("LogGroup") != {"Ref": "ConsumerLogGroup"}:
+        problems.append(f"{CONSUMER}: does not log to ConsumerLogGroup")
+    variables = props(t, CONSUMER).get("Environment", {}).get("Variables", {})
+    for name, expected in CONSUMER_ENVIRONMENT.items():
+        if variables.get(name) != expected:
+            problems.append(f"{CONSUMER}: {name} is {variables.get(name)!r}, not {expected!r}")
+    rendered = {name: str(parameter_default(t, value)) for name, value in variables.items()}
+    rendered["SENDGUARD_CONSUMER_TABLE"] = SAMPLE_REFS["AWS::DynamoDB::Table"]
+    for value in MODES:
+        try:
+            ConsumerConfig.from_env({**rendered, "SENDGUARD_CONSUMER_MODE": value})
+        except ConfigError as exc:  # what the function would refuse at its first invocation
+            problems.append(f"{CONSUMER}: its defaults in {value} mode are refused: {exc}")
+    mappings = [
+        e.get("Properties", {}) for e in function.get("Events", {}).values() if e.get("Type") == "SQS"
+    ]
+    if [m.get("Queue") for m in mappings] != [{"Fn::GetAtt": ["Queue", "Arn"]}]:
+        problems.append(f"{CONSUMER}: not fed by one event source mapping on Queue")
+    if any(m.get("FunctionResponseTypes") != ["ReportBatchItemFailures"] for m in mappings):
+        problems.append(f"{CONSUMER}: its mapping ignores batchItemFailures (no ReportBatchItemFailures)")
+    if any(int(m.get("BatchSize", 10)) > 10 for m in mappings):
+        problems.append(f"{CONSUMER}: batches over 10 need a batching window the function does not expect")
+    queue = props(t, "Queue")
+    visibility = parameter_default(t, queue.get("VisibilityTimeout", 30))
+    timeout = int(function.get("Timeout", 3))
+    if int(visibility) < VISIBILITY_PER_TIMEOUT * timeout:
+        problems.append(
+            f"Queue: visibility timeout {visibility} s under {VISIBILITY_PER_TIMEOUT} x the "
+            f"consumer's {timeout} s timeout: a message comes back while its invocation runs"
+        )
+    margin = int(parameter_default(t, function["Environment"]["Variables"]["SENDGUARD_LEASE_MARGIN_SECONDS"]))
+    if margin >= int(visibility) - timeout:
+        problems.append(
+            f"{CONSUMER}: a guarded claim's lease ({timeout} + {margin} s) outlives the visibility "
+            f"timeout ({visibility} s): the redelivery after a crash answers busy"
+        )
+    redrive = queue.get("RedrivePolicy", {})
+    receives = parameter_default(t, variables.get("SENDGUARD_CONSUMER_MAX_RECEIVES"))
+    if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}:
+        problems.append("Queue: no dead-letter queue for the messages the consumer gives up")
+    elif int(parameter_default(t, redrive.get("maxReceiveCount", 0))) <= int(receives or 0):
+        problems.append(
+            "Queue: SQS moves a message to the dead-letter queue before the inbox gives it up "
+            "(maxReceiveCount <= the inbox's max receives)"
+        )
+    if redrive.get("maxReceiveCount") != variables.get("SENDGUARD_CONSUMER_QUEUE_MAX_RECEIVE_COUNT"):
+        problems.append(f"{CONSUMER}: is not told the queue's maxReceiveCount (it checks its own is below)")
+    table = deployed_props(t, CONSUMER_TABLE, on)
+    if table.get("KeySchema") != [{"AttributeName": "pk", "KeyType": "HASH"}]:
+        problems.append(
+            f"{CONSUMER_TABLE}: key {table.get('KeySchema')!r}, not pk (what the consumer writes)"
+        )
+    if table.get("BillingMode") != "PAY_PER_REQUEST":
+        problems.append(f"{CONSUMER_TABLE}: not on-demand")
+    if table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled") is not True:
+        problems.append(f"{CONSUMER_TABLE}: point-in-time recovery is off")
+    if t["Resources"].get(CONSUMER_TABLE, {}).get("DeletionPolicy") != "Retain":
+        problems.append(f"{CONSUMER_TABLE}: deleted with the stack (its effects and inbox records with it)")
+    if deployed_props(t, CONSUMER_TABLE, WITH_KEY).get("SSESpecification", {}).get("KMSMasterKeyId") != (
+        DATA_KEY_ARN
+    ):
+        problems.append(f"{CONSUMER_TABLE}: not encrypted with the stack's key when KeyAlias is set")
+    grants_on = {(a, r) for a, r in grants(deployed(t, t, WITH_KEY), "ConsumerRole")}
+    grants_off = {(a, r) for a, r in grants(deployed(t, t, on), "ConsumerRole")}
+    if ("kms:Decrypt", "DataKey") not in grants_on or ("kms:Decrypt", "DataKey") in grants_off:
+        problems.append("ConsumerRole: kms:Decrypt on DataKey not exactly when KeyAlias encrypts the queue")
+    return problems
+
+
 def test_the_function_build_ships_the_packages_with_their_bytecode(tmp_path: Path) -> None:
     """`sam build`'s step for a function (`make build-SubmitFunction`): the two packages and, for
     every module, bytecode that the interpreter loads without checking the source (the zip does not
@@ -1253,7 +1384,7 @@ def packaging_problems(t: Template, lock: str | None = None, makefile: str | Non
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8") if makefile is None else makefile
     lock = LAYER_LOCK.read_text(encoding="utf-8") if lock is None else lock
     targets: dict[str, set[tuple[Any, Any]]] = {}  # layer -> the (runtime, architecture) of its users
-    for function in HANDLERS:
+    for function in [*HANDLERS, CONSUMER]:
         p = function_props(t, function)
         code = p.get("CodeUri")
         if not isinstance(code, str) or (TEMPLATE.parent / code).resolve() != ROOT:
@@ -1328,6 +1459,7 @@ CHECKS: dict[str, Check] = {
     "functions": function_problems,
     "packaging": packaging_problems,
     "fan-out": fanout_problems,
+    "ready consumer": ready_consumer_problems,
 }
 
 
@@ -1868,6 +2000,88 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
             f"{R}.QueuesPolicy.Properties.PolicyDocument.Statement.0.Condition",
             {"Bool": {"aws:MultiFactorAuthPresent": "false"}},
         ),
+    ),
+    (
+        "ready consumer",
+        "a consumer on by default",
+        setter(f"Parameters.{CONSUMER_MODE}.Default", "transactional"),
+    ),
+    ("ready consumer", "a table made without the consumer", setter(f"{R}.{CONSUMER_TABLE}.Condition", None)),
+    (
+        "ready consumer",
+        "another handler",
+        setter(f"{R}.{CONSUMER}.Properties.Handler", "adapters.aws_lambda.submit"),
+    ),
+    (
+        "ready consumer",
+        "no partial batch response",
+        setter(f"{R}.{CONSUMER}.Properties.Events.Messages.Properties.FunctionResponseTypes", None),
+    ),
+    (
+        "ready consumer",
+        "a mapping on the dead-letter queue",
+        setter(
+            f"{R}.{CONSUMER}.Properties.Events.Messages.Properties.Queue",
+            {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        ),
+    ),
+    (
+        "ready consumer",
+        "a timeout past a sixth of the visibility",
+        setter(f"{R}.{CONSUMER}.Properties.Timeout", 10),
+    ),
+    ("ready consumer", "no dead-letter queue", setter(f"{R}.Queue.Properties.RedrivePolicy", None)),
+    (
+        "ready consumer",
+        "a claim that outlives the visibility timeout",
+        setter(f"{R}.{CONSUMER}.Properties.Environment.Variables.SENDGUARD_LEASE_MARGIN_SECONDS", None),
+    ),
+    ("ready consumer", "SQS gives up first", setter("Parameters.ConsumerInboxMaxReceives.Default", 5)),
+    (
+        "ready consumer",
+        "a mode the code refuses",
+        setter(f"Parameters.{CONSUMER_MODE}.AllowedValues", ["none", "transactional", "guarded", "fenced"]),
+    ),
+    (
+        "ready consumer",
+        "the table not passed to the function",
+        setter(f"{R}.{CONSUMER}.Properties.Environment.Variables.SENDGUARD_CONSUMER_TABLE", {"Ref": "Table"}),
+    ),
+    (
+        "ready consumer",
+        "a table keyed otherwise",
+        setter(f"{R}.{CONSUMER_TABLE}.Properties.KeySchema.0.AttributeName", "message_id"),
+    ),
+    (
+        "ready consumer",
+        "a table deleted with the stack",
+        setter(f"{R}.{CONSUMER_TABLE}.DeletionPolicy", "Delete"),
+    ),
+    (
+        "ready consumer",
+        "no key for the encrypted queue",
+        setter(f"{R}.ConsumerPolicy.Properties.PolicyDocument.Statement.2", None),
+    ),
+    (
+        "least privilege",
+        "the consumer sends",
+        add_statement("ConsumerRole", "sqs:SendMessage", QUEUE_ARN),
+    ),
+    (
+        "least privilege",
+        "the consumer writes sendguard's table",
+        add_statement("ConsumerRole", "dynamodb:UpdateItem", TABLE_ARN),
+    ),
+    (
+        "least privilege",
+        "the consumer puts items",
+        add_statement("ConsumerRole", "dynamodb:PutItem", {"Fn::GetAtt": [CONSUMER_TABLE, "Arn"]}),
+    ),
+    ("packaging", "a consumer built without its bytecode", setter(f"{R}.{CONSUMER}.Metadata", None)),
+    (
+        "key",
+        "the consumer's log group on AWS's key despite KeyAlias",
+        setter(f"{R}.ConsumerLogGroup.Properties.KmsKeyId", None),
     ),
     ("key", "a key made by default", setter(f"{R}.DataKey.Condition", None)),
     ("key", "no rotation", setter(f"{R}.DataKey.Properties.EnableKeyRotation", False)),

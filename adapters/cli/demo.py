@@ -24,8 +24,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sendguard demo",
         description=(demo_doc or "").split("\n\n")[0],
-        epilog="exit status: 0 every promise kept on a settled table; 1 a promise broken; 2 the service "
-        "could not start; 3 no promise broken, but records still waiting at the settle bound",
+        epilog="exit status: 0 every promise kept on a settled table (and every accepted message's effect "
+        "applied exactly once); 1 a promise broken; 2 the service could not start; 3 no promise broken, "
+        "but records still waiting at the settle bound (or messages the consumer did not reach)",
     )
     parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS, help="POSTs to send (default 120)")
     parser.add_argument(
@@ -51,6 +52,17 @@ def main(argv: list[str]) -> int:
         "--lambda-timeout", type=int, default=10, help="the function's timeout, seconds (default 10)"
     )
     parser.add_argument("--log-file", help="write the function's JSON log lines here (for check-trace)")
+    parser.add_argument(
+        "--consumer",
+        choices=["transactional", "guarded", "none"],
+        help="the ready consumer's mode (default transactional on the embedded server; none elsewhere)",
+    )
+    parser.add_argument(
+        "--consumer-fault-rate",
+        type=float,
+        default=None,
+        help="share of the consumer's deliveries and DynamoDB calls meeting a fault (default: --fault-rate)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.requests <= 10_000:
         parser.error("--requests must be in 1..10000")
@@ -58,6 +70,8 @@ def main(argv: list[str]) -> int:
         parser.error("--concurrency must be in 1..64")
     if args.fault_rate is not None and not 0.0 <= args.fault_rate <= 1.0:
         parser.error("--fault-rate must be in [0, 1]")
+    if args.consumer_fault_rate is not None and not 0.0 <= args.consumer_fault_rate <= 1.0:
+        parser.error("--consumer-fault-rate must be in [0, 1]")
     if not 1 <= args.aws_max_attempts <= 10:
         parser.error("--aws-max-attempts must be in 1..10")
     if not 5 <= args.lambda_timeout <= 900:
@@ -73,6 +87,8 @@ def main(argv: list[str]) -> int:
         aws_max_attempts=args.aws_max_attempts,
         lambda_timeout_s=args.lambda_timeout,
         log_file=args.log_file,
+        consumer=args.consumer,
+        consumer_fault_rate=args.consumer_fault_rate,
     )
     try:
         report = run(options)

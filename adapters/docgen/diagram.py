@@ -147,12 +147,12 @@ errors fall in which category: [errors.md](errors.md).
 
 These run as doctests (`make test`).
 
->>> from statemodel import decide, evolve_all, Submit, ConfirmSend, ExpireLease, Message
+>>> from statemodel import decide, replay, Submit, ConfirmSend, ExpireLease, Message
 >>> message = Message("m-1", '{{"order":42}}', (), "corr-1", created_at=1_000, request_hash="h")
 >>> events = decide(None, Submit(message, attempt_id="a-1", lease_expires_at=61_000), now=1_000)
 >>> [type(e).__name__ for e in events]
 ['Accepted', 'Claimed']
->>> record = evolve_all(None, events)
+>>> record = replay(events)
 >>> record.status.value, record.phase.value, record.version
 ('QUEUED', 'IN_FLIGHT', 2)
 >>> decide(record, ConfirmSend(attempt_id="a-2", sqs_message_id="s-1"), now=2_000)
@@ -163,7 +163,7 @@ statemodel.errors.StaleAttempt: ConfirmSend names attempt 'a-2', but m-1 is owne
 Traceback (most recent call last):
   ...
 statemodel.errors.LeaseStillLive: ExpireLease on IN_FLIGHT record: guard failed (now >= lease_expires_at)
->>> confirmed = evolve_all(record, decide(record, ConfirmSend("a-1", "s-1"), now=2_000))
+>>> confirmed = replay([*events, *decide(record, ConfirmSend("a-1", "s-1"), now=2_000)])
 >>> confirmed.phase.value, confirmed.sqs_message_id
 ('CONFIRMED', 's-1')
 >>> decide(confirmed, ExpireLease(attempt_id="a-1"), now=99_000)

@@ -7,8 +7,18 @@ replays of an earlier Idempotency-Key); runs the real reconciler until the table
 queue; and prints one screen: answers by status, faults injected by kind, SDK retries, rollbacks,
 reconciler actions, final record states, and the verdict — orphans, lost messages, duplicates and why
 each was allowed. Exit 1 on an orphan, a loss, an unexplained duplicate, an invariant breach or a table
-that did not settle. `--endpoint-url`, or `--table` with `--queue-url` on AWS, runs the same against a
-deployment's resources (no fault proxy unless `--fault-rate` is given).
+that did not settle.
+
+The consumer side runs with it (`--consumer transactional`, the default on the embedded server, or
+`guarded`; `none` leaves it out): the ready consumer function (`adapters.aws_lambda_consumer.consume`,
+the SAM template's ConsumerFunction) consumes the queue as Lambda's SQS event source mapping would
+drive it, from the start of the load, under faults of its own (`adapters.local.consumer`: crashes
+before and after its writes, throttles, duplicate and concurrent deliveries) besides the proxy's; the
+verdict adds that every accepted message's effect was applied exactly once, counted in the consumer's
+table (exit 1 when one is missing or applied twice).
+
+`--endpoint-url`, or `--table` with `--queue-url` on AWS, runs the same against a deployment's
+resources (no fault proxy unless `--fault-rate` is given; no consumer).
 
 The function runs with the contract's variables set for a demo: SENDGUARD_REDRIVE_AFTER_SECONDS=1 and
 SENDGUARD_LEASE_MARGIN_SECONDS=1 (so that the reconciler can settle the table in seconds, in real time),
@@ -30,9 +40,21 @@ from typing import Any, TextIO
 
 import attrs
 
+from adapters.aws_lambda_consumer import LAYOUT as CONSUMER_LAYOUT
+from adapters.aws_lambda_consumer import MODES as CONSUMER_MODES
+from adapters.aws_lambda_consumer import ConsumerHandlers, Wiring
+from adapters.local.consumer import (
+    CallFaults,
+    ConsumerRun,
+    EffectsVerdict,
+    EventSourceMapping,
+    FaultyWiring,
+    judge_effects,
+)
 from adapters.local.fault_proxy import Kind
 from adapters.local.load import Progress, drive, make_plan
-from adapters.local.service import EMBEDDED, LocalService, ServiceOptions
+from adapters.local.sandbox import environment
+from adapters.local.service import EMBEDDED, LocalService, ServiceError, ServiceOptions
 from adapters.local.settle import Settling, drain, read_records, settle
 from adapters.local.verdict import (
     Evidence,
@@ -45,6 +67,7 @@ from adapters.local.verdict import (
     rollbacks,
 )
 from adapters.ops.audit import audit
+from adapters.ops.provision import ensure_table
 from adapters.runtime.clients import now_ms
 from adapters.runtime.store import DynamoStore
 
@@ -55,6 +78,13 @@ DEFAULT_SEED = 7
 SETTLE_SECONDS = 45.0
 SETTLE_PASSES = 40
 SHOWN = 8  # lines of each list in the text report
+NO_CONSUMER = "none"
+CONSUMER_TIMEOUT_S = 3  # the consumer function's timeout here (the template's is 5 s) …
+CONSUMER_VISIBILITY_S = 4  # … and the visibility timeout of its receives: short, so that a crashed
+# batch comes back within seconds; shorter than 6 x the timeout, so a slow invocation's messages can
+# come back while it still runs, which the inbox must keep safe
+CONSUMER_MAX_RECEIVES = 10  # the inbox's, here: the demo's queue has no dead-letter queue
+CONSUMER_SECONDS = 40.0  # to empty the queue once the table has settled
 WIDTH = 110
 
 
@@ -72,6 +102,19 @@ class DemoOptions:
     settle_seconds: float = SETTLE_SECONDS
     log_file: str | None = None
     progress: bool | None = None  # None: when stderr is a terminal
+    consumer: str | None = None  # transactional | guarded | none; None: transactional on the embedded server
+    consumer_fault_rate: float | None = None  # None: the fault rate
+    consumer_wiring: Wiring | None = None  # the tests' broken wirings; None: production's
+    consumer_batch_size: int = 10  # messages per invocation, at most (the template's BatchSize)
+
+    def consumer_mode(self, mode: str) -> str:
+        """The consumer's mode on a service of this mode (`ServiceOptions.mode`)."""
+        chosen = self.consumer or (CONSUMER_MODES[0] if mode == EMBEDDED else NO_CONSUMER)
+        if chosen not in (*CONSUMER_MODES, NO_CONSUMER):
+            raise ServiceError(f"--consumer {chosen}: use one of {', '.join((*CONSUMER_MODES, NO_CONSUMER))}")
+        if chosen != NO_CONSUMER and mode != EMBEDDED:
+            raise ServiceError("the demo's consumer runs on the embedded server only: add --consumer none")
+        return chosen
 
     def service(self) -> ServiceOptions:
         probe = ServiceOptions(endpoint_url=self.endpoint_url, table=self.table, queue_url=self.queue_url)
@@ -134,8 +177,12 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
         ids_by_kind.setdefault(item.kind, set()).add(item.message_id)
     planned = frozenset().union(*ids_by_kind.values())
     logs = LogCollector()
-    with LocalService(service_options) as service:
+    consumer_mode = options.consumer_mode(service_options.mode)
+    with LocalService(service_options) as service, contextlib.ExitStack() as stack:
         strict = service.mode == EMBEDDED
+        run_consumer = None
+        if consumer_mode != NO_CONSUMER:
+            run_consumer = start_consumer(options, service, consumer_mode, stack)
         _say(say, f"sendguard demo: {service.mode}" + (f" at {service.upstream}" if service.upstream else ""))
         _say(say, f"  table {service.table}, queue {service.queue_url}")
         if service.proxy:
@@ -154,6 +201,7 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
             loaded = time.monotonic()
             _say(say, f"  load done in {loaded - started:.1f} s; settling with the reconciler")
             service.new_container()  # the reconciler function's own container, as on AWS
+            quiet = _quiet(service, run_consumer)
             settling = settle(
                 store,
                 None if strict else planned,
@@ -162,14 +210,23 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
                 options.settle_seconds,
                 SETTLE_PASSES,
                 lambda result, waiting: _say(say, f"    pass {result.passes + 1}: {waiting} to settle"),
-                quiet=service.proxy.stop_faults if service.proxy else None,
+                quiet=quiet,
             )
+            consumed, settled_at = None, time.monotonic()
+            if run_consumer is not None:
+                _say(say, "  table settled; the consumer empties the queue")
+                run_consumer.quiet()
+                consumed = run_consumer.mapping.finish(CONSUMER_SECONDS)
             deliveries, others = drain(
                 service.observer("sqs"),
                 service.queue_url,
                 (lambda _: True) if strict else (lambda message_id: message_id in planned),
                 consistent=strict,
             )
+            if run_consumer is not None:  # what the consumer received was on the queue as well
+                deliveries = list(
+                    {d.sqs_id: d for d in [*run_consumer.mapping.seen.values(), *deliveries]}.values()
+                )
             report_audit = audit(store, now_ms(), 0)
             stored, foreign = read_records(store, None if strict else planned)
         evidence = Evidence(
@@ -190,16 +247,98 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
             waiting=frozenset(w.message_id for w in settling.waiting),
         )
         verdict = judge(evidence)
+        effects = None
+        if run_consumer is not None:
+            accepted = {
+                a.message_id for a in answers if a.method == "POST" and a.status == 202 and a.message_id
+            }
+            on_queue = {d.message_id for d in deliveries if d.message_id}
+            effects = judge_effects(
+                service.observer("dynamodb"), run_consumer.table, accepted | on_queue, bool(consumed)
+            )
         report = build_report(options, service, evidence, verdict, settling)
+        if run_consumer is not None and effects is not None:
+            report["consumer"] = consumer_report(run_consumer, effects)
+            report["ok"] = report["ok"] and effects.ok
+            report["broken"] = report["broken"] or effects.broken
     report["seconds"] = {
         "load": round(loaded - started, 1),
         "settle": settling.seconds,
+        "consume": round(time.monotonic() - settled_at, 1),
         "total": round(time.monotonic() - started, 1),
     }
     if options.log_file:
         with open(options.log_file, "w", encoding="utf-8") as stream:
             stream.writelines(line + "\n" for line in logs.lines)
     return report
+
+
+def start_consumer(
+    options: DemoOptions, service: LocalService, mode: str, stack: contextlib.ExitStack
+) -> ConsumerRun:
+    """The consumer table, the function's environment, and the event source mapping, polling."""
+    table = f"{service.table}-consumer"
+    with environment({"AWS_ENDPOINT_URL": service.upstream or ""}):
+        ensure_table(table, CONSUMER_LAYOUT)
+    stack.enter_context(
+        environment(
+            {
+                "SENDGUARD_CONSUMER_TABLE": table,
+                "SENDGUARD_CONSUMER_MODE": mode,
+                "SENDGUARD_CONSUMER_MAX_RECEIVES": str(CONSUMER_MAX_RECEIVES),
+            }
+        )
+    )
+    rate = options.consumer_fault_rate
+    if rate is None:
+        rate = service.proxy.rate if service.proxy else 0.0
+    faults = CallFaults(rate / 2, options.seed)
+    handlers = ConsumerHandlers(FaultyWiring(faults, options.consumer_wiring))
+    handlers.setup()  # the container's first invocation would: configuration and clients, once
+    mapping = EventSourceMapping(
+        service.observer("sqs"),
+        service.queue_url,
+        handlers.consume,
+        timeout_ms=1000 * CONSUMER_TIMEOUT_S,
+        visibility_s=CONSUMER_VISIBILITY_S,
+        fault_rate=rate,
+        seed=options.seed,
+        batch_size=options.consumer_batch_size,
+    )
+    mapping.start()
+    stack.callback(mapping.finish, 0)  # stops the pollers, whatever happened
+    return ConsumerRun(mode, table, handlers, faults, mapping)
+
+
+def _quiet(service: LocalService, consumer: ConsumerRun | None) -> Any:
+    """What turns every fault off: the proxy's, and the consumer's own."""
+    if service.proxy is None and consumer is None:
+        return None
+
+    def quiet() -> None:
+        if service.proxy is not None:
+            service.proxy.stop_faults()
+        if consumer is not None:
+            consumer.quiet()
+
+    return quiet
+
+
+def consumer_report(run: ConsumerRun, effects: EffectsVerdict) -> dict[str, Any]:
+    return {
+        "mode": run.mode,
+        "table": run.table,
+        "mapping": attrs.asdict(run.mapping.stats),
+        "faults_by_kind": dict(sorted(run.faults.injected.items())),
+        "finished": effects.finished,
+        "expected": effects.expected,
+        "applied_once": effects.once,
+        "missing": effects.missing,
+        "applied_twice": effects.twice,
+        "unexpected": effects.unexpected,
+        "inbox": effects.inbox,
+        "repeated_calls": effects.repeats,
+    }
 
 
 def build_report(
@@ -311,6 +450,8 @@ def render(report: dict[str, Any]) -> str:
     out += _field("records", _counts(report["records"]) or "none")
     queue = report["queue"]
     out += _field("queue", f"{queue['messages']} messages for {queue['records']} records")
+    if report.get("consumer") is not None:
+        out += _field("consumer", _consumer_line(report["consumer"]))
     out += ["", "  verdict"]
     out += _field("orphans", str(len(report["orphans"])), 4)
     out += [f"      {line}" for line in report["orphans"][:SHOWN]]
@@ -331,6 +472,25 @@ def render(report: dict[str, Any]) -> str:
         out.append(f"      … and {len(duplicates) - len(shown)} more (--json lists them all)")
     out += _field("breaches", str(len(report["breaches"])), 4)
     out += [f"      {line}" for line in report["breaches"][:SHOWN]]
+    consumer = report.get("consumer")
+    if consumer is not None:
+        problems = consumer["missing"] + consumer["applied_twice"] + consumer["unexpected"]
+        if not problems and consumer["finished"]:
+            repeats = consumer["repeated_calls"]
+            dropped = f"; {repeats} repeated calls dropped by their idempotency key" if repeats else ""
+            text = (
+                f"every accepted message's effect applied exactly once ({consumer['applied_once']} "
+                f"messages{dropped})"
+            )
+        else:
+            text = (
+                f"{consumer['applied_once']} of {consumer['expected']} applied once; "
+                f"{len(consumer['missing'])} missing, {len(consumer['applied_twice'])} applied twice, "
+                f"{len(consumer['unexpected'])} unexpected"
+                + ("" if consumer["finished"] else "; the queue was not emptied in time")
+            )
+        out += _field("effects", text, 4)
+        out += [f"      {line}" for line in problems[:SHOWN]]
     waiting = rc["waiting"]
     if waiting:
         out += _field("waiting", f"{len(waiting)} records not settled yet (neither orphaned nor lost):", 4)
@@ -339,15 +499,34 @@ def render(report: dict[str, Any]) -> str:
     seconds = report.get("seconds", {})
     timing = (
         f"({seconds.get('total', 0)} s: load {seconds.get('load', 0)} s, "
-        f"settling {seconds.get('settle', 0)} s)"
+        f"settling {seconds.get('settle', 0)} s"
+        + (f", emptying the queue {seconds.get('consume', 0)} s)" if consumer is not None else ")")
     )
     if report["ok"]:
-        out.append(f"OK — every message accounted for {timing}")
+        applied = ", every effect applied once" if consumer is not None else ""
+        out.append(f"OK — every message accounted for{applied} {timing}")
     elif report["broken"]:
         out.append(f"FAILED — see the verdict above {timing}")
-    else:
+    elif waiting:
         out.append(f"NOT SETTLED — no promise broken, {len(waiting)} records still waiting {timing}")
+    else:
+        unreached = len(consumer["missing"]) if consumer is not None else 0
+        out.append(
+            f"NOT SETTLED — no promise broken, {unreached} messages the consumer did not reach {timing}"
+        )
     return "\n".join(out)
+
+
+def _consumer_line(consumer: dict[str, Any]) -> str:
+    m = consumer["mapping"]
+    faults = _counts(consumer["faults_by_kind"]) or "none"
+    whole = m["crashed"] + m["raised"] + m["timed_out"] + m["unreadable"]
+    return (
+        f"{consumer['mode']}: {m['invocations']} invocations for {m['received']} receives; injected "
+        f"{faults}, {m['duplicate']} duplicate and {m['concurrent']} concurrent deliveries; {whole} batches "
+        f"failed whole ({m['crashed']} crashed), {m['item_failures']} messages reported failed and "
+        f"delivered again; inbox records {_counts(consumer['inbox']) or 'none'}"
+    )
 
 
 def _field(label: str, text: str, indent: int = 2) -> list[str]:

@@ -73,7 +73,8 @@ WEIGHTS: dict[Kind, int] = {
     Kind.THROTTLE: 3,
 }
 APPLIED: frozenset[Kind] = frozenset({Kind.RESET_AFTER, Kind.DELAY})  # applied, answer never seen
-FAULTABLE = frozenset({"UpdateItem", "GetItem", "Query", "SendMessage"})  # what the service calls
+# What the service calls; TransactWriteItems: the ready consumer's commit (`sendguard demo --consumer`).
+FAULTABLE = frozenset({"UpdateItem", "GetItem", "Query", "SendMessage", "TransactWriteItems"})
 ANSWERED = "answered"
 LATE = "late"  # not injected: the answer came after the client's read timeout, or could not be written
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "date", "server"})

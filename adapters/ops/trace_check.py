@@ -3,7 +3,7 @@
 Every line with `"event": "transition"` is one event of one record (other lines are skipped). A
 message's lines may be spread over several files — the submit function and the reconciler write to
 different log streams — so each message's lines are put in order by their `version` (the event's
-place in the record's history) and replayed through `statemodel.HistoryChecker`. Reported, each with
+place in the record's history) and replayed through `statemodel.decider.HistoryChecker`. Reported, each with
 its file and line: a line out of order within its file, a version seen twice (a duplicated line), a
 missing version, an event the table does not allow (wrong phase, another attempt's event, a lease rolled
 back before it expired), and a line whose `from`, `to` or `version` disagree with the replay. A history

@@ -134,44 +134,54 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@attrs.frozen
+class Reply:
+    """An answer as values, before `for_event` gives it the shape of the event it answers: the error
+    code stays a value (the answer's log line reads it) and is never parsed back out of the body."""
+
+    status: int
+    body: dict[str, Any]
+    correlation_id: str
+    headers: dict[str, str] | None = None
+    code: str | None = None  # the error's code; None for a success
+
+
 def answer(
     status: int, body: dict[str, Any], correlation_id: str, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """A proxy answer API Gateway (both payload formats) and function URLs read; `for_event` fits it to
-    an ALB."""
-    return {
-        "statusCode": status,
-        "headers": {
-            "Content-Type": "application/json",
-            "X-Correlation-Id": correlation_id,
-            **(headers or {}),
-        },
-        "body": json.dumps(body, ensure_ascii=False),
-        "isBase64Encoded": False,
-    }
+) -> Reply:
+    return Reply(status, body, correlation_id, headers)
 
 
 def error(
     status: int, code: str, message: str, correlation_id: str, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
+) -> Reply:
     body = {"error": {"code": code, "message": message, "correlationId": correlation_id}}
-    return answer(status, body, correlation_id, headers)
+    return Reply(status, body, correlation_id, headers, code)
 
 
-def for_event(event: object, result: dict[str, Any]) -> dict[str, Any]:
-    """`result` (an `answer`) in the shape the sender of `event` reads. An ALB (`requestContext.elb`)
-    needs the status line's `statusDescription`; with multi-value headers on (the event then carries
-    `multiValueHeaders`), it ignores `headers` and reads `multiValueHeaders` only, so the headers move
-    there. Every other shape reads `result` as it is."""
+def for_event(event: object, reply: Reply) -> dict[str, Any]:
+    """`reply` as a proxy answer API Gateway (both payload formats) and function URLs read, in the shape
+    the sender of `event` reads. An ALB (`requestContext.elb`) needs the status line's
+    `statusDescription`; with multi-value headers on (the event then carries `multiValueHeaders`), it
+    ignores `headers` and reads `multiValueHeaders` only, so the headers move there."""
+    result: dict[str, Any] = {
+        "statusCode": reply.status,
+        "headers": {
+            "Content-Type": "application/json",
+            "X-Correlation-Id": reply.correlation_id,
+            **(reply.headers or {}),
+        },
+        "body": json.dumps(reply.body, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
     context = event.get("requestContext") if isinstance(event, dict) else None
     if not (isinstance(event, dict) and isinstance(context, dict) and "elb" in context):
         return result
-    status = result["statusCode"]
     try:
-        reason = HTTPStatus(status).phrase
+        reason = HTTPStatus(reply.status).phrase
     except ValueError:  # a code without a registered phrase: a status line's reason may be empty
         reason = ""
-    shaped = {**result, "statusDescription": f"{status} {reason}".rstrip()}
+    shaped = {**result, "statusDescription": f"{reply.status} {reason}".rstrip()}
     if isinstance(event.get("multiValueHeaders"), dict):
         shaped["multiValueHeaders"] = {name: [value] for name, value in shaped.pop("headers").items()}
     return shaped

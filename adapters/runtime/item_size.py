@@ -1,6 +1,6 @@
 """The size rules of items: an item's size by DynamoDB's rule, from its low-level (typed JSON) form
-(what a write is billed at and what an item may hold, 400 KB), and where a message's body is kept
-(`placement`).
+(what a write is billed at and what an item may hold, 400 KB), where a message's body is kept
+(`placement`), and whether an exhausted record has room for a fresh budget (`rearm_has_room`).
 
 The sum over attributes of the UTF-8 length of the name plus the value's size: a string its UTF-8
 bytes, a number 1 byte per two significant digits plus 1, a binary its raw bytes, a null or a
@@ -11,10 +11,13 @@ its name's length).
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from statemodel.events import event_to_dict
+from statemodel.stored import Stored
 from statemodel.validation import BODY_ITEM_LIMIT_BYTES, DYNAMODB_MAX_ITEM_BYTES
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "Placement",
     "item_size",
     "placement",
+    "rearm_has_room",
     "value_size",
     "write_units",
 ]
@@ -114,3 +118,17 @@ def placement(
 def _happy_path_units(created_bytes: int) -> int:
     """The create's and the confirm's write units on the record (the index entry aside)."""
     return write_units(created_bytes) + write_units(created_bytes + CONFIRM_GROWTH_BYTES)
+
+
+# A re-arm's worst case: each attempt of the fresh budget adds a claim and its failure to the history.
+ATTEMPT_HISTORY_BYTES = 1_024
+LIFECYCLE_BYTES = 2_048  # the record's lifecycle fields and index keys, generously
+
+
+def rearm_has_room(stored: Stored, max_attempts: int) -> bool:
+    """Whether the item still fits in 400 KB after a fresh budget's worst-case history (measured on
+    the history's long form, which the compact one never exceeds)."""
+    message = stored.record.message
+    size = len(message.payload.encode()) + sum(len(k) + len(v) for k, v in message.attributes)
+    size += len(json.dumps([event_to_dict(e) for e in stored.history]).encode()) + LIFECYCLE_BYTES
+    return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES

@@ -29,6 +29,7 @@ what keeps a late SendMessage from landing after the reconciler re-drove the rec
 from __future__ import annotations
 
 import contextlib
+import enum
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -44,6 +45,7 @@ from adapters.runtime.codec import created_request, is_record, put_request, seri
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
+from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -98,7 +100,23 @@ class OutboxError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.http_status == 503
+        return consequence(self.category).retry_after
+
+
+class SendOutcome(enum.StrEnum):
+    """What a `send` or a `dispatch` came to (string-valued: `outcome == "sent"` keeps working)."""
+
+    SENT = "sent"  # SQS accepted the message
+    ALREADY_QUEUED = "already_queued"  # a retry of a key already sent: nothing sent again
+    CONFLICT = "conflict"  # the key holds another request; nothing sent
+    FAILED = "failed"  # SYSTEM_ERROR; the record is left recoverable
+
+
+_SEND_OUTCOMES = {
+    Result.SENT: SendOutcome.SENT,
+    Result.ALREADY_QUEUED: SendOutcome.ALREADY_QUEUED,
+    Result.CONFLICT: SendOutcome.CONFLICT,
+}
 
 
 @attrs.frozen
@@ -110,7 +128,7 @@ class SendResult:
     retryable: bool  # not accepted, and trying again (same key, same body) may help
     http_status: int
     message_id: str  # the record key's message id (`Key.message_id`): the SQS `message_id` attribute
-    outcome: str  # sent | already_queued | conflict | failed
+    outcome: SendOutcome = attrs.field(converter=SendOutcome)  # a team's handler may give the string
     error_code: str | None = None  # why not: an AWS error code, InProgress, RedriveExhausted, …
     correlation_id: str = ""
     unconfirmed: bool = False  # accepted, but the confirm write did not land (the reconciler mends it)
@@ -342,8 +360,10 @@ class Outbox:
             now, end, deadline = _times(context, deadline_ms)
             stored = self._read(record_key, deadline)
             if isinstance(stored, Failed):
-                status = consequence(stored.category).http_status
-                return SendResult(False, status == 503, status, message_id, "failed", stored.code)
+                failed = consequence(stored.category)
+                return SendResult(
+                    False, failed.retry_after, failed.http_status, message_id, SendOutcome.FAILED, stored.code
+                )
             if stored is None:
                 raise InvalidMessage(
                     f"no sendguard record has key {message_id!r}: write it with pending_put in your "
@@ -512,14 +532,12 @@ def remaining_ms(context: object) -> int:
 
 
 def _result(answer: Answer, correlation_id: str) -> SendResult:
-    status = answer.http_status
-    outcome = {Result.SENT: "sent", Result.ALREADY_QUEUED: "already_queued", Result.CONFLICT: "conflict"}
     return SendResult(
         accepted=answer.accepted,
-        retryable=status == 503,
-        http_status=status,
+        retryable=answer.retryable,
+        http_status=answer.http_status,
         message_id=answer.message_id,
-        outcome=outcome.get(answer.result, "failed"),
+        outcome=_SEND_OUTCOMES.get(answer.result, SendOutcome.FAILED),
         error_code=None if answer.failure is None else answer.failure.code,
         correlation_id=correlation_id,
         unconfirmed=answer.unconfirmed,
@@ -574,27 +592,9 @@ def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:
                 f"a name starting with 'sg_'); choose another name"
             )
         try:
-            size += len(name.encode()) + _value_size(serialize(value))
+            size += item_size({name: serialize(value)})
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(
                 f"item[{name!r}] cannot be stored in DynamoDB: {exc} (numbers as int or Decimal)"
             ) from None
     return dict(item), size
-
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    """An upper bound of an attribute value's size by DynamoDB's rule."""
-    ((kind, data),) = value.items()
-    if kind in ("S", "N"):
-        return len(str(data).encode("utf-8", "surrogatepass")) + 1
-    if kind == "B":
-        return len(data)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind in ("SS", "NS"):
-        return sum(len(str(v).encode("utf-8", "surrogatepass")) + 1 for v in data)
-    if kind == "BS":
-        return sum(len(v) for v in data)
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in data)
-    return 3 + sum(1 + len(str(k).encode()) + _value_size(v) for k, v in data.items())  # "M"

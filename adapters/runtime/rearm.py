@@ -9,8 +9,8 @@ someone else, or an index entry read stale) is skipped, never overwritten. `send
 
 from __future__ import annotations
 
+import enum
 import getpass
-import json
 import os
 import socket
 from collections.abc import Callable
@@ -19,49 +19,53 @@ from typing import Any
 import attrs
 
 from adapters.runtime.clients import now_ms
+from adapters.runtime.item_size import rearm_has_room
 from adapters.runtime.log_events import REARM_SKIPPED, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
-from statemodel.events import event_to_dict
 from statemodel.flows import Failed, Failure, Result, start_rearm
 from statemodel.keys import Key
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
-from statemodel.validation import DYNAMODB_MAX_ITEM_BYTES
 
 MAX_TEXT = 512  # of `by` and `reason`: they are stored in the history, so bounded
 OPERATION_MS = 30_000  # an operator's call has no Lambda deadline; this bounds its SDK retries
 # A fresh budget may write this much history per attempt (Claimed + SendFailed + RolledBack measured
 # at ~380 bytes; a generous bound), and the item must still fit DynamoDB's 400 KB afterwards.
-ATTEMPT_HISTORY_BYTES = 1_024
-LIFECYCLE_BYTES = 2_048  # the record's lifecycle fields and index keys, generously
 
 
 class InvalidRearm(ValueError):
     """`by` or `reason` is empty, too long, or not printable text."""
 
 
-# What `rearm` did with one record.
-REARMED = "rearmed"
-WOULD_REARM = "would_rearm"  # a dry run: nothing written
-CHANGED = "changed"  # the record changed since it was read: skipped, not overwritten
-NOT_EXHAUSTED = "not_exhausted"
-NOT_FOUND = "not_found"
-NO_ROOM = "no_room"  # another attempt budget's history would not fit in the item
-FAILED = "failed"  # an AWS failure (classified): nothing changed, or the write's fate is unknown
+class RearmOutcome(enum.StrEnum):
+    """What `rearm` did with one record (string-valued: `outcome == "rearmed"` keeps working)."""
+
+    REARMED = "rearmed"
+    WOULD_REARM = "would_rearm"  # a dry run: nothing written
+    CHANGED = "changed"  # the record changed since it was read: skipped, not overwritten
+    NOT_EXHAUSTED = "not_exhausted"
+    NOT_FOUND = "not_found"
+    NO_ROOM = "no_room"  # another attempt budget's history would not fit in the item
+    FAILED = "failed"  # an AWS failure (classified): nothing changed, or the write's fate is unknown
+
+
+REARMED, WOULD_REARM, CHANGED = RearmOutcome.REARMED, RearmOutcome.WOULD_REARM, RearmOutcome.CHANGED
+NOT_EXHAUSTED, NOT_FOUND, NO_ROOM = RearmOutcome.NOT_EXHAUSTED, RearmOutcome.NOT_FOUND, RearmOutcome.NO_ROOM
+FAILED = RearmOutcome.FAILED
 
 
 @attrs.frozen
 class RearmResult:
     message_id: str
-    outcome: str
+    outcome: RearmOutcome = attrs.field(converter=RearmOutcome)
     record: Record | None  # the record as last known (after the re-arm, when it landed)
     failure: Failure | None = None
 
     @property
     def rearmed(self) -> bool:
-        return self.outcome == REARMED
+        return self.outcome is RearmOutcome.REARMED
 
     def as_dict(self) -> dict[str, Any]:
         record, error = self.record, self.record.last_error if self.record else None
@@ -129,7 +133,7 @@ def rearm(
     record = stored.record
     if record.phase is not Phase.EXHAUSTED:
         return _skipped(RearmResult(message_id, NOT_EXHAUSTED, record))
-    if not has_room(stored, max_attempts):
+    if not rearm_has_room(stored, max_attempts):
         return _skipped(RearmResult(message_id, NO_ROOM, record))
     if dry_run:
         return RearmResult(message_id, WOULD_REARM, record)
@@ -140,14 +144,6 @@ def rearm(
     if answer.result is Result.SUPERSEDED:
         return _skipped(RearmResult(message_id, CHANGED, answer.record))
     return RearmResult(message_id, FAILED, answer.record, answer.failure)
-
-
-def has_room(stored: Stored, max_attempts: int) -> bool:
-    """Whether the item still fits in 400 KB after a fresh budget's worst-case history."""
-    message = stored.record.message
-    size = len(message.payload.encode()) + sum(len(k) + len(v) for k, v in message.attributes)
-    size += len(json.dumps([event_to_dict(e) for e in stored.history]).encode()) + LIFECYCLE_BYTES
-    return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
 
 
 def _get(aws: Aws, key: Key, deadline_ms: int) -> Stored | Failure | None:
