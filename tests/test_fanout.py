@@ -97,6 +97,16 @@ def test_each_wrong_split_is_caught_by_the_check_naming_it(check: str, groups: G
     assert [p.split(":")[0] for p in found] == [check]  # caught, and by this check alone
 
 
+def test_a_wide_fan_out_invokes_on_the_pass_threads_each_group_once() -> None:
+    config = Config("t", BASE["SENDGUARD_QUEUE_URL"], layout=TableLayout(shards=Shards(64, 64)))
+    config = attrs.evolve(_fanned(config, 32), reconciler_workers=4)
+    invoker = InProcessInvoker()
+    summary = fan_out(config, invoker, _no_drain, now_ms() + 10_000)
+    sent = [tuple(p["shards"]) for p in invoker.invoked]
+    assert (summary.groups, summary.invoked) == (32, 32)
+    assert group_problems(sent, 64, 32) == [] and sorted(sent) == sorted(shard_groups(64, 32))
+
+
 def _no_drain(shards: frozenset[int]) -> PassSummary:
     raise AssertionError(f"nothing failed: the coordinator drains nothing itself ({sorted(shards)})")
 
