@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -139,8 +139,12 @@ class Handlers:
             if "reconcile" not in self._checked:  # once it passed: a failed check runs again next time
                 self.check_table(context, index=True)
                 self._checked.add("reconcile")
+            if isinstance(event, Mapping) and shards is not None:  # a worker: its lines carry the pass's id
+                structlog.contextvars.bind_contextvars(correlation_id=event["pass_id"])
             if shards is not None or outbox.config.reconciler_fanout <= 1:
                 return outbox.reconcile(context=context, shards=shards).as_dict()
+            pass_id = str(uuid.uuid4())  # the correlation id of the coordinator's and its workers' lines
+            structlog.contextvars.bind_contextvars(correlation_id=pass_id)
             # The invokes may take half the invocation's time: the rest drains the groups that failed.
             invokes_by = now_ms() + remaining_ms(context) // 2
             return fan_out(
@@ -148,6 +152,7 @@ class Handlers:
                 self.invoker(),
                 lambda failed: outbox.reconcile(context=context, shards=failed),
                 invokes_by,
+                new_pass_id=lambda: pass_id,
             ).as_dict()
         except InvalidPayload as exc:
             emit(get_logger(), PAYLOAD_INVALID, problem=str(exc))

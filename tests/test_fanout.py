@@ -296,13 +296,19 @@ def test_the_coordinator_invokes_one_worker_per_group_and_reads_nothing(
 
 
 def test_the_workers_drain_a_backlog_spread_over_the_shards(
-    moto: None, monkeypatch: pytest.MonkeyPatch
+    moto: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stack = _Stack(monkeypatch)
     ids = stack.backlog(40)
     assert len({stack.config.shards.of(i) for i in ids}) == 8  # every shard holds some
-    stack.coordinator.reconcile({"source": "aws.events"}, _Context())
+    stack.coordinator.reset()  # the JSON logs configured again at the next invocation, as in a container
+    capsys.readouterr()
+    coordinated = stack.coordinator.reconcile({"source": "aws.events"}, _Context())
     answers = stack.invoker.run(stack.worker.reconcile, _Context())
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    passes = [line for line in logs if line["event"] in ("reconcile_fanout", "reconcile_pass")]
+    assert len(passes) == 5  # the coordinator's and its four workers', under the pass's id
+    assert {line.get("correlation_id") for line in passes} == {coordinated["pass_id"]}
     assert sum(a["redriven"] for a in answers) == 40
     assert sorted(s for a in answers for s in a["shards"]) == list(range(8))
     assert all(a["queries"] == 2 * len(a["shards"]) for a in answers)  # its own shards' partitions alone

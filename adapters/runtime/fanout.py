@@ -16,7 +16,9 @@ retried after a timeout) cost only superseded writes, never a second claim of on
 A group whose invoke fails (past the SDK's retries: throttled, no permission, the function gone) is
 logged (`aws_failure`, then `fanout_invoke_failed`) and counted (`ReconcilerInvokeFailed`), and the
 coordinator drains its shards itself, in its own pass after the invokes: a pass still covers every
-shard, only more slowly, and what it cannot finish waits for the next pass.
+shard, only more slowly, and what it cannot finish waits for the next pass. (An ambiguous failure,
+a timeout after the request left, may have queued the worker all the same: then both drain the
+shards, fenced.) The pass's id is the correlation id of the coordinator's and its workers' lines.
 
 A worker's payload is input like any other: `worker_shards` reads it, and refuses a malformed one
 (`InvalidPayload`) before anything is read or written.
