@@ -6,12 +6,24 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: install test lint typecheck docs docs-check pytest fuzz mutants mutation demo clean check-model bench lock \
 	build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-ConsumerFunction \
-	build-DependenciesLayer
+	build-DependenciesLayer sam-cli sam-build
+
+# pip's progress, one line per ten packages it collects (unbuffered, so it comes as it goes), then
+# the count it installs; its warnings and errors (stderr) pass as they are, and its exit status is kept.
+PIP_PROGRESS := awk '/^Collecting /{n++; p=$$2; sub(/[<>=!~;@[].*/, "", p); l=l " " p} \
+	/^Collecting / && n % 10 == 0 {print "  " n ":" l; l=""; fflush()} \
+	/^Installing collected/{if (l != "") print "  " n ":" l; print "  installing " n+0 " packages"; fflush()}'
 
 $(INSTALLED): pyproject.toml
+	@echo "creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(INSTALLED)
+	@echo "installing sendguard and its dev dependencies into $(VENV) (about a minute; once)"
+	@rm -f $(VENV)/.pip-failed
+	@{ PYTHONUNBUFFERED=1 $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off \
+		-e '.[dev]' || echo $$? > $(VENV)/.pip-failed; } | $(PIP_PROGRESS)
+	@if [ -f $(VENV)/.pip-failed ]; then echo "pip failed: see its errors above" >&2; exit 1; fi
+	@touch $(INSTALLED)
+	@echo "installed: $(VENV)"
 
 install: $(INSTALLED)
 
@@ -19,11 +31,11 @@ install: $(INSTALLED)
 test: lint typecheck docs-check pytest
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check statemodel adapters tests bench examples
-	$(BIN)/ruff format --check statemodel adapters tests bench examples
+	$(BIN)/ruff check statemodel adapters tests bench examples deploy
+	$(BIN)/ruff format --check statemodel adapters tests bench examples deploy
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy --strict statemodel adapters bench examples
+	$(BIN)/mypy --strict statemodel adapters bench examples deploy
 
 docs: $(INSTALLED)
 	$(BIN)/python -m adapters.docgen
@@ -85,24 +97,28 @@ demo: $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python -m bench
 
-# `sam build` runs these for the two functions (their Metadata: BuildMethod makefile; CodeUri is
-# this directory): the two packages, and their bytecode compiled ahead of time. Lambda's /var/task is
-# read-only, so without it every cold start compiles every module of ours again (`make bench`
-# measures the package built this way). Unchecked hashes: the zip that carries the files to Lambda
-# does not keep their times exact. LAMBDA_PYTHON must be the functions' runtime (python3.14;
-# `sam build --use-container` has it): other versions' bytecode is ignored.
+# `sam build` runs these (each resource's Metadata: BuildMethod makefile) with ARTIFACTS_DIR set, in a
+# copy of the resource's CodeUri, the repository root (in it with `sam build --build-in-source`).
+# A function's package is its handlers' import closure: the modules the template's Handler values
+# can import, found by deploy/build.py from the code itself (not a list), so `adapters.testing`,
+# `cli`, `local`, `ops` and `docgen` stay out; its bytecode is compiled by the functions' runtime,
+# LAMBDA_PYTHON, where this machine has it (unchecked hashes: the zip that carries the files to
+# Lambda does not keep their times exact; /var/task is read-only, so without bytecode each cold start
+# compiles what it imports), and without it the build says so on stderr and goes on: the package is
+# as valid (SAM shows a build's stdout, and its stderr only when it fails: hence 2>&1). `make bench`
+# measures the package built this way. One rule for every function of the template: a new function
+# only adds its name.
 LAMBDA_PYTHON ?= python3.14
-LAMBDA_PACKAGES := statemodel adapters
+FUNCTIONS_TEMPLATE := deploy/template.yaml
 
 build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-ConsumerFunction:
-	cp -R $(LAMBDA_PACKAGES) "$(ARTIFACTS_DIR)/"
-	find "$(ARTIFACTS_DIR)" -name __pycache__ -type d -prune -exec rm -rf {} +
-	cd "$(ARTIFACTS_DIR)" && $(LAMBDA_PYTHON) -m compileall -q --invalidation-mode unchecked-hash $(LAMBDA_PACKAGES)
+	$(PYTHON) deploy/build.py function --template $(FUNCTIONS_TEMPLATE) --python $(LAMBDA_PYTHON) \
+		"$(ARTIFACTS_DIR)" 2>&1
 
 # The layer's dependencies, for the functions' runtime and architecture (python3.14, arm64): exactly
 # the files deploy/layer/requirements.txt pins, each checked against its hashes (--require-hashes;
 # --no-deps: the lock is the whole closure, resolved for that target by `make lock`), wheels only,
-# for Lambda's platform whatever the build machine's. Their bytecode is compiled as the functions'.
+# for Lambda's platform whatever the build machine's. Their bytecode as the functions'.
 LAYER_LOCK := deploy/layer/requirements.txt
 LAYER_PYTHON_VERSION := 3.14
 LAYER_PIP_PLATFORM := manylinux2014_aarch64
@@ -112,7 +128,23 @@ build-DependenciesLayer:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
 		--only-binary=:all: --no-compile --implementation cp --python-version $(LAYER_PYTHON_VERSION) \
 		--platform $(LAYER_PIP_PLATFORM) --target "$(ARTIFACTS_DIR)/python" -r $(LAYER_LOCK)
-	$(LAMBDA_PYTHON) -m compileall -q --invalidation-mode unchecked-hash "$(ARTIFACTS_DIR)/python"
+	$(PYTHON) deploy/build.py compile --python $(LAMBDA_PYTHON) "$(ARTIFACTS_DIR)/python" 2>&1
+
+# The AWS SAM CLI, in a virtualenv of its own: it pins click and boto3 to exact releases (click==8.1.8,
+# where mutmut needs >= 8.4.2), so it cannot share the dev extra's. tests/test_sam_build.py uses it
+# (or a `sam` on PATH); `make sam-build` runs that test, which `make test` skips.
+SAM_VENV := $(VENV)/sam-cli
+SAM_CLI_VERSION := 1.170.0
+
+sam-cli: $(SAM_VENV)/bin/sam
+
+$(SAM_VENV)/bin/sam:
+	@echo "installing the AWS SAM CLI $(SAM_CLI_VERSION) into $(SAM_VENV) (about a minute; once)"
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aws-sam-cli==$(SAM_CLI_VERSION)'
+
+sam-build: $(INSTALLED) $(SAM_VENV)/bin/sam
+	$(BIN)/pytest -m sam tests/test_sam_build.py
 
 # Refreshes the layer's lock from pyproject.toml's ranges: the newest releases they admit, resolved
 # for the layer's Python and platform (not this machine's), every file's hash. uv, pinned here, is

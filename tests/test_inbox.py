@@ -6,6 +6,7 @@ attribute or body field, the operator's list and re-arm, and sendguard's outbox 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -152,6 +153,37 @@ def test_the_effects_own_condition_counts_a_failed_receive(table: str) -> None:
 
     result = inbox.process(record(), overdraw)
     assert (result.outcome, result.error_code, result.receives) == ("retry", "EffectConditionFailed", 1)
+    assert balance() == 0
+
+
+@pytest.mark.parametrize(
+    ("mistake", "code"),
+    [
+        ({"ExpressionAttributeValues": {":amount": {"N": "10"}}}, "ValidationException"),  # `:a` undefined
+        ({"TableName": "legder"}, "ResourceNotFoundException"),
+    ],
+)
+def test_an_effect_dynamodb_refuses_as_a_whole_counts_failed_receives_until_failed(
+    table: str, mistake: dict[str, Any], code: str
+) -> None:
+    """A malformed entry or a table that does not exist: DynamoDB refuses the whole TransactWriteItems
+    request, not one entry, so every delivery fails alike; each counts a receive, and the message ends
+    FAILED with the code, for the operator's list (before the issue-24 team trial, nothing was recorded:
+    the message went to the DLQ unseen by `inbox-failed`)."""
+    inbox = Inbox(table, layout=LAYOUT, max_receives=2)
+
+    def mistaken(delivery: Delivery) -> list[dict[str, Any]]:
+        entries = credit(delivery)
+        entries[0]["Update"].update(mistake)
+        return entries
+
+    results = [inbox.process(record(), mistaken) for _ in range(3)]
+    assert [(r.outcome, r.error_code, r.receives) for r in results] == [
+        ("retry", code, 1),
+        ("given_up", code, 2),
+        ("given_up", None, 2),
+    ]
+    assert [(v.key, v.last_error) for v in inbox.failed()] == [("m-1", f"permanent:{code}")]
     assert balance() == 0
 
 
@@ -344,13 +376,16 @@ def test_the_lambda_handler_answers_the_partial_batch_response(table: str) -> No
 
 
 def test_bad_settings_are_refused(table: str) -> None:
-    for kwargs in (
-        {"max_receives": 0},
-        {"lease_margin_seconds": 0},
-        {"key_prefix": ""},
-        {"mode": "eventual"},
+    for kwargs, says in (
+        ({"max_receives": 0}, "max_receives=0"),
+        ({"lease_margin_seconds": 0}, "lease_margin_seconds=0"),
+        ({"key_prefix": ""}, "key_prefix=''"),
+        ({"mode": "eventual"}, "mode='eventual': give 'transactional' or 'guarded'"),
+        ({"key_attribute": None}, "name the message's key"),
+        # a natural first try: key_attribute keeps its default beside the field
+        ({"key_field": "detail.orderId"}, "pass key_attribute=None with key_field"),
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=re.escape(says)):
             Inbox(table, **kwargs)  # type: ignore[arg-type]
 
 

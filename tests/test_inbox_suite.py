@@ -7,7 +7,16 @@ from __future__ import annotations
 import pytest
 
 from adapters.testing.inbox_mutants import CORRECT, MUTANTS
-from adapters.testing.inbox_suite import INBOX_COVERAGE, coverage_scenario, expected_coverage
+from adapters.testing.inbox_suite import (
+    COVERAGE_SCENARIO,
+    INBOX_COVERAGE,
+    Consumer,
+    InboxSuite,
+    coverage_scenario,
+    expected_coverage,
+    run_inbox_suite,
+)
+from adapters.testing.report import SCENARIO_VARIABLE
 
 
 @pytest.mark.parametrize("name", sorted(CORRECT))
@@ -34,3 +43,29 @@ def test_a_failure_tells_the_steps(sendguard_aws: None) -> None:
     assert StepLog.last is not None
     story = StepLog.last.render()
     assert "  1. deliver " in story and "answered: " in story and "table: " in story
+
+
+def test_the_printed_scenario_command_runs_the_coverage_phase_alone(
+    sendguard_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coverage-phase failure prints `SENDGUARD_SCENARIO=inbox python -m pytest …`: that runs the
+    coverage phase (one example) and no Hypothesis sequence; the failing mutant fails there again."""
+    made: list[InboxSuite] = []
+    reference = CORRECT["transactional"]
+
+    class Counted(reference):  # type: ignore[misc, valid-type]
+        def make_consumer(self) -> Consumer:
+            made.append(self)
+            return super().make_consumer()  # type: ignore[no-any-return]
+
+    monkeypatch.setenv(SCENARIO_VARIABLE, COVERAGE_SCENARIO)
+    run_inbox_suite(Counted)
+    assert len(made) == 1
+    with pytest.raises(AssertionError, match="effect applied 2 times") as caught:
+        run_inbox_suite(MUTANTS["effect-outside-transaction"].suite)
+    assert f"{SCENARIO_VARIABLE}={COVERAGE_SCENARIO} python -m pytest" in "\n".join(
+        getattr(caught.value, "__notes__", [])
+    )
+    monkeypatch.setenv(SCENARIO_VARIABLE, "a scenario of the outbox's suite")
+    run_inbox_suite(Counted)
+    assert len(made) == 1

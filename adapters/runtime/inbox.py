@@ -245,14 +245,14 @@ class InboxStore:
                 else:
                     self.client.update_item(TableName=self.table, **request)
             except ClientError as exc:
-                outcome, error = self._refused(exc, operation, deadline_ms, write)
+                outcome, error = self._refused(exc, operation, deadline_ms, write, bool(entries))
             except (BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models[operation])
                 outcome = Failed(error.category, error.code)
         return outcome, report("dynamodb", operation, call.attempts, started, error)
 
     def _refused(
-        self, exc: ClientError, operation: str, deadline_ms: int | None, write: InboxWrite
+        self, exc: ClientError, operation: str, deadline_ms: int | None, write: InboxWrite, effect: bool
     ) -> tuple[InboxOutcome, Classified | None]:
         code = exc.response.get("Error", {}).get("Code")
         if code == "ConditionalCheckFailedException":
@@ -274,6 +274,13 @@ class InboxStore:
                 error = Classified(ErrorCategory.PERMANENT, str(codes[0]))
                 return HandlerError(error.category, error.code), error
         error = self.classify(exc, self._models[operation])
+        if effect and error.category is ErrorCategory.PERMANENT:
+            # DynamoDB refused the whole request, not one entry: a malformed entry of the team's effect
+            # (a ValidationException), a table it names that does not exist, no permission on it. The
+            # same commit fails so on every delivery (the inbox's own part is the one its GetItem just
+            # read), so it counts a failed receive, to FAILED and the operator's list, as a handler's
+            # failure does; else the message reached the DLQ with no record of why.
+            return HandlerError(error.category, error.code), error
         return Failed(error.category, error.code), error
 
     def _conflict(
@@ -332,13 +339,20 @@ class Inbox:
         ahead, for the table's TTL; keep it past the queue's retention, or a late duplicate runs
         again. `session`, `botocore_config`: the team's (as for `Outbox`); `client`: a DynamoDB
         client of the team's own instead."""
+        if mode not in {m.value for m in Mode}:
+            raise ValueError(f"mode={mode!r}: give 'transactional' or 'guarded'")
         self.mode = Mode(mode)
         if not 1 <= max_receives <= 100:
             raise ValueError(f"max_receives={max_receives} is outside 1..100")
         if not 1 <= lease_margin_seconds <= 3_600:
             raise ValueError(f"lease_margin_seconds={lease_margin_seconds} is outside 1..3600")
-        if (key_attribute is None) == (key_field is None):
+        if key_attribute is None and key_field is None:
             raise ValueError("name the message's key by one of key_attribute and key_field")
+        if key_attribute is not None and key_field is not None:
+            raise ValueError(
+                f"key_field={key_field!r} and key_attribute={key_attribute!r} both name the key (the "
+                f"attribute's default is {DEFAULT_KEY_ATTRIBUTE!r}): pass key_attribute=None with key_field"
+            )
         if not key_prefix or "/" in key_prefix:
             raise ValueError(f"key_prefix={key_prefix!r}: give a non-empty prefix without '/'")
         self.table = table

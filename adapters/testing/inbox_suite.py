@@ -407,6 +407,9 @@ PROFILES = {
 }
 
 
+COVERAGE_SCENARIO = "inbox"  # the coverage phase's name for $SENDGUARD_SCENARIO
+
+
 def coverage_scenario(machine: InboxSuite) -> None:
     """The coverage phase: fixed steps that meet every kind of trouble once, whatever Hypothesis
     draws after them, judged as any step is."""
@@ -441,19 +444,23 @@ def coverage_scenario(machine: InboxSuite) -> None:
 def run_inbox_suite(machine: type[InboxSuite], profile: str | None = None) -> None:
     """Runs a consumer suite: the coverage phase, then Hypothesis' sequences (`ci`: derandomized, 10
     sequences of 20 steps; `long`; `smoke`), then the coverage check. $SENDGUARD_REPRODUCE replays
-    one Hypothesis example: a failure prints the command that sets it."""
+    one Hypothesis example, $SENDGUARD_SCENARIO=inbox runs the coverage phase alone: a failure prints
+    the command that sets the one it needs."""
     INBOX_COVERAGE.clear()
     name = profiles.selected(profile)
     replay = os.environ.get(report.REPRODUCE_VARIABLE)
     if replay:
         _run(_reproducing(machine, replay), PROFILES[name])
         return
-    if name != "smoke":
+    only = os.environ.get(report.SCENARIO_VARIABLE)  # the command a coverage-phase failure prints
+    if only == COVERAGE_SCENARIO or (not only and name != "smoke"):
         try:
             coverage_scenario(machine())
         except BaseException as error:
-            report.explain(error, "The coverage phase failed", report.SCENARIO_VARIABLE, "inbox")
+            report.explain(error, "The coverage phase failed", report.SCENARIO_VARIABLE, COVERAGE_SCENARIO)
             raise
+    if only:  # the coverage phase alone (another name is a scenario of the outbox's suite: none here)
+        return
     _run(machine, PROFILES[name])
     if name == "smoke":
         return

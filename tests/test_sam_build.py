@@ -1,0 +1,111 @@
+"""Both templates built by the real AWS SAM CLI, as an operator builds them, and each artifact's contents:
+the functions hold their handlers and sendguard's runtime and model, not the suite, CLI, local service,
+tools, tests or docs; the layer holds the lock's distributions. Marked `sam` (about a minute, most of it
+SAM starting and pip fetching the layer): `make sam-build` runs it, `make test` does not (its fast
+counterpart is tests/test_package_contents.py, the same build rules without SAM). The SAM CLI is not in
+the dev extra: it pins click==8.1.8 and boto3 to one release, where mutmut needs click>=8.4.2; `make
+sam-cli` installs it into .venv/sam-cli, and a `sam` on PATH does as well."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode_str
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNED_SAM = ROOT / ".venv" / "sam-cli" / "bin" / "sam"  # `make sam-cli`
+SAM = str(PINNED_SAM) if PINNED_SAM.is_file() else shutil.which("sam")
+RUNTIME_PYTHON = shutil.which("python3.14")
+
+pytestmark = [
+    pytest.mark.sam,
+    pytest.mark.skipif(
+        SAM is None, reason="no AWS SAM CLI: `make sam-cli` installs it (not in the dev extra)"
+    ),
+]
+
+TEMPLATES = {
+    "deploy": ROOT / "deploy" / "template.yaml",
+    "orders": ROOT / "examples" / "orders" / "template.yaml",
+}
+RUNS = [
+    "adapters/__init__.py",
+    "adapters/runtime/outbox.py",
+    "adapters/runtime/runner.py",
+    "statemodel/decider.py",
+]
+NEVER = [
+    "adapters/testing",
+    "adapters/local",
+    "adapters/cli",
+    "adapters/ops",
+    "adapters/docgen",
+    "statemodel/checker",
+    "tests",
+    "docs",
+    "bench",
+    ".ci",
+    "deploy",
+    ".venv",
+    "examples/orders/test_orders.py",
+]
+LAYER = [
+    "python/boto3/__init__.py",
+    "python/botocore/__init__.py",
+    "python/attrs/__init__.py",
+    "python/structlog",
+]
+
+
+def handlers(template: Path) -> dict[str, str]:
+    """Each function of the template: its Handler (Globals applied)."""
+    parsed, errors = decode_str(template.read_text(encoding="utf-8"))
+    assert not errors and parsed is not None
+    default = parsed.get("Globals", {}).get("Function", {}).get("Handler")
+    return {
+        name: str(resource.get("Properties", {}).get("Handler", default))
+        for name, resource in parsed["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def files(directory: Path) -> set[str]:
+    return {str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("which", sorted(TEMPLATES))
+def test_sam_build_ships_what_runs_and_nothing_else(which: str, tmp_path: Path) -> None:
+    template = TEMPLATES[which]
+    functions = handlers(template)
+    built = tmp_path / "build"
+    command = [
+        str(SAM),
+        "build",
+        "--build-in-source",
+        "--build-dir",
+        str(built),
+        "--template-file",
+        str(template),
+    ]
+    done = subprocess.run(command, cwd=template.parent, capture_output=True, text=True, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "Build Succeeded" in output, output[-3000:]
+
+    for function, handler in functions.items():
+        held = files(built / function)
+        wanted = {handler.rpartition(".")[0].replace(".", "/") + ".py", *RUNS}
+        assert wanted <= held, (function, wanted - held)
+        assert not [f for f in held if any(f == n or f.startswith(n + "/") for n in NEVER)], function
+        pyc = [f for f in held if f.endswith(".pyc")]
+        assert bool(pyc) is (RUNTIME_PYTHON is not None), (function, len(pyc))
+    layer = files(built / "DependenciesLayer")
+    for wanted in LAYER:
+        assert any(f == wanted or f.startswith(wanted + "/") for f in layer), wanted
+    assert not [f for f in layer if f.startswith(("python/adapters", "python/statemodel", "python/tests"))]
+    if RUNTIME_PYTHON is None:
+        # each build (the functions' and the layer's) says, in SAM's output, that it ships no bytecode
+        assert output.count("python3.14 not found") == len(functions) + 1, output[-3000:]
+        assert not [f for f in layer if f.endswith(".pyc")]
