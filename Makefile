@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install test lint typecheck docs docs-check pytest fuzz mutants mutation demo clean check-model bench lock \
-	build-SubmitFunction build-ReconcilerFunction build-ConsumerFunction build-DependenciesLayer sam-cli sam-build
+	build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-ConsumerFunction \
+	build-DependenciesLayer sam-cli sam-build
 
 # pip's progress, one line per ten packages it collects (unbuffered, so it comes as it goes), then
 # the count it installs; its warnings and errors (stderr) pass as they are, and its exit status is kept.
@@ -110,7 +111,7 @@ bench: $(INSTALLED)
 LAMBDA_PYTHON ?= python3.14
 FUNCTIONS_TEMPLATE := deploy/template.yaml
 
-build-SubmitFunction build-ReconcilerFunction build-ConsumerFunction:
+build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction build-ConsumerFunction:
 	$(PYTHON) deploy/build.py function --template $(FUNCTIONS_TEMPLATE) --python $(LAMBDA_PYTHON) \
 		"$(ARTIFACTS_DIR)" 2>&1
 

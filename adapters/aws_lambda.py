@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -27,7 +27,14 @@ from adapters.runtime import apigw as http
 from adapters.runtime.classify import VALIDATION_EXCEPTION
 from adapters.runtime.clients import now_ms
 from adapters.runtime.config import Config, ConfigError
-from adapters.runtime.log_events import ANSWER, CONFIG_INVALID, HANDLER_FAILED, RECONCILE_FAILED, emit
+from adapters.runtime.log_events import (
+    ANSWER,
+    CONFIG_INVALID,
+    HANDLER_FAILED,
+    PAYLOAD_INVALID,
+    RECONCILE_FAILED,
+    emit,
+)
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
 from adapters.runtime.outbox import Outbox, OutboxError, SendOutcome, SendResult, remaining_ms
@@ -41,6 +48,9 @@ from statemodel.validation import (
     parse_submission,
     valid_token,
 )
+
+if TYPE_CHECKING:
+    from adapters.runtime.fanout import Invoker
 
 __all__ = ["Handlers", "reconcile", "reset", "submit"]
 
@@ -66,11 +76,20 @@ class Handlers:
     `aws` builds the store and the queue from the configuration (`Aws.from_config` in production):
     the fault-injection suite's mutants pass broken ones here (`adapters.testing.mutants`), so that
     nothing patches this module. After each restore of `restore` (a SnapStart restore, or a fork:
-    `adapters.runtime.snapstart`) the Outbox is made again, with new clients and connections."""
+    `adapters.runtime.snapstart`) the Outbox is made again, with new clients and connections.
+    `invoker` makes what a fanned-out pass invokes its workers through (`LambdaInvoker.from_config`
+    when None; the tests run the workers in their own process)."""
 
-    def __init__(self, aws: Callable[[Config], Aws] = Aws.from_config, restore: Restore = RESTORE) -> None:
+    def __init__(
+        self,
+        aws: Callable[[Config], Aws] = Aws.from_config,
+        restore: Restore = RESTORE,
+        invoker: Callable[[Config], Invoker] | None = None,
+    ) -> None:
         self._aws = aws
+        self._invoker = invoker
         self._state: dict[str, Outbox] = {}
+        self._invokers: dict[str, Invoker] = {}
         # Which entry points checked the table against the layout in this container (`check_table`).
         self._checked: set[str] = set()
         restore.on_snapshot(self.prime)
@@ -87,6 +106,7 @@ class Handlers:
         """This execution environment was resumed from a snapshot (or forked): its clients, and the
         connections they hold, are another environment's; the next invocation makes new ones."""
         self._state.clear()
+        self._invokers.clear()
 
     def outbox(self) -> Outbox:
         """The Outbox of this container: configuration and clients, made once."""
@@ -99,6 +119,7 @@ class Handlers:
     def reset(self) -> None:
         """Forget the configuration and clients (tests change the environment between invocations)."""
         self._state.clear()
+        self._invokers.clear()
         self._checked.clear()
         _state.clear()
 
@@ -130,20 +151,51 @@ class Handlers:
         return _submit(self, event, context)
 
     def reconcile(self, event: object, context: object = None) -> dict[str, Any]:
-        """One reconciler pass (an EventBridge schedule invokes it); returns what it did."""
+        """One reconciler pass (an EventBridge schedule invokes it); returns what it did. With
+        `SENDGUARD_RECONCILER_FANOUT` above 1 the scheduled invocation fans the pass out, and a
+        worker's payload (`adapters.runtime.fanout`) names the shards its pass reads."""
         structlog.contextvars.clear_contextvars()
+        from adapters.runtime.fanout import InvalidPayload, fan_out, worker_shards
+
         try:
             outbox = self.outbox()
+            shards = worker_shards(event, outbox.config.shards)  # before anything is read or written
             if "reconcile" not in self._checked:  # once it passed: a failed check runs again next time
                 self.check_table(context, index=True)
                 self._checked.add("reconcile")
-            return outbox.reconcile(context=context).as_dict()
+            if isinstance(event, Mapping) and shards is not None:  # a worker: its lines carry the pass's id
+                structlog.contextvars.bind_contextvars(correlation_id=event["pass_id"])
+            if shards is not None or outbox.config.reconciler_fanout <= 1:
+                return outbox.reconcile(context=context, shards=shards).as_dict()
+            pass_id = str(uuid.uuid4())  # the correlation id of the coordinator's and its workers' lines
+            structlog.contextvars.bind_contextvars(correlation_id=pass_id)
+            # The invokes may take half the invocation's time: the rest drains the groups that failed.
+            invokes_by = now_ms() + remaining_ms(context) // 2
+            return fan_out(
+                outbox.config,
+                self.invoker(),
+                lambda failed: outbox.reconcile(context=context, shards=failed),
+                invokes_by,
+                new_pass_id=lambda: pass_id,
+            ).as_dict()
+        except InvalidPayload as exc:
+            emit(get_logger(), PAYLOAD_INVALID, problem=str(exc))
+            raise  # nothing was read or written; the invocation fails (no retry: the same payload)
         except ConfigError as exc:
             emit(get_logger(), CONFIG_INVALID, problem=str(exc))  # what to set, without a traceback
             raise  # nothing was written; the invocation fails, as below
         except Exception:
             emit(get_logger(), RECONCILE_FAILED)
             raise  # the invocation fails: Lambda's Errors metric and the missing pass both show it
+
+    def invoker(self) -> Invoker:
+        """What this container invokes fanned-out workers through, made once."""
+        if "invoker" not in self._invokers:
+            from adapters.runtime.fanout import LambdaInvoker
+
+            make = self._invoker or LambdaInvoker.from_config
+            self._invokers["invoker"] = make(self.outbox().config)
+        return self._invokers["invoker"]
 
 
 _HANDLERS = Handlers()

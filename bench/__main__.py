@@ -41,6 +41,7 @@ class Size:
     reconciler: tuple[int, ...] = (1_000, 10_000)
     in_flight: tuple[int, int] = (10, 10)  # in flight, pending: the reconciler's due set
     drain: tuple[int, int] = (150, 60)  # backlog on moto as it answers, and with +10 ms a request
+    fanout_rounds: int = 3  # interleaved runs of each fan-out width (the median is reported)
     service_requests: int = 300
     demo: bool = True
     quick: bool = False
@@ -56,6 +57,7 @@ QUICK = Size(
     reconciler=(5, 10),
     in_flight=(1, 1),
     drain=(6, 4),
+    fanout_rounds=1,
     service_requests=6,
     demo=False,
     quick=True,
@@ -69,7 +71,7 @@ def runners(size: Size, say: Callable[[str], None]) -> dict[str, Callable[[], di
         "coldstart": lambda: coldstart.run(size.coldstart_runs, say),
         "checks": lambda: checks.run(size.explore, size.pure_model, size.adapters_on_moto, say),
         "reconciler": lambda: reconciler.run(size.reconciler, say, *size.in_flight),
-        "drain": lambda: drain.run(*size.drain, say=say),
+        "drain": lambda: drain.run(*size.drain, say=say, rounds=size.fanout_rounds),
         "service": lambda: service.run(size.service_requests, size.demo, say, quick=size.quick),
         "consumer": lambda: consumer.run(size.quick, say),
     }

@@ -117,6 +117,13 @@ def test_timings_cold_start_checks_reconciler_and_service_have_their_fields(
         assert row["redriven"] == row["records"] and row["calls"]["UpdateItem"] == 2 * row["records"]
         assert row["calls"].get("SendMessageBatch", 0) + row["calls"].get("SendMessage", 0) >= 1
     assert any("re-drives ≥ 3×" in g["goal"] for g in data["goals"])
+    fanned = data["drain"]["fanout"]  # issue 26, item 4: the pass fanned out across invocations
+    assert {(r["latency_ms"], r["fanout"]) for r in fanned} == {(m, f) for m in (0, 10) for f in (1, 2, 4, 8)}
+    for row in fanned:  # every record re-driven once, by F worker invocations (none at F = 1)
+        assert row["redriven"] == row["records"] and row["calls"]["UpdateItem"] == 2 * row["records"]
+        assert row["invoked"] == (row["fanout"] if row["fanout"] > 1 else 0)
+    assert any("fanned-out pass" in g["goal"] for g in data["goals"])
+    assert any("10,000,000 records drained" in g["goal"] for g in data["goals"])
 
 
 def test_the_page_holds_every_section_with_its_method(results: Results) -> None:

@@ -34,6 +34,7 @@ from adapters.runtime.codec import EXPIRES_AT
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.metrics import DIMENSIONS as EMF_DIMENSIONS
 from bench.coldstart import function_package
+from statemodel.attention import MAX_SHARDS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "template.yaml"
@@ -46,8 +47,13 @@ Check = Callable[[Template], list[str]]
 # ---- the runtime contract, as the template must serve it -----------------------------------------
 
 SUBMIT, RECONCILER = "SubmitFunction", "ReconcilerFunction"
-HANDLERS = {SUBMIT: "adapters.aws_lambda.submit", RECONCILER: "adapters.aws_lambda.reconcile"}
-LOG_GROUPS = {SUBMIT: "SubmitLogGroup", RECONCILER: "ReconcilerLogGroup"}
+WORKER = "ReconcilerWorkerFunction"  # a fanned-out pass's workers (adapters.runtime.fanout)
+HANDLERS = {
+    SUBMIT: "adapters.aws_lambda.submit",
+    RECONCILER: "adapters.aws_lambda.reconcile",
+    WORKER: "adapters.aws_lambda.reconcile",
+}
+LOG_GROUPS = {SUBMIT: "SubmitLogGroup", RECONCILER: "ReconcilerLogGroup", WORKER: "ReconcilerLogGroup"}
 # The ready consumer (ConsumerMode): made only when it is on; `ready_consumer_problems` below.
 CONSUMER, CONSUMER_TABLE, CONSUMER_MODE = "ConsumerFunction", "ConsumerTable", "ConsumerMode"
 CONSUMER_HANDLER = "adapters.aws_lambda_consumer.consume"
@@ -62,7 +68,7 @@ OBJECT_ACTIONS = {"s3:GetObject", "s3:PutObject"}
 # (action, resource) for every grant of each function's role. Resources are named symbolically:
 # "Table" is !GetAtt Table.Arn, "Table/index/attention" is !Sub "${Table.Arn}/index/attention",
 # "BodyBucket/objects" is BODY_OBJECTS.
-GRANTS = {
+GRANTS: dict[str, set[tuple[str, str]]] = {
     SUBMIT: {
         ("dynamodb:UpdateItem", "Table"),
         ("dynamodb:GetItem", "Table"),
@@ -97,6 +103,10 @@ GRANTS = {
         ("logs:PutLogEvents", "ConsumerLogGroup"),
     },
 }
+# The workers drain as a pass does; the scheduled function may also invoke them, and nothing else.
+FAN_OUT = ("lambda:InvokeFunction", WORKER)
+GRANTS[WORKER] = set(GRANTS[RECONCILER])
+GRANTS[RECONCILER] = GRANTS[RECONCILER] | {FAN_OUT}
 FORBIDDEN_EVERYWHERE = {
     "dynamodb:DeleteItem",
     "dynamodb:Scan",
@@ -113,6 +123,8 @@ FORBIDDEN = {
     CONSUMER: (FORBIDDEN_EVERYWHERE - {"sqs:DeleteMessage"})
     | {"sqs:SendMessage", "dynamodb:PutItem", "dynamodb:Query", "s3:GetObject", "s3:PutObject"},
 }
+FORBIDDEN[WORKER] = FORBIDDEN[RECONCILER] | {"lambda:InvokeFunction"}  # a worker never fans out
+FORBIDDEN[SUBMIT] |= {"lambda:InvokeFunction"}
 
 # Each variable's value: a resource reference, or a parameter whose default is the contract's.
 ENVIRONMENT: dict[str, Any] = {
@@ -452,7 +464,11 @@ def runtime_problems(t: Template) -> list[str]:
     the functions' configuration accepts (so a deployment never starts functions that refuse their
     environment), and the table is the one `sendguard provision` creates for local runs."""
     problems = []
-    variables = function_props(t, SUBMIT).get("Environment", {}).get("Variables", {})
+    variables = {
+        name: value
+        for function in (SUBMIT, RECONCILER)
+        for name, value in function_props(t, function).get("Environment", {}).get("Variables", {}).items()
+    }
     base = {name: _rendered(t, parameter_default(t, value)) for name, value in variables.items()}
     for name, value in variables.items():
         parameter = t.get("Parameters", {}).get(ref_name(value) or "")
@@ -482,6 +498,7 @@ SAMPLE_REFS = {
     "AWS::DynamoDB::Table": "sendguard-prod-Table-1A2B3C4D5E6F",
     "AWS::SQS::Queue": "https://sqs.eu-west-1.amazonaws.com/123456789012/sendguard-prod-Queue-1A2B3C4D5E6F",
     "AWS::S3::Bucket": "sendguard-prod-bodybucket-1a2b3c4d5e6f",
+    "AWS::Serverless::Function": "sendguard-prod-ReconcilerWorkerFunction-1A2B3C4D5E6F",
 }
 
 
@@ -1071,6 +1088,80 @@ def function_problems(t: Template) -> list[str]:
     return problems
 
 
+FANOUT_PARAMETER = "ReconcilerFanout"
+WORKER_RETRIES, WORKER_EVENT_AGE_S = 0, 60  # the next pass, a minute later, re-splits the shards
+
+
+def fanout_problems(t: Template) -> list[str]:
+    """The fan-out (adapters.runtime.fanout) as it is deployed: the scheduled function names the
+    worker function and the fan-out width; the workers are not scheduled, never fan out themselves,
+    and are not retried by Lambda; and the one Lambda grant in the template is the scheduled
+    function's `lambda:InvokeFunction` on the worker function's ARN (least privilege)."""
+    problems = []
+    if WORKER not in resources(t) or RECONCILER not in resources(t):
+        return [f"{WORKER}: missing"]
+    parameter = t.get("Parameters", {}).get(FANOUT_PARAMETER, {})
+    if (parameter.get("Default"), parameter.get("MinValue")) != (1, 1) or not (
+        1 <= int(parameter.get("MaxValue", 0)) <= MAX_SHARDS
+    ):
+        problems.append(f"{FANOUT_PARAMETER}: not 1 by default, within 1..{MAX_SHARDS} shards: {parameter}")
+    coordinator = function_props(t, RECONCILER).get("Environment", {}).get("Variables", {})
+    wanted = {
+        "SENDGUARD_RECONCILER_FANOUT": {"Ref": FANOUT_PARAMETER},
+        "SENDGUARD_RECONCILER_WORKER_FUNCTION": {"Ref": WORKER},
+    }
+    for name, value in wanted.items():
+        if coordinator.get(name) != value:
+            problems.append(f"{RECONCILER}: {name} is {coordinator.get(name)!r}, not {value!r}")
+    worker = function_props(t, WORKER)
+    if worker.get("Events"):
+        problems.append(f"{WORKER}: has events of its own; only the scheduled pass invokes it")
+    if "SENDGUARD_RECONCILER_FANOUT" in worker.get("Environment", {}).get("Variables", {}):
+        problems.append(f"{WORKER}: may fan out itself (SENDGUARD_RECONCILER_FANOUT)")
+    config = worker.get("EventInvokeConfig", {})
+    retries, age = config.get("MaximumRetryAttempts"), config.get("MaximumEventAgeInSeconds")
+    if (retries, age) != (WORKER_RETRIES, WORKER_EVENT_AGE_S):
+        problems.append(
+            f"{WORKER}: retries {retries!r} and event age {age!r}; the next pass re-splits the shards "
+            f"a minute later ({WORKER_RETRIES}, {WORKER_EVENT_AGE_S} s)"
+        )
+    if int(worker.get("Timeout", 3)) > 60:
+        problems.append(f"{WORKER}: a worker may outlast the one-minute interval")
+    invokes = [
+        (name, st)
+        for name, policy in resources(t, "AWS::IAM::Policy").items()
+        for st in statements(policy)
+        if any(str(a).lower().startswith("lambda:") for a in listed(st.get("Action", [])))
+    ]
+    invokes += [
+        (name, st)
+        for name, role in resources(t, "AWS::IAM::Role").items()
+        for st in statements(role.get("Properties", {}).get("Policies", []))
+        if any(str(a).lower().startswith("lambda:") for a in listed(st.get("Action", [])))
+    ]
+    if len(invokes) != 1:
+        problems.append(f"Lambda grants in {sorted(n for n, _ in invokes)}, expected the fan-out's alone")
+    for name, st in invokes:
+        attached = props(t, name).get("Roles", []) if name in resources(t, "AWS::IAM::Policy") else [name]
+        role = role_of(t, RECONCILER)
+        if attached != [{"Ref": role}] and attached != [role]:
+            problems.append(f"{name}: the fan-out's grant is attached to {attached}, not {role} alone")
+        if listed(st.get("Action")) != ["lambda:InvokeFunction"] or set(st) - {
+            "Sid",
+            "Effect",
+            "Action",
+            "Resource",
+        }:
+            problems.append(
+                f"{name}: grants {st.get('Action')!r} (with {sorted(st)}), not lambda:InvokeFunction"
+            )
+        if st.get("Resource") != {"Fn::GetAtt": [WORKER, "Arn"]}:
+            problems.append(f"{name}: invokes {st.get('Resource')!r}, not {WORKER}'s ARN alone")
+    if role_of(t, WORKER) == role_of(t, RECONCILER):
+        problems.append(f"{WORKER}: shares the scheduled function's role, and its fan-out grant")
+    return problems
+
+
 CONSUMER_ENVIRONMENT = {
     "SENDGUARD_CONSUMER_TABLE": {"Ref": CONSUMER_TABLE},
     "SENDGUARD_CONSUMER_MODE": {"Ref": CONSUMER_MODE},
@@ -1367,6 +1458,7 @@ CHECKS: dict[str, Check] = {
     "alarms": alarm_problems,
     "functions": function_problems,
     "packaging": packaging_problems,
+    "fan-out": fanout_problems,
     "ready consumer": ready_consumer_problems,
 }
 
@@ -1466,7 +1558,58 @@ def add_key_statement(principal: Any, actions: list[str]) -> Callable[[Template]
     return mutate
 
 
+F = "Resources.FanOutPolicy.Properties.PolicyDocument.Statement.0"
+W = f"Resources.{WORKER}.Properties"
+
 BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
+    (
+        "fan-out",
+        "an invoke grant on every function",
+        setter(
+            f"{F}.Resource",
+            {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:*"},
+        ),
+    ),
+    (
+        "fan-out",
+        "an invoke grant on the scheduled function",
+        setter(f"{F}.Resource", {"Fn::GetAtt": [RECONCILER, "Arn"]}),
+    ),
+    ("fan-out", "lambda:* for the fan-out", setter(f"{F}.Action", "lambda:*")),
+    (
+        "fan-out",
+        "the workers may fan out too",
+        setter(
+            "Resources.FanOutPolicy.Properties.Roles",
+            [{"Ref": "ReconcilerRole"}, {"Ref": "ReconcilerWorkerRole"}],
+        ),
+    ),
+    (
+        "fan-out",
+        "the workers share the scheduled role",
+        setter(f"{W}.Role", {"Fn::GetAtt": ["ReconcilerRole", "Arn"]}),
+    ),
+    ("fan-out", "Lambda's default two retries", setter(f"{W}.EventInvokeConfig", None)),
+    (
+        "fan-out",
+        "a worker that fans out",
+        setter(f"{W}.Environment.Variables.SENDGUARD_RECONCILER_FANOUT", 4),
+    ),
+    (
+        "fan-out",
+        "a scheduled worker",
+        setter(f"{W}.Events", {"Tick": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}}),
+    ),
+    (
+        "fan-out",
+        "the coordinator not told its workers",
+        setter(
+            f"{R}.ReconcilerFunction.Properties.Environment.Variables.SENDGUARD_RECONCILER_WORKER_FUNCTION",
+            None,
+        ),
+    ),
+    ("fan-out", "a fan-out wider than the shards", setter(f"Parameters.{FANOUT_PARAMETER}.MaxValue", 1000)),
+    ("fan-out", "a fan-out on by default", setter(f"Parameters.{FANOUT_PARAMETER}.Default", 4)),
     ("wildcards", "a `*` action", add_statement("SubmitRole", "dynamodb:*", TABLE_ARN)),
     ("wildcards", "a `*` resource", add_statement("ReconcilerRole", "sqs:SendMessage", "*")),
     (

@@ -35,6 +35,11 @@ class Config:
     # order (what the fault-injection suite's per-thread faults and derandomized runs need); the
     # template sets 4.
     reconciler_workers: int = 1
+    # Worker invocations a scheduled pass fans out to, one per group of the index's shards
+    # (`adapters.runtime.fanout`); 0 or 1: the pass runs in the scheduled invocation, as before.
+    # `reconciler_worker_function`: the function they are invoked on (asynchronously).
+    reconciler_fanout: int = 1
+    reconciler_worker_function: str | None = None
     # The S3 bucket for bodies too large for a DynamoDB item (None: such messages are refused), and
     # the prefix of their object keys (`adapters.runtime.bodies`).
     body_bucket: str | None = None
@@ -79,7 +84,27 @@ class Config:
                 env.get("SENDGUARD_RECONCILER_QUEUES", ""), "SENDGUARD_RECONCILER_QUEUES"
             ),
             retention_days=_int(env, "SENDGUARD_RETENTION_DAYS", 0, 0, MAX_RETENTION_DAYS),
+            reconciler_fanout=_int(env, FANOUT, 1, 0, MAX_SHARDS),
+            reconciler_worker_function=worker_function(env),
         )
+
+
+FANOUT, WORKER_FUNCTION = "SENDGUARD_RECONCILER_FANOUT", "SENDGUARD_RECONCILER_WORKER_FUNCTION"
+# Lambda's FunctionName: a name, a partial ARN (ACCOUNT:function:NAME) or an ARN, with a qualifier.
+_FUNCTION = re.compile(
+    r"(arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?[a-zA-Z0-9_-]{1,64}"
+    r"(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?"
+)
+
+
+def worker_function(env: Mapping[str, str]) -> str | None:
+    """`SENDGUARD_RECONCILER_WORKER_FUNCTION`: required when `SENDGUARD_RECONCILER_FANOUT` is above 1."""
+    value = env.get(WORKER_FUNCTION, "").strip()
+    if value and not _FUNCTION.fullmatch(value):
+        raise ConfigError(f"{WORKER_FUNCTION}={value!r} is not a Lambda function name or ARN")
+    if not value and _int(env, FANOUT, 1, 0, MAX_SHARDS) > 1:
+        raise ConfigError(f"{FANOUT} is above 1: set {WORKER_FUNCTION} to the function to fan out to")
+    return value or None
 
 
 MAX_WORKERS = 10  # a pass's threads: botocore keeps 10 connections a client (max_pool_connections)

@@ -60,8 +60,26 @@ RECONCILE_PASS = _event(
     "reconcile_pass",
     "info",
     "expired redriven exhausted superseded failed overdue_in_flight records_read queries failed_queries "
-    "failed_reads left_to_other_queues stopped_early groups workers",
-    "one reconciler pass's summary",
+    "failed_reads left_to_other_queues stopped_early groups workers shards",
+    "one reconciler pass's summary (`shards`: a fanned-out pass's worker's, else null: every shard)",
+)
+RECONCILE_FANOUT = _event(
+    "reconcile_fanout",
+    "info",
+    "pass_id function groups invoked failed_invokes drained_here own_pass",
+    "a coordinator's fan-out: worker invocations queued and failed, the shards it drained itself",
+)
+FANOUT_INVOKE_FAILED = _event(
+    "fanout_invoke_failed",
+    "error",
+    "pass_id function shards category code",
+    "a worker invocation failed (SYSTEM_ERROR): the coordinator drains its shards itself",
+)
+PAYLOAD_INVALID = _event(
+    "payload_invalid",
+    "error",
+    "problem",
+    "a reconciler invocation's payload is malformed: nothing was read or written",
 )
 RECORDS_LEFT = _event(
     "records_left",
@@ -129,6 +147,9 @@ EVENTS: dict[str, LogEvent] = {
         REDRIVE_EXHAUSTED,
         RECONCILE_PASS,
         RECORDS_LEFT,
+        RECONCILE_FANOUT,
+        FANOUT_INVOKE_FAILED,
+        PAYLOAD_INVALID,
         METRICS,
         REARM_SKIPPED,
         HANDLER_FAILED,

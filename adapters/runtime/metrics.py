@@ -17,7 +17,9 @@ What each metric counts (the names and the dimension are the contract; docs/oper
 * `Unconfirmed` — a send SQS took whose confirm write failed (the reconciler mends it);
 * `Redriven` — re-drives SQS took; `LeaseExpired` — claims the reconciler rolled back;
 * `Exhausted` — records flagged exhausted; `Rearmed` — exhausted records an operator re-armed;
-* `ReconcilerDue` — records a pass found due; `ReconcilerStoppedEarly` — 1 when a pass ran out of time.
+* `ReconcilerDue` — records a pass found due; `ReconcilerStoppedEarly` — 1 when a pass ran out of time;
+* `ReconcilerInvoked`, `ReconcilerInvokeFailed` — worker invocations a fanned-out pass queued, and
+  those that failed (`adapters.runtime.fanout`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ RECONCILER_DUE = "ReconcilerDue"
 RECONCILER_STOPPED_EARLY = "ReconcilerStoppedEarly"
 RECONCILER_FAILED_READS = "ReconcilerFailedReads"  # due records it could not read (or refused to)
 RECONCILER_LEFT = "ReconcilerLeft"  # due records of queues the pass does not serve
+RECONCILER_INVOKED = "ReconcilerInvoked"  # worker invocations a fanned-out pass queued
+RECONCILER_INVOKE_FAILED = "ReconcilerInvokeFailed"  # those that failed (their shards drained apart)
 CATEGORY = "Category"
 
 # Every metric sendguard publishes, with the one dimension set it is published with.
@@ -61,6 +65,8 @@ DIMENSIONS: dict[str, tuple[str, ...]] = {
     RECONCILER_STOPPED_EARLY: (),
     RECONCILER_FAILED_READS: (),
     RECONCILER_LEFT: (),
+    RECONCILER_INVOKED: (),
+    RECONCILER_INVOKE_FAILED: (),
 }
 # Which metrics each kind of document carries (zeros included, so that every invocation or pass is
 # a data point: the backlog alarm reads ReconcilerDue's samples as the reconciler's heartbeat).

@@ -414,13 +414,16 @@ class Outbox:
             raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
-    def reconcile(self, *, context: object = None, deadline_ms: int | None = None) -> PassSummary:
-        """One reconciler pass over the table's sparse index; its summary has `as_dict()`."""
+    def reconcile(
+        self, *, context: object = None, deadline_ms: int | None = None, shards: frozenset[int] | None = None
+    ) -> PassSummary:
+        """One reconciler pass over the table's sparse index (`shards`: only those of its shards);
+        its summary has `as_dict()`."""
         from adapters.runtime.reconciler import reconcile_pass
 
         with self._scope(None, None, None):
             _, _, deadline = _times(context, deadline_ms)
-            return reconcile_pass(self.aws, self.config, deadline)
+            return reconcile_pass(self.aws, self.config, deadline, shards=shards)
 
     def rearm(self, key: KeyLike, reason: str, *, by: str | None = None) -> RearmResult:
         """Re-arm the exhausted record `key`: back to PENDING with a fresh attempt budget, once the

@@ -16,7 +16,9 @@ To drain a backlog fast, the records are taken ten at a time (the index's partit
 write per claim, confirm and rollback, one SendMessageBatch per ten sends). With
 `SENDGUARD_RECONCILER_WORKERS` above 1 the groups run on that many threads at once: the pass is
 I/O-bound (each request waits ~10 ms on AWS), so threads multiply its rate until DynamoDB's or SQS's
-limits; the reading stays on the invoking thread, a few groups ahead of the workers.
+limits; the reading stays on the invoking thread, a few groups ahead of the workers. Past one
+invocation, a pass fans out across Lambda invocations, each over some of the index's shards
+(`adapters.runtime.fanout`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class PassSummary:
     stopped_early: bool = False  # the pass ran out of time; the next pass continues
     groups: int = 0  # groups of up to ten records whose flows ran together
     workers: int = 1  # the threads the groups ran on
+    shards: list[int] | None = None  # the shards read (a fanned-out pass's worker); None: every one
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -88,9 +91,12 @@ def reconcile_pass(
     clock: Callable[[], int] = now_ms,
     new_attempt_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     progress: Callable[[PassSummary], None] | None = None,
+    shards: frozenset[int] | None = None,
 ) -> PassSummary:
-    """One pass. `progress` is called after each group of records (the command line shows it)."""
-    summary = PassSummary(workers=config.reconciler_workers)
+    """One pass. `progress` is called after each group of records (the command line shows it).
+    `shards`: only those shards of the index (a fanned-out pass's worker, `adapters.runtime.fanout`)."""
+    read = None if shards is None else sorted(shards)
+    summary = PassSummary(workers=config.reconciler_workers, shards=read)
     tally = Tally()
     settings = config.settings
     log = get_logger()
@@ -99,7 +105,7 @@ def reconcile_pass(
 
     def groups() -> Iterator[list[Flow]]:
         group: list[Flow] = []
-        for record in _due_records(aws, clock(), settings, summary, log):
+        for record in _due_records(aws, clock(), settings, summary, log, shards):
             summary.records_read += 1
             queue = aws.queue.queue_url if record.message.queue is None else record.message.queue
             if queue not in served:
@@ -151,9 +157,12 @@ def reconcile_pass(
     return summary
 
 
-def _due_records(aws: Aws, now: int, settings: Settings, summary: PassSummary, log: Any) -> Iterator[Record]:
+def _due_records(
+    aws: Aws, now: int, settings: Settings, summary: PassSummary, log: Any, shards: frozenset[int] | None
+) -> Iterator[Record]:
     """The due records, page by page; each page counted, and each failed query logged and skipped."""
-    for page in aws.store.due(now, settings):
+    pages = aws.store.due(now, settings) if shards is None else aws.store.due(now, settings, shards)
+    for page in pages:
         if page.call.error is None:
             summary.queries += 1
         else:

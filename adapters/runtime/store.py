@@ -21,7 +21,7 @@ import json
 import time
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -317,7 +317,7 @@ class DynamoStore:
             body_reports.append(report("dynamodb", "BatchGetItem", 0, time.perf_counter(), gone))
         return found, reports + body_reports
 
-    def due(self, now: int, settings: Settings) -> Iterator[DuePage]:
+    def due(self, now: int, settings: Settings, shards: Collection[int] | None = None) -> Iterator[DuePage]:
         """The records one reconciler pass must look at, a page at a time: queries of the sparse
         index's partitions (every shard an entry can be in, `Shards.read`), never a scan. Confirmed
         records are not in the index, so they cost nothing here. The partitions take turns, a page
@@ -325,8 +325,13 @@ class DynamoStore:
         cannot finish still gives every kind and shard its share (oldest first within each).
         A partition whose query fails past the SDK's retries ends with a page that carries no records
         and the classified failure, and the others are read on: one bad partition does not stop the
-        pass."""
+        pass. `shards`: only the partitions of these shards (a fanned-out pass's worker,
+        `adapters.runtime.fanout`); None: every shard."""
         queries = due_queries(now, settings, self.layout.shards)
+        if shards is not None:
+            queries = [(p, latest) for p, latest in queries if int(p.rpartition("#")[2]) in shards]
+            if not queries:
+                return
         # Where the turns start: the second's CRC, so that passes a minute apart (60 s, a multiple
         # of small partition counts) still start anywhere, and one pass is reproducible from `now`.
         first = zlib.crc32(str(now // 1000).encode()) % len(queries)

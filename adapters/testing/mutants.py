@@ -29,7 +29,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -118,9 +118,9 @@ class _RollbackRewritesMetadata(DynamoStore):
 class _IgnoresLease(DynamoStore):
     """A reconciler's read that takes every in-flight claim for expired, live or not."""
 
-    def due(self, now: int, settings_: Settings) -> Iterator[DuePage]:
+    def due(self, now: int, settings_: Settings, shards: Collection[int] | None = None) -> Iterator[DuePage]:
         ahead = 10 * 60 * 1000
-        for page in super().due(now + ahead, settings_):
+        for page in super().due(now + ahead, settings_, shards):
             records = tuple(
                 attrs.evolve(r, lease_expires_at=now) if r.phase is RecordPhase.IN_FLIGHT else r
                 for r in page.records
