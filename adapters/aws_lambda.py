@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import structlog
 
 from adapters.runtime import apigw as http
@@ -68,6 +69,15 @@ def _logging() -> None:
         _state["logging"] = True
 
 
+@attrs.frozen
+class _Made:
+    """What a container makes once: its configuration, clients and Outbox."""
+
+    config: Config
+    aws: Aws
+    outbox: Outbox
+
+
 class Handlers:
     """A `submit` and a `reconcile` entry point on one Outbox, made at the first invocation from the
     `SENDGUARD_*` configuration and kept for the container's life. This module's `submit`,
@@ -88,7 +98,7 @@ class Handlers:
     ) -> None:
         self._aws = aws
         self._invoker = invoker
-        self._state: dict[str, Outbox] = {}
+        self._state: dict[str, _Made] = {}
         self._invokers: dict[str, Invoker] = {}
         # Which entry points checked the table against the layout in this container (`check_table`).
         self._checked: set[str] = set()
@@ -110,11 +120,24 @@ class Handlers:
 
     def outbox(self) -> Outbox:
         """The Outbox of this container: configuration and clients, made once."""
+        return self._made().outbox
+
+    def config(self) -> Config:
+        """This container's configuration (`SENDGUARD_*`), read once."""
+        return self._made().config
+
+    def aws(self) -> Aws:
+        """This container's store and queue, the Outbox's own."""
+        return self._made().aws
+
+    def _made(self) -> _Made:
         _logging()
-        if "outbox" not in self._state:
+        made = self._state.get("made")
+        if made is None:
             config = Config.from_env()
-            self._state["outbox"] = Outbox.from_config(config, self._aws(config))
-        return self._state["outbox"]
+            aws = self._aws(config)
+            made = self._state["made"] = _Made(config, aws, Outbox.from_config(config, aws))
+        return made
 
     def reset(self) -> None:
         """Forget the configuration and clients (tests change the environment between invocations)."""
@@ -129,10 +152,10 @@ class Handlers:
         so that the invocation still has time to answer after it."""
         from adapters.runtime.table_check import check_table  # never on the happy path
 
-        outbox = self.outbox()
+        made = self._made()
         deadline = now_ms() + remaining_ms(context) // 2
         check_table(
-            outbox.aws.store.client, outbox.config.table, outbox.layout, index=index, deadline_ms=deadline
+            made.aws.store.client, made.config.table, made.config.layout, index=index, deadline_ms=deadline
         )
 
     def diagnose(self, context: object) -> None:
@@ -158,21 +181,21 @@ class Handlers:
         from adapters.runtime.fanout import InvalidPayload, fan_out, worker_shards
 
         try:
-            outbox = self.outbox()
-            shards = worker_shards(event, outbox.config.shards)  # before anything is read or written
+            outbox, config = self.outbox(), self.config()
+            shards = worker_shards(event, config.shards)  # before anything is read or written
             if "reconcile" not in self._checked:  # once it passed: a failed check runs again next time
                 self.check_table(context, index=True)
                 self._checked.add("reconcile")
             if isinstance(event, Mapping) and shards is not None:  # a worker: its lines carry the pass's id
                 structlog.contextvars.bind_contextvars(correlation_id=event["pass_id"])
-            if shards is not None or outbox.config.reconciler_fanout <= 1:
+            if shards is not None or config.reconciler_fanout <= 1:
                 return outbox.reconcile(context=context, shards=shards).as_dict()
             pass_id = str(uuid.uuid4())  # the correlation id of the coordinator's and its workers' lines
             structlog.contextvars.bind_contextvars(correlation_id=pass_id)
             # The invokes may take half the invocation's time: the rest drains the groups that failed.
             invokes_by = now_ms() + remaining_ms(context) // 2
             return fan_out(
-                outbox.config,
+                config,
                 self.invoker(),
                 lambda failed: outbox.reconcile(context=context, shards=failed),
                 invokes_by,
@@ -194,7 +217,7 @@ class Handlers:
             from adapters.runtime.fanout import LambdaInvoker
 
             make = self._invoker or LambdaInvoker.from_config
-            self._invokers["invoker"] = make(self.outbox().config)
+            self._invokers["invoker"] = make(self.config())
         return self._invokers["invoker"]
 
 
@@ -206,8 +229,7 @@ reset = _HANDLERS.reset
 
 def _runtime() -> tuple[Config, Aws]:
     """The configuration and clients of this container."""
-    outbox = _HANDLERS.outbox()
-    return outbox.config, outbox.aws
+    return _HANDLERS.config(), _HANDLERS.aws()
 
 
 # ---- submit ---------------------------------------------------------------------------------------
@@ -230,8 +252,8 @@ def _submit(handlers: Handlers, event: object, context: object) -> dict[str, Any
         emit(get_logger(), HANDLER_FAILED, route=route)
         reply = http.error(500, http.SYSTEM_ERROR, "the request failed; it was not accepted", correlation_id)
     _log_answer(reply, route)
-    outbox = handlers._state.get("outbox")
-    config = outbox.config if outbox is not None else None
+    made = handlers._state.get("made")
+    config = made.config if made is not None else None
     if tally.flows and config is not None and config.metrics:  # one EMF document per submit flow run
         publish(documents(SUBMIT_METRICS, tally, now_ms(), config.metrics_namespace))
     return http.for_event(event, reply)
@@ -242,7 +264,7 @@ def _route(
 ) -> tuple[str, http.Reply]:
     if not request.on_messages:
         return "unknown", http.error(404, http.NOT_FOUND, "no such route", correlation_id)
-    if handlers.outbox().config.key_scope == CALLER and request.caller is None:
+    if handlers.config().key_scope == CALLER and request.caller is None:
         message = "this API keeps callers apart: sign the request (IAM authorization)"
         return "unknown", http.error(403, http.FORBIDDEN, message, correlation_id)
     if request.message_id is None:
@@ -270,14 +292,14 @@ def _post(
     key = idempotency_key(request.header("Idempotency-Key"))
     if isinstance(key, Rejection):
         return http.error(key.http_status, key.code, key.message, correlation_id)
-    outbox = handlers.outbox()
-    parsed = parse_submission(request.body, outbox.config.max_message_bytes)
+    outbox, config = handlers.outbox(), handlers.config()
+    parsed = parse_submission(request.body, config.max_message_bytes)
     if isinstance(parsed, Rejection):
         return http.error(parsed.http_status, parsed.code, parsed.message, correlation_id)
-    caller = request.caller if outbox.config.key_scope == CALLER else None
+    caller = request.caller if config.key_scope == CALLER else None
     message_id = message_id_for_key(key, caller) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
-    result = outbox.submit(
+    result = outbox._submit(
         parsed,
         message_id,
         correlation_id=correlation_id,
@@ -321,7 +343,7 @@ def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, con
         headers = {"Retry-After": str(RETRY_AFTER_S)} if consequence(exc.category).retry_after else None
         message = "the message's status cannot be read now"
         return http.error(exc.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
-    scoped = handlers.outbox().config.key_scope == CALLER
+    scoped = handlers.config().key_scope == CALLER
     if view is None or (scoped and view.caller != request.caller):  # another's: as if there were none
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     body = {

@@ -75,7 +75,7 @@ def make(bucket: bool = False, layout: TableLayout | None = None) -> Outbox:
 
 
 def items(outbox: Outbox) -> list[dict[str, Any]]:
-    return list(boto3.client("dynamodb").scan(TableName=outbox.config.table, ConsistentRead=True)["Items"])
+    return list(boto3.client("dynamodb").scan(TableName=outbox.table, ConsistentRead=True)["Items"])
 
 
 def record_item(outbox: Outbox, key: str) -> dict[str, Any]:
@@ -88,7 +88,7 @@ def bodies_of(outbox: Outbox) -> list[dict[str, Any]]:
 
 
 def received(outbox: Outbox) -> list[str]:
-    messages = boto3.client("sqs").receive_message(QueueUrl=outbox.config.queue_url, MaxNumberOfMessages=10)
+    messages = boto3.client("sqs").receive_message(QueueUrl=outbox.queue_url, MaxNumberOfMessages=10)
     return [m["Body"] for m in messages.get("Messages", [])]
 
 
@@ -169,11 +169,11 @@ def test_a_larger_body_is_written_once_to_its_own_item_and_sent_whole(sendguard_
 
 def test_a_failed_send_of_a_large_body_is_redriven_with_the_body_read_back(sendguard_aws: None) -> None:
     outbox = make()
-    real = outbox.aws.queue.client
-    outbox.aws.queue.client = FailingSends(real)
+    real = outbox._aws.queue.client
+    outbox._aws.queue.client = FailingSends(real)
     body = "r" * 5_000
     assert not outbox.send("redrive", body, context=Context()).accepted
-    outbox.aws.queue.client = real
+    outbox._aws.queue.client = real
     summary = outbox.reconcile(deadline_ms=_later(10_000))
     assert summary.redriven == 1 and summary.failed_reads == 0
     assert received(outbox) == [body]
@@ -207,10 +207,10 @@ def test_pending_put_writes_a_large_body_first_and_keeps_one_put(sendguard_aws: 
 def test_a_body_past_an_item_goes_to_the_bucket_and_is_redriven_from_it(sendguard_aws: None) -> None:
     outbox = make(bucket=True)
     body = "s" * 700_000
-    real = outbox.aws.queue.client
-    outbox.aws.queue.client = FailingSends(real)
+    real = outbox._aws.queue.client
+    outbox._aws.queue.client = FailingSends(real)
     assert not outbox.send("huge", body, context=Context()).accepted
-    outbox.aws.queue.client = real
+    outbox._aws.queue.client = real
     item = record_item(outbox, "huge")
     assert item[BODY_AT]["S"] == f"{S3_PREFIX}{BUCKET}/{objects()[0]}"
     assert objects()[0].startswith("sendguard/bodies/huge/") and bodies_of(outbox) == []
@@ -231,28 +231,28 @@ def test_the_limits_are_the_bucket_s_or_the_item_s(sendguard_aws: None) -> None:
 
 def test_a_missing_body_is_reported_never_skipped_in_silence(sendguard_aws: None) -> None:
     outbox = make()
-    real = outbox.aws.queue.client
-    outbox.aws.queue.client = FailingSends(real)
+    real = outbox._aws.queue.client
+    outbox._aws.queue.client = FailingSends(real)
     outbox.send("lost-body", "m" * 3_000, context=Context())
-    outbox.aws.queue.client = real
+    outbox._aws.queue.client = real
     (body,) = bodies_of(outbox)
     key = {"message_id": body["message_id"]}
-    boto3.client("dynamodb").delete_item(TableName=outbox.config.table, Key=key)
+    boto3.client("dynamodb").delete_item(TableName=outbox.table, Key=key)
     summary = outbox.reconcile(deadline_ms=_later(10_000))
     assert summary.redriven == 0 and summary.failed_reads == 1
-    _, call = outbox.aws.store.get("lost-body")
+    _, call = outbox._aws.store.get("lost-body")
     assert call.error is not None and call.error.code == BODY_MISSING
 
 
 def test_a_failed_batch_read_leaves_its_records_to_the_next_pass(sendguard_aws: None) -> None:
     outbox = make()
-    real = outbox.aws.queue.client
-    outbox.aws.queue.client = FailingSends(real)
+    real = outbox._aws.queue.client
+    outbox._aws.queue.client = FailingSends(real)
     outbox.send("later", "{}", context=Context())
-    outbox.aws.queue.client = real
-    dynamodb = outbox.aws.store.client
+    outbox._aws.queue.client = real
+    dynamodb = outbox._aws.store.client
     failing = FailingBatchGet(dynamodb)
-    outbox.aws.store.client = failing
+    outbox._aws.store.client = failing
     first = outbox.reconcile(deadline_ms=_later(10_000))
     assert (first.redriven, first.failed_reads) == (0, 1) and failing.failed == 1
     second = outbox.reconcile(deadline_ms=_later(10_000))
@@ -283,10 +283,10 @@ def test_a_table_whose_index_projects_everything_still_reconciles(sendguard_aws:
     boto3.client("dynamodb").create_table(TableName=name, **definition)
     queue = ensure_resources(name, name)
     outbox = Outbox(name, queue, **SETTINGS)  # type: ignore[arg-type]
-    real = outbox.aws.queue.client
-    outbox.aws.queue.client = FailingSends(real)
+    real = outbox._aws.queue.client
+    outbox._aws.queue.client = FailingSends(real)
     outbox.send("old", "o" * 2_000, context=Context())
-    outbox.aws.queue.client = real
+    outbox._aws.queue.client = real
     assert outbox.reconcile(deadline_ms=_later(10_000)).redriven == 1
     assert received(outbox) == ["o" * 2_000]
 
@@ -314,13 +314,13 @@ def test_a_store_reads_s3_bodies_only_from_its_own_bucket_and_writes_none_withou
     an S3 name and says why, and refuses a body too large for an item; told the bucket, it reads it."""
     outbox = make(bucket=True)
     assert outbox.send("audited", "a" * 500_000, context=Context()).accepted
-    blind = DynamoStore(boto3.client("dynamodb"), outbox.config.table)
+    blind = DynamoStore(boto3.client("dynamodb"), outbox.table)
     report = audit(blind, int(time.time() * 1000), 120_000)
     (violation,) = report.violations
     assert not report.ok and POINTER_REFUSED in violation
     found, call = blind.get(Key("audited"))
     assert isinstance(found, Failed) and found.code == POINTER_REFUSED and call.error is not None
-    seeing = audit(outbox.aws.store, int(time.time() * 1000), 120_000)
+    seeing = audit(outbox._aws.store, int(time.time() * 1000), 120_000)
     assert (seeing.records, seeing.violations, seeing.ok) == (1, [], True)
     too_large = parse_message("b" * 500_000, {}, max_bytes=MAX_MESSAGE_BYTES_WITH_BUCKET)
     assert isinstance(too_large, Request)

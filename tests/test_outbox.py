@@ -61,8 +61,8 @@ def raw(key: str) -> dict[str, Any]:
 
 
 def received(outbox: Outbox) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = outbox.aws.queue.client.receive_message(
-        QueueUrl=outbox.config.queue_url,
+    found: list[dict[str, Any]] = outbox._aws.queue.client.receive_message(
+        QueueUrl=outbox.queue_url,
         MaxNumberOfMessages=10,
         MessageAttributeNames=["All"],
         AttributeNames=["All"],
@@ -273,7 +273,7 @@ def test_rearm_gives_an_exhausted_record_on_the_team_table_a_fresh_budget(
         raise ClientError(error, "SendMessage")  # type: ignore[arg-type]
 
     with monkeypatch.context() as patch:
-        patch.setattr(outbox.aws.queue.client, "send_message", denied)
+        patch.setattr(outbox._aws.queue.client, "send_message", denied)
         assert not outbox.send("o-1", "placed", item={"total": 7}).accepted
     before = outbox.get("o-1")
     assert before is not None and before.delivery == "exhausted"
@@ -379,7 +379,7 @@ def test_a_send_held_on_the_wire_lands_before_its_records_lease_ends(
         moto.faults.rules.append(hold)
         attempts: list[int] = []  # when each send attempt must be over: its start, connect and read timeouts
 
-        sqs = outbox.aws.queue.client
+        sqs = outbox._aws.queue.client
 
         def attempt_ends(request: Any, **_: Any) -> None:
             # The read timeout the deadline hook set for this attempt, else the client's own (an
@@ -402,7 +402,7 @@ def test_a_send_held_on_the_wire_lands_before_its_records_lease_ends(
         stored = stored_from_item(item, LAYOUT)
         (lease,) = [e.lease_expires_at for e in stored.history if hasattr(e, "lease_expires_at")]
         assert started < landed < lease
-        assert lease >= started + INVOCATION_HELD_MS + outbox.config.settings.lease_margin_ms
+        assert lease >= started + INVOCATION_HELD_MS + outbox.settings.lease_margin_ms
     finally:
         moto.stop()
 
@@ -455,7 +455,7 @@ def test_lines_reach_the_standard_librarys_logging_as_json(outbox: Outbox, tmp_p
     team.setLevel(logging.INFO)
     root_handlers = list(logging.getLogger().handlers)
     try:
-        box = Outbox(outbox.config.table, outbox.config.queue_url, layout=LAYOUT, logger=team)
+        box = Outbox(outbox.table, outbox.queue_url, layout=LAYOUT, logger=team)
         _send_and_dispatch(box)
     finally:
         team.removeHandler(handler)
@@ -473,7 +473,7 @@ def test_lines_reach_powertools_logger(
     from aws_lambda_powertools import Logger
 
     team = Logger(service="orders")
-    box = Outbox(outbox.config.table, outbox.config.queue_url, layout=LAYOUT, logger=team)
+    box = Outbox(outbox.table, outbox.queue_url, layout=LAYOUT, logger=team)
     _send_and_dispatch(box)
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.splitlines()]
@@ -508,7 +508,7 @@ def test_lines_reach_the_teams_structlog_configuration_unchanged(outbox: Outbox,
     assert _trace_problems(tmp_path / "log") == (6, [])
     # and a structlog logger given to the Outbox gets the same lines
     lines.clear()
-    box = Outbox(outbox.config.table, outbox.config.queue_url, layout=LAYOUT, logger=structlog.get_logger())
+    box = Outbox(outbox.table, outbox.queue_url, layout=LAYOUT, logger=structlog.get_logger())
     assert box.send("log-3", "z").accepted
     assert sum(json.loads(line)["event"] == "transition" for line in lines) == 3
 

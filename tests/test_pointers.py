@@ -56,7 +56,7 @@ def _set(outbox: Outbox, key: str, **values: Any) -> None:
     names = {f"#n{i}": name for i, name in enumerate(values)}
     sets = ", ".join(f"#n{i} = :v{i}" for i in range(len(values)))
     boto3.client("dynamodb").update_item(
-        TableName=outbox.config.table,
+        TableName=outbox.table,
         Key=TableLayout().key(key),
         UpdateExpression=f"SET {sets}",
         ExpressionAttributeNames=names,
@@ -73,11 +73,11 @@ def _pass_leaves_it(outbox: Outbox, code: str, capsys: pytest.CaptureFixture[str
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [line["code"] for line in lines if line["event"] == "aws_failure"] == [code]
     sqs = boto3.client("sqs")
-    assert sqs.receive_message(QueueUrl=outbox.config.queue_url).get("Messages") is None
+    assert sqs.receive_message(QueueUrl=outbox.queue_url).get("Messages") is None
 
 
 def _s3_name(outbox: Outbox, key: str) -> str:
-    item = boto3.client("dynamodb").get_item(TableName=outbox.config.table, Key=TableLayout().key(key))
+    item = boto3.client("dynamodb").get_item(TableName=outbox.table, Key=TableLayout().key(key))
     at = str(item["Item"][BODY_AT]["S"])
     assert at.startswith(f"s3://{BUCKET}/sendguard/bodies/{key}/")
     return at
@@ -103,8 +103,8 @@ def test_a_steered_pointer_is_refused_on_every_read_path(
         steered = _s3_name(outbox, "k-2")
         assert outbox.dispatch("k-2").accepted  # sent and confirmed: only k-1 is due
         sqs = boto3.client("sqs")
-        (sent,) = sqs.receive_message(QueueUrl=outbox.config.queue_url)["Messages"]
-        sqs.delete_message(QueueUrl=outbox.config.queue_url, ReceiptHandle=sent["ReceiptHandle"])
+        (sent,) = sqs.receive_message(QueueUrl=outbox.queue_url)["Messages"]
+        sqs.delete_message(QueueUrl=outbox.queue_url, ReceiptHandle=sent["ReceiptHandle"])
     _set(outbox, "k-1", **{BODY_AT: {"S": steered}})
     _pass_leaves_it(outbox, POINTER_REFUSED, capsys)
     with pytest.raises(OutboxError) as refused:
@@ -113,14 +113,14 @@ def test_a_steered_pointer_is_refused_on_every_read_path(
     replay = outbox.send("k-1", LARGE)
     assert (replay.accepted, replay.http_status, replay.error_code) == (False, 500, POINTER_REFUSED)
     assert outbox.dispatch("k-1").error_code == POINTER_REFUSED
-    report = audit(outbox.aws.store, _now(), 120_000)
+    report = audit(outbox._aws.store, _now(), 120_000)
     assert not report.ok and any(POINTER_REFUSED in v for v in report.violations)
-    assert boto3.client("sqs").receive_message(QueueUrl=outbox.config.queue_url).get("Messages") is None
+    assert boto3.client("sqs").receive_message(QueueUrl=outbox.queue_url).get("Messages") is None
 
 
 def test_without_a_body_bucket_no_s3_name_is_read(outbox: Outbox, capsys: pytest.CaptureFixture[str]) -> None:
     """The review's case: no bucket configured, and a record pointed at another bucket's object."""
-    blind = Outbox(outbox.config.table, outbox.config.queue_url)
+    blind = Outbox(outbox.table, outbox.queue_url)
     _pending(blind, "k-1", "small")
     _set(blind, "k-1", **{BODY_AT: {"S": f"s3://{VICTIM}/hr/salaries.csv"}})
     _pass_leaves_it(blind, POINTER_REFUSED, capsys)
@@ -132,7 +132,7 @@ def test_another_body_under_the_records_own_key_is_read_and_refused_by_its_hash(
     """A body item of the same key (a conflicting request's, or one planted) passes the pointer
     check, and fails the hash: never sent, never answered for."""
     _pending(outbox, "k-1", MEDIUM)
-    table = outbox.config.table
+    table = outbox.table
     planted = body_item(TableLayout(), Key("k-1"), "Planted1", "evil body")
     boto3.client("dynamodb").put_item(TableName=table, Item=planted)
     _set(outbox, "k-1", **{BODY_AT: {"S": "item:Planted1"}})
@@ -142,7 +142,7 @@ def test_another_body_under_the_records_own_key_is_read_and_refused_by_its_hash(
     assert refused.value.code == BODY_MISMATCH
     assert outbox.send("k-1", MEDIUM).error_code == BODY_MISMATCH
     assert outbox.send("k-1", "evil body").error_code == BODY_MISMATCH  # nor as a conflict's proof
-    report = audit(outbox.aws.store, _now(), 120_000)
+    report = audit(outbox._aws.store, _now(), 120_000)
     assert not report.ok
 
 
@@ -152,7 +152,7 @@ def test_a_body_rewritten_in_place_is_never_sent(
 ) -> None:
     body = {"inline": "small", "item": MEDIUM, "s3": LARGE}[where]
     _pending(outbox, "k-1", body)
-    table = outbox.config.table
+    table = outbox.table
     if where == "inline":
         _set(outbox, "k-1", payload={"S": "evil"})
     elif where == "item":

@@ -129,7 +129,7 @@ def make(retention_days: int) -> Outbox:
 
 
 def items(outbox: Outbox) -> list[dict[str, Any]]:
-    return list(boto3.client("dynamodb").scan(TableName=outbox.config.table, ConsistentRead=True)["Items"])
+    return list(boto3.client("dynamodb").scan(TableName=outbox.table, ConsistentRead=True)["Items"])
 
 
 def ttl_of(item: dict[str, Any]) -> int | None:
@@ -173,7 +173,7 @@ def test_past_its_retention_a_record_reads_as_gone(sendguard_aws: None) -> None:
     expiry = ttl_of(record)
     assert expiry is not None
     assert outbox.get("old") is not None
-    assert audit(outbox.aws.store, 0, 0).records == 1
+    assert audit(outbox._aws.store, 0, 0).records == 1
     with time_machine.travel(expiry + 1, tick=False):
         assert outbox.get("old") is None  # DynamoDB deletes it within days; reads do not wait
-        assert audit(outbox.aws.store, 0, 0).records == 0
+        assert audit(outbox._aws.store, 0, 0).records == 0

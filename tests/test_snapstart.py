@@ -66,15 +66,15 @@ def submit():
         "attempt_ids": sorted({line["attempt_id"] for line in lines if line.get("attempt_id")}),
         # Kept alive from here on (in the children too), so no later object can take its address.
         "same_outbox": outbox is snapshot["outbox"] if snapshot else None,
-        "same_dynamodb_client": outbox.aws.store.client is snapshot["dynamodb"] if snapshot else None,
-        "same_sqs_client": outbox.aws.queue.client is snapshot["sqs"] if snapshot else None,
+        "same_dynamodb_client": outbox._aws.store.client is snapshot["dynamodb"] if snapshot else None,
+        "same_sqs_client": outbox._aws.queue.client is snapshot["sqs"] if snapshot else None,
     }
 
 
 snapshot = {}
 report = {"parent": submit(), "children": []}
 outbox = handlers.outbox()  # the initialised environment the snapshot holds
-snapshot.update(outbox=outbox, dynamodb=outbox.aws.store.client, sqs=outbox.aws.queue.client)
+snapshot.update(outbox=outbox, dynamodb=outbox._aws.store.client, sqs=outbox._aws.queue.client)
 for _ in range(2):  # two environments resumed from it
     read, write = os.pipe()
     pid = os.fork()
@@ -210,7 +210,7 @@ def test_the_runtime_hooks_prime_before_the_snapshot_and_renew_after_the_restore
     for function in hooks.after_restore:  # Lambda, after it resumed an environment
         function()
     assert restore.restores == 1
-    assert handlers.outbox().aws is made[-1] and len(made) == 2  # new clients after the restore
+    assert handlers.aws() is made[-1] and len(made) == 2  # new clients after the restore
     assert install(Restore(), lambda: None, fork=False) == "fork"  # elsewhere: only a fork restores
 
 

@@ -63,7 +63,7 @@ def received(queue_url: str) -> list[dict[str, Any]]:
 
 def consistent(outbox: Outbox, key: tuple[str, str]) -> list[str]:
     """What is wrong with the record as read back whole (its body from wherever it is kept)."""
-    stored, _ = outbox.aws.store.get(Key(*key))
+    stored, _ = outbox._aws.store.get(Key(*key))
     assert isinstance(stored, Stored), stored
     return history_problems(stored.record, stored.history) + message_problems(stored.record.message)
 
@@ -193,10 +193,10 @@ def _outbox_with(
     store_class: type[DynamoStore], queue_url: str, max_attempts: int = 10
 ) -> tuple[Outbox, Any]:
     outbox = Outbox(TABLE, queue_url, layout=LAYOUT, max_attempts=max_attempts, aws_max_attempts=1)
-    base = outbox.aws
+    base = outbox._aws
     store = store_class(base.store.client, TABLE, LAYOUT, queue_url=queue_url)
     aws = Aws(store, base.queue)
-    return Outbox.from_config(outbox.config, aws), store
+    return Outbox.from_config(outbox._config, aws), store
 
 
 def test_team_writes_between_every_sendguard_write_lose_nothing_and_fence_nothing(
@@ -204,7 +204,7 @@ def test_team_writes_between_every_sendguard_write_lose_nothing_and_fence_nothin
 ) -> None:
     outbox, store = _outbox_with(TeamWritesBetween, queues[0], max_attempts=2)
     key = ("acme", "p-1")
-    sqs = outbox.aws.queue  # type: ignore[attr-defined]
+    sqs = outbox._aws.queue  # type: ignore[attr-defined]
     sqs.client = FailingSends(sqs.client, failures=1)
     # 1. a send that fails: create+claim, rollback
     failed = outbox.send(key, "pay", item={"amount": 5})
@@ -354,7 +354,7 @@ def test_the_transactional_path_judges_a_retry_like_send(outbox: Outbox, queues:
 def test_a_retry_of_a_record_in_flight_or_exhausted_is_answered_alike_on_both_paths(
     outbox: Outbox, queues: tuple[str, str]
 ) -> None:
-    sqs = outbox.aws.queue  # type: ignore[attr-defined]
+    sqs = outbox._aws.queue  # type: ignore[attr-defined]
     sqs.client = FailingSends(sqs.client, failures=1, code="AccessDenied", status=403)
     key = ("acme", "p-7")
     assert outbox.send(key, "x").error_code == "AccessDenied"  # a permanent failure: exhausted
@@ -431,7 +431,7 @@ def test_the_teams_session_and_botocore_config_make_the_clients(
             user_agent_extra="payments/1.0", read_timeout=60, retries={"max_attempts": 9}
         ),
     )
-    aws = outbox.aws
+    aws = outbox._aws
     for client in (aws.store.client, aws.queue.client):
         assert client.meta.region_name == "us-east-1"
         assert client._request_signer._credentials.access_key == "team"

@@ -227,11 +227,26 @@ class Outbox:
         return outbox
 
     def _setup(self, config: Config, aws: Aws, logger: Any) -> None:
-        self.config, self.aws, self._logger = config, aws, logger
+        self._config, self._aws, self._logger = config, aws, logger
 
     @property
     def layout(self) -> TableLayout:
-        return self.config.layout
+        return self._config.layout
+
+    @property
+    def table(self) -> str:
+        """The table this Outbox's records are in."""
+        return self._config.table
+
+    @property
+    def queue_url(self) -> str:
+        """The queue this Outbox sends to."""
+        return self._config.queue_url
+
+    @property
+    def settings(self) -> Settings:
+        """The protocol's settings this Outbox runs with (max attempts, re-drive delay, lease margin)."""
+        return self._config.settings
 
     # ---- send ------------------------------------------------------------------------------------
 
@@ -252,7 +267,7 @@ class Outbox:
         conflict. `item`: the team's own attributes, written with the record (on a composite key,
         the rest of the team's row)."""
         record_key, request, team_item = self._valid(key, body, attributes, item, group_id)
-        return self.submit(
+        return self._submit(
             request,
             record_key,
             correlation_id=_correlation(correlation_id),
@@ -261,7 +276,7 @@ class Outbox:
             deadline_ms=deadline_ms,
         )
 
-    def submit(
+    def _submit(
         self,
         request: Request,
         key: Key | str,
@@ -290,12 +305,12 @@ class Outbox:
                 now,
                 idempotency_key,
                 key=key,
-                queue=self.config.queue_url,
+                queue=self._config.queue_url,
                 caller=caller,
             )
-            lease = lease_expiry(now, end - now, self.config.settings)
-            flow = start_submit(message, attempt_id, lease, now, self.config.settings)
-            answer = run_flow(flow, self.aws, deadline, item=item, tally=tally)
+            lease = lease_expiry(now, end - now, self._config.settings)
+            flow = start_submit(message, attempt_id, lease, now, self._config.settings)
+            answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
         if answer.failure is not None and answer.failure.code == NOT_A_RECORD:
             raise InvalidMessage(
                 f"the table already holds an item with key {message_id!r} that is not a sendguard "
@@ -332,18 +347,18 @@ class Outbox:
             _correlation(correlation_id),
             now,
             key=record_key,
-            queue=self.config.queue_url,
+            queue=self._config.queue_url,
         )
         write = prepare(message, now)
         with self._scope(message.correlation_id, message_id, None):
-            at, call = self.aws.store.place_body(write, now + 2 * ATTEMPT_BUDGET_MS, team_item)
+            at, call = self._aws.store.place_body(write, now + 2 * ATTEMPT_BUDGET_MS, team_item)
             if isinstance(at, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
                 raise _unavailable(
                     f"the body of {message_id!r} could not be written now", at.category, at.code
                 )
-        return {"Put": put_request(write, self.layout, self.config.table, team_item, at)}
+        return {"Put": put_request(write, self.layout, self._config.table, team_item, at)}
 
     def dispatch(
         self, entry: Mapping[str, Any] | KeyLike, *, context: object = None, deadline_ms: int | None = None
@@ -378,9 +393,9 @@ class Outbox:
             if intended is not None:
                 request = attrs.evolve(record.message, request_hash=intended[0], queue=intended[1])
             with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-                lease = lease_expiry(now, end - now, self.config.settings)
-                flow = start_dispatch(record, attempt_id, lease, now, self.config.settings, request=request)
-                answer = run_flow(flow, self.aws, deadline)
+                lease = lease_expiry(now, end - now, self._config.settings)
+                flow = start_dispatch(record, attempt_id, lease, now, self._config.settings, request=request)
+                answer = run_flow(flow, self._aws, deadline)
         return _result(answer, correlation_id)
 
     def record_exists(self, error: BaseException, entry: Mapping[str, Any]) -> bool:
@@ -423,7 +438,7 @@ class Outbox:
 
         with self._scope(None, None, None):
             _, _, deadline = _times(context, deadline_ms)
-            return reconcile_pass(self.aws, self.config, deadline, shards=shards)
+            return reconcile_pass(self._aws, self._config, deadline, shards=shards)
 
     def rearm(self, key: KeyLike, reason: str, *, by: str | None = None) -> RearmResult:
         """Re-arm the exhausted record `key`: back to PENDING with a fresh attempt budget, once the
@@ -436,7 +451,7 @@ class Outbox:
         record_key = self._key(key)
         with self._scope(None, record_key.message_id, None):
             return rearm(
-                self.aws, record_key, reason=reason, by=by, max_attempts=self.config.settings.max_attempts
+                self._aws, record_key, reason=reason, by=by, max_attempts=self._config.settings.max_attempts
             )
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -452,7 +467,7 @@ class Outbox:
         return self.layout.normal(checked)
 
     def _read(self, key: Key, deadline_ms: int) -> Stored | Failed | None:
-        stored, call = self.aws.store.get(key, deadline_ms)
+        stored, call = self._aws.store.get(key, deadline_ms)
         if isinstance(stored, Failed) and stored.code == NOT_A_RECORD:  # the team's own item
             raise InvalidMessage(
                 f"the item with key {key.message_id!r} is not a sendguard record: it has no sendguard "
@@ -490,7 +505,7 @@ class Outbox:
     ) -> tuple[Key, Request, dict[str, Any]]:
         checked = self._key(key)
         message_id = checked.message_id
-        limit = self.config.max_message_bytes
+        limit = self._config.max_message_bytes
         request = parse_message(body, {} if attributes is None else attributes, group_id, limit)
         if isinstance(request, Rejection):
             too_large = f" ({PAYLOAD_TOO_LARGE})" if request.code == PAYLOAD_TOO_LARGE else ""

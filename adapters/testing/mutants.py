@@ -282,7 +282,7 @@ def _reconciler_resends_confirmed(service: Service, handlers: Handlers) -> Servi
 
     def reconcile(event: Any, context: Any) -> Any:
         summary = service.reconcile(event, context)
-        aws = handlers.outbox().aws
+        aws = handlers.aws()
         for _, stored in aws.store.scan():
             if not isinstance(stored, Exception) and stored.record.phase is RecordPhase.CONFIRMED:
                 aws.queue.perform(Send(stored.record.message, str(uuid.uuid4()), 2**62), None)
@@ -452,7 +452,7 @@ class Payments:
         row = {**box.layout.key(Key(payment_id, "payment")), **{k: serialize(v) for k, v in item.items()}}
         if self.row_then_send:
             try:
-                dynamodb.put_item(TableName=box.config.table, Item=row)
+                dynamodb.put_item(TableName=box.table, Item=row)
             except (ClientError, BotoCoreError):
                 return failed
             return box.send(payment_id, body, context=context)
@@ -460,9 +460,7 @@ class Payments:
             return box.send(payment_id, body, item=item, context=context)
         put = box.pending_put(payment_id, body)
         try:
-            dynamodb.transact_write_items(
-                TransactItems=[{"Put": {"TableName": box.config.table, "Item": row}}, put]
-            )
+            dynamodb.transact_write_items(TransactItems=[{"Put": {"TableName": box.table, "Item": row}}, put])
         except ClientError as exc:
             if not box.record_exists(exc, put):
                 return failed

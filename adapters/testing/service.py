@@ -306,7 +306,7 @@ def outbox_service(
         if outbox is not None:
             with environment(variables):
                 made = outbox()
-            found = made.config.settings, made.layout
+            found = made.settings, made.layout
         else:
             found = settings or settings_from_env(variables), layout or layout_from_env(variables)
         for given, name, value in ((settings, "settings", found[0]), (layout, "layout", found[1])):

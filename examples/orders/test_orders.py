@@ -155,14 +155,15 @@ def test_a_failing_send_leaves_the_order_pending_for_the_reconciler(
     def refuse(**_: Any) -> None:
         raise throttled
 
-    original = box.aws.queue.client.send_message
-    monkeypatch.setattr(box.aws.queue.client, "send_message", refuse)
+    sqs = box._aws.queue.client  # the Outbox's own SQS client: this test breaks it on purpose
+    original = sqs.send_message
+    monkeypatch.setattr(sqs, "send_message", refuse)
     status, _ = call("POST", "/orders", ORDER)
     assert status == 503
     item = items()[("o-4711", "order")]
     assert item["outboxStatus"] == {"S": "PENDING"}
     assert team_attributes(item) == {"customer": {"S": "c-1"}, "amount": {"N": "12"}}
-    monkeypatch.setattr(box.aws.queue.client, "send_message", original)
+    monkeypatch.setattr(sqs, "send_message", original)
     assert call("POST", "/orders", ORDER)[0] == 202  # the retry sends it
     assert len(messages(service)) == 1
 
