@@ -338,6 +338,7 @@ class Space:
         self._claims: list[tuple[str, ...]] = []  # per stored item: attempt ids in the order they claimed
         self._attempts: list[str | None] = []  # per flow
         self._errors: list[str] = [""]
+        self._canonicals: dict[tuple[int, int, int, int, tuple[int, ...]], tuple[int, dict[str, str]]] = {}
         self._rewritten: dict[tuple[str, int, tuple[tuple[str, str], ...], int], int] = {}
         self._steps: dict[tuple[int, int, int, Fault | None], _StepResult | str] = {}
         self._moves: dict[int, list[Move]] = {}
@@ -392,7 +393,19 @@ class Space:
     def _canonical(
         self, stored: int, landed: int, promised_unsent: bool, error: int, flows: tuple[int, ...]
     ) -> tuple[int, dict[str, str]]:
-        """`_cluster`, and the canonical name of each attempt id in it."""
+        """`_cluster`, and the canonical name of each attempt id in it (remembered: many moves of
+        different clusters lead to the same parts)."""
+        parts = (stored, landed, int(promised_unsent), error, flows)
+        known = self._canonicals.get(parts)
+        if known is None:
+            known = self._canonicals[parts] = self._make_canonical(
+                stored, landed, promised_unsent, error, flows
+            )
+        return known
+
+    def _make_canonical(
+        self, stored: int, landed: int, promised_unsent: bool, error: int, flows: tuple[int, ...]
+    ) -> tuple[int, dict[str, str]]:
         names = {attempt: f"a{n}" for n, attempt in enumerate(self._claims[stored], start=1)}
         unclaimed = [f for f in flows if self._attempts[f] is not None and self._attempts[f] not in names]
         if len(unclaimed) > 1:  # name them in an order that does not depend on their names
