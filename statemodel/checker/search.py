@@ -279,6 +279,7 @@ class Search:
         if self.reduce and self._cyclic_clusters():
             # A cluster on a fault-free cycle: a fair cycle may pass through interleavings the
             # reduction left out, so the graph liveness needs is found again, unreduced.
+            self.parents = {}  # not needed any more: let it go before the larger search
             unreduced = Search(self.space, self.bounds, self.on_level, reduce=False)
             unreduced.on_liveness = self.on_liveness
             return unreduced.run()
