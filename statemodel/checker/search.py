@@ -29,7 +29,10 @@ and the first two only restrict:
   violation, and a partial-order reduction hides cycles unless a cycle proviso holds): every cycle of
   states needs a cluster on a fault-free cycle (below), and the reduced search meets the same
   clusters. Where there is none (the model as written), no fair cycle exists to be missed; where there
-  is one, the search runs again unreduced and liveness is checked on the whole graph.
+  is one, the search runs again unreduced and liveness is checked on the whole graph. (The symmetry
+  of states is sound for liveness too: fairness labels name flows and items by content, the same
+  under any renaming of records, and a cycle of sorted states, repeated until the renaming it makes
+  comes back to the identity, is a cycle of the full graph taking the same labels.)
 
 Liveness: from every reachable state, once faults stop, every fair continuation reaches a settled
 state (no invocation runs; every record is absent, CONFIRMED or EXHAUSTED), and where it settles no

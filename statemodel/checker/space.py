@@ -344,6 +344,7 @@ class Space:
         self._moves: dict[int, list[Move]] = {}
         self._free_moves: dict[int, list[Move]] = {}
         self._starts: list[int | Exception] | None = None
+        self._reconciler_flows: dict[int, Flow | Exception | None] = {}  # by stored item
         self._ticks: dict[int, tuple[int, int]] = {}
         self._record_problems: dict[tuple[int, int], list[str]] = {}
         # For the search, by cluster number: its successors in brief (`summary`), filled when first
@@ -608,21 +609,30 @@ class Space:
             self._step_move(cluster, flows, started, fault, Action.REARM) for fault in (None, *WRITE_FAULTS)
         ]
 
-    def _reconciler_starts(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
-        record = cluster.record
+    def _reconciler_flow(self, record: Record) -> Flow | Exception | None:
+        """The flow the reconciler starts on `record` now, if it is due and acted on, or what trying
+        raised: a function of the stored item alone, so computed once for each."""
         model = self.model
-        if record is None:
-            return []
         try:
             if not model.is_due(record, NOW, self.settings):
-                return []
+                return None
             flow = model.reconcile_start(record, NOW, self.settings, "new", self._lease, model.table)
         except Exception as exc:
-            return [self._raised(cluster, flows, Action.RECONCILE, None, None, exc)]
-        if flow is None:
+            return exc
+        return None if flow is None else forget_unread(flow)
+
+    def _reconciler_starts(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
+        if cluster.stored is None:
             return []
-        flow = forget_unread(flow)
         stored = self._stored_number(cluster.stored)
+        if stored not in self._reconciler_flows:
+            self._reconciler_flows[stored] = self._reconciler_flow(cluster.stored.record)
+        started = self._reconciler_flows[stored]
+        if started is None:
+            return []
+        if isinstance(started, Exception):
+            return [self._raised(cluster, flows, Action.RECONCILE, None, None, started)]
+        flow = started
         target, names = self._canonical(
             stored, cluster.landed, cluster.promised_unsent, 0, (*flows, self._flow_number(flow))
         )
