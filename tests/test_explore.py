@@ -477,3 +477,17 @@ def test_the_fault_free_moves_are_the_moves_that_cost_nothing() -> None:
     assert len(apart) > 100
     for number in apart:
         assert space.moves(number, faults=False) == [m for m in space._find_moves(number, True) if not m.cost]
+
+
+def test_unreduced_turns_the_reduction_off(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--unreduced` explores every interleaving across records: the same verdict in more states; the
+    inbox's explorer has no such reduction, and says so in one line."""
+    _, reduced = run_json(capsys, *SMALL)
+    code, unreduced = run_json(capsys, *SMALL, "--unreduced")
+    assert code == 0 and reduced["reduced"] is True and unreduced["reduced"] is False
+    assert unreduced["states"] > reduced["states"] and unreduced["coverage"] == reduced["coverage"]
+    _, out = run(capsys, *SMALL)
+    assert out.splitlines()[0].endswith(", reduced across records")
+    with pytest.raises(SystemExit):
+        explore.main(["--inbox", "guarded", "--unreduced"])
+    assert "--unreduced applies to the outbox's explorer" in capsys.readouterr().err
