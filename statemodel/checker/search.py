@@ -14,14 +14,14 @@ first record (in the state's order) with one running moves, and time; the others
 none. It keeps every verdict, because records share only the workers, the fault budget and the clock,
 and the first two only restrict:
 
-* Project a run onto one record: drop the other records' moves, keep each tick (costing only that
-  record's stalls). What is left is a run of that record alone (the others absent, as in the initial
-  state) that is no longer and has, at every step, at least the idle workers and the budget the full
-  run had. Alone, a record is the only one with an invocation, so the reduction keeps its whole run.
-  Hence every cluster the unreduced search meets, the reduced one meets too, at no greater depth, with
-  a budget and idle workers at least as large: the same safety verdict with a counterexample as short
-  (its projection is one), the same coverage (a move counts as reached where it was affordable), the
-  same clusters for the cycle analysis below.
+* Project a run onto one record: drop the other records' moves, keep each tick that changes it
+  (costing only its own stalls). What is left is a run of that record alone (the others absent, as
+  in the initial state) that is no longer and has, at every step, at least the idle workers and the
+  budget the full run had. Alone, a record is the only one with an invocation, so the reduction keeps
+  its whole run. Hence every cluster the unreduced search meets, the reduced one meets too, at no
+  greater depth, with a budget and idle workers at least as large: the same safety verdict with a
+  counterexample as short (its projection is one), the same coverage (a move counts as reached where
+  it was affordable), the same clusters for the cycle analysis below.
 * Dead ends and broken promises are judged where no invocation runs: projected onto the record at
   fault, such a state is one of the record alone, kept at no greater depth; the reduced graph being
   part of the full one, the verdict and the depth of the shallowest are the same.
