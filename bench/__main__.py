@@ -69,7 +69,9 @@ def runners(size: Size, say: Callable[[str], None]) -> dict[str, Callable[[], di
         "cost": lambda: cost.run(size.quick, say),
         "overhead": lambda: overhead.run(size.overhead_requests, size.overhead_warmup, say),
         "coldstart": lambda: coldstart.run(size.coldstart_runs, say),
-        "checks": lambda: checks.run(size.explore, size.pure_model, size.adapters_on_moto, say),
+        "checks": lambda: checks.run(
+            size.explore, size.pure_model, size.adapters_on_moto, say, full_bound=not size.quick
+        ),
         "reconciler": lambda: reconciler.run(size.reconciler, say, *size.in_flight),
         "drain": lambda: drain.run(*size.drain, say=say, rounds=size.fanout_rounds),
         "service": lambda: service.run(size.service_requests, size.demo, say, quick=size.quick),

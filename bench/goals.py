@@ -16,6 +16,7 @@ WRU_ALLOWANCE = 4  # issue 15: write units per message <= the payload's KB, roun
 MAX_OWN_BYTES = 400  # issue 26: sendguard's own attributes on a happy-path record
 INLINE_PAYLOAD = (512, 600)  # issue 26: a message of ~512 bytes (the bench's is 556) stays inline …
 MAX_INLINE_WRU = 4  # … at 3 requests and 4 write units
+MAX_CHECK_MODEL_CPU = 45.0  # issue 26: make check-model's outbox bound, CPU seconds (130.5 s before)
 
 
 def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,6 +55,9 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
                 not loaded,
             )
         )
+    full = results.get("checks", {}).get("check_model")
+    if full:
+        goals.append(_check_model(full))
     if "cost" in results:
         goals += _write_units(results["cost"]["rows"])
     if "drain" in results:
@@ -298,6 +302,24 @@ def _compact_record(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 )
             )
     return out
+
+
+def _check_model(full: dict[str, Any]) -> dict[str, Any]:
+    """Issue 26, goal 3: the three outbox runs of `make check-model` within 45 s of CPU, by a smaller
+    space; all three complete and clean."""
+    runs, before = full["runs"], full["unreduced"]
+    each = " + ".join(f"{run['cpu_seconds']:.1f}" for run in runs)
+    clean = all(run["exit_code"] == 0 and run["complete"] and run["reduced"] for run in runs)
+    first = runs[0]
+    return _goal(
+        f"`make check-model`'s outbox bound (K=3, M=3, F=3, A = 1 to 3) in ≤ {MAX_CHECK_MODEL_CPU:.0f} s "
+        "of CPU (130.5 s before, quiet), each run complete and clean",
+        f"{full['cpu_seconds']:.1f} s CPU ({each}), {full['states']:,} states; at A=1 "
+        f"{before['states']:,} states unreduced ({before['cpu_seconds']:.1f} s CPU), {first['states']:,} "
+        f"reduced (÷{before['states'] / first['states']:.1f}); "
+        + ("all complete, clean" if clean else "NOT all complete and clean"),
+        clean and full["cpu_seconds"] <= MAX_CHECK_MODEL_CPU,
+    )
 
 
 def _goal(goal: str, measured: str, met: bool) -> dict[str, Any]:

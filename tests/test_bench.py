@@ -145,3 +145,34 @@ def test_the_page_holds_every_section_with_its_method(results: Results) -> None:
     projection = attention["projection"]["ProjectionType"]  # what describe_table reported, not assumed
     assert f"projection {projection}, as describe_table reports it" in page
     assert page.count("Code: `bench/") >= 6
+
+
+def test_the_check_model_goal_is_judged_on_cpu_seconds_and_clean_runs() -> None:
+    """Issue 26, goal 3 (`make bench` at full size runs it; `--quick` skips it): met at ≤ 45 s of CPU
+    for the three reduced runs, all complete and clean; not met above, or when a run is not clean."""
+    from bench.goals import judge
+
+    def run(states: int, cpu: float, reduced: bool = True, exit_code: int = 0) -> dict[str, Any]:
+        return {
+            "states": states,
+            "cpu_seconds": cpu,
+            "complete": True,
+            "reduced": reduced,
+            "exit_code": exit_code,
+        }
+
+    def goal(runs: list[dict[str, Any]]) -> dict[str, Any]:
+        full = {
+            "runs": runs,
+            "unreduced": run(1_666_586, 14.0, reduced=False),
+            "cpu_seconds": sum(r["cpu_seconds"] for r in runs),
+            "states": sum(r["states"] for r in runs),
+        }
+        (found,) = [g for g in judge({"checks": {"check_model": full}}) if "check-model" in g["goal"]]
+        return found
+
+    met = goal([run(292_856, 4.6), run(901_739, 12.0), run(1_267_728, 25.0)])
+    assert met["met"] and "41.6 s CPU" in met["measured"] and "÷5.7" in met["measured"]
+    assert not goal([run(292_856, 4.6), run(901_739, 12.0), run(1_267_728, 29.0)])["met"]
+    assert not goal([run(292_856, 4.6), run(901_739, 12.0, exit_code=1), run(1_267_728, 5.0)])["met"]
+    assert judge({"checks": {"check_model": None}}) == []

@@ -23,7 +23,7 @@ from statemodel import attention, decider, flows, table
 from statemodel.attention import is_due
 from statemodel.checker.liveness import components, fair_components, fair_cycle
 from statemodel.checker.mutants import MUTANTS, caught_as_named
-from statemodel.checker.search import Bounds, Kind, Search
+from statemodel.checker.search import Bounds, Kind, Report, Search
 from statemodel.checker.search import explore as search
 from statemodel.checker.space import (
     INVOCATION_TICKS,
@@ -398,3 +398,96 @@ def test_every_record_state_of_a_concrete_run_was_explored() -> None:
             assert found in explored, found
             met.add(found)
     assert len(met) > 150  # of the 720 explored: random runs rarely go deep, but far enough to mean something
+
+
+# ---- the reduction across records -----------------------------------------------------------------
+
+
+def verdict(report: Report) -> tuple[object, ...]:
+    """What a search concluded, apart from how many states it took: safety (with the counterexample's
+    length), coverage, and liveness (how it fails, what never settles, and the path's length)."""
+    live = report.liveness
+    return (
+        report.complete,
+        report.violations,
+        len(report.counterexample),
+        report.reached,
+        report.missing,
+        live.checked,
+        live.kind,
+        live.violations,
+        len(live.path),
+        live.cyclic_states,
+    )
+
+
+@pytest.mark.parametrize("name", ["statemodel", *MUTANTS])
+def test_the_reduction_keeps_every_verdict_in_fewer_states(name: str) -> None:
+    """With and without the reduction across records, the model and each mutant get the same verdict
+    (the same violations, counterexamples as short, the same coverage, the same liveness finding) at
+    two bounds; where it applies (no cluster on a fault-free cycle), in fewer states."""
+    model = MUTANTS.get(name, Model())
+    for bounds in (Bounds(2, 2, 2), Bounds(2, 3, 2, 1)):
+        reduced = search(model, bounds)
+        unreduced = search(model, bounds, reduce=False)
+        assert verdict(reduced) == verdict(unreduced), (name, bounds)
+        assert not unreduced.reduced
+        if reduced.reduced:
+            assert reduced.states < unreduced.states, (name, bounds)
+        else:  # a cluster on a fault-free cycle: the whole graph, for liveness
+            assert reduced.liveness.cyclic_states > 0 and reduced.states == unreduced.states
+    if name == "statemodel":
+        assert reduced.reduced and reduced.ok
+
+
+def test_the_reduction_meets_every_cluster_the_full_search_meets() -> None:
+    """The argument for the reduction: every record's situation (cluster) the unreduced search meets,
+    the reduced one meets too, each time with at least as large a budget and as many idle workers."""
+    bounds = Bounds(2, 3, 2)
+    width = bounds.workers + 1
+    met: list[dict[Any, list[tuple[int, int]]]] = []
+    for reduce in (True, False):
+        explorer = Search(Space(Model(), bounds.max_attempts), bounds, None, reduce)
+        assert explorer.run().ok
+        met.append(
+            {
+                explorer.space.clusters[n]: [
+                    divmod(bit, width) for bit in range(seen.bit_length()) if seen >> bit & 1
+                ]
+                for n, seen in enumerate(explorer.space.visits)
+                if seen
+            }
+        )
+    reduced, full = met
+    assert reduced.keys() == full.keys()
+    for cluster, pairs in full.items():
+        for budget, idle in pairs:
+            assert any(b >= budget and i >= idle for b, i in reduced[cluster]), cluster
+    assert sum(map(len, reduced.values())) < sum(map(len, full.values()))
+
+
+def test_the_fault_free_moves_are_the_moves_that_cost_nothing() -> None:
+    """Once the budget is spent the search reads a cluster's fault-free moves, computed apart (most
+    clusters are met only then): they are exactly its moves of cost 0, in the same order."""
+    bounds = Bounds(2, 2, 2)
+    explorer = Search(Space(Model(), bounds.max_attempts), bounds, None)
+    assert explorer.run().ok
+    space = explorer.space
+    apart = [n for n in explorer.reachable_clusters() if n in space._free_moves and n not in space._moves]
+    assert len(apart) > 100
+    for number in apart:
+        assert space.moves(number, faults=False) == [m for m in space._find_moves(number, True) if not m.cost]
+
+
+def test_unreduced_turns_the_reduction_off(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--unreduced` explores every interleaving across records: the same verdict in more states; the
+    inbox's explorer has no such reduction, and says so in one line."""
+    _, reduced = run_json(capsys, *SMALL)
+    code, unreduced = run_json(capsys, *SMALL, "--unreduced")
+    assert code == 0 and reduced["reduced"] is True and unreduced["reduced"] is False
+    assert unreduced["states"] > reduced["states"] and unreduced["coverage"] == reduced["coverage"]
+    _, out = run(capsys, *SMALL)
+    assert out.splitlines()[0].endswith(", reduced across records")
+    with pytest.raises(SystemExit):
+        explore.main(["--inbox", "guarded", "--unreduced"])
+    assert "--unreduced applies to the outbox's explorer" in capsys.readouterr().err

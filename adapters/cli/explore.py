@@ -67,6 +67,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list-mutants", action="store_true", help="name the mutants and exit")
     p.add_argument("--progress", action="store_true", help="report each depth on stderr")
+    p.add_argument(
+        "--unreduced",
+        action="store_true",
+        help="explore every interleaving across records, without the reduction (same verdicts, more states)",
+    )
     return p
 
 
@@ -74,6 +79,10 @@ def main(argv: list[str]) -> int:
     p = parser()
     args = p.parse_args(argv)
     if args.inbox:
+        if args.unreduced:
+            p.error(
+                "--unreduced applies to the outbox's explorer; the inbox's has no reduction across records"
+            )
         return main_inbox(p, args)
     if args.list_mutants:
         width = max(map(len, MUTANTS))
@@ -100,7 +109,9 @@ def main(argv: list[str]) -> int:
     # garbage collector would walk them again and again and free nothing (13 % of the time).
     gc.disable()
     try:
-        report = explore(model, bounds, progress if args.progress else None, liveness_starts)
+        report = explore(
+            model, bounds, progress if args.progress else None, liveness_starts, reduce=not args.unreduced
+        )
     finally:
         gc.enable()
     ended = time.perf_counter()
@@ -209,6 +220,7 @@ def as_json(report: Report, seconds: Seconds, required: int | None = None) -> di
             "max_attempts": bounds.max_attempts,
         },
         "complete": report.complete,
+        "reduced": report.reduced,
         "states": report.states,
         "transitions": report.transitions,
         "max_depth": report.max_depth,
@@ -244,7 +256,8 @@ def as_text(report: Report, seconds: Seconds, required: int | None = None, subje
     budget = "attempts" if subject == "records" else "receives"
     lines = [
         f"sendguard explore: {report.model}, K={bounds.workers} workers, M={bounds.records} {subject}, "
-        f"F={bounds.faults} faults, A={bounds.max_attempts} {budget}",
+        f"F={bounds.faults} faults, A={bounds.max_attempts} {budget}"
+        + (", reduced across records" if report.reduced else ""),
         f"{'explored to closure' if report.complete else 'stopped at the first violation'}: "
         f"{report.states:,} states, {report.transitions:,} transitions, max depth {report.max_depth}, "
         f"{seconds.safety:.1f} s, {rate:,.0f} states/s",

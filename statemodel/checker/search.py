@@ -9,6 +9,31 @@ trace is a shortest counterexample. Pure: the caller reads the clock.
 
 Safety: every new state is checked as it is found, by the invariants of the cluster that changed.
 
+The reduction across records (`reduce`, on unless turned off): where an invocation runs, only the
+first record (in the state's order) with one running moves, and time; the others wait until it has
+none. It keeps every verdict, because records share only the workers, the fault budget and the clock,
+and the first two only restrict:
+
+* Project a run onto one record: drop the other records' moves, keep each tick that changes it
+  (costing only its own stalls). What is left is a run of that record alone (the others absent, as
+  in the initial state) that is no longer and has, at every step, at least the idle workers and the
+  budget the full run had. Alone, a record is the only one with an invocation, so the reduction keeps
+  its whole run. Hence every cluster the unreduced search meets, the reduced one meets too, at no
+  greater depth, with a budget and idle workers at least as large: the same safety verdict with a
+  counterexample as short (its projection is one), the same coverage (a move counts as reached where
+  it was affordable), the same clusters for the cycle analysis below.
+* Dead ends and broken promises are judged where no invocation runs: projected onto the record at
+  fault, such a state is one of the record alone, kept at no greater depth; the reduced graph being
+  part of the full one, the verdict and the depth of the shallowest are the same.
+* Cycles (the proviso liveness needs; TLC warns that a symmetry reduction can hide a liveness
+  violation, and a partial-order reduction hides cycles unless a cycle proviso holds): every cycle of
+  states needs a cluster on a fault-free cycle (below), and the reduced search meets the same
+  clusters. Where there is none (the model as written), no fair cycle exists to be missed; where there
+  is one, the search runs again unreduced and liveness is checked on the whole graph. (The symmetry
+  of states is sound for liveness too: fairness labels name flows and items by content, the same
+  under any renaming of records, and a cycle of sorted states, repeated until the renaming it makes
+  comes back to the identity, is a cycle of the full graph taking the same labels.)
+
 Liveness: from every reachable state, once faults stop, every fair continuation reaches a settled
 state (no invocation runs; every record is absent, CONFIRMED or EXHAUSTED), and where it settles no
 record is orphaned and nothing is lost. The continuations are the fault-free moves (an invocation's
@@ -115,6 +140,7 @@ class Report:
     reached: list[str]  # coverage labels reached
     missing: list[str]  # coverage labels required and never reached
     liveness: Liveness = Liveness(checked=False)
+    reduced: bool = False  # explored with the reduction across records (`explore`'s `reduce`)
 
     @property
     def ok(self) -> bool:
@@ -126,10 +152,12 @@ def explore(
     bounds: Bounds,
     on_level: Callable[[int, int], None] | None = None,
     on_liveness: Callable[[], None] | None = None,
+    reduce: bool = True,
 ) -> Report:
     """Explores `model` within `bounds` to closure, or to its first safety violation, then checks
-    liveness on what it found. `on_level` hears each depth; `on_liveness`, when liveness starts."""
-    search = Search(Space(model, bounds.max_attempts), bounds, on_level)
+    liveness on what it found. `on_level` hears each depth; `on_liveness`, when liveness starts.
+    `reduce`: with the reduction across records (the module's comment), which keeps every verdict."""
+    search = Search(Space(model, bounds.max_attempts), bounds, on_level, reduce)
     search.on_liveness = on_liveness
     return search.run()
 
@@ -137,8 +165,15 @@ def explore(
 class Search:
     """One breadth-first search; `run` it and read the outcome."""
 
-    def __init__(self, space: Space, bounds: Bounds, on_level: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self,
+        space: Space,
+        bounds: Bounds,
+        on_level: Callable[[int, int], None] | None,
+        reduce: bool = True,
+    ) -> None:
         self.space = space
+        self.reduce = reduce
         self.bounds = bounds
         self.on_level = on_level
         self.on_liveness: Callable[[], None] | None = None
@@ -157,7 +192,14 @@ class Search:
             self.bounds.faults,
             self.bounds.records,
         )
-        parents, summaries, summary_of, visits = self.parents, space.summaries, space.summary, space.visits
+        parents, full, free, summary_of, visits = (
+            self.parents,
+            space.summaries,
+            space.free_summaries,
+            space.summary,
+            space.visits,
+        )
+        busy, reduce = space.busy, self.reduce
         problems, at_rest = space.problems, self._at_rest
         width = workers + 1
         transitions = depth = 0
@@ -169,16 +211,23 @@ class Search:
                 spent, idle = state[0], state[1]
                 clusters = state[2:]
                 budget = faults - spent
+                summaries = full if budget else free  # with the budget spent, no fault can be taken
                 seen_with = 1 << (budget * width + idle)
                 previous = -1
+                chosen = -1  # the reduction: the first record with an invocation, if any, moves alone
+                if reduce and idle < workers:
+                    for number in clusters:
+                        if busy[number]:
+                            chosen = number
+                            break
                 for position in range(records):
                     number = clusters[position]
-                    if number == previous:
-                        continue  # an identical record: the same successors
+                    if number == previous or (chosen >= 0 and number != chosen):
+                        continue  # an identical record (the same successors), or one that waits
                     previous = number
                     visits[number] |= seen_with
                     rest = clusters[:position] + clusters[position + 1 :]
-                    for cost, invocations, target in (summaries[number] or summary_of(number))[0]:
+                    for cost, invocations, target in (summaries[number] or summary_of(number, budget > 0))[0]:
                         if cost > budget:
                             break  # cheapest first
                         if invocations > idle:
@@ -202,7 +251,7 @@ class Search:
                 later: list[int] = []
                 stalls = 0
                 for number in clusters:
-                    _, after_tick, stalled = summaries[number] or summary_of(number)
+                    _, after_tick, stalled = summaries[number] or summary_of(number, budget > 0)
                     later.append(after_tick)
                     stalls += stalled
                 if stalls > budget:
@@ -230,6 +279,13 @@ class Search:
         report = self._outcome(violation, transitions, depth)
         if violation is not None:
             return report
+        if self.reduce and self._cyclic_clusters():
+            # A cluster on a fault-free cycle: a fair cycle may pass through interleavings the
+            # reduction left out, so the graph liveness needs is found again, unreduced.
+            self.parents = {}  # not needed any more: let it go before the larger search
+            unreduced = Search(self.space, self.bounds, self.on_level, reduce=False)
+            unreduced.on_liveness = self.on_liveness
+            return unreduced.run()
         if self.on_liveness is not None:
             self.on_liveness()
         return attrs.evolve(report, liveness=self._liveness())
@@ -297,7 +353,7 @@ class Search:
         met = [number for number, seen in enumerate(space.visits) if seen]
 
         def successors(number: int) -> list[int]:
-            targets = [m.target for m in space.moves(number) if m.cost == 0]
+            targets = [m.target for m in space.moves(number, faults=False)]
             later, stalls = space.tick(number)
             if not stalls:
                 targets.append(later)
@@ -321,8 +377,8 @@ class Search:
             fair: set[object] = set()
             for position, number in enumerate(clusters):
                 rest = clusters[:position] + clusters[position + 1 :]
-                for move in space.moves(number):
-                    if move.cost or move.invocations > idle or move.action is Action.CRASH:
+                for move in space.moves(number, faults=False):
+                    if move.invocations > idle:
                         continue
                     label = self._fairness(number, move)
                     if label is not None:
@@ -399,7 +455,7 @@ class Search:
             met = [
                 (bit // width, bit % width) for bit in range(seen_with.bit_length()) if seen_with >> bit & 1
             ]
-            for move in self.space.moves(number):
+            for move in self.space.moves(number, faults=seen_with >= 1 << width):  # a budget left
                 if any(move.cost <= budget and move.invocations <= idle for budget, idle in met):
                     reached |= move.coverage
         return reached
@@ -426,6 +482,7 @@ class Search:
             final_state=final,
             reached=sorted(reached),
             missing=missing if violation is None else [],
+            reduced=self.reduce,
         )
 
     def _path(self, state: State) -> list[State]:
@@ -494,8 +551,7 @@ class Search:
                 assert move.flow is not None
                 who = describe_flow(move.flow, move.name)
                 return f"{who} crashes before its {move.flow.stage.value} [fault: crash]"
-            case Action.RECONCILE:
-                assert move.after is not None
+            case Action.RECONCILE if move.after is not None:
                 return (
                     f"the reconciler reads the record and starts the {describe_flow(move.after, move.name)}"
                 )

@@ -338,15 +338,21 @@ class Space:
         self._claims: list[tuple[str, ...]] = []  # per stored item: attempt ids in the order they claimed
         self._attempts: list[str | None] = []  # per flow
         self._errors: list[str] = [""]
+        self._canonicals: dict[tuple[int, int, int, int, tuple[int, ...]], tuple[int, dict[str, str]]] = {}
         self._rewritten: dict[tuple[str, int, tuple[tuple[str, str], ...], int], int] = {}
         self._steps: dict[tuple[int, int, int, Fault | None], _StepResult | str] = {}
         self._moves: dict[int, list[Move]] = {}
+        self._free_moves: dict[int, list[Move]] = {}
+        self._starts: list[int | Exception] | None = None
+        self._reconciler_flows: dict[int, Flow | Exception | None] = {}  # by stored item
         self._ticks: dict[int, tuple[int, int]] = {}
         self._record_problems: dict[tuple[int, int], list[str]] = {}
         # For the search, by cluster number: its successors in brief (`summary`), filled when first
         # needed, and the (fault budget, idle workers) pairs it was met with, as bits.
         self.summaries: list[Summary | None] = []
+        self.free_summaries: list[Summary | None] = []  # the same, of the fault-free moves only
         self.visits: list[int] = []
+        self.busy: list[bool] = []  # an invocation works on it
         self._lease = model.lease_expiry(NOW, INVOCATION_TICKS, self.settings)  # of a claim made now
         self.absent = self._cluster(self._stored_number(None), 0, False, 0, ())
 
@@ -388,7 +394,19 @@ class Space:
     def _canonical(
         self, stored: int, landed: int, promised_unsent: bool, error: int, flows: tuple[int, ...]
     ) -> tuple[int, dict[str, str]]:
-        """`_cluster`, and the canonical name of each attempt id in it."""
+        """`_cluster`, and the canonical name of each attempt id in it (remembered: many moves of
+        different clusters lead to the same parts)."""
+        parts = (stored, landed, int(promised_unsent), error, flows)
+        known = self._canonicals.get(parts)
+        if known is None:
+            known = self._canonicals[parts] = self._make_canonical(
+                stored, landed, promised_unsent, error, flows
+            )
+        return known
+
+    def _make_canonical(
+        self, stored: int, landed: int, promised_unsent: bool, error: int, flows: tuple[int, ...]
+    ) -> tuple[int, dict[str, str]]:
         names = {attempt: f"a{n}" for n, attempt in enumerate(self._claims[stored], start=1)}
         unclaimed = [f for f in flows if self._attempts[f] is not None and self._attempts[f] not in names]
         if len(unclaimed) > 1:  # name them in an order that does not depend on their names
@@ -413,7 +431,9 @@ class Space:
             )
             self.clusters.append(cluster)
             self.summaries.append(None)
+            self.free_summaries.append(None)
             self.visits.append(0)
+            self.busy.append(bool(flows))
             self._judge(number, cluster)
         return number, names
 
@@ -489,24 +509,34 @@ class Space:
 
     # ---- moves -----------------------------------------------------------------------------------
 
-    def summary(self, number: int) -> Summary:
+    def summary(self, number: int, faults: bool = True) -> Summary:
         """What the search needs of a cluster: its distinct (cost, invocations, target) moves, cheapest
-        first, and the cluster one tick later with the stalls that tick costs."""
-        found = self.summaries[number]
+        first (only the fault-free ones unless `faults`), and the cluster one tick later with the stalls
+        that tick costs."""
+        table = self.summaries if faults else self.free_summaries
+        found = table[number]
         if found is None:
-            moves = sorted({(m.cost, m.invocations, m.target) for m in self.moves(number)})
+            moves = sorted({(m.cost, m.invocations, m.target) for m in self.moves(number, faults)})
             later, stalls = self.tick(number)
-            found = self.summaries[number] = (tuple(moves), later, stalls)
+            found = table[number] = (tuple(moves), later, stalls)
         return found
 
-    def moves(self, number: int) -> list[Move]:
-        """Everything that can happen to the record of cluster `number`, faults included."""
-        found = self._moves.get(number)
+    def moves(self, number: int, faults: bool = True) -> list[Move]:
+        """Everything that can happen to the record of cluster `number`, faults included unless told
+        otherwise: then only its fault-free moves (cost 0), computed apart, for a cluster met only once
+        the budget is spent (most are), whose faults would never be taken."""
+        table = self._moves if faults else self._free_moves
+        found = table.get(number)
         if found is None:
-            found = self._moves[number] = self._find_moves(number)
+            full = self._moves.get(number)
+            if full is not None:
+                found = [move for move in full if not move.cost]
+            else:
+                found = self._find_moves(number, faults)
+            table[number] = found
         return found
 
-    def _find_moves(self, number: int) -> list[Move]:
+    def _find_moves(self, number: int, faults: bool) -> list[Move]:
         stored, landed, promised_unsent, error, *flows = self._keys[number]
         if error:
             return []
@@ -516,37 +546,50 @@ class Space:
             if flow in flows[:index]:
                 continue  # the same invocation twice: the same moves
             rest = tuple(flows[:index] + flows[index + 1 :])
-            faults = SEND_FAULTS if isinstance(self._flows.items[flow].effect, Send) else WRITE_FAULTS
-            for fault in (None, *faults):
+            injected = SEND_FAULTS if isinstance(self._flows.items[flow].effect, Send) else WRITE_FAULTS
+            for fault in (None, *injected) if faults else (None,):
                 moves.append(self._step_move(cluster, rest, flow, fault, Action.STEP))
+            if not faults:
+                continue
             target = self._cluster(stored, landed, bool(promised_unsent), 0, rest)
             crashed = self._flows.items[flow]
             coverage = frozenset({crash_label(crashed.stage)})
             moves.append(Move(target, 1, -1, Action.CRASH, crashed, crashed.attempt_id, coverage=coverage))
-        moves += self._submits(cluster, tuple(flows))
+        moves += self._submits(cluster, tuple(flows), faults)
         moves += self._reconciler_starts(cluster, tuple(flows))
-        moves += self._rearms(cluster, tuple(flows))
+        moves += self._rearms(cluster, tuple(flows), faults)
         return moves
 
-    def _submits(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
+    def _started(self) -> list[int | Exception]:
+        """The invocation each way in starts for a client's request (the same request every time), or
+        what starting it raised: computed once."""
+        if self._starts is None:
+            model = self.model
+            self._starts = []
+            for start in (model.start_submit, model.start_outbox):
+                try:
+                    flow = forget_unread(start(MESSAGE, "new", self._lease, NOW, self.settings, model.table))
+                except Exception as exc:
+                    self._starts.append(exc)
+                    continue
+                self._starts.append(self._flow_number(flow))
+        return self._starts
+
+    def _submits(self, cluster: Cluster, flows: tuple[int, ...], faults: bool) -> list[Move]:
         """A client's request for this record, by `send` or by the transactional outbox (`pending_put`
         in a transaction, then `dispatch`): it starts and makes its first write at once."""
-        model = self.model
         moves: list[Move] = []
-        for start in (model.start_submit, model.start_outbox):
-            try:
-                flow = forget_unread(start(MESSAGE, "new", self._lease, NOW, self.settings, model.table))
-            except Exception as exc:
-                moves.append(self._raised(cluster, flows, Action.SUBMIT, None, None, exc))
+        for started in self._started():
+            if isinstance(started, Exception):
+                moves.append(self._raised(cluster, flows, Action.SUBMIT, None, None, started))
                 continue
-            started = self._flow_number(flow)
             moves += [
                 self._step_move(cluster, flows, started, fault, Action.SUBMIT)
-                for fault in (None, *WRITE_FAULTS)
+                for fault in ((None, *WRITE_FAULTS) if faults else (None,))
             ]
         return moves
 
-    def _rearms(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
+    def _rearms(self, cluster: Cluster, flows: tuple[int, ...], faults: bool) -> list[Move]:
         """An operator re-arms the record, as read now, if it is EXHAUSTED and was never re-armed
         (once per record keeps the space finite). The write may meet a fault like any other."""
         stored = cluster.stored
@@ -559,26 +602,37 @@ class Space:
             flow = forget_unread(model.start_rearm(stored.record, "operator", "fixed", NOW, model.table))
         except Exception as exc:
             return [self._raised(cluster, flows, Action.REARM, None, None, exc)]
+        if not faults:
+            return []  # a re-arm costs a unit of the budget, as a fault does
         started = self._flow_number(flow)
         return [
             self._step_move(cluster, flows, started, fault, Action.REARM) for fault in (None, *WRITE_FAULTS)
         ]
 
-    def _reconciler_starts(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
-        record = cluster.record
+    def _reconciler_flow(self, record: Record) -> Flow | Exception | None:
+        """The flow the reconciler starts on `record` now, if it is due and acted on, or what trying
+        raised: a function of the stored item alone, so computed once for each."""
         model = self.model
-        if record is None:
-            return []
         try:
             if not model.is_due(record, NOW, self.settings):
-                return []
+                return None
             flow = model.reconcile_start(record, NOW, self.settings, "new", self._lease, model.table)
         except Exception as exc:
-            return [self._raised(cluster, flows, Action.RECONCILE, None, None, exc)]
-        if flow is None:
+            return exc
+        return None if flow is None else forget_unread(flow)
+
+    def _reconciler_starts(self, cluster: Cluster, flows: tuple[int, ...]) -> list[Move]:
+        if cluster.stored is None:
             return []
-        flow = forget_unread(flow)
         stored = self._stored_number(cluster.stored)
+        if stored not in self._reconciler_flows:
+            self._reconciler_flows[stored] = self._reconciler_flow(cluster.stored.record)
+        started = self._reconciler_flows[stored]
+        if started is None:
+            return []
+        if isinstance(started, Exception):
+            return [self._raised(cluster, flows, Action.RECONCILE, None, None, started)]
+        flow = started
         target, names = self._canonical(
             stored, cluster.landed, cluster.promised_unsent, 0, (*flows, self._flow_number(flow))
         )
