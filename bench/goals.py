@@ -210,18 +210,22 @@ def _cold_start(section: dict[str, Any]) -> list[dict[str, Any]]:
         cpu, wall = by[(side, "cpu")], by[(side, "wall")]
         cpu_base, wall_base = by[(base, "cpu")], by[(base, "wall")]
         ratio = cpu["ratio_to_baseline"]
+        # Judged on both statistics of the interleaved runs — the ratio of the medians and the median
+        # of the paired ratios — and met only when both are within: on a shared machine they part.
+        judged = None if ratio is None or cpu.get("paired_ratio") is None else max(ratio, cpu["paired_ratio"])
         measured = (
             f"{ratio}× CPU ({cpu['median_ms']:.0f} ms against {cpu_base['median_ms']:.0f} ms; paired "
             f"{cpu['paired_ratio']}×), {wall['ratio_to_baseline']}× wall ({wall['median_ms']:.0f} ms "
             f"against {wall_base['median_ms']:.0f} ms), medians of {section['runs']} interleaved runs"
         )
-        met = ratio_met(ratio)
-        if not met and ratio is not None:
+        met = ratio_met(judged)
+        if not met and judged is not None:
             allowed = MAX_COLD_START_RATIO * cpu_base["median_ms"]
             own = section.get("own_import_ms") or {}
             largest = ", ".join(f"{k} {v}" for k, v in list(own.get("largest", {}).items())[:4])
             measured += (
-                f"; over by {cpu['median_ms'] - allowed:.0f} ms of CPU. Why: sendguard's own "
+                f"; over by {judged * cpu_base['median_ms'] - allowed:.0f} ms of CPU at {judged}×. Why: "
+                f"sendguard's own "
                 f"{own.get('modules', '?')} modules import in {own.get('total_ms', '?')} ms "
                 f"(largest, ms: {largest}), plus structlog and attrs, which boto3 alone does not load"
             )
@@ -233,7 +237,8 @@ def _cold_start(section: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _goal(
                 f"cold start ≤ {MAX_COLD_START_RATIO}× boto3 alone: the first request (import, DynamoDB "
-                "and SQS clients, one GetItem) with what the Lambda package holds",
+                "and SQS clients, one GetItem) with what the Lambda package holds; both the ratio of the "
+                "medians and the median of the paired ratios",
                 measured,
                 met,
             )

@@ -176,3 +176,27 @@ def test_the_check_model_goal_is_judged_on_cpu_seconds_and_clean_runs() -> None:
     assert not goal([run(292_856, 4.6), run(901_739, 12.0), run(1_267_728, 29.0)])["met"]
     assert not goal([run(292_856, 4.6), run(901_739, 12.0, exit_code=1), run(1_267_728, 5.0)])["met"]
     assert judge({"checks": {"check_model": None}}) == []
+
+
+@pytest.mark.parametrize(
+    ("ratio", "paired", "met"), [(1.08, 1.24, False), (1.24, 1.08, False), (1.1, 1.12, True)]
+)
+def test_the_cold_start_goal_is_met_only_when_both_statistics_are_within(
+    ratio: float, paired: float, met: bool
+) -> None:
+    from bench import goals
+
+    def side(name: str, clock: str, median: float, ratio_: float, paired_: float) -> dict[str, object]:
+        return {"side": name, "clock": clock, "median_ms": median, "ratio_to_baseline": ratio_,
+                "paired_ratio": paired_}  # fmt: skip
+
+    first = [
+        side("ours", "cpu", 400 * ratio, ratio, paired),
+        side("ours", "wall", 400 * ratio, ratio, paired),
+        side("boto3", "cpu", 400, 1.0, 1.0),
+        side("boto3", "wall", 400, 1.0, 1.0),
+    ]
+    section = {"first_request": first, "first_request_baseline": "boto3", "first_request_side": "ours",
+               "runs": 15, "sides": []}  # fmt: skip
+    (goal,) = [g for g in goals._cold_start(section) if g["goal"].startswith("cold start")]
+    assert goal["met"] is met
