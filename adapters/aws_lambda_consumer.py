@@ -39,7 +39,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from adapters.runtime.clients import make_client, now_ms
-from adapters.runtime.config import ConfigError
+from adapters.runtime.config import ConfigError, int_setting
 from adapters.runtime.inbox import BatchResult, Delivery, Inbox
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.log_events import CONFIG_INVALID, emit
@@ -77,10 +77,10 @@ class ConsumerConfig:
         mode = env.get("SENDGUARD_CONSUMER_MODE", "").strip().lower() or MODES[0]
         if mode not in MODES:
             raise ConfigError(f"SENDGUARD_CONSUMER_MODE={mode!r} is none of {', '.join(MODES)}")
-        receives = _int(env, "SENDGUARD_CONSUMER_MAX_RECEIVES", 3, 1, 100)
+        receives = int_setting(env, "SENDGUARD_CONSUMER_MAX_RECEIVES", 3, 1, 100)
         queue_count = env.get("SENDGUARD_CONSUMER_QUEUE_MAX_RECEIVE_COUNT", "").strip()
         if queue_count:
-            count = _int(env, "SENDGUARD_CONSUMER_QUEUE_MAX_RECEIVE_COUNT", 0, 1, 1000)
+            count = int_setting(env, "SENDGUARD_CONSUMER_QUEUE_MAX_RECEIVE_COUNT", 0, 1, 1000)
             if count <= receives:
                 raise ConfigError(
                     f"SENDGUARD_CONSUMER_MAX_RECEIVES={receives} must be below the queue's maxReceiveCount "
@@ -91,8 +91,8 @@ class ConsumerConfig:
             table=table,
             mode=mode,
             max_receives=receives,
-            lease_margin_seconds=_int(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
-            aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
+            lease_margin_seconds=int_setting(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
+            aws_max_attempts=int_setting(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
         )
 
@@ -205,19 +205,6 @@ class ConsumerHandlers:
     def reset(self) -> None:
         """Forget the configuration and clients (the environment changed)."""
         self._state.clear()
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name}={value} is outside {low}..{high}")
-    return value
 
 
 _HANDLERS = ConsumerHandlers()

@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cfnlint.decode import decode_str
+
+from tests.test_package_contents import handlers
 
 ROOT = Path(__file__).resolve().parent.parent
 PINNED_SAM = ROOT / ".venv" / "sam-cli" / "bin" / "sam"  # `make sam-cli`
@@ -58,18 +59,6 @@ LAYER = [
     "python/attrs/__init__.py",
     "python/structlog",
 ]
-
-
-def handlers(template: Path) -> dict[str, str]:
-    """Each function of the template: its Handler (Globals applied)."""
-    parsed, errors = decode_str(template.read_text(encoding="utf-8"))
-    assert not errors and parsed is not None
-    default = parsed.get("Globals", {}).get("Function", {}).get("Handler")
-    return {
-        name: str(resource.get("Properties", {}).get("Handler", default))
-        for name, resource in parsed["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-    }
 
 
 def files(directory: Path) -> set[str]:

@@ -71,20 +71,20 @@ class Config:
             table=_required(env, "SENDGUARD_TABLE"),
             queue_url=_required(env, "SENDGUARD_QUEUE_URL"),
             settings=settings_from_env(env),
-            aws_max_attempts=_int(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
+            aws_max_attempts=int_setting(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
             log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
             layout=layout_from_env(env),
             metrics_namespace=_namespace(env, "SENDGUARD_METRICS_NAMESPACE", "sendguard"),
             metrics=_switch(env, "SENDGUARD_METRICS", True),
-            reconciler_workers=_int(env, "SENDGUARD_RECONCILER_WORKERS", 1, 1, MAX_WORKERS),
+            reconciler_workers=int_setting(env, "SENDGUARD_RECONCILER_WORKERS", 1, 1, MAX_WORKERS),
             body_bucket=body_bucket(env.get("SENDGUARD_BODY_BUCKET", "")),
             body_prefix=body_prefix(env.get("SENDGUARD_BODY_PREFIX", "")),
             key_scope=_choice(env, "SENDGUARD_KEY_SCOPE", KEY_SCOPES),
             other_queues=queue_urls(
                 env.get("SENDGUARD_RECONCILER_QUEUES", ""), "SENDGUARD_RECONCILER_QUEUES"
             ),
-            retention_days=_int(env, "SENDGUARD_RETENTION_DAYS", 0, 0, MAX_RETENTION_DAYS),
-            reconciler_fanout=_int(env, FANOUT, 1, 0, MAX_SHARDS),
+            retention_days=int_setting(env, "SENDGUARD_RETENTION_DAYS", 0, 0, MAX_RETENTION_DAYS),
+            reconciler_fanout=int_setting(env, FANOUT, 1, 0, MAX_SHARDS),
             reconciler_worker_function=worker_function(env),
         )
 
@@ -102,7 +102,7 @@ def worker_function(env: Mapping[str, str]) -> str | None:
     value = env.get(WORKER_FUNCTION, "").strip()
     if value and not _FUNCTION.fullmatch(value):
         raise ConfigError(f"{WORKER_FUNCTION}={value!r} is not a Lambda function name or ARN")
-    if not value and _int(env, FANOUT, 1, 0, MAX_SHARDS) > 1:
+    if not value and int_setting(env, FANOUT, 1, 0, MAX_SHARDS) > 1:
         raise ConfigError(f"{FANOUT} is above 1: set {WORKER_FUNCTION} to the function to fan out to")
     return value or None
 
@@ -128,9 +128,9 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     """The protocol settings: `SENDGUARD_MAX_ATTEMPTS`, `SENDGUARD_REDRIVE_AFTER_SECONDS` and
     `SENDGUARD_LEASE_MARGIN_SECONDS` (the defaults of `Outbox`'s arguments of the same names)."""
     return Settings(
-        max_attempts=_int(env, "SENDGUARD_MAX_ATTEMPTS", 10, 1, MAX_ATTEMPTS_LIMIT),
-        redrive_after_ms=1000 * _int(env, "SENDGUARD_REDRIVE_AFTER_SECONDS", 60, 1, 86_400),
-        lease_margin_ms=1000 * _int(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
+        max_attempts=int_setting(env, "SENDGUARD_MAX_ATTEMPTS", 10, 1, MAX_ATTEMPTS_LIMIT),
+        redrive_after_ms=1000 * int_setting(env, "SENDGUARD_REDRIVE_AFTER_SECONDS", 60, 1, 86_400),
+        lease_margin_ms=1000 * int_setting(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
     )
 
 
@@ -154,8 +154,8 @@ def layout_from_env(env: Mapping[str, str]) -> TableLayout:
 def _shards(env: Mapping[str, str]) -> Shards:
     """`SENDGUARD_INDEX_SHARDS`: the shards new entries go to; `SENDGUARD_INDEX_SHARDS_READ`: the
     shards a pass reads (unset or 0: as many as are written; never fewer)."""
-    write = _int(env, SHARDS, DEFAULT_SHARDS, 1, MAX_SHARDS)
-    read = _int(env, SHARDS_READ, 0, 0, MAX_SHARDS)
+    write = int_setting(env, SHARDS, DEFAULT_SHARDS, 1, MAX_SHARDS)
+    read = int_setting(env, SHARDS_READ, 0, 0, MAX_SHARDS)
     return Shards.configured(write, read)
 
 
@@ -233,7 +233,8 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw == "on"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """A whole-number variable within low..high; `default` when unset or empty; else ConfigError."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
