@@ -290,6 +290,7 @@ def test_a_history_mixes_the_entries_of_both_formats() -> None:
         (['["R",0,"f","a-1",null]'], "takes 3 to 4 fields"),
         (['{"type":"Accepted"}'], "is a JSON array"),
         (["not json"], "is not JSON"),
+        (["[" * 5_000], "is not JSON"),  # deeper than the parser goes
         ([7], "neither a map nor a string"),
     ],
 )
@@ -308,6 +309,7 @@ def test_a_malformed_history_entry_is_refused(entries: list[Any], why: str) -> N
         ('[1000,"c","h",null,"nowhere"]', "not a queue"),
         ('[1000,"c","h",null,null,7]', "idempotency_key is 7"),
         ("[1000,", "is not JSON"),
+        ("[" * 5_000, "is not JSON"),
     ],
 )
 def test_a_malformed_packed_message_is_refused(packed: str, why: str) -> None:
@@ -457,3 +459,22 @@ def test_a_message_rewritten_after_its_acceptance_is_named_by_the_audit(table: t
     report = audit(aws.store, now_ms(), grace_ms=0)
     assert [v.split(":")[0] for v in report.violations] == ["pinned"]
     assert "Accepted disagrees with the record's message" in report.violations[0]
+
+
+@pytest.mark.parametrize("stored", [{"N": "7"}, {"BOOL": True}])
+def test_an_attempt_id_that_is_not_a_string_is_refused(stored: dict[str, Any]) -> None:
+    item = happy_path_item(str(uuid.uuid4()), "order-1", None)
+    item["sg_attempt_id"] = stored
+    with pytest.raises(MalformedRecord, match="an id is a string"):
+        stored_from_item(item)
+
+
+@pytest.mark.parametrize(
+    "message", [{"N": "7"}, {"S": "[" * 5_000}, {"S": "not json"}, {"SS": ["a"]}], ids=str
+)
+def test_the_backlog_counts_a_record_with_a_malformed_message_as_unreadable(message: dict[str, Any]) -> None:
+    from adapters.ops.backlog import UNREADABLE, queue_of
+
+    assert queue_of({"sg_message": message}) == UNREADABLE
+    item = happy_path_item(str(uuid.uuid4()), "order-1", None)
+    assert queue_of(item) == "https://sqs.eu-central-1.amazonaws.com/123456789012/sendguard-orders-events"

@@ -12,7 +12,7 @@ eventually consistent: a count can lag the table by a moment, which is what a st
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -130,11 +130,7 @@ def queues(store: DynamoStore, limit: int = QUEUE_READ_LIMIT) -> QueueBacklog:
     items, reports = batch_get(store.client, store.table, keys, None, store.classify, projected)
     counts: dict[str, int] = {}
     for item in items:
-        try:
-            named = named_queue(item)
-        except ValueError:
-            named = UNREADABLE
-        queue = named or store.queue_url or "(the reader's own)"
+        queue = queue_of(item) or store.queue_url or "(the reader's own)"
         counts[queue] = counts.get(queue, 0) + 1
     failed = sum(1 for r in reports if r.error is not None)
     return QueueBacklog(dict(sorted(counts.items())), len(items), complete, failed)
@@ -222,3 +218,12 @@ def _oldest(store: DynamoStore, partition: str, latest: int, queries: list[int])
     page = next(_pages(store, request, queries))
     items = page.get("Items", [])
     return int(items[0][ATTENTION_AT]["N"]) if items else None
+
+
+def queue_of(item: Mapping[str, Any]) -> str | None:
+    """The queue an item read back from the table names (None: none), or UNREADABLE for an item no
+    write of sendguard's could leave: counted, never a traceback."""
+    try:
+        return named_queue(item)
+    except (KeyError, TypeError, ValueError):  # ValueError: MalformedRecord among them
+        return UNREADABLE

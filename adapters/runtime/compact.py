@@ -133,6 +133,8 @@ def short_id(text: str, size: int = _UUID) -> str:
 
 def long_id(text: str, size: int = _UUID) -> str:
     """The id `short_id` kept."""
+    if not isinstance(text, str):  # read back from a table: input like any other
+        raise MalformedRecord(f"an id is a string, not {text!r}")
     if text.startswith(ESCAPE):
         return text[len(ESCAPE) :]
     raw = _from_b64(text, size)
@@ -377,8 +379,8 @@ def _loads(text: Any, what: str) -> list[Any]:
         raise MalformedRecord(f"a {what} is a string: {text!r}")
     try:
         value = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError as exc:
-        raise MalformedRecord(f"a {what} is not JSON ({exc}): {text!r}") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
+        raise MalformedRecord(f"a {what} is not JSON ({type(exc).__name__}): {text[:200]!r}") from None
     if not isinstance(value, list):
         raise MalformedRecord(f"a {what} is a JSON array: {text!r}")
     return value
