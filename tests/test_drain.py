@@ -134,12 +134,14 @@ def _throttled() -> Exception:
 
 
 def _pending(aws: Aws, count: int, now: int) -> list[str]:
-    """`count` records left PENDING by submissions whose send was throttled."""
+    """`count` records left PENDING by submissions whose send was throttled. Their ids are the same
+    in every run (so is how they spread over the index's shards): no test depends on a draw."""
     refusing = Aws(aws.store, SqsQueue(_Refusing(aws.queue.client), aws.queue.queue_url))
     ids = []
     for n in range(count):
         request = parse_submission(json.dumps({"payload": {"n": n}, "attributes": {"group": "g"}}))
-        message = new_message(request, str(uuid.uuid4()), f"corr-{n}", now, None)  # type: ignore[arg-type]
+        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sendguard-test-pending-{n}"))
+        message = new_message(request, message_id, f"corr-{n}", now, None)  # type: ignore[arg-type]
         flow = start_submit(
             message, str(uuid.uuid4()), lease_expiry(now, INVOCATION_MS, SETTINGS), now, SETTINGS
         )
