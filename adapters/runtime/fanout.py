@@ -232,7 +232,13 @@ def _invoke_all(
     threads = min(config.reconciler_workers, len(payloads))
     if threads <= 1:
         return [invoker.invoke(payload, deadline_ms) for payload in payloads]
+    import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sendguard-fan-out") as pool:
-        return list(pool.map(lambda payload: invoker.invoke(payload, deadline_ms), payloads))
+        # Each invoke in a copy of this thread's context: its log lines keep the pass's correlation id.
+        running = [
+            pool.submit(contextvars.copy_context().run, invoker.invoke, payload, deadline_ms)
+            for payload in payloads
+        ]
+        return [invoke.result() for invoke in running]
