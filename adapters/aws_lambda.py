@@ -15,7 +15,6 @@ container's life; after a restore it is made again (`adapters.runtime.snapstart`
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from collections.abc import Callable, Mapping
@@ -109,8 +108,12 @@ class Handlers:
         """Before a SnapStart snapshot: the configuration and clients, made without a request, so
         that the snapshot holds botocore's loaded service data. A configuration error waits for the
         first invocation, which logs it and answers SYSTEM_ERROR."""
-        with contextlib.suppress(ConfigError):
+        try:
             self.outbox()
+        except ConfigError:
+            pass  # the first invocation logs it (config_invalid) and answers SYSTEM_ERROR
+        except Exception:  # a failed hook must not fail the version's publication
+            emit(get_logger(), HANDLER_FAILED, route="before snapshot")
 
     def restored(self) -> None:
         """This execution environment was resumed from a snapshot (or forked): its clients, and the

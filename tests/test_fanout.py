@@ -161,6 +161,7 @@ MALFORMED: list[tuple[Any, str]] = [
     (GOOD | {"shards": [True]}, "in 0..7"),
     (GOOD | {"shards": [1.0]}, "in 0..7"),
     (GOOD | {"shards": [2, 2]}, "named twice"),
+    ({"shards_read": 8, "pass_id": "p-1"}, "'sendguard' must be"),  # half a payload is not a schedule
 ]
 
 

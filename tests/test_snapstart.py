@@ -224,3 +224,23 @@ def test_a_handler_registered_for_restores_is_not_kept_alive_by_it() -> None:
     restore.restored()  # a dead handler's callback is skipped
     assert restore.restores == 1
     assert RESTORE is not restore
+
+
+@pytest.mark.parametrize("fails_with", [RuntimeError("endpoint data missing"), None])
+def test_a_before_snapshot_hook_that_fails_is_logged_and_does_not_fail_the_publication(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fails_with: Any
+) -> None:
+    from adapters.aws_lambda import Handlers
+    from adapters.runtime.config import Config
+
+    def broken(config: Config) -> Any:
+        raise fails_with
+
+    if fails_with is None:  # not configured: silent here, the first invocation says what to set
+        monkeypatch.delenv("SENDGUARD_TABLE", raising=False)
+    else:
+        monkeypatch.setenv("SENDGUARD_TABLE", "snapstart")
+        monkeypatch.setenv("SENDGUARD_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/s")
+    Handlers(broken, restore=Restore()).prime()
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["event"] for line in logged] == (["handler_failed"] if fails_with else [])

@@ -86,12 +86,12 @@ def worker_payload(shards: tuple[int, ...], read: int, pass_id: str) -> dict[str
 def worker_shards(event: object, shards: Shards) -> frozenset[int] | None:
     """The shards a worker's payload names; None when `event` is no worker's payload (EventBridge's
     scheduled event: a whole pass, or the coordinator's). Raises InvalidPayload, saying what is
-    wrong, for anything that claims to be one (`sendguard` or `shards` among its keys) and is not:
+    wrong, for anything that claims to be one (any of a payload's keys among its own) and is not:
     an unknown kind or key, shards that are not distinct whole numbers below the shards this
     function reads, none or more than that, or a split made for another shard count (a deployment
     that changed `SENDGUARD_INDEX_SHARDS_READ` between the coordinator and the worker: the next
     pass splits them again)."""
-    if not isinstance(event, Mapping) or not ({"sendguard", "shards"} & set(event)):
+    if not isinstance(event, Mapping) or not (_FIELDS & set(event)):
         return None
     if event.get("sendguard") != KIND:
         raise InvalidPayload(f"payload: 'sendguard' must be {KIND!r}")

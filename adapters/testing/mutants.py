@@ -589,7 +589,7 @@ CAUGHT_WITH: dict[str, str] = {
     "lease_shorter_than_invocation": r"sent again after SQS message \S+ was confirmed",
     "permanent_errors_retried": r"filed as retryable, not permanent",
     "idempotency_key_ignored": r"was answered success with \d+ message ids",
-    "rollback_rewrites_metadata": r"Accepted disagrees with the record's (correlation_id|message)",
+    "rollback_rewrites_metadata": r"Accepted disagrees with the record's message",
     "reconciler_ignores_lease": r"rolled back at \d+, before it expired",
     "body_written_after_record": r"the body at 'item:\S+' was not read",
     "drops_records_on_permanent_error": r"the item .+ disappeared",
