@@ -25,7 +25,7 @@ import structlog
 
 from adapters.runtime import apigw as http
 from adapters.runtime.classify import VALIDATION_EXCEPTION
-from adapters.runtime.clients import now_ms
+from adapters.runtime.clients import now_ms, remaining_ms
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.log_events import (
     ANSWER,
@@ -37,7 +37,7 @@ from adapters.runtime.log_events import (
 )
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
-from adapters.runtime.outbox import Outbox, OutboxError, SendOutcome, SendResult, remaining_ms
+from adapters.runtime.outbox import Outbox, OutboxError, SendOutcome, SendResult
 from adapters.runtime.runner import Aws
 from adapters.runtime.snapstart import RESTORE, Restore
 from statemodel.categories import consequence

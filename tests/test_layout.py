@@ -178,3 +178,16 @@ def test_every_command_is_parsed_in_the_cli_package_and_answers_help(
     with pytest.raises(SystemExit) as exit_:
         module.main(["--help"])
     assert exit_.value.code == 0 and f"sendguard {command}" in capsys.readouterr().out
+
+
+def test_the_consumer_loads_nothing_of_the_outbox_at_import() -> None:
+    """A consume's cold start pays for the inbox alone: the outbox's store, runner, queue and bodies,
+    and the re-arm (an operator's path), are not on its import path."""
+    code = (
+        "import sys, adapters.aws_lambda_consumer; "
+        "print(sorted(m for m in sys.modules if m in {'adapters.runtime.outbox', 'adapters.runtime.store', "
+        "'adapters.runtime.runner', 'adapters.runtime.sqs', 'adapters.runtime.bodies', "
+        "'adapters.runtime.rearm', 'adapters.runtime.reconciler'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

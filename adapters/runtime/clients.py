@@ -75,6 +75,20 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+DEFAULT_REMAINING_MS = 30_000  # when neither a context nor a deadline says (a container, a script)
+ANSWER_RESERVE_MS = 500  # kept back from an invocation's time for the caller to answer in …
+ANSWER_RESERVE_SHARE = 10  # … or a tenth of it, when that is less: a 1 s invocation keeps 100 ms
+
+
+def remaining_ms(context: object) -> int:
+    """What a Lambda context says is left; DEFAULT_REMAINING_MS without one."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    try:
+        return int(remaining()) if callable(remaining) else DEFAULT_REMAINING_MS
+    except (TypeError, ValueError):
+        return DEFAULT_REMAINING_MS
+
+
 @contextlib.contextmanager
 def aws_call(deadline_ms: int | None) -> Iterator[CallState]:
     """One AWS call (with the SDK's retries) under a deadline; yields its attempt count."""

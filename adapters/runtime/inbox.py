@@ -43,7 +43,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client, now_ms
+from adapters.runtime.clients import (
+    ANSWER_RESERVE_MS,
+    ANSWER_RESERVE_SHARE,
+    DeadlineExceeded,
+    aws_call,
+    make_client,
+    now_ms,
+    remaining_ms,
+)
 from adapters.runtime.codec import ATTENTION, INDEX
 from adapters.runtime.inbox_codec import (
     DEFAULT_KEY_PREFIX,
@@ -64,8 +72,6 @@ from adapters.runtime.log_events import (
     emit,
 )
 from adapters.runtime.logs import get_logger, logging_to
-from adapters.runtime.outbox import ANSWER_RESERVE_MS, ANSWER_RESERVE_SHARE, remaining_ms
-from adapters.runtime.rearm import check_request, default_operator
 from statemodel.categories import ErrorCategory
 from statemodel.errors import ForbiddenCommand
 from statemodel.inbox import flows
@@ -531,6 +537,8 @@ class Inbox:
     def rearm(self, key: str, reason: str, *, by: str | None = None) -> InboxRearmResult:
         """An operator's re-arm of a FAILED message: a fresh receive budget (its history keeps who and
         why); the next delivery processes it. Redrive the DLQ to the source queue after."""
+        from adapters.runtime.rearm import check_request, default_operator  # an operator's path only
+
         by = by if by is not None else default_operator()
         check_request(by, reason)
         found, _ = self.store.get(key, None)

@@ -38,7 +38,13 @@ import attrs
 import structlog
 
 from adapters.runtime.classify import Classified
-from adapters.runtime.clients import ATTEMPT_BUDGET_MS, now_ms
+from adapters.runtime.clients import (
+    ANSWER_RESERVE_MS,
+    ANSWER_RESERVE_SHARE,
+    ATTEMPT_BUDGET_MS,
+    now_ms,
+    remaining_ms,
+)
 from adapters.runtime.codec import created_request, is_record, put_request, serialize
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
@@ -81,10 +87,6 @@ if TYPE_CHECKING:  # a submit needs neither the reconciler nor the re-arm: loade
 
     from adapters.runtime.rearm import RearmResult
     from adapters.runtime.reconciler import PassSummary
-
-DEFAULT_REMAINING_MS = 30_000  # when neither a context nor a deadline says (a container, a script)
-ANSWER_RESERVE_MS = 500  # kept back from an invocation's time for the caller to answer in …
-ANSWER_RESERVE_SHARE = 10  # … or a tenth of it, when that is less: a 1 s invocation keeps 100 ms
 
 
 KeyLike = str | Key | tuple[str, str]  # a key as callers give it (`statemodel.validation.parse_key`)
@@ -542,15 +544,6 @@ def _times(context: object, deadline_ms: int | None) -> tuple[int, int, int]:
     end = deadline_ms if deadline_ms is not None else now + remaining_ms(context)
     reserve = min(ANSWER_RESERVE_MS, max(end - now, 0) // ANSWER_RESERVE_SHARE)
     return now, end, end - reserve
-
-
-def remaining_ms(context: object) -> int:
-    """What a Lambda context says is left; DEFAULT_REMAINING_MS without one."""
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    try:
-        return int(remaining()) if callable(remaining) else DEFAULT_REMAINING_MS
-    except (TypeError, ValueError):
-        return DEFAULT_REMAINING_MS
 
 
 def _result(answer: Answer, correlation_id: str) -> SendResult:
