@@ -161,6 +161,8 @@ def test_a_consumer_wired_wrong_fails_the_exactly_once_check(
         consumer=mode,
         consumer_wiring=wiring(),
         consumer_batch_size=1,
+        consumer_pollers=1,  # no second poller takes a message up while its invocation runs
+        consumer_clock=lambda: 0.0,  # no invocation is ever judged timed out
     )
     consumer = report["consumer"]
     assert demo_command.exit_code(report) == 1 and report["broken"]

@@ -36,6 +36,7 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import attrs
@@ -106,6 +107,10 @@ class DemoOptions:
     consumer_fault_rate: float | None = None  # None: the fault rate
     consumer_wiring: Wiring | None = None  # the tests' broken wirings; None: production's
     consumer_batch_size: int = 10  # messages per invocation, at most (the template's BatchSize)
+    consumer_pollers: int = 2  # the event source mapping's pollers (batches in flight at once)
+    # What times an invocation against its timeout; the tests' stands still (a loaded machine's
+    # slowness is then never taken for a timeout). None: the real monotonic clock.
+    consumer_clock: Callable[[], float] | None = None
 
     def consumer_mode(self, mode: str) -> str:
         """The consumer's mode on a service of this mode (`ServiceOptions.mode`)."""
@@ -304,6 +309,8 @@ def start_consumer(
         fault_rate=rate,
         seed=options.seed,
         batch_size=options.consumer_batch_size,
+        pollers=options.consumer_pollers,
+        clock=options.consumer_clock or time.monotonic,
     )
     mapping.start()
     stack.callback(mapping.finish, 0)  # stops the pollers, whatever happened
