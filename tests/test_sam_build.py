@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_package_contents import NEVER as PACKAGE_NEVER
 from tests.test_package_contents import handlers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,21 +39,7 @@ RUNS = [
     "adapters/runtime/runner.py",
     "statemodel/decider.py",
 ]
-NEVER = [
-    "adapters/testing",
-    "adapters/local",
-    "adapters/cli",
-    "adapters/ops",
-    "adapters/docgen",
-    "statemodel/checker",
-    "tests",
-    "docs",
-    "bench",
-    ".ci",
-    "deploy",
-    ".venv",
-    "examples/orders/test_orders.py",
-]
+NEVER = [*PACKAGE_NEVER, ".venv"]  # the package test's list, and a virtualenv SAM might copy
 LAYER = [
     "python/boto3/__init__.py",
     "python/botocore/__init__.py",
