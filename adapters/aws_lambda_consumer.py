@@ -66,7 +66,6 @@ class ConsumerConfig:
     max_receives: int = 3
     lease_margin_seconds: int = 30
     aws_max_attempts: int = 3
-    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerConfig:
@@ -93,7 +92,6 @@ class ConsumerConfig:
             max_receives=receives,
             lease_margin_seconds=int_setting(env, "SENDGUARD_LEASE_MARGIN_SECONDS", 30, 1, 3_600),
             aws_max_attempts=int_setting(env, "SENDGUARD_AWS_MAX_ATTEMPTS", 3, 1, 10),
-            log_level=env.get("SENDGUARD_LOG_LEVEL", "INFO").upper(),
         )
 
 
