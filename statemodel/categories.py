@@ -41,5 +41,15 @@ CONSEQUENCES: dict[ErrorCategory, Consequence] = {
 }
 
 
+@attrs.frozen
+class Failure:
+    """What went wrong, said once for every layer: its category (which decides what follows, above)
+    and the code that names it (the AWS error code, the botocore exception's name, or the model's own:
+    `Conflict`, `InProgress`, `RedriveExhausted`)."""
+
+    category: ErrorCategory
+    code: str
+
+
 def consequence(category: ErrorCategory | str) -> Consequence:
     return CONSEQUENCES[ErrorCategory(category)]

@@ -23,7 +23,7 @@ import enum
 
 import attrs
 
-from statemodel.categories import ErrorCategory, consequence
+from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.commands import (
     Command,
     ConfirmSend,
@@ -121,12 +121,6 @@ class Result(enum.StrEnum):
     EXHAUSTED = "exhausted"  # the reconciler flagged a record that has no attempts left
     REARMED = "rearmed"  # an operator re-armed an exhausted record: PENDING, a fresh budget
     SUPERSEDED = "superseded"  # someone else moved the record first; nothing done
-
-
-@attrs.frozen
-class Failure:
-    category: ErrorCategory
-    code: str
 
 
 @attrs.frozen

@@ -24,7 +24,8 @@ from adapters.runtime.log_events import REARM_SKIPPED, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
-from statemodel.flows import Failed, Failure, Result, start_rearm
+from statemodel.categories import Failure
+from statemodel.flows import Failed, Result, start_rearm
 from statemodel.keys import Key
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
