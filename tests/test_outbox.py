@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import InvalidMessage, InvalidRearm, Outbox, TableLayout
+from adapters import InvalidMessage, InvalidRearm, Key, Outbox, RearmOutcome, TableLayout
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import (
     CONNECT_TIMEOUT_S,
@@ -27,7 +27,10 @@ from adapters.runtime.clients import (
 )
 from adapters.runtime.codec import foreign_attributes, stored_from_item
 from adapters.runtime.config import ConfigError
+from adapters.runtime.store import DynamoStore, NotARecord
+from statemodel.flows import Write, start_redrive
 from statemodel.invariants import foreign_changes, history_problems
+from statemodel.stored import Stored
 from statemodel.validation import MAX_MESSAGE_BYTES, message_problems
 from tests.moto_http import FaultyMotoServer, Rule
 
@@ -61,12 +64,16 @@ def raw(key: str) -> dict[str, Any]:
 
 
 def received(outbox: Outbox) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = outbox._aws.queue.client.receive_message(
-        QueueUrl=outbox.queue_url,
-        MaxNumberOfMessages=10,
-        MessageAttributeNames=["All"],
-        AttributeNames=["All"],
-    ).get("Messages", [])
+    found: list[dict[str, Any]] = (
+        boto3.client("sqs")
+        .receive_message(
+            QueueUrl=outbox.queue_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        )
+        .get("Messages", [])
+    )
     return found
 
 
@@ -181,7 +188,34 @@ def test_a_key_taken_by_the_teams_own_item_is_refused_and_left_alone(outbox: Out
         outbox.send("o-7", "x")
     with pytest.raises(InvalidMessage, match="pending_put"):
         outbox.dispatch("o-7")
+    with pytest.raises(InvalidMessage, match="not a sendguard record"):
+        outbox.get("o-7")
+    rearmed = outbox.rearm("o-7", "fixed")  # nothing to re-arm: the failure says why, nothing written
+    assert rearmed.outcome is RearmOutcome.FAILED and rearmed.failure == NotARecord.failure
     assert raw("o-7") == team and received(outbox) == []
+
+
+def test_a_record_replaced_by_the_teams_own_item_fails_its_next_write_and_is_left_alone(
+    outbox: Outbox,
+) -> None:
+    """A record read, then overwritten by the team's own PutItem (its bookkeeping gone): the write
+    that follows is not a create, so it is no bad input of a caller's; it fails, permanently, with
+    the one failure that names the case, and the team's item is left as it is."""
+    boto3.client("dynamodb").transact_write_items(TransactItems=[outbox.pending_put("o-8", "placed")])
+    store = DynamoStore(boto3.client("dynamodb"), "orders", LAYOUT)
+    found, _ = store.get(Key("o-8"))
+    assert isinstance(found, Stored)
+    team = {"orderId": {"S": "o-8"}, "kind": {"S": "order"}, "total": {"N": "3"}}
+    boto3.client("dynamodb").put_item(TableName="orders", Item=team)
+    with pytest.raises(NotARecord):
+        store.get(Key("o-8"))
+    flow = start_redrive(found.record, "a-1", _now() + 60_000, _now(), outbox.settings)
+    assert isinstance(flow.effect, Write)
+    outcome, call = store.perform(flow.effect, None)
+    failed = (getattr(outcome, "category", None), getattr(outcome, "code", None))  # a failed outcome
+    assert failed == (NotARecord.failure.category, NotARecord.failure.code)
+    assert call.error is not None and call.error.code == NotARecord.failure.code
+    assert raw("o-8") == team
 
 
 def test_table_layout_refuses_names_it_cannot_use() -> None:

@@ -7,7 +7,8 @@ The condition is the write's `Expectation` — status, version and attempt id as
 or, for the create, that no item has the key. A failed condition returns the item as it is
 (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which the flow uses both to recognise its own landed
 retry and to answer an idempotent replay, without a second read. An item with the key that is not a
-sendguard record (the team's own) fails the create permanently (`NOT_A_RECORD`): nothing is written.
+sendguard record (the team's own) is `NotARecord`: a create on it, or a read of it, raises that and
+writes nothing (the caller's bad input, not an AWS failure).
 
 The `attention` index projects keys only: an entry stays about 100 bytes, one write unit whatever
 the message's size. A pass reads the records an index page names by key (`BatchGetItem`, strongly
@@ -49,20 +50,31 @@ from adapters.runtime.codec import (
 from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
 from statemodel.keys import Key
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
 from statemodel.validation import message_problems
 
-__all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
+__all__ = ["DuePage", "DynamoStore", "NotARecord"]
 
-NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
 BODY_MISMATCH = "BodyMismatch"  # a record's body, attributes or group no longer hash to what was accepted
 TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
 PAGE = 25  # records a due query returns at a time: the partitions take turns page by page
+
+
+class NotARecord(Exception):
+    """The item under the key is not a sendguard record: the team's own, without sendguard's
+    bookkeeping. `DynamoStore.get` raises it, and so does a create whose key such an item holds
+    (nothing is written). A write to a record that such an item has since replaced fails with
+    `failure` instead: the flow that made it ends there."""
+
+    failure = Failure(ErrorCategory.PERMANENT, "NotAnOutboxRecord")
+
+    def __init__(self) -> None:
+        super().__init__("the item under this key is not a sendguard record")
 
 
 # ---- the store -----------------------------------------------------------------------------------
@@ -81,13 +93,14 @@ def _decode(
     item: dict[str, Any] | None, layout: TableLayout, body: str | None = None, queue: str | None = None
 ) -> Stored | Classified | None:
     """An item as stored (`body`: its out-of-line body's text; `queue`: the queue of a record that
-    names none), None for no item, or a failure: the team's own item (no sendguard bookkeeping)
-    under the key, an item no write of ours could leave, or a record whose message no longer hashes
-    to what was accepted (a body swapped, an attribute rewritten: never sent, never answered for)."""
+    names none), None for no item, or a failure: an item no write of ours could leave, or a record
+    whose message no longer hashes to what was accepted (a body swapped, an attribute rewritten:
+    never sent, never answered for). The team's own item (no sendguard bookkeeping) under the key
+    raises `NotARecord`."""
     if not item:
         return None
     if not is_record(item):
-        return Classified(ErrorCategory.PERMANENT, NOT_A_RECORD)
+        raise NotARecord
     try:
         stored = stored_from_item(item, layout, body, queue)
     except (KeyError, ValueError, TypeError):
@@ -146,7 +159,13 @@ class DynamoStore:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
+                    known = write.before.message if write.before else None
+                    try:
+                        decoded = self._whole(old, deadline_ms, known)
+                    except NotARecord as not_a_record:
+                        if write.before is None:
+                            raise  # a create on the team's own item: nothing was written
+                        decoded = Classified(not_a_record.failure.category, not_a_record.failure.code)
                     if isinstance(decoded, Classified):
                         error, outcome = decoded, Failed(decoded.category, decoded.code)
                     else:
@@ -202,7 +221,8 @@ class DynamoStore:
 
     def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
-        from where it is), None (none, or one past its retention), or `Failed`."""
+        from where it is), None (none, or one past its retention), or `Failed`. The team's own item
+        under the key raises `NotARecord`."""
         started = time.perf_counter()
         error: Classified | None = None
         found: Stored | Failed | None = None
