@@ -43,7 +43,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, Classifier, classify
+from adapters.runtime.classify import Classified, Classifier, classify, failed
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
@@ -309,10 +309,10 @@ class InboxStore:
             codes = [str(r["Code"]) for r in reasons if r.get("Code") not in (None, "None")]
             transient = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
             if codes and set(codes) <= transient:
-                error = Classified(ErrorCategory.RETRYABLE, codes[0])
+                error = failed(ErrorCategory.RETRYABLE, codes[0])
                 return Failed(error.category, error.code), error
             if codes:  # a validation of one of the team's entries, say: a bug of the handler's effect
-                error = Classified(ErrorCategory.PERMANENT, str(codes[0]))
+                error = failed(ErrorCategory.PERMANENT, str(codes[0]))
                 return HandlerError(error.category, error.code), error
         error = self.classify(exc, self._models[operation])
         if effect and error.category is ErrorCategory.PERMANENT:
@@ -341,11 +341,11 @@ class InboxStore:
         if not item:
             return None
         if not is_inbox_record(item):
-            return Classified(ErrorCategory.PERMANENT, NOT_AN_INBOX_RECORD)
+            return failed(ErrorCategory.PERMANENT, NOT_AN_INBOX_RECORD)
         try:
             return stored_from_item(item)
         except (KeyError, ValueError, TypeError):
-            return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+            return failed(ErrorCategory.AMBIGUOUS, "UnreadableItem")
 
 
 class Inbox:
