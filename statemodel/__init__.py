@@ -8,7 +8,7 @@ and errors, the table, `decide` / `evolve` / `replay`, and the sans-I/O flows (`
 (the history checker, the error-consequence table) stays in its modules.
 """
 
-from statemodel.categories import Consequence, ErrorCategory, consequence
+from statemodel.categories import Consequence, ErrorCategory, Failure, consequence
 from statemodel.commands import (
     Command,
     ConfirmSend,
@@ -43,7 +43,6 @@ from statemodel.events import (
 from statemodel.flows import (
     Answer,
     ConditionFailed,
-    Failed,
     Flow,
     Outcome,
     Result,
@@ -60,7 +59,7 @@ from statemodel.flows import (
     start_redrive,
     start_submit,
 )
-from statemodel.records import LastError, Message, Phase, Record, Status
+from statemodel.records import Message, Phase, Record, Status
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS, Transition
 
@@ -79,11 +78,10 @@ __all__ = [
     "Event",
     "ExhaustionCause",
     "ExpireLease",
-    "Failed",
+    "Failure",
     "Flow",
     "ForbiddenCommand",
     "IllegalTransition",
-    "LastError",
     "LeaseStillLive",
     "Message",
     "Outcome",

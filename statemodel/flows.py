@@ -176,13 +176,7 @@ class Sent:
     sqs_message_id: str
 
 
-@attrs.frozen
-class Failed:
-    category: ErrorCategory
-    code: str
-
-
-Outcome = Written | ConditionFailed | Sent | Failed
+Outcome = Written | ConditionFailed | Sent | Failure  # a Failure: the effect failed outright
 
 
 def condition_holds(write: Write, current: Record | None) -> bool:
@@ -420,13 +414,13 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
             return attrs.evolve(
                 flow, stage=Stage.CONFIRM, effect=_write(_known(flow), command, now, flow.table)
             )
-        case Stage.SEND, Failed(category=category, code=code):
-            command = ReportSendFailure(_own_attempt(flow), category, code)
+        case Stage.SEND, Failure() as failure:
+            command = ReportSendFailure(_own_attempt(flow), failure.category, failure.code)
             return attrs.evolve(
                 flow,
                 stage=Stage.ROLLBACK,
                 effect=_write(_known(flow), command, now, flow.table),
-                failure=Failure(category, code),
+                failure=failure,
             )
         case Stage.CONFIRM, _:
             return _finish(flow, Result.SENT, unconfirmed=not isinstance(outcome, Written))
@@ -445,10 +439,10 @@ def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
         case Stage.CREATE | Stage.PREPARE, ConditionFailed():
             # The item vanished between the failed condition and its read: nothing to replay.
             return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
-        case _, Failed(category=category, code=code):
+        case _, Failure() as failure:
             # A write failed outright. If it landed after all (ambiguous), the record is in flight
             # under this flow's lease, and the reconciler rolls it back when the lease expires.
-            return _finish(flow, Result.FAILED, Failure(category, code))
+            return _finish(flow, Result.FAILED, failure)
     cannot = f"{type(outcome).__name__} cannot answer {flow.stage.value}"  # pragma: no mutate (words)
     raise ValueError(f"{cannot} in {flow.kind.value}")  # pragma: no mutate (message text, not contract)
 

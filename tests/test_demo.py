@@ -146,8 +146,7 @@ def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from adapters.local.service import LocalService
-    from statemodel.categories import ErrorCategory
-    from statemodel.flows import Failed
+    from statemodel.categories import ErrorCategory, Failure
 
     real_perform = SqsQueue.perform
     refused: list[str] = []
@@ -155,7 +154,7 @@ def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled(
     def perform(self: SqsQueue, send: Any, deadline_ms: int | None) -> Any:
         refused[:] = refused or [send.message.message_id]
         if send.message.message_id == refused[0]:  # every send of the first message is throttled:
-            refusal = Failed(ErrorCategory.RETRYABLE, "RequestThrottled")  # rolled back, 503
+            refusal = Failure(ErrorCategory.RETRYABLE, "RequestThrottled")  # rolled back, 503
             return refusal, call_report("sqs", "SendMessage", 1, time.perf_counter(), None)
         return real_perform(self, send, deadline_ms)
 

@@ -33,12 +33,11 @@ from statemodel.attention import (
     exhausted_partitions,
     is_due,
 )
+from statemodel.categories import Failure
 from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
     Answer,
     ConditionFailed,
-    Failed,
-    Failure,
     Flow,
     Kind,
     Result,
@@ -331,13 +330,13 @@ def test_each_send_fault_reaches_sqs_or_not_as_it_says() -> None:
     """What SQS holds afterwards, and the category and code the sender is told, for each fault."""
     expected = {
         None: (True, None),
-        Fault.SEND_RETRYABLE: (False, Failed(ErrorCategory.RETRYABLE, "RequestThrottled")),
+        Fault.SEND_RETRYABLE: (False, Failure(ErrorCategory.RETRYABLE, "RequestThrottled")),
         Fault.SEND_PERMANENT: (
             False,
-            Failed(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue"),
+            Failure(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue"),
         ),
-        Fault.SEND_LOST_TIMEOUT: (False, Failed(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")),
-        Fault.SEND_LANDED_THEN_TIMEOUT: (True, Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")),
+        Fault.SEND_LOST_TIMEOUT: (False, Failure(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")),
+        Fault.SEND_LANDED_THEN_TIMEOUT: (True, Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")),
     }
     for fault, (lands, outcome) in expected.items():
         world, msg = World(), message({"body": "x"})
@@ -504,7 +503,7 @@ def test_the_world_behind_the_ports_applies_writes_and_sends_at_its_clock() -> N
     assert isinstance(send, Send)
     assert queue.perform(send, None) == (Sent("sqs-1"), None)
     now[0] = send.deadline + 1  # past the invocation's end: the send never starts
-    assert queue.perform(send, None) == (Failed(ErrorCategory.RETRYABLE, "DeadlineExceeded"), None)
+    assert queue.perform(send, None) == (Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded"), None)
     now[0] = send.deadline  # at the deadline it may still start
     assert queue.perform(send, None) == (Sent("sqs-2"), None)
     assert world.landed[msg.message_id] == ["sqs-1", "sqs-2"]
@@ -655,7 +654,7 @@ def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_r
     assert redrive is not None and isinstance(redrive.effect, Write)
     (claimed,) = redrive.effect.events
     assert isinstance(claimed, Claimed) and claimed.cause is ClaimCause.REDRIVE
-    failed = advance(redrive, Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceeded"), later)
+    failed = advance(redrive, Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceeded"), later)
     assert failed.answer.result is Result.FAILED and failed.answer.record == record
     world = World()
     submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
@@ -663,7 +662,7 @@ def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_r
     assert in_flight is not None and in_flight.lease_expires_at is not None
     expire = reconcile_start(in_flight, in_flight.lease_expires_at, SETTINGS, "r-2", NOW)
     assert expire is not None and expire.kind is Kind.EXPIRE
-    failed = advance(expire, Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"), NOW)
+    failed = advance(expire, Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"), NOW)
     assert failed.answer.result is Result.FAILED and failed.answer.record == in_flight
 
 

@@ -25,7 +25,7 @@ from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from statemodel.categories import Failure
-from statemodel.flows import Failed, Result, start_rearm
+from statemodel.flows import Result, start_rearm
 from statemodel.keys import Key
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
@@ -149,7 +149,7 @@ def rearm(
 
 def _get(aws: Aws, key: Key, deadline_ms: int) -> Stored | Failure | None:
     found, call = aws.store.get(key, deadline_ms)
-    if isinstance(found, Failed):
+    if isinstance(found, Failure):
         log_failure(get_logger(), call, None)
         return Failure(found.category, found.code)
     return found

@@ -19,7 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classifier, classify
 from adapters.runtime.clients import DeadlineExceeded, aws_call
-from statemodel.flows import Failed, Outcome, Send, Sent
+from statemodel.categories import Failure
+from statemodel.flows import Outcome, Send, Sent
 from statemodel.validation import RESERVED_ATTRIBUTE
 
 
@@ -63,5 +64,5 @@ class SqsQueue:
                 outcome: Outcome = Sent(response["MessageId"])
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._model)
-                outcome = Failed(error.category, error.code)
+                outcome = Failure(error.category, error.code)
         return outcome, report("sqs", "SendMessage", call.attempts, started, error)

@@ -26,8 +26,8 @@ from adapters.runtime.call_report import CallReport, report
 from adapters.runtime.classify import Classified, classify_code
 from adapters.runtime.clients import DeadlineExceeded, aws_call
 from adapters.runtime.sqs import SqsQueue, send_request
-from statemodel.categories import ErrorCategory
-from statemodel.flows import Failed, Outcome, Send, Sent
+from statemodel.categories import ErrorCategory, Failure
+from statemodel.flows import Outcome, Send, Sent
 
 MAX_ENTRIES = 10  # SendMessageBatch's limit
 MAX_BATCH_BYTES = 262_144  # 256 KiB: the sum of the entries' message sizes
@@ -95,17 +95,19 @@ def send_batch(
         except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
             error = queue.classify(exc, model)  # the queue's classifier, as its own sends use
             failed = report("sqs", "SendMessageBatch", call.attempts, started, error)
-            return [(Failed(error.category, error.code), failed) for _ in sends]
+            return [(Failure(error.category, error.code), failed) for _ in sends]
     done = report("sqs", "SendMessageBatch", call.attempts, started, None)
     results: list[tuple[Outcome, CallReport] | None] = [None] * len(sends)
     for entry in response.get("Successful", []):
         results[int(entry["Id"])] = (Sent(entry["MessageId"]), done)
     for entry in response.get("Failed", []):
         error = entry_failure(entry, model)
-        results[int(entry["Id"])] = (Failed(error.category, error.code), _with_error(done, error))
+        results[int(entry["Id"])] = (Failure(error.category, error.code), _with_error(done, error))
     missing = Classified(ErrorCategory.AMBIGUOUS, "BatchEntryMissing")  # an answer SQS never gives
     return [
-        result if result is not None else (Failed(missing.category, missing.code), _with_error(done, missing))
+        result
+        if result is not None
+        else (Failure(missing.category, missing.code), _with_error(done, missing))
         for result in results
     ]
 

@@ -49,8 +49,8 @@ from adapters.runtime.codec import (
 from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
-from statemodel.categories import ErrorCategory
-from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
+from statemodel.categories import ErrorCategory, Failure
+from statemodel.flows import ConditionFailed, Outcome, Settings, Write, Written
 from statemodel.keys import Key
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
@@ -136,7 +136,7 @@ class DynamoStore:
             placed, body_call = self.place_body(write, deadline_ms, item)
             if isinstance(placed, Classified):
                 assert body_call is not None
-                return Failed(placed.category, placed.code), body_call
+                return Failure(placed.category, placed.code), body_call
             at = placed
         error: Classified | None = None
         with aws_call(deadline_ms) as call:
@@ -148,15 +148,15 @@ class DynamoStore:
                     old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
                     decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
                     if isinstance(decoded, Classified):
-                        error, outcome = decoded, Failed(decoded.category, decoded.code)
+                        error, outcome = decoded, Failure(decoded.category, decoded.code)
                     else:
                         outcome = ConditionFailed(decoded.record if decoded else None)
                 else:
                     error = self.classify(exc, self._models["UpdateItem"])
-                    outcome = Failed(error.category, error.code)
+                    outcome = Failure(error.category, error.code)
             except (BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models["UpdateItem"])
-                outcome = Failed(error.category, error.code)
+                outcome = Failure(error.category, error.code)
         return outcome, report("dynamodb", "UpdateItem", call.attempts, started, error)
 
     def update_request(
@@ -200,12 +200,12 @@ class DynamoStore:
         body_bytes = self.body_items.item_bytes(message.record_key, message.payload, self._expires(message))
         return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
         from where it is), None (none, or one past its retention), or `Failed`."""
         started = time.perf_counter()
         error: Classified | None = None
-        found: Stored | Failed | None = None
+        found: Stored | Failure | None = None
         with aws_call(deadline_ms) as call:
             try:
                 response = self.client.get_item(
@@ -222,7 +222,7 @@ class DynamoStore:
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models["GetItem"])
         if error is not None:
-            found = Failed(error.category, error.code)
+            found = Failure(error.category, error.code)
         return found, report("dynamodb", "GetItem", call.attempts, started, error)
 
     def _whole(

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 import attrs
 
 from statemodel import attention, flows, table
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.space import TICK_SETTINGS, DueFunction, Model, ReconcileFunction
 from statemodel.commands import ExpireLease, Redrive
 from statemodel.events import Claimed, RolledBack, SendConfirmed
-from statemodel.flows import Failed, Flow, Outcome, Result, Send, Sent, Settings, Write, condition_holds
+from statemodel.flows import Flow, Outcome, Result, Send, Sent, Settings, Write, condition_holds
 from statemodel.records import Phase, Record, Status
 from statemodel.table import Guard, Table, Transition
 
@@ -90,7 +90,7 @@ def _ambiguous_send_taken_as_sent(flow: Flow, outcome: Outcome, now: int) -> Flo
     """A send that timed out is taken for a success: "it probably went through"."""
     if (
         isinstance(flow.effect, Send)
-        and isinstance(outcome, Failed)
+        and isinstance(outcome, Failure)
         and outcome.category is ErrorCategory.AMBIGUOUS
     ):
         outcome = Sent("unknown")

@@ -80,7 +80,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from statemodel import attention, flows, table
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 from statemodel.events import (
     ClaimCause,
@@ -94,7 +94,6 @@ from statemodel.events import (
 from statemodel.flows import (
     Answer,
     ConditionFailed,
-    Failed,
     Flow,
     Kind,
     Outcome,
@@ -106,7 +105,7 @@ from statemodel.flows import (
     Written,
 )
 from statemodel.invariants import duplicate_problems, history_problems, lost, metadata_problems, orphans
-from statemodel.records import LastError, Message, Phase, Record
+from statemodel.records import Message, Phase, Record
 from statemodel.stored import Stored
 from statemodel.table import Table, Transition
 from statemodel.validation import (
@@ -720,6 +719,8 @@ class Space:
 
 
 UNREAD = "*"  # what the explorer writes in fields the model records but never reads
+# A failure recorded but never read: its code says so; its category must be one (`evolve` reads it).
+UNREAD_FAILURE = Failure(ErrorCategory.RETRYABLE, UNREAD)
 
 
 def forget_unread(flow: Flow) -> Flow:
@@ -737,7 +738,7 @@ def forget_unread(flow: Flow) -> Flow:
         return flow
     after = write.after
     if after.last_error is not None:
-        after = attrs.evolve(after, last_error=LastError(UNREAD, UNREAD))
+        after = attrs.evolve(after, last_error=UNREAD_FAILURE)
     return attrs.evolve(flow, effect=Write(write.before, events, after))
 
 
@@ -748,7 +749,7 @@ def _forget_unread_event(event: Event) -> Event:
         case RedriveExhausted():
             return attrs.evolve(event, cause=ExhaustionCause.MAX_ATTEMPTS)
         case SendFailed():
-            return attrs.evolve(event, category=UNREAD, code=UNREAD)
+            return attrs.evolve(event, category=UNREAD_FAILURE.category.value, code=UNREAD)
     return event
 
 
@@ -756,8 +757,8 @@ def _category_only(outcome: Outcome) -> Outcome:
     """A failure as the model sees it in the explorer: its category, with the category as its code.
     The model branches on the category and never on the code, which it only records and reports; two
     failures of one category lead to the same states."""
-    if isinstance(outcome, Failed):
-        return Failed(outcome.category, outcome.category.value)
+    if isinstance(outcome, Failure):
+        return Failure(outcome.category, outcome.category.value)
     return outcome
 
 
@@ -823,7 +824,7 @@ def describe_outcome(outcome: Outcome | None) -> str:
             return f"condition failed (found {describe_record(current)})"
         case Sent(sqs_message_id=sqs_id):
             return f"SQS accepted it as {sqs_id}"
-        case Failed(category=category, code=code):
+        case Failure(category=category, code=code):
             return f"failed: {category.value} {code}"
     return ""
 
