@@ -4,7 +4,8 @@ Time, ids and outcomes come in as arguments. See `statemodel.table` for the rule
 
 `__all__` is what a reader of the model and a team's tests need: the record, its commands, events
 and errors, the table, `decide` / `evolve` / `replay`, and the sans-I/O flows (`start_*` returns a
-`Flow` whose effect says what to do; `advance` takes what came of it). The decider's own machinery
+`Flow` whose effect says what to do; `advance` takes what came of it; both are methods of `Flows`,
+which holds the table they decide by). The decider's own machinery
 (the history checker, the error-consequence table) stays in its modules.
 """
 
@@ -44,6 +45,7 @@ from statemodel.flows import (
     Answer,
     ConditionFailed,
     Flow,
+    Flows,
     Outcome,
     Result,
     Send,
@@ -80,6 +82,7 @@ __all__ = [
     "ExpireLease",
     "Failure",
     "Flow",
+    "Flows",
     "ForbiddenCommand",
     "IllegalTransition",
     "LeaseStillLive",

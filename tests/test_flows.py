@@ -36,9 +36,11 @@ from statemodel.attention import (
 from statemodel.categories import Failure
 from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
+    FLOWS,
     Answer,
     ConditionFailed,
     Flow,
+    Flows,
     Kind,
     Result,
     Send,
@@ -59,7 +61,7 @@ from statemodel.flows import (
 from statemodel.invariants import foreign_changes, is_orphan, metadata_problems, orphans
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
-from statemodel.table import TRANSITIONS, Table
+from statemodel.table import TRANSITIONS
 from statemodel.validation import message_id_for_key, new_message, parse_submission
 
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
@@ -79,11 +81,13 @@ def submit(world: World, msg: Message, *faults: Fault | None, now: int = NOW, at
     return run(world, flow, *faults, now=now)
 
 
-def run(world: World, flow: Flow, *faults: Fault | None, now: int = NOW) -> Flow:
+def run(world: World, flow: Flow, *faults: Fault | None, now: int = NOW, model: Flows = FLOWS) -> Flow:
+    """Runs a flow to its end by `model` (the flows over the table as written unless a test gives
+    another), the n-th effect meeting the n-th fault."""
     planned = list(faults)
     while not flow.done:
         fault = planned.pop(0) if planned else None
-        flow = advance(flow, world.perform(flow.effect, now, fault), now)
+        flow = model.advance(flow, world.perform(flow.effect, now, fault), now)
     return flow
 
 
@@ -529,7 +533,7 @@ def test_the_reconciler_s_index_partitions_cover_every_shard_of_each_kind() -> N
     assert key[0].replace("PENDING", "EXHAUSTED") in exhausted_partitions()
 
 
-# ---- each write is decided at its own time, from the flow's own table ------------------------------
+# ---- each write is decided at its own time, from the table of the flows that runs it ---------------
 
 
 def run_timed(world: World, flow: Flow, start: int, *faults: Fault | None) -> tuple[Flow, int]:
@@ -590,58 +594,68 @@ def test_every_event_carries_the_time_its_write_was_decided() -> None:
     assert isinstance(claimed, Claimed) and claimed.cause is ClaimCause.DISPATCH
 
 
-def without(command: type) -> Table:
-    return tuple(row for row in TRANSITIONS if row.command is not command)
+def without(command: type) -> Flows:
+    """The flows over the transition table less the rows of `command`."""
+    return Flows(tuple(row for row in TRANSITIONS if row.command is not command))
 
 
-def test_every_write_of_a_flow_is_decided_from_the_flow_s_table() -> None:
-    """A model mutant hands the flows another table: each write must come from it, so a table
+def test_the_module_s_flows_are_those_over_the_table_as_written() -> None:
+    assert FLOWS.table is TRANSITIONS and Flows() == FLOWS
+    assert advance == FLOWS.advance and start_submit == FLOWS.start_submit
+    assert reconcile_start == FLOWS.reconcile_start and prepare == FLOWS.prepare
+
+
+def test_every_write_of_a_flow_is_decided_from_the_table_of_its_flows() -> None:
+    """A model mutant runs flows over another table: each write must come from it, so a table
     without the row a step needs refuses that step."""
     lease = lease_expiry(NOW, 10_000, SETTINGS)
     msg = message()
     with pytest.raises(ForbiddenCommand):
-        start_submit(msg, "a-1", lease, NOW, SETTINGS, without(Submit))
+        without(Submit).start_submit(msg, "a-1", lease, NOW, SETTINGS)
     with pytest.raises(ForbiddenCommand):
-        start_outbox(msg, "a-1", lease, NOW, SETTINGS, without(Prepare))
+        without(Prepare).start_outbox(msg, "a-1", lease, NOW, SETTINGS)
     with pytest.raises(ForbiddenCommand):
-        prepare(msg, NOW, without(Prepare))
+        without(Prepare).prepare(msg, NOW)
     for command, faults in ((ConfirmSend, ()), (ReportSendFailure, (None, Fault.SEND_RETRYABLE))):
-        flow = start_submit(msg, "a-1", lease, NOW, SETTINGS, without(command))
+        model = without(command)
+        flow = model.start_submit(msg, "a-1", lease, NOW, SETTINGS)
         with pytest.raises(ForbiddenCommand):
-            run(World(), flow, *faults)
+            run(World(), flow, *faults, model=model)
     world = World()
     record = prepared(world, msg)
+    no_claim = without(Redrive)
     with pytest.raises(ForbiddenCommand):
-        start_dispatch(record, "d-1", lease, NOW, SETTINGS, without(Redrive))
+        no_claim.start_dispatch(record, "d-1", lease, NOW, SETTINGS)
     with pytest.raises(ForbiddenCommand):
-        run(world, start_outbox(msg, "o-1", lease, NOW, SETTINGS, without(Redrive)))
+        run(world, no_claim.start_outbox(msg, "o-1", lease, NOW, SETTINGS), model=no_claim)
     with pytest.raises(ForbiddenCommand):  # a replay of the PENDING record claims it
-        run(world, start_submit(msg, "a-2", lease, NOW, SETTINGS, without(Redrive)))
+        run(world, no_claim.start_submit(msg, "a-2", lease, NOW, SETTINGS), model=no_claim)
     later = NOW + SETTINGS.redrive_after_ms
     with pytest.raises(ForbiddenCommand):
-        reconcile_start(record, later, SETTINGS, "r-1", later + 1, without(Redrive))
+        no_claim.reconcile_start(record, later, SETTINGS, "r-1", later + 1)
     world = World()
     submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
     in_flight = world.record(msg.message_id)
+    assert in_flight is not None
     with pytest.raises(ForbiddenCommand):
-        reconcile_start(in_flight, lease, SETTINGS, "r-1", lease + 1, without(ExpireLease))
+        without(ExpireLease).reconcile_start(in_flight, lease, SETTINGS, "r-1", lease + 1)
     exhausted = attrs.evolve(record, exhausted=True)
     with pytest.raises(ForbiddenCommand):
-        start_rearm(exhausted, "op", "fixed", NOW, without(Rearm))
+        without(Rearm).start_rearm(exhausted, "op", "fixed", NOW)
 
 
-def test_a_re_drive_carries_its_table_to_its_confirm_and_rollback() -> None:
-    """The re-drive's later writes (the confirm, the rollback) come from the table it was started
-    with, like its claim: a mutant's table reaches every step of the reconciler's flows."""
+def test_a_re_drive_s_confirm_and_rollback_come_from_the_table_of_its_flows() -> None:
+    """The re-drive's later writes (the confirm, the rollback) come from the table of the flows that
+    advance it, like its claim: a mutant's table reaches every step of the reconciler's flows."""
     lease = lease_expiry(NOW, 10_000, SETTINGS)
     later = NOW + SETTINGS.redrive_after_ms
     for command, faults in ((ConfirmSend, ()), (ReportSendFailure, (None, Fault.SEND_RETRYABLE))):
-        world, msg = World(), message()
+        world, msg, model = World(), message(), without(command)
         record = prepared(world, msg)
-        flow = reconcile_start(record, later, SETTINGS, "r-1", later + lease, without(command))
+        flow = model.reconcile_start(record, later, SETTINGS, "r-1", later + lease)
         assert flow is not None and flow.kind is Kind.REDRIVE
         with pytest.raises(ForbiddenCommand):
-            run(world, flow, *faults)
+            run(world, flow, *faults, model=model)
 
 
 def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_read() -> None:

@@ -139,7 +139,7 @@ STATEMODEL_API = [
     "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence", "decide",
     "evolve", "replay",
     # the sans-I/O flows
-    "Answer", "ConditionFailed", "Flow", "Outcome", "Result", "Send", "Sent", "Settings",
+    "Answer", "ConditionFailed", "Flow", "Flows", "Outcome", "Result", "Send", "Sent", "Settings",
     "Write", "Written", "advance", "start_dispatch", "start_expire", "start_outbox", "start_rearm",
     "start_redrive", "start_submit",
 ]  # fmt: skip
