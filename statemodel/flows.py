@@ -176,13 +176,7 @@ class Sent:
     sqs_message_id: str
 
 
-@attrs.frozen
-class Failed:
-    category: ErrorCategory
-    code: str
-
-
-Outcome = Written | ConditionFailed | Sent | Failed
+Outcome = Written | ConditionFailed | Sent | Failure  # a Failure: the effect failed outright
 
 
 def condition_holds(write: Write, current: Record | None) -> bool:
@@ -230,9 +224,6 @@ class Flow:
     request_hash: str = ""  # with `queue`, the request a replay must match (else a conflict)
     queue: str | None = None
     failure: Failure | None = None  # the send failure being rolled back
-    # The rows `decide` picks this flow's events from: the transition table, unless the explorer runs
-    # a model mutant with another. Not part of a flow's identity (every flow of a run has the same).
-    table: Table = attrs.field(default=TRANSITIONS, eq=False, repr=False)
 
     @property
     def done(self) -> bool:
@@ -244,250 +235,242 @@ class Flow:
         return self.effect
 
 
-def start_submit(
-    message: Message,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-) -> Flow:
-    command = Submit(message, attempt_id, lease_expires_at)
-    return Flow(
-        kind=Kind.SUBMIT,
-        stage=Stage.CREATE,
-        effect=_write(None, command, now, table),
-        record=None,
-        attempt_id=attempt_id,
-        lease_expires_at=lease_expires_at,
-        max_attempts=settings.max_attempts,
-        send_deadline=lease_expires_at - settings.lease_margin_ms,
-        request_hash=message.request_hash,
-        queue=message.queue,
-        table=table,
-    )
+@attrs.frozen
+class Flows:
+    """The flows over one transition table: `decide` picks every write's events from `table`.
 
-
-def prepare(message: Message, now: int, table: Table = TRANSITIONS) -> Write:
-    """The transactional outbox's record: Accepted, PENDING, unclaimed. The team's own transaction
-    writes it (`adapters.Outbox.pending_put`); `start_dispatch` or a re-drive claims it."""
-    return _write(None, Prepare(message), now, table)
-
-
-def start_outbox(
-    message: Message,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-) -> Flow:
-    """The transactional outbox as one flow: the record's write (in the team's transaction), then
-    `dispatch`'s claim, send and confirm. The model checkers run it beside `start_submit`."""
-    # Equivalent mutants on the next line: the submit's first write, its only reader of `now`, is
-    # replaced by the prepare.
-    flow = start_submit(message, attempt_id, lease_expires_at, now, settings, table)  # pragma: no mutate
-    return attrs.evolve(flow, stage=Stage.PREPARE, effect=prepare(message, now, table))
-
-
-def start_dispatch(
-    record: Record,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-    request: Message | None = None,
-) -> Flow:
-    """`dispatch` of a record found by its key: claim it if PENDING, then send and confirm; a record
-    already sent is accepted without a send, one in flight elsewhere is told to come back.
-    `request`: the message the caller meant to write (its `pending_put`); a record holding another
-    request (body, attributes, group or queue) is a conflict, as for `send`. None: the record's own."""
-    request = record.message if request is None else request
-    flow = Flow(
-        kind=Kind.SUBMIT,
-        stage=Stage.CLAIM,  # pragma: no mutate (_replay sets the stage: a claim's or the end)
-        effect=Answer(Result.SUPERSEDED, record.message_id, record),  # pragma: no mutate (replaced below)
-        record=record,  # pragma: no mutate (_replay sets the record it answers for)
-        attempt_id=attempt_id,
-        lease_expires_at=lease_expires_at,
-        max_attempts=settings.max_attempts,
-        send_deadline=lease_expires_at - settings.lease_margin_ms,
-        request_hash=request.request_hash,
-        queue=request.queue,
-        table=table,
-    )
-    return _replay(flow, record, now, cause=ClaimCause.DISPATCH)
-
-
-def start_redrive(
-    record: Record,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-) -> Flow:
-    command = Redrive(attempt_id, lease_expires_at, ClaimCause.REDRIVE, settings.max_attempts)
-    return Flow(
-        kind=Kind.REDRIVE,
-        stage=Stage.CLAIM,
-        effect=_write(record, command, now, table),
-        record=record,
-        attempt_id=attempt_id,
-        lease_expires_at=lease_expires_at,
-        max_attempts=settings.max_attempts,  # pragma: no mutate (only a replay's claim reads it)
-        send_deadline=lease_expires_at - settings.lease_margin_ms,
-        table=table,
-    )
-
-
-def start_expire(record: Record, now: int, table: Table = TRANSITIONS) -> Flow:
-    return Flow(
-        kind=Kind.EXPIRE,
-        stage=Stage.EXPIRE,
-        effect=_write(record, ExpireLease(_attempt(record)), now, table),
-        record=record,
-        attempt_id=record.attempt_id,
-        table=table,  # pragma: no mutate (equivalent: an expiry's one write is decided above)
-    )
-
-
-def start_rearm(record: Record, by: str, reason: str, now: int, table: Table = TRANSITIONS) -> Flow:
-    """An operator's re-arm of an exhausted record: one write, conditioned on the record being as
-    read (status and version), so a record that changed since it was read is left alone
-    (`Result.SUPERSEDED`). Raises `ForbiddenCommand` for a record that is not exhausted."""
-    return Flow(
-        kind=Kind.REARM,
-        stage=Stage.REARM,
-        effect=_write(record, Rearm(by, reason), now, table),
-        record=record,
-        table=table,  # pragma: no mutate (equivalent: a re-arm's one write is decided above)
-    )
-
-
-def reconcile_start(
-    record: Record,
-    now: int,
-    settings: Settings,
-    attempt_id: str,
-    lease_expires_at: int,
-    table: Table = TRANSITIONS,
-) -> Flow | None:
-    """What the reconciler does about one record it found: roll back an expired lease, re-drive a
-    PENDING record that waited `redrive_after_ms`, or nothing (None)."""
-    if record.phase is Phase.IN_FLIGHT and _lease(record) <= now:
-        return start_expire(record, now, table)
-    if record.phase is Phase.PENDING and now - record.updated_at >= settings.redrive_after_ms:
-        return start_redrive(record, attempt_id, lease_expires_at, now, settings, table)
-    return None
-
-
-def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
-    """The flow after its effect came out as `outcome`."""
-    effect = flow.effect
-    if isinstance(effect, Answer):
-        raise ValueError("the flow has finished")  # pragma: no mutate (message text, not contract)
-    if isinstance(effect, Write):
-        if isinstance(outcome, ConditionFailed) and outcome.current == effect.after:
-            outcome = Written()  # an earlier try landed; its retry found its own result
-        if isinstance(outcome, Written):
-            flow = attrs.evolve(flow, record=effect.after)
-    match flow.stage, outcome:
-        case Stage.CREATE | Stage.CLAIM, Written():
-            record = _known(flow)
-            if record.phase is Phase.IN_FLIGHT:
-                send = Send(record.message, _attempt(record), flow.send_deadline)
-                return attrs.evolve(flow, stage=Stage.SEND, effect=send)
-            if flow.kind is Kind.REDRIVE:
-                return _finish(flow, Result.EXHAUSTED)
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
-        case Stage.PREPARE, Written():
-            return _claim(flow, _known(flow), ClaimCause.DISPATCH, now)
-        case Stage.CREATE, ConditionFailed(current=current) if current is not None:
-            return _replay(flow, current, now)
-        case Stage.PREPARE, ConditionFailed(current=current) if current is not None:
-            # The transaction is cancelled: a record has this key. `dispatch` answers for it.
-            return _replay(flow, current, now, cause=ClaimCause.DISPATCH)
-        case Stage.CLAIM, ConditionFailed(current=current):
-            if flow.kind is Kind.SUBMIT and current is not None:
-                return _replay(flow, current, now, claim=False)  # pragma: no mutate (None is False here)
-            if flow.kind is Kind.SUBMIT:
-                return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
-            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.SEND, Sent(sqs_message_id=sqs_id):
-            command: Command = ConfirmSend(_own_attempt(flow), sqs_id)
-            return attrs.evolve(
-                flow, stage=Stage.CONFIRM, effect=_write(_known(flow), command, now, flow.table)
-            )
-        case Stage.SEND, Failed(category=category, code=code):
-            command = ReportSendFailure(_own_attempt(flow), category, code)
-            return attrs.evolve(
-                flow,
-                stage=Stage.ROLLBACK,
-                effect=_write(_known(flow), command, now, flow.table),
-                failure=Failure(category, code),
-            )
-        case Stage.CONFIRM, _:
-            return _finish(flow, Result.SENT, unconfirmed=not isinstance(outcome, Written))
-        case Stage.ROLLBACK, _:
-            return _finish(
-                flow, Result.FAILED, flow.failure, rollback_failed=not isinstance(outcome, Written)
-            )
-        case Stage.EXPIRE, Written():
-            return _finish(flow, Result.EXPIRED)
-        case Stage.EXPIRE, ConditionFailed(current=current):
-            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.REARM, Written():
-            return _finish(flow, Result.REARMED)
-        case Stage.REARM, ConditionFailed(current=current):
-            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.CREATE | Stage.PREPARE, ConditionFailed():
-            # The item vanished between the failed condition and its read: nothing to replay.
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
-        case _, Failed(category=category, code=code):
-            # A write failed outright. If it landed after all (ambiguous), the record is in flight
-            # under this flow's lease, and the reconciler rolls it back when the lease expires.
-            return _finish(flow, Result.FAILED, Failure(category, code))
-    cannot = f"{type(outcome).__name__} cannot answer {flow.stage.value}"  # pragma: no mutate (words)
-    raise ValueError(f"{cannot} in {flow.kind.value}")  # pragma: no mutate (message text, not contract)
-
-
-def _replay(
-    flow: Flow, current: Record, now: int, *, claim: bool = True, cause: ClaimCause = ClaimCause.REPLAY
-) -> Flow:
-    """The create found a record with this message id: the same Idempotency-Key again.
-
-    202 is promised only for a message SQS accepted. A record still in flight may yet fail and be
-    exhausted, so its replay is told to come back (retryable), not that its message is queued.
+    The adapters use `FLOWS`, over the table as written (the module's `start_*` and `advance` are its
+    methods). The explorer runs a model mutant as another `Flows` — another table, or a subclass with
+    one method swapped — so a mutant enters through this one object and nothing is patched.
     """
-    flow = attrs.evolve(flow, record=current)
-    match current.phase:
-        case _ if (current.message.request_hash, current.message.queue) != (flow.request_hash, flow.queue):
-            return _finish(flow, Result.CONFLICT)
-        case Phase.CONFIRMED:
-            return _finish(flow, Result.ALREADY_QUEUED)
-        case Phase.IN_FLIGHT:
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "InProgress"))
-        case Phase.EXHAUSTED:
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
-        case _ if claim:
-            return _claim(flow, current, cause, now)
-    # A concurrent replay rolled it back between our read and our claim: let the client retry.
-    return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
+
+    table: Table = TRANSITIONS
+
+    def start_submit(
+        self, message: Message, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    ) -> Flow:
+        command = Submit(message, attempt_id, lease_expires_at)
+        return Flow(
+            kind=Kind.SUBMIT,
+            stage=Stage.CREATE,
+            effect=self._write(None, command, now),
+            record=None,
+            attempt_id=attempt_id,
+            lease_expires_at=lease_expires_at,
+            max_attempts=settings.max_attempts,
+            send_deadline=lease_expires_at - settings.lease_margin_ms,
+            request_hash=message.request_hash,
+            queue=message.queue,
+        )
+
+    def prepare(self, message: Message, now: int) -> Write:
+        """The transactional outbox's record: Accepted, PENDING, unclaimed. The team's own transaction
+        writes it (`adapters.Outbox.pending_put`); `start_dispatch` or a re-drive claims it."""
+        return self._write(None, Prepare(message), now)
+
+    def start_outbox(
+        self, message: Message, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    ) -> Flow:
+        """The transactional outbox as one flow: the record's write (in the team's transaction), then
+        `dispatch`'s claim, send and confirm. The model checkers run it beside `start_submit`."""
+        # Equivalent mutants on the next line: the submit's first write, its only reader of `now`, is
+        # replaced by the prepare.
+        flow = self.start_submit(message, attempt_id, lease_expires_at, now, settings)  # pragma: no mutate
+        return attrs.evolve(flow, stage=Stage.PREPARE, effect=self.prepare(message, now))
+
+    def start_dispatch(
+        self,
+        record: Record,
+        attempt_id: str,
+        lease_expires_at: int,
+        now: int,
+        settings: Settings,
+        request: Message | None = None,
+    ) -> Flow:
+        """`dispatch` of a record found by its key: claim it if PENDING, then send and confirm; a record
+        already sent is accepted without a send, one in flight elsewhere is told to come back.
+        `request`: the message the caller meant to write (its `pending_put`); a record holding another
+        request (body, attributes, group or queue) is a conflict, as for `send`. None: the record's own."""
+        request = record.message if request is None else request
+        flow = Flow(
+            kind=Kind.SUBMIT,
+            stage=Stage.CLAIM,  # pragma: no mutate (_replay sets the stage: a claim's or the end)
+            effect=Answer(Result.SUPERSEDED, record.message_id, record),  # pragma: no mutate (replaced below)
+            record=record,  # pragma: no mutate (_replay sets the record it answers for)
+            attempt_id=attempt_id,
+            lease_expires_at=lease_expires_at,
+            max_attempts=settings.max_attempts,
+            send_deadline=lease_expires_at - settings.lease_margin_ms,
+            request_hash=request.request_hash,
+            queue=request.queue,
+        )
+        return self._replay(flow, record, now, cause=ClaimCause.DISPATCH)
+
+    def start_redrive(
+        self, record: Record, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    ) -> Flow:
+        command = Redrive(attempt_id, lease_expires_at, ClaimCause.REDRIVE, settings.max_attempts)
+        return Flow(
+            kind=Kind.REDRIVE,
+            stage=Stage.CLAIM,
+            effect=self._write(record, command, now),
+            record=record,
+            attempt_id=attempt_id,
+            lease_expires_at=lease_expires_at,
+            max_attempts=settings.max_attempts,  # pragma: no mutate (only a replay's claim reads it)
+            send_deadline=lease_expires_at - settings.lease_margin_ms,
+        )
+
+    def start_expire(self, record: Record, now: int) -> Flow:
+        return Flow(
+            kind=Kind.EXPIRE,
+            stage=Stage.EXPIRE,
+            effect=self._write(record, ExpireLease(_attempt(record)), now),
+            record=record,
+            attempt_id=record.attempt_id,
+        )
+
+    def start_rearm(self, record: Record, by: str, reason: str, now: int) -> Flow:
+        """An operator's re-arm of an exhausted record: one write, conditioned on the record being as
+        read (status and version), so a record that changed since it was read is left alone
+        (`Result.SUPERSEDED`). Raises `ForbiddenCommand` for a record that is not exhausted."""
+        return Flow(
+            kind=Kind.REARM,
+            stage=Stage.REARM,
+            effect=self._write(record, Rearm(by, reason), now),
+            record=record,
+        )
+
+    def reconcile_start(
+        self, record: Record, now: int, settings: Settings, attempt_id: str, lease_expires_at: int
+    ) -> Flow | None:
+        """What the reconciler does about one record it found: roll back an expired lease, re-drive a
+        PENDING record that waited `redrive_after_ms`, or nothing (None)."""
+        if record.phase is Phase.IN_FLIGHT and _lease(record) <= now:
+            return self.start_expire(record, now)
+        if record.phase is Phase.PENDING and now - record.updated_at >= settings.redrive_after_ms:
+            return self.start_redrive(record, attempt_id, lease_expires_at, now, settings)
+        return None
+
+    def advance(self, flow: Flow, outcome: Outcome, now: int) -> Flow:
+        """The flow after its effect came out as `outcome`."""
+        effect = flow.effect
+        if isinstance(effect, Answer):
+            raise ValueError("the flow has finished")  # pragma: no mutate (message text, not contract)
+        if isinstance(effect, Write):
+            if isinstance(outcome, ConditionFailed) and outcome.current == effect.after:
+                outcome = Written()  # an earlier try landed; its retry found its own result
+            if isinstance(outcome, Written):
+                flow = attrs.evolve(flow, record=effect.after)
+        match flow.stage, outcome:
+            case Stage.CREATE | Stage.CLAIM, Written():
+                record = _known(flow)
+                if record.phase is Phase.IN_FLIGHT:
+                    send = Send(record.message, _attempt(record), flow.send_deadline)
+                    return attrs.evolve(flow, stage=Stage.SEND, effect=send)
+                if flow.kind is Kind.REDRIVE:
+                    return _finish(flow, Result.EXHAUSTED)
+                return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
+            case Stage.PREPARE, Written():
+                return self._claim(flow, _known(flow), ClaimCause.DISPATCH, now)
+            case Stage.CREATE, ConditionFailed(current=current) if current is not None:
+                return self._replay(flow, current, now)
+            case Stage.PREPARE, ConditionFailed(current=current) if current is not None:
+                # The transaction is cancelled: a record has this key. `dispatch` answers for it.
+                return self._replay(flow, current, now, cause=ClaimCause.DISPATCH)
+            case Stage.CLAIM, ConditionFailed(current=current):
+                if flow.kind is Kind.SUBMIT and current is not None:
+                    return self._replay(flow, current, now, claim=False)  # pragma: no mutate (None is False)
+                if flow.kind is Kind.SUBMIT:
+                    return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
+                return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
+            case Stage.SEND, Sent(sqs_message_id=sqs_id):
+                command: Command = ConfirmSend(_own_attempt(flow), sqs_id)
+                return attrs.evolve(flow, stage=Stage.CONFIRM, effect=self._write(_known(flow), command, now))
+            case Stage.SEND, Failure() as failure:
+                command = ReportSendFailure(_own_attempt(flow), failure.category, failure.code)
+                rollback = self._write(_known(flow), command, now)
+                return attrs.evolve(flow, stage=Stage.ROLLBACK, effect=rollback, failure=failure)
+            case Stage.CONFIRM, _:
+                return _finish(flow, Result.SENT, unconfirmed=not isinstance(outcome, Written))
+            case Stage.ROLLBACK, _:
+                return _finish(
+                    flow, Result.FAILED, flow.failure, rollback_failed=not isinstance(outcome, Written)
+                )
+            case Stage.EXPIRE, Written():
+                return _finish(flow, Result.EXPIRED)
+            case Stage.EXPIRE, ConditionFailed(current=current):
+                return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
+            case Stage.REARM, Written():
+                return _finish(flow, Result.REARMED)
+            case Stage.REARM, ConditionFailed(current=current):
+                return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
+            case Stage.CREATE | Stage.PREPARE, ConditionFailed():
+                # The item vanished between the failed condition and its read: nothing to replay.
+                return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
+            case _, Failure() as failure:
+                # A write failed outright. If it landed after all (ambiguous), the record is in flight
+                # under this flow's lease, and the reconciler rolls it back when the lease expires.
+                return _finish(flow, Result.FAILED, failure)
+        cannot = f"{type(outcome).__name__} cannot answer {flow.stage.value}"  # pragma: no mutate (words)
+        raise ValueError(f"{cannot} in {flow.kind.value}")  # pragma: no mutate (message text, not contract)
+
+    def _replay(
+        self,
+        flow: Flow,
+        current: Record,
+        now: int,
+        *,
+        claim: bool = True,
+        cause: ClaimCause = ClaimCause.REPLAY,
+    ) -> Flow:
+        """The create found a record with this message id: the same Idempotency-Key again.
+
+        202 is promised only for a message SQS accepted. A record still in flight may yet fail and be
+        exhausted, so its replay is told to come back (retryable), not that its message is queued.
+        """
+        flow = attrs.evolve(flow, record=current)
+        match current.phase:
+            case _ if (current.message.request_hash, current.message.queue) != (
+                flow.request_hash,
+                flow.queue,
+            ):
+                return _finish(flow, Result.CONFLICT)
+            case Phase.CONFIRMED:
+                return _finish(flow, Result.ALREADY_QUEUED)
+            case Phase.IN_FLIGHT:
+                return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "InProgress"))
+            case Phase.EXHAUSTED:
+                return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
+            case _ if claim:
+                return self._claim(flow, current, cause, now)
+        # A concurrent replay rolled it back between our read and our claim: let the client retry.
+        return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
+
+    def _claim(self, flow: Flow, record: Record, cause: ClaimCause, now: int) -> Flow:
+        assert (
+            flow.attempt_id is not None and flow.lease_expires_at is not None
+        )  # pragma: no mutate (a check)
+        command = Redrive(flow.attempt_id, flow.lease_expires_at, cause, flow.max_attempts)
+        return attrs.evolve(flow, stage=Stage.CLAIM, effect=self._write(record, command, now))
+
+    def _write(self, record: Record | None, command: Command, now: int) -> Write:
+        events = decide(record, command, now, self.table)
+        after = evolve_all(record, events)
+        assert after is not None
+        return Write(record, events, after)
 
 
-def _claim(flow: Flow, record: Record, cause: ClaimCause, now: int) -> Flow:
-    assert flow.attempt_id is not None and flow.lease_expires_at is not None  # pragma: no mutate (a check)
-    command = Redrive(flow.attempt_id, flow.lease_expires_at, cause, flow.max_attempts)
-    return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now, flow.table))
-
-
-def _write(record: Record | None, command: Command, now: int, table: Table = TRANSITIONS) -> Write:
-    events = decide(record, command, now, table)
-    after = evolve_all(record, events)
-    assert after is not None
-    return Write(record, events, after)
+FLOWS = Flows()  # over the transition table as written: what the adapters run
+start_submit = FLOWS.start_submit
+prepare = FLOWS.prepare
+start_outbox = FLOWS.start_outbox
+start_dispatch = FLOWS.start_dispatch
+start_redrive = FLOWS.start_redrive
+start_expire = FLOWS.start_expire
+start_rearm = FLOWS.start_rearm
+reconcile_start = FLOWS.reconcile_start
+advance = FLOWS.advance
 
 
 def _finish(

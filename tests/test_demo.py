@@ -33,10 +33,10 @@ from adapters.runtime.call_report import report as call_report
 from adapters.runtime.config import Config
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.decider import replay
 from statemodel.events import Accepted, ClaimCause, Claimed, SendConfirmed
-from statemodel.flows import Failed, Outcome, Send, Sent
+from statemodel.flows import Outcome, Send, Sent
 from statemodel.stored import Stored
 from statemodel.validation import Request, message_id_for_key, new_message, parse_submission
 
@@ -159,7 +159,7 @@ def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled() -> None:
         def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
             refused[:] = refused or [send.message.message_id]
             if send.message.message_id == refused[0]:  # every send of the first message is throttled:
-                refusal = Failed(ErrorCategory.RETRYABLE, "RequestThrottled")  # rolled back, 503
+                refusal = Failure(ErrorCategory.RETRYABLE, "RequestThrottled")  # rolled back, 503
                 return refusal, call_report("sqs", "SendMessage", 1, time.perf_counter(), None)
             return super().perform(send, deadline_ms)
 

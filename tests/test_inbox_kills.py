@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.inbox_world import (
     EFFECT_REFUSED,
     HANDLER_FAILED,
@@ -25,7 +25,7 @@ from statemodel.checker.inbox_world import (
     commit_effects,
 )
 from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
-from statemodel.inbox import invariants
+from statemodel.inbox import flows, invariants
 from statemodel.inbox.commands import (
     Claim,
     Commit,
@@ -54,11 +54,13 @@ from statemodel.inbox.events import (
 )
 from statemodel.inbox.flows import (
     Conflict,
-    Failed,
     Found,
     Handled,
+    HandlerError,
     InboxAnswer,
+    InboxFlow,
     InboxResult,
+    InboxSettings,
     InboxWrite,
     Invoke,
     Read,
@@ -77,7 +79,6 @@ from statemodel.inbox.table import (
     rows_for,
     rows_of,
 )
-from statemodel.records import LastError
 from statemodel.validation import ECHO_CHARS, Rejection, parse_submission
 
 MESSAGE = InboxMessage("m-1", "sha256:ab", "g-1")
@@ -90,7 +91,7 @@ def record(phase: InboxPhase, **fields: object) -> InboxRecord:
 
 
 def waiting(receives: int = 1) -> InboxRecord:
-    return record(InboxPhase.WAITING, receives=receives, last_error=LastError("retryable", "E"))
+    return record(InboxPhase.WAITING, receives=receives, last_error=Failure(ErrorCategory.RETRYABLE, "E"))
 
 
 def held(attempt: str = "a-1", lease: int = 100, receives: int = 1) -> InboxRecord:
@@ -280,7 +281,7 @@ def test_no_event_but_received_starts_a_record() -> None:
 
 
 def test_each_event_leaves_exactly_its_record() -> None:
-    error = LastError("retryable", "E")
+    error = Failure(ErrorCategory.RETRYABLE, "E")
     cases: list[tuple[InboxRecord, InboxEvent, InboxRecord]] = [
         (
             waiting(1),
@@ -313,7 +314,7 @@ def test_each_event_leaves_exactly_its_record() -> None:
                 version=5,
                 updated_at=62,
                 receives=1,
-                last_error=LastError("permanent", "Bad"),
+                last_error=Failure(ErrorCategory.PERMANENT, "Bad"),
             ),
         ),
         (
@@ -329,7 +330,7 @@ def test_each_event_leaves_exactly_its_record() -> None:
                 version=5,
                 updated_at=64,
                 receives=2,
-                last_error=LastError("ambiguous", "ReadTimeoutError"),
+                last_error=Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"),
             ),
         ),
         (
@@ -782,13 +783,13 @@ def test_the_handler_answers_an_invoke() -> None:
 
 
 def test_each_fault_fails_as_dynamodb_does_and_lands_or_not() -> None:
-    throttled = Failed(RETRYABLE, "ProvisionedThroughputExceededException")
+    throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
     world = InboxWorld()
     assert world.perform(Read("m-1"), InboxFault.READ_FAILED) == throttled
     commit = _create(Commit(MESSAGE, "a-1"), commit=True)
     assert world.perform(commit, InboxFault.WRITE_REJECTED) == throttled
     assert world.stored is None and world.effects == 0
-    assert world.perform(commit, InboxFault.WRITE_LANDED_THEN_TIMEOUT) == Failed(
+    assert world.perform(commit, InboxFault.WRITE_LANDED_THEN_TIMEOUT) == Failure(
         ErrorCategory.AMBIGUOUS, "ReadTimeoutError"
     )
     assert world.record == commit.after and world.effects == 1
@@ -813,3 +814,250 @@ def test_an_error_repeats_a_short_name_whole_and_cuts_a_long_one_saying_its_leng
     cut = parse_submission(json.dumps({"payload": 1, longer: 2}))
     assert isinstance(cut, Rejection)
     assert cut.message.startswith(f"unknown field {fits!r}… ({ECHO_CHARS + 1} characters);")
+
+
+# ---- the flows: each step's effect and each answer, whole ----------------------------------------
+
+SETTINGS = InboxSettings(max_receives=3, lease_margin_ms=30_000)
+
+
+def _guarded(
+    attempt: str = "a-1", now: int = 0, deadline: int = 1_000, settings: InboxSettings = SETTINGS
+) -> InboxFlow:
+    return flows.start_guarded(MESSAGE, attempt, now, deadline, settings)
+
+
+def _transactional(attempt: str = "a-1", now: int = 0, deadline: int = 1_000) -> InboxFlow:
+    return flows.start_transactional(MESSAGE, attempt, now, deadline, SETTINGS)
+
+
+def test_a_claims_lease_ends_the_margin_after_the_invocations_deadline() -> None:
+    assert flows.lease_expiry(1_000, SETTINGS) == 31_000
+    assert flows.idempotency_key(MESSAGE) == "m-1"
+    flow = _guarded(deadline=1_000)
+    assert flow.lease_expires_at == 31_000 and not flow.done
+    assert flow.effect == _create(Claim(MESSAGE, "a-1", 31_000, 3), now=0)
+
+
+def test_a_transactional_delivery_reads_first_then_commits_with_the_effect() -> None:
+    flow = _transactional(now=3, deadline=900)
+    assert flow.effect == Read("m-1") and not flow.done
+    flow = flows.advance(flow, Found(None), 5)
+    assert flow.effect == Invoke("m-1", "a-1", "m-1", 900)
+    flow = flows.advance(flow, Handled("r"), 7)
+    assert flow.effect == _create(Commit(MESSAGE, "a-1"), now=7, commit=True)
+    commit = flow.effect
+    assert isinstance(commit, InboxWrite) and commit.message_id == "m-1"
+    done = flows.advance(flow, Written(), 9)
+    assert done.done and done.answer == InboxAnswer(InboxResult.DONE, "m-1", commit.after, ran=True)
+    assert done.answer.ok and done.answer.stored_result is None
+    with pytest.raises(ValueError, match=r"^the flow has finished$"):
+        flows.advance(done, Written(), 10)
+
+
+def test_a_transactional_delivery_counts_a_failed_handler_as_a_failed_receive() -> None:
+    found = waiting(1)
+    flow = flows.advance(_transactional(), Found(found), 5)
+    assert flow.effect == Invoke("m-1", "a-1", "m-1", 1_000)
+    failure = HandlerError(Failure(PERMANENT, "Bad"))
+    flow = flows.advance(flow, failure, 6)
+    write = flow.effect
+    assert isinstance(write, InboxWrite) and not write.commit
+    assert write == _next(InboxWrite(None, (), found), RecordFailure(MESSAGE, "a-1", PERMANENT, "Bad", 3), 6)
+    answer = flows.advance(flow, Written(), 7).answer
+    assert answer == InboxAnswer(InboxResult.RETRY, "m-1", write.after, failure.failure, ran=True)
+    assert not answer.ok
+    last = flows.advance(
+        flows.advance(flows.advance(_transactional(), Found(waiting(2)), 5), failure, 6), Written(), 7
+    )
+    assert last.answer.result is InboxResult.GIVEN_UP and last.answer.record is not None
+    assert last.answer.record.phase is InboxPhase.FAILED
+
+
+def test_a_transactional_commit_cancelled_by_the_effects_condition_counts_a_failed_receive() -> None:
+    flow = flows.advance(flows.advance(_transactional(), Found(None), 5), Handled("r"), 6)
+    flow = flows.advance(flow, EFFECT_REFUSED, 7)
+    assert flow.effect == _create(RecordFailure(MESSAGE, "a-1", PERMANENT, "EffectConditionFailed", 3), now=7)
+    answer = flows.advance(flow, Written(), 8).answer
+    assert (answer.result, answer.failure, answer.ran, answer.uncompleted) == (
+        InboxResult.RETRY,
+        EFFECT_REFUSED.failure,
+        True,
+        False,
+    )
+
+
+def test_a_transactional_delivery_answers_from_what_it_reads() -> None:
+    done = record(InboxPhase.DONE, attempt_id="a-0")
+    assert flows.advance(_transactional(), Found(done), 5).answer == InboxAnswer(
+        InboxResult.DUPLICATE, "m-1", done
+    )
+    failed = record(InboxPhase.FAILED, receives=3)
+    assert flows.advance(_transactional(), Found(failed), 5).answer == InboxAnswer(
+        InboxResult.GIVEN_UP, "m-1", failed
+    )
+    claimed = held()
+    assert flows.advance(_transactional(), Found(claimed), 5).answer == InboxAnswer(
+        InboxResult.BUSY, "m-1", claimed
+    )
+
+
+def test_a_transactional_commit_that_finds_the_record_changed_answers_by_what_it_found() -> None:
+    committing = flows.advance(flows.advance(_transactional(), Found(None), 5), Handled("r"), 6)
+    done = record(InboxPhase.DONE, attempt_id="a-2")
+    assert flows.advance(committing, Conflict(done), 7).answer == InboxAnswer(
+        InboxResult.DUPLICATE, "m-1", done, ran=True
+    )
+    other = waiting(1)
+    assert flows.advance(committing, Conflict(other), 7).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", other, ran=True, uncompleted=True
+    )
+    failing = flows.advance(flows.advance(_transactional(), Found(None), 5), HANDLER_FAILED, 6)
+    assert flows.advance(failing, Conflict(other), 7).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", other, HANDLER_FAILED.failure, ran=True
+    )
+    assert flows.advance(failing, Conflict(done), 7).answer.result is InboxResult.DUPLICATE
+
+
+def test_a_failed_call_answers_retry_and_says_whether_a_completion_may_not_have_landed() -> None:
+    timeout = Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+    throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
+    as_failure = Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+    assert flows.advance(_transactional(), throttled, 1).answer == InboxAnswer(
+        InboxResult.RETRY,
+        "m-1",
+        None,
+        Failure(RETRYABLE, "ProvisionedThroughputExceededException"),
+    )
+    committing = flows.advance(flows.advance(_transactional(), Found(None), 5), Handled("r"), 6)
+    assert flows.advance(committing, timeout, 7).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", None, as_failure, ran=True, uncompleted=True
+    )
+    failing = flows.advance(flows.advance(_transactional(), Found(None), 5), HANDLER_FAILED, 6)
+    assert flows.advance(failing, timeout, 7).answer == InboxAnswer(
+        InboxResult.RETRY,
+        "m-1",
+        None,
+        HANDLER_FAILED.failure,
+        ran=True,  # the handler's failure, kept
+    )
+    claim = _guarded()
+    assert flows.advance(claim, timeout, 1).answer == InboxAnswer(InboxResult.RETRY, "m-1", None, as_failure)
+    running = flows.advance(claim, Written(), 1)
+    completing = flows.advance(running, Handled("r"), 2)
+    assert flows.advance(completing, timeout, 3).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", running.record, as_failure, ran=True, uncompleted=True
+    )
+    releasing = flows.advance(running, HANDLER_FAILED, 2)
+    assert flows.advance(releasing, timeout, 3).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", running.record, HANDLER_FAILED.failure, ran=True
+    )
+
+
+def test_a_guarded_delivery_claims_runs_and_completes_under_its_attempt() -> None:
+    flow = _guarded(now=2, deadline=1_000)
+    claim = flow.effect
+    assert isinstance(claim, InboxWrite)
+    flow = flows.advance(flow, Written(), 3)
+    assert flow.effect == Invoke("m-1", "a-1", "m-1", 1_000)
+    flow = flows.advance(flow, Handled('{"id": 7}'), 4)
+    complete = flow.effect
+    assert complete == _next(claim, Complete("a-1", '{"id": 7}'), 4)
+    assert isinstance(complete, InboxWrite) and not complete.commit
+    answer = flows.advance(flow, Written(), 5).answer
+    assert answer == InboxAnswer(InboxResult.DONE, "m-1", complete.after, ran=True)
+    assert answer.ok and answer.stored_result == '{"id": 7}'
+
+
+def test_a_guarded_handler_starts_up_to_its_deadline_and_not_after() -> None:
+    at_deadline = flows.advance(_guarded(deadline=100), Written(), 100)
+    assert isinstance(at_deadline.effect, Invoke)
+    late = flows.advance(_guarded(deadline=100), Written(), 101)
+    assert late.answer.result is InboxResult.RETRY and late.answer.record is not None
+    assert late.answer.failure == Failure(RETRYABLE, "DeadlineExceeded")
+
+
+def test_a_guarded_failing_handler_releases_its_claim() -> None:
+    flow = _guarded()
+    claim = flow.effect
+    assert isinstance(claim, InboxWrite)
+    failure = HandlerError(Failure(PERMANENT, "Bad"))
+    flow = flows.advance(flows.advance(flow, Written(), 1), failure, 2)
+    release = flow.effect
+    assert release == _next(claim, Release("a-1", PERMANENT, "Bad", 3), 2)
+    assert isinstance(release, InboxWrite)
+    assert flows.advance(flow, Written(), 3).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", release.after, failure.failure, ran=True
+    )
+    assert flows.advance(flow, Conflict(None), 3).answer == InboxAnswer(
+        InboxResult.LOST, "m-1", None, failure.failure, ran=True, uncompleted=True
+    )
+    last = _guarded(settings=InboxSettings(max_receives=1, lease_margin_ms=30_000))
+    last = flows.advance(flows.advance(last, Written(), 1), failure, 2)
+    assert flows.advance(last, Written(), 3).answer.result is InboxResult.GIVEN_UP
+
+
+def test_a_guarded_claim_meets_what_is_there() -> None:
+    taker = held("a-0", lease=500)
+    busy = flows.advance(_guarded(), Conflict(taker), 499)
+    assert busy.answer == InboxAnswer(InboxResult.BUSY, "m-1", taker)
+    retaking = flows.advance(_guarded(now=500), Conflict(taker), 500)
+    assert retaking.effect == _next(InboxWrite(None, (), taker), Claim(MESSAGE, "a-1", 31_000, 3), 500)
+    assert flows.advance(retaking, Conflict(held("a-7", lease=900)), 501).answer.result is InboxResult.BUSY
+    done = record(InboxPhase.DONE, attempt_id="a-0", result="kept")
+    duplicate = flows.advance(_guarded(), Conflict(done), 1).answer
+    assert duplicate == InboxAnswer(InboxResult.DUPLICATE, "m-1", done) and duplicate.stored_result == "kept"
+    failed = record(InboxPhase.FAILED, receives=3)
+    assert flows.advance(_guarded(), Conflict(failed), 1).answer == InboxAnswer(
+        InboxResult.GIVEN_UP, "m-1", failed
+    )
+    spent = flows.advance(_guarded(), Conflict(waiting(3)), 1)
+    gave_up = flows.advance(spent, Written(), 2).answer
+    assert gave_up.result is InboxResult.GIVEN_UP and not gave_up.ran and not gave_up.ok
+
+
+def test_a_guarded_completion_that_lost_its_claim_is_lost() -> None:
+    running = flows.advance(_guarded(), Written(), 1)
+    completing = flows.advance(running, Handled("r"), 2)
+    thief = held("a-2", lease=90_000, receives=2)
+    assert flows.advance(completing, Conflict(thief), 3).answer == InboxAnswer(
+        InboxResult.LOST, "m-1", thief, ran=True, uncompleted=True
+    )
+
+
+def test_an_operator_rearm_is_one_write_on_the_record_as_read() -> None:
+    failed = record(InboxPhase.FAILED, receives=3)
+    flow = flows.start_rearm(failed, "ops", "fixed", 40)
+    rearm = flow.effect
+    assert rearm == _next(InboxWrite(None, (), failed), RearmMessage("ops", "fixed"), 40)
+    assert isinstance(rearm, InboxWrite)
+    assert flows.advance(flow, Written(), 41).answer == InboxAnswer(InboxResult.REARMED, "m-1", rearm.after)
+    moved = waiting(0)
+    assert flows.advance(flow, Conflict(moved), 41).answer == InboxAnswer(
+        InboxResult.SUPERSEDED, "m-1", moved
+    )
+    assert flows.advance(flow, Conflict(rearm.after), 41).answer.result is InboxResult.REARMED
+
+
+def test_an_outcome_a_step_cannot_take_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"^Written cannot answer read in transactional$"):
+        flows.advance(_transactional(), Written(), 1)
+    with pytest.raises(ValueError, match=r"^Found cannot answer claim in guarded$"):
+        flows.advance(_guarded(), Found(None), 1)
+    with pytest.raises(AssertionError, match="the flow has not finished"):
+        _ = _guarded().answer
+
+
+def test_a_delivery_writes_by_the_table_it_is_given() -> None:
+    """The explorer's model mutants enter through the table the flows are started with."""
+    no_commit = tuple(row for row in INBOX_TRANSITIONS if row.command is not Commit)
+    flow = flows.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS, no_commit)
+    flow = flows.advance(flow, Found(None), 1)
+    with pytest.raises(ForbiddenCommand, match="Commit is forbidden in phase ABSENT"):
+        flows.advance(flow, Handled("r"), 2)
+    no_claim = tuple(row for row in INBOX_TRANSITIONS if row.command is not Claim)
+    with pytest.raises(ForbiddenCommand, match="Claim is forbidden in phase ABSENT"):
+        flows.start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS, no_claim)
+    no_rearm = tuple(row for row in INBOX_TRANSITIONS if row.command is not RearmMessage)
+    with pytest.raises(ForbiddenCommand, match="RearmMessage is forbidden"):
+        flows.start_rearm(record(InboxPhase.FAILED), "ops", "r", 0, no_rearm)

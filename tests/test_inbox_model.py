@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.docgen.inbox_doc import FENCED, build_machine, condition_names
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.inbox_world import EFFECT_REFUSED, HANDLER_FAILED, HANDLER_OK, InboxFault, InboxWorld
 from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
 from statemodel.inbox import flows, invariants
@@ -406,7 +406,7 @@ def test_a_commit_refused_by_the_effects_own_condition_counts_a_failed_receive()
     flow = flows.advance(flow, world.perform(flow.effect, handler=EFFECT_REFUSED), 0)
     assert flow.stage is Stage.FAILURE
     flow = run(world, flow)
-    assert flow.answer.result is InboxResult.RETRY and flow.answer.failure == EFFECT_REFUSED
+    assert flow.answer.result is InboxResult.RETRY and flow.answer.failure == EFFECT_REFUSED.failure
     assert world.effects == 0 and world.record is not None and world.record.receives == 1
     assert world.record.last_error is not None and world.record.last_error.code == "EffectConditionFailed"
 
@@ -456,7 +456,7 @@ def test_guarded_no_handler_starts_past_its_deadline() -> None:
     flow = guarded("a-1", now=0, deadline=100)
     late = flows.advance(flow, world.perform(flow.effect), 101)
     assert late.done and late.answer.result is InboxResult.RETRY and not late.answer.ran
-    assert late.answer.failure == HandlerError(ErrorCategory.RETRYABLE, "DeadlineExceeded")
+    assert late.answer.failure == Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded")
 
 
 def test_guarded_a_failing_handler_releases_until_given_up() -> None:
@@ -468,7 +468,7 @@ def test_guarded_a_failing_handler_releases_until_given_up() -> None:
 
 def test_an_operator_rearms_a_failed_message_and_a_changed_one_is_superseded() -> None:
     world = InboxWorld()
-    given_up = run(world, transactional("a-1"), handler=HandlerError(ErrorCategory.PERMANENT, "Bad"))
+    given_up = run(world, transactional("a-1"), handler=HandlerError(Failure(ErrorCategory.PERMANENT, "Bad")))
     assert given_up.answer.result is InboxResult.RETRY
     for n in (2, 3):
         run(world, transactional(f"a-{n}"), handler=HANDLER_FAILED)

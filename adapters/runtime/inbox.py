@@ -73,14 +73,13 @@ from adapters.runtime.log_events import (
     emit,
 )
 from adapters.runtime.logs import get_logger, logging_to
-from statemodel.categories import ErrorCategory, consequence
+from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.errors import ForbiddenCommand
 from statemodel.inbox import flows
 from statemodel.inbox.decider import evolve
 from statemodel.inbox.events import InboxEvent, InboxStored, event_to_dict
 from statemodel.inbox.flows import (
     Conflict,
-    Failed,
     Found,
     Handled,
     HandlerError,
@@ -244,10 +243,12 @@ class InboxStore:
     def key(self, message_id: str) -> dict[str, Any]:
         return self.layout.key(record_key(message_id, self.prefix))
 
-    def get(self, message_id: str, deadline_ms: int | None) -> tuple[InboxStored | Failed | None, CallReport]:
+    def get(
+        self, message_id: str, deadline_ms: int | None
+    ) -> tuple[InboxStored | Failure | None, CallReport]:
         started = time.perf_counter()
         error: Classified | None = None
-        found: InboxStored | Failed | None = None
+        found: InboxStored | Failure | None = None
         with aws_call(deadline_ms) as call:
             try:
                 item = self.client.get_item(
@@ -261,7 +262,7 @@ class InboxStore:
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models["GetItem"])
         if error is not None:
-            found = Failed(error.category, error.code)
+            found = error.failure
         return found, report("dynamodb", "GetItem", call.attempts, started, error)
 
     def perform(
@@ -289,7 +290,7 @@ class InboxStore:
                 outcome, error = self._refused(exc, operation, deadline_ms, write, bool(entries))
             except (BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models[operation])
-                outcome = Failed(error.category, error.code)
+                outcome = error.failure
         return outcome, report("dynamodb", operation, call.attempts, started, error)
 
     def _refused(
@@ -305,15 +306,15 @@ class InboxStore:
             if own.get("Code") == "ConditionalCheckFailed":
                 return self._conflict(own.get("Item"), write, deadline_ms)
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
-                return HandlerError(ErrorCategory.PERMANENT, EFFECT_REFUSED), None
+                return HandlerError(Failure(ErrorCategory.PERMANENT, EFFECT_REFUSED)), None
             codes = [str(r["Code"]) for r in reasons if r.get("Code") not in (None, "None")]
             transient = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
             if codes and set(codes) <= transient:
                 error = failed(ErrorCategory.RETRYABLE, codes[0])
-                return Failed(error.category, error.code), error
+                return error.failure, error
             if codes:  # a validation of one of the team's entries, say: a bug of the handler's effect
                 error = failed(ErrorCategory.PERMANENT, str(codes[0]))
-                return HandlerError(error.category, error.code), error
+                return HandlerError(error.failure), error
         error = self.classify(exc, self._models[operation])
         if effect and not consequence(error.category).retry_after:  # statemodel.categories decides
             # DynamoDB refused the whole request, not one entry: a malformed entry of the team's effect
@@ -321,20 +322,20 @@ class InboxStore:
             # same commit fails so on every delivery (the inbox's own part is the one its GetItem just
             # read), so it counts a failed receive, to FAILED and the operator's list, as a handler's
             # failure does; else the message reached the DLQ with no record of why.
-            return HandlerError(error.category, error.code), error
-        return Failed(error.category, error.code), error
+            return HandlerError(error.failure), error
+        return error.failure, error
 
     def _conflict(
         self, item: dict[str, Any] | None, write: InboxWrite, deadline_ms: int | None
     ) -> tuple[InboxOutcome, Classified | None]:
         if item is None:  # not every answer carries the item: read it
             found, call = self.get(write.message_id, deadline_ms)
-            if isinstance(found, Failed):
+            if isinstance(found, Failure):
                 return found, call.error
             return Conflict(found.record if found else None), None
         decoded = self._decode(item)
         if isinstance(decoded, Classified):
-            return Failed(decoded.category, decoded.code), decoded
+            return decoded.failure, decoded
         return Conflict(decoded.record if decoded else None), None
 
     def _decode(self, item: dict[str, Any] | None) -> InboxStored | Classified | None:
@@ -556,7 +557,7 @@ class Inbox:
     def get(self, key: str) -> InboxView | None:
         """The message's inbox record, or None; InboxError when it cannot be read now."""
         found, _ = self.store.get(key, None)
-        if isinstance(found, Failed):
+        if isinstance(found, Failure):
             raise InboxError(
                 f"the inbox record of {key!r} could not be read",
                 category=found.category.value,
@@ -580,7 +581,7 @@ class Inbox:
         by = by if by is not None else default_operator()
         check_request(by, reason)
         found, _ = self.store.get(key, None)
-        if isinstance(found, Failed):
+        if isinstance(found, Failure):
             unread = f"{found.category.value}:{found.code}"
             return InboxRearmResult(key, InboxRearmOutcome.FAILED, failure=unread)
         if found is None:
@@ -672,7 +673,7 @@ class _Run:
             outcome: InboxOutcome
             if isinstance(effect, Read):
                 found, call = store.get(effect.message_id, self.deadline)
-                outcome = found if isinstance(found, Failed) else Found(found.record if found else None)
+                outcome = found if isinstance(found, Failure) else Found(found.record if found else None)
             elif isinstance(effect, InboxWrite):
                 expires = None
                 if self.inbox.keep_done_seconds is not None:
@@ -735,7 +736,7 @@ class _Run:
                 if isinstance(exc, InvalidEffect | TypeError)
                 else ErrorCategory.RETRYABLE
             )
-            return HandlerError(category, code)
+            return HandlerError(Failure(category, code))
 
 
 def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:

@@ -55,10 +55,9 @@ from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from adapters.runtime.store import NotARecord
-from statemodel.categories import consequence
+from statemodel.categories import Failure, consequence
 from statemodel.flows import (
     Answer,
-    Failed,
     Result,
     Settings,
     lease_expiry,
@@ -380,7 +379,7 @@ class Outbox:
         with self._scope(None, message_id, attempt_id):
             now, end, deadline = _times(context, deadline_ms)
             stored = self._read(record_key, deadline)
-            if isinstance(stored, Failed):
+            if isinstance(stored, Failure):
                 failed = consequence(stored.category)
                 return SendResult(
                     False, failed.retry_after, failed.http_status, message_id, SendOutcome.FAILED, stored.code
@@ -428,7 +427,7 @@ class Outbox:
         message_id = record_key.message_id
         with self._scope(None, message_id, None):
             stored = self._read(record_key, now_ms() + 2 * ATTEMPT_BUDGET_MS)
-        if isinstance(stored, Failed):
+        if isinstance(stored, Failure):
             raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
@@ -469,7 +468,7 @@ class Outbox:
             raise InvalidMessage(f"key {checked.message_id[:64]!r}: {problem}")
         return self.layout.normal(checked)
 
-    def _read(self, key: Key, deadline_ms: int) -> Stored | Failed | None:
+    def _read(self, key: Key, deadline_ms: int) -> Stored | Failure | None:
         try:
             stored, call = self._aws.store.get(key, deadline_ms)
         except NotARecord:  # the team's own item
@@ -477,7 +476,7 @@ class Outbox:
                 f"the item with key {key.message_id!r} is not a sendguard record: it has no sendguard "
                 "bookkeeping, so nothing could re-drive it; write the record with pending_put"
             ) from None
-        if isinstance(stored, Failed):
+        if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
         return stored
 

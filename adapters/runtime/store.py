@@ -50,7 +50,7 @@ from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
 from statemodel.categories import ErrorCategory, Failure
-from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
+from statemodel.flows import ConditionFailed, Outcome, Settings, Write, Written
 from statemodel.keys import Key
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
@@ -219,7 +219,7 @@ class DynamoStore:
         body_bytes = self.body_items.item_bytes(message.record_key, message.payload, self._expires(message))
         return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
         from where it is), None (none, or one past its retention), or `Failed`. The team's own item
         under the key raises `NotARecord`."""
@@ -239,7 +239,7 @@ class DynamoStore:
             self.classify,
             answered=whole,
         )
-        return (Failed(found.category, found.code) if isinstance(found, Classified) else found), done
+        return (found.failure if isinstance(found, Classified) else found), done
 
     def _whole(
         self, item: dict[str, Any] | None, deadline_ms: int | None, known: Message | None = None

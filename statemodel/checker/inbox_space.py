@@ -56,6 +56,7 @@ from typing import Any
 
 import attrs
 
+from statemodel.categories import Failure
 from statemodel.checker.inbox_world import (
     EFFECT_REFUSED,
     HANDLER_FAILED,
@@ -76,7 +77,6 @@ from statemodel.inbox.commands import Release
 from statemodel.inbox.events import InboxEvent, InboxStored, MessageRearmed
 from statemodel.inbox.flows import (
     Conflict,
-    Failed,
     Found,
     Handled,
     HandlerError,
@@ -945,11 +945,11 @@ def _describe_outcome(outcome: InboxOutcome | None) -> str:
             return f"condition failed (found {describe_record(current)})"
         case Found(record=record):
             return f"found {describe_record(record)}"
-        case Failed(category=category, code=code):
+        case Failure(category=category, code=code):
             return f"failed: {category.value} {code}"
         case Handled():
             return "returned"
-        case HandlerError(code=code):
+        case HandlerError(failure=Failure(code=code)):
             return f"raised ({code})"
     return ""
 

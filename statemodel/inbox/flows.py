@@ -30,7 +30,7 @@ import enum
 
 import attrs
 
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.inbox.commands import (
     Claim,
     Commit,
@@ -110,8 +110,10 @@ class InboxResult(enum.StrEnum):
 
 @attrs.frozen
 class HandlerError:
-    category: ErrorCategory
-    code: str
+    """The team's handler failed (or, at a commit, the team's own condition cancelled the
+    transaction): told apart from a `Failure` of a read or a write of the inbox's own."""
+
+    failure: Failure
 
 
 @attrs.frozen
@@ -121,7 +123,7 @@ class InboxAnswer:
     result: InboxResult
     message_id: str
     record: InboxRecord | None  # the record as the flow last knew it
-    failure: HandlerError | None = None  # the handler's or AWS's failure, if any
+    failure: Failure | None = None  # the handler's or AWS's failure, if any
     ran: bool = False  # the handler ran in this delivery
     uncompleted: bool = False  # the handler ran, but its completion (or commit) did not land
 
@@ -158,17 +160,11 @@ class Conflict:
 
 
 @attrs.frozen
-class Failed:
-    category: ErrorCategory
-    code: str
-
-
-@attrs.frozen
 class Handled:
     result: str  # the handler's result (guarded: kept for duplicates; transactional: unused)
 
 
-InboxOutcome = Found | Written | Conflict | Failed | Handled | HandlerError
+InboxOutcome = Found | Written | Conflict | Failure | Handled | HandlerError  # Failure: a read or write's
 
 
 def condition_holds(write: InboxWrite, current: InboxRecord | None) -> bool:
@@ -211,7 +207,7 @@ class InboxFlow:
     max_receives: int = 0
     lease_margin_ms: int = 0
     reclaimed: bool = False  # a guarded claim already tried again on the record its first one found
-    failure: HandlerError | None = None
+    failure: Failure | None = None
     ran: bool = False
     # The rows `decide` reads: the inbox's table unless the explorer runs a mutant with another.
     table: InboxTable = attrs.field(default=INBOX_TRANSITIONS, eq=False, repr=False)
@@ -318,7 +314,7 @@ def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
             return attrs.evolve(
                 ran, stage=Stage.COMMIT, effect=_write(flow.record, command, now, flow.table, True)
             )
-        case Stage.HANDLER, HandlerError() as error if flow.mode is Mode.TRANSACTIONAL:
+        case Stage.HANDLER, HandlerError(failure=error) if flow.mode is Mode.TRANSACTIONAL:
             command = RecordFailure(
                 flow.message, _attempt(flow), error.category, error.code, flow.max_receives
             )
@@ -328,7 +324,7 @@ def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
             )
         case Stage.COMMIT, Written():
             return _finish(flow, InboxResult.DONE)
-        case Stage.COMMIT, HandlerError() as error:
+        case Stage.COMMIT, HandlerError(failure=error):
             # The effect's own condition (the team's rule) cancelled the transaction: nothing committed,
             # and the receive counts as a failed one.
             command = RecordFailure(
@@ -368,7 +364,7 @@ def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
             return attrs.evolve(
                 ran, stage=Stage.COMPLETE, effect=_write(flow.record, command, now, flow.table)
             )
-        case Stage.HANDLER, HandlerError() as error:
+        case Stage.HANDLER, HandlerError(failure=error):
             command = Release(_attempt(flow), error.category, error.code, flow.max_receives)
             failing = attrs.evolve(flow, failure=error, ran=True)
             return attrs.evolve(
@@ -385,11 +381,11 @@ def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
             return _finish(flow, InboxResult.REARMED)
         case Stage.REARM, Conflict(current=current):
             return _finish(attrs.evolve(flow, record=current), InboxResult.SUPERSEDED)
-        case _, Failed(category=category, code=code):
+        case _, Failure() as failed:
             # A read or a write failed outright. A write that landed all the same (ambiguous) left
             # the record DONE (the next delivery reads it), or claimed under this flow's lease (the
             # next delivery after it expires takes it over), or counted a receive.
-            failure = flow.failure or HandlerError(category, code)
+            failure = flow.failure or failed
             uncompleted = flow.stage in (Stage.COMMIT, Stage.COMPLETE)
             return _finish(attrs.evolve(flow, failure=failure), InboxResult.RETRY, uncompleted=uncompleted)
     raise ValueError(f"{type(outcome).__name__} cannot answer {flow.stage.value} in {flow.mode.value}")
@@ -418,9 +414,7 @@ def _invoke(flow: InboxFlow, now: int) -> InboxFlow:
     """Run the handler, if the invocation's deadline has not passed (a claim that landed late keeps
     its lease until it expires; the next delivery takes it over)."""
     if now > flow.deadline:
-        return _finish(
-            flow, InboxResult.RETRY, failure=HandlerError(ErrorCategory.RETRYABLE, "DeadlineExceeded")
-        )
+        return _finish(flow, InboxResult.RETRY, failure=Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded"))
     invoke = Invoke(flow.message.message_id, _attempt(flow), idempotency_key(flow.message), flow.deadline)
     return attrs.evolve(flow, stage=Stage.HANDLER, effect=invoke)
 
@@ -440,7 +434,7 @@ def _write(
 
 
 def _finish(
-    flow: InboxFlow, result: InboxResult, *, failure: HandlerError | None = None, uncompleted: bool = False
+    flow: InboxFlow, result: InboxResult, *, failure: Failure | None = None, uncompleted: bool = False
 ) -> InboxFlow:
     answer = InboxAnswer(
         result, flow.message.message_id, flow.record, failure or flow.failure, flow.ran, uncompleted
