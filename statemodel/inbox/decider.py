@@ -182,7 +182,7 @@ class InboxHistoryChecker:
         if record is None:
             return
         if type(event) in FENCED_EVENTS:
-            named = getattr(event, "attempt_id", None)
+            named = attrs.asdict(event)["attempt_id"]  # every fenced event names its attempt
             if named != record.attempt_id:
                 raise IllegalTransition(
                     f"{type(event).__name__} by {named!r}, whose claim on {self._id()} was lost to "
@@ -265,8 +265,9 @@ def _claim_taken(record: InboxRecord | None, command: InboxCommand, now: int) ->
 
 
 def _claim_expired(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
-    assert record is not None and record.attempt_id is not None
-    return ClaimExpired(record.attempt_id, now)
+    holder = record.attempt_id if record is not None else None
+    assert holder is not None  # a takeover's row starts from a held claim
+    return ClaimExpired(holder, now)
 
 
 def _completed(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
