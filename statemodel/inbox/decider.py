@@ -58,7 +58,7 @@ def decide(
         raise ForbiddenCommand(_refusal_text(phase, name))
     if rows[0].fenced:
         assert record is not None
-        named = getattr(command, "attempt_id", None)
+        named = attrs.asdict(command).get("attempt_id")  # None: a command naming no attempt
         if named != record.attempt_id:
             raise StaleAttempt(
                 f"{name} names attempt {named!r}, but {record.message_id} is held by {record.attempt_id!r}"
@@ -239,8 +239,9 @@ def _guard_holds(guard: Guard, record: InboxRecord | None, command: InboxCommand
         case Guard.LAST_RECEIVE:
             return receives + 1 >= limit
         case Guard.EXPIRED_RECEIVE_LEFT | Guard.EXPIRED_NO_RECEIVE_LEFT:
-            assert record is not None and record.lease_expires_at is not None
-            if now < record.lease_expires_at:
+            lease = record.lease_expires_at if record is not None else None
+            assert lease is not None  # an expiry's rows start from a held claim
+            if now < lease:
                 return False
             return (receives < limit) is (guard is Guard.EXPIRED_RECEIVE_LEFT)
 
