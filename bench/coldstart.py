@@ -168,10 +168,15 @@ def run(runs: int = 15, say: Callable[[str], None] = lambda _: None) -> dict[str
                 cpu[side].append(cpu_seconds)
             for side in dev:
                 dev[side].append(_timed(SIDES[side], env)[0])
+        extra = _extra_import_ms(codes, env, path)
         modules = json.loads(_python(["-c", _MODULES], path=path))
         packages = sorted({m.split(".")[0] for m in modules if not m.startswith("_") or m == "_pytest"})
         import_times = _import_times(packages, path)
         own_ms = _own_import_ms(path)
+        attrs_classes = min(
+            (json.loads(_python(["-c", _ATTRS_CLASSES], path=path)) for _ in range(3)),
+            key=lambda made: made["generation_ms"] or 0.0,
+        )
     return {
         "runs": runs,
         "first_request": _sides({s: wall[s] for s in FIRST_SIDES}, FIRST_REQUEST_BASELINE)
@@ -190,6 +195,8 @@ def run(runs: int = 15, say: Callable[[str], None] = lambda _: None) -> dict[str
         "toolchain_loaded": sorted(set(packages) & TOOLCHAIN),
         "import_ms_by_package": import_times,
         "own_import_ms": own_ms,
+        "extra_import_ms": extra,
+        "attrs_classes": attrs_classes,
     }
 
 
@@ -359,6 +366,69 @@ def _import_times(packages: list[str], path: Path) -> dict[str, float]:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
+
+
+# What sendguard's first request imports that boto3 alone's does not, by top-level package (`own`:
+# adapters and statemodel; `attr` holds attrs too): the sum of those modules' self times, each one's
+# least in `runs` `-X importtime` runs of each side (both in the Lambda's package).
+_GROUPS = {"adapters": "own", "statemodel": "own", "attrs": "attr", "_asyncio": "asyncio"}
+
+
+def _extra_import_ms(codes: dict[str, str], env: dict[str, str], path: Path, runs: int = 5) -> dict[str, Any]:
+    def self_times(code: str) -> dict[str, float]:
+        least: dict[str, float] = {}
+        for _ in range(runs):
+            report = _python(["-X", "importtime", "-c", code], stderr=True, path=path, env=env)
+            for line in report.splitlines():
+                match = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)$", line)
+                if match:
+                    ms = int(match.group(1)) / 1000
+                    least[match.group(2)] = min(least.get(match.group(2), ms), ms)
+        return least
+
+    ours, boto3_alone = self_times(codes[FIRST_REQUEST]), self_times(codes[FIRST_REQUEST_BASELINE])
+    extra = {module: ms for module, ms in ours.items() if module not in boto3_alone}
+    by: dict[str, float] = {}
+    for module, ms in extra.items():
+        top = module.split(".")[0]
+        group = _GROUPS.get(top, top if top in ("attr", "structlog", "asyncio") else "other")
+        by[group] = by.get(group, 0.0) + ms
+    return {
+        "runs": runs,
+        "modules": len(extra),
+        "total_ms": round(sum(extra.values()), 1),
+        "by_package": {name: round(ms, 1) for name, ms in sorted(by.items(), key=lambda kv: -kv[1])},
+    }
+
+
+# The attrs classes sendguard's handler defines at import (adapters and statemodel), and how long attrs
+# takes to generate them: `attr._next_gen.attrs` (what `attrs.define` and `attrs.frozen` call) timed
+# in this measuring interpreter only; None when that attrs internal is not there to time.
+_ATTRS_CLASSES = """
+import json, sys, time
+import attr._next_gen as next_gen
+made = []
+build = getattr(next_gen, "attrs", None)
+def timed(maybe_cls=None, *args, **kwargs):
+    started = time.process_time()
+    result = build(maybe_cls, *args, **kwargs)
+    if maybe_cls is not None and maybe_cls.__module__.startswith(("adapters", "statemodel")):
+        made.append(time.process_time() - started)
+    return result
+if build is not None:
+    next_gen.attrs = timed
+import adapters.aws_lambda
+import attrs
+own = [m for name, m in sys.modules.items() if name.startswith(("adapters", "statemodel"))]
+classes = {}
+for m in own:
+    group = "statemodel" if m.__name__.startswith("statemodel") else "adapters"
+    classes[group] = classes.get(group, 0) + sum(
+        1 for v in vars(m).values() if isinstance(v, type) and attrs.has(v) and v.__module__ == m.__name__
+    )
+timed_ms = round(1000 * sum(made), 1) if build is not None and made else None
+print(json.dumps({"classes": classes, "generation_ms": timed_ms, "timed": len(made)}))
+"""
 
 
 def _own_import_ms(path: Path, runs: int = 5) -> dict[str, Any]:
