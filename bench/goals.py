@@ -206,8 +206,8 @@ def _why_extra(section: dict[str, Any]) -> str:
     parts = ", ".join(f"{names.get(k, k)} {v}" for k, v in extra["by_package"].items())
     text = (
         f". Of the {extra['modules']} modules the first request imports and boto3 alone's does not, "
-        f"{extra['total_ms']} ms of import (ms, each module's least self time in {extra['runs']} "
-        f"`-X importtime` runs, wall): {parts}"
+        f"{extra['total_ms']} ms of CPU importing them (ms, each module's own time, its least in "
+        f"{extra['runs']} runs): {parts}"
     )
     made = section.get("attrs_classes") or {}
     if made.get("generation_ms") is not None:
