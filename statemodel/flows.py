@@ -366,7 +366,7 @@ _NOT_WRITTEN = (*_MOVED, Came.FAILED)
 
 # (kinds, stages, what came, phases of the record as the flow now knows it, the next step); where
 # two rules name one key, the first holds.
-_RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule, ...] = (
     # a client's request: the create (send), the outbox's prepare (claim it), a replay's claim
     (Kind.SUBMIT, (Stage.CREATE, Stage.CLAIM), Came.WRITTEN, Phase.IN_FLIGHT, SendMessage()),
     (Kind.SUBMIT, (Stage.CREATE, Stage.CLAIM), Came.WRITTEN, _ANY, End(Result.FAILED, _EXHAUSTED)),
@@ -414,7 +414,7 @@ def _compile(rules: tuple[Rule, ...]) -> dict[Key, Step]:
     return table
 
 
-NEXT: dict[Key, Step] = _compile(_RULES)
+NEXT: dict[Key, Step] = _compile(RULES)
 
 
 def came_of(flow: Flow, effect: Write | Send, outcome: Outcome) -> tuple[Came, Record | None]:
