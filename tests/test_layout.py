@@ -148,7 +148,7 @@ ADAPTERS_API = [
     "RearmResult", "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile",
     "submit", "SendOutcome", "RearmOutcome",
     "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
-    "ProcessResult",
+    "ProcessResult", "ProcessOutcome", "InboxRearmOutcome",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",

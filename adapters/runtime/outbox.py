@@ -54,7 +54,7 @@ from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
-from adapters.runtime.store import NOT_A_RECORD
+from adapters.runtime.store import NotARecord
 from statemodel.categories import Failure, consequence
 from statemodel.flows import (
     Answer,
@@ -311,13 +311,14 @@ class Outbox:
             )
             lease = lease_expiry(now, end - now, self._config.settings)
             flow = start_submit(message, attempt_id, lease, now, self._config.settings)
-            answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
-        if answer.failure is not None and answer.failure.code == NOT_A_RECORD:
-            raise InvalidMessage(
-                f"the table already holds an item with key {message_id!r} that is not a sendguard "
-                "record; nothing was written (create the row and its record together: send with "
-                "item=, or pending_put in the transaction that writes the row)"
-            )
+            try:
+                answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
+            except NotARecord:  # the create found the team's own item under the key
+                raise InvalidMessage(
+                    f"the table already holds an item with key {message_id!r} that is not a sendguard "
+                    "record; nothing was written (create the row and its record together: send with "
+                    "item=, or pending_put in the transaction that writes the row)"
+                ) from None
         return _result(answer, correlation_id)
 
     # ---- the transactional outbox ----------------------------------------------------------------
@@ -468,12 +469,13 @@ class Outbox:
         return self.layout.normal(checked)
 
     def _read(self, key: Key, deadline_ms: int) -> Stored | Failure | None:
-        stored, call = self._aws.store.get(key, deadline_ms)
-        if isinstance(stored, Failure) and stored.code == NOT_A_RECORD:  # the team's own item
+        try:
+            stored, call = self._aws.store.get(key, deadline_ms)
+        except NotARecord:  # the team's own item
             raise InvalidMessage(
                 f"the item with key {key.message_id!r} is not a sendguard record: it has no sendguard "
                 "bookkeeping, so nothing could re-drive it; write the record with pending_put"
-            )
+            ) from None
         if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
         return stored

@@ -211,7 +211,7 @@ class _SendsPastItsLease(SqsQueue):
 def _permanent_retried(error: BaseException, operation_model: Any = None) -> Classified:
     result = classify(error, operation_model)
     if result.category is ErrorCategory.PERMANENT:
-        return attrs.evolve(result, category=ErrorCategory.RETRYABLE)
+        return attrs.evolve(result, failure=attrs.evolve(result.failure, category=ErrorCategory.RETRYABLE))
     return result
 
 

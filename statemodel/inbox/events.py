@@ -5,7 +5,6 @@ of a claim's life names its attempt (fencing).
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import attrs
@@ -128,8 +127,7 @@ def event_to_dict(event: InboxEvent) -> dict[str, Any]:
     message: the item holds it once, at its top level."""
     if isinstance(event, Received):
         return {"type": "Received", "at": event.at}
-    fields = attrs.asdict(event, recurse=False)
-    return {"type": type(event).__name__, **{k: _plain(v) for k, v in fields.items()}}
+    return {"type": type(event).__name__, **attrs.asdict(event)}
 
 
 def event_from_dict(data: dict[str, Any], message: InboxMessage) -> InboxEvent:
@@ -149,7 +147,3 @@ def event_from_dict(data: dict[str, Any], message: InboxMessage) -> InboxEvent:
         return cls(**fields)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed {cls.__name__} ({exc}): {data!r}") from exc
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
