@@ -1039,9 +1039,9 @@ def test_an_operator_rearm_is_one_write_on_the_record_as_read() -> None:
         InboxResult.SUPERSEDED, "m-1", moved
     )
     assert flows.advance(flow, Conflict(rearm.after), 41).answer.result is InboxResult.REARMED
-    throttled = Failed(RETRYABLE, "ProvisionedThroughputExceededException")
+    throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
     assert flows.advance(flow, throttled, 41).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", failed, HandlerError(RETRYABLE, "ProvisionedThroughputExceededException")
+        InboxResult.RETRY, "m-1", failed, throttled
     )
     with pytest.raises(ValueError, match=r"^Found cannot answer rearm in "):
         flows.advance(flow, Found(failed), 41)
@@ -1059,13 +1059,13 @@ def test_an_outcome_a_step_cannot_take_is_refused() -> None:
 def test_a_delivery_writes_by_the_table_it_is_given() -> None:
     """The explorer's model mutants enter through the table the flows are started with."""
     no_commit = tuple(row for row in INBOX_TRANSITIONS if row.command is not Commit)
-    flow = flows.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS, no_commit)
-    flow = flows.advance(flow, Found(None), 1)
+    model = flows.InboxFlows(no_commit)
+    flow = model.advance(model.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS), Found(None), 1)
     with pytest.raises(ForbiddenCommand, match="Commit is forbidden in phase ABSENT"):
-        flows.advance(flow, Handled("r"), 2)
+        model.advance(flow, Handled("r"), 2)
     no_claim = tuple(row for row in INBOX_TRANSITIONS if row.command is not Claim)
     with pytest.raises(ForbiddenCommand, match="Claim is forbidden in phase ABSENT"):
-        flows.start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS, no_claim)
+        flows.InboxFlows(no_claim).start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS)
     no_rearm = tuple(row for row in INBOX_TRANSITIONS if row.command is not RearmMessage)
     with pytest.raises(ForbiddenCommand, match="RearmMessage is forbidden"):
-        flows.start_rearm(record(InboxPhase.FAILED), "ops", "r", 0, no_rearm)
+        flows.InboxFlows(no_rearm).start_rearm(record(InboxPhase.FAILED), "ops", "r", 0)
