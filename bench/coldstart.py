@@ -422,17 +422,20 @@ sys.meta_path.insert(0, _Finder())
 _CPU_REPORT = "\nimport json\nsys.stderr.write('\\n%imports% ' + json.dumps(_self) + '\\n')\n"
 
 
-def _extra_import_ms(codes: dict[str, str], env: dict[str, str], path: Path, runs: int = 5) -> dict[str, Any]:
-    def self_times(code: str) -> dict[str, float]:
-        least: dict[str, float] = {}
-        for _ in range(runs):
-            report = _python(["-c", _CPU_IMPORTS + code + _CPU_REPORT], stderr=True, path=path, env=env)
-            line = next(line for line in report.splitlines() if line.startswith("%imports% "))
-            for module, seconds in json.loads(line.removeprefix("%imports% ")).items():
-                least[module] = min(least.get(module, seconds), seconds)
-        return least
+def _least_self_times(code: str, env: dict[str, str], path: Path, runs: int) -> dict[str, float]:
+    """Each module `code` imports, with its own CPU seconds importing, the least of `runs` runs."""
+    least: dict[str, float] = {}
+    for _ in range(runs):
+        report = _python(["-c", _CPU_IMPORTS + code + _CPU_REPORT], stderr=True, path=path, env=env)
+        line = next(line for line in report.splitlines() if line.startswith("%imports% "))
+        for module, seconds in json.loads(line.removeprefix("%imports% ")).items():
+            least[module] = min(least.get(module, seconds), seconds)
+    return least
 
-    ours, boto3_alone = self_times(codes[FIRST_REQUEST]), self_times(codes[FIRST_REQUEST_BASELINE])
+
+def _extra_import_ms(codes: dict[str, str], env: dict[str, str], path: Path, runs: int = 5) -> dict[str, Any]:
+    ours = _least_self_times(codes[FIRST_REQUEST], env, path, runs)
+    boto3_alone = _least_self_times(codes[FIRST_REQUEST_BASELINE], env, path, runs)
     extra = {module: seconds for module, seconds in ours.items() if module not in boto3_alone}
     by: dict[str, float] = {}
     for module, seconds in extra.items():
@@ -481,20 +484,18 @@ print(json.dumps({"classes": classes, "generation_ms": timed_ms, "timed": len(ma
 
 
 def _own_import_ms(path: Path, runs: int = 5) -> dict[str, Any]:
-    """sendguard's own modules' import time: each module's self time from `runs` `-X importtime` runs
-    of `import adapters.aws_lambda` in the Lambda's package, its least (the run least disturbed by
-    the machine's other work), largest first, and their total."""
-    own: dict[str, float] = {}
-    for _ in range(runs):
-        report = _python(["-X", "importtime", "-c", "import adapters.aws_lambda"], stderr=True, path=path)
-        for line in report.splitlines():
-            match = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)$", line)
-            if match and match.group(2).split(".")[0] in ("adapters", "statemodel"):
-                ms = int(match.group(1)) / 1000
-                own[match.group(2)] = min(own.get(match.group(2), ms), ms)
+    """sendguard's own modules' import time: each module's own CPU time (`_CPU_IMPORTS`) in `runs` runs
+    of `import adapters.aws_lambda` in the Lambda's package, its least (the run least disturbed by the
+    machine's other work), largest first, and their total."""
+    own = {
+        module: 1000 * seconds
+        for module, seconds in _least_self_times("import adapters.aws_lambda", ENV, path, runs).items()
+        if module.split(".")[0] in ("adapters", "statemodel")
+    }
     top = sorted(own.items(), key=lambda kv: -kv[1])
     return {
         "runs": runs,
+        "clock": "cpu",
         "modules": len(own),
         "total_ms": round(sum(own.values()), 1),
         "largest": {name: round(ms, 1) for name, ms in top[:8]},

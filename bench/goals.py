@@ -224,7 +224,7 @@ def _cold_start(section: dict[str, Any]) -> list[dict[str, Any]]:
     """Issue 26, item 1: the first request in a fresh interpreter (import, clients, one GetItem; the
     Lambda's package) against boto3 alone doing the same, judged on CPU time (this machine is shared:
     wall time there waits for the other processes); wall time beside it. Not met: by how much, and
-    where sendguard's own import time goes (`-X importtime`, the why)."""
+    where sendguard's own import time goes (CPU time of each module imported, the why)."""
     out: list[dict[str, Any]] = []
     first = section.get("first_request")
     if first:
