@@ -37,7 +37,9 @@ from statemodel.categories import Failure
 from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
     FLOWS,
+    NEXT,
     Answer,
+    Came,
     ConditionFailed,
     Flow,
     Flows,
@@ -387,7 +389,7 @@ def test_a_lease_outlives_the_invocation_by_the_margin() -> None:
     assert lease_expiry(NOW, 10_000, SETTINGS) == NOW + 10_000 + SETTINGS.lease_margin_ms
     assert lease_expiry(NOW, -5, SETTINGS) == NOW + SETTINGS.lease_margin_ms  # no time left: the margin
     flow = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
-    assert flow.send_deadline == NOW + 10_000 and flow.max_attempts == SETTINGS.max_attempts
+    assert flow.send_deadline == NOW + 10_000 and flow.plan.max_attempts == SETTINGS.max_attempts
 
 
 # ---- the transactional outbox's dispatch, and the world behind the ports ---------------------------
@@ -412,9 +414,9 @@ def test_dispatch_claims_a_prepared_record_sends_it_and_confirms_it() -> None:
     lease = lease_expiry(NOW, 10_000, SETTINGS)
     flow = start_dispatch(record, "d-1", lease, NOW, SETTINGS)
     assert (flow.kind, flow.stage, flow.record, flow.attempt_id) == (Kind.SUBMIT, Stage.CLAIM, record, "d-1")
-    assert (flow.lease_expires_at, flow.max_attempts) == (lease, SETTINGS.max_attempts)
+    assert (flow.lease_expires_at, flow.plan.max_attempts) == (lease, SETTINGS.max_attempts)
     assert flow.send_deadline == lease - SETTINGS.lease_margin_ms == NOW + 10_000
-    assert flow.request_hash == msg.request_hash
+    assert flow.plan.request_hash == msg.request_hash
     claim = flow.effect
     assert isinstance(claim, Write) and claim.before == record
     assert claim.events == (Claimed("d-1", lease, ClaimCause.DISPATCH, NOW),)
@@ -597,6 +599,51 @@ def test_every_event_carries_the_time_its_write_was_decided() -> None:
 def without(command: type) -> Flows:
     """The flows over the transition table less the rows of `command`."""
     return Flows(tuple(row for row in TRANSITIONS if row.command is not command))
+
+
+# The stages each kind of flow passes through, and the command each stage's write carries.
+STAGES = {
+    Kind.SUBMIT: (Stage.CREATE, Stage.PREPARE, Stage.CLAIM, Stage.SEND, Stage.CONFIRM, Stage.ROLLBACK),
+    Kind.REDRIVE: (Stage.CLAIM, Stage.SEND, Stage.CONFIRM, Stage.ROLLBACK),
+    Kind.EXPIRE: (Stage.EXPIRE,),
+    Kind.REARM: (Stage.REARM,),
+}
+WRITES = {
+    Stage.CREATE: Submit,
+    Stage.PREPARE: Prepare,
+    Stage.CLAIM: Redrive,
+    Stage.CONFIRM: ConfirmSend,
+    Stage.ROLLBACK: ReportSendFailure,
+    Stage.EXPIRE: ExpireLease,
+    Stage.REARM: Rearm,
+}
+
+
+def test_next_has_a_step_for_every_outcome_a_flow_can_meet() -> None:
+    """A landed write leaves the record where its table row goes; a failed condition finds any
+    record, or none; a failed request leaves the record as the flow knew it. `NEXT` answers each."""
+    missing = []
+    for kind, stages in STAGES.items():
+        for stage in stages:
+            meets: list[tuple[Came, Phase]] = [(Came.FAILED, phase) for phase in Phase]
+            if stage is Stage.SEND:
+                meets += [(Came.SENT, Phase.IN_FLIGHT)]
+            else:
+                meets += [(Came.WRITTEN, row.target) for row in TRANSITIONS if row.command is WRITES[stage]]
+                found = [p for p in Phase if p is not Phase.ABSENT]
+                meets += [(came, p) for came in (Came.FOUND, Came.OTHER) for p in found]
+                meets += [(Came.GONE, Phase.ABSENT)]
+            missing += [(kind, stage, came, p) for came, p in meets if (kind, stage, came, p) not in NEXT]
+    assert missing == []
+
+
+def test_next_has_no_step_for_an_outcome_its_effect_cannot_have() -> None:
+    """A send is never answered by a write's outcome, nor a write by SQS's: `advance` raises."""
+    assert [key for key in NEXT if key[1] is Stage.SEND and key[2] not in (Came.SENT, Came.FAILED)] == []
+    assert [key for key in NEXT if key[2] is Came.SENT and key[1] is not Stage.SEND] == []
+    flow = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    with pytest.raises(ValueError, match="cannot answer create"):
+        advance(flow, Sent("sqs-1"), NOW)
 
 
 def test_the_module_s_flows_are_those_over_the_table_as_written() -> None:

@@ -37,9 +37,12 @@ from statemodel.inbox.events import (
     event_to_dict,
 )
 from statemodel.inbox.flows import (
+    INBOX_FLOWS,
     Conflict,
+    Handled,
     HandlerError,
     InboxFlow,
+    InboxFlows,
     InboxResult,
     InboxSettings,
     InboxWrite,
@@ -355,6 +358,35 @@ def transactional(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFl
 
 def guarded(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFlow:
     return flows.start_guarded(MESSAGE, attempt, now, deadline, SETTINGS)
+
+
+def test_the_module_s_inbox_flows_are_those_over_the_inbox_s_table() -> None:
+    assert INBOX_FLOWS.table is INBOX_TRANSITIONS and InboxFlows() == INBOX_FLOWS
+    assert flows.advance == INBOX_FLOWS.advance and flows.start_guarded == INBOX_FLOWS.start_guarded
+
+
+def test_every_write_of_an_inbox_flow_is_decided_from_the_table_of_its_flows() -> None:
+    """A mutant's `InboxFlows` over another table: each write comes from it, so a table without the
+    row a step needs refuses that step (the claim, the commit, the re-arm)."""
+
+    def without(command: type) -> InboxFlows:
+        return InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not command))
+
+    with pytest.raises(ForbiddenCommand):
+        without(Claim).start_guarded(MESSAGE, "a-1", 0, 10_000, SETTINGS)
+    no_commit = without(Commit)
+    flow = no_commit.start_transactional(MESSAGE, "a-1", 0, 10_000, SETTINGS)
+    flow = no_commit.advance(flow, InboxWorld().perform(flow.effect), 0)  # read: no record
+    with pytest.raises(ForbiddenCommand):
+        no_commit.advance(flow, Handled("ok"), 0)
+    world = InboxWorld()
+    bad = HandlerError(Failure(ErrorCategory.PERMANENT, "Bad"))
+    for n in (1, 2, 3):  # SETTINGS' max_receives: the third failed receive gives the message up
+        failed = run(world, transactional(f"a-{n}"), handler=bad)
+    record = failed.answer.record
+    assert record is not None and record.phase is InboxPhase.FAILED
+    with pytest.raises(ForbiddenCommand):
+        without(RearmMessage).start_rearm(record, "op", "fixed", 0)
 
 
 def test_transactional_commits_the_effect_once_and_answers_a_duplicate_without_running() -> None:

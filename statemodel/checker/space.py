@@ -233,9 +233,7 @@ def rewrite(obj: T, names: dict[str, str], shift: int) -> T:
             changes = {}
             for field in attrs.fields(type(value)):
                 old = getattr(value, field.name)
-                if field.name == "table":
-                    new = old  # an inbox flow's rows `decide` reads: the same for every flow of a run
-                elif field.name == "attempt_id":
+                if field.name == "attempt_id":
                     new = names.get(old, old)
                 elif field.name in _RECORD_TIMES and isinstance(old, int):
                     new = max(old - shift, NOW)
