@@ -14,6 +14,7 @@ from adapters.runtime.bodies import S3Bodies
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
+from adapters.runtime.due_index import DueIndex
 from adapters.runtime.log_events import AWS_FAILURE, REDRIVE_EXHAUSTED, ROLLBACK_FAILED, TRANSITION, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
@@ -37,8 +38,13 @@ from statemodel.records import Record, phase_of
 
 @attrs.frozen
 class Aws:
+    """The ports on AWS: the record table (with its bodies), the queue, and the due index."""
+
     store: DynamoStore
     queue: SqsQueue
+    due_index: DueIndex = attrs.field(
+        default=attrs.Factory(lambda self: DueIndex(self.store), takes_self=True)
+    )
 
     @classmethod
     def from_config(

@@ -47,12 +47,13 @@ from adapters.runtime.clients import make_client
 from adapters.runtime.codec import MESSAGE, VERSION, body_item, serialize
 from adapters.runtime.compact import pack_message
 from adapters.runtime.config import Config
+from adapters.runtime.due_index import DueIndex, DuePage
 from adapters.runtime.item_size import Placement
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.outbox import Outbox, SendResult
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
-from adapters.runtime.store import DuePage, DynamoStore
+from adapters.runtime.store import DynamoStore
 from adapters.testing.hooks import Expected, Promise, Request
 from adapters.testing.scenarios import SCENARIOS, run_scenario
 from adapters.testing.service import QUIET_LOGGER, Service, outbox_service, sendguard_service
@@ -115,7 +116,7 @@ class _RollbackRewritesMetadata(DynamoStore):
         return request
 
 
-class _IgnoresLease(DynamoStore):
+class _IgnoresLease(DueIndex):
     """A reconciler's read that takes every in-flight claim for expired, live or not."""
 
     def due(self, now: int, settings_: Settings, shards: Collection[int] | None = None) -> Iterator[DuePage]:
@@ -222,14 +223,18 @@ def _aws(
     store: type[DynamoStore] = DynamoStore,
     queue: type[SqsQueue] = SqsQueue,
     classifier: Classifier = classify,
+    due_index: type[DueIndex] = DueIndex,
 ) -> AwsFactory:
-    """What `Handlers(aws=...)` and `outbox_service(aws=...)` build the store and queue with."""
+    """What `Handlers(aws=...)` and `outbox_service(aws=...)` build the store, queue and due index
+    with."""
 
     def build(config: Config) -> Aws:
         dynamodb = make_client("dynamodb", config.aws_max_attempts)
+        records = store(dynamodb, config.table, config.layout, classify=classifier)
         return Aws(
-            store(dynamodb, config.table, config.layout, classify=classifier),
+            records,
             queue(make_client("sqs", config.aws_max_attempts), config.queue_url, classify=classifier),
+            due_index(records),
         )
 
     return build
@@ -543,7 +548,10 @@ MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
         "a rollback rewrites the correlation id",
         adapter(_aws(store=_RollbackRewritesMetadata)),
     ),
-    "reconciler_ignores_lease": ("the reconciler rolls back live claims", adapter(_aws(store=_IgnoresLease))),
+    "reconciler_ignores_lease": (
+        "the reconciler rolls back live claims",
+        adapter(_aws(due_index=_IgnoresLease)),
+    ),
     "body_written_after_record": (
         "a large body written after the record that names it",
         adapter(_aws(store=_BodyAfterRecord)),
