@@ -154,8 +154,9 @@ class WorldStore:
     def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, None]:
         return self.world.perform(write, 0, self.fault), None  # pragma: no mutate (a write reads no time)
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | None, None]:
-        return self.world.items.get(key.message_id), None
+    def get(self, key: Key | str, deadline_ms: int | None = None) -> tuple[Stored | None, None]:
+        """`key`: the record's key, or its message id."""
+        return self.world.items.get(key if isinstance(key, str) else key.message_id), None
 
 
 class WorldQueue:
