@@ -77,6 +77,14 @@ TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it be
 _NONCE = re.compile(rf"[A-Za-z0-9_\-]{{{len(LONGEST_NONCE)}}}")  # what new_nonce makes, no other
 
 
+@attrs.frozen
+class BodyItem:
+    """A body item as built: the name the record keeps (`sg_body_at`), and the item itself."""
+
+    name: str
+    item: dict[str, Any]
+
+
 class TableBodies:
     """Body items in the records' own table (a `statemodel.ports.BodyStore`)."""
 
@@ -89,16 +97,22 @@ class TableBodies:
         """Whether `at` names a body item of the record `key` (written by `put`)."""
         return at.startswith(ITEM_PREFIX) and _NONCE.fullmatch(at.removeprefix(ITEM_PREFIX)) is not None
 
-    def item_bytes(self, key: Key, text: str, expires: int | None = None) -> int:
-        """The size of the body item that would hold `text`, with the longest nonce."""
-        return item_size(body_item(self.layout, key, LONGEST_NONCE, text, expires))
+    def new_item(self, key: Key, text: str, expires: int | None = None) -> BodyItem:
+        """The body item that would hold `text` (under a fresh nonce), built once: measured for its
+        placement, then written as it is. `expires`: its TTL (`codec.EXPIRES_AT`), set now since
+        nothing writes it again."""
+        nonce = new_nonce()
+        return BodyItem(ITEM_PREFIX + nonce, body_item(self.layout, key, nonce, text, expires))
 
     def put(
         self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
     ) -> tuple[str | Failure, CallReport]:
-        """A body item; `expires`: its TTL (`codec.EXPIRES_AT`), set now since nothing writes it again."""
-        nonce = new_nonce()
-        item = body_item(self.layout, key, nonce, text, expires)
+        """A body item (`new_item`), written."""
+        return self.put_item(self.new_item(key, text, expires), deadline_ms)
+
+    def put_item(self, body: BodyItem, deadline_ms: int | None) -> tuple[str | Failure, CallReport]:
+        """`body` written, if nothing has its key; its name, or why it could not be written."""
+        item = body.item
         # The key is new (a fresh nonce), but it sits among the team's own rows: never overwrite one.
         # The only item it may meet is this very put's, landed by an attempt botocore then retried,
         # which comes back whole.
@@ -115,8 +129,8 @@ class TableBodies:
             ),
             deadline_ms,
             self.classify,
-            answered=lambda _: ITEM_PREFIX + nonce,
-            refusal=lambda exc: ITEM_PREFIX + nonce if exc.response.get("Item") == item else None,
+            answered=lambda _: body.name,
+            refusal=lambda exc: body.name if exc.response.get("Item") == item else None,
         )
         return _failure(name), done
 
@@ -234,30 +248,36 @@ class Bodies:
         self.s3 = s3
         self.retention_days = retention_days
 
-    def placement(self, message: Message, created: Mapping[str, Any]) -> Placement | None:
-        """Where the body of the record `created` (the create's item, body inline) belongs
-        (`adapters.runtime.item_size.placement`), by the sizes of the record with it and without it,
-        and of its body item."""
+    def body_item(self, message: Message) -> BodyItem:
+        """The body item that would hold `message`'s body (`TableBodies.new_item`)."""
+        return self.items.new_item(message.record_key, message.payload, self._expires(message))
+
+    def placement(self, created: Mapping[str, Any], body: BodyItem) -> Placement | None:
+        """Where the body of the record `created` (the create's item, built once, body inline)
+        belongs (`adapters.runtime.item_size.placement`), by the sizes of the record with it and
+        without it, and of its body item `body`."""
         inline_bytes = item_size(created)
         # Apart, the record names its body instead of holding it: the same item, one attribute swapped.
-        body = {self.layout.body_attribute: created[self.layout.body_attribute]}
-        apart_bytes = inline_bytes - item_size(body) + item_size({BODY_AT: {"S": LONGEST_BODY_AT}})
-        body_bytes = self.items.item_bytes(message.record_key, message.payload, self._expires(message))
-        return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
+        inline_body = {self.layout.body_attribute: created[self.layout.body_attribute]}
+        apart_bytes = inline_bytes - item_size(inline_body) + item_size({BODY_AT: {"S": LONGEST_BODY_AT}})
+        return placement(inline_bytes, apart_bytes, item_size(body.item), bucket=self.s3 is not None)
 
     def place(
         self, message: Message, created: Mapping[str, Any], deadline_ms: int | None
     ) -> tuple[str | Classified | None, CallReport | None]:
         """Where the body of the record `created` goes (`placement`): None for the record itself,
         else the name of the body it wrote first (or why it could not)."""
-        where = self.placement(message, created)
+        body = self.body_item(message)
+        where = self.placement(created, body)
         if where is Placement.INLINE:
             return None, None
         if where is None:
             too_large = failed(ErrorCategory.PERMANENT, TOO_LARGE)
             return too_large, refused("dynamodb", "PutItem", too_large)
-        store = self.items if where is Placement.ITEM or self.s3 is None else self.s3
-        name, done = store.put(message.record_key, message.payload, deadline_ms, self._expires(message))
+        if where is Placement.ITEM or self.s3 is None:
+            name, done = self.items.put_item(body, deadline_ms)
+        else:
+            name, done = self.s3.put(message.record_key, message.payload, deadline_ms, self._expires(message))
         assert isinstance(name, str) or done.error is not None
         return (name if isinstance(name, str) else done.error), done
 

@@ -24,14 +24,15 @@ from adapters.runtime.call_report import CallReport, call, outcome_of
 from adapters.runtime.classify import Classified, Classifier, classify, failed
 from adapters.runtime.clients import now_ms
 from adapters.runtime.codec import (
+    body_apart,
     body_at,
+    create_request,
     created_item,
     is_record,
     past_retention,
     stored_from_item,
     update_request,
 )
-from adapters.runtime.item_size import Placement
 from adapters.runtime.layout import TableLayout
 from statemodel.categories import ErrorCategory
 from statemodel.flows import ConditionFailed, Failed, Outcome, Write, Written
@@ -103,14 +104,15 @@ class DynamoStore:
         self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
     ) -> tuple[Outcome, CallReport]:
         """`item`: the team's own attributes, which a create writes with the record."""
-        at: str | None = None
-        if write.before is None:
-            placed, body_call = self.place_body(write, deadline_ms, item)
+        if write.before is None:  # the created item, built once: measured, then written
+            created = created_item(write, self.layout, item)
+            placed, body_call = self.place_body(write, created, deadline_ms)
             if isinstance(placed, Classified):
                 assert body_call is not None
                 return outcome_of(placed), body_call
-            at = placed
-        request = self.update_request(write, item, at)
+            request = create_request(self.apart(created, placed), self.layout)
+        else:
+            request = self.update_request(write)
 
         def condition_failed(exc: ClientError) -> ConditionFailed | Classified | None:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
@@ -136,27 +138,22 @@ class DynamoStore:
         )
         return outcome_of(written), done
 
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        """The UpdateItem parameters (less TableName) that carry out one write; `item`, the team's
-        own attributes, and `body_at`, where its body was written (None: in the record), go with a
-        create only (`adapters.runtime.codec.update_request`)."""
-        create = write.before is None
-        return update_request(
-            write, self.layout, item if create else None, body_at if create else None, self.retention_days
-        )
+    def update_request(self, write: Write) -> dict[str, Any]:
+        """The UpdateItem parameters (less TableName) that carry out one write to a record
+        (`adapters.runtime.codec.update_request`); a create's are `codec.create_request`'s."""
+        return update_request(write, self.layout, retention_days=self.retention_days)
 
     def place_body(
-        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+        self, write: Write, created: Mapping[str, Any], deadline_ms: int | None
     ) -> tuple[str | Classified | None, CallReport | None]:
-        """Where a create's body goes (`Bodies.place`): None for the record itself, else the name of
-        the body it wrote first (or why it could not)."""
-        return self.bodies.place(write.after.message, created_item(write, self.layout, item), deadline_ms)
+        """Where the body of a create goes (`Bodies.place`; `created`: the item it leaves, body
+        inline): None for the record itself, else the name of the body it wrote first (or why it
+        could not)."""
+        return self.bodies.place(write.after.message, created, deadline_ms)
 
-    def body_placement(self, write: Write, item: Mapping[str, Any] | None = None) -> Placement | None:
-        """Where a create's body belongs (`Bodies.placement`)."""
-        return self.bodies.placement(write.after.message, created_item(write, self.layout, item))
+    def apart(self, created: Mapping[str, Any], at: str | None) -> Mapping[str, Any]:
+        """The created item as written: its body in it (`at` None), or named where it was placed."""
+        return created if at is None else body_apart(created, self.layout, at)
 
     def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read

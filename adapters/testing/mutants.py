@@ -4,8 +4,9 @@ Each is built from parts passed in as parameters — none patches a module, and 
 lists a helper for them to patch:
 
 * adapter mutants: sendguard's own handlers, `adapters.aws_lambda.Handlers(aws=...)`, with a broken
-  store or queue (a subclass of `DynamoStore` / `SqsQueue`) or classifier (the `classify=` parameter
-  both take), or wrapped the way a broken deployment would run them;
+  store, due index or queue (a subclass of `DynamoStore` / `DueIndex` / `SqsQueue`) or classifier
+  (the `classify=` parameter the store and the queue take), or wrapped the way a broken deployment
+  would run them;
 * wiring mutants: a team's handler that gets the wiring wrong — around sendguard's handler (sends to
   SQS itself, answers 202 on its own, turns sendguard's 503 into a 202), or built on `Outbox` with
   the team's own table layout (`adapters.testing.OutboxSuite`: a write that overwrites a team
@@ -79,10 +80,8 @@ class _Unconditional(DynamoStore):
 
     event_type: type = RolledBack
 
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        request = super().update_request(write, item, body_at)
+    def update_request(self, write: Write) -> dict[str, Any]:
+        request = super().update_request(write)
         if _has(write, self.event_type):
             request.pop("ConditionExpression", None)
             request["ExpressionAttributeValues"] = {
@@ -104,10 +103,8 @@ class _UnconditionalConfirm(_Unconditional):
 
 
 class _RollbackRewritesMetadata(DynamoStore):
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        request = super().update_request(write, item, body_at)
+    def update_request(self, write: Write) -> dict[str, Any]:
+        request = super().update_request(write)
         if _has(write, RolledBack):  # "refresh" the correlation id on the way back to PENDING
             request["UpdateExpression"] = request["UpdateExpression"].replace("SET ", "SET #cid = :cid, ", 1)
             request["ExpressionAttributeNames"]["#cid"] = MESSAGE
@@ -158,10 +155,8 @@ class _ClaimsWhateverTheStatus(DynamoStore):
             found = attrs.evolve(found, record=record)
         return found, call
 
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        request = super().update_request(write, item, body_at)
+    def update_request(self, write: Write) -> dict[str, Any]:
+        request = super().update_request(write)
         if write.before is not None and _has(write, Claimed):
             names = request["ExpressionAttributeNames"]
             version = next(k for k, v in names.items() if v == VERSION)
@@ -182,10 +177,11 @@ class _BodyAfterRecord(DynamoStore):
     _late: tuple[Key, str, str] | None = None  # the body the create still has to write
 
     def place_body(
-        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+        self, write: Write, created: Mapping[str, Any], deadline_ms: int | None
     ) -> tuple[str | Classified | None, CallReport | None]:
-        if self.body_placement(write, item) is not Placement.ITEM:
-            return super().place_body(write, deadline_ms, item)
+        body = self.bodies.body_item(write.after.message)
+        if self.bodies.placement(created, body) is not Placement.ITEM:
+            return super().place_body(write, created, deadline_ms)
         nonce = new_nonce()
         self._late = (write.after.message.record_key, nonce, write.after.message.payload)
         return ITEM_PREFIX + nonce, None
