@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 
 import attrs
 
-from statemodel.attention import DEFAULT_SHARDING, Shards, is_due
+from statemodel.attention import DEFAULT_SHARDING, Shards, attention_key, is_due
 from statemodel.categories import ErrorCategory
 from statemodel.flows import (
     Answer,
@@ -209,7 +209,7 @@ class WorldBodies:
 
 class WorldDue:
     """The world's due records behind `statemodel.ports.DueIndex`: what the index query selects
-    (`statemodel.attention.is_due`), in one page, oldest first."""
+    (`statemodel.attention.is_due`), in one page, in the index's order (by `attention_key`'s time)."""
 
     def __init__(self, world: World, shards: Shards = DEFAULT_SHARDING) -> None:
         self.world = world
@@ -224,4 +224,9 @@ class WorldDue:
             if is_due(stored.record, now, settings, self.shards)
             and (shards is None or self.shards.of(stored.record.message_id) in shards)
         ]
-        yield DuePage(tuple(sorted(records, key=lambda r: r.updated_at)), None)
+        yield DuePage(tuple(sorted(records, key=self._attention_at)), None)
+
+    def _attention_at(self, record: Record) -> int:
+        key = attention_key(record, self.shards)
+        assert key is not None  # a due record has one
+        return key[1]
