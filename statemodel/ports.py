@@ -22,7 +22,7 @@ from typing import Generic, Protocol, TypeVar
 import attrs
 
 from statemodel.categories import Failure
-from statemodel.flows import Failed, Outcome, Send, Settings, Write
+from statemodel.flows import Outcome, Send, Settings, Write
 from statemodel.keys import Key
 from statemodel.records import Record
 from statemodel.stored import Stored
@@ -33,10 +33,10 @@ R_co = TypeVar("R_co", covariant=True)
 
 class RecordStore(Protocol[R_co]):
     def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, R_co]:
-        """One conditional write: `Written`, `ConditionFailed` with the record as it is, or `Failed`."""
+        """One conditional write: `Written`, `ConditionFailed` with the record as it is, or its `Failure`."""
         ...
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, R_co]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, R_co]:
         """The stored record (strongly consistent), None when there is none, or why it cannot be read."""
         ...
 
@@ -84,5 +84,5 @@ class DueIndex(Protocol[R]):
 
 class MessageQueue(Protocol[R_co]):
     def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, R_co]:
-        """One send: `Sent` with the queue's message id, or `Failed`."""
+        """One send: `Sent` with the queue's message id, or its `Failure`."""
         ...

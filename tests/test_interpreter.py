@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 from statemodel.attention import Shards
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.world import (
     Fault,
     World,
@@ -23,7 +23,6 @@ from statemodel.checker.world import (
 )
 from statemodel.flows import (
     ConditionFailed,
-    Failed,
     Flow,
     Outcome,
     Result,
@@ -115,7 +114,7 @@ def test_a_write_goes_to_the_store_and_a_send_to_the_queue_bounded_by_its_deadli
 
 
 def test_a_finished_flow_is_not_performed() -> None:
-    done = advance(submit(), Failed(ErrorCategory.PERMANENT, "X"), NOW)
+    done = advance(submit(), Failure(ErrorCategory.PERMANENT, "X"), NOW)
     assert done.done
     with pytest.raises(ValueError, match="finished"):
         perform(done, Recorder(), None)
@@ -169,14 +168,14 @@ def test_the_world_s_ports_meet_the_fault_they_are_given() -> None:
     write = flow.effect
     assert isinstance(write, Write)
     refused = WorldStore(world, Fault.WRITE_REJECTED).perform(write, None)
-    assert refused == (Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException"), None)
+    assert refused == (Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException"), None)
     assert world.items == {}
     landed = WorldStore(world, Fault.WRITE_LANDED_THEN_RETRIED).perform(write, None)
     assert landed == (ConditionFailed(write.after), None)
     send = advance(flow, Written(), NOW).effect
     assert isinstance(send, Send)
     lost = WorldQueue(world, lambda: NOW, Fault.SEND_LOST_TIMEOUT).perform(send, None)
-    assert lost == (Failed(ErrorCategory.AMBIGUOUS, "ConnectionClosedError"), None)
+    assert lost == (Failure(ErrorCategory.AMBIGUOUS, "ConnectionClosedError"), None)
     assert world.landed == {}
     with pytest.raises(ValueError, match="cannot happen"):
         WorldQueue(world, lambda: NOW, Fault.WRITE_REJECTED).perform(send, None)

@@ -22,11 +22,10 @@ from adapters.runtime.due_index import DueIndex as AwsDueIndex
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.world import World, WorldBodies, WorldDue, WorldQueue, WorldStore
 from statemodel.flows import (
     ConditionFailed,
-    Failed,
     Sent,
     Settings,
     Write,
@@ -171,7 +170,7 @@ def test_a_failed_read_is_classified_not_raised(aws_env: None) -> None:
     with mock_aws():
         store = DynamoStore(make_client("dynamodb", 1), "no-such-table")
         found, call = store.get(Key("x"))
-    assert isinstance(found, Failed) and call.error is not None and call.operation == "GetItem"
+    assert isinstance(found, Failure) and call.error is not None and call.operation == "GetItem"
 
 
 # ---- the bodies ---------------------------------------------------------------------------------
@@ -270,7 +269,7 @@ class DueIndexContract(abc.ABC):
         write = first_write()
         store.perform(write, None)
         flow = start_submit(write.after.message, "attempt-1", NOW + 40_000, NOW, SETTINGS)
-        flow = advance(advance(flow, Written(), NOW), Failed(ErrorCategory.RETRYABLE, "Throttled"), NOW + 1)
+        flow = advance(advance(flow, Written(), NOW), Failure(ErrorCategory.RETRYABLE, "Throttled"), NOW + 1)
         rollback = flow.effect
         assert isinstance(rollback, Write) and store.perform(rollback, None)[0] == Written()
         rolled_back_at = rollback.after.updated_at

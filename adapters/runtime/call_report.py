@@ -12,7 +12,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.classify import Classified, Classifier
 from adapters.runtime.clients import DeadlineExceeded, aws_call
-from statemodel.flows import Failed, Outcome
+from statemodel.categories import Failure
+from statemodel.flows import Outcome
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Outcome)
@@ -75,10 +76,10 @@ def call(
     return result, report(service, operation, state.attempts, started, error)
 
 
-def outcome_of(result: A | Classified) -> A | Failed:
-    """A flow's outcome of a call: what it answered, or `Failed` with its classified failure."""
+def outcome_of(result: A | Classified) -> A | Failure:
+    """A flow's outcome of a call: what it answered, or its classified failure."""
     if isinstance(result, Classified):
-        return Failed(result.category, result.code)
+        return result.failure
     return result
 
 

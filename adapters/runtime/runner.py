@@ -21,6 +21,7 @@ from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
+from statemodel.categories import Failure
 from statemodel.decider import evolve
 from statemodel.events import (
     Accepted,
@@ -33,7 +34,7 @@ from statemodel.events import (
     SendFailed,
     event_to_dict,
 )
-from statemodel.flows import Answer, Failed, Flow, Outcome, Write
+from statemodel.flows import Answer, Flow, Outcome, Write
 from statemodel.interpreter import Ports, run, send_deadline
 from statemodel.keys import Key
 from statemodel.ports import MessageQueue, RecordStore
@@ -53,7 +54,7 @@ class _WithItem:
     def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
         return self.store.perform(write, deadline_ms, self.item)
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
         return self.store.get(key, deadline_ms)
 
 

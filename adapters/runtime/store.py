@@ -7,7 +7,8 @@ The condition is the write's `Expectation` — status, version and attempt id as
 or, for the create, that no item has the key. A failed condition returns the item as it is
 (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which the flow uses both to recognise its own landed
 retry and to answer an idempotent replay, without a second read. An item with the key that is not a
-sendguard record (the team's own) fails the create permanently (`NOT_A_RECORD`): nothing is written.
+sendguard record (the team's own) is `NotARecord`: a create on it, or a read of it, raises that and
+writes nothing (the caller's bad input, not an AWS failure).
 
 The records a reconciler pass looks at are read by `adapters.runtime.due_index`.
 """
@@ -34,18 +35,29 @@ from adapters.runtime.codec import (
     update_request,
 )
 from adapters.runtime.layout import TableLayout
-from statemodel.categories import ErrorCategory
-from statemodel.flows import ConditionFailed, Failed, Outcome, Write, Written
+from statemodel.categories import ErrorCategory, Failure
+from statemodel.flows import ConditionFailed, Outcome, Write, Written
 from statemodel.keys import Key
 from statemodel.records import Message
 from statemodel.stored import Stored
 from statemodel.validation import message_problems
 
-__all__ = ["NOT_A_RECORD", "DynamoStore", "decode"]
+__all__ = ["DynamoStore", "NotARecord", "decode"]
 
-NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
 BODY_MISMATCH = "BodyMismatch"  # a record's body, attributes or group no longer hash to what was accepted
+
+
+class NotARecord(Exception):
+    """The item under the key is not a sendguard record: the team's own, without sendguard's
+    bookkeeping. `DynamoStore.get` raises it, and so does a create whose key such an item holds
+    (nothing is written). A write to a record that such an item has since replaced fails with
+    `failure` instead: the flow that made it ends there."""
+
+    failure = Failure(ErrorCategory.PERMANENT, "NotAnOutboxRecord")
+
+    def __init__(self) -> None:
+        super().__init__("the item under this key is not a sendguard record")
 
 
 # ---- the store -----------------------------------------------------------------------------------
@@ -55,13 +67,14 @@ def decode(
     item: dict[str, Any] | None, layout: TableLayout, body: str | None = None, queue: str | None = None
 ) -> Stored | Classified | None:
     """An item as stored (`body`: its out-of-line body's text; `queue`: the queue of a record that
-    names none), None for no item, or a failure: the team's own item (no sendguard bookkeeping)
-    under the key, an item no write of ours could leave, or a record whose message no longer hashes
-    to what was accepted (a body swapped, an attribute rewritten: never sent, never answered for)."""
+    names none), None for no item, or a failure: an item no write of ours could leave, or a record
+    whose message no longer hashes to what was accepted (a body swapped, an attribute rewritten:
+    never sent, never answered for). The team's own item (no sendguard bookkeeping) under the key
+    raises `NotARecord`."""
     if not item:
         return None
     if not is_record(item):
-        return failed(ErrorCategory.PERMANENT, NOT_A_RECORD)
+        raise NotARecord
     try:
         stored = stored_from_item(item, layout, body, queue)
     except (KeyError, ValueError, TypeError):
@@ -118,7 +131,12 @@ class DynamoStore:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 return None
             old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-            decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
+            try:
+                decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
+            except NotARecord as not_a_record:
+                if write.before is None:
+                    raise  # a create on the team's own item: nothing was written
+                return Classified(not_a_record.failure)
             return (
                 decoded
                 if isinstance(decoded, Classified)
@@ -155,9 +173,10 @@ class DynamoStore:
         """The created item as written: its body in it (`at` None), or named where it was placed."""
         return created if at is None else body_apart(created, self.layout, at)
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
-        from where it is), None (none, or one past its retention), or `Failed`."""
+        from where it is), None (none, or one past its retention), or its `Failure`. The team's own item
+        under the key raises `NotARecord`."""
 
         def whole(response: dict[str, Any]) -> Stored | Classified | None:
             item = response.get("Item")
@@ -174,7 +193,7 @@ class DynamoStore:
             self.classify,
             answered=whole,
         )
-        return (Failed(found.category, found.code) if isinstance(found, Classified) else found), done
+        return (found.failure if isinstance(found, Classified) else found), done
 
     def _whole(
         self, item: dict[str, Any] | None, deadline_ms: int | None, known: Message | None = None

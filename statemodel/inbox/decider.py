@@ -36,7 +36,6 @@ from statemodel.inbox.events import (
 )
 from statemodel.inbox.records import ClaimHeld, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import (
-    EVENT_TARGET,
     FENCED_EVENTS,
     INBOX_TRANSITIONS,
     Guard,
@@ -44,7 +43,6 @@ from statemodel.inbox.table import (
     InboxTransition,
     rows_for,
 )
-from statemodel.records import LastError
 
 
 def decide(
@@ -59,7 +57,7 @@ def decide(
         raise ForbiddenCommand(_refusal_text(phase, name))
     if rows[0].fenced:
         assert record is not None
-        named = getattr(command, "attempt_id", None)
+        named = attrs.asdict(command).get("attempt_id")  # None: a command naming no attempt
         if named != record.attempt_id:
             raise StaleAttempt(
                 f"{name} names attempt {named!r}, but {record.message_id} is held by {record.attempt_id!r}"
@@ -101,7 +99,7 @@ def evolve(record: InboxRecord | None, event: InboxEvent) -> InboxRecord:
                 phase=InboxPhase.WAITING,
                 attempt_id=None,
                 lease_expires_at=None,
-                last_error=LastError(event.category, event.code),
+                last_error=event.failure,
             )
         case EffectCommitted():
             return attrs.evolve(record, phase=InboxPhase.DONE, attempt_id=event.attempt_id)
@@ -110,7 +108,7 @@ def evolve(record: InboxRecord | None, event: InboxEvent) -> InboxRecord:
                 record,
                 phase=InboxPhase.WAITING,
                 receives=record.receives + 1,
-                last_error=LastError(event.category, event.code),
+                last_error=event.failure,
             )
         case ReceivesExhausted():
             return attrs.evolve(record, phase=InboxPhase.FAILED, attempt_id=None, lease_expires_at=None)
@@ -175,9 +173,6 @@ class InboxHistoryChecker:
             )
         self._check_event(event)
         self.record = evolve(self.record, event)
-        expected = EVENT_TARGET[event_type]
-        if expected is not None and self.record.phase is not expected:
-            raise IllegalTransition(f"{event_type.__name__} left {self._id()} in {self.record.phase.value}")
         self._positions = frozenset(advanced)
         return self.record
 
@@ -186,7 +181,7 @@ class InboxHistoryChecker:
         if record is None:
             return
         if type(event) in FENCED_EVENTS:
-            named = getattr(event, "attempt_id", None)
+            named = attrs.asdict(event)["attempt_id"]  # every fenced event names its attempt
             if named != record.attempt_id:
                 raise IllegalTransition(
                     f"{type(event).__name__} by {named!r}, whose claim on {self._id()} was lost to "
@@ -230,7 +225,8 @@ def segment(history: Iterable[InboxEvent], table: InboxTable = INBOX_TRANSITIONS
 
 
 def _guard_holds(guard: Guard, record: InboxRecord | None, command: InboxCommand, now: int) -> bool:
-    limit = getattr(command, "max_receives", 0)
+    assert isinstance(command, Claim | Release | RecordFailure)  # the commands with a receive budget
+    limit = command.max_receives
     receives = record.receives if record is not None else 0
     match guard:
         case Guard.RECEIVE_LEFT:
@@ -242,8 +238,9 @@ def _guard_holds(guard: Guard, record: InboxRecord | None, command: InboxCommand
         case Guard.LAST_RECEIVE:
             return receives + 1 >= limit
         case Guard.EXPIRED_RECEIVE_LEFT | Guard.EXPIRED_NO_RECEIVE_LEFT:
-            assert record is not None and record.lease_expires_at is not None
-            if now < record.lease_expires_at:
+            lease = record.lease_expires_at if record is not None else None
+            assert lease is not None  # an expiry's rows start from a held claim
+            if now < lease:
                 return False
             return (receives < limit) is (guard is Guard.EXPIRED_RECEIVE_LEFT)
 
@@ -268,8 +265,9 @@ def _claim_taken(record: InboxRecord | None, command: InboxCommand, now: int) ->
 
 
 def _claim_expired(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
-    assert record is not None and record.attempt_id is not None
-    return ClaimExpired(record.attempt_id, now)
+    holder = record.attempt_id if record is not None else None
+    assert holder is not None  # a takeover's row starts from a held claim
+    return ClaimExpired(holder, now)
 
 
 def _completed(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:

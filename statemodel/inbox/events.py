@@ -5,11 +5,11 @@ of a claim's life names its attempt (fencing).
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import attrs
 
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.inbox.records import InboxMessage, InboxRecord
 
 
@@ -46,9 +46,13 @@ class Completed:
 @attrs.frozen
 class Released:
     attempt_id: str
-    category: str  # an ErrorCategory value
+    category: str  # an ErrorCategory value (stored flat, as the history's format has it)
     code: str
     at: int
+
+    @property
+    def failure(self) -> Failure:
+        return Failure(ErrorCategory(self.category), self.code)
 
 
 @attrs.frozen
@@ -62,9 +66,13 @@ class EffectCommitted:
 @attrs.frozen
 class ReceiveFailed:
     attempt_id: str
-    category: str  # an ErrorCategory value
+    category: str  # an ErrorCategory value (stored flat, as the history's format has it)
     code: str
     at: int
+
+    @property
+    def failure(self) -> Failure:
+        return Failure(ErrorCategory(self.category), self.code)
 
 
 @attrs.frozen
@@ -119,8 +127,7 @@ def event_to_dict(event: InboxEvent) -> dict[str, Any]:
     message: the item holds it once, at its top level."""
     if isinstance(event, Received):
         return {"type": "Received", "at": event.at}
-    fields = attrs.asdict(event, recurse=False)
-    return {"type": type(event).__name__, **{k: _plain(v) for k, v in fields.items()}}
+    return {"type": type(event).__name__, **attrs.asdict(event)}
 
 
 def event_from_dict(data: dict[str, Any], message: InboxMessage) -> InboxEvent:
@@ -140,7 +147,3 @@ def event_from_dict(data: dict[str, Any], message: InboxMessage) -> InboxEvent:
         return cls(**fields)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed {cls.__name__} ({exc}): {data!r}") from exc
-
-
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value

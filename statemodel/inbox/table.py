@@ -148,7 +148,8 @@ INBOX_TRANSITIONS: tuple[InboxTransition, ...] = (
 )  # fmt: skip
 
 # Where each event leaves the record (None: where it was). A row's events walk from its source to its
-# target through these; tests/test_inbox_model.py checks that they do.
+# target through these, and `evolve` leaves each event's record there: tests/test_inbox_model.py and
+# tests/test_inbox_kills.py check both.
 EVENT_TARGET: dict[type[InboxEvent], InboxPhase | None] = {
     Received: InboxPhase.WAITING,
     ClaimTaken: InboxPhase.PROCESSING,
