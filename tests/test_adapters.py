@@ -28,6 +28,8 @@ from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
     MESSAGE,
+    body_at,
+    created_item,
     message_attributes,
     stored_from_item,
 )
@@ -585,3 +587,25 @@ def test_a_failed_index_query_skips_its_partition_not_the_pass(local: tuple[Conf
     }
     rolled_back = {m for m in records if stored_of(aws, m).record.phase is Phase.PENDING}  # type: ignore[union-attr]
     assert rolled_back == set(records) - in_first_partition and summary.expired == len(rolled_back)
+
+
+@pytest.mark.parametrize("payload", [{"n": 1}, {"note": "b" * 3_000}], ids=["inline", "body-item"])
+def test_a_create_writes_the_very_item_it_measured(aws_env: None, payload: Any) -> None:
+    """The created item is built once (`created_item`), measured for its body's placement, and
+    written as it is (`create_request`): the team's own attributes, the body in it or named where
+    it was placed."""
+    with mock_aws():
+        ensure_resources("made-once", "made-once")
+        table = "made-once"
+        store = DynamoStore(make_client("dynamodb", 1), table)
+        request = parse_submission(json.dumps({"payload": payload, "attributes": {"kind": "x"}}))
+        message = new_message(request, str(uuid.uuid4()), "corr", now_ms(), None)  # type: ignore[arg-type]
+        flow = start_submit(message, "attempt-1", now_ms() + 40_000, now_ms(), Settings())
+        create = flow.effect
+        assert isinstance(create, Write)
+        team = {"total": {"N": "3"}, "note": {"S": "é"}}
+        assert store.perform(create, None, team)[0] == Written()
+        raw = store.client.get_item(TableName=table, Key=store.layout.key(message.record_key))["Item"]
+    at = body_at(raw)
+    assert (at is None) == (payload == {"n": 1})
+    assert raw == store.apart(created_item(create, store.layout, team), at)

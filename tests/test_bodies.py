@@ -328,7 +328,8 @@ def test_a_store_reads_s3_bodies_only_from_its_own_bucket_and_writes_none_withou
     message = new_message(too_large, "refused", "c", 1, None)
     create = start_submit(message, "a", 2, 1, Settings()).effect
     assert isinstance(create, Write)
-    assert blind.body_placement(create) is None  # no bucket of its own: it fits nowhere
+    created = created_item(create, blind.layout)
+    assert blind.bodies.placement(created, blind.bodies.body_item(message)) is None  # no bucket: nowhere
 
 
 @pytest.mark.parametrize(

@@ -19,12 +19,12 @@ from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.codec import ATTENTION
 from adapters.runtime.config import Config, ConfigError
+from adapters.runtime.due_index import PAGE
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws, run_flow
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.sqs_batch import MAX_BATCH_BYTES, batches, entry_failure
-from adapters.runtime.store import PAGE
 from adapters.testing.serial_moto import one_request_at_a_time
 from statemodel.attention import DEFAULT_SHARDING, MAX_SHARDS, Shards, attention_key
 from statemodel.categories import ErrorCategory
@@ -278,7 +278,7 @@ def test_partitions_take_turns_page_by_page(moto: None) -> None:
     ids = _pending(aws, 2 * PAGE + 30, now)
     later = now + SETTINGS.redrive_after_ms
     seen = []
-    for page in aws.store.due(later, SETTINGS):
+    for page in aws.due_index.due(later, SETTINGS):
         seen += [aws.store.layout.shards.of(record.message_id) for record in page.records]
         if len(seen) >= 2 * PAGE:
             break

@@ -16,12 +16,14 @@ import pytest
 from moto import mock_aws
 
 from adapters.ops.provision import ensure_resources
-from adapters.runtime.bodies import S3Bodies
+from adapters.runtime.bodies import S3Bodies, TableBodies
 from adapters.runtime.clients import make_client
+from adapters.runtime.due_index import DueIndex as AwsDueIndex
+from adapters.runtime.layout import TableLayout
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
-from statemodel.categories import Failure
-from statemodel.checker.world import World, WorldQueue, WorldStore
+from statemodel.categories import ErrorCategory, Failure
+from statemodel.checker.world import World, WorldBodies, WorldDue, WorldQueue, WorldStore
 from statemodel.flows import (
     ConditionFailed,
     Sent,
@@ -32,7 +34,8 @@ from statemodel.flows import (
     lease_expiry,
     start_submit,
 )
-from statemodel.ports import MessageQueue, RecordStore
+from statemodel.keys import Key
+from statemodel.ports import BodyStore, DueIndex, MessageQueue, RecordStore
 from statemodel.stored import Stored
 from statemodel.validation import MAX_MESSAGE_BYTES_WITH_BUCKET, new_message, parse_submission
 
@@ -66,7 +69,7 @@ class RecordStoreContract(abc.ABC):
     def test_a_create_lands_once_and_reads_back_whole(self, store: RecordStore[Any]) -> None:
         write = first_write(payload=self.PAYLOAD)
         assert store.perform(write, None)[0] == Written()
-        found, _ = store.get(write.message_id)
+        found, _ = store.get(write.after.message.record_key)
         assert found == Stored(write.after, write.events)
 
     def test_a_second_create_fails_its_condition_with_the_record_as_it_is(
@@ -88,7 +91,7 @@ class RecordStoreContract(abc.ABC):
         # the same confirm again expects the version it read before: refused, the record as it is
         outcome, _ = store.perform(confirm, None)
         assert outcome == ConditionFailed(confirm.after)
-        found, _ = store.get(write.message_id)
+        found, _ = store.get(write.after.message.record_key)
         assert isinstance(found, Stored) and found.record == confirm.after
         assert found.history == write.events + confirm.events
 
@@ -103,7 +106,7 @@ class RecordStoreContract(abc.ABC):
         assert store.perform(forged, None)[0] == ConditionFailed(write.after)
 
     def test_no_record_reads_as_none(self, store: RecordStore[Any]) -> None:
-        assert store.get("nothing-here")[0] is None
+        assert store.get(Key("nothing-here"))[0] is None
 
     def test_a_send_is_accepted_with_the_queue_s_own_id(self, queue: MessageQueue[Any]) -> None:
         write = first_write(payload=self.PAYLOAD)
@@ -166,5 +169,139 @@ class TestDynamoS3BodyOnMoto(TestDynamoOnMoto):
 def test_a_failed_read_is_classified_not_raised(aws_env: None) -> None:
     with mock_aws():
         store = DynamoStore(make_client("dynamodb", 1), "no-such-table")
-        found, call = store.get("x")
+        found, call = store.get(Key("x"))
     assert isinstance(found, Failure) and call.error is not None and call.operation == "GetItem"
+
+
+# ---- the bodies ---------------------------------------------------------------------------------
+
+
+class BodyStoreContract(abc.ABC):
+    """Subclass with a `bodies` fixture for a backend."""
+
+    @abc.abstractmethod
+    def bodies(self) -> BodyStore[Any]: ...
+
+    def test_a_body_reads_back_by_the_name_it_was_given(self, bodies: BodyStore[Any]) -> None:
+        key = Key("order-1")
+        name, _ = bodies.put(key, "é" * 5_000, None)
+        assert isinstance(name, str) and bodies.names(key, name)
+        texts, _ = bodies.get_many([(key, name)], None)
+        assert texts == {(key, name): "é" * 5_000}
+
+    def test_each_put_gets_a_name_of_its_own(self, bodies: BodyStore[Any]) -> None:
+        key = Key("order-1")
+        first, _ = bodies.put(key, "one", None)
+        second, _ = bodies.put(key, "two", None)
+        assert isinstance(first, str) and isinstance(second, str) and first != second
+        texts, _ = bodies.get_many([(key, first), (key, second)], None)
+        assert texts == {(key, first): "one", (key, second): "two"}
+
+    def test_a_body_never_written_is_absent(self, bodies: BodyStore[Any]) -> None:
+        key = Key("order-1")
+        name, _ = bodies.put(key, "one", None)
+        assert isinstance(name, str)
+        other = name[:-1] + ("2" if name[-1] != "2" else "3")
+        assert bodies.names(key, other)  # a name of this store's form, but never given
+        assert bodies.get_many([(key, other)], None)[0] == {}
+
+    def test_a_name_of_another_form_is_not_this_store_s(self, bodies: BodyStore[Any]) -> None:
+        assert not bodies.names(Key("order-1"), "elsewhere/order-1")
+
+
+class TestWorldBodies(BodyStoreContract):
+    @pytest.fixture
+    def bodies(self) -> WorldBodies:  # type: ignore[override]
+        return WorldBodies(World())
+
+
+class TestTableBodiesOnMoto(BodyStoreContract):
+    @pytest.fixture
+    def bodies(self, aws_env: None) -> Iterator[TableBodies]:  # type: ignore[override]
+        with mock_aws():
+            ensure_resources("contract", "contract")
+            yield TableBodies(make_client("dynamodb", 3), "contract", TableLayout())
+
+
+class TestS3BodiesOnMoto(BodyStoreContract):
+    @pytest.fixture
+    def bodies(self, aws_env: None) -> Iterator[S3Bodies]:  # type: ignore[override]
+        with mock_aws():
+            s3 = make_client("s3", 3)
+            s3.create_bucket(Bucket="contract-bodies")
+            yield S3Bodies("contract-bodies", client=s3)
+
+
+# ---- the due index ------------------------------------------------------------------------------
+
+
+class DueIndexContract(abc.ABC):
+    """Subclass with `due` and `store` fixtures for a backend (the store writes what the index finds)."""
+
+    @abc.abstractmethod
+    def due(self) -> DueIndex[Any]: ...
+
+    @abc.abstractmethod
+    def store(self) -> RecordStore[Any]: ...
+
+    def _found(self, due: DueIndex[Any], now: int) -> list[str]:
+        return [record.message_id for page in due.due(now, SETTINGS) for record in page.records]
+
+    def test_a_claim_is_due_once_its_lease_ran_out(self, due: DueIndex[Any], store: RecordStore[Any]) -> None:
+        write = first_write()
+        assert store.perform(write, None)[0] == Written()
+        lease = write.after.lease_expires_at
+        assert lease is not None
+        assert self._found(due, lease - 1) == []
+        assert self._found(due, lease) == [write.message_id]
+
+    def test_a_confirmed_record_is_never_due(self, due: DueIndex[Any], store: RecordStore[Any]) -> None:
+        write = first_write()
+        store.perform(write, None)
+        flow = start_submit(write.after.message, "attempt-1", NOW + 40_000, NOW, SETTINGS)
+        flow = advance(advance(flow, Written(), NOW), Sent("sqs-1"), NOW + 1)
+        assert isinstance(flow.effect, Write) and store.perform(flow.effect, None)[0] == Written()
+        assert self._found(due, NOW + 10**9) == []
+
+    def test_a_rolled_back_record_is_due_after_the_redrive_wait(
+        self, due: DueIndex[Any], store: RecordStore[Any]
+    ) -> None:
+        write = first_write()
+        store.perform(write, None)
+        flow = start_submit(write.after.message, "attempt-1", NOW + 40_000, NOW, SETTINGS)
+        flow = advance(advance(flow, Written(), NOW), Failure(ErrorCategory.RETRYABLE, "Throttled"), NOW + 1)
+        rollback = flow.effect
+        assert isinstance(rollback, Write) and store.perform(rollback, None)[0] == Written()
+        rolled_back_at = rollback.after.updated_at
+        assert self._found(due, rolled_back_at + SETTINGS.redrive_after_ms - 1) == []
+        assert self._found(due, rolled_back_at + SETTINGS.redrive_after_ms) == [write.message_id]
+
+
+class TestWorldDue(DueIndexContract):
+    @pytest.fixture
+    def world(self) -> World:
+        return World()
+
+    @pytest.fixture
+    def due(self, world: World) -> WorldDue:  # type: ignore[override]
+        return WorldDue(world)
+
+    @pytest.fixture
+    def store(self, world: World) -> WorldStore:  # type: ignore[override]
+        return WorldStore(world)
+
+
+class TestDueIndexOnMoto(DueIndexContract):
+    @pytest.fixture
+    def records(self, aws_env: None) -> Iterator[DynamoStore]:
+        with mock_aws():
+            ensure_resources("contract", "contract")
+            yield DynamoStore(make_client("dynamodb", 3), "contract")
+
+    @pytest.fixture
+    def due(self, records: DynamoStore) -> DueIndex[Any]:  # type: ignore[override]
+        return AwsDueIndex(records)
+
+    @pytest.fixture
+    def store(self, records: DynamoStore) -> DynamoStore:  # type: ignore[override]
+        return records

@@ -19,6 +19,7 @@ import attrs
 
 from adapters.runtime.batch_get import batch_get
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, MESSAGE, QUEUE, named_queue
+from adapters.runtime.due_index import DueIndex
 from adapters.runtime.store import DynamoStore
 from statemodel.attention import Attention, Shards, due_queries, exhausted_partitions
 from statemodel.flows import Settings
@@ -166,7 +167,7 @@ def _exhausted_in(
     request = _request(store, partition, low=since_ms)
     for page in _pages(store, request):
         on_page(len(page.get("Items", [])))
-        found, reads = store.current(page.get("Items", []))  # the index holds keys only
+        found, reads = DueIndex(store).current(page.get("Items", []))  # the index holds keys only
         failed = [read.error for read in reads if read.error is not None]
         if failed:
             raise RecordsUnreadable(

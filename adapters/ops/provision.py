@@ -35,7 +35,7 @@ def table_definition(layout: TableLayout | None = None) -> dict[str, Any]:
                     {"AttributeName": ATTENTION_AT, "KeyType": "RANGE"},
                 ],
                 # Keys only: an entry stays ~100 bytes, one write unit whatever the message's size;
-                # a pass reads the records it names by key (`DynamoStore.current`).
+                # a pass reads the records it names by key (`DueIndex.current`).
                 "Projection": {"ProjectionType": "KEYS_ONLY"},
             }
         ],

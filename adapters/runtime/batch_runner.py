@@ -1,8 +1,9 @@
 """Carries several flows to their ends at once, their `Send` effects interpreted together as
 SendMessageBatch requests (`sqs_batch`).
 
-Like `runner.run_flow`, it decides nothing: each flow is advanced by `statemodel.flows.advance`
-with the outcome of its own effect. Writes stay one conditional UpdateItem each — DynamoDB has no
+Like `runner.run_flow`, it decides nothing: each flow is advanced by the interpreter
+(`statemodel.interpreter`: `step` for a write, `carry` with its own entry's outcome for a send).
+Writes stay one conditional UpdateItem each — DynamoDB has no
 conditional batch write short of a transaction, which would fail every claim for one superseded
 record — so every claim, confirm and rollback keeps its own fence. Only the sends are shared: the
 flows that reached their send by the same round go out in batches of up to ten, each flow then
@@ -20,9 +21,10 @@ import structlog
 from adapters.runtime.clients import now_ms
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
-from adapters.runtime.runner import Aws, advance_logged, finish, send_deadline
+from adapters.runtime.runner import Aws, Logged, finish
 from adapters.runtime.sqs_batch import batches, send_batch
 from statemodel.flows import Answer, Flow, Send, Write
+from statemodel.interpreter import carry, send_deadline, step
 
 
 def run_flows(
@@ -35,10 +37,11 @@ def run_flows(
     """Every flow carried to its end; the answers in the flows' order. `tally` counts what
     happened, as `run_flow`'s does."""
     log = get_logger()
+    observer = Logged(log, tally)
     current = list(flows)
     while True:
         for index, flow in enumerate(current):  # each flow's writes up to its send or its end
-            current[index] = _writes(log, flow, aws, deadline_ms, clock, tally)
+            current[index] = _writes(flow, aws, deadline_ms, clock, observer)
         sending = [index for index, flow in enumerate(current) if isinstance(flow.effect, Send)]
         if not sending:
             return [_finish(log, flow, tally) for flow in current]
@@ -49,21 +52,14 @@ def run_flows(
             for i, (outcome, call) in zip(group, send_batch(aws.queue, batch, deadline), strict=True):
                 index = sending[i]
                 with _bound(current[index]):
-                    current[index] = advance_logged(log, current[index], outcome, call, clock, tally)
+                    current[index] = carry(current[index], outcome, call, clock(), observer)
 
 
-def _writes(
-    log: object,
-    flow: Flow,
-    aws: Aws,
-    deadline_ms: int,
-    clock: Callable[[], int],
-    tally: Tally | None,
-) -> Flow:
+def _writes(flow: Flow, aws: Aws, deadline_ms: int, clock: Callable[[], int], observer: Logged) -> Flow:
+    """The flow's writes, each one interpreter step, up to its send or its end."""
     with _bound(flow):
         while not flow.done and isinstance(flow.effect, Write):
-            outcome, call = aws.store.perform(flow.effect, deadline_ms)
-            flow = advance_logged(log, flow, outcome, call, clock, tally)
+            _, flow = step(flow, aws, deadline_ms, clock, observer)
     return flow
 
 

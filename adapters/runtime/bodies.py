@@ -27,27 +27,38 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
 from adapters.runtime.batch_get import batch_get
-from adapters.runtime.call_report import CallReport, call
+from adapters.runtime.call_report import CallReport, call, refused
 from adapters.runtime.classify import Classified, Classifier, classify, failed
-from adapters.runtime.codec import BODY, ITEM_PREFIX, S3_PREFIX, body_item, item_text, named_body_key
+from adapters.runtime.codec import (
+    BODY,
+    BODY_AT,
+    ITEM_PREFIX,
+    S3_PREFIX,
+    body_item,
+    expires_at,
+    item_text,
+    named_body_key,
+)
 from adapters.runtime.config import DEFAULT_BODY_PREFIX
-from adapters.runtime.item_size import item_size
+from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.keys import Key
+from statemodel.records import Message
 
 __all__ = [
     "ITEM_PREFIX",
     "LONGEST_BODY_AT",
     "POINTER_REFUSED",
     "S3_PREFIX",
-    "BodyStore",
+    "TOO_LARGE",
+    "Bodies",
     "S3Bodies",
     "TableBodies",
 ]
@@ -62,33 +73,20 @@ def new_nonce() -> str:
 
 
 POINTER_REFUSED = "BodyPointerRefused"  # a record names a body where this configuration keeps none
+TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
 _NONCE = re.compile(rf"[A-Za-z0-9_\-]{{{len(LONGEST_NONCE)}}}")  # what new_nonce makes, no other
 
 
-class BodyStore(Protocol):
-    """Bodies written once and read by the name `put` returns (what the record keeps in `sg_body_at`)."""
+@attrs.frozen
+class BodyItem:
+    """A body item as built: the name the record keeps (`sg_body_at`), and the item itself."""
 
-    def names(self, key: Key, at: str) -> bool:
-        """Whether `at` is a name `put` gives a body of the record `key` here (else it is not read)."""
-        ...
-
-    def put(
-        self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
-    ) -> tuple[str | Classified, CallReport]:
-        """The body's name, or why it could not be written (classified). `expires`: when the body may
-        go (`codec.expires_at`; None: never), where the store keeps that per body."""
-        ...
-
-    def get_many(
-        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
-    ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
-        """The texts of (record key, name) pairs, and the calls made: a body not read (a failed
-        call, a missing body) is absent from the answer, and a failed call's report says why."""
-        ...
+    name: str
+    item: dict[str, Any]
 
 
 class TableBodies:
-    """Body items in the records' own table."""
+    """Body items in the records' own table (a `statemodel.ports.BodyStore`)."""
 
     def __init__(
         self, client: Any, table: str, layout: TableLayout, *, classify: Classifier = classify
@@ -99,20 +97,26 @@ class TableBodies:
         """Whether `at` names a body item of the record `key` (written by `put`)."""
         return at.startswith(ITEM_PREFIX) and _NONCE.fullmatch(at.removeprefix(ITEM_PREFIX)) is not None
 
-    def item_bytes(self, key: Key, text: str, expires: int | None = None) -> int:
-        """The size of the body item that would hold `text`, with the longest nonce."""
-        return item_size(body_item(self.layout, key, LONGEST_NONCE, text, expires))
+    def new_item(self, key: Key, text: str, expires: int | None = None) -> BodyItem:
+        """The body item that would hold `text` (under a fresh nonce), built once: measured for its
+        placement, then written as it is. `expires`: its TTL (`codec.EXPIRES_AT`), set now since
+        nothing writes it again."""
+        nonce = new_nonce()
+        return BodyItem(ITEM_PREFIX + nonce, body_item(self.layout, key, nonce, text, expires))
 
     def put(
         self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
-    ) -> tuple[str | Classified, CallReport]:
-        """A body item; `expires`: its TTL (`codec.EXPIRES_AT`), set now since nothing writes it again."""
-        nonce = new_nonce()
-        item = body_item(self.layout, key, nonce, text, expires)
+    ) -> tuple[str | Failure, CallReport]:
+        """A body item (`new_item`), written."""
+        return self.put_item(self.new_item(key, text, expires), deadline_ms)
+
+    def put_item(self, body: BodyItem, deadline_ms: int | None) -> tuple[str | Failure, CallReport]:
+        """`body` written, if nothing has its key; its name, or why it could not be written."""
+        item = body.item
         # The key is new (a fresh nonce), but it sits among the team's own rows: never overwrite one.
         # The only item it may meet is this very put's, landed by an attempt botocore then retried,
         # which comes back whole.
-        return call(
+        name, done = call(
             self.client,
             "dynamodb",
             "PutItem",
@@ -125,9 +129,10 @@ class TableBodies:
             ),
             deadline_ms,
             self.classify,
-            answered=lambda _: ITEM_PREFIX + nonce,
-            refusal=lambda exc: ITEM_PREFIX + nonce if exc.response.get("Item") == item else None,
+            answered=lambda _: body.name,
+            refusal=lambda exc: body.name if exc.response.get("Item") == item else None,
         )
+        return _failure(name), done
 
     def get_many(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
@@ -178,12 +183,12 @@ class S3Bodies:
 
     def put(
         self, record_key: Key, text: str, deadline_ms: int | None, expires: int | None = None
-    ) -> tuple[str | Classified, CallReport]:
+    ) -> tuple[str | Failure, CallReport]:
         """An object; `expires` is not written: the bucket's lifecycle rule expires the prefix's
         objects after the same retention (deploy/template.yaml, RetentionDays)."""
         key = f"{self.prefix}{record_key.message_id}/{new_nonce()}"
         client = self.client
-        return call(
+        name, done = call(
             client,
             "s3",
             "PutObject",
@@ -194,6 +199,7 @@ class S3Bodies:
             self.classify,
             answered=lambda _: f"{S3_PREFIX}{self.bucket}/{key}",
         )
+        return _failure(name), done
 
     def get_many(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
@@ -219,6 +225,91 @@ class S3Bodies:
                 found[(key, at)] = text
             reports.append(done)
         return found, reports
+
+
+class Bodies:
+    """Where a create's body is kept, and how a record's body is read back: the body items of the
+    records' table and, when there is one, the body bucket (each a `statemodel.ports.BodyStore`)."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        layout: TableLayout,
+        *,
+        s3: S3Bodies | None = None,
+        retention_days: int = 0,
+        classify: Classifier = classify,
+    ) -> None:
+        """`s3`: the body bucket, for bodies too large for a body item (without it, they are refused).
+        `retention_days`: how long after its acceptance a body item may be deleted (0: never)."""
+        self.layout = layout
+        self.items = TableBodies(client, table, layout, classify=classify)
+        self.s3 = s3
+        self.retention_days = retention_days
+
+    def body_item(self, message: Message) -> BodyItem:
+        """The body item that would hold `message`'s body (`TableBodies.new_item`)."""
+        return self.items.new_item(message.record_key, message.payload, self._expires(message))
+
+    def placement(self, created: Mapping[str, Any], body: BodyItem) -> Placement | None:
+        """Where the body of the record `created` (the create's item, built once, body inline)
+        belongs (`adapters.runtime.item_size.placement`), by the sizes of the record with it and
+        without it, and of its body item `body`."""
+        inline_bytes = item_size(created)
+        # Apart, the record names its body instead of holding it: the same item, one attribute swapped.
+        inline_body = {self.layout.body_attribute: created[self.layout.body_attribute]}
+        apart_bytes = inline_bytes - item_size(inline_body) + item_size({BODY_AT: {"S": LONGEST_BODY_AT}})
+        return placement(inline_bytes, apart_bytes, item_size(body.item), bucket=self.s3 is not None)
+
+    def place(
+        self, message: Message, created: Mapping[str, Any], deadline_ms: int | None
+    ) -> tuple[str | Classified | None, CallReport | None]:
+        """Where the body of the record `created` goes (`placement`): None for the record itself,
+        else the name of the body it wrote first (or why it could not)."""
+        body = self.body_item(message)
+        where = self.placement(created, body)
+        if where is Placement.INLINE:
+            return None, None
+        if where is None:
+            too_large = failed(ErrorCategory.PERMANENT, TOO_LARGE)
+            return too_large, refused("dynamodb", "PutItem", too_large)
+        if where is Placement.ITEM or self.s3 is None:
+            name, done = self.items.put_item(body, deadline_ms)
+        else:
+            name, done = self.s3.put(message.record_key, message.payload, deadline_ms, self._expires(message))
+        assert isinstance(name, str) or done.error is not None
+        return (name if isinstance(name, str) else done.error), done
+
+    def _expires(self, message: Message) -> int | None:
+        return expires_at(message, self.retention_days)
+
+    def read(
+        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
+        """The texts of out-of-line bodies, by (record key, `sg_body_at`), and the calls made. A body
+        named where this configuration keeps none (`TableBodies.names`, `S3Bodies.names`: under the
+        record's own key, in the configured bucket and prefix) is not read: a report per such name
+        says `POINTER_REFUSED`, and its text is missing from the answer."""
+        in_items = [(key, at) for key, at in wanted if self.items.names(key, at)]
+        in_s3 = [(key, at) for key, at in wanted if self.s3 is not None and self.s3.names(key, at)]
+        elsewhere = [at for key, at in wanted if (key, at) not in in_items and (key, at) not in in_s3]
+        texts, reports = self.items.get_many(in_items, deadline_ms) if in_items else ({}, [])
+        if in_s3:
+            assert self.s3 is not None
+            more, more_reports = self.s3.get_many(in_s3, deadline_ms)
+            texts |= more
+            reports += more_reports
+        for at in elsewhere:
+            service, operation = (
+                ("dynamodb", "BatchGetItem") if at.startswith(ITEM_PREFIX) else ("s3", "GetObject")
+            )
+            reports.append(refused(service, operation, failed(ErrorCategory.PERMANENT, POINTER_REFUSED)))
+        return texts, reports
+
+
+def _failure(name: str | Classified) -> str | Failure:
+    return name.failure if isinstance(name, Classified) else name
 
 
 def _key_text(key: dict[str, Any]) -> str:

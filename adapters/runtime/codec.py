@@ -359,12 +359,11 @@ def update_request(
         return placeholder
 
     if write.before is None:
-        to_set = _creation(write, layout, item, body_at)
-    else:
-        to_set = lifecycle_attributes(write.after, layout, retention_days)
-        history = name(HISTORY)
-        values |= {":history": write_history(write), ":empty": []}
-        assignments.append(f"{history} = list_append(if_not_exists({history}, :empty), :history)")
+        return create_request(created_item(write, layout, item, body_at), layout)
+    to_set = lifecycle_attributes(write.after, layout, retention_days)
+    history = name(HISTORY)
+    values |= {":history": write_history(write), ":empty": []}
+    assignments.append(f"{history} = list_append(if_not_exists({history}, :empty), :history)")
     for index, (attribute, value) in enumerate(to_set.items()):
         if value is None:
             removals.append(name(attribute))
@@ -372,22 +371,20 @@ def update_request(
             assignments.append(f"{name(attribute)} = :v{index}")
             values[f":v{index}"] = value
     expected = write.expected
-    if expected is None:
-        condition = f"attribute_not_exists({name(layout.partition_key)})"
+    assert expected is not None
+    values |= {":x_status": expected.status.value, ":x_version": expected.version}
+    condition = f"{name(layout.status_attribute)} = :x_status AND {name(VERSION)} = :x_version AND "
+    if expected.attempt_id is None:
+        condition += f"attribute_not_exists({name(ATTEMPT_ID)})"
     else:
-        values |= {":x_status": expected.status.value, ":x_version": expected.version}
-        condition = f"{name(layout.status_attribute)} = :x_status AND {name(VERSION)} = :x_version AND "
-        if expected.attempt_id is None:
-            condition += f"attribute_not_exists({name(ATTEMPT_ID)})"
+        # in either form: its compact one (`compact.short_id`), or as a record written before says it
+        short = short_id(expected.attempt_id)
+        values[":x_attempt_id"] = expected.attempt_id
+        if short == expected.attempt_id:
+            condition += f"{name(ATTEMPT_ID)} = :x_attempt_id"
         else:
-            # in either form: its compact one (`compact.short_id`), or as a record written before says it
-            short = short_id(expected.attempt_id)
-            values[":x_attempt_id"] = expected.attempt_id
-            if short == expected.attempt_id:
-                condition += f"{name(ATTEMPT_ID)} = :x_attempt_id"
-            else:
-                condition += f"{name(ATTEMPT_ID)} IN (:x_attempt_id, :x_attempt_short)"
-                values[":x_attempt_short"] = short
+            condition += f"{name(ATTEMPT_ID)} IN (:x_attempt_id, :x_attempt_short)"
+            values[":x_attempt_short"] = short
     return {
         "Key": layout.key(write.after.message.record_key),
         "UpdateExpression": "SET "
@@ -400,18 +397,36 @@ def update_request(
     }
 
 
-def put_request(
-    write: Write,
-    layout: TableLayout,
-    table: str,
-    item: Mapping[str, Any] | None = None,
-    body_at: str | None = None,
-) -> dict[str, Any]:
-    """A create as a transaction's Put (the low-level client's shape): the whole item, if no item
-    has its key yet."""
+def create_request(created: Mapping[str, Any], layout: TableLayout) -> dict[str, Any]:
+    """The UpdateItem parameters (less TableName) of a create, from the item it leaves
+    (`created_item`, built once): every attribute but the key set, if no item has the key yet."""
+    key_names = layout.key_names
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    assignments: list[str] = []
+    for index, (attribute, value) in enumerate((a, v) for a, v in created.items() if a not in key_names):
+        placeholder = f"#n{len(names)}"
+        names[placeholder] = attribute
+        assignments.append(f"{placeholder} = :v{index}")
+        values[f":v{index}"] = value
+    partition = f"#n{len(names)}"
+    names[partition] = layout.partition_key
+    return {
+        "Key": {name: created[name] for name in key_names},
+        "UpdateExpression": "SET " + ", ".join(assignments),
+        "ConditionExpression": f"attribute_not_exists({partition})",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def put_request(created: Mapping[str, Any], layout: TableLayout, table: str) -> dict[str, Any]:
+    """A create as a transaction's Put (the low-level client's shape): the item it leaves
+    (`created_item`, built once), if no item has its key yet."""
     return {
         "TableName": table,
-        "Item": created_item(write, layout, item, body_at),
+        "Item": dict(created),
         "ConditionExpression": "attribute_not_exists(#key)",
         "ExpressionAttributeNames": {"#key": layout.partition_key},
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
@@ -428,6 +443,15 @@ def created_item(
     assert write.before is None, "only a create makes an item"
     values = _creation(write, layout, item, body_at)
     return {**layout.key(write.after.message.record_key), **{k: _serialize(v) for k, v in values.items()}}
+
+
+def body_apart(created: Mapping[str, Any], layout: TableLayout, at: str) -> dict[str, Any]:
+    """A created item with its body kept elsewhere: in the body's place, where it is (`body_at`)."""
+    body = layout.body_attribute
+    return {
+        (BODY_AT if name == body else name): ({"S": at} if name == body else value)
+        for name, value in created.items()
+    }
 
 
 def write_history(write: Write) -> list[str]:

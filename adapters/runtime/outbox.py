@@ -45,7 +45,7 @@ from adapters.runtime.clients import (
     now_ms,
     remaining_ms,
 )
-from adapters.runtime.codec import created_request, is_record, put_request, serialize
+from adapters.runtime.codec import created_item, created_request, is_record, put_request, serialize
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
@@ -352,15 +352,17 @@ class Outbox:
             queue=self._config.queue_url,
         )
         write = prepare(message, now)
+        store = self._aws.store
+        created = created_item(write, self.layout, team_item)  # built once: measured, then put
         with self._scope(message.correlation_id, message_id, None):
-            at, call = self._aws.store.place_body(write, now + 2 * ATTEMPT_BUDGET_MS, team_item)
+            at, call = store.place_body(write, created, now + 2 * ATTEMPT_BUDGET_MS)
             if isinstance(at, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
                 raise _unavailable(
                     f"the body of {message_id!r} could not be written now", at.category, at.code
                 )
-        return {"Put": put_request(write, self.layout, self._config.table, team_item, at)}
+        return {"Put": put_request(store.apart(created, at), self.layout, self._config.table)}
 
     def dispatch(
         self, entry: Mapping[str, Any] | KeyLike, *, context: object = None, deadline_ms: int | None = None

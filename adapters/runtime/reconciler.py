@@ -12,7 +12,7 @@ A record names its queue, and a pass serves the queues it is configured for (its
 (`left_to_other_queues`) and logged once a pass by queue (`records_left`), never sent elsewhere.
 
 To drain a backlog fast, the records are taken ten at a time (the index's partitions taking turns,
-`DynamoStore.due`), and each group's flows run together (`batch_runner.run_flows`: one conditional
+`DueIndex.due`), and each group's flows run together (`batch_runner.run_flows`: one conditional
 write per claim, confirm and rollback, one SendMessageBatch per ten sends). With
 `SENDGUARD_RECONCILER_WORKERS` above 1 the groups run on that many threads at once: the pass is
 I/O-bound (each request waits ~10 ms on AWS), so threads multiply its rate until DynamoDB's or SQS's
@@ -161,7 +161,8 @@ def _due_records(
     aws: Aws, now: int, settings: Settings, summary: PassSummary, log: Any, shards: frozenset[int] | None
 ) -> Iterator[Record]:
     """The due records, page by page; each page counted, and each failed query logged and skipped."""
-    pages = aws.store.due(now, settings) if shards is None else aws.store.due(now, settings, shards)
+    index = aws.due_index
+    pages = index.due(now, settings) if shards is None else index.due(now, settings, shards)
     for page in pages:
         if page.call.error is None:
             summary.queries += 1

@@ -1,5 +1,6 @@
-"""Interprets a flow's effects on AWS and feeds the outcomes back: the only loop between the pure
-flows and the services. It decides nothing; it carries out, and it logs what happened."""
+"""Runs the flows on AWS: `statemodel.interpreter` performs their effects on the ports `Aws` holds
+and feeds the outcomes back; what happened is logged and counted around it (`Logged`). It decides
+nothing."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from adapters.runtime.bodies import S3Bodies
 from adapters.runtime.call_report import CallReport
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
+from adapters.runtime.due_index import DueIndex
 from adapters.runtime.log_events import AWS_FAILURE, REDRIVE_EXHAUSTED, ROLLBACK_FAILED, TRANSITION, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
+from statemodel.categories import Failure
 from statemodel.decider import evolve
 from statemodel.events import (
     Accepted,
@@ -31,14 +34,45 @@ from statemodel.events import (
     SendFailed,
     event_to_dict,
 )
-from statemodel.flows import Answer, Flow, Outcome, Send, Write, advance
+from statemodel.flows import Answer, Flow, Outcome, Write
+from statemodel.interpreter import Ports, run, send_deadline
+from statemodel.keys import Key
+from statemodel.ports import MessageQueue, RecordStore
 from statemodel.records import Record, phase_of
+from statemodel.stored import Stored
+
+__all__ = ["Aws", "Logged", "finish", "log_failure", "log_transitions", "run_flow", "send_deadline"]
+
+
+@attrs.frozen
+class _WithItem:
+    """The record table, its creates writing the team's own attributes (`item`) with the record."""
+
+    store: DynamoStore
+    item: Mapping[str, Any]
+
+    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+        return self.store.perform(write, deadline_ms, self.item)
+
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
+        return self.store.get(key, deadline_ms)
+
+
+@attrs.frozen
+class _Ports:
+    store: RecordStore[CallReport]
+    queue: MessageQueue[CallReport]
 
 
 @attrs.frozen
 class Aws:
+    """The ports on AWS: the record table (with its bodies), the queue, and the due index."""
+
     store: DynamoStore
     queue: SqsQueue
+    due_index: DueIndex = attrs.field(
+        default=attrs.Factory(lambda self: DueIndex(self.store), takes_self=True)
+    )
 
     @classmethod
     def from_config(
@@ -67,6 +101,10 @@ class Aws:
             SqsQueue(client("sqs"), config.queue_url),
         )
 
+    def with_item(self, item: Mapping[str, Any] | None) -> Ports[CallReport]:
+        """The ports a flow runs on, its create writing `item` (the team's own attributes) too."""
+        return self if item is None else _Ports(_WithItem(self.store, item), self.queue)
+
 
 def run_flow(
     flow: Flow,
@@ -76,53 +114,36 @@ def run_flow(
     item: Mapping[str, Any] | None = None,
     tally: Tally | None = None,
 ) -> Answer:
-    """Carries the flow to its end. `deadline_ms`: when this invocation must be done. `item`: the
-    team's own attributes, which the flow's create writes with the record. `tally` counts what
-    happened, for the invocation's metrics."""
+    """Carries the flow to its end (`statemodel.interpreter.run`, the explorer's own steps).
+    `deadline_ms`: when this invocation must be done. `item`: the team's own attributes, which the
+    flow's create writes with the record. `tally` counts what happened, for the invocation's metrics."""
     log = get_logger()
-    while not flow.done:
-        effect = flow.effect
-        if isinstance(effect, Write):
-            outcome, call = aws.store.perform(effect, deadline_ms, item)
-        elif isinstance(effect, Answer):  # pragma: no cover - a done flow ends the loop
-            break
-        else:
-            outcome, call = aws.queue.perform(effect, send_deadline(deadline_ms, effect))
-        flow = advance_logged(log, flow, outcome, call, clock, tally)
+    flow = run(flow, aws.with_item(item), deadline_ms, clock, Logged(log, tally))
     return finish(log, flow, tally)
 
 
-def send_deadline(deadline_ms: int, send: Send) -> int:
-    """A send starts no later than the invocation's end nor its own deadline (the lease's less its
-    margin), whichever comes first."""
-    return min(deadline_ms, send.deadline)
+@attrs.frozen
+class Logged:
+    """What the interpreter tells of each step, logged and counted: a failed call, the transitions
+    of a write that landed, and the effect for the invocation's metrics (`tally`)."""
 
+    log: Any
+    tally: Tally | None = None
 
-def advance_logged(
-    log: Any,
-    flow: Flow,
-    outcome: Outcome,
-    call: CallReport,
-    clock: Callable[[], int],
-    tally: Tally | None = None,
-) -> Flow:
-    """The flow after its effect came out as `outcome`: the failure and the landed transitions
-    logged, the effect counted."""
-    effect = flow.effect
-    if call.error is not None:
-        log_failure(log, call, flow)
-    flow = advance(flow, outcome, clock())
-    landed = isinstance(effect, Write) and flow.record == effect.after
-    if isinstance(effect, Write) and landed:
-        before = effect.before
-        if before is not None and before.version == 1:
-            # A record written by the team's transaction (`Outbox.pending_put`) was never logged;
-            # the first claim of it, which only one write can make, logs its creation first.
-            log_transitions(log, None, (Accepted(before.message, before.updated_at),))
-        log_transitions(log, before, effect.events)
-    if tally is not None and not isinstance(effect, Answer):
-        tally.effect(effect, outcome, effect.events if isinstance(effect, Write) and landed else ())
-    return flow
+    def stepped(self, before: Flow, outcome: Outcome, call: CallReport, after: Flow) -> None:
+        log, effect = self.log, before.effect
+        if call.error is not None:
+            log_failure(log, call, before)
+        landed = isinstance(effect, Write) and after.record == effect.after
+        if isinstance(effect, Write) and landed:
+            first = effect.before
+            if first is not None and first.version == 1:
+                # A record written by the team's transaction (`Outbox.pending_put`) was never logged;
+                # the first claim of it, which only one write can make, logs its creation first.
+                log_transitions(log, None, (Accepted(first.message, first.updated_at),))
+            log_transitions(log, first, effect.events)
+        if self.tally is not None and not isinstance(effect, Answer):
+            self.tally.effect(effect, outcome, effect.events if isinstance(effect, Write) and landed else ())
 
 
 def finish(log: Any, flow: Flow, tally: Tally | None = None) -> Answer:

@@ -4,8 +4,9 @@ Each is built from parts passed in as parameters — none patches a module, and 
 lists a helper for them to patch:
 
 * adapter mutants: sendguard's own handlers, `adapters.aws_lambda.Handlers(aws=...)`, with a broken
-  store or queue (a subclass of `DynamoStore` / `SqsQueue`) or classifier (the `classify=` parameter
-  both take), or wrapped the way a broken deployment would run them;
+  store, due index or queue (a subclass of `DynamoStore` / `DueIndex` / `SqsQueue`) or classifier
+  (the `classify=` parameter the store and the queue take), or wrapped the way a broken deployment
+  would run them;
 * wiring mutants: a team's handler that gets the wiring wrong — around sendguard's handler (sends to
   SQS itself, answers 202 on its own, turns sendguard's 503 into a 202), or built on `Outbox` with
   the team's own table layout (`adapters.testing.OutboxSuite`: a write that overwrites a team
@@ -47,12 +48,13 @@ from adapters.runtime.clients import make_client
 from adapters.runtime.codec import MESSAGE, VERSION, body_item, serialize
 from adapters.runtime.compact import pack_message
 from adapters.runtime.config import Config
+from adapters.runtime.due_index import DueIndex, DuePage
 from adapters.runtime.item_size import Placement
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.outbox import Outbox, SendResult
 from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
-from adapters.runtime.store import DuePage, DynamoStore
+from adapters.runtime.store import DynamoStore
 from adapters.testing.hooks import Expected, Promise, Request
 from adapters.testing.scenarios import SCENARIOS, run_scenario
 from adapters.testing.service import QUIET_LOGGER, Service, outbox_service, sendguard_service
@@ -78,10 +80,8 @@ class _Unconditional(DynamoStore):
 
     event_type: type = RolledBack
 
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        request = super().update_request(write, item, body_at)
+    def update_request(self, write: Write) -> dict[str, Any]:
+        request = super().update_request(write)
         if _has(write, self.event_type):
             request.pop("ConditionExpression", None)
             request["ExpressionAttributeValues"] = {
@@ -103,10 +103,8 @@ class _UnconditionalConfirm(_Unconditional):
 
 
 class _RollbackRewritesMetadata(DynamoStore):
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        request = super().update_request(write, item, body_at)
+    def update_request(self, write: Write) -> dict[str, Any]:
+        request = super().update_request(write)
         if _has(write, RolledBack):  # "refresh" the correlation id on the way back to PENDING
             request["UpdateExpression"] = request["UpdateExpression"].replace("SET ", "SET #cid = :cid, ", 1)
             request["ExpressionAttributeNames"]["#cid"] = MESSAGE
@@ -115,7 +113,7 @@ class _RollbackRewritesMetadata(DynamoStore):
         return request
 
 
-class _IgnoresLease(DynamoStore):
+class _IgnoresLease(DueIndex):
     """A reconciler's read that takes every in-flight claim for expired, live or not."""
 
     def due(self, now: int, settings_: Settings, shards: Collection[int] | None = None) -> Iterator[DuePage]:
@@ -157,10 +155,8 @@ class _ClaimsWhateverTheStatus(DynamoStore):
             found = attrs.evolve(found, record=record)
         return found, call
 
-    def update_request(
-        self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
-    ) -> dict[str, Any]:
-        request = super().update_request(write, item, body_at)
+    def update_request(self, write: Write) -> dict[str, Any]:
+        request = super().update_request(write)
         if write.before is not None and _has(write, Claimed):
             names = request["ExpressionAttributeNames"]
             version = next(k for k, v in names.items() if v == VERSION)
@@ -181,10 +177,11 @@ class _BodyAfterRecord(DynamoStore):
     _late: tuple[Key, str, str] | None = None  # the body the create still has to write
 
     def place_body(
-        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
+        self, write: Write, created: Mapping[str, Any], deadline_ms: int | None
     ) -> tuple[str | Classified | None, CallReport | None]:
-        if self.body_placement(write, item) is not Placement.ITEM:
-            return super().place_body(write, deadline_ms, item)
+        body = self.bodies.body_item(write.after.message)
+        if self.bodies.placement(created, body) is not Placement.ITEM:
+            return super().place_body(write, created, deadline_ms)
         nonce = new_nonce()
         self._late = (write.after.message.record_key, nonce, write.after.message.payload)
         return ITEM_PREFIX + nonce, None
@@ -222,14 +219,18 @@ def _aws(
     store: type[DynamoStore] = DynamoStore,
     queue: type[SqsQueue] = SqsQueue,
     classifier: Classifier = classify,
+    due_index: type[DueIndex] = DueIndex,
 ) -> AwsFactory:
-    """What `Handlers(aws=...)` and `outbox_service(aws=...)` build the store and queue with."""
+    """What `Handlers(aws=...)` and `outbox_service(aws=...)` build the store, queue and due index
+    with."""
 
     def build(config: Config) -> Aws:
         dynamodb = make_client("dynamodb", config.aws_max_attempts)
+        records = store(dynamodb, config.table, config.layout, classify=classifier)
         return Aws(
-            store(dynamodb, config.table, config.layout, classify=classifier),
+            records,
             queue(make_client("sqs", config.aws_max_attempts), config.queue_url, classify=classifier),
+            due_index(records),
         )
 
     return build
@@ -543,7 +544,10 @@ MUTANTS: dict[str, tuple[str, Callable[[str], Build]]] = {
         "a rollback rewrites the correlation id",
         adapter(_aws(store=_RollbackRewritesMetadata)),
     ),
-    "reconciler_ignores_lease": ("the reconciler rolls back live claims", adapter(_aws(store=_IgnoresLease))),
+    "reconciler_ignores_lease": (
+        "the reconciler rolls back live claims",
+        adapter(_aws(due_index=_IgnoresLease)),
+    ),
     "body_written_after_record": (
         "a large body written after the record that names it",
         adapter(_aws(store=_BodyAfterRecord)),

@@ -64,8 +64,9 @@ The abstraction, and why it loses no behaviour that could break a promise:
   new request could change such a state; it is where "no orphan" and "nothing lost" are judged.
 
 The rules are never restated here: steps are `statemodel.flows` (`start_submit`, `reconcile_start`,
-`advance`) performed by `statemodel.checker.world.World`, whose writes go through `decide`, `evolve` and the
-table; invariants are `statemodel.invariants`. A `Model` names the functions and data a run uses, so a
+`advance`) performed by `statemodel.interpreter.step` (the adapters' own) on the ports of
+`statemodel.checker.world.World`, whose writes go through `decide`, `evolve` and the table;
+invariants are `statemodel.invariants`. A `Model` names the functions and data a run uses, so a
 mutant (see `statemodel.checker.mutants`) is statemodel with one piece swapped, and is judged by the same
 code.
 """
@@ -79,9 +80,17 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from statemodel import attention, table
+from statemodel import attention, interpreter, table
 from statemodel.categories import ErrorCategory, Failure
-from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
+from statemodel.checker.world import (
+    SEND_FAULTS,
+    WRITE_FAULTS,
+    Fault,
+    World,
+    WorldPorts,
+    WorldQueue,
+    WorldStore,
+)
 from statemodel.events import (
     ClaimCause,
     Claimed,
@@ -660,15 +669,19 @@ class Space:
     def _step(self, flow: Flow, cluster: Cluster, fault: Fault | None) -> _StepResult | str:
         effect = flow.effect
         assert not isinstance(effect, Answer)
-        scratch = World(self.model.write_condition)
+        # The scratch world numbers its sends after the record's: SQS message ids are per record.
+        scratch = World(self.model.write_condition, sqs_ids=cluster.landed)
         if cluster.stored:
             scratch.items[MESSAGE.message_id] = cluster.stored
+        ports = WorldPorts(WorldStore(scratch, fault), WorldQueue(scratch, _now, fault))
+        model_advance = self.model.flows.advance
+
+        def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
+            return forget_unread(model_advance(flow, _category_only(outcome), now))
+
         try:
-            outcome = scratch.perform(effect, NOW, fault)
+            outcome, after = interpreter.step(flow, ports, NOW, _now, advance=advance)
             sent = len(scratch.landed.get(MESSAGE.message_id, []))
-            if isinstance(outcome, Sent):  # the scratch world numbers from 1; ids are per record
-                outcome = Sent(f"sqs-{cluster.landed + sent}")
-            after = forget_unread(self.model.flows.advance(flow, _category_only(outcome), NOW))
         except Exception as exc:
             return f"the model raised {type(exc).__name__}: {exc}"
         stored = scratch.items.get(MESSAGE.message_id)
@@ -745,6 +758,10 @@ def _forget_unread_event(event: Event) -> Event:
         case SendFailed():
             return attrs.evolve(event, category=UNREAD_FAILURE.category.value, code=UNREAD)
     return event
+
+
+def _now() -> int:
+    return NOW
 
 
 def _category_only(outcome: Outcome) -> Outcome:

@@ -6,10 +6,11 @@ run the real flows against it; the adapters run the same flows against AWS.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import attrs
 
+from statemodel.attention import DEFAULT_SHARDING, Shards, attention_key, is_due
 from statemodel.categories import ErrorCategory, Failure
 from statemodel.flows import (
     Answer,
@@ -18,10 +19,13 @@ from statemodel.flows import (
     Outcome,
     Send,
     Sent,
+    Settings,
     Write,
     Written,
     condition_holds,
 )
+from statemodel.keys import Key
+from statemodel.ports import DuePage
 from statemodel.records import Record
 from statemodel.stored import Stored
 
@@ -74,14 +78,16 @@ class QueuedMessage:
 class World:
     """The table, the queue and what was sent, in memory. Mutable: one object per test run."""
 
-    def __init__(self, condition: Condition = condition_holds) -> None:
+    def __init__(self, condition: Condition = condition_holds, sqs_ids: int = 0) -> None:
+        """`sqs_ids`: the SQS message ids given before (the next send is `sqs-<sqs_ids + 1>`)."""
         self.condition = condition
         self.items: dict[str, Stored] = {}
+        self.bodies: dict[tuple[Key, str], str] = {}
         self.queue: list[QueuedMessage] = []
         self.consumed: list[QueuedMessage] = []
         # Every send SQS accepted, per message id, in order: the SQS message ids.
         self.landed: dict[str, list[str]] = {}
-        self._sqs_ids = 0
+        self._sqs_ids = sqs_ids
 
     def perform(self, effect: Effect, now: int, fault: Fault | None = None) -> Outcome:
         if isinstance(effect, Answer):
@@ -137,26 +143,89 @@ class World:
 
 
 class WorldStore:
-    """The world's table behind `statemodel.ports.RecordStore`. No faults here: the world's own
-    `perform` takes those."""
+    """The world's table behind `statemodel.ports.RecordStore`. `fault`: what every write it performs
+    meets (the world's `Fault`s; None: none)."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, fault: Fault | None = None) -> None:
         self.world = world
+        self.fault = fault
 
     def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, None]:
-        return self.world.perform(write, 0), None  # pragma: no mutate (a write reads no time)
+        return self.world.perform(write, 0, self.fault), None  # pragma: no mutate (a write reads no time)
 
-    def get(self, message_id: str, deadline_ms: int | None = None) -> tuple[Stored | None, None]:
-        return self.world.items.get(message_id), None
+    def get(self, key: Key | str, deadline_ms: int | None = None) -> tuple[Stored | None, None]:
+        """`key`: the record's key, or its message id."""
+        return self.world.items.get(key if isinstance(key, str) else key.message_id), None
 
 
 class WorldQueue:
     """The world's queue behind `statemodel.ports.MessageQueue`. A send whose own deadline has
-    passed by `clock()` never starts, as the AWS adapters' deadline guard refuses it."""
+    passed by `clock()` never starts, as the AWS adapters' deadline guard refuses it. `fault`: what
+    every send it performs meets (None: none)."""
 
-    def __init__(self, world: World, clock: Callable[[], int]) -> None:
+    def __init__(self, world: World, clock: Callable[[], int], fault: Fault | None = None) -> None:
         self.world = world
         self.clock = clock
+        self.fault = fault
 
     def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, None]:
-        return self.world.perform(send, self.clock()), None
+        return self.world.perform(send, self.clock(), self.fault), None
+
+
+@attrs.frozen
+class WorldPorts:
+    """The world's table and queue, as `statemodel.interpreter` performs effects on them."""
+
+    store: WorldStore
+    queue: WorldQueue
+
+
+BODY_PREFIX = "world#"  # what the world names its bodies with: the prefix, then a number
+
+
+class WorldBodies:
+    """Bodies kept apart, in memory, behind `statemodel.ports.BodyStore`."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def names(self, key: Key, at: str) -> bool:
+        return at.startswith(BODY_PREFIX) and at.removeprefix(BODY_PREFIX).isdigit()
+
+    def put(
+        self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
+    ) -> tuple[str, None]:
+        at = f"{BODY_PREFIX}{len(self.world.bodies) + 1}"
+        self.world.bodies[(key, at)] = text
+        return at, None
+
+    def get_many(
+        self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
+    ) -> tuple[dict[tuple[Key, str], str], list[None]]:
+        bodies = self.world.bodies
+        return {pair: bodies[pair] for pair in wanted if pair in bodies}, []
+
+
+class WorldDue:
+    """The world's due records behind `statemodel.ports.DueIndex`: what the index query selects
+    (`statemodel.attention.is_due`), in one page, in the index's order (by `attention_key`'s time)."""
+
+    def __init__(self, world: World, shards: Shards = DEFAULT_SHARDING) -> None:
+        self.world = world
+        self.shards = shards
+
+    def due(
+        self, now: int, settings: Settings, shards: Collection[int] | None = None
+    ) -> Iterator[DuePage[None]]:
+        records = [
+            stored.record
+            for stored in self.world.items.values()
+            if is_due(stored.record, now, settings, self.shards)
+            and (shards is None or self.shards.of(stored.record.message_id) in shards)
+        ]
+        yield DuePage(tuple(sorted(records, key=self._attention_at)), None)
+
+    def _attention_at(self, record: Record) -> int:
+        key = attention_key(record, self.shards)
+        assert key is not None  # a due record has one
+        return key[1]
