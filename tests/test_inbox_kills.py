@@ -1005,6 +1005,8 @@ def test_a_guarded_claim_meets_what_is_there() -> None:
     retaking = flows.advance(_guarded(now=500), Conflict(taker), 500)
     assert retaking.effect == _next(InboxWrite(None, (), taker), Claim(MESSAGE, "a-1", 31_000, 3), 500)
     assert flows.advance(retaking, Conflict(held("a-7", lease=900)), 501).answer.result is InboxResult.BUSY
+    moved_again = flows.advance(retaking, Conflict(waiting(1)), 501)  # one retry only: come back later
+    assert moved_again.answer == InboxAnswer(InboxResult.BUSY, "m-1", waiting(1))
     done = record(InboxPhase.DONE, attempt_id="a-0", result="kept")
     duplicate = flows.advance(_guarded(), Conflict(done), 1).answer
     assert duplicate == InboxAnswer(InboxResult.DUPLICATE, "m-1", done) and duplicate.stored_result == "kept"
@@ -1038,6 +1040,12 @@ def test_an_operator_rearm_is_one_write_on_the_record_as_read() -> None:
         InboxResult.SUPERSEDED, "m-1", moved
     )
     assert flows.advance(flow, Conflict(rearm.after), 41).answer.result is InboxResult.REARMED
+    throttled = Failed(RETRYABLE, "ProvisionedThroughputExceededException")
+    assert flows.advance(flow, throttled, 41).answer == InboxAnswer(
+        InboxResult.RETRY, "m-1", failed, HandlerError(RETRYABLE, "ProvisionedThroughputExceededException")
+    )
+    with pytest.raises(ValueError, match=r"^Found cannot answer rearm in "):
+        flows.advance(flow, Found(failed), 41)
 
 
 def test_an_outcome_a_step_cannot_take_is_refused() -> None:

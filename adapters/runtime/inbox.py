@@ -73,7 +73,7 @@ from adapters.runtime.log_events import (
     emit,
 )
 from adapters.runtime.logs import get_logger, logging_to
-from statemodel.categories import ErrorCategory, Failure
+from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.errors import ForbiddenCommand
 from statemodel.inbox import flows
 from statemodel.inbox.decider import evolve
@@ -316,7 +316,7 @@ class InboxStore:
                 error = failed(ErrorCategory.PERMANENT, str(codes[0]))
                 return HandlerError(error.failure), error
         error = self.classify(exc, self._models[operation])
-        if effect and error.category is ErrorCategory.PERMANENT:
+        if effect and not consequence(error.category).retry_after:  # statemodel.categories decides
             # DynamoDB refused the whole request, not one entry: a malformed entry of the team's effect
             # (a ValidationException), a table it names that does not exist, no permission on it. The
             # same commit fails so on every delivery (the inbox's own part is the one its GetItem just

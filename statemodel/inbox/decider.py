@@ -57,7 +57,7 @@ def decide(
         raise ForbiddenCommand(_refusal_text(phase, name))
     if rows[0].fenced:
         assert record is not None
-        named = getattr(command, "attempt_id", None)
+        named = attrs.asdict(command).get("attempt_id")  # None: a command naming no attempt
         if named != record.attempt_id:
             raise StaleAttempt(
                 f"{name} names attempt {named!r}, but {record.message_id} is held by {record.attempt_id!r}"
@@ -181,7 +181,7 @@ class InboxHistoryChecker:
         if record is None:
             return
         if type(event) in FENCED_EVENTS:
-            named = getattr(event, "attempt_id", None)
+            named = attrs.asdict(event)["attempt_id"]  # every fenced event names its attempt
             if named != record.attempt_id:
                 raise IllegalTransition(
                     f"{type(event).__name__} by {named!r}, whose claim on {self._id()} was lost to "
@@ -238,8 +238,9 @@ def _guard_holds(guard: Guard, record: InboxRecord | None, command: InboxCommand
         case Guard.LAST_RECEIVE:
             return receives + 1 >= limit
         case Guard.EXPIRED_RECEIVE_LEFT | Guard.EXPIRED_NO_RECEIVE_LEFT:
-            assert record is not None and record.lease_expires_at is not None
-            if now < record.lease_expires_at:
+            lease = record.lease_expires_at if record is not None else None
+            assert lease is not None  # an expiry's rows start from a held claim
+            if now < lease:
                 return False
             return (receives < limit) is (guard is Guard.EXPIRED_RECEIVE_LEFT)
 
@@ -264,8 +265,9 @@ def _claim_taken(record: InboxRecord | None, command: InboxCommand, now: int) ->
 
 
 def _claim_expired(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
-    assert record is not None and record.attempt_id is not None
-    return ClaimExpired(record.attempt_id, now)
+    holder = record.attempt_id if record is not None else None
+    assert holder is not None  # a takeover's row starts from a held claim
+    return ClaimExpired(holder, now)
 
 
 def _completed(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
