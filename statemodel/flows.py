@@ -490,7 +490,8 @@ class Flows:
         `request`: the message the caller meant to write (its `pending_put`); a record holding another
         request (body, attributes, group or queue) is a conflict, as for `send`. None: the record's own.
         It answers as the outbox's prepare does when it finds the record (`NEXT`)."""
-        plan = _client_plan(request or record.message, attempt_id, lease_expires_at, settings)
+        request = record.message if request is None else request
+        plan = _client_plan(request, attempt_id, lease_expires_at, settings)
         step = NEXT[(Kind.SUBMIT, Stage.PREPARE, _found(plan, record), record.phase)]
         return self._take(plan, step, record, record.message_id, now)
 

@@ -737,6 +737,24 @@ def test_the_outbox_claims_its_own_new_record_as_dispatch_when_the_prepare_lands
     assert claimed == Claimed("o-1", lease, ClaimCause.DISPATCH, NOW + 5)
 
 
+def test_a_flow_knows_the_record_its_last_write_left_finished_or_not() -> None:
+    """The adapters tell a landed write by the flow's record after it (`runner.advance_logged` logs
+    its events): each step, the last one too, holds the record as the write left it, or as found."""
+    world, msg = World(), message()
+    flow = start_submit(msg, "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    while not flow.done:
+        effect = flow.effect
+        flow = advance(flow, world.perform(effect, NOW), NOW)
+        if isinstance(effect, Write):
+            assert flow.record == effect.after == world.record(msg.message_id)
+    assert flow.answer.result is Result.SENT and flow.answer.record == flow.record
+    replay = start_submit(msg, "a-2", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    found = world.record(msg.message_id)
+    assert found is not None
+    done = advance(replay, ConditionFailed(found), NOW)
+    assert done.answer.result is Result.ALREADY_QUEUED and done.record == found == done.answer.record
+
+
 def test_the_send_names_the_attempt_that_claimed_the_record() -> None:
     """The send after a claim carries the claiming attempt, the message and the send deadline."""
     world, msg = World(), message()

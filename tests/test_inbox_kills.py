@@ -59,6 +59,7 @@ from statemodel.inbox.flows import (
     HandlerError,
     InboxAnswer,
     InboxFlow,
+    InboxFlows,
     InboxResult,
     InboxSettings,
     InboxWrite,
@@ -1040,9 +1041,8 @@ def test_an_operator_rearm_is_one_write_on_the_record_as_read() -> None:
     )
     assert flows.advance(flow, Conflict(rearm.after), 41).answer.result is InboxResult.REARMED
     throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
-    assert flows.advance(flow, throttled, 41).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", failed, throttled
-    )
+    retry = InboxAnswer(InboxResult.RETRY, "m-1", failed, throttled)
+    assert flows.advance(flow, throttled, 41).answer == retry
     with pytest.raises(ValueError, match=r"^Found cannot answer rearm in "):
         flows.advance(flow, Found(failed), 41)
 
@@ -1056,16 +1056,16 @@ def test_an_outcome_a_step_cannot_take_is_refused() -> None:
         _ = _guarded().answer
 
 
-def test_a_delivery_writes_by_the_table_it_is_given() -> None:
-    """The explorer's model mutants enter through the table the flows are started with."""
-    no_commit = tuple(row for row in INBOX_TRANSITIONS if row.command is not Commit)
-    model = flows.InboxFlows(no_commit)
-    flow = model.advance(model.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS), Found(None), 1)
+def test_a_delivery_writes_by_the_table_its_flows_hold() -> None:
+    """The explorer's model mutants enter through the `InboxFlows` that starts and advances a flow."""
+    no_commit = InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not Commit))
+    flow = no_commit.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS)
+    flow = no_commit.advance(flow, Found(None), 1)
     with pytest.raises(ForbiddenCommand, match="Commit is forbidden in phase ABSENT"):
-        model.advance(flow, Handled("r"), 2)
-    no_claim = tuple(row for row in INBOX_TRANSITIONS if row.command is not Claim)
+        no_commit.advance(flow, Handled("r"), 2)
+    no_claim = InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not Claim))
     with pytest.raises(ForbiddenCommand, match="Claim is forbidden in phase ABSENT"):
-        flows.InboxFlows(no_claim).start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS)
-    no_rearm = tuple(row for row in INBOX_TRANSITIONS if row.command is not RearmMessage)
+        no_claim.start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS)
+    no_rearm = InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not RearmMessage))
     with pytest.raises(ForbiddenCommand, match="RearmMessage is forbidden"):
-        flows.InboxFlows(no_rearm).start_rearm(record(InboxPhase.FAILED), "ops", "r", 0)
+        no_rearm.start_rearm(record(InboxPhase.FAILED), "ops", "r", 0)
