@@ -30,9 +30,11 @@ if TYPE_CHECKING:
     from adapters.runtime.inbox import Delivery as Delivery
     from adapters.runtime.inbox import Inbox as Inbox
     from adapters.runtime.inbox import InboxError as InboxError
+    from adapters.runtime.inbox import InboxRearmOutcome as InboxRearmOutcome
     from adapters.runtime.inbox import InboxRearmResult as InboxRearmResult
     from adapters.runtime.inbox import InboxView as InboxView
     from adapters.runtime.inbox import InvalidEffect as InvalidEffect
+    from adapters.runtime.inbox import ProcessOutcome as ProcessOutcome
     from adapters.runtime.inbox import ProcessResult as ProcessResult
     from adapters.runtime.layout import TableLayout as TableLayout
     from adapters.runtime.outbox import InvalidMessage as InvalidMessage
@@ -71,9 +73,11 @@ _PUBLIC = {
     "Inbox": "adapters.runtime.inbox",
     "Delivery": "adapters.runtime.inbox",  # what the team's handler gets
     "ProcessResult": "adapters.runtime.inbox",  # what `Inbox.process` did with one message
+    "ProcessOutcome": "adapters.runtime.inbox",  # `ProcessResult.outcome`
     "BatchResult": "adapters.runtime.inbox",  # `Inbox.process_batch`: the results and the batch response
     "InboxView": "adapters.runtime.inbox",  # an inbox record, as `Inbox.get` and `Inbox.failed` read it
-    "InboxRearmResult": "adapters.runtime.inbox",
+    "InboxRearmResult": "adapters.runtime.inbox",  # what `Inbox.rearm` did
+    "InboxRearmOutcome": "adapters.runtime.inbox",  # `InboxRearmResult.outcome`
     "InboxError": "adapters.runtime.inbox",
     "InvalidEffect": "adapters.runtime.inbox",
 }

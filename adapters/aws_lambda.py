@@ -68,7 +68,7 @@ def _logging() -> None:
         _state["logging"] = True
 
 
-@attrs.frozen
+@attrs.frozen(eq=False, repr=False)  # never compared nor shown: attrs generates less at import
 class _Made:
     """What a container makes once: its configuration, clients and Outbox."""
 

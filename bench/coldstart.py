@@ -168,10 +168,15 @@ def run(runs: int = 15, say: Callable[[str], None] = lambda _: None) -> dict[str
                 cpu[side].append(cpu_seconds)
             for side in dev:
                 dev[side].append(_timed(SIDES[side], env)[0])
+        extra = _extra_import_ms(codes, env, path)
         modules = json.loads(_python(["-c", _MODULES], path=path))
         packages = sorted({m.split(".")[0] for m in modules if not m.startswith("_") or m == "_pytest"})
         import_times = _import_times(packages, path)
         own_ms = _own_import_ms(path)
+        attrs_classes = min(
+            (json.loads(_python(["-c", _ATTRS_CLASSES], path=path)) for _ in range(3)),
+            key=lambda made: made["generation_ms"] or 0.0,
+        )
     return {
         "runs": runs,
         "first_request": _sides({s: wall[s] for s in FIRST_SIDES}, FIRST_REQUEST_BASELINE)
@@ -190,6 +195,8 @@ def run(runs: int = 15, say: Callable[[str], None] = lambda _: None) -> dict[str
         "toolchain_loaded": sorted(set(packages) & TOOLCHAIN),
         "import_ms_by_package": import_times,
         "own_import_ms": own_ms,
+        "extra_import_ms": extra,
+        "attrs_classes": attrs_classes,
     }
 
 
@@ -361,21 +368,134 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def _own_import_ms(path: Path, runs: int = 5) -> dict[str, Any]:
-    """sendguard's own modules' import time: each module's self time from `runs` `-X importtime` runs
-    of `import adapters.aws_lambda` in the Lambda's package, its least (the run least disturbed by
-    the machine's other work), largest first, and their total."""
-    own: dict[str, float] = {}
+# What sendguard's first request imports that boto3 alone's does not, by top-level package (`own`:
+# adapters and statemodel; `attr` holds attrs too), in CPU time: each module's own time (its
+# `exec_module`, less the imports it made), timed by a finder put first on `sys.meta_path` in the
+# measuring interpreter (`-X importtime` times wall-clock, which on a shared machine is mostly
+# waiting), each module's least in `runs` runs of each side's whole first request.
+_GROUPS = {"adapters": "own", "statemodel": "own", "attrs": "attr", "_asyncio": "asyncio"}
+_CPU_IMPORTS = """
+import sys, time
+_clock = time.process_time
+_self = {}
+_stack = []
+
+
+class _Timed:
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        _stack.append(0.0)
+        started = _clock()
+        try:
+            self._loader.exec_module(module)
+        finally:
+            spent = _clock() - started
+            children = _stack.pop()
+            if _stack:
+                _stack[-1] += spent
+            _self[module.__name__] = _self.get(module.__name__, 0.0) + spent - children
+
+
+class _Finder:
+    def find_spec(self, name, path=None, target=None):
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _Timed(spec.loader)
+                return spec
+        return None
+
+
+sys.meta_path.insert(0, _Finder())
+"""
+_CPU_REPORT = "\nimport json\nsys.stderr.write('\\n%imports% ' + json.dumps(_self) + '\\n')\n"
+
+
+def _least_self_times(code: str, env: dict[str, str], path: Path, runs: int) -> dict[str, float]:
+    """Each module `code` imports, with its own CPU seconds importing, the least of `runs` runs."""
+    least: dict[str, float] = {}
     for _ in range(runs):
-        report = _python(["-X", "importtime", "-c", "import adapters.aws_lambda"], stderr=True, path=path)
-        for line in report.splitlines():
-            match = re.match(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)$", line)
-            if match and match.group(2).split(".")[0] in ("adapters", "statemodel"):
-                ms = int(match.group(1)) / 1000
-                own[match.group(2)] = min(own.get(match.group(2), ms), ms)
+        report = _python(["-c", _CPU_IMPORTS + code + _CPU_REPORT], stderr=True, path=path, env=env)
+        line = next(line for line in report.splitlines() if line.startswith("%imports% "))
+        for module, seconds in json.loads(line.removeprefix("%imports% ")).items():
+            least[module] = min(least.get(module, seconds), seconds)
+    return least
+
+
+def _extra_import_ms(codes: dict[str, str], env: dict[str, str], path: Path, runs: int = 5) -> dict[str, Any]:
+    ours = _least_self_times(codes[FIRST_REQUEST], env, path, runs)
+    boto3_alone = _least_self_times(codes[FIRST_REQUEST_BASELINE], env, path, runs)
+    extra = {module: seconds for module, seconds in ours.items() if module not in boto3_alone}
+    by: dict[str, float] = {}
+    for module, seconds in extra.items():
+        top = module.split(".")[0]
+        group = _GROUPS.get(top, top if top in ("attr", "structlog", "asyncio") else "other")
+        by[group] = by.get(group, 0.0) + seconds
+    return {
+        "runs": runs,
+        "clock": "cpu",
+        "modules": len(extra),
+        "total_ms": stats.ms(sum(extra.values())),
+        "by_package": {name: round(1000 * s, 1) for name, s in sorted(by.items(), key=lambda kv: -kv[1])},
+        # every import of each side, for scale: the first request's import time against boto3 alone's
+        "all_ms": {"ours": stats.ms(sum(ours.values())), "boto3_alone": stats.ms(sum(boto3_alone.values()))},
+    }
+
+
+# The attrs classes sendguard's handler defines at import (adapters and statemodel), and how long attrs
+# takes to generate them: `attr._next_gen.attrs` (what `attrs.define` and `attrs.frozen` call) timed
+# in this measuring interpreter only; None when that attrs internal is not there to time.
+_ATTRS_CLASSES = """
+import json, sys, time
+import attr._next_gen as next_gen
+made = []
+build = getattr(next_gen, "attrs", None)
+def timed(maybe_cls=None, *args, **kwargs):
+    started = time.process_time()
+    result = build(maybe_cls, *args, **kwargs)
+    if maybe_cls is not None and maybe_cls.__module__.startswith(("adapters", "statemodel")):
+        made.append(time.process_time() - started)
+    return result
+if build is not None:
+    next_gen.attrs = timed
+import adapters.aws_lambda
+import attrs
+own = [m for name, m in sys.modules.items() if name.startswith(("adapters", "statemodel"))]
+classes = {}
+for m in own:
+    group = "statemodel" if m.__name__.startswith("statemodel") else "adapters"
+    classes[group] = classes.get(group, 0) + sum(
+        1 for v in vars(m).values() if isinstance(v, type) and attrs.has(v) and v.__module__ == m.__name__
+    )
+timed_ms = round(1000 * sum(made), 1) if build is not None and made else None
+print(json.dumps({"classes": classes, "generation_ms": timed_ms, "timed": len(made)}))
+"""
+
+
+def _own_import_ms(path: Path, runs: int = 5) -> dict[str, Any]:
+    """sendguard's own modules' import time: each module's own CPU time (`_CPU_IMPORTS`) in `runs` runs
+    of `import adapters.aws_lambda` in the Lambda's package, its least (the run least disturbed by the
+    machine's other work), largest first, and their total."""
+    own = {
+        module: 1000 * seconds
+        for module, seconds in _least_self_times("import adapters.aws_lambda", ENV, path, runs).items()
+        if module.split(".")[0] in ("adapters", "statemodel")
+    }
     top = sorted(own.items(), key=lambda kv: -kv[1])
     return {
         "runs": runs,
+        "clock": "cpu",
         "modules": len(own),
         "total_ms": round(sum(own.values()), 1),
         "largest": {name: round(ms, 1) for name, ms in top[:8]},

@@ -164,11 +164,12 @@ def _coldstart(section: dict[str, Any]) -> list[str]:
     own = section.get("own_import_ms")
     if own:
         largest = ", ".join(f"`{name}` {ms}" for name, ms in own["largest"].items())
+        clock = "CPU time" if own.get("clock") == "cpu" else "`-X importtime`"
         out += para(
             [
                 f"sendguard's own {own['modules']} modules on the handler's import path take",
-                f"{own['total_ms']} ms (each one's least self time in {own.get('runs', 1)} `-X importtime`",
-                "runs; largest, ms:",
+                f"{own['total_ms']} ms (each one's least self time in {own.get('runs', 1)}",
+                f"runs, {clock}; largest, ms:",
                 f"{largest}); most of it is attrs generating the model's classes (each",
                 "`@attrs.frozen` class compiles its methods when its module is imported).",
             ]

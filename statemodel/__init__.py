@@ -4,11 +4,12 @@ Time, ids and outcomes come in as arguments. See `statemodel.table` for the rule
 
 `__all__` is what a reader of the model and a team's tests need: the record, its commands, events
 and errors, the table, `decide` / `evolve` / `replay`, and the sans-I/O flows (`start_*` returns a
-`Flow` whose effect says what to do; `advance` takes what came of it). The decider's own machinery
+`Flow` whose effect says what to do; `advance` takes what came of it; both are methods of `Flows`,
+which holds the table they decide by). The decider's own machinery
 (the history checker, the error-consequence table) stays in its modules.
 """
 
-from statemodel.categories import Consequence, ErrorCategory, consequence
+from statemodel.categories import Consequence, ErrorCategory, Failure, consequence
 from statemodel.commands import (
     Command,
     ConfirmSend,
@@ -43,8 +44,8 @@ from statemodel.events import (
 from statemodel.flows import (
     Answer,
     ConditionFailed,
-    Failed,
     Flow,
+    Flows,
     Outcome,
     Result,
     Send,
@@ -60,7 +61,7 @@ from statemodel.flows import (
     start_redrive,
     start_submit,
 )
-from statemodel.records import LastError, Message, Phase, Record, Status
+from statemodel.records import Message, Phase, Record, Status
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS, Transition
 
@@ -79,11 +80,11 @@ __all__ = [
     "Event",
     "ExhaustionCause",
     "ExpireLease",
-    "Failed",
+    "Failure",
     "Flow",
+    "Flows",
     "ForbiddenCommand",
     "IllegalTransition",
-    "LastError",
     "LeaseStillLive",
     "Message",
     "Outcome",

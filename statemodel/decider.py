@@ -38,7 +38,7 @@ from statemodel.events import (
     SendConfirmed,
     SendFailed,
 )
-from statemodel.records import LastError, Phase, Record, Status, phase_of
+from statemodel.records import Phase, Record, Status, phase_of
 from statemodel.table import (
     EVENT_TARGET,
     FENCED_EVENTS,
@@ -98,7 +98,7 @@ def evolve(record: Record | None, event: Event) -> Record:
         case SendConfirmed():
             return attrs.evolve(record, sqs_message_id=event.sqs_message_id, lease_expires_at=None)
         case SendFailed():
-            return attrs.evolve(record, last_error=LastError(event.category, event.code))
+            return attrs.evolve(record, last_error=event.failure)
         case RolledBack():
             return attrs.evolve(record, status=Status.PENDING, attempt_id=None, lease_expires_at=None)
         case RedriveExhausted():

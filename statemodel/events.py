@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.records import Message
 
 
@@ -55,9 +56,13 @@ class SendConfirmed:
 @attrs.frozen
 class SendFailed:
     attempt_id: str
-    category: str  # an ErrorCategory value
+    category: str  # an ErrorCategory value (stored flat, as the history's format has it)
     code: str
     at: int
+
+    @property
+    def failure(self) -> Failure:
+        return Failure(ErrorCategory(self.category), self.code)
 
 
 @attrs.frozen

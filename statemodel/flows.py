@@ -4,22 +4,18 @@ A flow never performs anything. `start_*` returns a `Flow` whose `effect` says w
 conditional `Write`, a `Send` to SQS, or the final `Answer` — and `advance(flow, outcome, now)` takes
 what came of it and returns the next flow. The adapters interpret the effects against DynamoDB and
 SQS; the pure-model tests and the explorer interpret the very same effects against `statemodel.checker.world`.
-Every event a flow writes comes from `decide`, so the rules live in the table and nowhere else.
 
-Why the flows answer as they do:
-* A write that fails its condition but whose returned item already equals the write's intended
-  result landed on an earlier try that the caller did not see (botocore retried it): success.
-* Once SQS accepted the message the client is told 202 even if the confirm write fails: the message is
-  on the queue, and the record, still in flight under its lease, is rolled back and re-driven by the
-  reconciler (a duplicate that the failed confirm explains).
-* A failed send is rolled back under the attempt's fence, whatever its category: a record never stays
-  QUEUED without a message. If the rollback fails too, the lease still protects the record until the
-  reconciler rolls it back.
+Two tables hold the rules. Every event a flow writes comes from `decide`, over the transition table
+(`statemodel.table`) that `Flows` holds; what a flow does next (send, confirm, roll back, claim, or
+answer, and how) is the entry of `NEXT` for its kind, stage, outcome and record, which
+`Flows.advance` looks up and carries out. Why each entry is what it is: the rules above `NEXT`.
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
+from typing import TypeVar
 
 import attrs
 
@@ -36,7 +32,7 @@ from statemodel.commands import (
 )
 from statemodel.decider import decide, evolve_all
 from statemodel.events import ClaimCause, Event
-from statemodel.records import Message, Phase, Record, Status
+from statemodel.records import Message, Phase, Record, Status, phase_of
 from statemodel.table import TRANSITIONS, Table
 
 
@@ -95,6 +91,10 @@ class Send:
     message: Message
     attempt_id: str
     deadline: int
+
+    @property
+    def message_id(self) -> str:
+        return self.message.message_id
 
     @property
     def body(self) -> str:
@@ -176,13 +176,7 @@ class Sent:
     sqs_message_id: str
 
 
-@attrs.frozen
-class Failed:
-    category: ErrorCategory
-    code: str
-
-
-Outcome = Written | ConditionFailed | Sent | Failed
+Outcome = Written | ConditionFailed | Sent | Failure  # a Failure: the effect failed outright
 
 
 def condition_holds(write: Write, current: Record | None) -> bool:
@@ -217,22 +211,42 @@ class Stage(enum.StrEnum):
     DONE = "done"
 
 
-@attrs.frozen
-class Flow:
+@attrs.frozen(cache_hash=True)
+class Plan:
+    """What a flow was started with: the same at every step of it."""
+
     kind: Kind
-    stage: Stage
-    effect: Effect
-    record: Record | None  # the record as this flow last saw or wrote it
-    attempt_id: str | None = None
-    lease_expires_at: int | None = None
+    attempt_id: str | None = None  # the attempt it claims with (an expiry's: the attempt it expires)
+    lease_expires_at: int | None = None  # its claim's lease
     max_attempts: int = 0
     send_deadline: int = 0  # the invocation's end: the lease less its margin
     request_hash: str = ""  # with `queue`, the request a replay must match (else a conflict)
     queue: str | None = None
+
+
+@attrs.frozen
+class Flow:
+    plan: Plan
+    stage: Stage
+    effect: Effect
+    record: Record | None  # the record as this flow last saw or wrote it
     failure: Failure | None = None  # the send failure being rolled back
-    # The rows `decide` picks this flow's events from: the transition table, unless the explorer runs
-    # a model mutant with another. Not part of a flow's identity (every flow of a run has the same).
-    table: Table = attrs.field(default=TRANSITIONS, eq=False, repr=False)
+
+    @property
+    def kind(self) -> Kind:
+        return self.plan.kind
+
+    @property
+    def attempt_id(self) -> str | None:
+        return self.plan.attempt_id
+
+    @property
+    def lease_expires_at(self) -> int | None:
+        return self.plan.lease_expires_at
+
+    @property
+    def send_deadline(self) -> int:
+        return self.plan.send_deadline
 
     @property
     def done(self) -> bool:
@@ -244,289 +258,359 @@ class Flow:
         return self.effect
 
 
-def start_submit(
-    message: Message,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-) -> Flow:
-    command = Submit(message, attempt_id, lease_expires_at)
-    return Flow(
-        kind=Kind.SUBMIT,
-        stage=Stage.CREATE,
-        effect=_write(None, command, now, table),
-        record=None,
-        attempt_id=attempt_id,
-        lease_expires_at=lease_expires_at,
-        max_attempts=settings.max_attempts,
-        send_deadline=lease_expires_at - settings.lease_margin_ms,
-        request_hash=message.request_hash,
-        queue=message.queue,
-        table=table,
-    )
+# ---- what a flow does next: the table ------------------------------------------------------------
+#
+# Rules (`NEXT` says them all; `Flows.advance` only looks them up and carries them out):
+#
+# * A flow's next step depends on its kind, its stage, what came of its effect (`Came`) and the
+#   phase of the record as it now knows it: the record its write left, the one its write's failed
+#   condition found, or (a send, a failed request) the one it knew before.
+# * A write that fails its condition but finds its own intended result landed on an earlier try that
+#   the caller did not see (botocore retried it): it came out WRITTEN.
+# * A landed claim (a create's or a re-drive's) is followed by the send of its message if it left the
+#   record IN_FLIGHT; else it flagged the record exhausted: a re-drive ends EXHAUSTED, a client is
+#   told 500.
+# * A create or a prepare that finds a record with its key answers for that record (a replay): of
+#   another request, a conflict (409); CONFIRMED, already queued (202); IN_FLIGHT, come back (503: a
+#   record in flight may yet fail, and 202 is promised only for a message SQS accepted); EXHAUSTED,
+#   500; PENDING, it claims the record. A replay's claim that finds the record PENDING again (another
+#   replay rolled it back in between) tells the client to come back.
+# * Once SQS accepted the message the client is told 202 whatever becomes of the confirm write: the
+#   message is on the queue, and the record, still in flight under its lease, is rolled back and
+#   re-driven by the reconciler (a duplicate that the failed confirm explains).
+# * A failed send is rolled back under the attempt's fence, whatever its category: a record never
+#   stays QUEUED without a message. If the rollback fails too, the lease still protects the record.
+# * A write that failed outright ends the flow FAILED with that failure. If it landed after all
+#   (ambiguous), the record is in flight under this flow's lease, and the reconciler rolls it back
+#   when the lease expires.
+# * The reconciler's flows and a re-arm that find the record changed under them do nothing more
+#   (SUPERSEDED).
+# * Anything else (a send answered by a write's outcome, say) has no entry: `advance` raises.
 
 
-def prepare(message: Message, now: int, table: Table = TRANSITIONS) -> Write:
-    """The transactional outbox's record: Accepted, PENDING, unclaimed. The team's own transaction
-    writes it (`adapters.Outbox.pending_put`); `start_dispatch` or a re-drive claims it."""
-    return _write(None, Prepare(message), now, table)
+T = TypeVar("T")
 
 
-def start_outbox(
-    message: Message,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-) -> Flow:
-    """The transactional outbox as one flow: the record's write (in the team's transaction), then
-    `dispatch`'s claim, send and confirm. The model checkers run it beside `start_submit`."""
-    # Equivalent mutants on the next line: the submit's first write, its only reader of `now`, is
-    # replaced by the prepare.
-    flow = start_submit(message, attempt_id, lease_expires_at, now, settings, table)  # pragma: no mutate
-    return attrs.evolve(flow, stage=Stage.PREPARE, effect=prepare(message, now, table))
+class Came(enum.Enum):
+    """What came of a flow's effect, as `NEXT` tells outcomes apart."""
+
+    WRITTEN = "the write landed (or an earlier try of it did)"
+    FOUND = "the write's condition failed on a record of the same request"
+    OTHER = "the write's condition failed on a record of another request"
+    GONE = "the write's condition failed, and no record is there"
+    SENT = "SQS accepted the message"
+    FAILED = "the request failed outright"
 
 
-def start_dispatch(
-    record: Record,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-    request: Message | None = None,
-) -> Flow:
-    """`dispatch` of a record found by its key: claim it if PENDING, then send and confirm; a record
-    already sent is accepted without a send, one in flight elsewhere is told to come back.
-    `request`: the message the caller meant to write (its `pending_put`); a record holding another
-    request (body, attributes, group or queue) is a conflict, as for `send`. None: the record's own."""
-    request = record.message if request is None else request
-    flow = Flow(
-        kind=Kind.SUBMIT,
-        stage=Stage.CLAIM,  # pragma: no mutate (_replay sets the stage: a claim's or the end)
-        effect=Answer(Result.SUPERSEDED, record.message_id, record),  # pragma: no mutate (replaced below)
-        record=record,  # pragma: no mutate (_replay sets the record it answers for)
-        attempt_id=attempt_id,
-        lease_expires_at=lease_expires_at,
-        max_attempts=settings.max_attempts,
-        send_deadline=lease_expires_at - settings.lease_margin_ms,
-        request_hash=request.request_hash,
-        queue=request.queue,
-        table=table,
-    )
-    return _replay(flow, record, now, cause=ClaimCause.DISPATCH)
+class Whose(enum.Enum):
+    """Where an answer's failure comes from, when it is not one the table names."""
+
+    OUTCOME = "the failure that came of the effect"
+    SEND = "the send failure being rolled back"
 
 
-def start_redrive(
-    record: Record,
-    attempt_id: str,
-    lease_expires_at: int,
-    now: int,
-    settings: Settings,
-    table: Table = TRANSITIONS,
-) -> Flow:
-    command = Redrive(attempt_id, lease_expires_at, ClaimCause.REDRIVE, settings.max_attempts)
-    return Flow(
-        kind=Kind.REDRIVE,
-        stage=Stage.CLAIM,
-        effect=_write(record, command, now, table),
-        record=record,
-        attempt_id=attempt_id,
-        lease_expires_at=lease_expires_at,
-        max_attempts=settings.max_attempts,  # pragma: no mutate (only a replay's claim reads it)
-        send_deadline=lease_expires_at - settings.lease_margin_ms,
-        table=table,
-    )
+@attrs.frozen
+class Claim:
+    """Claim the record (a re-drive's write), recording why."""
+
+    cause: ClaimCause
 
 
-def start_expire(record: Record, now: int, table: Table = TRANSITIONS) -> Flow:
-    return Flow(
-        kind=Kind.EXPIRE,
-        stage=Stage.EXPIRE,
-        effect=_write(record, ExpireLease(_attempt(record)), now, table),
-        record=record,
-        attempt_id=record.attempt_id,
-        table=table,  # pragma: no mutate (equivalent: an expiry's one write is decided above)
-    )
+@attrs.frozen
+class SendMessage:
+    """Send the message of the record the flow just claimed, under its attempt."""
 
 
-def start_rearm(record: Record, by: str, reason: str, now: int, table: Table = TRANSITIONS) -> Flow:
-    """An operator's re-arm of an exhausted record: one write, conditioned on the record being as
-    read (status and version), so a record that changed since it was read is left alone
-    (`Result.SUPERSEDED`). Raises `ForbiddenCommand` for a record that is not exhausted."""
-    return Flow(
-        kind=Kind.REARM,
-        stage=Stage.REARM,
-        effect=_write(record, Rearm(by, reason), now, table),
-        record=record,
-        table=table,  # pragma: no mutate (equivalent: a re-arm's one write is decided above)
-    )
+@attrs.frozen
+class Confirm:
+    """Write the send's confirmation (`ConfirmSend`) under the flow's attempt."""
 
 
-def reconcile_start(
-    record: Record,
-    now: int,
-    settings: Settings,
-    attempt_id: str,
-    lease_expires_at: int,
-    table: Table = TRANSITIONS,
-) -> Flow | None:
-    """What the reconciler does about one record it found: roll back an expired lease, re-drive a
-    PENDING record that waited `redrive_after_ms`, or nothing (None)."""
-    if record.phase is Phase.IN_FLIGHT and _lease(record) <= now:
-        return start_expire(record, now, table)
-    if record.phase is Phase.PENDING and now - record.updated_at >= settings.redrive_after_ms:
-        return start_redrive(record, attempt_id, lease_expires_at, now, settings, table)
-    return None
+@attrs.frozen
+class RollBack:
+    """Write the send's failure (`ReportSendFailure`), rolling the claim back."""
 
 
-def advance(flow: Flow, outcome: Outcome, now: int) -> Flow:
-    """The flow after its effect came out as `outcome`."""
-    effect = flow.effect
-    if isinstance(effect, Answer):
-        raise ValueError("the flow has finished")  # pragma: no mutate (message text, not contract)
-    if isinstance(effect, Write):
-        if isinstance(outcome, ConditionFailed) and outcome.current == effect.after:
-            outcome = Written()  # an earlier try landed; its retry found its own result
-        if isinstance(outcome, Written):
-            flow = attrs.evolve(flow, record=effect.after)
-    match flow.stage, outcome:
-        case Stage.CREATE | Stage.CLAIM, Written():
-            record = _known(flow)
-            if record.phase is Phase.IN_FLIGHT:
-                send = Send(record.message, _attempt(record), flow.send_deadline)
-                return attrs.evolve(flow, stage=Stage.SEND, effect=send)
-            if flow.kind is Kind.REDRIVE:
-                return _finish(flow, Result.EXHAUSTED)
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
-        case Stage.PREPARE, Written():
-            return _claim(flow, _known(flow), ClaimCause.DISPATCH, now)
-        case Stage.CREATE, ConditionFailed(current=current) if current is not None:
-            return _replay(flow, current, now)
-        case Stage.PREPARE, ConditionFailed(current=current) if current is not None:
-            # The transaction is cancelled: a record has this key. `dispatch` answers for it.
-            return _replay(flow, current, now, cause=ClaimCause.DISPATCH)
-        case Stage.CLAIM, ConditionFailed(current=current):
-            if flow.kind is Kind.SUBMIT and current is not None:
-                return _replay(flow, current, now, claim=False)  # pragma: no mutate (None is False here)
-            if flow.kind is Kind.SUBMIT:
-                return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
-            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.SEND, Sent(sqs_message_id=sqs_id):
-            command: Command = ConfirmSend(_own_attempt(flow), sqs_id)
-            return attrs.evolve(
-                flow, stage=Stage.CONFIRM, effect=_write(_known(flow), command, now, flow.table)
-            )
-        case Stage.SEND, Failed(category=category, code=code):
-            command = ReportSendFailure(_own_attempt(flow), category, code)
-            return attrs.evolve(
-                flow,
-                stage=Stage.ROLLBACK,
-                effect=_write(_known(flow), command, now, flow.table),
-                failure=Failure(category, code),
-            )
-        case Stage.CONFIRM, _:
-            return _finish(flow, Result.SENT, unconfirmed=not isinstance(outcome, Written))
-        case Stage.ROLLBACK, _:
-            return _finish(
-                flow, Result.FAILED, flow.failure, rollback_failed=not isinstance(outcome, Written)
-            )
-        case Stage.EXPIRE, Written():
-            return _finish(flow, Result.EXPIRED)
-        case Stage.EXPIRE, ConditionFailed(current=current):
-            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.REARM, Written():
-            return _finish(flow, Result.REARMED)
-        case Stage.REARM, ConditionFailed(current=current):
-            return _finish(attrs.evolve(flow, record=current), Result.SUPERSEDED)
-        case Stage.CREATE | Stage.PREPARE, ConditionFailed():
-            # The item vanished between the failed condition and its read: nothing to replay.
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
-        case _, Failed(category=category, code=code):
-            # A write failed outright. If it landed after all (ambiguous), the record is in flight
-            # under this flow's lease, and the reconciler rolls it back when the lease expires.
-            return _finish(flow, Result.FAILED, Failure(category, code))
-    cannot = f"{type(outcome).__name__} cannot answer {flow.stage.value}"  # pragma: no mutate (words)
-    raise ValueError(f"{cannot} in {flow.kind.value}")  # pragma: no mutate (message text, not contract)
+@attrs.frozen
+class End:
+    """Answer and stop."""
+
+    result: Result
+    failure: Failure | Whose | None = None
+    unconfirmed: bool = False
+    rollback_failed: bool = False
 
 
-def _replay(
-    flow: Flow, current: Record, now: int, *, claim: bool = True, cause: ClaimCause = ClaimCause.REPLAY
-) -> Flow:
-    """The create found a record with this message id: the same Idempotency-Key again.
+Step = Claim | SendMessage | Confirm | RollBack | End
+Key = tuple[Kind, Stage, Came, Phase]
+# A rule of `NEXT`: each of its first four is one value or a tuple of values it applies to.
+Rule = tuple[
+    Kind | tuple[Kind, ...],
+    Stage | tuple[Stage, ...],
+    Came | tuple[Came, ...],
+    Phase | tuple[Phase, ...],
+    Step,
+]
 
-    202 is promised only for a message SQS accepted. A record still in flight may yet fail and be
-    exhausted, so its replay is told to come back (retryable), not that its message is queued.
+_IN_PROGRESS = Failure(ErrorCategory.RETRYABLE, "InProgress")
+_CONFLICT = Failure(ErrorCategory.RETRYABLE, "Conflict")
+_EXHAUSTED = Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
+_FAILED = End(Result.FAILED, Whose.OUTCOME)
+_SUPERSEDED = End(Result.SUPERSEDED)
+
+_ANY = tuple(Phase)
+_SENDERS = (Kind.SUBMIT, Kind.REDRIVE)
+_REPLAYING = (Stage.CREATE, Stage.PREPARE, Stage.CLAIM)
+_MOVED = (Came.FOUND, Came.OTHER, Came.GONE)  # a write's condition failed
+_NOT_WRITTEN = (*_MOVED, Came.FAILED)
+
+# (kinds, stages, what came, phases of the record as the flow now knows it, the next step); where
+# two rules name one key, the first holds.
+RULES: tuple[Rule, ...] = (
+    # a client's request: the create (send), the outbox's prepare (claim it), a replay's claim
+    (Kind.SUBMIT, (Stage.CREATE, Stage.CLAIM), Came.WRITTEN, Phase.IN_FLIGHT, SendMessage()),
+    (Kind.SUBMIT, (Stage.CREATE, Stage.CLAIM), Came.WRITTEN, _ANY, End(Result.FAILED, _EXHAUSTED)),
+    (Kind.SUBMIT, Stage.PREPARE, Came.WRITTEN, Phase.PENDING, Claim(ClaimCause.DISPATCH)),
+    # ... which found a record with its key: a replay (a dispatch, for the outbox's)
+    (Kind.SUBMIT, _REPLAYING, Came.OTHER, _ANY, End(Result.CONFLICT)),
+    (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.CONFIRMED, End(Result.ALREADY_QUEUED)),
+    (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.IN_FLIGHT, End(Result.FAILED, _IN_PROGRESS)),
+    (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.EXHAUSTED, End(Result.FAILED, _EXHAUSTED)),
+    (Kind.SUBMIT, Stage.CREATE, Came.FOUND, Phase.PENDING, Claim(ClaimCause.REPLAY)),
+    (Kind.SUBMIT, Stage.PREPARE, Came.FOUND, Phase.PENDING, Claim(ClaimCause.DISPATCH)),
+    (Kind.SUBMIT, Stage.CLAIM, Came.FOUND, Phase.PENDING, End(Result.FAILED, _CONFLICT)),
+    (Kind.SUBMIT, _REPLAYING, Came.GONE, Phase.ABSENT, End(Result.FAILED, _CONFLICT)),  # vanished
+    # the reconciler's re-drive
+    (Kind.REDRIVE, Stage.CLAIM, Came.WRITTEN, Phase.IN_FLIGHT, SendMessage()),
+    (Kind.REDRIVE, Stage.CLAIM, Came.WRITTEN, _ANY, End(Result.EXHAUSTED)),
+    (Kind.REDRIVE, Stage.CLAIM, _MOVED, _ANY, _SUPERSEDED),
+    # a send, its confirm, its rollback
+    (_SENDERS, Stage.SEND, Came.SENT, _ANY, Confirm()),
+    (_SENDERS, Stage.SEND, Came.FAILED, _ANY, RollBack()),
+    (_SENDERS, Stage.CONFIRM, Came.WRITTEN, _ANY, End(Result.SENT)),
+    (_SENDERS, Stage.CONFIRM, _NOT_WRITTEN, _ANY, End(Result.SENT, unconfirmed=True)),
+    (_SENDERS, Stage.ROLLBACK, Came.WRITTEN, _ANY, End(Result.FAILED, Whose.SEND)),
+    (_SENDERS, Stage.ROLLBACK, _NOT_WRITTEN, _ANY, End(Result.FAILED, Whose.SEND, rollback_failed=True)),
+    # the reconciler's expiry, an operator's re-arm
+    (Kind.EXPIRE, Stage.EXPIRE, Came.WRITTEN, _ANY, End(Result.EXPIRED)),
+    (Kind.EXPIRE, Stage.EXPIRE, _MOVED, _ANY, _SUPERSEDED),
+    (Kind.REARM, Stage.REARM, Came.WRITTEN, _ANY, End(Result.REARMED)),
+    (Kind.REARM, Stage.REARM, _MOVED, _ANY, _SUPERSEDED),
+    # a write that failed outright
+    (tuple(Kind), (*_REPLAYING, Stage.EXPIRE, Stage.REARM), Came.FAILED, _ANY, _FAILED),
+)  # fmt: skip
+
+
+def _each(value: T | tuple[T, ...]) -> tuple[T, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _compile(rules: tuple[Rule, ...]) -> dict[Key, Step]:
+    """The rules as a lookup: every key each names, to its step (the first rule to name a key holds)."""
+    table: dict[Key, Step] = {}
+    for kinds, stages, cames, phases, step in rules:
+        for key in itertools.product(_each(kinds), _each(stages), _each(cames), _each(phases)):
+            table.setdefault(key, step)
+    return table
+
+
+NEXT: dict[Key, Step] = _compile(RULES)
+
+
+def came_of(flow: Flow, effect: Write | Send, outcome: Outcome) -> tuple[Came, Record | None]:
+    """What came of `effect`, and the record as the flow now knows it."""
+    match outcome:
+        case Sent():
+            return Came.SENT, flow.record
+        case Failure():
+            return Came.FAILED, flow.record
+        case Written() if isinstance(effect, Write):
+            return Came.WRITTEN, effect.after
+        case ConditionFailed(current=current) if isinstance(effect, Write):
+            if current == effect.after:
+                return Came.WRITTEN, current  # an earlier try landed; its retry found its own result
+            return (Came.GONE if current is None else _found(flow.plan, current)), current
+    raise _cannot(type(outcome).__name__, flow)
+
+
+def _cannot(what: str, flow: Flow) -> ValueError:
+    """An outcome the table has no entry for (the error's type is the contract; its words are not)."""
+    return ValueError(f"{what} cannot answer {flow.stage.value} in {flow.kind.value}")  # pragma: no mutate
+
+
+def _found(plan: Plan, record: Record) -> Came:
+    """A record found with the flow's key: of the request the flow serves, or of another."""
+    same = (record.message.request_hash, record.message.queue) == (plan.request_hash, plan.queue)
+    return Came.FOUND if same else Came.OTHER
+
+
+@attrs.frozen
+class Flows:
+    """The flows over one transition table: `decide` picks every write's events from `table`.
+
+    The adapters use `FLOWS`, over the table as written (the module's `start_*` and `advance` are its
+    methods). The explorer runs a model mutant as another `Flows` — another table, or a subclass with
+    one method swapped — so a mutant enters through this one object and nothing is patched.
     """
-    flow = attrs.evolve(flow, record=current)
-    match current.phase:
-        case _ if (current.message.request_hash, current.message.queue) != (flow.request_hash, flow.queue):
-            return _finish(flow, Result.CONFLICT)
-        case Phase.CONFIRMED:
-            return _finish(flow, Result.ALREADY_QUEUED)
-        case Phase.IN_FLIGHT:
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "InProgress"))
-        case Phase.EXHAUSTED:
-            return _finish(flow, Result.FAILED, Failure(ErrorCategory.PERMANENT, "RedriveExhausted"))
-        case _ if claim:
-            return _claim(flow, current, cause, now)
-    # A concurrent replay rolled it back between our read and our claim: let the client retry.
-    return _finish(flow, Result.FAILED, Failure(ErrorCategory.RETRYABLE, "Conflict"))
+
+    table: Table = TRANSITIONS
+
+    def start_submit(
+        self, message: Message, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    ) -> Flow:
+        plan = _client_plan(message, attempt_id, lease_expires_at, settings)
+        return Flow(
+            plan, Stage.CREATE, self._write(None, Submit(message, attempt_id, lease_expires_at), now), None
+        )
+
+    def prepare(self, message: Message, now: int) -> Write:
+        """The transactional outbox's record: Accepted, PENDING, unclaimed. The team's own transaction
+        writes it (`adapters.Outbox.pending_put`); `start_dispatch` or a re-drive claims it."""
+        return self._write(None, Prepare(message), now)
+
+    def start_outbox(
+        self, message: Message, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    ) -> Flow:
+        """The transactional outbox as one flow: the record's write (in the team's transaction), then
+        `dispatch`'s claim, send and confirm. The model checkers run it beside `start_submit`."""
+        plan = _client_plan(message, attempt_id, lease_expires_at, settings)
+        return Flow(plan, Stage.PREPARE, self.prepare(message, now), None)
+
+    def start_dispatch(
+        self,
+        record: Record,
+        attempt_id: str,
+        lease_expires_at: int,
+        now: int,
+        settings: Settings,
+        request: Message | None = None,
+    ) -> Flow:
+        """`dispatch` of a record found by its key: claim it if PENDING, then send and confirm; a record
+        already sent is accepted without a send, one in flight elsewhere is told to come back.
+        `request`: the message the caller meant to write (its `pending_put`); a record holding another
+        request (body, attributes, group or queue) is a conflict, as for `send`. None: the record's own.
+        It answers as the outbox's prepare does when it finds the record (`NEXT`)."""
+        plan = _client_plan(request or record.message, attempt_id, lease_expires_at, settings)
+        step = NEXT[(Kind.SUBMIT, Stage.PREPARE, _found(plan, record), record.phase)]
+        return self._take(plan, step, record, record.message_id, now)
+
+    def start_redrive(
+        self, record: Record, attempt_id: str, lease_expires_at: int, now: int, settings: Settings
+    ) -> Flow:
+        command = Redrive(attempt_id, lease_expires_at, ClaimCause.REDRIVE, settings.max_attempts)
+        deadline = lease_expires_at - settings.lease_margin_ms
+        plan = Plan(Kind.REDRIVE, attempt_id, lease_expires_at, send_deadline=deadline)
+        return Flow(plan, Stage.CLAIM, self._write(record, command, now), record)
+
+    def start_expire(self, record: Record, now: int) -> Flow:
+        attempt = _attempt(record)
+        return Flow(
+            Plan(Kind.EXPIRE, attempt), Stage.EXPIRE, self._write(record, ExpireLease(attempt), now), record
+        )
+
+    def start_rearm(self, record: Record, by: str, reason: str, now: int) -> Flow:
+        """An operator's re-arm of an exhausted record: one write, conditioned on the record being as
+        read (status and version), so a record that changed since it was read is left alone
+        (`Result.SUPERSEDED`). Raises `ForbiddenCommand` for a record that is not exhausted."""
+        return Flow(Plan(Kind.REARM), Stage.REARM, self._write(record, Rearm(by, reason), now), record)
+
+    def reconcile_start(
+        self, record: Record, now: int, settings: Settings, attempt_id: str, lease_expires_at: int
+    ) -> Flow | None:
+        """What the reconciler does about one record it found: roll back an expired lease, re-drive a
+        PENDING record that waited `redrive_after_ms`, or nothing (None)."""
+        if record.phase is Phase.IN_FLIGHT and _lease(record) <= now:
+            return self.start_expire(record, now)
+        if record.phase is Phase.PENDING and now - record.updated_at >= settings.redrive_after_ms:
+            return self.start_redrive(record, attempt_id, lease_expires_at, now, settings)
+        return None
+
+    def advance(self, flow: Flow, outcome: Outcome, now: int) -> Flow:
+        """The flow after its effect came out as `outcome`: the step `NEXT` names, carried out."""
+        effect = flow.effect
+        if isinstance(effect, Answer):
+            raise ValueError("the flow has finished")  # pragma: no mutate (message text, not contract)
+        came, record = came_of(flow, effect, outcome)
+        step = NEXT.get((flow.plan.kind, flow.stage, came, phase_of(record)))
+        if step is None:
+            raise _cannot(came.name, flow)
+        return self._take(flow.plan, step, record, effect.message_id, now, outcome, flow.failure)
+
+    def _take(
+        self,
+        plan: Plan,
+        step: Step,
+        record: Record | None,
+        message_id: str,
+        now: int,
+        outcome: Outcome | None = None,
+        sending: Failure | None = None,
+    ) -> Flow:
+        """The flow that `step` makes: `record` is the record as the flow now knows it, `outcome` what
+        came of its last effect, `sending` the send failure it is rolling back."""
+        attempt, lease = plan.attempt_id, plan.lease_expires_at
+        match step:
+            case End(failure=failure):
+                if failure is Whose.SEND:
+                    failure = sending
+                elif failure is Whose.OUTCOME:
+                    failure = outcome if isinstance(outcome, Failure) else None
+                answer = Answer(
+                    step.result, message_id, record, failure, step.unconfirmed, step.rollback_failed
+                )
+                return Flow(plan, Stage.DONE, answer, record, sending)
+            case Claim(cause=cause) if record is not None and attempt is not None and lease is not None:
+                command: Command = Redrive(attempt, lease, cause, plan.max_attempts)
+                return Flow(plan, Stage.CLAIM, self._write(record, command, now), record)
+            case SendMessage() if record is not None and record.attempt_id is not None:
+                send = Send(record.message, record.attempt_id, plan.send_deadline)
+                return Flow(plan, Stage.SEND, send, record)
+            case Confirm() if record is not None and attempt is not None and isinstance(outcome, Sent):
+                command = ConfirmSend(attempt, outcome.sqs_message_id)
+                return Flow(plan, Stage.CONFIRM, self._write(record, command, now), record)
+            case RollBack() if record is not None and attempt is not None and isinstance(outcome, Failure):
+                command = ReportSendFailure(attempt, outcome.category, outcome.code)
+                return Flow(plan, Stage.ROLLBACK, self._write(record, command, now), record, outcome)
+        raise ValueError(f"{step!r} cannot be taken by a {plan.kind.value} flow here")  # pragma: no mutate
+
+    def _write(self, record: Record | None, command: Command, now: int) -> Write:
+        events = decide(record, command, now, self.table)
+        after = evolve_all(record, events)
+        assert after is not None
+        return Write(record, events, after)
 
 
-def _claim(flow: Flow, record: Record, cause: ClaimCause, now: int) -> Flow:
-    assert flow.attempt_id is not None and flow.lease_expires_at is not None  # pragma: no mutate (a check)
-    command = Redrive(flow.attempt_id, flow.lease_expires_at, cause, flow.max_attempts)
-    return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now, flow.table))
+def _client_plan(message: Message, attempt_id: str, lease_expires_at: int, settings: Settings) -> Plan:
+    """A client's request (`send`, the outbox's, a dispatch): it replays against `message`."""
+    send_deadline = lease_expires_at - settings.lease_margin_ms
+    return Plan(
+        Kind.SUBMIT,
+        attempt_id,
+        lease_expires_at,
+        settings.max_attempts,
+        send_deadline,
+        message.request_hash,
+        message.queue,
+    )
 
 
-def _write(record: Record | None, command: Command, now: int, table: Table = TRANSITIONS) -> Write:
-    events = decide(record, command, now, table)
-    after = evolve_all(record, events)
-    assert after is not None
-    return Write(record, events, after)
-
-
-def _finish(
-    flow: Flow,
-    result: Result,
-    failure: Failure | None = None,
-    *,
-    unconfirmed: bool = False,
-    rollback_failed: bool = False,
-) -> Flow:
-    # Equivalent mutants: the record and the effect always name the same message.
-    record = flow.record  # pragma: no mutate (equivalent: the effect names the same message)
-    message_id = record.message_id if record else _effect_message_id(flow.effect)  # pragma: no mutate
-    answer = Answer(result, message_id, flow.record, failure, unconfirmed, rollback_failed)
-    return attrs.evolve(flow, stage=Stage.DONE, effect=answer)
-
-
-def _effect_message_id(effect: Effect) -> str:
-    if isinstance(effect, Send):
-        return effect.message.message_id
-    return effect.message_id
-
-
-def _own_attempt(flow: Flow) -> str:
-    """The attempt a send's flow claimed with (set for every flow that sends)."""
-    assert flow.attempt_id is not None
-    return flow.attempt_id
-
-
-def _known(flow: Flow) -> Record:
-    assert flow.record is not None
-    return flow.record
+FLOWS = Flows()  # over the transition table as written: what the adapters run
+start_submit = FLOWS.start_submit
+prepare = FLOWS.prepare
+start_outbox = FLOWS.start_outbox
+start_dispatch = FLOWS.start_dispatch
+start_redrive = FLOWS.start_redrive
+start_expire = FLOWS.start_expire
+start_rearm = FLOWS.start_rearm
+reconcile_start = FLOWS.reconcile_start
+advance = FLOWS.advance
 
 
 def _attempt(record: Record) -> str:
-    assert record.attempt_id is not None
+    assert record.attempt_id is not None  # an in-flight record's
     return record.attempt_id
 
 
 def _lease(record: Record) -> int:
-    assert record.lease_expires_at is not None
+    assert record.lease_expires_at is not None  # an in-flight record's
     return record.lease_expires_at

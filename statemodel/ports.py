@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol, TypeVar
 
-from statemodel.flows import Failed, Outcome, Send, Write
+from statemodel.categories import Failure
+from statemodel.flows import Outcome, Send, Write
 from statemodel.stored import Stored
 
 R_co = TypeVar("R_co", covariant=True)
@@ -22,7 +23,7 @@ class RecordStore(Protocol[R_co]):
         """One conditional write: `Written`, `ConditionFailed` with the record as it is, or `Failed`."""
         ...
 
-    def get(self, message_id: str, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, R_co]:
+    def get(self, message_id: str, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, R_co]:
         """The stored record (strongly consistent), None when there is none, or why it cannot be read."""
         ...
 

@@ -13,6 +13,7 @@ import enum
 
 import attrs
 
+from statemodel.categories import Failure
 from statemodel.keys import Key
 
 
@@ -78,12 +79,6 @@ class Message:
 
 
 @attrs.frozen
-class LastError:
-    category: str  # an ErrorCategory value
-    code: str  # the AWS error code, or the botocore exception name
-
-
-@attrs.frozen
 class Record:
     """The projection of a record's history (see `statemodel.decider.evolve`)."""
 
@@ -95,7 +90,7 @@ class Record:
     attempt_id: str | None = None  # set while in flight
     lease_expires_at: int | None = None  # set while in flight
     sqs_message_id: str | None = None  # set once confirmed
-    last_error: LastError | None = None
+    last_error: Failure | None = None  # the last failed send's
     exhausted: bool = False
 
     @property

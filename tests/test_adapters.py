@@ -38,10 +38,10 @@ from adapters.runtime.runner import Aws, run_flow
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
 from statemodel import ErrorCategory, Phase
+from statemodel.categories import Failure
 from statemodel.flows import (
     Answer,
     ConditionFailed,
-    Failed,
     Result,
     Settings,
     Write,
@@ -64,7 +64,7 @@ STALL_S = READ_TIMEOUT_S + 0.5  # a stalled answer comes after the client gave u
 def stored_of(aws: Aws, message_id: str) -> Stored | None:
     """The record as the table holds it; a read that fails here fails the test."""
     found, call = aws.store.get(message_id)
-    assert not isinstance(found, Failed), call
+    assert not isinstance(found, Failure), call
     return found
 
 

@@ -32,7 +32,8 @@ from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.item_size import CONFIRM_GROWTH_BYTES, Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.store import BODY_MISSING, DynamoStore
-from statemodel.flows import Failed, Sent, Settings, Write, Written, advance, start_submit
+from statemodel.categories import Failure
+from statemodel.flows import Sent, Settings, Write, Written, advance, start_submit
 from statemodel.keys import Key
 from statemodel.validation import (
     MAX_MESSAGE_BYTES,
@@ -319,7 +320,7 @@ def test_a_store_reads_s3_bodies_only_from_its_own_bucket_and_writes_none_withou
     (violation,) = report.violations
     assert not report.ok and POINTER_REFUSED in violation
     found, call = blind.get(Key("audited"))
-    assert isinstance(found, Failed) and found.code == POINTER_REFUSED and call.error is not None
+    assert isinstance(found, Failure) and found.code == POINTER_REFUSED and call.error is not None
     seeing = audit(outbox._aws.store, int(time.time() * 1000), 120_000)
     assert (seeing.records, seeing.violations, seeing.ok) == (1, [], True)
     too_large = parse_message("b" * 500_000, {}, max_bytes=MAX_MESSAGE_BYTES_WITH_BUCKET)

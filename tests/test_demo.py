@@ -12,11 +12,13 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
+from adapters.aws_lambda import Handlers
 from adapters.cli import demo as demo_command
 from adapters.cli.serve import main as serve_main
 from adapters.local import demo
@@ -26,11 +28,15 @@ from adapters.local.fault_proxy import Landed, Ledger
 from adapters.local.load import Answered
 from adapters.local.serve import EXAMPLE_BODY
 from adapters.ops.audit import AuditReport
+from adapters.runtime.call_report import CallReport
 from adapters.runtime.call_report import report as call_report
+from adapters.runtime.config import Config
+from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.decider import replay
 from statemodel.events import Accepted, ClaimCause, Claimed, SendConfirmed
-from statemodel.flows import Sent
+from statemodel.flows import Outcome, Send, Sent
 from statemodel.stored import Stored
 from statemodel.validation import Request, message_id_for_key, new_message, parse_submission
 
@@ -78,63 +84,67 @@ def test_the_text_report_fits_one_screen() -> None:
 
 
 # ---- broken variants fail it ---------------------------------------------------------------------
+# Each broken part is what the demo takes: the producer's `Handlers` (with a broken queue, or a
+# reconciler that does nothing), the settle bound, the queue's reader. Nothing patches a module.
 
 
-def test_a_message_dropped_from_the_queue_is_reported_lost(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_drain = demo_settle.drain
+def run_broken(**options: Any) -> tuple[int, dict[str, Any]]:
+    """A small producer-only run with the broken parts in `options`: its exit code, and the report as
+    `--json` prints it."""
+    small = {"requests": 12, "concurrency": 3, "fault_rate": 0.0, "progress": False}
+    report = demo.run(demo.DemoOptions(consumer=PRODUCER_ONLY[1], **small, **options), io.StringIO())
+    report = json.loads(json.dumps(report))
+    return demo_command.exit_code(report), report
 
+
+def with_queue(queue: type[SqsQueue]) -> Callable[[Config], Aws]:
+    """What `Handlers(aws=...)` builds the store and queue with: production's, the queue replaced."""
+
+    def build(config: Config) -> Aws:
+        aws = Aws.from_config(config)
+        return attrs.evolve(aws, queue=queue(aws.queue.client, config.queue_url))
+
+    return build
+
+
+def test_a_message_dropped_from_the_queue_is_reported_lost() -> None:
     def drain_losing_one(*args: Any, **kwargs: Any) -> Any:
-        deliveries, others = real_drain(*args, **kwargs)
+        deliveries, others = demo_settle.drain(*args, **kwargs)
         return deliveries[1:], others
 
-    monkeypatch.setattr(demo, "drain", drain_losing_one)
-    code, report = run_cli(
-        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
-    )
+    code, report = run_broken(drain_queue=drain_losing_one)
     assert code == 1 and report["ok"] is False
     assert len(report["lost"]) == 2  # the 202 it was promised, and the record never sent
     assert "answered 202 but no message was ever sent" in report["lost"][0]
 
 
-def test_a_confirm_of_a_send_that_never_happened_fails_the_run(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_perform = SqsQueue.perform
-    forged: list[str] = []
+def test_a_confirm_of_a_send_that_never_happened_fails_the_run() -> None:
+    forged: list[str] = []  # every container's queue forges only the run's first send
 
-    def perform(self: SqsQueue, send: Any, deadline_ms: int | None) -> Any:
-        if not forged:  # the first send: say SQS took it, and send nothing
-            forged.append(send.message.message_id)
-            return Sent("forged-sqs-id"), call_report("sqs", "SendMessage", 1, time.perf_counter(), None)
-        return real_perform(self, send, deadline_ms)
+    class Forging(SqsQueue):
+        def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+            if not forged:  # the first send: say SQS took it, and send nothing
+                forged.append(send.message.message_id)
+                return Sent("forged-sqs-id"), call_report("sqs", "SendMessage", 1, time.perf_counter(), None)
+            return super().perform(send, deadline_ms)
 
-    monkeypatch.setattr(SqsQueue, "perform", perform)
-    code, report = run_cli(
-        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
-    )
+    code, report = run_broken(handlers=Handlers(aws=with_queue(Forging)))
     assert code == 1
     assert any("confirmed forged-sqs-id, which SQS never accepted" in b for b in report["breaches"])
     assert any(forged[0] in line for line in report["lost"])
 
 
-def test_a_sender_that_sends_twice_is_an_unexplained_duplicate(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_perform = SqsQueue.perform
+def test_a_sender_that_sends_twice_is_an_unexplained_duplicate() -> None:
     doubled: list[str] = []
 
-    def perform(self: SqsQueue, send: Any, deadline_ms: int | None) -> Any:
-        if not doubled:
-            doubled.append(send.message.message_id)
-            real_perform(self, send, deadline_ms)  # a send the service forgets it made
-        return real_perform(self, send, deadline_ms)
+    class Doubling(SqsQueue):
+        def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+            if not doubled:
+                doubled.append(send.message.message_id)
+                super().perform(send, deadline_ms)  # a send the service forgets it made
+            return super().perform(send, deadline_ms)
 
-    monkeypatch.setattr(SqsQueue, "perform", perform)
-    code, report = run_cli(
-        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
-    )
+    code, report = run_broken(handlers=Handlers(aws=with_queue(Doubling)))
     assert code == 1
     (duplicate,) = report["unexpected_duplicates"]
     assert duplicate["message_id"] == doubled[0] and duplicate["copies"] == 2
@@ -142,29 +152,23 @@ def test_a_sender_that_sends_twice_is_an_unexplained_duplicate(
     assert report["orphans"] == [] and report["lost"] == []
 
 
-def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from adapters.local.service import LocalService
-    from statemodel.categories import ErrorCategory
-    from statemodel.flows import Failed
-
-    real_perform = SqsQueue.perform
+def test_a_reconciler_that_does_nothing_leaves_the_table_unsettled() -> None:
     refused: list[str] = []
 
-    def perform(self: SqsQueue, send: Any, deadline_ms: int | None) -> Any:
-        refused[:] = refused or [send.message.message_id]
-        if send.message.message_id == refused[0]:  # every send of the first message is throttled:
-            refusal = Failed(ErrorCategory.RETRYABLE, "RequestThrottled")  # rolled back, 503
-            return refusal, call_report("sqs", "SendMessage", 1, time.perf_counter(), None)
-        return real_perform(self, send, deadline_ms)
+    class Refusing(SqsQueue):
+        def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+            refused[:] = refused or [send.message.message_id]
+            if send.message.message_id == refused[0]:  # every send of the first message is throttled:
+                refusal = Failure(ErrorCategory.RETRYABLE, "RequestThrottled")  # rolled back, 503
+                return refusal, call_report("sqs", "SendMessage", 1, time.perf_counter(), None)
+            return super().perform(send, deadline_ms)
 
-    monkeypatch.setattr(SqsQueue, "perform", perform)
-    monkeypatch.setattr(LocalService, "reconcile", lambda self, timeout_ms=0: {})
-    monkeypatch.setattr(demo, "SETTLE_PASSES", 3)
-    code, report = run_cli(
-        capsys, "--requests", "12", "--concurrency", "3", "--fault-rate", "0", *PRODUCER_ONLY
-    )
+    class IdleReconciler(Handlers):
+        def reconcile(self, event: object, context: object = None) -> dict[str, Any]:
+            return {}
+
+    handlers = IdleReconciler(aws=with_queue(Refusing))
+    code, report = run_broken(handlers=handlers, settle_passes=3)
     assert code == 3  # not settled, and no promise broken: told apart from a broken one (1)
     assert report["reconciler"]["settled"] is False and report["reconciler"]["passes"] == 3
     assert report["reconciler"]["unsettled"] == [refused[0]]

@@ -208,15 +208,15 @@ def test_the_shortest_counterexample_is_found() -> None:
 def test_the_explorer_runs_statemodel_itself() -> None:
     """The model the explorer runs by default is statemodel's own functions and table, no copy."""
     model = Model()
-    assert model.advance is flows.advance and model.start_submit is flows.start_submit
-    assert model.reconcile_start is flows.reconcile_start and model.is_due is attention.is_due
+    assert model.flows is flows.FLOWS and model.flows.table is table.TRANSITIONS
+    assert model.is_due is attention.is_due
     assert model.lease_expiry is flows.lease_expiry and model.write_condition is flows.condition_holds
-    assert model.table is table.TRANSITIONS
 
 
 def test_a_mutant_leaves_statemodel_as_it_was() -> None:
-    """A mutant enters through parameters (the table the flows pass to `decide`, the condition the
-    world is built with): after running some, statemodel's own table and world are as written."""
+    """A mutant enters through parameters (the `Flows` every flow is started and advanced by, the
+    condition the world is built with): after running some, statemodel's own table and world are as
+    written."""
     rows = table.TRANSITIONS
     for name in ("rollback-confirmed", "unfenced-rollback", "lease-ignored"):
         search(MUTANTS[name], Bounds(1, 1, 1))

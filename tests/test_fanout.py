@@ -22,6 +22,7 @@ from moto import mock_aws
 from adapters.aws_lambda import Handlers
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.classify import Classified
+from adapters.runtime.classify import failed as classified
 from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.fanout import (
@@ -118,7 +119,7 @@ def _fanned(config: Config, fanout: int) -> Config:
 def test_a_failed_invoke_is_logged_counted_and_drained_by_the_coordinator() -> None:
     config = Config("t", BASE["SENDGUARD_QUEUE_URL"], layout=TableLayout(shards=Shards(8, 8)))
     config = attrs.evolve(_fanned(config, 4), metrics=True)
-    denied = Classified(ErrorCategory.PERMANENT, "AccessDeniedException", status=403)
+    denied = classified(ErrorCategory.PERMANENT, "AccessDeniedException", status=403)
     invoker = InProcessInvoker(lambda payload: denied if 2 in payload["shards"] else None)
     drained: list[frozenset[int]] = []
 
@@ -353,7 +354,7 @@ def test_a_group_whose_invoke_fails_is_drained_by_the_coordinator(
     moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(payload: Any) -> Classified | None:
-        throttled = Classified(ErrorCategory.RETRYABLE, "TooManyRequestsException", throttling=True)
+        throttled = classified(ErrorCategory.RETRYABLE, "TooManyRequestsException", throttling=True)
         return throttled if 0 in payload["shards"] else None
 
     stack = _Stack(monkeypatch, refuse)

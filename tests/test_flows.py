@@ -33,13 +33,16 @@ from statemodel.attention import (
     exhausted_partitions,
     is_due,
 )
+from statemodel.categories import Failure
 from statemodel.checker.world import Fault, QueuedMessage, World, WorldQueue, WorldStore
 from statemodel.flows import (
+    FLOWS,
+    NEXT,
     Answer,
+    Came,
     ConditionFailed,
-    Failed,
-    Failure,
     Flow,
+    Flows,
     Kind,
     Result,
     Send,
@@ -60,7 +63,7 @@ from statemodel.flows import (
 from statemodel.invariants import foreign_changes, is_orphan, metadata_problems, orphans
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
-from statemodel.table import TRANSITIONS, Table
+from statemodel.table import TRANSITIONS
 from statemodel.validation import message_id_for_key, new_message, parse_submission
 
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
@@ -80,11 +83,13 @@ def submit(world: World, msg: Message, *faults: Fault | None, now: int = NOW, at
     return run(world, flow, *faults, now=now)
 
 
-def run(world: World, flow: Flow, *faults: Fault | None, now: int = NOW) -> Flow:
+def run(world: World, flow: Flow, *faults: Fault | None, now: int = NOW, model: Flows = FLOWS) -> Flow:
+    """Runs a flow to its end by `model` (the flows over the table as written unless a test gives
+    another), the n-th effect meeting the n-th fault."""
     planned = list(faults)
     while not flow.done:
         fault = planned.pop(0) if planned else None
-        flow = advance(flow, world.perform(flow.effect, now, fault), now)
+        flow = model.advance(flow, world.perform(flow.effect, now, fault), now)
     return flow
 
 
@@ -331,13 +336,13 @@ def test_each_send_fault_reaches_sqs_or_not_as_it_says() -> None:
     """What SQS holds afterwards, and the category and code the sender is told, for each fault."""
     expected = {
         None: (True, None),
-        Fault.SEND_RETRYABLE: (False, Failed(ErrorCategory.RETRYABLE, "RequestThrottled")),
+        Fault.SEND_RETRYABLE: (False, Failure(ErrorCategory.RETRYABLE, "RequestThrottled")),
         Fault.SEND_PERMANENT: (
             False,
-            Failed(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue"),
+            Failure(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue"),
         ),
-        Fault.SEND_LOST_TIMEOUT: (False, Failed(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")),
-        Fault.SEND_LANDED_THEN_TIMEOUT: (True, Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")),
+        Fault.SEND_LOST_TIMEOUT: (False, Failure(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")),
+        Fault.SEND_LANDED_THEN_TIMEOUT: (True, Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")),
     }
     for fault, (lands, outcome) in expected.items():
         world, msg = World(), message({"body": "x"})
@@ -384,7 +389,7 @@ def test_a_lease_outlives_the_invocation_by_the_margin() -> None:
     assert lease_expiry(NOW, 10_000, SETTINGS) == NOW + 10_000 + SETTINGS.lease_margin_ms
     assert lease_expiry(NOW, -5, SETTINGS) == NOW + SETTINGS.lease_margin_ms  # no time left: the margin
     flow = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
-    assert flow.send_deadline == NOW + 10_000 and flow.max_attempts == SETTINGS.max_attempts
+    assert flow.send_deadline == NOW + 10_000 and flow.plan.max_attempts == SETTINGS.max_attempts
 
 
 # ---- the transactional outbox's dispatch, and the world behind the ports ---------------------------
@@ -409,9 +414,9 @@ def test_dispatch_claims_a_prepared_record_sends_it_and_confirms_it() -> None:
     lease = lease_expiry(NOW, 10_000, SETTINGS)
     flow = start_dispatch(record, "d-1", lease, NOW, SETTINGS)
     assert (flow.kind, flow.stage, flow.record, flow.attempt_id) == (Kind.SUBMIT, Stage.CLAIM, record, "d-1")
-    assert (flow.lease_expires_at, flow.max_attempts) == (lease, SETTINGS.max_attempts)
+    assert (flow.lease_expires_at, flow.plan.max_attempts) == (lease, SETTINGS.max_attempts)
     assert flow.send_deadline == lease - SETTINGS.lease_margin_ms == NOW + 10_000
-    assert flow.request_hash == msg.request_hash
+    assert flow.plan.request_hash == msg.request_hash
     claim = flow.effect
     assert isinstance(claim, Write) and claim.before == record
     assert claim.events == (Claimed("d-1", lease, ClaimCause.DISPATCH, NOW),)
@@ -504,7 +509,7 @@ def test_the_world_behind_the_ports_applies_writes_and_sends_at_its_clock() -> N
     assert isinstance(send, Send)
     assert queue.perform(send, None) == (Sent("sqs-1"), None)
     now[0] = send.deadline + 1  # past the invocation's end: the send never starts
-    assert queue.perform(send, None) == (Failed(ErrorCategory.RETRYABLE, "DeadlineExceeded"), None)
+    assert queue.perform(send, None) == (Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded"), None)
     now[0] = send.deadline  # at the deadline it may still start
     assert queue.perform(send, None) == (Sent("sqs-2"), None)
     assert world.landed[msg.message_id] == ["sqs-1", "sqs-2"]
@@ -530,7 +535,7 @@ def test_the_reconciler_s_index_partitions_cover_every_shard_of_each_kind() -> N
     assert key[0].replace("PENDING", "EXHAUSTED") in exhausted_partitions()
 
 
-# ---- each write is decided at its own time, from the flow's own table ------------------------------
+# ---- each write is decided at its own time, from the table of the flows that runs it ---------------
 
 
 def run_timed(world: World, flow: Flow, start: int, *faults: Fault | None) -> tuple[Flow, int]:
@@ -591,58 +596,113 @@ def test_every_event_carries_the_time_its_write_was_decided() -> None:
     assert isinstance(claimed, Claimed) and claimed.cause is ClaimCause.DISPATCH
 
 
-def without(command: type) -> Table:
-    return tuple(row for row in TRANSITIONS if row.command is not command)
+def without(command: type) -> Flows:
+    """The flows over the transition table less the rows of `command`."""
+    return Flows(tuple(row for row in TRANSITIONS if row.command is not command))
 
 
-def test_every_write_of_a_flow_is_decided_from_the_flow_s_table() -> None:
-    """A model mutant hands the flows another table: each write must come from it, so a table
+# The stages each kind of flow passes through, and the command each stage's write carries.
+STAGES = {
+    Kind.SUBMIT: (Stage.CREATE, Stage.PREPARE, Stage.CLAIM, Stage.SEND, Stage.CONFIRM, Stage.ROLLBACK),
+    Kind.REDRIVE: (Stage.CLAIM, Stage.SEND, Stage.CONFIRM, Stage.ROLLBACK),
+    Kind.EXPIRE: (Stage.EXPIRE,),
+    Kind.REARM: (Stage.REARM,),
+}
+WRITES = {
+    Stage.CREATE: Submit,
+    Stage.PREPARE: Prepare,
+    Stage.CLAIM: Redrive,
+    Stage.CONFIRM: ConfirmSend,
+    Stage.ROLLBACK: ReportSendFailure,
+    Stage.EXPIRE: ExpireLease,
+    Stage.REARM: Rearm,
+}
+
+
+def test_next_has_a_step_for_every_outcome_a_flow_can_meet() -> None:
+    """A landed write leaves the record where its table row goes; a failed condition finds any
+    record, or none; a failed request leaves the record as the flow knew it. `NEXT` answers each."""
+    missing = []
+    for kind, stages in STAGES.items():
+        for stage in stages:
+            meets: list[tuple[Came, Phase]] = [(Came.FAILED, phase) for phase in Phase]
+            if stage is Stage.SEND:
+                meets += [(Came.SENT, Phase.IN_FLIGHT)]
+            else:
+                meets += [(Came.WRITTEN, row.target) for row in TRANSITIONS if row.command is WRITES[stage]]
+                found = [p for p in Phase if p is not Phase.ABSENT]
+                meets += [(came, p) for came in (Came.FOUND, Came.OTHER) for p in found]
+                meets += [(Came.GONE, Phase.ABSENT)]
+            missing += [(kind, stage, came, p) for came, p in meets if (kind, stage, came, p) not in NEXT]
+    assert missing == []
+
+
+def test_next_has_no_step_for_an_outcome_its_effect_cannot_have() -> None:
+    """A send is never answered by a write's outcome, nor a write by SQS's: `advance` raises."""
+    assert [key for key in NEXT if key[1] is Stage.SEND and key[2] not in (Came.SENT, Came.FAILED)] == []
+    assert [key for key in NEXT if key[2] is Came.SENT and key[1] is not Stage.SEND] == []
+    flow = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
+    with pytest.raises(ValueError, match="cannot answer create"):
+        advance(flow, Sent("sqs-1"), NOW)
+
+
+def test_the_module_s_flows_are_those_over_the_table_as_written() -> None:
+    assert FLOWS.table is TRANSITIONS and Flows() == FLOWS
+    assert advance == FLOWS.advance and start_submit == FLOWS.start_submit
+    assert reconcile_start == FLOWS.reconcile_start and prepare == FLOWS.prepare
+
+
+def test_every_write_of_a_flow_is_decided_from_the_table_of_its_flows() -> None:
+    """A model mutant runs flows over another table: each write must come from it, so a table
     without the row a step needs refuses that step."""
     lease = lease_expiry(NOW, 10_000, SETTINGS)
     msg = message()
     with pytest.raises(ForbiddenCommand):
-        start_submit(msg, "a-1", lease, NOW, SETTINGS, without(Submit))
+        without(Submit).start_submit(msg, "a-1", lease, NOW, SETTINGS)
     with pytest.raises(ForbiddenCommand):
-        start_outbox(msg, "a-1", lease, NOW, SETTINGS, without(Prepare))
+        without(Prepare).start_outbox(msg, "a-1", lease, NOW, SETTINGS)
     with pytest.raises(ForbiddenCommand):
-        prepare(msg, NOW, without(Prepare))
+        without(Prepare).prepare(msg, NOW)
     for command, faults in ((ConfirmSend, ()), (ReportSendFailure, (None, Fault.SEND_RETRYABLE))):
-        flow = start_submit(msg, "a-1", lease, NOW, SETTINGS, without(command))
+        model = without(command)
+        flow = model.start_submit(msg, "a-1", lease, NOW, SETTINGS)
         with pytest.raises(ForbiddenCommand):
-            run(World(), flow, *faults)
+            run(World(), flow, *faults, model=model)
     world = World()
     record = prepared(world, msg)
+    no_claim = without(Redrive)
     with pytest.raises(ForbiddenCommand):
-        start_dispatch(record, "d-1", lease, NOW, SETTINGS, without(Redrive))
+        no_claim.start_dispatch(record, "d-1", lease, NOW, SETTINGS)
     with pytest.raises(ForbiddenCommand):
-        run(world, start_outbox(msg, "o-1", lease, NOW, SETTINGS, without(Redrive)))
+        run(world, no_claim.start_outbox(msg, "o-1", lease, NOW, SETTINGS), model=no_claim)
     with pytest.raises(ForbiddenCommand):  # a replay of the PENDING record claims it
-        run(world, start_submit(msg, "a-2", lease, NOW, SETTINGS, without(Redrive)))
+        run(world, no_claim.start_submit(msg, "a-2", lease, NOW, SETTINGS), model=no_claim)
     later = NOW + SETTINGS.redrive_after_ms
     with pytest.raises(ForbiddenCommand):
-        reconcile_start(record, later, SETTINGS, "r-1", later + 1, without(Redrive))
+        no_claim.reconcile_start(record, later, SETTINGS, "r-1", later + 1)
     world = World()
     submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
     in_flight = world.record(msg.message_id)
+    assert in_flight is not None
     with pytest.raises(ForbiddenCommand):
-        reconcile_start(in_flight, lease, SETTINGS, "r-1", lease + 1, without(ExpireLease))
+        without(ExpireLease).reconcile_start(in_flight, lease, SETTINGS, "r-1", lease + 1)
     exhausted = attrs.evolve(record, exhausted=True)
     with pytest.raises(ForbiddenCommand):
-        start_rearm(exhausted, "op", "fixed", NOW, without(Rearm))
+        without(Rearm).start_rearm(exhausted, "op", "fixed", NOW)
 
 
-def test_a_re_drive_carries_its_table_to_its_confirm_and_rollback() -> None:
-    """The re-drive's later writes (the confirm, the rollback) come from the table it was started
-    with, like its claim: a mutant's table reaches every step of the reconciler's flows."""
+def test_a_re_drive_s_confirm_and_rollback_come_from_the_table_of_its_flows() -> None:
+    """The re-drive's later writes (the confirm, the rollback) come from the table of the flows that
+    advance it, like its claim: a mutant's table reaches every step of the reconciler's flows."""
     lease = lease_expiry(NOW, 10_000, SETTINGS)
     later = NOW + SETTINGS.redrive_after_ms
     for command, faults in ((ConfirmSend, ()), (ReportSendFailure, (None, Fault.SEND_RETRYABLE))):
-        world, msg = World(), message()
+        world, msg, model = World(), message(), without(command)
         record = prepared(world, msg)
-        flow = reconcile_start(record, later, SETTINGS, "r-1", later + lease, without(command))
+        flow = model.reconcile_start(record, later, SETTINGS, "r-1", later + lease)
         assert flow is not None and flow.kind is Kind.REDRIVE
         with pytest.raises(ForbiddenCommand):
-            run(world, flow, *faults)
+            run(world, flow, *faults, model=model)
 
 
 def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_read() -> None:
@@ -655,7 +715,7 @@ def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_r
     assert redrive is not None and isinstance(redrive.effect, Write)
     (claimed,) = redrive.effect.events
     assert isinstance(claimed, Claimed) and claimed.cause is ClaimCause.REDRIVE
-    failed = advance(redrive, Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceeded"), later)
+    failed = advance(redrive, Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceeded"), later)
     assert failed.answer.result is Result.FAILED and failed.answer.record == record
     world = World()
     submit(world, msg, None, Fault.SEND_RETRYABLE, Fault.WRITE_REJECTED)
@@ -663,7 +723,7 @@ def test_a_re_drive_claims_as_a_re_drive_and_a_failed_step_names_the_record_it_r
     assert in_flight is not None and in_flight.lease_expires_at is not None
     expire = reconcile_start(in_flight, in_flight.lease_expires_at, SETTINGS, "r-2", NOW)
     assert expire is not None and expire.kind is Kind.EXPIRE
-    failed = advance(expire, Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"), NOW)
+    failed = advance(expire, Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"), NOW)
     assert failed.answer.result is Result.FAILED and failed.answer.record == in_flight
 
 

@@ -14,12 +14,22 @@ import boto3
 import pytest
 import time_machine
 
-from adapters import Inbox, InvalidRearm, Outbox, TableLayout
+from adapters import (
+    Inbox,
+    InboxRearmOutcome,
+    InboxRearmResult,
+    InvalidRearm,
+    Outbox,
+    ProcessOutcome,
+    ProcessResult,
+    TableLayout,
+)
 from adapters.cli import inbox_failed
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.inbox import Delivery
 from adapters.runtime.inbox_codec import stored_from_item
 from adapters.testing.inbox_events import from_received, sqs_event, sqs_record
+from statemodel.inbox.flows import InboxResult
 from statemodel.inbox.invariants import history_problems
 from statemodel.inbox.records import InboxPhase
 
@@ -135,9 +145,9 @@ def test_transactional_failures_count_receives_until_failed_then_the_operator_re
     with pytest.raises(InvalidRearm):
         inbox.rearm("m-1", "")
     rearmed = inbox.rearm("m-1", "fixed the ledger", by="ops")
-    assert rearmed.outcome == "rearmed" and rearmed.receives_before == 2
-    assert inbox.rearm("m-1", "again").outcome == "not_failed"
-    assert inbox.rearm("nope", "missing").outcome == "not_found"
+    assert rearmed.outcome is InboxRearmOutcome.REARMED and rearmed.receives_before == 2
+    assert inbox.rearm("m-1", "again").outcome is InboxRearmOutcome.NOT_FAILED
+    assert inbox.rearm("nope", "missing").outcome == "not_found"  # string-valued
     assert inbox.process(record(), credit).outcome == "done" and balance() == 10
     assert list(inbox.failed()) == []
 
@@ -305,6 +315,7 @@ def test_fifo_a_failure_fails_the_rest_of_its_group_in_the_batch(table: str) -> 
         ("s-a2", "not_started"),
         ("s-b2", "done"),
     ]
+    assert batch.results[2].outcome is ProcessOutcome.NOT_STARTED
     assert batch.response == {"batchItemFailures": [{"itemIdentifier": "s-a1"}, {"itemIdentifier": "s-a2"}]}
     assert calls == ["a-1", "b-1", "b-2"] and balance() == 20
 
@@ -419,3 +430,17 @@ def test_the_operator_lists_and_rearms_failed_messages(
     assert any(getattr(e, "reason", None) == "fixed the division" for e in history)
     with pytest.raises(SystemExit):
         inbox_failed.main([*flags, "--rearm", "--reason", ""])
+
+
+def test_outcomes_are_enums_that_still_equal_their_strings() -> None:
+    # Every way a delivery's flow ends is an outcome of the same name and value; the re-arm's own
+    # results (REARMED, SUPERSEDED) are InboxRearmOutcome's business, not a delivery's.
+    delivery_results = set(InboxResult) - {InboxResult.REARMED, InboxResult.SUPERSEDED}
+    assert {r.value for r in delivery_results} <= {o.value for o in ProcessOutcome}
+    made = ProcessResult("s-1", "k", "duplicate", True)  # as a team's own code may build one
+    assert made.outcome is ProcessOutcome.DUPLICATE and made.outcome == "duplicate"
+    assert json.dumps({"outcome": made.outcome}) == '{"outcome": "duplicate"}'
+    again = InboxRearmResult("k", "changed")
+    assert again.outcome is InboxRearmOutcome.CHANGED and again.outcome == "changed"
+    with pytest.raises(ValueError, match="'rearmed'"):
+        ProcessResult("s-1", "k", "rearmed", True)

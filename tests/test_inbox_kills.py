@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.inbox_world import (
     EFFECT_REFUSED,
     HANDLER_FAILED,
@@ -54,7 +54,6 @@ from statemodel.inbox.events import (
 )
 from statemodel.inbox.flows import (
     Conflict,
-    Failed,
     Found,
     Handled,
     HandlerError,
@@ -80,7 +79,6 @@ from statemodel.inbox.table import (
     rows_for,
     rows_of,
 )
-from statemodel.records import LastError
 from statemodel.validation import ECHO_CHARS, Rejection, parse_submission
 
 MESSAGE = InboxMessage("m-1", "sha256:ab", "g-1")
@@ -93,7 +91,7 @@ def record(phase: InboxPhase, **fields: object) -> InboxRecord:
 
 
 def waiting(receives: int = 1) -> InboxRecord:
-    return record(InboxPhase.WAITING, receives=receives, last_error=LastError("retryable", "E"))
+    return record(InboxPhase.WAITING, receives=receives, last_error=Failure(ErrorCategory.RETRYABLE, "E"))
 
 
 def held(attempt: str = "a-1", lease: int = 100, receives: int = 1) -> InboxRecord:
@@ -283,7 +281,7 @@ def test_no_event_but_received_starts_a_record() -> None:
 
 
 def test_each_event_leaves_exactly_its_record() -> None:
-    error = LastError("retryable", "E")
+    error = Failure(ErrorCategory.RETRYABLE, "E")
     cases: list[tuple[InboxRecord, InboxEvent, InboxRecord]] = [
         (
             waiting(1),
@@ -316,7 +314,7 @@ def test_each_event_leaves_exactly_its_record() -> None:
                 version=5,
                 updated_at=62,
                 receives=1,
-                last_error=LastError("permanent", "Bad"),
+                last_error=Failure(ErrorCategory.PERMANENT, "Bad"),
             ),
         ),
         (
@@ -332,7 +330,7 @@ def test_each_event_leaves_exactly_its_record() -> None:
                 version=5,
                 updated_at=64,
                 receives=2,
-                last_error=LastError("ambiguous", "ReadTimeoutError"),
+                last_error=Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError"),
             ),
         ),
         (
@@ -785,13 +783,13 @@ def test_the_handler_answers_an_invoke() -> None:
 
 
 def test_each_fault_fails_as_dynamodb_does_and_lands_or_not() -> None:
-    throttled = Failed(RETRYABLE, "ProvisionedThroughputExceededException")
+    throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
     world = InboxWorld()
     assert world.perform(Read("m-1"), InboxFault.READ_FAILED) == throttled
     commit = _create(Commit(MESSAGE, "a-1"), commit=True)
     assert world.perform(commit, InboxFault.WRITE_REJECTED) == throttled
     assert world.stored is None and world.effects == 0
-    assert world.perform(commit, InboxFault.WRITE_LANDED_THEN_TIMEOUT) == Failed(
+    assert world.perform(commit, InboxFault.WRITE_LANDED_THEN_TIMEOUT) == Failure(
         ErrorCategory.AMBIGUOUS, "ReadTimeoutError"
     )
     assert world.record == commit.after and world.effects == 1
@@ -861,13 +859,13 @@ def test_a_transactional_delivery_counts_a_failed_handler_as_a_failed_receive() 
     found = waiting(1)
     flow = flows.advance(_transactional(), Found(found), 5)
     assert flow.effect == Invoke("m-1", "a-1", "m-1", 1_000)
-    failure = HandlerError(PERMANENT, "Bad")
+    failure = HandlerError(Failure(PERMANENT, "Bad"))
     flow = flows.advance(flow, failure, 6)
     write = flow.effect
     assert isinstance(write, InboxWrite) and not write.commit
     assert write == _next(InboxWrite(None, (), found), RecordFailure(MESSAGE, "a-1", PERMANENT, "Bad", 3), 6)
     answer = flows.advance(flow, Written(), 7).answer
-    assert answer == InboxAnswer(InboxResult.RETRY, "m-1", write.after, failure, ran=True)
+    assert answer == InboxAnswer(InboxResult.RETRY, "m-1", write.after, failure.failure, ran=True)
     assert not answer.ok
     last = flows.advance(
         flows.advance(flows.advance(_transactional(), Found(waiting(2)), 5), failure, 6), Written(), 7
@@ -883,7 +881,7 @@ def test_a_transactional_commit_cancelled_by_the_effects_condition_counts_a_fail
     answer = flows.advance(flow, Written(), 8).answer
     assert (answer.result, answer.failure, answer.ran, answer.uncompleted) == (
         InboxResult.RETRY,
-        EFFECT_REFUSED,
+        EFFECT_REFUSED.failure,
         True,
         False,
     )
@@ -916,17 +914,20 @@ def test_a_transactional_commit_that_finds_the_record_changed_answers_by_what_it
     )
     failing = flows.advance(flows.advance(_transactional(), Found(None), 5), HANDLER_FAILED, 6)
     assert flows.advance(failing, Conflict(other), 7).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", other, HANDLER_FAILED, ran=True
+        InboxResult.RETRY, "m-1", other, HANDLER_FAILED.failure, ran=True
     )
     assert flows.advance(failing, Conflict(done), 7).answer.result is InboxResult.DUPLICATE
 
 
 def test_a_failed_call_answers_retry_and_says_whether_a_completion_may_not_have_landed() -> None:
-    timeout = Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
-    throttled = Failed(RETRYABLE, "ProvisionedThroughputExceededException")
-    as_failure = HandlerError(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+    timeout = Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+    throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
+    as_failure = Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
     assert flows.advance(_transactional(), throttled, 1).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", None, HandlerError(RETRYABLE, "ProvisionedThroughputExceededException")
+        InboxResult.RETRY,
+        "m-1",
+        None,
+        Failure(RETRYABLE, "ProvisionedThroughputExceededException"),
     )
     committing = flows.advance(flows.advance(_transactional(), Found(None), 5), Handled("r"), 6)
     assert flows.advance(committing, timeout, 7).answer == InboxAnswer(
@@ -937,7 +938,7 @@ def test_a_failed_call_answers_retry_and_says_whether_a_completion_may_not_have_
         InboxResult.RETRY,
         "m-1",
         None,
-        HANDLER_FAILED,
+        HANDLER_FAILED.failure,
         ran=True,  # the handler's failure, kept
     )
     claim = _guarded()
@@ -949,7 +950,7 @@ def test_a_failed_call_answers_retry_and_says_whether_a_completion_may_not_have_
     )
     releasing = flows.advance(running, HANDLER_FAILED, 2)
     assert flows.advance(releasing, timeout, 3).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", running.record, HANDLER_FAILED, ran=True
+        InboxResult.RETRY, "m-1", running.record, HANDLER_FAILED.failure, ran=True
     )
 
 
@@ -973,23 +974,23 @@ def test_a_guarded_handler_starts_up_to_its_deadline_and_not_after() -> None:
     assert isinstance(at_deadline.effect, Invoke)
     late = flows.advance(_guarded(deadline=100), Written(), 101)
     assert late.answer.result is InboxResult.RETRY and late.answer.record is not None
-    assert late.answer.failure == HandlerError(RETRYABLE, "DeadlineExceeded")
+    assert late.answer.failure == Failure(RETRYABLE, "DeadlineExceeded")
 
 
 def test_a_guarded_failing_handler_releases_its_claim() -> None:
     flow = _guarded()
     claim = flow.effect
     assert isinstance(claim, InboxWrite)
-    failure = HandlerError(PERMANENT, "Bad")
+    failure = HandlerError(Failure(PERMANENT, "Bad"))
     flow = flows.advance(flows.advance(flow, Written(), 1), failure, 2)
     release = flow.effect
     assert release == _next(claim, Release("a-1", PERMANENT, "Bad", 3), 2)
     assert isinstance(release, InboxWrite)
     assert flows.advance(flow, Written(), 3).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", release.after, failure, ran=True
+        InboxResult.RETRY, "m-1", release.after, failure.failure, ran=True
     )
     assert flows.advance(flow, Conflict(None), 3).answer == InboxAnswer(
-        InboxResult.LOST, "m-1", None, failure, ran=True, uncompleted=True
+        InboxResult.LOST, "m-1", None, failure.failure, ran=True, uncompleted=True
     )
     last = _guarded(settings=InboxSettings(max_receives=1, lease_margin_ms=30_000))
     last = flows.advance(flows.advance(last, Written(), 1), failure, 2)
@@ -1038,9 +1039,9 @@ def test_an_operator_rearm_is_one_write_on_the_record_as_read() -> None:
         InboxResult.SUPERSEDED, "m-1", moved
     )
     assert flows.advance(flow, Conflict(rearm.after), 41).answer.result is InboxResult.REARMED
-    throttled = Failed(RETRYABLE, "ProvisionedThroughputExceededException")
+    throttled = Failure(RETRYABLE, "ProvisionedThroughputExceededException")
     assert flows.advance(flow, throttled, 41).answer == InboxAnswer(
-        InboxResult.RETRY, "m-1", failed, HandlerError(RETRYABLE, "ProvisionedThroughputExceededException")
+        InboxResult.RETRY, "m-1", failed, throttled
     )
     with pytest.raises(ValueError, match=r"^Found cannot answer rearm in "):
         flows.advance(flow, Found(failed), 41)
@@ -1058,13 +1059,13 @@ def test_an_outcome_a_step_cannot_take_is_refused() -> None:
 def test_a_delivery_writes_by_the_table_it_is_given() -> None:
     """The explorer's model mutants enter through the table the flows are started with."""
     no_commit = tuple(row for row in INBOX_TRANSITIONS if row.command is not Commit)
-    flow = flows.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS, no_commit)
-    flow = flows.advance(flow, Found(None), 1)
+    model = flows.InboxFlows(no_commit)
+    flow = model.advance(model.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS), Found(None), 1)
     with pytest.raises(ForbiddenCommand, match="Commit is forbidden in phase ABSENT"):
-        flows.advance(flow, Handled("r"), 2)
+        model.advance(flow, Handled("r"), 2)
     no_claim = tuple(row for row in INBOX_TRANSITIONS if row.command is not Claim)
     with pytest.raises(ForbiddenCommand, match="Claim is forbidden in phase ABSENT"):
-        flows.start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS, no_claim)
+        flows.InboxFlows(no_claim).start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS)
     no_rearm = tuple(row for row in INBOX_TRANSITIONS if row.command is not RearmMessage)
     with pytest.raises(ForbiddenCommand, match="RearmMessage is forbidden"):
-        flows.start_rearm(record(InboxPhase.FAILED), "ops", "r", 0, no_rearm)
+        flows.InboxFlows(no_rearm).start_rearm(record(InboxPhase.FAILED), "ops", "r", 0)

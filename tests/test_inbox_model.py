@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.docgen.inbox_doc import FENCED, build_machine, condition_names
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.inbox_world import EFFECT_REFUSED, HANDLER_FAILED, HANDLER_OK, InboxFault, InboxWorld
 from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
 from statemodel.inbox import flows, invariants
@@ -37,9 +37,12 @@ from statemodel.inbox.events import (
     event_to_dict,
 )
 from statemodel.inbox.flows import (
+    INBOX_FLOWS,
     Conflict,
+    Handled,
     HandlerError,
     InboxFlow,
+    InboxFlows,
     InboxResult,
     InboxSettings,
     InboxWrite,
@@ -357,6 +360,35 @@ def guarded(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFlow:
     return flows.start_guarded(MESSAGE, attempt, now, deadline, SETTINGS)
 
 
+def test_the_module_s_inbox_flows_are_those_over_the_inbox_s_table() -> None:
+    assert INBOX_FLOWS.table is INBOX_TRANSITIONS and InboxFlows() == INBOX_FLOWS
+    assert flows.advance == INBOX_FLOWS.advance and flows.start_guarded == INBOX_FLOWS.start_guarded
+
+
+def test_every_write_of_an_inbox_flow_is_decided_from_the_table_of_its_flows() -> None:
+    """A mutant's `InboxFlows` over another table: each write comes from it, so a table without the
+    row a step needs refuses that step (the claim, the commit, the re-arm)."""
+
+    def without(command: type) -> InboxFlows:
+        return InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not command))
+
+    with pytest.raises(ForbiddenCommand):
+        without(Claim).start_guarded(MESSAGE, "a-1", 0, 10_000, SETTINGS)
+    no_commit = without(Commit)
+    flow = no_commit.start_transactional(MESSAGE, "a-1", 0, 10_000, SETTINGS)
+    flow = no_commit.advance(flow, InboxWorld().perform(flow.effect), 0)  # read: no record
+    with pytest.raises(ForbiddenCommand):
+        no_commit.advance(flow, Handled("ok"), 0)
+    world = InboxWorld()
+    bad = HandlerError(Failure(ErrorCategory.PERMANENT, "Bad"))
+    for n in (1, 2, 3):  # SETTINGS' max_receives: the third failed receive gives the message up
+        failed = run(world, transactional(f"a-{n}"), handler=bad)
+    record = failed.answer.record
+    assert record is not None and record.phase is InboxPhase.FAILED
+    with pytest.raises(ForbiddenCommand):
+        without(RearmMessage).start_rearm(record, "op", "fixed", 0)
+
+
 def test_transactional_commits_the_effect_once_and_answers_a_duplicate_without_running() -> None:
     world = InboxWorld()
     first = run(world, transactional("a-1"))
@@ -406,7 +438,7 @@ def test_a_commit_refused_by_the_effects_own_condition_counts_a_failed_receive()
     flow = flows.advance(flow, world.perform(flow.effect, handler=EFFECT_REFUSED), 0)
     assert flow.stage is Stage.FAILURE
     flow = run(world, flow)
-    assert flow.answer.result is InboxResult.RETRY and flow.answer.failure == EFFECT_REFUSED
+    assert flow.answer.result is InboxResult.RETRY and flow.answer.failure == EFFECT_REFUSED.failure
     assert world.effects == 0 and world.record is not None and world.record.receives == 1
     assert world.record.last_error is not None and world.record.last_error.code == "EffectConditionFailed"
 
@@ -456,7 +488,7 @@ def test_guarded_no_handler_starts_past_its_deadline() -> None:
     flow = guarded("a-1", now=0, deadline=100)
     late = flows.advance(flow, world.perform(flow.effect), 101)
     assert late.done and late.answer.result is InboxResult.RETRY and not late.answer.ran
-    assert late.answer.failure == HandlerError(ErrorCategory.RETRYABLE, "DeadlineExceeded")
+    assert late.answer.failure == Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded")
 
 
 def test_guarded_a_failing_handler_releases_until_given_up() -> None:
@@ -468,7 +500,7 @@ def test_guarded_a_failing_handler_releases_until_given_up() -> None:
 
 def test_an_operator_rearms_a_failed_message_and_a_changed_one_is_superseded() -> None:
     world = InboxWorld()
-    given_up = run(world, transactional("a-1"), handler=HandlerError(ErrorCategory.PERMANENT, "Bad"))
+    given_up = run(world, transactional("a-1"), handler=HandlerError(Failure(ErrorCategory.PERMANENT, "Bad")))
     assert given_up.answer.result is InboxResult.RETRY
     for n in (2, 3):
         run(world, transactional(f"a-{n}"), handler=HANDLER_FAILED)

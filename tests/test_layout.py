@@ -132,13 +132,14 @@ def test_every_package_says_what_it_holds() -> None:
 # The public surfaces: what docs and service teams may import. Changing one is a contract change.
 STATEMODEL_API = [
     "Accepted", "ClaimCause", "Claimed", "Command", "ConfirmSend", "Consequence", "DomainError",
-    "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "ForbiddenCommand", "IllegalTransition",
-    "LastError", "LeaseStillLive", "Message", "Phase", "Prepare", "Rearm", "Rearmed", "Record", "Redrive",
+    "ErrorCategory", "Event", "ExhaustionCause", "ExpireLease", "Failure", "ForbiddenCommand",
+    "IllegalTransition", "LeaseStillLive", "Message", "Phase", "Prepare", "Rearm", "Rearmed", "Record",
+    "Redrive",
     "RedriveExhausted", "ReportSendFailure", "RollbackCause", "RolledBack", "SendConfirmed", "SendFailed",
     "StaleAttempt", "Status", "Stored", "Submit", "TRANSITIONS", "Transition", "consequence", "decide",
     "evolve", "replay",
     # the sans-I/O flows
-    "Answer", "ConditionFailed", "Failed", "Flow", "Outcome", "Result", "Send", "Sent", "Settings",
+    "Answer", "ConditionFailed", "Flow", "Flows", "Outcome", "Result", "Send", "Sent", "Settings",
     "Write", "Written", "advance", "start_dispatch", "start_expire", "start_outbox", "start_rearm",
     "start_redrive", "start_submit",
 ]  # fmt: skip
@@ -147,7 +148,7 @@ ADAPTERS_API = [
     "RearmResult", "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile",
     "submit", "SendOutcome", "RearmOutcome",
     "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
-    "ProcessResult",
+    "ProcessResult", "ProcessOutcome", "InboxRearmOutcome",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",

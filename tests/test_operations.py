@@ -26,9 +26,9 @@ from adapters.runtime import metrics
 from adapters.runtime.codec import stored_from_item
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.rearm import CHANGED, NOT_EXHAUSTED, NOT_FOUND, REARMED, InvalidRearm, rearm
+from statemodel.categories import Failure
 from statemodel.decider import segment
 from statemodel.events import Rearmed, RedriveExhausted, SendFailed
-from statemodel.flows import Failed
 from statemodel.records import Phase
 
 TABLE, QUEUE = "sendguard-ops-test", "sendguard-ops-test"
@@ -76,7 +76,7 @@ def denied(**_: Any) -> Any:
 def stored(message_id: str) -> Any:
     _, aws = aws_lambda._runtime()
     found, _ = aws.store.get(message_id)
-    assert found is not None and not isinstance(found, Failed)
+    assert found is not None and not isinstance(found, Failure)
     return found
 
 

@@ -12,22 +12,27 @@ from typing import Any
 import boto3
 import pytest
 import time_machine
-from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters import InvalidMessage, InvalidRearm, Outbox, TableLayout
+from adapters import InvalidMessage, InvalidRearm, Key, Outbox, RearmOutcome, TableLayout
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.clients import (
+    ANSWER_RESERVE_MS,
+    ANSWER_RESERVE_SHARE,
     CONNECT_TIMEOUT_S,
     MIN_READ_TIMEOUT_MS,
     READ_TIMEOUT_S,
-    CallState,
     attempt_read_timeout_ms,
+    now_ms,
 )
 from adapters.runtime.codec import foreign_attributes, stored_from_item
 from adapters.runtime.config import ConfigError
+from adapters.runtime.store import DynamoStore, NotARecord
+from adapters.testing import Fault, FaultInjector, Plan
+from statemodel.flows import Write, start_redrive
 from statemodel.invariants import foreign_changes, history_problems
+from statemodel.stored import Stored
 from statemodel.validation import MAX_MESSAGE_BYTES, message_problems
 from tests.moto_http import FaultyMotoServer, Rule
 
@@ -61,12 +66,16 @@ def raw(key: str) -> dict[str, Any]:
 
 
 def received(outbox: Outbox) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = outbox._aws.queue.client.receive_message(
-        QueueUrl=outbox.queue_url,
-        MaxNumberOfMessages=10,
-        MessageAttributeNames=["All"],
-        AttributeNames=["All"],
-    ).get("Messages", [])
+    found: list[dict[str, Any]] = (
+        boto3.client("sqs")
+        .receive_message(
+            QueueUrl=outbox.queue_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            AttributeNames=["All"],
+        )
+        .get("Messages", [])
+    )
     return found
 
 
@@ -181,7 +190,34 @@ def test_a_key_taken_by_the_teams_own_item_is_refused_and_left_alone(outbox: Out
         outbox.send("o-7", "x")
     with pytest.raises(InvalidMessage, match="pending_put"):
         outbox.dispatch("o-7")
+    with pytest.raises(InvalidMessage, match="not a sendguard record"):
+        outbox.get("o-7")
+    rearmed = outbox.rearm("o-7", "fixed")  # nothing to re-arm: the failure says why, nothing written
+    assert rearmed.outcome is RearmOutcome.FAILED and rearmed.failure == NotARecord.failure
     assert raw("o-7") == team and received(outbox) == []
+
+
+def test_a_record_replaced_by_the_teams_own_item_fails_its_next_write_and_is_left_alone(
+    outbox: Outbox,
+) -> None:
+    """A record read, then overwritten by the team's own PutItem (its bookkeeping gone): the write
+    that follows is not a create, so it is no bad input of a caller's; it fails, permanently, with
+    the one failure that names the case, and the team's item is left as it is."""
+    boto3.client("dynamodb").transact_write_items(TransactItems=[outbox.pending_put("o-8", "placed")])
+    store = DynamoStore(boto3.client("dynamodb"), "orders", LAYOUT)
+    found, _ = store.get(Key("o-8"))
+    assert isinstance(found, Stored)
+    team = {"orderId": {"S": "o-8"}, "kind": {"S": "order"}, "total": {"N": "3"}}
+    boto3.client("dynamodb").put_item(TableName="orders", Item=team)
+    with pytest.raises(NotARecord):
+        store.get(Key("o-8"))
+    flow = start_redrive(found.record, "a-1", _now() + 60_000, _now(), outbox.settings)
+    assert isinstance(flow.effect, Write)
+    outcome, call = store.perform(flow.effect, None)
+    failed = (getattr(outcome, "category", None), getattr(outcome, "code", None))  # a failed outcome
+    assert failed == (NotARecord.failure.category, NotARecord.failure.code)
+    assert call.error is not None and call.error.code == NotARecord.failure.code
+    assert raw("o-8") == team
 
 
 def test_table_layout_refuses_names_it_cannot_use() -> None:
@@ -265,16 +301,11 @@ def test_a_pending_put_never_dispatched_is_sent_by_the_reconciler(outbox: Outbox
     assert message["Body"] == "placed" and consistent("o-1") == []
 
 
-def test_rearm_gives_an_exhausted_record_on_the_team_table_a_fresh_budget(
-    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def denied(**_: Any) -> Any:
-        error = {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
-        raise ClientError(error, "SendMessage")  # type: ignore[arg-type]
-
-    with monkeypatch.context() as patch:
-        patch.setattr(outbox._aws.queue.client, "send_message", denied)
+def test_rearm_gives_an_exhausted_record_on_the_team_table_a_fresh_budget(outbox: Outbox) -> None:
+    injector = FaultInjector()  # the fault-injection suite's injector: SQS denies the one send
+    with injector.installed(), injector.armed(Plan(Fault.SQS_ACCESS_DENIED)):
         assert not outbox.send("o-1", "placed", item={"total": 7}).accepted
+    assert [fired.fault for fired in injector.fired] == [Fault.SQS_ACCESS_DENIED]
     before = outbox.get("o-1")
     assert before is not None and before.delivery == "exhausted"
     exhausted = raw("o-1")
@@ -325,39 +356,29 @@ def test_an_attempt_started_ends_by_its_deadline(left: int, connect: int, read: 
             assert connect + read > left
 
 
-def test_every_attempt_gets_a_read_timeout_that_ends_by_the_deadline(
-    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from adapters.runtime import clients
+def test_every_attempt_gets_a_read_timeout_that_ends_by_the_deadline(sendguard_aws: None) -> None:
+    # The team's session (`Outbox(session=...)`) carries a hook that sees each attempt as it goes on
+    # the wire, after sendguard's own deadline hook gave it its read timeout.
+    session = boto3.Session()
+    attempts: list[tuple[str, int, float | None]] = []
 
-    states: list[tuple[int, CallState]] = []
-    real = clients.aws_call
+    def attempt(request: Any, event_name: str, **_: Any) -> None:
+        attempts.append((event_name.rpartition(".")[2], now_ms(), request.context.get("read_timeout")))
 
-    def recording(deadline_ms: int | None) -> Any:
-        manager = real(deadline_ms)
-        state = manager.__enter__()
-        states.append((clients.now_ms(), state))
-
-        class Wrapped:
-            def __enter__(self) -> CallState:
-                return state
-
-            def __exit__(self, *exc: object) -> None:
-                manager.__exit__(*exc)
-
-        return Wrapped()
-
-    for module in ("store", "sqs"):
-        monkeypatch.setattr(f"adapters.runtime.{module}.aws_call", recording)
+    session.events.register("before-send", attempt)
+    url = ensure_resources("orders", "events", layout=LAYOUT)
+    outbox = Outbox("orders", url, layout=LAYOUT, session=session)
     with time_machine.travel(time.time(), tick=False):  # the arithmetic, not this machine's load
+        started = now_ms()
         assert outbox.send("k", "x", context=Context(1_000)).accepted
-    assert len(states) == 3
+    assert [operation for operation, _, _ in attempts] == ["UpdateItem", "SendMessage", "UpdateItem"]
     connect_ms = int(1000 * CONNECT_TIMEOUT_S)
-    for started, state in states:
-        assert state.deadline_ms is not None and len(state.read_timeouts_ms) == 1
-        (read,) = state.read_timeouts_ms
+    deadline = started + 1_000 - min(ANSWER_RESERVE_MS, 1_000 // ANSWER_RESERVE_SHARE)  # the answer's reserve
+    for _, at, read_s in attempts:
+        assert read_s is not None
+        read = int(1000 * read_s)
         assert MIN_READ_TIMEOUT_MS <= read < 1000 * READ_TIMEOUT_S  # shrunk to fit, not refused
-        assert started + connect_ms + read <= state.deadline_ms
+        assert at + connect_ms + read <= deadline
 
 
 INVOCATION_HELD_MS = 4_000
@@ -377,20 +398,19 @@ def test_a_send_held_on_the_wire_lands_before_its_records_lease_ends(
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", moto.endpoint)
         url = ensure_resources("held", "held", layout=LAYOUT)
-        outbox = Outbox("held", url, layout=LAYOUT, aws_max_attempts=1)
-        hold = Rule("SendMessage", "hold_then_apply", stall_s=HELD_S)
-        moto.faults.rules.append(hold)
         attempts: list[int] = []  # when each send attempt must be over: its start, connect and read timeouts
-
-        sqs = outbox._aws.queue.client
 
         def attempt_ends(request: Any, **_: Any) -> None:
             # The read timeout the deadline hook set for this attempt, else the client's own (an
             # attempt is then started only if that fits: adapters.runtime.clients).
-            read_s = request.context.get("read_timeout", sqs.meta.config.read_timeout)
+            read_s = request.context.get("read_timeout", READ_TIMEOUT_S)
             attempts.append(_now() + int(1000 * (CONNECT_TIMEOUT_S + read_s)))
 
-        sqs.meta.events.register("before-send.sqs.SendMessage", attempt_ends)
+        session = boto3.Session()  # the team's session: its clients carry the hook (`Outbox(session=...)`)
+        session.events.register("before-send.sqs.SendMessage", attempt_ends)
+        outbox = Outbox("held", url, layout=LAYOUT, aws_max_attempts=1, session=session)
+        hold = Rule("SendMessage", "hold_then_apply", stall_s=HELD_S)
+        moto.faults.rules.append(hold)
         started = _now()
         result = outbox.send("held-1", "x", context=Context(INVOCATION_HELD_MS))
         assert (result.accepted, result.retryable) == (False, True)

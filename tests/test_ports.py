@@ -20,10 +20,10 @@ from adapters.runtime.bodies import S3Bodies
 from adapters.runtime.clients import make_client
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
+from statemodel.categories import Failure
 from statemodel.checker.world import World, WorldQueue, WorldStore
 from statemodel.flows import (
     ConditionFailed,
-    Failed,
     Sent,
     Settings,
     Write,
@@ -167,4 +167,4 @@ def test_a_failed_read_is_classified_not_raised(aws_env: None) -> None:
     with mock_aws():
         store = DynamoStore(make_client("dynamodb", 1), "no-such-table")
         found, call = store.get("x")
-    assert isinstance(found, Failed) and call.error is not None and call.operation == "GetItem"
+    assert isinstance(found, Failure) and call.error is not None and call.operation == "GetItem"

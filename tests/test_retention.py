@@ -29,9 +29,10 @@ from adapters.runtime.codec import (
 )
 from adapters.runtime.config import MAX_RETENTION_DAYS, Config, ConfigError
 from adapters.runtime.layout import TableLayout
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.events import Accepted
 from statemodel.flows import Sent, Settings, Written, advance, start_submit
-from statemodel.records import LastError, Message, Phase, Record, Status
+from statemodel.records import Message, Phase, Record, Status
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS
 from statemodel.validation import Request, new_message, parse_message
@@ -51,7 +52,7 @@ def record_in(phase: Phase) -> Record:
         attempt_id="a-1" if phase is Phase.IN_FLIGHT else None,
         lease_expires_at=CREATED_MS + 40_000 if phase is Phase.IN_FLIGHT else None,
         sqs_message_id="s-1" if phase is Phase.CONFIRMED else None,
-        last_error=LastError("transient", "Throttling") if phase is Phase.EXHAUSTED else None,
+        last_error=Failure(ErrorCategory.RETRYABLE, "Throttling") if phase is Phase.EXHAUSTED else None,
         exhausted=phase is Phase.EXHAUSTED,
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from statemodel.categories import CONSEQUENCES
 from statemodel.errors import ForbiddenCommand, LeaseStillLive, StaleAttempt
+from statemodel.flows import RULES, Claim, Confirm, End, RollBack, SendMessage, Step, Whose
 from statemodel.records import Phase
 from statemodel.table import TRANSITIONS, Transition, forbidden_moves
 
@@ -79,6 +80,7 @@ def transitions_markdown() -> str:
     return _TEMPLATE.format(
         mermaid=mermaid().strip(),
         rows=rows,
+        next_steps=next_steps_markdown(),
         forbidden=forbidden,
         consequences=consequences,
         forbidden_error=ForbiddenCommand.__name__,
@@ -86,6 +88,54 @@ def transitions_markdown() -> str:
         lease_error=LeaseStillLive.__name__,
         fenced=FENCED,
     )
+
+
+def next_steps_markdown() -> str:
+    """`statemodel.flows.RULES`, one row each: what a flow does after its effect came out."""
+    rows = (
+        (_values(kinds), _values(stages), _values(cames, "name").lower(), _values(phases), _step_text(step))
+        for kinds, stages, cames, phases, step in RULES
+    )
+    return "\n".join(f"| {' | '.join(row)} |" for row in rows)
+
+
+def _values(values: Any, attribute: str = "value") -> str:
+    """One value, several, or "any" for every member of their enum."""
+    values = values if isinstance(values, tuple) else (values,)
+    if len(values) > 1 and values == tuple(type(values[0]).__members__.values()):
+        return "any"
+    return ", ".join(str(getattr(value, attribute)) for value in values)
+
+
+def _step_text(step: Step) -> str:
+    match step:
+        case Claim(cause=cause):
+            return f"claim the record (`Claimed`, cause {cause.value})"
+        case SendMessage():
+            return "send the message"
+        case Confirm():
+            return "write `SendConfirmed`"
+        case RollBack():
+            return "write `SendFailed` and roll back"
+    assert isinstance(step, End)
+    failure = step.failure
+    why = (
+        ""
+        if failure is None
+        else " (the send's failure)"
+        if failure is Whose.SEND
+        else " (the request's failure)"
+        if failure is Whose.OUTCOME
+        else f" ({failure.code})"
+    )
+    flags = (
+        ", confirm not written"
+        if step.unconfirmed
+        else ", rollback not written"
+        if step.rollback_failed
+        else ""
+    )
+    return f"answer {step.result.value.upper()}{why}{flags}"
 
 
 def _guard_text(row: Transition) -> str:
@@ -122,6 +172,19 @@ the guards in the table below.
 When several rows share a phase and a command, the guard picks one. A fenced command that names
 another attempt raises `{stale_error}`; `ExpireLease` before the lease has run out raises
 `{lease_error}`; both are kinds of `{forbidden_error}`.
+
+## What a flow does next
+
+Each flow (`statemodel.flows`: a client's `send`, the outbox's `pending_put` then `dispatch`, the
+reconciler's re-drive and expiry, an operator's re-arm) performs one write or send at a time; what it
+does after one is `statemodel.flows.RULES` (why: the comment above it), by the flow's kind, its stage,
+what came of the effect (written; its condition failed on a record of the same request, of another,
+or on none; SQS accepted it; it failed outright) and the phase of the record as the flow now knows
+it. Where two rules fit, the first holds; an outcome no rule fits raises.
+
+| Flow | Stage | What came | Record | Next |
+|---|---|---|---|---|
+{next_steps}
 
 ## Forbidden moves
 

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from adapters.aws_lambda import Handlers
 from adapters.aws_lambda_consumer import LAYOUT as CONSUMER_LAYOUT
 from adapters.aws_lambda_consumer import MODES as CONSUMER_MODES
 from adapters.aws_lambda_consumer import ConsumerHandlers, Wiring
@@ -58,6 +59,7 @@ from adapters.local.sandbox import environment
 from adapters.local.service import EMBEDDED, LocalService, ServiceError, ServiceOptions
 from adapters.local.settle import Settling, drain, read_records, settle
 from adapters.local.verdict import (
+    Delivery,
     Evidence,
     Verdict,
     answers_by_status,
@@ -106,6 +108,13 @@ class DemoOptions:
     consumer: str | None = None  # transactional | guarded | none; None: transactional on the embedded server
     consumer_fault_rate: float | None = None  # None: the fault rate
     consumer_wiring: Wiring | None = None  # the tests' broken wirings; None: production's
+    # The producer's entry points (`adapters.aws_lambda.Handlers`): the tests' broken services (a
+    # queue that forges or doubles a send, a reconciler that does nothing); None: production's.
+    handlers: Handlers | None = None
+    settle_passes: int = SETTLE_PASSES  # reconciler passes the settle phase runs at most
+    # How the verdict reads the queue at the end (`adapters.local.settle.drain`); the tests' loses a
+    # message, as a queue that dropped one would.
+    drain_queue: Callable[..., tuple[list[Delivery], int]] = drain
     consumer_batch_size: int = 10  # messages per invocation, at most (the template's BatchSize)
     consumer_pollers: int = 2  # the event source mapping's pollers (batches in flight at once)
     # What times an invocation against its timeout; the tests' stands still (a loaded machine's
@@ -183,7 +192,7 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
     planned = frozenset().union(*ids_by_kind.values())
     logs = LogCollector()
     consumer_mode = options.consumer_mode(service_options.mode)
-    with LocalService(service_options) as service, contextlib.ExitStack() as stack:
+    with LocalService(service_options, options.handlers) as service, contextlib.ExitStack() as stack:
         strict = service.mode == EMBEDDED
         run_consumer = None
         if consumer_mode != NO_CONSUMER:
@@ -213,7 +222,7 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
                 service.reconcile,
                 service.config().settings,
                 options.settle_seconds,
-                SETTLE_PASSES,
+                options.settle_passes,
                 lambda result, waiting: _say(say, f"    pass {result.passes + 1}: {waiting} to settle"),
                 quiet=quiet,
             )
@@ -222,7 +231,7 @@ def run(options: DemoOptions, status: TextIO | None = None) -> dict[str, Any]:
                 _say(say, "  table settled; the consumer empties the queue")
                 run_consumer.quiet()
                 consumed = run_consumer.mapping.finish(CONSUMER_SECONDS)
-            deliveries, others = drain(
+            deliveries, others = options.drain_queue(
                 service.observer("sqs"),
                 service.queue_url,
                 (lambda _: True) if strict else (lambda message_id: message_id in planned),

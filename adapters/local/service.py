@@ -2,10 +2,11 @@
 itself), the fault proxy in front of it when asked, the Lambda function's environment, and the gateway.
 
 `sendguard demo` and `sendguard serve` both run inside a `LocalService`. The function is the real
-`adapters.aws_lambda.submit` (and `reconcile`), configured as on Lambda through its environment
-variables, which this sets on entry and restores on exit; its clients reach AWS through the proxy when
-there is one. Provisioning: the embedded server gets a fresh table and queue; with `--endpoint-url` the
-table and queue are created if they do not exist (`adapters.ops.provision.ensure_resources`, idempotent);
+`submit` (and `reconcile`) of an `adapters.aws_lambda.Handlers`, configured as on Lambda through its
+environment variables, which this sets on entry and restores on exit; its clients reach AWS through
+the proxy when there is one. Provisioning: the embedded server gets a fresh table and queue; with
+`--endpoint-url` the table and queue are created if they do not exist
+(`adapters.ops.provision.ensure_resources`, idempotent);
 on AWS itself nothing is created — `--table` and `--queue-url` must name existing resources, and the
 fault proxy is not available (it forwards plain http only).
 """
@@ -64,12 +65,16 @@ class ServiceOptions:
 
 
 class LocalService:
-    def __init__(self, options: ServiceOptions) -> None:
+    def __init__(self, options: ServiceOptions, handlers: aws_lambda.Handlers | None = None) -> None:
+        """`handlers`: the function's entry points (a fresh `adapters.aws_lambda.Handlers()` when
+        None, production's); the demo's tests pass broken ones (a queue that forges or doubles its
+        sends, a reconciler that does nothing), so that nothing patches a module."""
         self.options = options
         self.mode = options.mode
+        self.handlers = handlers or aws_lambda.Handlers()
         self.upstream: str | None = None  # the AWS endpoint (behind the proxy, if any); None: AWS's own
         self.proxy: FaultProxy | None = None
-        self.gateway = Gateway(aws_lambda.submit, options.lambda_timeout_ms, options.port)
+        self.gateway = Gateway(self.handlers.submit, options.lambda_timeout_ms, options.port)
         self.table = ""
         self.bucket: str | None = None  # the body bucket the service made (embedded moto only)
         self.queue_url = ""
@@ -133,8 +138,8 @@ class LocalService:
         if self.upstream is not None:
             function_env["AWS_ENDPOINT_URL"] = self.proxy.endpoint if self.proxy else self.upstream
         self._stack.enter_context(environment({**function_env, **options.function_env}))
-        aws_lambda.reset()
-        self._stack.callback(aws_lambda.reset)
+        self.handlers.reset()
+        self._stack.callback(self.handlers.reset)
         try:
             self.gateway.start()
         except OSError as exc:
@@ -170,12 +175,12 @@ class LocalService:
 
     def reconcile(self, timeout_ms: int = RECONCILER_TIMEOUT_MS) -> dict[str, Any]:
         """One scheduled invocation of the reconciler function (raises as the function does)."""
-        return aws_lambda.reconcile(scheduled_event(), LambdaContext(timeout_ms, "sendguard-reconciler"))
+        return self.handlers.reconcile(scheduled_event(), LambdaContext(timeout_ms, "sendguard-reconciler"))
 
     def new_container(self) -> None:
         """The next invocation starts a fresh container: new clients, with a full SDK retry quota.
         On AWS the reconciler is another function than submit, so it never shares submit's clients."""
-        aws_lambda.reset()
+        self.handlers.reset()
 
     def observer(self, service: str) -> Any:
         """A client that bypasses the fault proxy: how the demo reads the truth."""

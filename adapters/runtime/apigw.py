@@ -29,7 +29,7 @@ SYSTEM_ERROR = "SYSTEM_ERROR"
 _MESSAGES_PATH = re.compile(r"(?:^|/)messages(?:/(?P<message_id>[^/]*))?/?$")
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # never compared (it holds a dict): attrs generates less at import
 class HttpRequest:
     method: str
     path: str
@@ -134,7 +134,7 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # never compared (it holds dicts): attrs generates less at import
 class Reply:
     """An answer as values, before `for_event` gives it the shape of the event it answers: the error
     code stays a value (the answer's log line reads it) and is never parsed back out of the body."""

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, Classifier
-from adapters.runtime.clients import DeadlineExceeded, aws_call, now_ms
+from adapters.runtime.call_report import CallReport, call
+from adapters.runtime.classify import Classified, Classifier, failed
+from adapters.runtime.clients import now_ms
 from statemodel.categories import ErrorCategory
 
 MAX_KEYS = 100  # BatchGetItem's limit
@@ -38,7 +37,6 @@ def batch_get(
     if attributes:
         names = {f"#a{i}": name for i, name in enumerate(attributes)}
         shape |= {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
-    model = client.meta.service_model.operation_model("BatchGetItem")
     items: list[dict[str, Any]] = []
     reports: list[CallReport] = []
     for start in range(0, len(keys), MAX_KEYS):
@@ -49,22 +47,25 @@ def batch_get(
                 if deadline_ms is not None and now_ms() + 1000 * pause >= deadline_ms:
                     break
                 time.sleep(pause)
-            started = time.perf_counter()
-            with aws_call(deadline_ms) as call:
-                try:
-                    answer = client.batch_get_item(RequestItems={table: {"Keys": pending, **shape}})
-                except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                    failed = classify(exc, model)
-                    reports.append(report("dynamodb", "BatchGetItem", call.attempts, started, failed))
-                    pending = []  # reported: these keys are left to a later pass
-                    break
+            request = {table: {"Keys": pending, **shape}}
+            answer, done = call(
+                client,
+                "dynamodb",
+                "BatchGetItem",
+                lambda: client.batch_get_item(RequestItems=request),  # noqa: B023 (called at once)
+                deadline_ms,
+                classify,
+            )
+            reports.append(done)
+            if isinstance(answer, Classified):
+                pending = []  # reported: these keys are left to a later pass
+                break
             items.extend(answer.get("Responses", {}).get(table, []))
             pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-            reports.append(report("dynamodb", "BatchGetItem", call.attempts, started, None))
             if not pending:
                 break
         if pending:  # still unprocessed after the last round: the last request's report says so
             last = reports.pop()
-            left = Classified(ErrorCategory.RETRYABLE, "UnprocessedKeys", throttling=True)
+            left = failed(ErrorCategory.RETRYABLE, "UnprocessedKeys", throttling=True)
             reports.append(attrs.evolve(last, error=left))
     return items, reports

@@ -27,16 +27,14 @@ from __future__ import annotations
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
+import attrs
 
 from adapters.runtime.batch_get import batch_get
-from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.call_report import CallReport, call
+from adapters.runtime.classify import Classified, Classifier, classify, failed
 from adapters.runtime.codec import BODY, ITEM_PREFIX, S3_PREFIX, body_item, item_text, named_body_key
 from adapters.runtime.config import DEFAULT_BODY_PREFIX
 from adapters.runtime.item_size import item_size
@@ -96,8 +94,6 @@ class TableBodies:
         self, client: Any, table: str, layout: TableLayout, *, classify: Classifier = classify
     ) -> None:
         self.client, self.table, self.layout, self.classify = client, table, layout, classify
-        model = client.meta.service_model
-        self._put_model = model.operation_model("PutItem")
 
     def names(self, key: Key, at: str) -> bool:
         """Whether `at` names a body item of the record `key` (written by `put`)."""
@@ -113,27 +109,25 @@ class TableBodies:
         """A body item; `expires`: its TTL (`codec.EXPIRES_AT`), set now since nothing writes it again."""
         nonce = new_nonce()
         item = body_item(self.layout, key, nonce, text, expires)
-        started = time.perf_counter()
-        error: Classified | None = None
-        with aws_call(deadline_ms) as call:
-            try:
-                # The key is new (a fresh nonce), but it sits among the team's own rows: never
-                # overwrite one. The only item it may meet is this very put's, landed by an attempt
-                # botocore then retried, which comes back whole.
-                self.client.put_item(
-                    TableName=self.table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(#key)",
-                    ExpressionAttributeNames={"#key": self.layout.partition_key},
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            except ClientError as exc:
-                if exc.response.get("Item") != item:
-                    error = self.classify(exc, self._put_model)
-            except (BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._put_model)
-        done = report("dynamodb", "PutItem", call.attempts, started, error)
-        return (ITEM_PREFIX + nonce if error is None else error), done
+        # The key is new (a fresh nonce), but it sits among the team's own rows: never overwrite one.
+        # The only item it may meet is this very put's, landed by an attempt botocore then retried,
+        # which comes back whole.
+        return call(
+            self.client,
+            "dynamodb",
+            "PutItem",
+            lambda: self.client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(#key)",
+                ExpressionAttributeNames={"#key": self.layout.partition_key},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            ),
+            deadline_ms,
+            self.classify,
+            answered=lambda _: ITEM_PREFIX + nonce,
+            refusal=lambda exc: ITEM_PREFIX + nonce if exc.response.get("Item") == item else None,
+        )
 
     def get_many(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
@@ -189,40 +183,41 @@ class S3Bodies:
         objects after the same retention (deploy/template.yaml, RetentionDays)."""
         key = f"{self.prefix}{record_key.message_id}/{new_nonce()}"
         client = self.client
-        model = client.meta.service_model.operation_model("PutObject")
-        started = time.perf_counter()
-        error: Classified | None = None
-        with aws_call(deadline_ms) as call:
-            try:
-                client.put_object(
-                    Bucket=self.bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8"
-                )
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, model)
-        done = report("s3", "PutObject", call.attempts, started, error)
-        return (f"{S3_PREFIX}{self.bucket}/{key}" if error is None else error), done
+        return call(
+            client,
+            "s3",
+            "PutObject",
+            lambda: client.put_object(
+                Bucket=self.bucket, Key=key, Body=text.encode(), ContentType="text/plain; charset=utf-8"
+            ),
+            deadline_ms,
+            self.classify,
+            answered=lambda _: f"{S3_PREFIX}{self.bucket}/{key}",
+        )
 
     def get_many(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
     ) -> tuple[dict[tuple[Key, str], str], list[CallReport]]:
         client = self.client
-        model = client.meta.service_model.operation_model("GetObject")
         found: dict[tuple[Key, str], str] = {}
         reports = []
         for key, at in wanted:
             bucket, _, object_key = at.removeprefix(S3_PREFIX).partition("/")
-            started = time.perf_counter()
-            error: Classified | None = None
-            with aws_call(deadline_ms) as call:
-                try:
-                    found[(key, at)] = (
-                        client.get_object(Bucket=bucket, Key=object_key)["Body"].read().decode()
-                    )
-                except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                    error = self.classify(exc, model)
-                    if error.code in ("NoSuchKey", "404"):  # written before its record: never missing
-                        error = Classified(ErrorCategory.AMBIGUOUS, "BodyMissing")
-            reports.append(report("s3", "GetObject", call.attempts, started, error))
+            text, done = call(
+                client,
+                "s3",
+                "GetObject",
+                lambda: client.get_object(Bucket=bucket, Key=object_key),  # noqa: B023 (called at once)
+                deadline_ms,
+                self.classify,
+                answered=lambda response: str(response["Body"].read().decode()),
+            )
+            if isinstance(text, Classified):
+                if text.code in ("NoSuchKey", "404"):  # written before its record: never missing
+                    done = attrs.evolve(done, error=failed(ErrorCategory.AMBIGUOUS, "BodyMissing"))
+            else:
+                found[(key, at)] = text
+            reports.append(done)
         return found, reports
 
 

@@ -35,7 +35,7 @@ from botocore.retries.standard import (
 )
 
 from adapters.runtime.clients import DeadlineExceeded
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 
 VALIDATION_EXCEPTION = "ValidationException"  # DynamoDB's answer to a key that does not fit the schema
 
@@ -65,13 +65,30 @@ _THROTTLING = ThrottlingErrorDetector(RetryEventAdapter())
 
 @attrs.frozen
 class Classified:
-    category: ErrorCategory
-    code: str
+    """A failed call: the failure as every layer names it (`statemodel.categories.Failure`), and what
+    botocore said of it (for the logs)."""
+
+    failure: Failure
     throttling: bool = False
     status: int | None = None
     attempts: int | None = None  # from botocore's metadata, when the answer carries it
     max_attempts_reached: bool = False
     retry_quota_reached: bool = False
+
+    @property
+    def category(self) -> ErrorCategory:
+        return self.failure.category
+
+    @property
+    def code(self) -> str:
+        return self.failure.code
+
+
+def failed(
+    category: ErrorCategory, code: str, *, throttling: bool = False, status: int | None = None
+) -> Classified:
+    """A failure the adapters name themselves, not from a botocore answer."""
+    return Classified(Failure(category, code), throttling, status)
 
 
 Classifier = Callable[[BaseException, Any], Classified]  # what the store and the queue classify with
@@ -84,14 +101,14 @@ def classify(error: BaseException, operation_model: Any = None) -> Classified:
         return _classify_answer(dict(error.response), operation_model)
     name = type(error).__name__
     if isinstance(error, DeadlineExceeded):  # not sent; but an earlier attempt of the call may have landed
-        return Classified(ErrorCategory.AMBIGUOUS if error.sent_before else ErrorCategory.RETRYABLE, name)
+        return failed(ErrorCategory.AMBIGUOUS if error.sent_before else ErrorCategory.RETRYABLE, name)
     if isinstance(error, HTTPClientError):  # sent, then the connection failed: it may have landed
-        return Classified(ErrorCategory.AMBIGUOUS, name)
+        return failed(ErrorCategory.AMBIGUOUS, name)
     if isinstance(error, ConnectionError):  # never sent
-        return Classified(ErrorCategory.RETRYABLE, name)
+        return failed(ErrorCategory.RETRYABLE, name)
     if isinstance(error, BotoCoreError):  # credentials, parameters, configuration
-        return Classified(ErrorCategory.PERMANENT, name)
-    return Classified(ErrorCategory.PERMANENT, name)
+        return failed(ErrorCategory.PERMANENT, name)
+    return failed(ErrorCategory.PERMANENT, name)
 
 
 def classify_code(
@@ -122,8 +139,7 @@ def _classify_answer(response: dict[str, Any], operation_model: Any) -> Classifi
         category = ErrorCategory.PERMANENT
     retries = metadata.get("RetryAttempts")
     return Classified(
-        category=category,
-        code=codes[0] if codes else f"HTTP{status}",
+        Failure(category, codes[0] if codes else f"HTTP{status}"),
         throttling=throttling,
         status=status,
         attempts=None if retries is None else retries + 1,

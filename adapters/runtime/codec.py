@@ -65,11 +65,12 @@ from adapters.runtime.compact import (
 )
 from adapters.runtime.layout import BOOKKEEPING_PREFIX, TableLayout
 from statemodel.attention import attention_key
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.decider import evolve_all
 from statemodel.events import Accepted, Event, event_from_dict
 from statemodel.flows import Write
 from statemodel.keys import Key
-from statemodel.records import LastError, Message, Phase, Record, Status
+from statemodel.records import Message, Phase, Record, Status
 from statemodel.stored import Stored
 
 P = BOOKKEEPING_PREFIX
@@ -131,7 +132,7 @@ def lifecycle_attributes(record: Record, layout: TableLayout, retention_days: in
         EXHAUSTED: record.exhausted or None,
         ATTEMPT_ID: None if record.attempt_id is None else short_id(record.attempt_id),
         LEASE: record.lease_expires_at,
-        LAST_ERROR: None if error is None else {"category": error.category, "code": error.code},
+        LAST_ERROR: None if error is None else {"category": error.category.value, "code": error.code},
         ATTENTION: None if key is None else key[0],
         ATTENTION_AT: None if key is None else key[1],
     }
@@ -186,7 +187,7 @@ def stored_from_item(
         attempt_id=long_id(item[ATTEMPT_ID]) if ATTEMPT_ID in item else None,
         lease_expires_at=item.get(LEASE),
         sqs_message_id=item.get(SQS_ID) if SQS_ID in item or derived is None else derived.sqs_message_id,
-        last_error=None if error is None else LastError(error["category"], error["code"]),
+        last_error=None if error is None else Failure(ErrorCategory(error["category"]), error["code"]),
         exhausted=_flag(item.get(EXHAUSTED, False)),
     )
     return Stored(record, history)

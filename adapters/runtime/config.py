@@ -91,7 +91,9 @@ class Config:
 
 FANOUT, WORKER_FUNCTION = "SENDGUARD_RECONCILER_FANOUT", "SENDGUARD_RECONCILER_WORKER_FUNCTION"
 # Lambda's FunctionName: a name, a partial ARN (ACCOUNT:function:NAME) or an ARN, with a qualifier.
-_FUNCTION = re.compile(
+# The patterns of this module are compiled when first used (`re` caches them), not at import: a cold
+# start pays only for the variables that are set.
+_FUNCTION = (
     r"(arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:)?(\d{12}:)?(function:)?[a-zA-Z0-9_-]{1,64}"
     r"(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?"
 )
@@ -100,7 +102,7 @@ _FUNCTION = re.compile(
 def worker_function(env: Mapping[str, str]) -> str | None:
     """`SENDGUARD_RECONCILER_WORKER_FUNCTION`: required when `SENDGUARD_RECONCILER_FANOUT` is above 1."""
     value = env.get(WORKER_FUNCTION, "").strip()
-    if value and not _FUNCTION.fullmatch(value):
+    if value and not re.fullmatch(_FUNCTION, value):
         raise ConfigError(f"{WORKER_FUNCTION}={value!r} is not a Lambda function name or ARN")
     if not value and int_setting(env, FANOUT, 1, 0, MAX_SHARDS) > 1:
         raise ConfigError(f"{FANOUT} is above 1: set {WORKER_FUNCTION} to the function to fan out to")
@@ -160,8 +162,8 @@ def _shards(env: Mapping[str, str]) -> Shards:
 
 
 # S3's rule for a (general purpose) bucket name, and a key prefix sendguard accepts.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
-_PREFIX = re.compile(r"[A-Za-z0-9!\-_.*'()/]{0,512}")
+_BUCKET = r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]"
+_PREFIX = r"[A-Za-z0-9!\-_.*'()/]{0,512}"
 
 
 def body_bucket(raw: str | None, name: str = "SENDGUARD_BODY_BUCKET") -> str | None:
@@ -169,7 +171,7 @@ def body_bucket(raw: str | None, name: str = "SENDGUARD_BODY_BUCKET") -> str | N
     value = (raw or "").strip()
     if not value:
         return None
-    if not _BUCKET.fullmatch(value) or ".." in value:
+    if not re.fullmatch(_BUCKET, value) or ".." in value:
         raise ConfigError(f"{name}={value!r} is not an S3 bucket name")
     return value
 
@@ -177,7 +179,7 @@ def body_bucket(raw: str | None, name: str = "SENDGUARD_BODY_BUCKET") -> str | N
 def body_prefix(raw: str | None, name: str = "SENDGUARD_BODY_PREFIX") -> str:
     """The body objects' key prefix (default `sendguard/bodies/`). `name`: what the error names."""
     value = (raw or "").strip() or DEFAULT_BODY_PREFIX
-    if not _PREFIX.fullmatch(value) or value.startswith("/"):
+    if not re.fullmatch(_PREFIX, value) or value.startswith("/"):
         raise ConfigError(
             f"{name}={value!r}: use up to 512 of A-Z a-z 0-9 ! - _ . * ' ( ) /, not starting with /"
         )
@@ -201,12 +203,12 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 # CloudWatch's rule for a namespace: 1-255 of these characters, not all spaces, not AWS's own.
-_NAMESPACE = re.compile(r"[0-9A-Za-z.\-_/#: ]{1,255}")
+_NAMESPACE = r"[0-9A-Za-z.\-_/#: ]{1,255}"
 
 
 def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
-    if not _NAMESPACE.fullmatch(value) or value.startswith("AWS/"):
+    if not re.fullmatch(_NAMESPACE, value) or value.startswith("AWS/"):
         raise ConfigError(
             f"{name}={value!r} is not a CloudWatch namespace (1-255 of A-Z a-z 0-9 . - _ / # : and "
             "space, not starting with AWS/)"

@@ -37,7 +37,7 @@ import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, classify
+from adapters.runtime.classify import classify, failed
 from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import FANOUT_INVOKE_FAILED, RECONCILE_FANOUT, emit
@@ -158,7 +158,7 @@ class LambdaInvoker:
         status = answer.get("StatusCode")
         error = None
         if status != 202:  # Event invokes answer 202: anything else did not queue it as asked
-            error = Classified(ErrorCategory.AMBIGUOUS, f"StatusCode{status}", status=status)
+            error = failed(ErrorCategory.AMBIGUOUS, f"StatusCode{status}", status=status)
         return report("lambda", "Invoke", call.attempts, started, error)
 
 

@@ -28,6 +28,7 @@ policy takes it.
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import json
 import time
@@ -42,7 +43,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, Classifier, classify
+from adapters.runtime.classify import Classified, Classifier, classify, failed
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
@@ -72,14 +73,13 @@ from adapters.runtime.log_events import (
     emit,
 )
 from adapters.runtime.logs import get_logger, logging_to
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.errors import ForbiddenCommand
 from statemodel.inbox import flows
 from statemodel.inbox.decider import evolve
 from statemodel.inbox.events import InboxEvent, InboxStored, event_to_dict
 from statemodel.inbox.flows import (
     Conflict,
-    Failed,
     Found,
     Handled,
     HandlerError,
@@ -142,6 +142,40 @@ class Delivery:
         return json.loads(self.body)
 
 
+class ProcessOutcome(enum.StrEnum):
+    """What `process` did with one message (string-valued: `outcome == "done"` keeps working).
+    docs/inbox-transitions.md, "What a delivery answers", says what each of the first six means."""
+
+    DONE = "done"  # this delivery applied the effect (or completed the handler)
+    DUPLICATE = "duplicate"  # already done: answered from the record, nothing run
+    BUSY = "busy"  # another invocation holds its claim under a live lease: nothing run
+    RETRY = "retry"  # not done this time: the next delivery tries again
+    LOST = "lost"  # the handler ran, but its claim was lost to a later delivery, which completes it
+    GIVEN_UP = "given_up"  # FAILED: receives exhausted, left to the redrive policy and the operator
+    NOT_STARTED = "not_started"  # no time left, or an earlier message of its FIFO group was not done
+    KEY_MISSING = "key_missing"  # the message has no key: not processed
+
+
+_PROCESS_OUTCOMES = {
+    InboxResult.DONE: ProcessOutcome.DONE,
+    InboxResult.DUPLICATE: ProcessOutcome.DUPLICATE,
+    InboxResult.BUSY: ProcessOutcome.BUSY,
+    InboxResult.RETRY: ProcessOutcome.RETRY,
+    InboxResult.LOST: ProcessOutcome.LOST,
+    InboxResult.GIVEN_UP: ProcessOutcome.GIVEN_UP,
+}  # a delivery's flow ends in one of these (REARMED and SUPERSEDED are the operator's re-arm's)
+
+
+class InboxRearmOutcome(enum.StrEnum):
+    """What `Inbox.rearm` did (string-valued: `outcome == "rearmed"` keeps working)."""
+
+    REARMED = "rearmed"  # a fresh receive budget: the next delivery processes it
+    NOT_FAILED = "not_failed"  # only a FAILED message is re-armed: left as it is
+    NOT_FOUND = "not_found"  # no inbox record with this key
+    CHANGED = "changed"  # the record changed since it was read: left as it is
+    FAILED = "failed"  # an AWS failure (classified, in `failure`): nothing changed, or unknown
+
+
 @attrs.frozen
 class ProcessResult:
     """What the inbox did with one message. `ok`: SQS may delete it (its effect is applied, by this
@@ -149,7 +183,7 @@ class ProcessResult:
 
     sqs_message_id: str
     key: str | None
-    outcome: str  # an InboxResult value, or key_missing / not_started
+    outcome: ProcessOutcome = attrs.field(converter=ProcessOutcome)  # a team's code may give the string
     ok: bool
     ran: bool = False  # the handler ran in this delivery
     result: Any = None  # guarded: the handler's result, this delivery's or the stored one
@@ -185,7 +219,7 @@ class InboxView:
 @attrs.frozen
 class InboxRearmResult:
     key: str
-    outcome: str  # rearmed | not_failed | not_found | changed | failed
+    outcome: InboxRearmOutcome = attrs.field(converter=InboxRearmOutcome)
     receives_before: int | None = None
     failure: str | None = None
 
@@ -209,10 +243,12 @@ class InboxStore:
     def key(self, message_id: str) -> dict[str, Any]:
         return self.layout.key(record_key(message_id, self.prefix))
 
-    def get(self, message_id: str, deadline_ms: int | None) -> tuple[InboxStored | Failed | None, CallReport]:
+    def get(
+        self, message_id: str, deadline_ms: int | None
+    ) -> tuple[InboxStored | Failure | None, CallReport]:
         started = time.perf_counter()
         error: Classified | None = None
-        found: InboxStored | Failed | None = None
+        found: InboxStored | Failure | None = None
         with aws_call(deadline_ms) as call:
             try:
                 item = self.client.get_item(
@@ -226,7 +262,7 @@ class InboxStore:
             except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models["GetItem"])
         if error is not None:
-            found = Failed(error.category, error.code)
+            found = error.failure
         return found, report("dynamodb", "GetItem", call.attempts, started, error)
 
     def perform(
@@ -254,7 +290,7 @@ class InboxStore:
                 outcome, error = self._refused(exc, operation, deadline_ms, write, bool(entries))
             except (BotoCoreError, DeadlineExceeded) as exc:
                 error = self.classify(exc, self._models[operation])
-                outcome = Failed(error.category, error.code)
+                outcome = error.failure
         return outcome, report("dynamodb", operation, call.attempts, started, error)
 
     def _refused(
@@ -270,47 +306,47 @@ class InboxStore:
             if own.get("Code") == "ConditionalCheckFailed":
                 return self._conflict(own.get("Item"), write, deadline_ms)
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
-                return HandlerError(ErrorCategory.PERMANENT, EFFECT_REFUSED), None
+                return HandlerError(Failure(ErrorCategory.PERMANENT, EFFECT_REFUSED)), None
             codes = [str(r["Code"]) for r in reasons if r.get("Code") not in (None, "None")]
             transient = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
             if codes and set(codes) <= transient:
-                error = Classified(ErrorCategory.RETRYABLE, codes[0])
-                return Failed(error.category, error.code), error
+                error = failed(ErrorCategory.RETRYABLE, codes[0])
+                return error.failure, error
             if codes:  # a validation of one of the team's entries, say: a bug of the handler's effect
-                error = Classified(ErrorCategory.PERMANENT, str(codes[0]))
-                return HandlerError(error.category, error.code), error
+                error = failed(ErrorCategory.PERMANENT, str(codes[0]))
+                return HandlerError(error.failure), error
         error = self.classify(exc, self._models[operation])
-        if effect and error.category is ErrorCategory.PERMANENT:
+        if effect and not consequence(error.category).retry_after:  # statemodel.categories decides
             # DynamoDB refused the whole request, not one entry: a malformed entry of the team's effect
             # (a ValidationException), a table it names that does not exist, no permission on it. The
             # same commit fails so on every delivery (the inbox's own part is the one its GetItem just
             # read), so it counts a failed receive, to FAILED and the operator's list, as a handler's
             # failure does; else the message reached the DLQ with no record of why.
-            return HandlerError(error.category, error.code), error
-        return Failed(error.category, error.code), error
+            return HandlerError(error.failure), error
+        return error.failure, error
 
     def _conflict(
         self, item: dict[str, Any] | None, write: InboxWrite, deadline_ms: int | None
     ) -> tuple[InboxOutcome, Classified | None]:
         if item is None:  # not every answer carries the item: read it
             found, call = self.get(write.message_id, deadline_ms)
-            if isinstance(found, Failed):
+            if isinstance(found, Failure):
                 return found, call.error
             return Conflict(found.record if found else None), None
         decoded = self._decode(item)
         if isinstance(decoded, Classified):
-            return Failed(decoded.category, decoded.code), decoded
+            return decoded.failure, decoded
         return Conflict(decoded.record if decoded else None), None
 
     def _decode(self, item: dict[str, Any] | None) -> InboxStored | Classified | None:
         if not item:
             return None
         if not is_inbox_record(item):
-            return Classified(ErrorCategory.PERMANENT, NOT_AN_INBOX_RECORD)
+            return failed(ErrorCategory.PERMANENT, NOT_AN_INBOX_RECORD)
         try:
             return stored_from_item(item)
         except (KeyError, ValueError, TypeError):
-            return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+            return failed(ErrorCategory.AMBIGUOUS, "UnreadableItem")
 
 
 class Inbox:
@@ -410,11 +446,14 @@ class Inbox:
         for record in event.get("Records", []):
             group = _attribute(record, "MessageGroupId")
             sqs_id = str(record.get("messageId", ""))
+            not_started = ProcessResult(
+                sqs_id, None, ProcessOutcome.NOT_STARTED, False, error_code=NOT_STARTED
+            )
             if group is not None and group in blocked:
-                results.append(ProcessResult(sqs_id, None, "not_started", False, error_code=NOT_STARTED))
+                results.append(not_started)
                 continue
             if now_ms() + MIN_START_MS > end:
-                results.append(ProcessResult(sqs_id, None, "not_started", False, error_code=NOT_STARTED))
+                results.append(not_started)
                 blocked |= {group} if group is not None else set()
                 continue
             result = self.process(record, handler, deadline_ms=end)
@@ -444,7 +483,7 @@ class Inbox:
                     else f"body field {self.key_field}"
                 )
                 emit(get_logger(), INBOX_KEY_MISSING, sqs_message_id=sqs_id, key_source=source)
-                return ProcessResult(sqs_id, None, "key_missing", False, error_code=KEY_MISSING)
+                return ProcessResult(sqs_id, None, ProcessOutcome.KEY_MISSING, False, error_code=KEY_MISSING)
         now = now_ms()
         end = deadline_ms if deadline_ms is not None else now + remaining_ms(context)
         reserve = min(ANSWER_RESERVE_MS, max(end - now, 0) // ANSWER_RESERVE_SHARE)
@@ -490,7 +529,7 @@ class Inbox:
         processed = ProcessResult(
             sqs_id,
             key,
-            answer.result.value,
+            _PROCESS_OUTCOMES[answer.result],
             answer.ok,
             answer.ran,
             result,
@@ -518,7 +557,7 @@ class Inbox:
     def get(self, key: str) -> InboxView | None:
         """The message's inbox record, or None; InboxError when it cannot be read now."""
         found, _ = self.store.get(key, None)
-        if isinstance(found, Failed):
+        if isinstance(found, Failure):
             raise InboxError(
                 f"the inbox record of {key!r} could not be read",
                 category=found.category.value,
@@ -542,17 +581,18 @@ class Inbox:
         by = by if by is not None else default_operator()
         check_request(by, reason)
         found, _ = self.store.get(key, None)
-        if isinstance(found, Failed):
-            return InboxRearmResult(key, "failed", failure=f"{found.category.value}:{found.code}")
+        if isinstance(found, Failure):
+            unread = f"{found.category.value}:{found.code}"
+            return InboxRearmResult(key, InboxRearmOutcome.FAILED, failure=unread)
         if found is None:
-            return InboxRearmResult(key, "not_found")
+            return InboxRearmResult(key, InboxRearmOutcome.NOT_FOUND)
         record = found.record
         if record.phase is not InboxPhase.FAILED:
-            return InboxRearmResult(key, "not_failed", record.receives)
+            return InboxRearmResult(key, InboxRearmOutcome.NOT_FAILED, record.receives)
         try:
             flow = flows.start_rearm(record, by, reason, now_ms())
         except ForbiddenCommand:
-            return InboxRearmResult(key, "not_failed", record.receives)
+            return InboxRearmResult(key, InboxRearmOutcome.NOT_FAILED, record.receives)
         assert isinstance(flow.effect, InboxWrite)
         with self._scope(key, None):
             outcome, call = self.store.perform(flow.effect, None)
@@ -560,12 +600,12 @@ class Inbox:
             if isinstance(outcome, Written):
                 _log_transitions(record, flow.effect.events)
         if done.result is InboxResult.REARMED:
-            return InboxRearmResult(key, "rearmed", record.receives)
+            return InboxRearmResult(key, InboxRearmOutcome.REARMED, record.receives)
         if done.result is InboxResult.SUPERSEDED:
-            return InboxRearmResult(key, "changed", record.receives)
+            return InboxRearmResult(key, InboxRearmOutcome.CHANGED, record.receives)
         error = call.error
         failure = None if error is None else f"{error.category.value}:{error.code}"
-        return InboxRearmResult(key, "failed", record.receives, failure)
+        return InboxRearmResult(key, InboxRearmOutcome.FAILED, record.receives, failure)
 
     def _failed_records(self) -> Iterator[InboxStored]:
         client, table = self.store.client, self.store.table
@@ -633,7 +673,7 @@ class _Run:
             outcome: InboxOutcome
             if isinstance(effect, Read):
                 found, call = store.get(effect.message_id, self.deadline)
-                outcome = found if isinstance(found, Failed) else Found(found.record if found else None)
+                outcome = found if isinstance(found, Failure) else Found(found.record if found else None)
             elif isinstance(effect, InboxWrite):
                 expires = None
                 if self.inbox.keep_done_seconds is not None:
@@ -696,7 +736,7 @@ class _Run:
                 if isinstance(exc, InvalidEffect | TypeError)
                 else ErrorCategory.RETRYABLE
             )
-            return HandlerError(category, code)
+            return HandlerError(Failure(category, code))
 
 
 def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:

@@ -25,11 +25,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT
 from adapters.runtime.layout import TableLayout
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.inbox.events import InboxStored, event_from_dict, event_to_dict
 from statemodel.inbox.flows import InboxWrite
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord
 from statemodel.keys import Key
-from statemodel.records import LastError
 
 P = "sg_inbox_"
 STATUS, VERSION, UPDATED_AT, RECEIVES = f"{P}status", f"{P}version", f"{P}updated_at", f"{P}receives"
@@ -69,7 +69,7 @@ def lifecycle_attributes(record: InboxRecord, expires_at: int | None = None) -> 
         ATTEMPT_ID: record.attempt_id,
         LEASE: record.lease_expires_at,
         RESULT: record.result,
-        LAST_ERROR: None if error is None else {"category": error.category, "code": error.code},
+        LAST_ERROR: None if error is None else {"category": error.category.value, "code": error.code},
         ATTENTION: FAILED_PARTITION if failed else None,
         ATTENTION_AT: record.updated_at if failed else None,
         EXPIRES: expires_at if record.phase is InboxPhase.DONE else None,
@@ -148,7 +148,7 @@ def stored_from_item(raw: Mapping[str, Any]) -> InboxStored:
         attempt_id=item.get(ATTEMPT_ID),
         lease_expires_at=item.get(LEASE),
         result=item.get(RESULT),
-        last_error=None if error is None else LastError(error["category"], error["code"]),
+        last_error=None if error is None else Failure(ErrorCategory(error["category"]), error["code"]),
     )
     history = tuple(event_from_dict(entry, message) for entry in item.get(HISTORY, []))
     return InboxStored(record, history)

@@ -32,8 +32,9 @@ import attrs
 
 from adapters.runtime.log_events import METRICS, emit
 from adapters.runtime.logs import unfiltered_logger
+from statemodel.categories import Failure
 from statemodel.events import Event, Rearmed, RedriveExhausted, RollbackCause, RolledBack
-from statemodel.flows import Answer, Effect, Failed, Kind, Outcome, Send
+from statemodel.flows import Answer, Effect, Kind, Outcome, Send
 
 ACCEPTED = "Accepted"
 SEND_FAILED = "SendFailed"
@@ -86,7 +87,7 @@ class Tally:
 
     def effect(self, effect: Effect, outcome: Outcome, landed: tuple[Event, ...]) -> None:
         """One effect carried out; `landed`: the events of a write that landed (else empty)."""
-        if isinstance(effect, Send) and isinstance(outcome, Failed):
+        if isinstance(effect, Send) and isinstance(outcome, Failure):
             self.send_failed[outcome.category.value] += 1
         for event in landed:
             if isinstance(event, RedriveExhausted):

@@ -54,11 +54,10 @@ from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
-from adapters.runtime.store import NOT_A_RECORD
-from statemodel.categories import consequence
+from adapters.runtime.store import NotARecord
+from statemodel.categories import Failure, consequence
 from statemodel.flows import (
     Answer,
-    Failed,
     Result,
     Settings,
     lease_expiry,
@@ -312,13 +311,14 @@ class Outbox:
             )
             lease = lease_expiry(now, end - now, self._config.settings)
             flow = start_submit(message, attempt_id, lease, now, self._config.settings)
-            answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
-        if answer.failure is not None and answer.failure.code == NOT_A_RECORD:
-            raise InvalidMessage(
-                f"the table already holds an item with key {message_id!r} that is not a sendguard "
-                "record; nothing was written (create the row and its record together: send with "
-                "item=, or pending_put in the transaction that writes the row)"
-            )
+            try:
+                answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
+            except NotARecord:  # the create found the team's own item under the key
+                raise InvalidMessage(
+                    f"the table already holds an item with key {message_id!r} that is not a sendguard "
+                    "record; nothing was written (create the row and its record together: send with "
+                    "item=, or pending_put in the transaction that writes the row)"
+                ) from None
         return _result(answer, correlation_id)
 
     # ---- the transactional outbox ----------------------------------------------------------------
@@ -379,7 +379,7 @@ class Outbox:
         with self._scope(None, message_id, attempt_id):
             now, end, deadline = _times(context, deadline_ms)
             stored = self._read(record_key, deadline)
-            if isinstance(stored, Failed):
+            if isinstance(stored, Failure):
                 failed = consequence(stored.category)
                 return SendResult(
                     False, failed.retry_after, failed.http_status, message_id, SendOutcome.FAILED, stored.code
@@ -427,7 +427,7 @@ class Outbox:
         message_id = record_key.message_id
         with self._scope(None, message_id, None):
             stored = self._read(record_key, now_ms() + 2 * ATTEMPT_BUDGET_MS)
-        if isinstance(stored, Failed):
+        if isinstance(stored, Failure):
             raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
@@ -468,14 +468,15 @@ class Outbox:
             raise InvalidMessage(f"key {checked.message_id[:64]!r}: {problem}")
         return self.layout.normal(checked)
 
-    def _read(self, key: Key, deadline_ms: int) -> Stored | Failed | None:
-        stored, call = self._aws.store.get(key, deadline_ms)
-        if isinstance(stored, Failed) and stored.code == NOT_A_RECORD:  # the team's own item
+    def _read(self, key: Key, deadline_ms: int) -> Stored | Failure | None:
+        try:
+            stored, call = self._aws.store.get(key, deadline_ms)
+        except NotARecord:  # the team's own item
             raise InvalidMessage(
                 f"the item with key {key.message_id!r} is not a sendguard record: it has no sendguard "
                 "bookkeeping, so nothing could re-drive it; write the record with pending_put"
-            )
-        if isinstance(stored, Failed):
+            ) from None
+        if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
         return stored
 

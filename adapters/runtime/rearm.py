@@ -24,8 +24,9 @@ from adapters.runtime.log_events import REARM_SKIPPED, emit
 from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
+from adapters.runtime.store import NotARecord
 from statemodel.categories import Failure
-from statemodel.flows import Failed, Result, start_rearm
+from statemodel.flows import Result, start_rearm
 from statemodel.keys import Key
 from statemodel.records import Phase, Record
 from statemodel.stored import Stored
@@ -148,8 +149,11 @@ def rearm(
 
 
 def _get(aws: Aws, key: Key, deadline_ms: int) -> Stored | Failure | None:
-    found, call = aws.store.get(key, deadline_ms)
-    if isinstance(found, Failed):
+    try:
+        found, call = aws.store.get(key, deadline_ms)
+    except NotARecord as not_a_record:  # the team's own item: nothing to re-arm, and no AWS failure
+        return not_a_record.failure
+    if isinstance(found, Failure):
         log_failure(get_logger(), call, None)
         return Failure(found.category, found.code)
     return found

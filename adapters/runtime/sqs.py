@@ -11,15 +11,11 @@ drops a re-drive that lands within its five-minute deduplication window.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from adapters.runtime.call_report import CallReport, report
+from adapters.runtime.call_report import CallReport, call, outcome_of
 from adapters.runtime.classify import Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call
-from statemodel.flows import Failed, Outcome, Send, Sent
+from statemodel.flows import Outcome, Send, Sent
 from statemodel.validation import RESERVED_ATTRIBUTE
 
 
@@ -48,20 +44,20 @@ class SqsQueue:
         self.client = client
         self.queue_url = queue_url
         self.classify = classify
-        self._model = client.meta.service_model.operation_model("SendMessage")
 
     def destination(self, send: Send) -> str:
         """The queue URL `send` goes to."""
         return send.message.queue or self.queue_url
 
     def perform(self, send: Send, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
-        started = time.perf_counter()
-        error = None
-        with aws_call(deadline_ms) as call:
-            try:
-                response = self.client.send_message(**send_request(send, self.destination(send)))
-                outcome: Outcome = Sent(response["MessageId"])
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._model)
-                outcome = Failed(error.category, error.code)
-        return outcome, report("sqs", "SendMessage", call.attempts, started, error)
+        request = send_request(send, self.destination(send))
+        sent, done = call(
+            self.client,
+            "sqs",
+            "SendMessage",
+            lambda: self.client.send_message(**request),
+            deadline_ms,
+            self.classify,
+            answered=lambda response: Sent(response["MessageId"]),
+        )
+        return (outcome_of(sent), done)

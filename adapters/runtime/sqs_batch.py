@@ -16,18 +16,16 @@ alone, as one SendMessage.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+import attrs
 
-from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, classify_code
-from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.call_report import CallReport, call, outcome_of
+from adapters.runtime.classify import Classified, classify_code, failed
 from adapters.runtime.sqs import SqsQueue, send_request
 from statemodel.categories import ErrorCategory
-from statemodel.flows import Failed, Outcome, Send, Sent
+from statemodel.flows import Outcome, Send, Sent
 
 MAX_ENTRIES = 10  # SendMessageBatch's limit
 MAX_BATCH_BYTES = 262_144  # 256 KiB: the sum of the entries' message sizes
@@ -66,11 +64,11 @@ def entry_failure(entry: dict[str, Any], operation_model: Any = None) -> Classif
     """What one `Failed` entry of a SendMessageBatch answer means for the protocol."""
     code = str(entry.get("Code") or "BatchEntryFailed")
     if entry.get("SenderFault"):
-        return Classified(ErrorCategory.PERMANENT, code)
+        return failed(ErrorCategory.PERMANENT, code)
     classified = classify_code(code, 500, operation_model)
     if classified.category is ErrorCategory.AMBIGUOUS:  # reported failed: it was not enqueued
-        return Classified(ErrorCategory.RETRYABLE, code, classified.throttling)
-    return Classified(classified.category, code, classified.throttling)
+        return failed(ErrorCategory.RETRYABLE, code, throttling=classified.throttling)
+    return failed(classified.category, code, throttling=classified.throttling)
 
 
 def send_batch(
@@ -80,7 +78,6 @@ def send_batch(
     report per send, in order."""
     if len(sends) == 1:  # a batch of one is a SendMessage: the same request count, the plain API
         return [queue.perform(sends[0], deadline_ms)]
-    model = queue.client.meta.service_model.operation_model("SendMessageBatch")
     queue_url = queue.destination(sends[0])
     assert all(queue.destination(send) == queue_url for send in sends), "one queue a batch"
     entries = []
@@ -88,27 +85,26 @@ def send_batch(
         request = send_request(send, queue_url)
         del request["QueueUrl"]
         entries.append({"Id": str(index), **request})
-    started = time.perf_counter()
-    with aws_call(deadline_ms) as call:
-        try:
-            response = queue.client.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-            error = queue.classify(exc, model)  # the queue's classifier, as its own sends use
-            failed = report("sqs", "SendMessageBatch", call.attempts, started, error)
-            return [(Failed(error.category, error.code), failed) for _ in sends]
-    done = report("sqs", "SendMessageBatch", call.attempts, started, None)
+    client = queue.client
+    response, done = call(  # the queue's classifier, as its own sends use
+        client,
+        "sqs",
+        "SendMessageBatch",
+        lambda: client.send_message_batch(QueueUrl=queue_url, Entries=entries),
+        deadline_ms,
+        queue.classify,
+    )
+    if isinstance(response, Classified):
+        return [(outcome_of(response), done) for _ in sends]
+    model = client.meta.service_model.operation_model("SendMessageBatch")
     results: list[tuple[Outcome, CallReport] | None] = [None] * len(sends)
     for entry in response.get("Successful", []):
         results[int(entry["Id"])] = (Sent(entry["MessageId"]), done)
     for entry in response.get("Failed", []):
         error = entry_failure(entry, model)
-        results[int(entry["Id"])] = (Failed(error.category, error.code), _with_error(done, error))
-    missing = Classified(ErrorCategory.AMBIGUOUS, "BatchEntryMissing")  # an answer SQS never gives
+        results[int(entry["Id"])] = (outcome_of(error), attrs.evolve(done, error=error))
+    missing = failed(ErrorCategory.AMBIGUOUS, "BatchEntryMissing")  # an answer SQS never gives
     return [
-        result if result is not None else (Failed(missing.category, missing.code), _with_error(done, missing))
+        result if result is not None else (outcome_of(missing), attrs.evolve(done, error=missing))
         for result in results
     ]
-
-
-def _with_error(call: CallReport, error: Classified) -> CallReport:
-    return CallReport(call.service, call.operation, call.attempts, call.latency_ms, error)

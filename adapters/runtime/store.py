@@ -7,7 +7,8 @@ The condition is the write's `Expectation` — status, version and attempt id as
 or, for the create, that no item has the key. A failed condition returns the item as it is
 (`ReturnValuesOnConditionCheckFailure=ALL_OLD`), which the flow uses both to recognise its own landed
 retry and to answer an idempotent replay, without a second read. An item with the key that is not a
-sendguard record (the team's own) fails the create permanently (`NOT_A_RECORD`): nothing is written.
+sendguard record (the team's own) is `NotARecord`: a create on it, or a read of it, raises that and
+writes nothing (the caller's bad input, not an AWS failure).
 
 The `attention` index projects keys only: an entry stays about 100 bytes, one write unit whatever
 the message's size. A pass reads the records an index page names by key (`BatchGetItem`, strongly
@@ -18,20 +19,19 @@ eventually consistent) is left to the query that finds it where it is now.
 from __future__ import annotations
 
 import json
-import time
 import zlib
 from collections import deque
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from adapters.runtime.batch_get import batch_get
 from adapters.runtime.bodies import ITEM_PREFIX, LONGEST_BODY_AT, POINTER_REFUSED, S3Bodies, TableBodies
-from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import Classified, Classifier, classify
-from adapters.runtime.clients import DeadlineExceeded, aws_call, now_ms
+from adapters.runtime.call_report import CallReport, call, outcome_of, refused
+from adapters.runtime.classify import Classified, Classifier, classify, failed
+from adapters.runtime.clients import now_ms
 from adapters.runtime.codec import (
     ATTENTION,
     ATTENTION_AT,
@@ -49,20 +49,31 @@ from adapters.runtime.codec import (
 from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import due_queries
-from statemodel.categories import ErrorCategory
-from statemodel.flows import ConditionFailed, Failed, Outcome, Settings, Write, Written
+from statemodel.categories import ErrorCategory, Failure
+from statemodel.flows import ConditionFailed, Outcome, Settings, Write, Written
 from statemodel.keys import Key
 from statemodel.records import Message, Record
 from statemodel.stored import Stored
 from statemodel.validation import message_problems
 
-__all__ = ["NOT_A_RECORD", "DuePage", "DynamoStore"]
+__all__ = ["DuePage", "DynamoStore", "NotARecord"]
 
-NOT_A_RECORD = "NotAnOutboxRecord"  # the key is taken by an item without sendguard's bookkeeping
 BODY_MISSING = "BodyMissing"  # a record names a body that is not there (it is written first: never)
 BODY_MISMATCH = "BodyMismatch"  # a record's body, attributes or group no longer hash to what was accepted
 TOO_LARGE = "BodyTooLarge"  # a body that fits nowhere (validation refuses it before)
 PAGE = 25  # records a due query returns at a time: the partitions take turns page by page
+
+
+class NotARecord(Exception):
+    """The item under the key is not a sendguard record: the team's own, without sendguard's
+    bookkeeping. `DynamoStore.get` raises it, and so does a create whose key such an item holds
+    (nothing is written). A write to a record that such an item has since replaced fails with
+    `failure` instead: the flow that made it ends there."""
+
+    failure = Failure(ErrorCategory.PERMANENT, "NotAnOutboxRecord")
+
+    def __init__(self) -> None:
+        super().__init__("the item under this key is not a sendguard record")
 
 
 # ---- the store -----------------------------------------------------------------------------------
@@ -81,19 +92,20 @@ def _decode(
     item: dict[str, Any] | None, layout: TableLayout, body: str | None = None, queue: str | None = None
 ) -> Stored | Classified | None:
     """An item as stored (`body`: its out-of-line body's text; `queue`: the queue of a record that
-    names none), None for no item, or a failure: the team's own item (no sendguard bookkeeping)
-    under the key, an item no write of ours could leave, or a record whose message no longer hashes
-    to what was accepted (a body swapped, an attribute rewritten: never sent, never answered for)."""
+    names none), None for no item, or a failure: an item no write of ours could leave, or a record
+    whose message no longer hashes to what was accepted (a body swapped, an attribute rewritten:
+    never sent, never answered for). The team's own item (no sendguard bookkeeping) under the key
+    raises `NotARecord`."""
     if not item:
         return None
     if not is_record(item):
-        return Classified(ErrorCategory.PERMANENT, NOT_A_RECORD)
+        raise NotARecord
     try:
         stored = stored_from_item(item, layout, body, queue)
     except (KeyError, ValueError, TypeError):
-        return Classified(ErrorCategory.AMBIGUOUS, "UnreadableItem")
+        return failed(ErrorCategory.AMBIGUOUS, "UnreadableItem")
     if message_problems(stored.record.message):
-        return Classified(ErrorCategory.PERMANENT, BODY_MISMATCH)
+        return failed(ErrorCategory.PERMANENT, BODY_MISMATCH)
     return stored
 
 
@@ -123,41 +135,48 @@ class DynamoStore:
         self.classify = classify
         self.body_items = TableBodies(client, table, self.layout, classify=classify)
         self.s3 = s3
-        model = client.meta.service_model
-        self._models = {name: model.operation_model(name) for name in ("UpdateItem", "GetItem", "Query")}
 
     def perform(
         self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
     ) -> tuple[Outcome, CallReport]:
         """`item`: the team's own attributes, which a create writes with the record."""
-        started = time.perf_counter()
         at: str | None = None
         if write.before is None:
             placed, body_call = self.place_body(write, deadline_ms, item)
             if isinstance(placed, Classified):
                 assert body_call is not None
-                return Failed(placed.category, placed.code), body_call
+                return outcome_of(placed), body_call
             at = placed
-        error: Classified | None = None
-        with aws_call(deadline_ms) as call:
+        request = self.update_request(write, item, at)
+
+        def condition_failed(exc: ClientError) -> ConditionFailed | Classified | None:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                return None
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             try:
-                self.client.update_item(TableName=self.table, **self.update_request(write, item, at))
-                outcome: Outcome = Written()
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                    old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
-                    decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
-                    if isinstance(decoded, Classified):
-                        error, outcome = decoded, Failed(decoded.category, decoded.code)
-                    else:
-                        outcome = ConditionFailed(decoded.record if decoded else None)
-                else:
-                    error = self.classify(exc, self._models["UpdateItem"])
-                    outcome = Failed(error.category, error.code)
-            except (BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._models["UpdateItem"])
-                outcome = Failed(error.category, error.code)
-        return outcome, report("dynamodb", "UpdateItem", call.attempts, started, error)
+                decoded = self._whole(old, deadline_ms, write.before.message if write.before else None)
+            except NotARecord as not_a_record:
+                if write.before is None:
+                    raise  # a create on the team's own item: nothing was written
+                return Classified(not_a_record.failure)
+            return (
+                decoded
+                if isinstance(decoded, Classified)
+                else ConditionFailed(decoded.record if decoded else None)
+            )
+
+        written: Outcome | Classified
+        written, done = call(
+            self.client,
+            "dynamodb",
+            "UpdateItem",
+            lambda: self.client.update_item(TableName=self.table, **request),
+            deadline_ms,
+            self.classify,
+            answered=lambda _: Written(),
+            refusal=condition_failed,
+        )
+        return outcome_of(written), done
 
     def update_request(
         self, write: Write, item: Mapping[str, Any] | None = None, body_at: str | None = None
@@ -180,8 +199,8 @@ class DynamoStore:
         if where is Placement.INLINE:
             return None, None
         if where is None:
-            refused = Classified(ErrorCategory.PERMANENT, TOO_LARGE)
-            return refused, report("dynamodb", "PutItem", 0, time.perf_counter(), refused)
+            too_large = failed(ErrorCategory.PERMANENT, TOO_LARGE)
+            return too_large, refused("dynamodb", "PutItem", too_large)
         store = self.body_items if where is Placement.ITEM or self.s3 is None else self.s3
         return store.put(message.record_key, message.payload, deadline_ms, self._expires(message))
 
@@ -200,30 +219,27 @@ class DynamoStore:
         body_bytes = self.body_items.item_bytes(message.record_key, message.payload, self._expires(message))
         return placement(inline_bytes, apart_bytes, body_bytes, bucket=self.s3 is not None)
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
         """A strongly consistent read, classified like a write: the stored record (its body read
-        from where it is), None (none, or one past its retention), or `Failed`."""
-        started = time.perf_counter()
-        error: Classified | None = None
-        found: Stored | Failed | None = None
-        with aws_call(deadline_ms) as call:
-            try:
-                response = self.client.get_item(
-                    TableName=self.table, Key=self.layout.key(key), ConsistentRead=True
-                )
-                item = response.get("Item")
-                if item and past_retention(item, now_ms()):
-                    item = None  # confirmed, and past the retention: as good as deleted
-                decoded = self._whole(item, deadline_ms)
-                if isinstance(decoded, Classified):
-                    error = decoded
-                else:
-                    found = decoded
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._models["GetItem"])
-        if error is not None:
-            found = Failed(error.category, error.code)
-        return found, report("dynamodb", "GetItem", call.attempts, started, error)
+        from where it is), None (none, or one past its retention), or `Failed`. The team's own item
+        under the key raises `NotARecord`."""
+
+        def whole(response: dict[str, Any]) -> Stored | Classified | None:
+            item = response.get("Item")
+            if item and past_retention(item, now_ms()):
+                item = None  # confirmed, and past the retention: as good as deleted
+            return self._whole(item, deadline_ms)
+
+        found, done = call(
+            self.client,
+            "dynamodb",
+            "GetItem",
+            lambda: self.client.get_item(TableName=self.table, Key=self.layout.key(key), ConsistentRead=True),
+            deadline_ms,
+            self.classify,
+            answered=whole,
+        )
+        return (found.failure if isinstance(found, Classified) else found), done
 
     def _whole(
         self, item: dict[str, Any] | None, deadline_ms: int | None, known: Message | None = None
@@ -242,8 +258,8 @@ class DynamoStore:
         key = self.layout.key_of(item)
         texts, reports = self.read_bodies([(key, at)], deadline_ms)
         if (key, at) not in texts:
-            failed = [r.error for r in reports if r.error is not None]
-            return failed[0] if failed else Classified(ErrorCategory.AMBIGUOUS, BODY_MISSING)
+            errors = [r.error for r in reports if r.error is not None]
+            return errors[0] if errors else failed(ErrorCategory.AMBIGUOUS, BODY_MISSING)
         return _decode(item, self.layout, texts[(key, at)], self.queue_url)
 
     def read_bodies(
@@ -255,26 +271,18 @@ class DynamoStore:
         says `POINTER_REFUSED`, and its text is missing from the answer."""
         in_items = [(key, at) for key, at in wanted if self.body_items.names(key, at)]
         in_s3 = [(key, at) for key, at in wanted if self.s3 is not None and self.s3.names(key, at)]
-        refused = [at for key, at in wanted if (key, at) not in in_items and (key, at) not in in_s3]
+        elsewhere = [at for key, at in wanted if (key, at) not in in_items and (key, at) not in in_s3]
         texts, reports = self.body_items.get_many(in_items, deadline_ms) if in_items else ({}, [])
         if in_s3:
             assert self.s3 is not None
             more, more_reports = self.s3.get_many(in_s3, deadline_ms)
             texts |= more
             reports += more_reports
-        for at in refused:
+        for at in elsewhere:
             service, operation = (
                 ("dynamodb", "BatchGetItem") if at.startswith(ITEM_PREFIX) else ("s3", "GetObject")
             )
-            reports.append(
-                report(
-                    service,
-                    operation,
-                    0,
-                    time.perf_counter(),
-                    Classified(ErrorCategory.PERMANENT, POINTER_REFUSED),
-                )
-            )
+            reports.append(refused(service, operation, failed(ErrorCategory.PERMANENT, POINTER_REFUSED)))
         return texts, reports
 
     def current(
@@ -310,11 +318,11 @@ class DynamoStore:
             if isinstance(decoded, Stored):
                 found.append((entry, decoded))
             elif isinstance(decoded, Classified):  # reported, never skipped in silence
-                body_reports.append(report("dynamodb", "BatchGetItem", 0, time.perf_counter(), decoded))
+                body_reports.append(refused("dynamodb", "BatchGetItem", decoded))
         if missing and not any(r.error is not None for r in body_reports):
             # Read, and not there: a body is written before its record, so this is never expected.
-            gone = Classified(ErrorCategory.AMBIGUOUS, BODY_MISSING)
-            body_reports.append(report("dynamodb", "BatchGetItem", 0, time.perf_counter(), gone))
+            gone = failed(ErrorCategory.AMBIGUOUS, BODY_MISSING)
+            body_reports.append(refused("dynamodb", "BatchGetItem", gone))
         return found, reports + body_reports
 
     def due(self, now: int, settings: Settings, shards: Collection[int] | None = None) -> Iterator[DuePage]:
@@ -359,14 +367,11 @@ class DynamoStore:
         }
         if start is not None:
             request["ExclusiveStartKey"] = start
-        started = time.perf_counter()
-        with aws_call(None) as call:
-            try:
-                page = self.client.query(**request)
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._models["Query"])
-                return DuePage((), report("dynamodb", "Query", call.attempts, started, error)), None
-        query = report("dynamodb", "Query", call.attempts, started, None)
+        page, query = call(
+            self.client, "dynamodb", "Query", lambda: self.client.query(**request), None, self.classify
+        )
+        if isinstance(page, Classified):
+            return DuePage((), query), None
         found, reads = self.current(page.get("Items", []))
         done = DuePage(tuple(stored.record for _, stored in found), query, tuple(reads))
         return done, page.get("LastEvaluatedKey")

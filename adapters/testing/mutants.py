@@ -57,9 +57,9 @@ from adapters.testing.hooks import Expected, Promise, Request
 from adapters.testing.scenarios import SCENARIOS, run_scenario
 from adapters.testing.service import QUIET_LOGGER, Service, outbox_service, sendguard_service
 from adapters.testing.suite import FaultInjectionSuite, OutboxSuite
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.events import Claimed, RedriveExhausted, RolledBack, SendConfirmed, SendFailed
-from statemodel.flows import Failed, Outcome, Send, Settings, Write, Written
+from statemodel.flows import Outcome, Send, Settings, Write, Written
 from statemodel.keys import Key
 from statemodel.records import Phase as RecordPhase
 from statemodel.records import Status
@@ -148,7 +148,7 @@ class _ClaimsWhateverTheStatus(DynamoStore):
     """The team's dispatch goes by a read that takes every record for PENDING, and claims it with a
     condition on the version alone: a record already sent (QUEUED) is claimed and sent again."""
 
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failed | None, CallReport]:
+    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
         found, call = super().get(key, deadline_ms)
         if isinstance(found, Stored) and found.record.phase is not RecordPhase.PENDING:
             record = attrs.evolve(
@@ -211,7 +211,7 @@ class _SendsPastItsLease(SqsQueue):
 def _permanent_retried(error: BaseException, operation_model: Any = None) -> Classified:
     result = classify(error, operation_model)
     if result.category is ErrorCategory.PERMANENT:
-        return attrs.evolve(result, category=ErrorCategory.RETRYABLE)
+        return attrs.evolve(result, failure=attrs.evolve(result.failure, category=ErrorCategory.RETRYABLE))
     return result
 
 

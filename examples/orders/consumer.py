@@ -96,10 +96,15 @@ def billing_function(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     return inbox("transactional").handle_batch(event, apply_order, context=context)
 
 
+def payment_service() -> PaymentService:
+    """The payment service the guarded consumer charges through: one per container."""
+    service: PaymentService = _state.setdefault("payments", PaymentService())
+    return service
+
+
 def payments_function(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """The guarded consumer's Lambda function."""
-    service = _state.setdefault("payments", PaymentService())
-    return inbox("guarded").handle_batch(event, charge_order(service), context=context)
+    return inbox("guarded").handle_batch(event, charge_order(payment_service()), context=context)
 
 
 def order_body(order_id: str, customer: str = "c-1", amount: int = 12) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters import InvalidMessage, Outbox, OutboxError, SendResult, TableLayout
+from adapters import InvalidMessage, Outbox, OutboxError, SendOutcome, SendResult, TableLayout
 
 LAYOUT = TableLayout(
     partition_key="orderId",
@@ -145,7 +145,7 @@ def _place_invoiced(order: dict[str, Any], correlation_id: str | None, context: 
 
 
 def _unavailable(order_id: str) -> SendResult:
-    return SendResult(False, True, 503, order_id, "failed", "TransactionFailed")
+    return SendResult(False, True, 503, order_id, SendOutcome.FAILED, "TransactionFailed")
 
 
 def _status(order_id: str) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def _status(order_id: str) -> dict[str, Any]:
 def _answer(result: SendResult, order_id: str) -> dict[str, Any]:
     if result.accepted:
         return _json(202, {"orderId": order_id, "messageId": result.message_id})
-    if result.http_status == 409:
+    if result.outcome is SendOutcome.CONFLICT:
         return _json(409, {"error": "this order id was used for another order"})
     headers = {"Retry-After": "2"} if result.retryable else {}
     return _json(result.http_status, {"error": "the order could not be placed now"}, headers)

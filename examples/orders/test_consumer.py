@@ -90,5 +90,4 @@ def test_orders_sent_by_the_outbox_are_billed_once(sendguard_aws: None, monkeypa
         TableName="billing", Key={"pk": {"S": "customer#c-1"}, "sk": {"S": "balance"}}
     )["Item"]
     assert (balance["balance"]["N"], balance["orders"]["N"]) == ("14", "2")
-    service: PaymentService = consumer._state["payments"]
-    assert [key for key, _ in service.charges] == ["o-1", "o-2"]
+    assert [key for key, _ in consumer.payment_service().charges] == ["o-1", "o-2"]

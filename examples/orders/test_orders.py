@@ -14,6 +14,7 @@ import time_machine
 from botocore.exceptions import ClientError
 
 from adapters import ensure_resources
+from adapters.testing import Fault, FaultInjector, Plan
 from examples.orders import handler as orders
 
 TABLE, QUEUE = "orders", "order-events"
@@ -145,25 +146,17 @@ def test_a_crash_before_dispatch_is_sent_by_the_reconciler(service: str) -> None
     assert after == before
 
 
-def test_a_failing_send_leaves_the_order_pending_for_the_reconciler(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    box = orders.outbox()
-    answer = {"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-    throttled = ClientError(answer, "SendMessage")  # type: ignore[arg-type]
-
-    def refuse(**_: Any) -> None:
-        raise throttled
-
-    sqs = box._aws.queue.client  # the Outbox's own SQS client: this test breaks it on purpose
-    original = sqs.send_message
-    monkeypatch.setattr(sqs, "send_message", refuse)
-    status, _ = call("POST", "/orders", ORDER)
+def test_a_failing_send_leaves_the_order_pending_for_the_reconciler(service: str) -> None:
+    # sendguard's fault injector (docs/fault-injection.md) throttles the handler's first SendMessage,
+    # past the SDK's retries, as SQS would: no client of the handler's is touched.
+    injector = FaultInjector()
+    with injector.installed(), injector.armed(Plan(Fault.SQS_THROTTLED_SDK_GAVE_UP)):
+        status, _ = call("POST", "/orders", ORDER)
     assert status == 503
+    assert [fired.fault for fired in injector.fired] == [Fault.SQS_THROTTLED_SDK_GAVE_UP]
     item = items()[("o-4711", "order")]
     assert item["outboxStatus"] == {"S": "PENDING"}
     assert team_attributes(item) == {"customer": {"S": "c-1"}, "amount": {"N": "12"}}
-    monkeypatch.setattr(sqs, "send_message", original)
     assert call("POST", "/orders", ORDER)[0] == 202  # the retry sends it
     assert len(messages(service)) == 1
 

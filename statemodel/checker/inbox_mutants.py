@@ -4,8 +4,8 @@ catches each bug by the check written for it (`InboxModel.caught_with`).
 As for the outbox's mutants (`statemodel.checker.mutants`), a mutant never restates the model: it is
 an `InboxModel` whose fields name the inbox's own functions and data, one replaced by a wrapper around
 the real one or a variant of it, entering the run as a parameter (the world's write condition or
-effect rule, the flows' `advance`, the settings). Nothing in statemodel is patched, and the judge
-keeps the table as written.
+effect rule, an `InboxFlows` whose `advance` wraps the real one, the settings). Nothing in
+statemodel is patched, and the judge keeps the table as written.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import attrs
 
 from statemodel.checker.inbox_space import TICK_SETTINGS, InboxModel
 from statemodel.checker.inbox_world import commit_effects
-from statemodel.inbox import flows
 from statemodel.inbox.events import Completed, Released
 from statemodel.inbox.flows import (
     Conflict,
@@ -26,6 +25,7 @@ from statemodel.inbox.flows import (
     HandlerError,
     InboxEffect,
     InboxFlow,
+    InboxFlows,
     InboxOutcome,
     InboxResult,
     InboxWrite,
@@ -64,59 +64,74 @@ def _unfenced(event_type: type) -> object:
 # ---- the flows -----------------------------------------------------------------------------------
 
 
-def _live_claim_taken_over(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+@attrs.frozen
+class _LiveClaimTakenOver(InboxFlows):
     """A claim that finds another's claim takes it over whether or not its lease ran out."""
-    if flow.stage is Stage.CLAIM and isinstance(outcome, Conflict):
-        current = outcome.current
-        others = current is not None and current.attempt_id != flow.attempt_id
-        if current is not None and others and current.phase is InboxPhase.PROCESSING:
-            outcome = Conflict(attrs.evolve(current, lease_expires_at=now))
-    return flows.advance(flow, outcome, now)
+
+    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+        if flow.stage is Stage.CLAIM and isinstance(outcome, Conflict):
+            current = outcome.current
+            others = current is not None and current.attempt_id != flow.attempt_id
+            if current is not None and others and current.phase is InboxPhase.PROCESSING:
+                outcome = Conflict(attrs.evolve(current, lease_expires_at=now))
+        return super().advance(flow, outcome, now)
 
 
-def _expired_claim_kept(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+@attrs.frozen
+class _ExpiredClaimKept(InboxFlows):
     """A claim that finds another's claim answers BUSY, even once its lease ran out."""
-    after = flows.advance(flow, outcome, now)
-    if flow.stage is Stage.CLAIM and isinstance(outcome, Conflict):
-        current = outcome.current
-        if current is not None and current.phase is InboxPhase.PROCESSING and after.stage is Stage.CLAIM:
-            return flows.advance(attrs.evolve(flow, reclaimed=True), Conflict(current), now - 1)
-    return after
+
+    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+        after = super().advance(flow, outcome, now)
+        if flow.stage is Stage.CLAIM and isinstance(outcome, Conflict):
+            current = outcome.current
+            if current is not None and current.phase is InboxPhase.PROCESSING and after.stage is Stage.CLAIM:
+                return super().advance(attrs.evolve(flow, reclaimed=True), Conflict(current), now - 1)
+        return after
 
 
-def _done_runs_again(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+@attrs.frozen
+class _DoneRunsAgain(InboxFlows):
     """A duplicate of a DONE message runs the handler again instead of answering from the record."""
-    after = flows.advance(flow, outcome, now)
-    if after.done and after.answer.result is InboxResult.DUPLICATE and flow.stage is Stage.CLAIM:
-        assert flow.attempt_id is not None
-        invoke = Invoke(
-            flow.message.message_id, flow.attempt_id, idempotency_key(flow.message), flow.deadline
-        )
-        return attrs.evolve(after, stage=Stage.HANDLER, effect=invoke)
-    return after
+
+    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+        after = super().advance(flow, outcome, now)
+        if after.done and after.answer.result is InboxResult.DUPLICATE and flow.stage is Stage.CLAIM:
+            assert flow.attempt_id is not None
+            invoke = Invoke(
+                flow.message.message_id, flow.attempt_id, idempotency_key(flow.message), flow.deadline
+            )
+            return attrs.evolve(after, stage=Stage.HANDLER, effect=invoke)
+        return after
 
 
-def _stale_read(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+@attrs.frozen
+class _StaleRead(InboxFlows):
     """The transactional read returns the record as it was one write before (an eventually
     consistent read): the commit names a version the record no longer has."""
-    if isinstance(outcome, Found) and outcome.record is not None and outcome.record.version > 1:
-        outcome = Found(attrs.evolve(outcome.record, version=outcome.record.version - 1))
-    return flows.advance(flow, outcome, now)
+
+    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+        if isinstance(outcome, Found) and outcome.record is not None and outcome.record.version > 1:
+            outcome = Found(attrs.evolve(outcome.record, version=outcome.record.version - 1))
+        return super().advance(flow, outcome, now)
 
 
-def _failure_reported_ok(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+@attrs.frozen
+class _FailureReportedOk(InboxFlows):
     """A handler's failure is caught and the message reported processed (a swallowed failure)."""
-    after = flows.advance(flow, outcome, now)
-    if isinstance(outcome, HandlerError):
-        # the flow goes on to record the failure; its answer is then taken for a success
-        return attrs.evolve(after, failure=None)
-    if (
-        after.done
-        and after.answer.result is InboxResult.RETRY
-        and flow.stage in (Stage.FAILURE, Stage.RELEASE)
-    ):
-        return attrs.evolve(after, effect=attrs.evolve(after.answer, result=InboxResult.DONE))
-    return after
+
+    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+        after = super().advance(flow, outcome, now)
+        if isinstance(outcome, HandlerError):
+            # the flow goes on to record the failure; its answer is then taken for a success
+            return attrs.evolve(after, failure=None)
+        if (
+            after.done
+            and after.answer.result is InboxResult.RETRY
+            and flow.stage in (Stage.FAILURE, Stage.RELEASE)
+        ):
+            return attrs.evolve(after, effect=attrs.evolve(after.answer, result=InboxResult.DONE))
+        return after
 
 
 # ---- the mutants ---------------------------------------------------------------------------------
@@ -160,7 +175,7 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _G,
             "live-claim-taken-over",
             "a delivery takes a claim over without waiting for its lease to run out",
-            advance=_live_claim_taken_over,
+            flows=_LiveClaimTakenOver(),
             caught_with=r"held by 2 invocations at once",
         ),
         # guarded: a lost claim completes nothing
@@ -183,7 +198,7 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _G,
             "done-runs-again",
             "a duplicate of a DONE message runs the handler again",
-            advance=_done_runs_again,
+            flows=_DoneRunsAgain(),
             caught_with=r"runs its handler again after it was done",
         ),
         # both: a message taken off the queue is done
@@ -191,14 +206,14 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _T,
             "swallowed-failure",
             "a handler's failure is reported as a success: SQS deletes the message",
-            advance=_failure_reported_ok,
+            flows=_FailureReportedOk(),
             caught_with=r"deleted from the queue but never done",
         ),
         InboxModel(
             _G,
             "swallowed-release",
             "a handler's failure is released, then reported as a success: SQS deletes the message",
-            advance=_failure_reported_ok,
+            flows=_FailureReportedOk(),
             caught_with=r"deleted from the queue but never done",
         ),
         # liveness: every message ends DONE or FAILED
@@ -206,7 +221,7 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _G,
             "expired-claim-kept",
             "a delivery answers BUSY for any claim, even one whose lease ran out (a crashed holder's)",
-            advance=_expired_claim_kept,
+            flows=_ExpiredClaimKept(),
             caught_by="liveness",
             caught_with=r"never settles: PROCESSING .*lease expired.*goes round the cycle",
         ),
@@ -214,7 +229,7 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _T,
             "stale-read-commit",
             "the transactional read is eventually consistent: the commit names a version already gone",
-            advance=_stale_read,
+            flows=_StaleRead(),
             caught_by="liveness",
             caught_with=r"never settles: WAITING .*goes round the cycle",
         ),

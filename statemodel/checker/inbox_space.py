@@ -56,6 +56,7 @@ from typing import Any
 
 import attrs
 
+from statemodel.categories import Failure
 from statemodel.checker.inbox_world import (
     EFFECT_REFUSED,
     HANDLER_FAILED,
@@ -71,17 +72,17 @@ from statemodel.checker.inbox_world import (
 from statemodel.checker.liveness import fair_components, fair_cycle
 from statemodel.checker.search import Bounds, Kind, Liveness, Report
 from statemodel.checker.space import rewrite
-from statemodel.inbox import flows
 from statemodel.inbox.commands import Release
 from statemodel.inbox.events import InboxEvent, InboxStored, MessageRearmed
 from statemodel.inbox.flows import (
+    INBOX_FLOWS,
     Conflict,
-    Failed,
     Found,
     Handled,
     HandlerError,
     InboxAnswer,
     InboxFlow,
+    InboxFlows,
     InboxOutcome,
     InboxResult,
     InboxSettings,
@@ -102,9 +103,7 @@ from statemodel.inbox.invariants import (
 )
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord
 from statemodel.inbox.table import (
-    INBOX_TRANSITIONS,
     Guard,
-    InboxTable,
     InboxTransition,
     Mode,
     row_writing,
@@ -115,25 +114,21 @@ NOW = 0
 TICK_SETTINGS = InboxSettings(max_receives=2, lease_margin_ms=1)  # in ticks
 MESSAGE = InboxMessage("MSG", "sha256:0f1e", None)  # every message looks alike: the symmetry holds
 
-StartFunction = Callable[[InboxMessage, str, int, int, InboxSettings, InboxTable], InboxFlow]
-AdvanceFunction = Callable[[InboxFlow, InboxOutcome, int], InboxFlow]
-RearmFunction = Callable[[InboxRecord, str, str, int, InboxTable], InboxFlow]
+StartFunction = Callable[[InboxMessage, str, int, int, InboxSettings], InboxFlow]
 
 
 @attrs.frozen
 class InboxModel:
     """What a run executes: the inbox's own functions and data, unless a mutant swaps one. Every piece
-    enters as a parameter: the flows are started with `table`, each step's world is built with
-    `write_condition` and `effects_of`; the judge keeps the table as written."""
+    enters as a parameter: `flows` starts and advances every flow (a mutant's swaps one of its
+    methods), each step's world is built with `write_condition` and `effects_of`; the judge keeps
+    the table as written."""
 
     mode: Mode = Mode.TRANSACTIONAL
     name: str = "inbox"
     summary: str = "the inbox as written"
     settings: InboxSettings = TICK_SETTINGS
-    start: StartFunction | None = None  # None: the mode's own (`start_guarded`, `start_transactional`)
-    advance: AdvanceFunction = flows.advance
-    start_rearm: RearmFunction = flows.start_rearm
-    table: InboxTable = INBOX_TRANSITIONS
+    flows: InboxFlows = INBOX_FLOWS  # the flows over the table `decide` reads
     write_condition: Condition = condition_holds
     effects_of: EffectRule = commit_effects
     caught_by: str = "safety"  # for a mutant: the check that must catch it
@@ -141,9 +136,8 @@ class InboxModel:
 
     @property
     def starter(self) -> StartFunction:
-        if self.start is not None:
-            return self.start
-        return flows.start_guarded if self.mode is Mode.GUARDED else flows.start_transactional
+        """The mode's own start (`start_guarded`, `start_transactional`)."""
+        return self.flows.start_guarded if self.mode is Mode.GUARDED else self.flows.start_transactional
 
 
 class Action(enum.StrEnum):
@@ -416,7 +410,7 @@ class InboxSpace:
         duplicate = cluster.deleted or held
         model = self.model
         try:
-            flow = model.starter(MESSAGE, "new", NOW, NOW, self.settings, model.table)
+            flow = model.starter(MESSAGE, "new", NOW, NOW, self.settings)
         except Exception as exc:
             return [self._raised(number, flows, Action.DELIVER, None, None, exc)]
         started = self._flows.number(flow)
@@ -440,7 +434,7 @@ class InboxSpace:
             return []
         model = self.model
         try:
-            flow = model.start_rearm(stored.record, "operator", "fixed", NOW, model.table)
+            flow = model.flows.start_rearm(stored.record, "operator", "fixed", NOW)
         except Exception as exc:
             return [self._raised(number, flows, Action.REARM, None, None, exc)]
         started = self._flows.number(flow)
@@ -496,7 +490,7 @@ class InboxSpace:
             outcome = world.perform(effect, fault, handler or HANDLER_OK)
             # A failure's category and code are recorded (`ReceiveFailed`, `Released`, `last_error`)
             # and never read by a guard, a condition, a flow or an invariant: one canonical failure.
-            after = self.model.advance(
+            after = self.model.flows.advance(
                 flow, HANDLER_FAILED if isinstance(outcome, HandlerError) else outcome, NOW
             )
         except Exception as exc:
@@ -945,11 +939,11 @@ def _describe_outcome(outcome: InboxOutcome | None) -> str:
             return f"condition failed (found {describe_record(current)})"
         case Found(record=record):
             return f"found {describe_record(record)}"
-        case Failed(category=category, code=code):
+        case Failure(category=category, code=code):
             return f"failed: {category.value} {code}"
         case Handled():
             return "returned"
-        case HandlerError(code=code):
+        case HandlerError(failure=Failure(code=code)):
             return f"raised ({code})"
     return ""
 

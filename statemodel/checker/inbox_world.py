@@ -9,11 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.inbox.events import InboxStored
 from statemodel.inbox.flows import (
     Conflict,
-    Failed,
     Found,
     Handled,
     HandlerError,
@@ -45,10 +44,10 @@ WRITE_FAULTS = (
 )
 READ_FAULTS = (InboxFault.READ_FAILED,)
 HANDLER_OK = Handled("result")
-HANDLER_FAILED = HandlerError(ErrorCategory.RETRYABLE, "HandlerFailed")
+HANDLER_FAILED = HandlerError(Failure(ErrorCategory.RETRYABLE, "HandlerFailed"))
 # A commit whose transaction the effect's own condition cancelled (the team's rule, such as a balance
 # that would go negative): the inbox's write does not land either.
-EFFECT_REFUSED = HandlerError(ErrorCategory.PERMANENT, "EffectConditionFailed")
+EFFECT_REFUSED = HandlerError(Failure(ErrorCategory.PERMANENT, "EffectConditionFailed"))
 
 Condition = Callable[[InboxWrite, InboxRecord | None], bool]
 # How many times a step applies the team's effect: `commit_effects` (the effect is a write of the
@@ -87,17 +86,17 @@ class InboxWorld:
         landed = False
         if isinstance(effect, Read):
             if fault is InboxFault.READ_FAILED:
-                outcome = Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
+                outcome = Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
             else:
                 outcome = Found(self.record)
         elif isinstance(effect, Invoke) or (effect.commit and handler == EFFECT_REFUSED):
             outcome = handler
         elif fault is InboxFault.WRITE_REJECTED:
-            outcome = Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
+            outcome = Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
         else:
             outcome, landed = self._write(effect)
             if landed and fault is InboxFault.WRITE_LANDED_THEN_TIMEOUT:
-                outcome = Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+                outcome = Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
             elif landed and fault is InboxFault.WRITE_LANDED_THEN_RETRIED:
                 outcome = Conflict(effect.after)
         self.effects += self.effects_of(effect, outcome, landed)

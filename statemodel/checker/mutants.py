@@ -1,10 +1,11 @@
 """Deliberately broken models: statemodel with one piece swapped, to show the explorer catches each.
 
 A mutant never restates the model. It is a `Model` whose fields name statemodel's own functions and
-data, with one (or, where one bug needs it, a few) replaced by a wrapper around the real function, a
-variant of the real table, or other settings. Each enters the run as a parameter (the table the
-flows pass to `decide`, the condition the world is built with): nothing in statemodel is patched, and
-the judge (`history_problems`) keeps the table as written.
+data, with one (or, where one bug needs it, a few) replaced: a `Flows` over a variant of the real
+table or with one method wrapping the real one, another `is_due` or write condition, other settings.
+Each enters the run as a parameter (the `Flows` every flow is started and advanced by, the condition
+the world is built with): nothing in statemodel is patched, and the judge (`history_problems`) keeps
+the table as written.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from statemodel import attention, flows, table
-from statemodel.categories import ErrorCategory
-from statemodel.checker.space import TICK_SETTINGS, DueFunction, Model, ReconcileFunction
+from statemodel import attention, table
+from statemodel.categories import ErrorCategory, Failure
+from statemodel.checker.space import TICK_SETTINGS, DueFunction, Model
 from statemodel.commands import ExpireLease, Redrive
 from statemodel.events import Claimed, RolledBack, SendConfirmed
-from statemodel.flows import Failed, Flow, Outcome, Result, Send, Sent, Settings, Write, condition_holds
+from statemodel.flows import Flow, Flows, Outcome, Result, Send, Sent, Settings, Write, condition_holds
 from statemodel.records import Phase, Record, Status
-from statemodel.table import Guard, Table, Transition
+from statemodel.table import Guard, Transition
 
 # ---- write conditions ----------------------------------------------------------------------------
 
@@ -53,23 +54,31 @@ def _claim_without_condition(write: Write, current: Record | None) -> bool:
 # ---- the reconciler ------------------------------------------------------------------------------
 
 
-def _reconciler_also_takes(phase: Phase, start: str) -> tuple[DueFunction, ReconcileFunction]:
-    """`is_due` and `reconcile_start` that also act on records in `phase`, by `start`ing an expiry
-    ("expire") or a re-drive ("redrive") with statemodel's own starters."""
+def _also_due(phase: Phase) -> DueFunction:
+    """`is_due` that also selects every record in `phase`."""
 
     def is_due(record: Record, now: int, settings: Settings) -> bool:
         return record.phase is phase or attention.is_due(record, now, settings)
 
-    def reconcile_start(
-        record: Record, now: int, settings: Settings, attempt_id: str, lease: int, rows: Table
-    ) -> Flow | None:
-        if record.phase is not phase:
-            return flows.reconcile_start(record, now, settings, attempt_id, lease, rows)
-        if start == "expire":
-            return flows.start_expire(record, now, rows)
-        return flows.start_redrive(record, attempt_id, lease, now, settings, rows)
+    return is_due
 
-    return is_due, reconcile_start
+
+@attrs.frozen
+class _ReconcilerAlsoTakes(Flows):
+    """Flows whose reconciler also acts on records in `phase`, by `start`ing an expiry ("expire") or
+    a re-drive ("redrive") with statemodel's own starters."""
+
+    phase: Phase = Phase.CONFIRMED
+    start: str = "expire"
+
+    def reconcile_start(
+        self, record: Record, now: int, settings: Settings, attempt_id: str, lease_expires_at: int
+    ) -> Flow | None:
+        if record.phase is not self.phase:
+            return super().reconcile_start(record, now, settings, attempt_id, lease_expires_at)
+        if self.start == "expire":
+            return self.start_expire(record, now)
+        return self.start_redrive(record, attempt_id, lease_expires_at, now, settings)
 
 
 def _with_rows(*rows: Transition, drop_guard_of: type | None = None) -> tuple[Transition, ...]:
@@ -86,24 +95,30 @@ def _with_rows(*rows: Transition, drop_guard_of: type | None = None) -> tuple[Tr
 # ---- the flows -----------------------------------------------------------------------------------
 
 
-def _ambiguous_send_taken_as_sent(flow: Flow, outcome: Outcome, now: int) -> Flow:
+@attrs.frozen
+class _AmbiguousSendTakenAsSent(Flows):
     """A send that timed out is taken for a success: "it probably went through"."""
-    if (
-        isinstance(flow.effect, Send)
-        and isinstance(outcome, Failed)
-        and outcome.category is ErrorCategory.AMBIGUOUS
-    ):
-        outcome = Sent("unknown")
-    return flows.advance(flow, outcome, now)
+
+    def advance(self, flow: Flow, outcome: Outcome, now: int) -> Flow:
+        if (
+            isinstance(flow.effect, Send)
+            and isinstance(outcome, Failure)
+            and outcome.category is ErrorCategory.AMBIGUOUS
+        ):
+            outcome = Sent("unknown")
+        return super().advance(flow, outcome, now)
 
 
-def _in_flight_replay_accepted(flow: Flow, outcome: Outcome, now: int) -> Flow:
+@attrs.frozen
+class _InFlightReplayAccepted(Flows):
     """A replay that finds its record in flight is told 202, before SQS has the message."""
-    after = flows.advance(flow, outcome, now)
-    if after.done and after.answer.failure is not None and after.answer.failure.code == "InProgress":
-        answer = attrs.evolve(after.answer, result=Result.ALREADY_QUEUED, failure=None)
-        return attrs.evolve(after, effect=answer)
-    return after
+
+    def advance(self, flow: Flow, outcome: Outcome, now: int) -> Flow:
+        after = super().advance(flow, outcome, now)
+        if after.done and after.answer.failure is not None and after.answer.failure.code == "InProgress":
+            answer = attrs.evolve(after.answer, result=Result.ALREADY_QUEUED, failure=None)
+            return attrs.evolve(after, effect=answer)
+        return after
 
 
 # ---- liveness: the reconciler leaves a record, or tries in vain for ever -------------------------
@@ -133,19 +148,20 @@ def _first_attempt_in_flight(record: Record, settings: Settings) -> bool:
     return record.phase is Phase.IN_FLIGHT and record.attempts == 1
 
 
-def _stale_read(phase: Phase) -> ReconcileFunction:
-    """`reconcile_start` that builds the flow for a record in `phase` from the record one write
-    before the one it read (an index entry that lags the item, never re-read): its write's condition
-    names a version the record no longer has."""
+@attrs.frozen
+class _StaleRead(Flows):
+    """Flows whose reconciler builds the flow for a record in `phase` from the record one write before
+    the one it read (an index entry that lags the item, never re-read): its write's condition names a
+    version the record no longer has."""
+
+    phase: Phase = Phase.PENDING
 
     def reconcile_start(
-        record: Record, now: int, settings: Settings, attempt_id: str, lease: int, rows: Table
+        self, record: Record, now: int, settings: Settings, attempt_id: str, lease_expires_at: int
     ) -> Flow | None:
-        if record.phase is phase:
+        if record.phase is self.phase:
             record = attrs.evolve(record, version=record.version - 1)
-        return flows.reconcile_start(record, now, settings, attempt_id, lease, rows)
-
-    return reconcile_start
+        return super().reconcile_start(record, now, settings, attempt_id, lease_expires_at)
 
 
 # ---- the mutants ---------------------------------------------------------------------------------
@@ -159,9 +175,10 @@ def caught_as_named(model: Model, violations: Sequence[str]) -> bool:
     return bool(model.caught_with) and any(pattern.search(violation) for violation in violations)
 
 
-_expire_confirmed_due, _expire_confirmed = _reconciler_also_takes(Phase.CONFIRMED, "expire")
-_redrive_confirmed_due, _redrive_confirmed = _reconciler_also_takes(Phase.CONFIRMED, "redrive")
-_expire_live_due, _expire_live = _reconciler_also_takes(Phase.IN_FLIGHT, "expire")
+_EXPIRE_CONFIRMED = Transition(Phase.CONFIRMED, ExpireLease, (RolledBack,), Phase.PENDING, fenced=True)
+_REDRIVE_CONFIRMED = Transition(
+    Phase.CONFIRMED, Redrive, (Claimed,), Phase.IN_FLIGHT, guard=Guard.ATTEMPTS_LEFT
+)
 
 MUTANTS: dict[str, Model] = {
     mutant.name: mutant
@@ -181,21 +198,15 @@ MUTANTS: dict[str, Model] = {
         Model(
             "rollback-confirmed",
             "the reconciler rolls back confirmed records too (and the table lets it)",
-            is_due=_expire_confirmed_due,
-            reconcile_start=_expire_confirmed,
-            table=_with_rows(
-                Transition(Phase.CONFIRMED, ExpireLease, (RolledBack,), Phase.PENDING, fenced=True)
-            ),
+            is_due=_also_due(Phase.CONFIRMED),
+            flows=_ReconcilerAlsoTakes(_with_rows(_EXPIRE_CONFIRMED), Phase.CONFIRMED, "expire"),
             caught_with=r"illegal history: RolledBack is not allowed for \w+ in phase CONFIRMED",
         ),
         Model(
             "redrive-confirmed",
             "the reconciler re-drives confirmed records too (and the table lets it)",
-            is_due=_redrive_confirmed_due,
-            reconcile_start=_redrive_confirmed,
-            table=_with_rows(
-                Transition(Phase.CONFIRMED, Redrive, (Claimed,), Phase.IN_FLIGHT, guard=Guard.ATTEMPTS_LEFT)
-            ),
+            is_due=_also_due(Phase.CONFIRMED),
+            flows=_ReconcilerAlsoTakes(_with_rows(_REDRIVE_CONFIRMED), Phase.CONFIRMED, "redrive"),
             caught_with=r"illegal history: Claimed is not allowed for \w+ in phase CONFIRMED",
         ),
         Model(
@@ -207,7 +218,7 @@ MUTANTS: dict[str, Model] = {
         Model(
             "ambiguous-as-sent",
             "an ambiguous send (a timeout) is treated as a definite success",
-            advance=_ambiguous_send_taken_as_sent,
+            flows=_AmbiguousSendTakenAsSent(),
             caught_with=r"confirmed \S+, which SQS never accepted",
         ),
         Model(
@@ -219,9 +230,8 @@ MUTANTS: dict[str, Model] = {
         Model(
             "lease-ignored",
             "the reconciler ignores the lease: it rolls back in-flight records whose lease is live",
-            is_due=_expire_live_due,
-            reconcile_start=_expire_live,
-            table=_with_rows(drop_guard_of=ExpireLease),
+            is_due=_also_due(Phase.IN_FLIGHT),
+            flows=_ReconcilerAlsoTakes(_with_rows(drop_guard_of=ExpireLease), Phase.IN_FLIGHT, "expire"),
             caught_with=r"rolled back at \d+, before it expired",
         ),
         Model(
@@ -233,7 +243,7 @@ MUTANTS: dict[str, Model] = {
         Model(
             "in-flight-replay-accepted",
             "a replay that finds its record in flight is told 202 before SQS has the message",
-            advance=_in_flight_replay_accepted,
+            flows=_InFlightReplayAccepted(),
             caught_by="liveness",
             caught_with=r"answered 202 but no message was ever sent",
         ),
@@ -263,14 +273,14 @@ MUTANTS: dict[str, Model] = {
         Model(
             "stale-redrive-claim",
             "a re-drive claims with the version before the last write, so its claim fails on every pass",
-            reconcile_start=_stale_read(Phase.PENDING),
+            flows=_StaleRead(phase=Phase.PENDING),
             caught_by="liveness",
             caught_with=r"never settles: PENDING .*goes round the cycle",
         ),
         Model(
             "stale-expiry",
             "an expiry names the version before the last write, so it fails on every pass",
-            reconcile_start=_stale_read(Phase.IN_FLIGHT),
+            flows=_StaleRead(phase=Phase.IN_FLIGHT),
             caught_by="liveness",
             caught_with=r"never settles: IN_FLIGHT .*lease expired.*goes round the cycle",
         ),

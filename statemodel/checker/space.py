@@ -79,8 +79,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from statemodel import attention, flows, table
-from statemodel.categories import ErrorCategory
+from statemodel import attention, table
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
 from statemodel.events import (
     ClaimCause,
@@ -92,10 +92,11 @@ from statemodel.events import (
     SendFailed,
 )
 from statemodel.flows import (
+    FLOWS,
     Answer,
     ConditionFailed,
-    Failed,
     Flow,
+    Flows,
     Kind,
     Outcome,
     Send,
@@ -104,11 +105,13 @@ from statemodel.flows import (
     Stage,
     Write,
     Written,
+    condition_holds,
+    lease_expiry,
 )
 from statemodel.invariants import duplicate_problems, history_problems, lost, metadata_problems, orphans
-from statemodel.records import LastError, Message, Phase, Record
+from statemodel.records import Message, Phase, Record
 from statemodel.stored import Stored
-from statemodel.table import Table, Transition
+from statemodel.table import Transition
 from statemodel.validation import (
     Request,
     message_id_for_key,
@@ -135,11 +138,7 @@ def _message() -> Message:
 MESSAGE = _message()
 
 LeaseFunction = Callable[[int, int, Settings], int]
-SubmitFunction = Callable[[Message, str, int, int, Settings, Table], Flow]
-ReconcileFunction = Callable[[Record, int, Settings, str, int, Table], Flow | None]
-RearmFunction = Callable[[Record, str, str, int, Table], Flow]
 DueFunction = Callable[[Record, int, Settings], bool]
-AdvanceFunction = Callable[[Flow, Outcome, int], Flow]
 ConditionFunction = Callable[[Write, Record | None], bool]
 
 
@@ -147,23 +146,19 @@ ConditionFunction = Callable[[Write, Record | None], bool]
 class Model:
     """What a run executes: statemodel's own functions and data unless a mutant swaps one.
 
-    Every piece enters the run as a parameter: the flows are started with `table` (and carry it to
-    each `decide`), and each step's world is built with `write_condition`. Nothing in statemodel is
-    patched, so the judge (`HistoryChecker`, behind `history_problems`) keeps the table as written.
+    Every piece enters the run as a parameter: `flows` starts and advances every flow (a mutant's
+    holds another table, or swaps one of its methods), and each step's world is built with
+    `write_condition`. Nothing in statemodel is patched, so the judge (`HistoryChecker`, behind
+    `history_problems`) keeps the table as written.
     """
 
     name: str = "statemodel"
     summary: str = "the model as written"
     settings: Settings = TICK_SETTINGS
-    lease_expiry: LeaseFunction = flows.lease_expiry
-    start_submit: SubmitFunction = flows.start_submit
-    start_outbox: SubmitFunction = flows.start_outbox  # pending_put in the team's transaction, dispatch
-    reconcile_start: ReconcileFunction = flows.reconcile_start
-    start_rearm: RearmFunction = flows.start_rearm  # an operator's re-arm of an exhausted record
+    lease_expiry: LeaseFunction = lease_expiry
+    flows: Flows = FLOWS  # the flows over the table `decide` reads: started, reconciled, advanced
     is_due: DueFunction = attention.is_due
-    advance: AdvanceFunction = flows.advance
-    table: Table = table.TRANSITIONS  # the rows `decide` reads
-    write_condition: ConditionFunction = flows.condition_holds  # what the world's writes evaluate
+    write_condition: ConditionFunction = condition_holds  # what the world's writes evaluate
     caught_by: str = "safety"  # for a mutant: the check that must catch it ("safety" or "liveness")
     # For a mutant: the violation its bug makes, as a pattern (`re.search`) of the check's words. A
     # mutant caught only by another violation is not counted as caught (`statemodel.checker.mutants`).
@@ -238,9 +233,7 @@ def rewrite(obj: T, names: dict[str, str], shift: int) -> T:
             changes = {}
             for field in attrs.fields(type(value)):
                 old = getattr(value, field.name)
-                if field.name == "table":
-                    new = old  # the rows `decide` reads: the same for every flow of a run
-                elif field.name == "attempt_id":
+                if field.name == "attempt_id":
                     new = names.get(old, old)
                 elif field.name in _RECORD_TIMES and isinstance(old, int):
                     new = max(old - shift, NOW)
@@ -492,7 +485,7 @@ class Space:
         settings = self.settings
         try:
             return self.model.is_due(record, NOW, settings) and bool(
-                self.model.reconcile_start(record, NOW, settings, "probe", self._lease, self.model.table)
+                self.model.flows.reconcile_start(record, NOW, settings, "probe", self._lease)
             )
         except Exception:
             return True  # starting it raises: the move that tries reports it
@@ -566,9 +559,9 @@ class Space:
         if self._starts is None:
             model = self.model
             self._starts = []
-            for start in (model.start_submit, model.start_outbox):
+            for start in (model.flows.start_submit, model.flows.start_outbox):
                 try:
-                    flow = forget_unread(start(MESSAGE, "new", self._lease, NOW, self.settings, model.table))
+                    flow = forget_unread(start(MESSAGE, "new", self._lease, NOW, self.settings))
                 except Exception as exc:
                     self._starts.append(exc)
                     continue
@@ -599,7 +592,7 @@ class Space:
             return []
         model = self.model
         try:
-            flow = forget_unread(model.start_rearm(stored.record, "operator", "fixed", NOW, model.table))
+            flow = forget_unread(model.flows.start_rearm(stored.record, "operator", "fixed", NOW))
         except Exception as exc:
             return [self._raised(cluster, flows, Action.REARM, None, None, exc)]
         if not faults:
@@ -616,7 +609,7 @@ class Space:
         try:
             if not model.is_due(record, NOW, self.settings):
                 return None
-            flow = model.reconcile_start(record, NOW, self.settings, "new", self._lease, model.table)
+            flow = model.flows.reconcile_start(record, NOW, self.settings, "new", self._lease)
         except Exception as exc:
             return exc
         return None if flow is None else forget_unread(flow)
@@ -675,7 +668,7 @@ class Space:
             sent = len(scratch.landed.get(MESSAGE.message_id, []))
             if isinstance(outcome, Sent):  # the scratch world numbers from 1; ids are per record
                 outcome = Sent(f"sqs-{cluster.landed + sent}")
-            after = forget_unread(self.model.advance(flow, _category_only(outcome), NOW))
+            after = forget_unread(self.model.flows.advance(flow, _category_only(outcome), NOW))
         except Exception as exc:
             return f"the model raised {type(exc).__name__}: {exc}"
         stored = scratch.items.get(MESSAGE.message_id)
@@ -720,6 +713,8 @@ class Space:
 
 
 UNREAD = "*"  # what the explorer writes in fields the model records but never reads
+# A failure recorded but never read: its code says so; its category must be one (`evolve` reads it).
+UNREAD_FAILURE = Failure(ErrorCategory.RETRYABLE, UNREAD)
 
 
 def forget_unread(flow: Flow) -> Flow:
@@ -737,7 +732,7 @@ def forget_unread(flow: Flow) -> Flow:
         return flow
     after = write.after
     if after.last_error is not None:
-        after = attrs.evolve(after, last_error=LastError(UNREAD, UNREAD))
+        after = attrs.evolve(after, last_error=UNREAD_FAILURE)
     return attrs.evolve(flow, effect=Write(write.before, events, after))
 
 
@@ -748,7 +743,7 @@ def _forget_unread_event(event: Event) -> Event:
         case RedriveExhausted():
             return attrs.evolve(event, cause=ExhaustionCause.MAX_ATTEMPTS)
         case SendFailed():
-            return attrs.evolve(event, category=UNREAD, code=UNREAD)
+            return attrs.evolve(event, category=UNREAD_FAILURE.category.value, code=UNREAD)
     return event
 
 
@@ -756,8 +751,8 @@ def _category_only(outcome: Outcome) -> Outcome:
     """A failure as the model sees it in the explorer: its category, with the category as its code.
     The model branches on the category and never on the code, which it only records and reports; two
     failures of one category lead to the same states."""
-    if isinstance(outcome, Failed):
-        return Failed(outcome.category, outcome.category.value)
+    if isinstance(outcome, Failure):
+        return Failure(outcome.category, outcome.category.value)
     return outcome
 
 
@@ -823,7 +818,7 @@ def describe_outcome(outcome: Outcome | None) -> str:
             return f"condition failed (found {describe_record(current)})"
         case Sent(sqs_message_id=sqs_id):
             return f"SQS accepted it as {sqs_id}"
-        case Failed(category=category, code=code):
+        case Failure(category=category, code=code):
             return f"failed: {category.value} {code}"
     return ""
 

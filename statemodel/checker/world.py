@@ -10,12 +10,11 @@ from collections.abc import Callable
 
 import attrs
 
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.flows import (
     Answer,
     ConditionFailed,
     Effect,
-    Failed,
     Outcome,
     Send,
     Sent,
@@ -93,7 +92,7 @@ class World:
         if isinstance(effect, Write):
             return self._write(effect, fault)
         if now > effect.deadline:
-            return Failed(ErrorCategory.RETRYABLE, "DeadlineExceeded")  # never started
+            return Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded")  # never started
         return self._send(effect, fault)
 
     def record(self, message_id: str) -> Record | None:
@@ -110,30 +109,30 @@ class World:
 
     def _write(self, write: Write, fault: Fault | None) -> Outcome:
         if fault is Fault.WRITE_REJECTED:
-            return Failed(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
+            return Failure(ErrorCategory.RETRYABLE, "ProvisionedThroughputExceededException")
         stored, outcome = apply_write(self.items.get(write.message_id), write, self.condition)
         if stored is not None:
             self.items[write.message_id] = stored
         if isinstance(outcome, Written) and fault is Fault.WRITE_LANDED_THEN_TIMEOUT:
-            return Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+            return Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
         if isinstance(outcome, Written) and fault is Fault.WRITE_LANDED_THEN_RETRIED:
             return ConditionFailed(write.after)
         return outcome
 
     def _send(self, send: Send, fault: Fault | None) -> Outcome:
         if fault is Fault.SEND_RETRYABLE:
-            return Failed(ErrorCategory.RETRYABLE, "RequestThrottled")
+            return Failure(ErrorCategory.RETRYABLE, "RequestThrottled")
         if fault is Fault.SEND_PERMANENT:
-            return Failed(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue")
+            return Failure(ErrorCategory.PERMANENT, "AWS.SimpleQueueService.NonExistentQueue")
         if fault is Fault.SEND_LOST_TIMEOUT:
-            return Failed(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")
+            return Failure(ErrorCategory.AMBIGUOUS, "ConnectionClosedError")
         self._sqs_ids += 1
         sqs_id = f"sqs-{self._sqs_ids}"
         message_id = send.message.message_id
         self.queue.append(QueuedMessage(message_id, sqs_id, send.body))
         self.landed.setdefault(message_id, []).append(sqs_id)
         if fault is Fault.SEND_LANDED_THEN_TIMEOUT:
-            return Failed(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
+            return Failure(ErrorCategory.AMBIGUOUS, "ReadTimeoutError")
         return Sent(sqs_id)
 
 

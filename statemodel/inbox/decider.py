@@ -43,7 +43,6 @@ from statemodel.inbox.table import (
     InboxTransition,
     rows_for,
 )
-from statemodel.records import LastError
 
 
 def decide(
@@ -100,7 +99,7 @@ def evolve(record: InboxRecord | None, event: InboxEvent) -> InboxRecord:
                 phase=InboxPhase.WAITING,
                 attempt_id=None,
                 lease_expires_at=None,
-                last_error=LastError(event.category, event.code),
+                last_error=event.failure,
             )
         case EffectCommitted():
             return attrs.evolve(record, phase=InboxPhase.DONE, attempt_id=event.attempt_id)
@@ -109,7 +108,7 @@ def evolve(record: InboxRecord | None, event: InboxEvent) -> InboxRecord:
                 record,
                 phase=InboxPhase.WAITING,
                 receives=record.receives + 1,
-                last_error=LastError(event.category, event.code),
+                last_error=event.failure,
             )
         case ReceivesExhausted():
             return attrs.evolve(record, phase=InboxPhase.FAILED, attempt_id=None, lease_expires_at=None)

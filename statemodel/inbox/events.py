@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.inbox.records import InboxMessage, InboxRecord
 
 
@@ -45,9 +46,13 @@ class Completed:
 @attrs.frozen
 class Released:
     attempt_id: str
-    category: str  # an ErrorCategory value
+    category: str  # an ErrorCategory value (stored flat, as the history's format has it)
     code: str
     at: int
+
+    @property
+    def failure(self) -> Failure:
+        return Failure(ErrorCategory(self.category), self.code)
 
 
 @attrs.frozen
@@ -61,9 +66,13 @@ class EffectCommitted:
 @attrs.frozen
 class ReceiveFailed:
     attempt_id: str
-    category: str  # an ErrorCategory value
+    category: str  # an ErrorCategory value (stored flat, as the history's format has it)
     code: str
     at: int
+
+    @property
+    def failure(self) -> Failure:
+        return Failure(ErrorCategory(self.category), self.code)
 
 
 @attrs.frozen

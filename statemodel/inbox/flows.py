@@ -30,7 +30,7 @@ import enum
 
 import attrs
 
-from statemodel.categories import ErrorCategory
+from statemodel.categories import ErrorCategory, Failure
 from statemodel.inbox.commands import (
     Claim,
     Commit,
@@ -110,8 +110,10 @@ class InboxResult(enum.StrEnum):
 
 @attrs.frozen
 class HandlerError:
-    category: ErrorCategory
-    code: str
+    """The team's handler failed (or, at a commit, the team's own condition cancelled the
+    transaction): told apart from a `Failure` of a read or a write of the inbox's own."""
+
+    failure: Failure
 
 
 @attrs.frozen
@@ -121,7 +123,7 @@ class InboxAnswer:
     result: InboxResult
     message_id: str
     record: InboxRecord | None  # the record as the flow last knew it
-    failure: HandlerError | None = None  # the handler's or AWS's failure, if any
+    failure: Failure | None = None  # the handler's or AWS's failure, if any
     ran: bool = False  # the handler ran in this delivery
     uncompleted: bool = False  # the handler ran, but its completion (or commit) did not land
 
@@ -158,17 +160,11 @@ class Conflict:
 
 
 @attrs.frozen
-class Failed:
-    category: ErrorCategory
-    code: str
-
-
-@attrs.frozen
 class Handled:
     result: str  # the handler's result (guarded: kept for duplicates; transactional: unused)
 
 
-InboxOutcome = Found | Written | Conflict | Failed | Handled | HandlerError
+InboxOutcome = Found | Written | Conflict | Failure | Handled | HandlerError  # Failure: a read or write's
 
 
 def condition_holds(write: InboxWrite, current: InboxRecord | None) -> bool:
@@ -211,10 +207,8 @@ class InboxFlow:
     max_receives: int = 0
     lease_margin_ms: int = 0
     reclaimed: bool = False  # a guarded claim already tried again on the record its first one found
-    failure: HandlerError | None = None
+    failure: Failure | None = None
     ran: bool = False
-    # The rows `decide` reads: the inbox's table unless the explorer runs a mutant with another.
-    table: InboxTable = attrs.field(default=INBOX_TRANSITIONS, eq=False, repr=False)
 
     @property
     def done(self) -> bool:
@@ -235,164 +229,184 @@ def idempotency_key(message: InboxMessage) -> str:
     return message.message_id
 
 
-def start_guarded(
-    message: InboxMessage,
-    attempt_id: str,
-    now: int,
-    deadline: int,
-    settings: InboxSettings,
-    table: InboxTable = INBOX_TRANSITIONS,
-) -> InboxFlow:
-    """A delivery in guarded mode: claim (creating the record if new), run the handler, complete or
-    release."""
-    flow = InboxFlow(
-        mode=Mode.GUARDED,
-        stage=Stage.CLAIM,
-        effect=Read(message.message_id),  # replaced by the claim below
-        record=None,
-        message=message,
-        attempt_id=attempt_id,
-        deadline=deadline,
-        max_receives=settings.max_receives,
-        lease_margin_ms=settings.lease_margin_ms,
-        table=table,
-    )
-    return _claim(flow, None, now)
+@attrs.frozen
+class InboxFlows:
+    """The inbox's flows over one table: `decide` picks every write's events from `table`. The
+    adapters use `INBOX_FLOWS`, over the inbox's table as written (the module's `start_*` and
+    `advance` are its methods); the explorer runs a mutant as a subclass with one method swapped."""
+
+    table: InboxTable = INBOX_TRANSITIONS
+
+    def start_guarded(
+        self,
+        message: InboxMessage,
+        attempt_id: str,
+        now: int,
+        deadline: int,
+        settings: InboxSettings,
+    ) -> InboxFlow:
+        """A delivery in guarded mode: claim (creating the record if new), run the handler, complete or
+        release."""
+        lease = lease_expiry(deadline, settings)
+        claim = Claim(message, attempt_id, lease, settings.max_receives)
+        return InboxFlow(
+            mode=Mode.GUARDED,
+            stage=Stage.CLAIM,
+            effect=self._write(None, claim, now),
+            record=None,
+            message=message,
+            attempt_id=attempt_id,
+            deadline=deadline,
+            max_receives=settings.max_receives,
+            lease_margin_ms=settings.lease_margin_ms,
+        )
+
+    def start_transactional(
+        self,
+        message: InboxMessage,
+        attempt_id: str,
+        now: int,
+        deadline: int,
+        settings: InboxSettings,
+    ) -> InboxFlow:
+        """A delivery in transactional mode: read, run the handler, commit its effect with the record."""
+        return InboxFlow(
+            mode=Mode.TRANSACTIONAL,
+            stage=Stage.READ,
+            effect=Read(message.message_id),
+            record=None,
+            message=message,
+            attempt_id=attempt_id,
+            deadline=deadline,
+            max_receives=settings.max_receives,
+        )
+
+    def start_rearm(self, record: InboxRecord, by: str, reason: str, now: int) -> InboxFlow:
+        """An operator's re-arm of a FAILED message: one write conditioned on the record as read.
+        Raises `ForbiddenCommand` for a record that is not FAILED."""
+        return InboxFlow(
+            mode=Mode.GUARDED,
+            stage=Stage.REARM,
+            effect=self._write(record, RearmMessage(by, reason), now),
+            record=record,
+            message=record.message,
+        )
+
+    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
+        """The flow after its effect came out as `outcome`."""
+        effect = flow.effect
+        if isinstance(effect, InboxAnswer):
+            raise ValueError("the flow has finished")
+        if isinstance(effect, InboxWrite):
+            if isinstance(outcome, Conflict) and outcome.current == effect.after:
+                outcome = Written()  # an earlier try landed; its retry found its own result
+            if isinstance(outcome, Written):
+                flow = attrs.evolve(flow, record=effect.after)
+        match flow.stage, outcome:
+            # -- transactional
+            case Stage.READ, Found(record=record):
+                flow = attrs.evolve(flow, record=record)
+                return _settled(flow, record) or _invoke(flow, now)
+            case Stage.HANDLER, Handled(result=result) if flow.mode is Mode.TRANSACTIONAL:
+                command: InboxCommand = Commit(flow.message, _attempt(flow))
+                ran = attrs.evolve(flow, ran=True)
+                return attrs.evolve(
+                    ran, stage=Stage.COMMIT, effect=self._write(flow.record, command, now, True)
+                )
+            case Stage.HANDLER, HandlerError(failure=error) if flow.mode is Mode.TRANSACTIONAL:
+                command = RecordFailure(
+                    flow.message, _attempt(flow), error.category, error.code, flow.max_receives
+                )
+                failing = attrs.evolve(flow, failure=error, ran=True)
+                return attrs.evolve(
+                    failing, stage=Stage.FAILURE, effect=self._write(flow.record, command, now)
+                )
+            case Stage.COMMIT, Written():
+                return _finish(flow, InboxResult.DONE)
+            case Stage.COMMIT, HandlerError(failure=error):
+                # The effect's own condition (the team's rule) cancelled the transaction: nothing committed,
+                # and the receive counts as a failed one.
+                command = RecordFailure(
+                    flow.message, _attempt(flow), error.category, error.code, flow.max_receives
+                )
+                failing = attrs.evolve(flow, failure=error)
+                return attrs.evolve(
+                    failing, stage=Stage.FAILURE, effect=self._write(flow.record, command, now)
+                )
+            case Stage.COMMIT | Stage.FAILURE, Conflict(current=current):
+                flow = attrs.evolve(flow, record=current)
+                if current is not None and current.phase is InboxPhase.DONE:
+                    return _finish(flow, InboxResult.DUPLICATE)
+                return _finish(flow, InboxResult.RETRY, uncompleted=flow.stage is Stage.COMMIT)
+            case Stage.FAILURE, Written():
+                return _gave_up_or_retry(flow)
+            # -- guarded
+            case Stage.CLAIM, Written():
+                record = _known(flow)
+                if record.phase is InboxPhase.FAILED:
+                    return _finish(flow, InboxResult.GIVEN_UP)
+                return _invoke(flow, now)
+            case Stage.CLAIM, Conflict(current=current):
+                flow = attrs.evolve(flow, record=current)
+                settled = _settled(flow, current)
+                if settled is not None:
+                    return settled
+                assert current is not None
+                if current.phase is InboxPhase.PROCESSING and now < _lease(current):
+                    return _finish(flow, InboxResult.BUSY)
+                if flow.reclaimed:
+                    return _finish(flow, InboxResult.BUSY)  # moved again under us: come back later
+                return self._claim(attrs.evolve(flow, reclaimed=True), current, now)
+            case Stage.HANDLER, Handled(result=result):
+                command = Complete(_attempt(flow), result)
+                ran = attrs.evolve(flow, ran=True)
+                return attrs.evolve(ran, stage=Stage.COMPLETE, effect=self._write(flow.record, command, now))
+            case Stage.HANDLER, HandlerError(failure=error):
+                command = Release(_attempt(flow), error.category, error.code, flow.max_receives)
+                failing = attrs.evolve(flow, failure=error, ran=True)
+                return attrs.evolve(
+                    failing, stage=Stage.RELEASE, effect=self._write(flow.record, command, now)
+                )
+            case Stage.COMPLETE, Written():
+                return _finish(flow, InboxResult.DONE)
+            case Stage.COMPLETE | Stage.RELEASE, Conflict(current=current):
+                # Our claim was lost: another attempt took it over after our lease ran out.
+                return _finish(attrs.evolve(flow, record=current), InboxResult.LOST, uncompleted=True)
+            case Stage.RELEASE, Written():
+                return _gave_up_or_retry(flow)
+            case Stage.REARM, Written():
+                return _finish(flow, InboxResult.REARMED)
+            case Stage.REARM, Conflict(current=current):
+                return _finish(attrs.evolve(flow, record=current), InboxResult.SUPERSEDED)
+            case _, Failure() as failed:
+                # A read or a write failed outright. A write that landed all the same (ambiguous) left
+                # the record DONE (the next delivery reads it), or claimed under this flow's lease (the
+                # next delivery after it expires takes it over), or counted a receive.
+                failure = flow.failure or failed
+                uncompleted = flow.stage in (Stage.COMMIT, Stage.COMPLETE)
+                return _finish(
+                    attrs.evolve(flow, failure=failure), InboxResult.RETRY, uncompleted=uncompleted
+                )
+        raise ValueError(f"{type(outcome).__name__} cannot answer {flow.stage.value} in {flow.mode.value}")
+
+    def _claim(self, flow: InboxFlow, record: InboxRecord | None, now: int) -> InboxFlow:
+        command = Claim(flow.message, _attempt(flow), flow.lease_expires_at, flow.max_receives)
+        return attrs.evolve(flow, stage=Stage.CLAIM, effect=self._write(record, command, now))
+
+    def _write(
+        self, record: InboxRecord | None, command: InboxCommand, now: int, commit: bool = False
+    ) -> InboxWrite:
+        events = decide(record, command, now, self.table)
+        after = evolve_all(record, events)
+        assert after is not None
+        return InboxWrite(record, events, after, commit)
 
 
-def start_transactional(
-    message: InboxMessage,
-    attempt_id: str,
-    now: int,
-    deadline: int,
-    settings: InboxSettings,
-    table: InboxTable = INBOX_TRANSITIONS,
-) -> InboxFlow:
-    """A delivery in transactional mode: read, run the handler, commit its effect with the record."""
-    return InboxFlow(
-        mode=Mode.TRANSACTIONAL,
-        stage=Stage.READ,
-        effect=Read(message.message_id),
-        record=None,
-        message=message,
-        attempt_id=attempt_id,
-        deadline=deadline,
-        max_receives=settings.max_receives,
-        table=table,
-    )
-
-
-def start_rearm(
-    record: InboxRecord, by: str, reason: str, now: int, table: InboxTable = INBOX_TRANSITIONS
-) -> InboxFlow:
-    """An operator's re-arm of a FAILED message: one write conditioned on the record as read.
-    Raises `ForbiddenCommand` for a record that is not FAILED."""
-    return InboxFlow(
-        mode=Mode.GUARDED,
-        stage=Stage.REARM,
-        effect=_write(record, RearmMessage(by, reason), now, table),
-        record=record,
-        message=record.message,
-        table=table,
-    )
-
-
-def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
-    """The flow after its effect came out as `outcome`."""
-    effect = flow.effect
-    if isinstance(effect, InboxAnswer):
-        raise ValueError("the flow has finished")
-    if isinstance(effect, InboxWrite):
-        if isinstance(outcome, Conflict) and outcome.current == effect.after:
-            outcome = Written()  # an earlier try landed; its retry found its own result
-        if isinstance(outcome, Written):
-            flow = attrs.evolve(flow, record=effect.after)
-    match flow.stage, outcome:
-        # -- transactional
-        case Stage.READ, Found(record=record):
-            flow = attrs.evolve(flow, record=record)
-            return _settled(flow, record) or _invoke(flow, now)
-        case Stage.HANDLER, Handled(result=result) if flow.mode is Mode.TRANSACTIONAL:
-            command: InboxCommand = Commit(flow.message, _attempt(flow))
-            ran = attrs.evolve(flow, ran=True)
-            return attrs.evolve(
-                ran, stage=Stage.COMMIT, effect=_write(flow.record, command, now, flow.table, True)
-            )
-        case Stage.HANDLER, HandlerError() as error if flow.mode is Mode.TRANSACTIONAL:
-            command = RecordFailure(
-                flow.message, _attempt(flow), error.category, error.code, flow.max_receives
-            )
-            failing = attrs.evolve(flow, failure=error, ran=True)
-            return attrs.evolve(
-                failing, stage=Stage.FAILURE, effect=_write(flow.record, command, now, flow.table)
-            )
-        case Stage.COMMIT, Written():
-            return _finish(flow, InboxResult.DONE)
-        case Stage.COMMIT, HandlerError() as error:
-            # The effect's own condition (the team's rule) cancelled the transaction: nothing committed,
-            # and the receive counts as a failed one.
-            command = RecordFailure(
-                flow.message, _attempt(flow), error.category, error.code, flow.max_receives
-            )
-            failing = attrs.evolve(flow, failure=error)
-            return attrs.evolve(
-                failing, stage=Stage.FAILURE, effect=_write(flow.record, command, now, flow.table)
-            )
-        case Stage.COMMIT | Stage.FAILURE, Conflict(current=current):
-            flow = attrs.evolve(flow, record=current)
-            if current is not None and current.phase is InboxPhase.DONE:
-                return _finish(flow, InboxResult.DUPLICATE)
-            return _finish(flow, InboxResult.RETRY, uncompleted=flow.stage is Stage.COMMIT)
-        case Stage.FAILURE, Written():
-            return _gave_up_or_retry(flow)
-        # -- guarded
-        case Stage.CLAIM, Written():
-            record = _known(flow)
-            if record.phase is InboxPhase.FAILED:
-                return _finish(flow, InboxResult.GIVEN_UP)
-            return _invoke(flow, now)
-        case Stage.CLAIM, Conflict(current=current):
-            flow = attrs.evolve(flow, record=current)
-            settled = _settled(flow, current)
-            if settled is not None:
-                return settled
-            assert current is not None
-            if current.phase is InboxPhase.PROCESSING and now < _lease(current):
-                return _finish(flow, InboxResult.BUSY)
-            if flow.reclaimed:
-                return _finish(flow, InboxResult.BUSY)  # moved again under us: come back later
-            return _claim(attrs.evolve(flow, reclaimed=True), current, now)
-        case Stage.HANDLER, Handled(result=result):
-            command = Complete(_attempt(flow), result)
-            ran = attrs.evolve(flow, ran=True)
-            return attrs.evolve(
-                ran, stage=Stage.COMPLETE, effect=_write(flow.record, command, now, flow.table)
-            )
-        case Stage.HANDLER, HandlerError() as error:
-            command = Release(_attempt(flow), error.category, error.code, flow.max_receives)
-            failing = attrs.evolve(flow, failure=error, ran=True)
-            return attrs.evolve(
-                failing, stage=Stage.RELEASE, effect=_write(flow.record, command, now, flow.table)
-            )
-        case Stage.COMPLETE, Written():
-            return _finish(flow, InboxResult.DONE)
-        case Stage.COMPLETE | Stage.RELEASE, Conflict(current=current):
-            # Our claim was lost: another attempt took it over after our lease ran out.
-            return _finish(attrs.evolve(flow, record=current), InboxResult.LOST, uncompleted=True)
-        case Stage.RELEASE, Written():
-            return _gave_up_or_retry(flow)
-        case Stage.REARM, Written():
-            return _finish(flow, InboxResult.REARMED)
-        case Stage.REARM, Conflict(current=current):
-            return _finish(attrs.evolve(flow, record=current), InboxResult.SUPERSEDED)
-        case _, Failed(category=category, code=code):
-            # A read or a write failed outright. A write that landed all the same (ambiguous) left
-            # the record DONE (the next delivery reads it), or claimed under this flow's lease (the
-            # next delivery after it expires takes it over), or counted a receive.
-            failure = flow.failure or HandlerError(category, code)
-            uncompleted = flow.stage in (Stage.COMMIT, Stage.COMPLETE)
-            return _finish(attrs.evolve(flow, failure=failure), InboxResult.RETRY, uncompleted=uncompleted)
-    raise ValueError(f"{type(outcome).__name__} cannot answer {flow.stage.value} in {flow.mode.value}")
+INBOX_FLOWS = InboxFlows()  # over the inbox's table as written: what the adapters run
+start_guarded = INBOX_FLOWS.start_guarded
+start_transactional = INBOX_FLOWS.start_transactional
+start_rearm = INBOX_FLOWS.start_rearm
+advance = INBOX_FLOWS.advance
 
 
 def _settled(flow: InboxFlow, record: InboxRecord | None) -> InboxFlow | None:
@@ -409,18 +423,11 @@ def _settled(flow: InboxFlow, record: InboxRecord | None) -> InboxFlow | None:
     return None
 
 
-def _claim(flow: InboxFlow, record: InboxRecord | None, now: int) -> InboxFlow:
-    command = Claim(flow.message, _attempt(flow), flow.lease_expires_at, flow.max_receives)
-    return attrs.evolve(flow, stage=Stage.CLAIM, effect=_write(record, command, now, flow.table))
-
-
 def _invoke(flow: InboxFlow, now: int) -> InboxFlow:
     """Run the handler, if the invocation's deadline has not passed (a claim that landed late keeps
     its lease until it expires; the next delivery takes it over)."""
     if now > flow.deadline:
-        return _finish(
-            flow, InboxResult.RETRY, failure=HandlerError(ErrorCategory.RETRYABLE, "DeadlineExceeded")
-        )
+        return _finish(flow, InboxResult.RETRY, failure=Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded"))
     invoke = Invoke(flow.message.message_id, _attempt(flow), idempotency_key(flow.message), flow.deadline)
     return attrs.evolve(flow, stage=Stage.HANDLER, effect=invoke)
 
@@ -430,17 +437,8 @@ def _gave_up_or_retry(flow: InboxFlow) -> InboxFlow:
     return _finish(flow, InboxResult.GIVEN_UP if failed else InboxResult.RETRY)
 
 
-def _write(
-    record: InboxRecord | None, command: InboxCommand, now: int, table: InboxTable, commit: bool = False
-) -> InboxWrite:
-    events = decide(record, command, now, table)
-    after = evolve_all(record, events)
-    assert after is not None
-    return InboxWrite(record, events, after, commit)
-
-
 def _finish(
-    flow: InboxFlow, result: InboxResult, *, failure: HandlerError | None = None, uncompleted: bool = False
+    flow: InboxFlow, result: InboxResult, *, failure: Failure | None = None, uncompleted: bool = False
 ) -> InboxFlow:
     answer = InboxAnswer(
         result, flow.message.message_id, flow.record, failure or flow.failure, flow.ran, uncompleted

@@ -12,8 +12,8 @@ import enum
 
 import attrs
 
+from statemodel.categories import Failure
 from statemodel.errors import ForbiddenCommand
-from statemodel.records import LastError
 
 
 class InboxPhase(enum.StrEnum):
@@ -55,7 +55,7 @@ class InboxRecord:
     attempt_id: str | None = None  # the claim's holder (PROCESSING), or who made it DONE
     lease_expires_at: int | None = None  # set while PROCESSING
     result: str | None = None  # the guarded handler's result, answered to duplicates (DONE)
-    last_error: LastError | None = None
+    last_error: Failure | None = None
 
     @property
     def message_id(self) -> str:
