@@ -238,9 +238,9 @@ def _guard_holds(guard: Guard, record: InboxRecord | None, command: InboxCommand
         case Guard.LAST_RECEIVE:
             return receives + 1 >= limit
         case Guard.EXPIRED_RECEIVE_LEFT | Guard.EXPIRED_NO_RECEIVE_LEFT:
-            lease = record.lease_expires_at if record is not None else None
-            assert lease is not None  # an expiry's rows start from a held claim
-            if now < lease:
+            assert record is not None  # an expiry's rows start from a held claim
+            assert record.lease_expires_at is not None
+            if now < record.lease_expires_at:
                 return False
             return (receives < limit) is (guard is Guard.EXPIRED_RECEIVE_LEFT)
 
@@ -265,9 +265,9 @@ def _claim_taken(record: InboxRecord | None, command: InboxCommand, now: int) ->
 
 
 def _claim_expired(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
-    holder = record.attempt_id if record is not None else None
-    assert holder is not None  # a takeover's row starts from a held claim
-    return ClaimExpired(holder, now)
+    assert record is not None  # a takeover's row starts from a held claim
+    assert record.attempt_id is not None
+    return ClaimExpired(record.attempt_id, now)
 
 
 def _completed(record: InboxRecord | None, command: InboxCommand, now: int) -> InboxEvent:
