@@ -230,11 +230,6 @@ reconcile = _HANDLERS.reconcile
 reset = _HANDLERS.reset
 
 
-def _runtime() -> tuple[Config, Aws]:
-    """The configuration and clients of this container."""
-    return _HANDLERS.config(), _HANDLERS.aws()
-
-
 # ---- submit ---------------------------------------------------------------------------------------
 
 

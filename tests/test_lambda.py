@@ -5,12 +5,13 @@ failing log sink, and what importing costs."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,11 @@ from adapters import aws_lambda
 from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_resources
 from adapters.runtime import apigw, log_events
+from adapters.runtime.config import Config
 from adapters.runtime.logs import SafeSink, configure
 from adapters.runtime.reconciler import PassSummary
+from adapters.runtime.runner import Aws
+from adapters.testing.clients import client
 from statemodel.validation import MAX_BODY_BYTES, MAX_MESSAGE_BYTES, message_id_for_key
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -61,21 +65,89 @@ def event(name: str, message_id: str = "") -> dict[str, Any]:
 
 
 def call(evt: object) -> tuple[int, dict[str, Any], dict[str, str]]:
-    result = aws_lambda.submit(evt, context())
+    return answer(aws_lambda.submit(evt, context()))
+
+
+def answer(result: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
     return result["statusCode"], json.loads(result["body"]), result["headers"]
 
 
 def items() -> list[dict[str, Any]]:
-    _, aws = aws_lambda._runtime()
-    return list(aws.store.client.scan(TableName=TABLE)["Items"])
+    """The table's items, read with the test's own client."""
+    return list(client("dynamodb").scan(TableName=TABLE)["Items"])
 
 
 def queued(queue_url: str) -> list[dict[str, Any]]:
-    _, aws = aws_lambda._runtime()
-    messages: list[dict[str, Any]] = aws.queue.client.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    ).get("Messages", [])
+    """What is on the queue, received with the test's own client."""
+    messages: list[dict[str, Any]] = (
+        client("sqs")
+        .receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        .get("Messages", [])
+    )
     return messages
+
+
+class Faulty:
+    """A container of the test's own, `aws_lambda.Handlers(aws=...)`: production's store and queue,
+    whose clients meet the failures the test sets. Before each call of an operation (botocore's
+    name: `SendMessage`, `UpdateItem`, …) a `before-call` hook runs what `failing` set for it, which
+    raises or lets the call go on to the service."""
+
+    def __init__(self) -> None:
+        self._faults: dict[str, Callable[[], None]] = {}
+        self.handlers = aws_lambda.Handlers(aws=self._aws)
+
+    def _aws(self, config: Config) -> Aws:
+        aws = Aws.from_config(config)
+        for made in (aws.store.client, aws.queue.client):
+            made.meta.events.register("before-call", self._before_call)
+        return aws
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        fault = self._faults.get(model.name)
+        if fault is not None:
+            fault()
+
+    @contextlib.contextmanager
+    def failing(self, **faults: Callable[[], None]) -> Iterator[None]:
+        """Within the block, each call of an operation named here runs its fault first."""
+        self._faults.update(faults)
+        try:
+            yield
+        finally:
+            for name in faults:
+                del self._faults[name]
+
+    def submit(self, evt: object) -> dict[str, Any]:
+        return self.handlers.submit(evt, context())
+
+
+def warm(submit: Callable[[object, object], dict[str, Any]] = aws_lambda.submit) -> None:
+    """An invocation of `submit` (a read of no message), so that its container is warm: logging
+    configured by its first invocation, before a test captures or redirects it."""
+    assert submit(event("apigw_v2_get.json", "warm-up"), context())["statusCode"] == 404
+
+
+def raising(error: BaseException) -> Callable[[], None]:
+    """A fault: the call raises `error`."""
+
+    def fail() -> None:
+        raise error
+
+    return fail
+
+
+def on_calls(which: Callable[[int], bool], error: BaseException) -> Callable[[], None]:
+    """A fault: the calls whose number (counting from 1) `which` picks raise `error`; the others go
+    on to the service."""
+    calls: list[int] = []
+
+    def fail() -> None:
+        calls.append(1)
+        if which(len(calls)):
+            raise error
+
+    return fail
 
 
 def post(body: object, **headers: str) -> dict[str, Any]:
@@ -113,14 +185,12 @@ def test_a_replay_answers_the_same_message_and_sends_nothing(service: str) -> No
     assert status == 409 and body["error"]["code"] == "IDEMPOTENCY_CONFLICT"
 
 
-def test_a_replay_of_a_pending_message_redrives_it(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, aws = aws_lambda._runtime()
-    original = aws.queue.client.send_message
-    monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
-    status, body, headers = call(post({"payload": 1}, Idempotency_Key="k-2"))
+def test_a_replay_of_a_pending_message_redrives_it(service: str) -> None:
+    container = Faulty()
+    with container.failing(SendMessage=raising(_throttled())):
+        status, body, headers = answer(container.submit(post({"payload": 1}, Idempotency_Key="k-2")))
     assert status == 503 and headers["Retry-After"] == "2" and body["error"]["code"] == "SYSTEM_ERROR"
-    monkeypatch.setattr(aws.queue.client, "send_message", original)
-    status, body, _ = call(post({"payload": 1}, Idempotency_Key="k-2"))
+    status, body, _ = answer(container.submit(post({"payload": 1}, Idempotency_Key="k-2")))
     assert status == 202 and len(queued(service)) == 1
 
 
@@ -354,19 +424,10 @@ def _throttled() -> ClientError:
     return ClientError(response, "SendMessage")  # type: ignore[arg-type]
 
 
-def _raise(error: Exception) -> Any:
-    def fail(**_: Any) -> Any:
-        raise error
-
-    return fail
-
-
-def test_a_retryable_send_failure_is_503_with_retry_after_and_rolled_back(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, aws = aws_lambda._runtime()
-    monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
-    result = aws_lambda.submit(post({"payload": {"secret": "s3cr3t"}}, X_Correlation_Id="c-503"), context())
+def test_a_retryable_send_failure_is_503_with_retry_after_and_rolled_back(service: str) -> None:
+    container = Faulty()
+    with container.failing(SendMessage=raising(_throttled())):
+        result = container.submit(post({"payload": {"secret": "s3cr3t"}}, X_Correlation_Id="c-503"))
     assert result["statusCode"] == 503 and result["headers"]["Retry-After"] == "2"
     assert json.loads(result["body"])["error"] == {
         "code": "SYSTEM_ERROR",
@@ -377,36 +438,26 @@ def test_a_retryable_send_failure_is_503_with_retry_after_and_rolled_back(
     assert item["status"]["S"] == "PENDING"
 
 
-def test_a_permanent_failure_is_500_without_retry_after(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, aws = aws_lambda._runtime()
+def test_a_permanent_failure_is_500_without_retry_after(service: str) -> None:
+    container = Faulty()
     denied = ClientError(
         {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "x"
     )  # type: ignore[arg-type]
-    monkeypatch.setattr(aws.queue.client, "send_message", _raise(denied))
-    result = aws_lambda.submit(post({"payload": 1}), context())
+    with container.failing(SendMessage=raising(denied)):
+        result = container.submit(post({"payload": 1}))
     assert result["statusCode"] == 500 and "Retry-After" not in result["headers"]
     assert "AccessDenied" not in result["body"]
 
 
-def test_a_failed_rollback_is_still_system_error_and_logged_for_operators(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, aws = aws_lambda._runtime()
-    monkeypatch.setattr(aws.queue.client, "send_message", _raise(ConnectTimeoutError(endpoint_url="x")))
-    real_update = aws.store.client.update_item
-    calls: list[int] = []
-
-    def update(**kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) > 1:
-            raise ConnectTimeoutError(endpoint_url="x")
-        return real_update(**kwargs)
-
-    monkeypatch.setattr(aws.store.client, "update_item", update)
-    with structlog.testing.capture_logs() as logs:
-        result = aws_lambda.submit(post({"payload": 1}), context())
+def test_a_failed_rollback_is_still_system_error_and_logged_for_operators(service: str) -> None:
+    container = Faulty()
+    warm(container.handlers.submit)
+    timeout = ConnectTimeoutError(endpoint_url="x")
+    with (
+        container.failing(SendMessage=raising(timeout), UpdateItem=on_calls(lambda n: n > 1, timeout)),
+        structlog.testing.capture_logs() as logs,
+    ):
+        result = container.submit(post({"payload": 1}))
     assert result["statusCode"] == 503
     (failed,) = [line for line in logs if line["event"] == "rollback_failed"]
     assert failed["log_level"] == "error"
@@ -415,10 +466,10 @@ def test_a_failed_rollback_is_still_system_error_and_logged_for_operators(
     assert item["status"]["S"] == "QUEUED" and "sg_lease_expires_at" in item  # in flight, for the reconciler
 
 
-def test_an_aws_failure_on_get_is_a_clean_system_error(service: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _, aws = aws_lambda._runtime()
-    monkeypatch.setattr(aws.store.client, "get_item", _raise(ConnectTimeoutError(endpoint_url="http://x")))
-    status, body, headers = call(event("apigw_v2_get.json", "abc"))
+def test_an_aws_failure_on_get_is_a_clean_system_error(service: str) -> None:
+    container = Faulty()
+    with container.failing(GetItem=raising(ConnectTimeoutError(endpoint_url="http://x"))):
+        status, body, headers = answer(container.submit(event("apigw_v2_get.json", "abc")))
     assert status == 503 and headers["Retry-After"] == "2" and body["error"]["code"] == "SYSTEM_ERROR"
 
 
@@ -525,7 +576,7 @@ def test_fuzzed_events_never_raise_never_5xx_never_leak_and_invalid_input_writes
 
 
 def test_transition_lines_carry_the_contract_fields(service: str) -> None:
-    aws_lambda._runtime()  # a warm container: logging configured before the capture
+    warm()
     with structlog.testing.capture_logs() as logs:
         status, body, _ = call(post({"payload": {"card": "4111-secret"}}, X_Correlation_Id="corr-logs"))
     assert status == 202
@@ -543,31 +594,22 @@ def test_transition_lines_carry_the_contract_fields(service: str) -> None:
     assert "4111-secret" not in repr(logs)
 
 
-def test_every_line_is_an_event_of_the_log_vocabulary_with_only_its_fields(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_line_is_an_event_of_the_log_vocabulary_with_only_its_fields(service: str) -> None:
     """A faulted sequence — a failed send whose rollback fails, a failed read, a failing index query,
     a reconciler pass — writes only events `log_events` defines, each with only its own fields."""
-    _, aws = aws_lambda._runtime()
-    real_send, real_update = aws.queue.client.send_message, aws.store.client.update_item
-    updates: list[int] = []
-
-    def update(**kwargs: Any) -> Any:
-        updates.append(1)
-        if len(updates) == 2:
-            raise ConnectTimeoutError(endpoint_url="x")
-        return real_update(**kwargs)
-
-    aws_lambda.reconcile({}, context())  # the container's table check (it reads the index) passes first
-    with structlog.testing.capture_logs() as logs:
-        monkeypatch.setattr(aws.queue.client, "send_message", _raise(_throttled()))
-        monkeypatch.setattr(aws.store.client, "update_item", update)
-        aws_lambda.submit(post({"payload": 1}), context())
-        monkeypatch.setattr(aws.store.client, "get_item", _raise(ConnectTimeoutError(endpoint_url="x")))
-        call(event("apigw_v2_get.json", "abc"))
-        monkeypatch.setattr(aws.queue.client, "send_message", real_send)
-        monkeypatch.setattr(aws.store.client, "query", _raise(ConnectTimeoutError(endpoint_url="x")))
-        aws_lambda.reconcile({}, context())
+    container = Faulty()
+    timeout = ConnectTimeoutError(endpoint_url="x")
+    container.handlers.reconcile({}, context())  # the container's table check (it reads the index) passes
+    with (
+        structlog.testing.capture_logs() as logs,
+        container.failing(UpdateItem=on_calls(lambda n: n == 2, timeout)),
+    ):
+        with container.failing(SendMessage=raising(_throttled())):
+            container.submit(post({"payload": 1}))
+        with container.failing(GetItem=raising(timeout)):
+            container.submit(event("apigw_v2_get.json", "abc"))
+            with container.failing(Query=raising(timeout)):
+                container.handlers.reconcile({}, context())
     seen = {line["event"] for line in logs}
     assert {"answer", "aws_failure", "transition", "rollback_failed", "reconcile_pass"} <= seen
     for line in logs:
@@ -582,7 +624,7 @@ def test_the_pass_summary_is_the_reconcile_pass_line() -> None:
 
 def test_logs_are_json_lines_with_bound_ids_cleared_per_invocation(service: str) -> None:
     stream = io.StringIO()
-    aws_lambda._runtime()
+    warm()
     configure("INFO", stream)
     call(post({"payload": {"pan": "4111-secret"}}, X_Correlation_Id="first"))
     call(event("apigw_v2_get.json", "nothing-here"))
@@ -599,7 +641,7 @@ def test_a_failing_log_sink_never_changes_an_answer(service: str) -> None:
         def write(self, _: str) -> int:
             raise OSError("disk full")
 
-    aws_lambda._runtime()
+    warm()
     configure("INFO", Broken())
     dropped = SafeSink.dropped
     status, _, _ = call(post({"payload": 1}))

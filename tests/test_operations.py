@@ -8,7 +8,7 @@ from __future__ import annotations
 import collections
 import datetime
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -26,10 +26,13 @@ from adapters.runtime import metrics
 from adapters.runtime.codec import stored_from_item
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.rearm import CHANGED, NOT_EXHAUSTED, NOT_FOUND, REARMED, InvalidRearm, rearm
+from adapters.runtime.runner import Aws
+from adapters.testing.clients import client
 from statemodel.categories import Failure
 from statemodel.decider import segment
 from statemodel.events import Rearmed, RedriveExhausted, SendFailed
 from statemodel.records import Phase
+from tests.test_lambda import Faulty, on_calls, raising
 
 TABLE, QUEUE = "sendguard-ops-test", "sendguard-ops-test"
 REDRIVE_AFTER_S = 5
@@ -64,31 +67,39 @@ def post(payload: object, key: str | None = None) -> dict[str, Any]:
     }
 
 
-def submit(payload: object, key: str | None = None) -> tuple[int, dict[str, Any]]:
-    result = aws_lambda.submit(post(payload, key), context())
+def submit(
+    payload: object, key: str | None = None, container: Faulty | None = None
+) -> tuple[int, dict[str, Any]]:
+    """A POST to the module's handler, or to the test's own `container`."""
+    evt = post(payload, key)
+    result = container.submit(evt) if container else aws_lambda.submit(evt, context())
     return result["statusCode"], json.loads(result["body"])
 
 
-def denied(**_: Any) -> Any:
+def denied() -> None:
+    """A fault: SQS refuses the send for good."""
     raise ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "x")  # type: ignore[arg-type]
 
 
+def operator() -> Aws:
+    """The store and queue an operator's tool makes from the environment (as `sendguard redrive`)."""
+    return Aws.from_config(Config.from_env())
+
+
 def stored(message_id: str) -> Any:
-    _, aws = aws_lambda._runtime()
-    found, _ = aws.store.get(message_id)
+    found, _ = operator().store.get(message_id)
     assert found is not None and not isinstance(found, Failure)
     return found
 
 
 def queued(queue_url: str) -> list[str]:
-    _, aws = aws_lambda._runtime()
+    """The queue's messages, received and deleted with the test's own client."""
+    sqs = client("sqs")
     bodies = []
-    while batch := aws.queue.client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-        "Messages"
-    ):
+    while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
         bodies += [m["Body"] for m in batch]
         for m in batch:
-            aws.queue.client.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return bodies
 
 
@@ -99,31 +110,24 @@ def cli_json(main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]) -> 
     return code, json.loads(line)
 
 
-def exhaust(monkeypatch: pytest.MonkeyPatch, payloads: list[object]) -> list[str]:
-    """Submits each payload while SQS refuses with AccessDenied: each record is flagged exhausted."""
-    _, aws = aws_lambda._runtime()
-    with monkeypatch.context() as patch:
-        patch.setattr(aws.queue.client, "send_message", denied)
-        ids = []
+def exhaust(payloads: list[object]) -> list[str]:
+    """Submits each payload to a container of its own while SQS refuses with AccessDenied: each
+    record is flagged exhausted. The ids of the exhausted records, as an operator lists them."""
+    container = Faulty()
+    with container.failing(SendMessage=denied):
         for n, payload in enumerate(payloads):
-            status, body = submit(payload, key=f"denied-{n}")
+            status, body = submit(payload, key=f"denied-{n}", container=container)
             assert status == 500, body
-            ids.append(f"{body['error']['correlationId']}")
-    return [stored_id for stored_id in _exhausted_ids()]
-
-
-def _exhausted_ids() -> list[str]:
-    _, aws = aws_lambda._runtime()
-    return [s.record.message_id for s in exhausted(aws.store)]
+    return [s.record.message_id for s in exhausted(operator().store)]
 
 
 # ---- the issue's "done when" ---------------------------------------------------------------------
 
 
 def test_exhausted_records_are_rearmed_by_redrive_and_delivered_by_the_next_pass(
-    service: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    service: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ids = exhaust(monkeypatch, [{"order": n} for n in range(3)])
+    ids = exhaust([{"order": n} for n in range(3)])
     assert len(ids) == 3 and all(stored(i).record.phase is Phase.EXHAUSTED for i in ids)
     assert submit({"order": "fine"})[0] == 202
     assert len(queued(service)) == 1
@@ -164,9 +168,9 @@ def test_exhausted_records_are_rearmed_by_redrive_and_delivered_by_the_next_pass
 
 
 def test_redrive_filters_by_code_since_and_limit_and_a_dry_run_writes_nothing(
-    service: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    service: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ids = exhaust(monkeypatch, [1, 2, 3])
+    ids = exhaust([1, 2, 3])
     versions = {i: stored(i).record.version for i in ids}
     capsys.readouterr()
     _, dry = cli_json(redrive_cli.main, ["--exhausted", "--table", TABLE, "--dry-run"], capsys)
@@ -195,11 +199,9 @@ def test_redrive_needs_exhausted_and_refuses_bad_arguments(service: str) -> None
         assert exit_.value.code == 2
 
 
-def test_a_record_that_changed_under_the_redrive_is_skipped_not_overwritten(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (message_id,) = exhaust(monkeypatch, [1])
-    _, aws = aws_lambda._runtime()
+def test_a_record_that_changed_under_the_redrive_is_skipped_not_overwritten(service: str) -> None:
+    (message_id,) = exhaust([1])
+    aws = operator()
     (as_read,) = list(exhausted(aws.store))
     first = rearm(aws, message_id, reason="first", by="ops-a", max_attempts=10)
     assert first.outcome == REARMED
@@ -210,7 +212,7 @@ def test_a_record_that_changed_under_the_redrive_is_skipped_not_overwritten(
 
 
 def test_the_library_rearm_refuses_what_is_not_exhausted_and_bad_input(service: str) -> None:
-    _, aws = aws_lambda._runtime()
+    aws = operator()
     status, body = submit({"ok": 1}, key="fine")
     assert status == 202
     confirmed = stored(body["messageId"])
@@ -225,16 +227,13 @@ def test_the_library_rearm_refuses_what_is_not_exhausted_and_bad_input(service: 
 # ---- a client's replay of an exhausted record ----------------------------------------------------
 
 
-def test_a_replay_of_an_exhausted_record_is_500_until_an_operator_rearms_it(
-    service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (message_id,) = exhaust(monkeypatch, [{"order": 7}])
+def test_a_replay_of_an_exhausted_record_is_500_until_an_operator_rearms_it(service: str) -> None:
+    (message_id,) = exhaust([{"order": 7}])
     before = stored(message_id)
     status, body = submit({"order": 7}, key="denied-0")
     assert status == 500 and body["error"]["code"] == "SYSTEM_ERROR"
     assert stored(message_id) == before  # nothing written: no re-arm by a client
-    _, aws = aws_lambda._runtime()
-    assert rearm(aws, message_id, reason="fixed", by="ops", max_attempts=10).outcome == REARMED
+    assert rearm(operator(), message_id, reason="fixed", by="ops", max_attempts=10).outcome == REARMED
     status, body = submit({"order": 7}, key="denied-0")
     assert status == 202 and body["messageId"] == message_id
     assert [json.loads(body) for body in queued(service)] == [{"order": 7}]
@@ -253,48 +252,41 @@ def test_emf_metrics_summed_over_a_faulted_sequence_equal_what_happened(
 ) -> None:
     monkeypatch.setenv("SENDGUARD_LOG_LEVEL", "ERROR")  # metrics are written whatever the level
     aws_lambda.reset()
-    _, aws = aws_lambda._runtime()
+    container = Faulty()
     answers: collections.Counter[int] = collections.Counter()
-    update = aws.store.client.update_item
-    calls: list[int] = []
+    read_timeout = raising(ReadTimeoutError(endpoint_url="x"))  # the send may have landed: ambiguous
 
-    def read_timeout(**_: Any) -> Any:
-        raise ReadTimeoutError(endpoint_url="x")  # the send may have landed: ambiguous
-
-    def second_update_fails(**kwargs: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            raise ConnectTimeoutError(endpoint_url="x")
-        return update(**kwargs)
+    def second_update_fails() -> Callable[[], None]:
+        return on_calls(lambda n: n == 2, ConnectTimeoutError(endpoint_url="x"))
 
     for n in range(3):
-        answers[submit({"n": n}, key=f"ok-{n}")[0]] += 1
-    answers[submit({"n": 0}, key="ok-0")[0]] += 1  # a replay of a queued one: 202, nothing sent
-    with monkeypatch.context() as patch:
-        patch.setattr(aws.queue.client, "send_message", denied)
-        answers[submit({"n": "denied"}, key="denied")[0]] += 1  # permanent: exhausted
-    with monkeypatch.context() as patch:
-        patch.setattr(aws.queue.client, "send_message", read_timeout)
-        answers[submit({"n": "lost"}, key="lost")[0]] += 1  # ambiguous: rolled back, re-driven later
-        patch.setattr(aws.store.client, "update_item", second_update_fails)
-        answers[submit({"n": "stuck"}, key="stuck")[0]] += 1  # the rollback fails too
-    with monkeypatch.context() as patch:
-        calls.clear()
-        patch.setattr(aws.store.client, "update_item", second_update_fails)
-        answers[submit({"n": "unconfirmed"}, key="unconfirmed")[0]] += 1  # sent, confirm fails
+        answers[submit({"n": n}, key=f"ok-{n}", container=container)[0]] += 1
+    answers[submit({"n": 0}, key="ok-0", container=container)[0]] += 1  # a replay of a queued one: 202
+    with container.failing(SendMessage=denied):
+        answers[submit({"n": "denied"}, key="denied", container=container)[0]] += 1  # permanent: exhausted
+    with container.failing(SendMessage=read_timeout):
+        # ambiguous: rolled back, re-driven later
+        answers[submit({"n": "lost"}, key="lost", container=container)[0]] += 1
+        with container.failing(UpdateItem=second_update_fails()):
+            answers[submit({"n": "stuck"}, key="stuck", container=container)[0]] += (
+                1  # the rollback fails too
+            )
+    with container.failing(UpdateItem=second_update_fails()):
+        # sent, confirm fails
+        answers[submit({"n": "unconfirmed"}, key="unconfirmed", container=container)[0]] += 1
     later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=60)
     with time_machine.travel(later, tick=True):
-        passes = [aws_lambda.reconcile({}, context())]  # expires two leases, re-drives "lost"
+        passes = [container.handlers.reconcile({}, context())]  # expires two leases, re-drives "lost"
         assert redrive_cli.main(["--exhausted", "--table", TABLE]) == 0  # re-arms "denied"
     with time_machine.travel(later + datetime.timedelta(seconds=REDRIVE_AFTER_S + 60), tick=True):
-        passes.append(aws_lambda.reconcile({}, context()))  # re-drives the other three
+        passes.append(container.handlers.reconcile({}, context()))  # re-drives the other three
     captured = capsys.readouterr()
     docs = emf_documents(captured.out + "\n" + captured.err)
     total = metrics.values(docs)
 
     rows: collections.Counter[str] = collections.Counter()
     send_failed: collections.Counter[str] = collections.Counter()
-    for item in aws.store.client.scan(TableName=TABLE)["Items"]:
+    for item in client("dynamodb").scan(TableName=TABLE)["Items"]:
         history = stored_from_item(item).history
         rows.update(f"{r.source.value} {r.command.__name__} -> {r.target.value}" for r in segment(history))
         send_failed.update(e.category for e in history if isinstance(e, SendFailed))

@@ -8,7 +8,6 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.exceptions import ConnectTimeoutError
@@ -22,7 +21,7 @@ from adapters.ops.trace_check import check, read_lines
 from adapters.runtime.clients import now_ms
 from adapters.runtime.logs import configure
 from adapters.runtime.reconciler import reconcile_pass
-from tests.test_lambda import context, post
+from tests.test_lambda import Faulty, post, raising, warm
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +35,20 @@ def trace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
         mp.setenv("SENDGUARD_QUEUE_URL", ensure_resources("trace", "trace"))
         mp.setenv("SENDGUARD_REDRIVE_AFTER_SECONDS", "1")
         aws_lambda.reset()
-        config, aws = aws_lambda._runtime()
+        container = Faulty()
+        warm(container.handlers.submit)  # its logging configured, before it is sent to the stream
+        config, aws = container.handlers.config(), container.handlers.aws()
         stream = io.StringIO()
         configure("INFO", stream)
-        assert aws_lambda.submit(post({"payload": 1}, Idempotency_Key="ok"), context())["statusCode"] == 202
-        original = aws.queue.client.send_message
-
-        def refuse(**_: Any) -> Any:
-            raise ConnectTimeoutError(endpoint_url="x")
-
-        aws.queue.client.send_message = refuse
-        assert (
-            aws_lambda.submit(post({"payload": 2}, Idempotency_Key="fails"), context())["statusCode"] == 503
-        )
+        assert container.submit(post({"payload": 1}, Idempotency_Key="ok"))["statusCode"] == 202
+        with container.failing(SendMessage=raising(ConnectTimeoutError(endpoint_url="x"))):
+            assert container.submit(post({"payload": 2}, Idempotency_Key="fails"))["statusCode"] == 503
 
         class Killed(BaseException):
             """The Lambda is killed mid-send: nothing of the invocation runs any more."""
 
-        def die(**_: Any) -> Any:
-            raise Killed
-
-        aws.queue.client.send_message = die
-        with pytest.raises(Killed):
-            aws_lambda.submit(post({"payload": 3}, Idempotency_Key="dies"), context())
-        aws.queue.client.send_message = original
+        with container.failing(SendMessage=raising(Killed())), pytest.raises(Killed):
+            container.submit(post({"payload": 3}, Idempotency_Key="dies"))
         for step in (1, 2, 3):
             later = now_ms() + step * 100_000
             reconcile_pass(aws, config, later + 10_000, clock=lambda later=later: later)
