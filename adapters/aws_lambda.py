@@ -37,7 +37,7 @@ from adapters.runtime.log_events import (
 )
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
-from adapters.runtime.outbox import Outbox, OutboxError, SendOutcome, SendResult
+from adapters.runtime.outbox import InvalidMessage, Outbox, OutboxError, SendOutcome, SendResult
 from adapters.runtime.runner import Aws
 from adapters.runtime.snapstart import RESTORE, Restore
 from statemodel.categories import consequence
@@ -297,15 +297,19 @@ def _post(
     caller = request.caller if config.key_scope == CALLER else None
     message_id = message_id_for_key(key, caller) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
-    result = outbox._submit(
-        parsed,
-        message_id,
-        correlation_id=correlation_id,
-        idempotency_key=key,
-        context=context,
-        tally=tally,
-        caller=caller,
-    )
+    try:
+        result = outbox._submit(
+            parsed,
+            message_id,
+            correlation_id=correlation_id,
+            idempotency_key=key,
+            context=context,
+            tally=tally,
+            caller=caller,
+        )
+    except InvalidMessage:  # the key names an item of the team's own, not a message: nothing written
+        message = "this Idempotency-Key names an item that is not a message; use another key"
+        return http.error(409, http.IDEMPOTENCY_CONFLICT, message, correlation_id)
     if result.error_code == VALIDATION_EXCEPTION:
         handlers.diagnose(context)
     return _answer_submit(result, correlation_id)
@@ -335,6 +339,8 @@ def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, con
     structlog.contextvars.bind_contextvars(message_id=message_id)
     try:
         view = handlers.outbox().get(message_id)
+    except InvalidMessage:  # an item of the team's own under this id: no message
+        return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
     except OutboxError as exc:
         if exc.code == VALIDATION_EXCEPTION:
             handlers.diagnose(context)

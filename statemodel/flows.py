@@ -280,6 +280,8 @@ class Flow:
 #   re-driven by the reconciler (a duplicate that the failed confirm explains).
 # * A failed send is rolled back under the attempt's fence, whatever its category: a record never
 #   stays QUEUED without a message. If the rollback fails too, the lease still protects the record.
+# * A confirm or a rollback that did not land, and a replay whose record vanished, answer with the
+#   record the flow held (`held`): the one its lease protects, which the logs name by its version.
 # * A write that failed outright ends the flow FAILED with that failure. If it landed after all
 #   (ambiguous), the record is in flight under this flow's lease, and the reconciler rolls it back
 #   when the lease expires.
@@ -339,6 +341,7 @@ class End:
     failure: Failure | Whose | None = None
     unconfirmed: bool = False
     rollback_failed: bool = False
+    held: bool = False  # answer with the record the flow held, not the one its failed write found
 
 
 Step = Claim | SendMessage | Confirm | RollBack | End
@@ -357,6 +360,7 @@ _CONFLICT = Failure(ErrorCategory.RETRYABLE, "Conflict")
 _EXHAUSTED = Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
 _FAILED = End(Result.FAILED, Whose.OUTCOME)
 _SUPERSEDED = End(Result.SUPERSEDED)
+_ROLLBACK_FAILED = End(Result.FAILED, Whose.SEND, rollback_failed=True, held=True)
 
 _ANY = tuple(Phase)
 _SENDERS = (Kind.SUBMIT, Kind.REDRIVE)
@@ -379,7 +383,7 @@ RULES: tuple[Rule, ...] = (
     (Kind.SUBMIT, Stage.CREATE, Came.FOUND, Phase.PENDING, Claim(ClaimCause.REPLAY)),
     (Kind.SUBMIT, Stage.PREPARE, Came.FOUND, Phase.PENDING, Claim(ClaimCause.DISPATCH)),
     (Kind.SUBMIT, Stage.CLAIM, Came.FOUND, Phase.PENDING, End(Result.FAILED, _CONFLICT)),
-    (Kind.SUBMIT, _REPLAYING, Came.GONE, Phase.ABSENT, End(Result.FAILED, _CONFLICT)),  # vanished
+    (Kind.SUBMIT, _REPLAYING, Came.GONE, Phase.ABSENT, End(Result.FAILED, _CONFLICT, held=True)),  # vanished
     # the reconciler's re-drive
     (Kind.REDRIVE, Stage.CLAIM, Came.WRITTEN, Phase.IN_FLIGHT, SendMessage()),
     (Kind.REDRIVE, Stage.CLAIM, Came.WRITTEN, _ANY, End(Result.EXHAUSTED)),
@@ -388,9 +392,9 @@ RULES: tuple[Rule, ...] = (
     (_SENDERS, Stage.SEND, Came.SENT, _ANY, Confirm()),
     (_SENDERS, Stage.SEND, Came.FAILED, _ANY, RollBack()),
     (_SENDERS, Stage.CONFIRM, Came.WRITTEN, _ANY, End(Result.SENT)),
-    (_SENDERS, Stage.CONFIRM, _NOT_WRITTEN, _ANY, End(Result.SENT, unconfirmed=True)),
+    (_SENDERS, Stage.CONFIRM, _NOT_WRITTEN, _ANY, End(Result.SENT, unconfirmed=True, held=True)),
     (_SENDERS, Stage.ROLLBACK, Came.WRITTEN, _ANY, End(Result.FAILED, Whose.SEND)),
-    (_SENDERS, Stage.ROLLBACK, _NOT_WRITTEN, _ANY, End(Result.FAILED, Whose.SEND, rollback_failed=True)),
+    (_SENDERS, Stage.ROLLBACK, _NOT_WRITTEN, _ANY, _ROLLBACK_FAILED),
     # the reconciler's expiry, an operator's re-arm
     (Kind.EXPIRE, Stage.EXPIRE, Came.WRITTEN, _ANY, End(Result.EXPIRED)),
     (Kind.EXPIRE, Stage.EXPIRE, _MOVED, _ANY, _SUPERSEDED),
@@ -535,6 +539,7 @@ class Flows:
         step = NEXT.get((flow.plan.kind, flow.stage, came, phase_of(record)))
         if step is None:
             raise _cannot(came.name, flow)
+        record = flow.record if isinstance(step, End) and step.held else record
         return self._take(flow.plan, step, record, effect.message_id, now, outcome, flow.failure)
 
     def _take(

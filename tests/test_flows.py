@@ -61,7 +61,7 @@ from statemodel.flows import (
     start_submit,
 )
 from statemodel.invariants import foreign_changes, is_orphan, metadata_problems, orphans
-from statemodel.records import Message, Record
+from statemodel.records import Message, Record, Status
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS
 from statemodel.validation import message_id_for_key, new_message, parse_submission
@@ -738,7 +738,7 @@ def test_the_outbox_claims_its_own_new_record_as_dispatch_when_the_prepare_lands
 
 
 def test_a_flow_knows_the_record_its_last_write_left_finished_or_not() -> None:
-    """The adapters tell a landed write by the flow's record after it (`runner.advance_logged` logs
+    """The adapters tell a landed write by the flow's record after it (`runner.Logged.stepped` logs
     its events): each step, the last one too, holds the record as the write left it, or as found."""
     world, msg = World(), message()
     flow = start_submit(msg, "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
@@ -753,6 +753,30 @@ def test_a_flow_knows_the_record_its_last_write_left_finished_or_not() -> None:
     assert found is not None
     done = advance(replay, ConditionFailed(found), NOW)
     assert done.answer.result is Result.ALREADY_QUEUED and done.record == found == done.answer.record
+
+
+def test_a_confirm_or_rollback_that_did_not_land_answers_with_the_record_the_flow_held() -> None:
+    """The record its lease protects, which the runner's unconfirmed and rollback_failed logs name by
+    its version: not the record a failed condition found (another attempt's), nor None."""
+    world, msg = World(), message()
+    lease = lease_expiry(NOW, 10_000, SETTINGS)
+    flow = start_submit(msg, "a-1", lease, NOW, SETTINGS)
+    flow = advance(flow, world.perform(flow.effect, NOW), NOW)  # created and claimed
+    held = flow.record
+    assert held is not None and held.phase is Phase.IN_FLIGHT
+    sent = advance(flow, Sent("sqs-1"), NOW)
+    failed = advance(flow, Failure(ErrorCategory.RETRYABLE, "RequestThrottled"), NOW)
+    other = attrs.evolve(held, version=held.version + 3, attempt_id="a-2")
+    for found in (other, None):
+        confirm = advance(sent, ConditionFailed(found), NOW).answer
+        assert (confirm.result, confirm.unconfirmed, confirm.record) == (Result.SENT, True, held)
+        rollback = advance(failed, ConditionFailed(found), NOW).answer
+        assert (rollback.result, rollback.rollback_failed, rollback.record) == (Result.FAILED, True, held)
+    rolled_back = {"status": Status.PENDING, "attempt_id": None, "lease_expires_at": None}
+    pending = attrs.evolve(held, version=held.version + 2, **rolled_back)  # a replay claims it again
+    claim = advance(start_submit(msg, "a-4", lease, NOW, SETTINGS), ConditionFailed(pending), NOW)
+    assert claim.stage is Stage.CLAIM and claim.record == pending
+    assert advance(claim, ConditionFailed(None), NOW).answer.record == pending  # vanished: as it held
 
 
 def test_the_send_names_the_attempt_that_claimed_the_record() -> None:

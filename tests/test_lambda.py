@@ -210,6 +210,20 @@ def test_routes_and_methods(service: str) -> None:
     assert call(event("apigw_v2_get.json", "bad id <x>"))[0] == 404
 
 
+def test_a_key_that_names_an_item_of_the_teams_own_is_409_and_reads_as_no_message(service: str) -> None:
+    """A table the team shares with its own rows: an Idempotency-Key whose item is no sendguard record
+    is refused as a conflict, and nothing is written or sent; a GET of that id finds no message."""
+    evt = event("apigw_v2_post.json")
+    message_id = message_id_for_key(SHAPES["http_api"].key)
+    row = {"message_id": {"S": message_id}, "owner": {"S": "the team"}, "total": {"N": "7"}}
+    client("dynamodb").put_item(TableName=TABLE, Item=row)
+    status, body, headers = call(evt)
+    assert (status, body["error"]["code"]) == (409, "IDEMPOTENCY_CONFLICT") and "Retry-After" not in headers
+    assert items() == [row] and queued(service) == []
+    status, body, _ = call(event("apigw_v2_get.json", message_id))
+    assert (status, body["error"]["code"]) == (404, "NOT_FOUND")
+
+
 @pytest.mark.parametrize(
     "evt", [None, [], "GET /", 42, {}, {"foo": 1}, {"httpMethod": 5, "path": "/messages"}]
 )

@@ -135,7 +135,8 @@ def _step_text(step: Step) -> str:
         if step.rollback_failed
         else ""
     )
-    return f"answer {step.result.value.upper()}{why}{flags}"
+    held = ", with the record the flow held" if step.held else ""
+    return f"answer {step.result.value.upper()}{why}{flags}{held}"
 
 
 def _guard_text(row: Transition) -> str:
