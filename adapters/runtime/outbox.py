@@ -475,8 +475,9 @@ class Outbox:
             stored, call = self._aws.store.get(key, deadline_ms)
         except NotARecord:  # the team's own item
             raise InvalidMessage(
-                f"the item with key {key.message_id!r} is not a sendguard record: it has no sendguard "
-                "bookkeeping, so nothing could re-drive it; write the record with pending_put"
+                f"the item with key {key.message_id!r} is not a sendguard record (it has no sendguard "
+                "bookkeeping) and cannot become one: a message goes under another key, its record "
+                "created with its row (send with item=, or pending_put in the row's transaction)"
             ) from None
         if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
