@@ -738,7 +738,7 @@ def test_the_outbox_claims_its_own_new_record_as_dispatch_when_the_prepare_lands
 
 
 def test_a_flow_knows_the_record_its_last_write_left_finished_or_not() -> None:
-    """The adapters tell a landed write by the flow's record after it (`runner.advance_logged` logs
+    """The adapters tell a landed write by the flow's record after it (`runner.Logged.stepped` logs
     its events): each step, the last one too, holds the record as the write left it, or as found."""
     world, msg = World(), message()
     flow = start_submit(msg, "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS)
