@@ -5,9 +5,11 @@ by every path that needs it (a re-drive, a replay, `get`, the audit), and refuse
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -55,24 +57,51 @@ class Context:
         return self.remaining_ms
 
 
-class FailingSends:
-    """An SQS client whose sends fail before they leave, the rest as the real one."""
+class Faults:
+    """The team's boto3 session (`Outbox(session=...)`) with hooks that fail calls before they leave:
+    a connect timeout on every attempt the SDK makes, so the call fails past its retries. Each hook
+    is on its operation's own `before-send` event, so it runs ahead of the stand-in service's (which
+    answers the generic one). While `sends_fail`, every SendMessage fails so; the next
+    `batch_gets_to_fail` BatchGetItem calls too. `failed`: the operations of the calls it failed."""
 
-    def __init__(self, real: Any) -> None:
-        self.real, self.meta = real, real.meta
+    def __init__(self) -> None:
+        self.session = boto3.Session()
+        self.sends_fail = False
+        self.batch_gets_to_fail = 0
+        self.failed: list[str] = []
+        for operation in ("sqs.SendMessage", "dynamodb.BatchGetItem"):
+            self.session.events.register(f"before-call.{operation}", self._decide)
+            self.session.events.register(f"before-send.{operation}", self._fail)
 
-    def send_message(self, **_: Any) -> Any:
-        raise ConnectTimeoutError(endpoint_url="sqs")
+    def _decide(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if model.name == "SendMessage":
+            fail = self.sends_fail
+        else:
+            fail, self.batch_gets_to_fail = self.batch_gets_to_fail > 0, max(0, self.batch_gets_to_fail - 1)
+        if fail:
+            context["test_bodies_fails"] = True  # every attempt of this call
+            self.failed.append(model.name)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
+    def _fail(self, request: Any, **_: Any) -> None:
+        if request.context.get("test_bodies_fails"):
+            raise ConnectTimeoutError(endpoint_url=request.url)
+
+    @contextlib.contextmanager
+    def sends_failing(self) -> Iterator[None]:
+        self.sends_fail = True
+        try:
+            yield
+        finally:
+            self.sends_fail = False
 
 
-def make(bucket: bool = False, layout: TableLayout | None = None) -> Outbox:
+def make(bucket: bool = False, layout: TableLayout | None = None, faults: Faults | None = None) -> Outbox:
     layout = layout or TableLayout()
     name = f"t{uuid.uuid4().hex[:10]}"
     queue = ensure_resources(name, name, layout=layout, bucket=BUCKET if bucket else None)
-    return Outbox(name, queue, layout=layout, body_bucket=BUCKET if bucket else None, **SETTINGS)  # type: ignore[arg-type]
+    session = None if faults is None else faults.session
+    bucket_name = BUCKET if bucket else None
+    return Outbox(name, queue, layout=layout, body_bucket=bucket_name, session=session, **SETTINGS)  # type: ignore[arg-type]
 
 
 def items(outbox: Outbox) -> list[dict[str, Any]]:
@@ -169,12 +198,12 @@ def test_a_larger_body_is_written_once_to_its_own_item_and_sent_whole(sendguard_
 
 
 def test_a_failed_send_of_a_large_body_is_redriven_with_the_body_read_back(sendguard_aws: None) -> None:
-    outbox = make()
-    real = outbox._aws.queue.client
-    outbox._aws.queue.client = FailingSends(real)
+    faults = Faults()
+    outbox = make(faults=faults)
     body = "r" * 5_000
-    assert not outbox.send("redrive", body, context=Context()).accepted
-    outbox._aws.queue.client = real
+    with faults.sends_failing():
+        assert not outbox.send("redrive", body, context=Context()).accepted
+    assert faults.failed == ["SendMessage"]
     summary = outbox.reconcile(deadline_ms=_later(10_000))
     assert summary.redriven == 1 and summary.failed_reads == 0
     assert received(outbox) == [body]
@@ -206,12 +235,12 @@ def test_pending_put_writes_a_large_body_first_and_keeps_one_put(sendguard_aws: 
 
 
 def test_a_body_past_an_item_goes_to_the_bucket_and_is_redriven_from_it(sendguard_aws: None) -> None:
-    outbox = make(bucket=True)
+    faults = Faults()
+    outbox = make(bucket=True, faults=faults)
     body = "s" * 700_000
-    real = outbox._aws.queue.client
-    outbox._aws.queue.client = FailingSends(real)
-    assert not outbox.send("huge", body, context=Context()).accepted
-    outbox._aws.queue.client = real
+    with faults.sends_failing():
+        assert not outbox.send("huge", body, context=Context()).accepted
+    assert faults.failed == ["SendMessage"]
     item = record_item(outbox, "huge")
     assert item[BODY_AT]["S"] == f"{S3_PREFIX}{BUCKET}/{objects()[0]}"
     assert objects()[0].startswith("sendguard/bodies/huge/") and bodies_of(outbox) == []
@@ -231,11 +260,11 @@ def test_the_limits_are_the_bucket_s_or_the_item_s(sendguard_aws: None) -> None:
 
 
 def test_a_missing_body_is_reported_never_skipped_in_silence(sendguard_aws: None) -> None:
-    outbox = make()
-    real = outbox._aws.queue.client
-    outbox._aws.queue.client = FailingSends(real)
-    outbox.send("lost-body", "m" * 3_000, context=Context())
-    outbox._aws.queue.client = real
+    faults = Faults()
+    outbox = make(faults=faults)
+    with faults.sends_failing():
+        outbox.send("lost-body", "m" * 3_000, context=Context())
+    assert faults.failed == ["SendMessage"]
     (body,) = bodies_of(outbox)
     key = {"message_id": body["message_id"]}
     boto3.client("dynamodb").delete_item(TableName=outbox.table, Key=key)
@@ -246,34 +275,16 @@ def test_a_missing_body_is_reported_never_skipped_in_silence(sendguard_aws: None
 
 
 def test_a_failed_batch_read_leaves_its_records_to_the_next_pass(sendguard_aws: None) -> None:
-    outbox = make()
-    real = outbox._aws.queue.client
-    outbox._aws.queue.client = FailingSends(real)
-    outbox.send("later", "{}", context=Context())
-    outbox._aws.queue.client = real
-    dynamodb = outbox._aws.store.client
-    failing = FailingBatchGet(dynamodb)
-    outbox._aws.store.client = failing
+    faults = Faults()
+    outbox = make(faults=faults)
+    with faults.sends_failing():
+        outbox.send("later", "{}", context=Context())
+    faults.batch_gets_to_fail = 1  # the reconciler's batch read of the due records fails
     first = outbox.reconcile(deadline_ms=_later(10_000))
-    assert (first.redriven, first.failed_reads) == (0, 1) and failing.failed == 1
+    assert (first.redriven, first.failed_reads) == (0, 1)
+    assert faults.failed == ["SendMessage", "BatchGetItem"]
     second = outbox.reconcile(deadline_ms=_later(10_000))
     assert (second.redriven, second.failed_reads) == (1, 0)
-
-
-class FailingBatchGet:
-    """A DynamoDB client whose first BatchGetItem fails past the SDK's retries."""
-
-    def __init__(self, real: Any) -> None:
-        self.real, self.meta, self.failed = real, real.meta, 0
-
-    def batch_get_item(self, **params: Any) -> Any:
-        if not self.failed:
-            self.failed += 1
-            raise ConnectTimeoutError(endpoint_url="dynamodb")
-        return self.real.batch_get_item(**params)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
 
 
 def test_a_table_whose_index_projects_everything_still_reconciles(sendguard_aws: None) -> None:
@@ -283,11 +294,11 @@ def test_a_table_whose_index_projects_everything_still_reconciles(sendguard_aws:
     definition["GlobalSecondaryIndexes"][0]["Projection"] = {"ProjectionType": "ALL"}
     boto3.client("dynamodb").create_table(TableName=name, **definition)
     queue = ensure_resources(name, name)
-    outbox = Outbox(name, queue, **SETTINGS)  # type: ignore[arg-type]
-    real = outbox._aws.queue.client
-    outbox._aws.queue.client = FailingSends(real)
-    outbox.send("old", "o" * 2_000, context=Context())
-    outbox._aws.queue.client = real
+    faults = Faults()
+    outbox = Outbox(name, queue, session=faults.session, **SETTINGS)  # type: ignore[arg-type]
+    with faults.sends_failing():
+        outbox.send("old", "o" * 2_000, context=Context())
+    assert faults.failed == ["SendMessage"]
     assert outbox.reconcile(deadline_ms=_later(10_000)).redriven == 1
     assert received(outbox) == ["o" * 2_000]
 

@@ -20,6 +20,7 @@ from adapters import InvalidMessage, Outbox, TableLayout
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.runner import Aws
 from adapters.runtime.store import DynamoStore
+from adapters.testing import Fault, FaultInjector, Plan
 from statemodel.flows import ConditionFailed, Outcome, Write
 from statemodel.invariants import history_problems
 from statemodel.keys import Key
@@ -172,23 +173,6 @@ class TeamWritesBetween(DynamoStore):
         return outcome, call
 
 
-class FailingSends:
-    """An SQS client whose first `failures` SendMessage calls are refused (the message never lands)."""
-
-    def __init__(self, client: Any, failures: int, code: str = "InternalError", status: int = 500) -> None:
-        self._client, self.failures, self.code, self.status = client, failures, code, status
-
-    def send_message(self, **kwargs: Any) -> Any:
-        if self.failures > 0:
-            self.failures -= 1
-            error = {"Error": {"Code": self.code}, "ResponseMetadata": {"HTTPStatusCode": self.status}}
-            raise ClientError(error, "SendMessage")  # type: ignore[arg-type]
-        return self._client.send_message(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-
 def _outbox_with(
     store_class: type[DynamoStore], queue_url: str, max_attempts: int = 10
 ) -> tuple[Outbox, Any]:
@@ -204,15 +188,16 @@ def test_team_writes_between_every_sendguard_write_lose_nothing_and_fence_nothin
 ) -> None:
     outbox, store = _outbox_with(TeamWritesBetween, queues[0], max_attempts=2)
     key = ("acme", "p-1")
-    sqs = outbox._aws.queue  # type: ignore[attr-defined]
-    sqs.client = FailingSends(sqs.client, failures=1)
-    # 1. a send that fails: create+claim, rollback
-    failed = outbox.send(key, "pay", item={"amount": 5})
+    injector = FaultInjector()  # the fault-injection suite's injector: SQS refuses the sends armed
+    # 1. a send that fails (SQS answers 500, the message never lands): create+claim, rollback
+    with injector.installed(), injector.armed(Plan(Fault.SQS_INTERNAL_ERROR)):
+        failed = outbox.send(key, "pay", item={"amount": 5})
     assert not failed.accepted and failed.retryable
     # 2. the reconciler re-drives it, and its send fails permanently: exhausted
-    sqs.client.failures, sqs.client.code, sqs.client.status = 1, "AccessDenied", 403
-    with time_machine.travel(_now() / 1000 + 61, tick=True):
+    denied = injector.armed(Plan(Fault.SQS_ACCESS_DENIED))
+    with time_machine.travel(_now() / 1000 + 61, tick=True), injector.installed(), denied:
         assert outbox.reconcile(context=Context(20_000)).failed == 1
+    assert [fired.fault for fired in injector.fired] == [Fault.SQS_INTERNAL_ERROR, Fault.SQS_ACCESS_DENIED]
     view = outbox.get(key)
     assert view is not None and view.delivery == "exhausted"
     # 3. an operator re-arms it, and 4. the reconciler sends it (happy path: claim, confirm)
@@ -354,10 +339,11 @@ def test_the_transactional_path_judges_a_retry_like_send(outbox: Outbox, queues:
 def test_a_retry_of_a_record_in_flight_or_exhausted_is_answered_alike_on_both_paths(
     outbox: Outbox, queues: tuple[str, str]
 ) -> None:
-    sqs = outbox._aws.queue  # type: ignore[attr-defined]
-    sqs.client = FailingSends(sqs.client, failures=1, code="AccessDenied", status=403)
     key = ("acme", "p-7")
-    assert outbox.send(key, "x").error_code == "AccessDenied"  # a permanent failure: exhausted
+    injector = FaultInjector()  # SQS denies the one send: a permanent failure, exhausted
+    with injector.installed(), injector.armed(Plan(Fault.SQS_ACCESS_DENIED)):
+        assert outbox.send(key, "x").error_code == "AccessDenied"
+    assert [fired.fault for fired in injector.fired] == [Fault.SQS_ACCESS_DENIED]
     entry = outbox.pending_put(key, "x")
     assert not _transact(outbox, entry)
     by_send, by_dispatch = outbox.send(key, "x"), outbox.dispatch(entry)

@@ -107,10 +107,11 @@ class TableBodies:
     def put(
         self, key: Key, text: str, deadline_ms: int | None, expires: int | None = None
     ) -> tuple[str | Failure, CallReport]:
-        """A body item (`new_item`), written."""
-        return self.put_item(self.new_item(key, text, expires), deadline_ms)
+        """A body item (`new_item`), written (`put_item`), its failure as the port names it."""
+        name, done = self.put_item(self.new_item(key, text, expires), deadline_ms)
+        return _failure(name), done
 
-    def put_item(self, body: BodyItem, deadline_ms: int | None) -> tuple[str | Failure, CallReport]:
+    def put_item(self, body: BodyItem, deadline_ms: int | None) -> tuple[str | Classified, CallReport]:
         """`body` written, if nothing has its key; its name, or why it could not be written."""
         item = body.item
         # The key is new (a fresh nonce), but it sits among the team's own rows: never overwrite one.
@@ -132,7 +133,7 @@ class TableBodies:
             answered=lambda _: body.name,
             refusal=lambda exc: body.name if exc.response.get("Item") == item else None,
         )
-        return _failure(name), done
+        return name, done
 
     def get_many(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
@@ -184,8 +185,16 @@ class S3Bodies:
     def put(
         self, record_key: Key, text: str, deadline_ms: int | None, expires: int | None = None
     ) -> tuple[str | Failure, CallReport]:
-        """An object; `expires` is not written: the bucket's lifecycle rule expires the prefix's
-        objects after the same retention (deploy/template.yaml, RetentionDays)."""
+        """An object (`put_object`), its failure as the port names it; `expires` is not written: the
+        bucket's lifecycle rule expires the prefix's objects after the same retention
+        (deploy/template.yaml, RetentionDays)."""
+        name, done = self.put_object(record_key, text, deadline_ms)
+        return _failure(name), done
+
+    def put_object(
+        self, record_key: Key, text: str, deadline_ms: int | None
+    ) -> tuple[str | Classified, CallReport]:
+        """`text` written to a new object of the record `record_key`; its name, or why it could not."""
         key = f"{self.prefix}{record_key.message_id}/{new_nonce()}"
         client = self.client
         name, done = call(
@@ -199,7 +208,7 @@ class S3Bodies:
             self.classify,
             answered=lambda _: f"{S3_PREFIX}{self.bucket}/{key}",
         )
-        return _failure(name), done
+        return name, done
 
     def get_many(
         self, wanted: Sequence[tuple[Key, str]], deadline_ms: int | None
@@ -275,11 +284,8 @@ class Bodies:
             too_large = failed(ErrorCategory.PERMANENT, TOO_LARGE)
             return too_large, refused("dynamodb", "PutItem", too_large)
         if where is Placement.ITEM or self.s3 is None:
-            name, done = self.items.put_item(body, deadline_ms)
-        else:
-            name, done = self.s3.put(message.record_key, message.payload, deadline_ms, self._expires(message))
-        assert isinstance(name, str) or done.error is not None
-        return (name if isinstance(name, str) else done.error), done
+            return self.items.put_item(body, deadline_ms)
+        return self.s3.put_object(message.record_key, message.payload, deadline_ms)
 
     def _expires(self, message: Message) -> int | None:
         return expires_at(message, self.retention_days)

@@ -28,17 +28,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
-from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.call_report import CallReport, report
-from adapters.runtime.classify import classify, failed
-from adapters.runtime.clients import DeadlineExceeded, aws_call, make_client, now_ms
+from adapters.runtime.call_report import CallReport, call
+from adapters.runtime.classify import Classified, classify, failed
+from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.log_events import FANOUT_INVOKE_FAILED, RECONCILE_FANOUT, emit
 from adapters.runtime.logs import get_logger
@@ -144,22 +142,24 @@ class LambdaInvoker:
         return cls(make_client("lambda", config.aws_max_attempts), config.reconciler_worker_function)
 
     def invoke(self, payload: Mapping[str, Any], deadline_ms: int) -> CallReport:
-        started = time.perf_counter()
-        with aws_call(deadline_ms) as call:
-            try:
-                answer = self.client.invoke(
-                    FunctionName=self.function,
-                    InvocationType="Event",
-                    Payload=json.dumps(payload).encode(),
-                )
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                model = self.client.meta.service_model.operation_model("Invoke")
-                return report("lambda", "Invoke", call.attempts, started, classify(exc, model))
-        status = answer.get("StatusCode")
-        error = None
-        if status != 202:  # Event invokes answer 202: anything else did not queue it as asked
-            error = failed(ErrorCategory.AMBIGUOUS, f"StatusCode{status}", status=status)
-        return report("lambda", "Invoke", call.attempts, started, error)
+        def queued(answer: Mapping[str, Any]) -> bool | Classified:
+            status = answer.get("StatusCode")
+            if status != 202:  # Event invokes answer 202: anything else did not queue it as asked
+                return failed(ErrorCategory.AMBIGUOUS, f"StatusCode{status}", status=status)
+            return True
+
+        _, done = call(
+            self.client,
+            "lambda",
+            "Invoke",
+            lambda: self.client.invoke(
+                FunctionName=self.function, InvocationType="Event", Payload=json.dumps(payload).encode()
+            ),
+            deadline_ms,
+            classify,
+            answered=queued,
+        )
+        return done
 
 
 @attrs.define
@@ -196,22 +196,22 @@ def fan_out(
     failed: set[int] = set()
     split = groups(read, config.reconciler_fanout)
     payloads = [worker_payload(group, read, summary.pass_id) for group in split]
-    for group, call in zip(split, _invoke_all(invoker, payloads, deadline_ms, config), strict=True):
+    for group, done in zip(split, _invoke_all(invoker, payloads, deadline_ms, config), strict=True):
         summary.groups += 1
-        if call.error is None:
+        if done.error is None:
             summary.invoked += 1
             continue
         summary.failed_invokes += 1
         failed.update(group)
-        log_failure(log, call, None)
+        log_failure(log, done, None)
         emit(
             log,
             FANOUT_INVOKE_FAILED,
             pass_id=summary.pass_id,
             function=function,
             shards=list(group),
-            category=call.error.category.value,
-            code=call.error.code,
+            category=done.error.category.value,
+            code=done.error.code,
         )
     summary.drained_here = sorted(failed)
     if failed:

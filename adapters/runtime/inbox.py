@@ -31,7 +31,6 @@ import contextlib
 import enum
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,15 +39,13 @@ import attrs
 import boto3
 import structlog
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from adapters.runtime.call_report import CallReport, report
+from adapters.runtime.call_report import CallReport, call
 from adapters.runtime.classify import Classified, Classifier, classify, failed
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
-    DeadlineExceeded,
-    aws_call,
     make_client,
     now_ms,
     remaining_ms,
@@ -246,24 +243,17 @@ class InboxStore:
     def get(
         self, message_id: str, deadline_ms: int | None
     ) -> tuple[InboxStored | Failure | None, CallReport]:
-        started = time.perf_counter()
-        error: Classified | None = None
-        found: InboxStored | Failure | None = None
-        with aws_call(deadline_ms) as call:
-            try:
-                item = self.client.get_item(
-                    TableName=self.table, Key=self.key(message_id), ConsistentRead=True
-                )
-                decoded = self._decode(item.get("Item"))
-                if isinstance(decoded, Classified):
-                    error = decoded
-                else:
-                    found = decoded
-            except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._models["GetItem"])
-        if error is not None:
-            found = error.failure
-        return found, report("dynamodb", "GetItem", call.attempts, started, error)
+        found: InboxStored | Classified | None
+        found, done = call(
+            self.client,
+            "dynamodb",
+            "GetItem",
+            lambda: self.client.get_item(TableName=self.table, Key=self.key(message_id), ConsistentRead=True),
+            deadline_ms,
+            self.classify,
+            answered=lambda item: self._decode(item.get("Item")),
+        )
+        return (found.failure if isinstance(found, Classified) else found), done
 
     def perform(
         self,
@@ -274,24 +264,36 @@ class InboxStore:
     ) -> tuple[InboxOutcome, CallReport]:
         """One write: an UpdateItem, or — for the transactional commit — the Update of a
         TransactWriteItems with the handler's `entries`."""
-        started = time.perf_counter()
         request = update_request(write, self.layout, self.prefix, expires_at)
         operation = "TransactWriteItems" if write.commit else "UpdateItem"
-        error: Classified | None = None
-        outcome: InboxOutcome = Written()
-        with aws_call(deadline_ms) as call:
-            try:
-                if write.commit:
-                    own = {"Update": {"TableName": self.table, **request}}
-                    self.client.transact_write_items(TransactItems=[own, *entries])
-                else:
-                    self.client.update_item(TableName=self.table, **request)
-            except ClientError as exc:
-                outcome, error = self._refused(exc, operation, deadline_ms, write, bool(entries))
-            except (BotoCoreError, DeadlineExceeded) as exc:
-                error = self.classify(exc, self._models[operation])
-                outcome = error.failure
-        return outcome, report("dynamodb", operation, call.attempts, started, error)
+        handlers: list[Classified] = []  # a refusal that is the handler's effect's failure
+
+        def write_it() -> Any:
+            if write.commit:
+                own = {"Update": {"TableName": self.table, **request}}
+                return self.client.transact_write_items(TransactItems=[own, *entries])
+            return self.client.update_item(TableName=self.table, **request)
+
+        def refusal(exc: ClientError) -> InboxOutcome | Classified:
+            outcome, error = self._refused(exc, operation, deadline_ms, write, bool(entries))
+            if error is not None and isinstance(outcome, HandlerError):
+                handlers.append(error)
+            return outcome if error is None else error
+
+        written: InboxOutcome | Classified
+        written, done = call(
+            self.client,
+            "dynamodb",
+            operation,
+            write_it,
+            deadline_ms,
+            self.classify,
+            answered=lambda _: Written(),
+            refusal=refusal,
+        )
+        if isinstance(written, Classified):
+            return (HandlerError(written.failure) if handlers else written.failure), done
+        return written, done
 
     def _refused(
         self, exc: ClientError, operation: str, deadline_ms: int | None, write: InboxWrite, effect: bool
