@@ -11,7 +11,10 @@ On AWS: `adapters.runtime.store.DynamoStore`, `adapters.runtime.bodies.TableBodi
 `statemodel.checker.world`'s `WorldStore`, `WorldBodies`, `WorldDue` and `WorldQueue`. Each call also
 returns the backend's own report of it (`R`: the AWS adapters' `CallReport`, for the logs; None in
 memory). One contract test per port, written once against these protocols, runs against both
-backends (tests/test_ports.py). `statemodel.interpreter` performs the flows' effects on them.
+backends (tests/test_ports.py). `statemodel.interpreter` performs the flows' effects on them; the
+reconciler reads the due records through `DueIndex` alone. Where a create's body goes is decided
+beside the port, not through it (`adapters.runtime.bodies.Bodies` measures the body item it would
+write), so a `BodyStore` is held to its contract by the tests and composed by the record store.
 """
 
 from __future__ import annotations

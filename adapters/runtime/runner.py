@@ -21,6 +21,7 @@ from adapters.runtime.logs import get_logger
 from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
+from statemodel import ports
 from statemodel.categories import Failure
 from statemodel.decider import evolve
 from statemodel.events import (
@@ -70,7 +71,8 @@ class Aws:
 
     store: DynamoStore
     queue: SqsQueue
-    due_index: DueIndex = attrs.field(
+    # The reconciler reads due records through the port alone (a mutant's index, say, in its place).
+    due_index: ports.DueIndex[CallReport] = attrs.field(
         default=attrs.Factory(lambda self: DueIndex(self.store), takes_self=True)
     )
 
