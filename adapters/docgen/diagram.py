@@ -234,6 +234,27 @@ statemodel.errors.LeaseStillLive: ExpireLease on IN_FLIGHT record: guard failed 
 Traceback (most recent call last):
   ...
 statemodel.errors.ForbiddenCommand: ExpireLease is forbidden: a confirmed record is never rolled back
+
+A flow is driven by hand as the adapters drive it (`statemodel.interpreter`): carry out its `effect`
+(a `Write` or a `Send`), give `advance` what came of it (`Written`, `ConditionFailed` with the record
+found, `Sent` with SQS's message id, or a `Failure`), until the effect is the `Answer`:
+
+>>> from statemodel import ErrorCategory, Failure, Sent, Settings, Written, advance, start_submit
+>>> flow = start_submit(message, "a-1", lease_expires_at=61_000, now=1_000, settings=Settings())
+>>> type(flow.effect).__name__
+'Write'
+>>> flow = advance(flow, Written(), 1_010)
+>>> type(flow.effect).__name__
+'Send'
+>>> sent = advance(advance(flow, Sent("sqs-1"), 1_020), Written(), 1_030)
+>>> sent.answer.result.value, sent.answer.http_status, sent.record.phase.value
+('sent', 202, 'CONFIRMED')
+>>> throttled = Failure(ErrorCategory.RETRYABLE, "ThrottlingException")
+>>> failed = advance(advance(flow, throttled, 1_020), Written(), 1_030)
+>>> failed.answer.result.value, failed.answer.http_status, failed.answer.retryable
+('failed', 503, True)
+>>> failed.record.phase.value
+'PENDING'
 """
 
 __all__ = ["build_machine", "condition_names", "mermaid", "transitions_markdown"]
