@@ -26,9 +26,10 @@ from adapters.runtime.classify import Classified, classify_code, failed
 from adapters.runtime.sqs import SqsQueue, send_request
 from statemodel.categories import ErrorCategory
 from statemodel.flows import Outcome, Send, Sent
+from statemodel.sizes import SQS_MAX_BATCH_BYTES, SQS_MAX_BATCH_ENTRIES
 
-MAX_ENTRIES = 10  # SendMessageBatch's limit
-MAX_BATCH_BYTES = 262_144  # 256 KiB: the sum of the entries' message sizes
+MAX_ENTRIES = SQS_MAX_BATCH_ENTRIES  # SendMessageBatch's limits (statemodel.sizes)
+MAX_BATCH_BYTES = SQS_MAX_BATCH_BYTES  # the sum of the entries' message sizes
 
 
 def message_size(send: Send) -> int:
