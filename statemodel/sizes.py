@@ -42,6 +42,7 @@ DYNAMODB_MAX_PARTITION_BYTES = 2_048  # a partition key attribute's value
 DYNAMODB_MAX_SORT_BYTES = 1_024  # a sort key attribute's value
 DYNAMODB_MAX_NAME_BYTES = 255  # an attribute name that is a key or projected into an index
 DYNAMODB_MAX_TRANSACTION_ITEMS = 100  # the actions of one TransactWriteItems
+DYNAMODB_MAX_BATCH_GET_KEYS = 100  # the keys of one BatchGetItem
 DYNAMODB_WRITE_UNIT_BYTES = 1_024  # a write unit covers an item of up to 1 KB
 
 # sendguard's own, derived from those.
@@ -101,6 +102,13 @@ def message_bytes(payload: str, attributes: Iterable[tuple[str, str]]) -> int:
     """Bytes of payload and attributes, as the size limit counts them (UnicodeEncodeError for a lone
     surrogate)."""
     return len(payload.encode()) + attributes_bytes(attributes)
+
+
+def sqs_message_bytes(body: str, attributes: Iterable[tuple[str, str, str]]) -> int:
+    """SQS's count for one message: the body and each attribute's (name, data type, value), in UTF-8."""
+    return len(body.encode()) + sum(
+        len(name.encode()) + len(kind.encode()) + len(value.encode()) for name, kind, value in attributes
+    )
 
 
 def message_size_problem(

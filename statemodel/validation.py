@@ -166,9 +166,7 @@ def _parse_message(body: object, attributes: object, group_id: object, max_bytes
         _reject(f"body holds {bad.group()!r} at index {bad.start()}, a character SQS does not accept")
     checked = _attributes(attributes)
     if group_id is not None and valid_key(group_id) is None:
-        _reject(
-            "group_id must be 1 to 128 printable ASCII characters without spaces"  # pragma: no mutate (text)
-        )
+        _reject(f"group_id must be 1 to {SQS_MAX_ID_CHARS} printable ASCII characters without spaces")
     assert group_id is None or isinstance(group_id, str)
     request = Request(body, checked, body_hash(body, checked, group_id), group_id)
     too_large = message_size_problem("body", body, checked, max_bytes)
@@ -331,9 +329,7 @@ def idempotency_key(value: object) -> str | Rejection | None:
     if value is None:
         return None
     if valid_token(value) is None:
-        reason = (
-            "Idempotency-Key must be 1 to 128 characters of A-Za-z0-9._:-"  # pragma: no mutate (message text)
-        )
+        reason = f"Idempotency-Key must be 1 to {SQS_MAX_ID_CHARS} characters of A-Za-z0-9._:-"
         return Rejection(VALIDATION_ERROR, reason)
     assert isinstance(value, str)
     return value
@@ -346,7 +342,7 @@ def parse_key(value: object) -> Key | str:
         if valid_key(value) is None:
             shown = value[:64]  # pragma: no mutate (message text, not contract)
             return (
-                f"key {shown!r} must be 1 to 128 printable ASCII characters, "
+                f"key {shown!r} must be 1 to {SQS_MAX_ID_CHARS} printable ASCII characters, "
                 "no spaces (it is the record's key and its message id; "  # pragma: no mutate (words)
                 "on a table with a sort key, a (partition value, sort value) "  # pragma: no mutate (words)
                 "pair takes any key)"  # pragma: no mutate (message text, not contract)

@@ -12,12 +12,13 @@ import adapters.runtime.item_size as item_size_module
 import statemodel.validation as validation
 from adapters.docgen.limits_doc import render as limits_page
 from adapters.docgen.limits_doc import size_rows
-from adapters.runtime import sqs_batch
+from adapters.runtime import batch_get, sqs_batch
 from statemodel import keys, sizes
 from statemodel.validation import PAYLOAD_TOO_LARGE, VALIDATION_ERROR, Rejection, Request, parse_message
 
 # The values on main before the move (statemodel/validation.py, adapters/runtime/item_size.py,
-# adapters/runtime/inbox.py, adapters/runtime/rearm.py, adapters/runtime/sqs_batch.py, statemodel/keys.py).
+# adapters/runtime/inbox.py, adapters/runtime/rearm.py, adapters/runtime/sqs_batch.py, statemodel/keys.py,
+# adapters/runtime/batch_get.py, adapters/runtime/layout.py).
 BEFORE = {
     "SQS_MAX_MESSAGE_BYTES": 1_048_576,
     "SQS_MAX_ATTRIBUTES": 10,
@@ -30,6 +31,8 @@ BEFORE = {
     "DYNAMODB_MAX_SORT_BYTES": 1_024,
     "DYNAMODB_MAX_NAME_BYTES": 255,
     "DYNAMODB_WRITE_UNIT_BYTES": 1_024,
+    "DYNAMODB_MAX_TRANSACTION_ITEMS": 100,
+    "DYNAMODB_MAX_BATCH_GET_KEYS": 100,
     "RECORD_OVERHEAD_BYTES": 24_576,
     "MAX_RECORD_EXTRA_BYTES": 385_024,
     "MAX_ATTEMPTS_LIMIT": 20,
@@ -59,7 +62,7 @@ def test_no_limit_changed_in_the_move() -> None:
 def test_every_limit_of_the_module_is_pinned() -> None:
     """A limit added to the module is added here too, with its value: none slips in unreviewed."""
     limits = {name for name, value in vars(sizes).items() if name.isupper() and isinstance(value, int)}
-    assert limits == set(BEFORE) | {"DYNAMODB_MAX_TRANSACTION_ITEMS"}
+    assert limits == set(BEFORE)
 
 
 @pytest.mark.parametrize(
@@ -81,6 +84,7 @@ def test_every_limit_of_the_module_is_pinned() -> None:
         (sqs_batch, "MAX_ENTRIES", "SQS_MAX_BATCH_ENTRIES"),
         (sqs_batch, "MAX_BATCH_BYTES", "SQS_MAX_BATCH_BYTES"),
         (keys, "MAX_MESSAGE_ID", "SQS_MAX_ID_CHARS"),
+        (batch_get, "MAX_KEYS", "DYNAMODB_MAX_BATCH_GET_KEYS"),
     ],
 )
 def test_the_old_names_are_the_module_s_own(module: object, name: str, own: str) -> None:
@@ -170,6 +174,10 @@ def test_the_inbox_s_limits_are_exact() -> None:
     )
 
 
+def test_sqs_counts_each_attribute_s_name_type_and_value() -> None:
+    assert sizes.sqs_message_bytes("é", [("message_id", "String", "m-1")]) == 2 + 10 + 6 + 3
+
+
 def test_write_units_are_per_started_kilobyte() -> None:
     assert [sizes.write_units(n) for n in (0, 1, 1024, 1025, 2048)] == [1, 1, 1, 2, 2]
 
@@ -237,3 +245,15 @@ def test_an_api_payload_too_large_names_its_largest_attribute() -> None:
         "attribute 'blob' 54 bytes)"
     )
     assert isinstance(validation.parse_submission(body, 66), Request)
+
+
+def test_the_id_length_limit_is_said_in_its_refusals() -> None:
+    idempotency = validation.idempotency_key("k" * (sizes.SQS_MAX_ID_CHARS + 1))
+    assert idempotency == Rejection(
+        VALIDATION_ERROR, "Idempotency-Key must be 1 to 128 characters of A-Za-z0-9._:-"
+    )
+    group = parse_message("x", {}, "g" * (sizes.SQS_MAX_ID_CHARS + 1))
+    assert group == Rejection(
+        VALIDATION_ERROR, "group_id must be 1 to 128 printable ASCII characters without spaces"
+    )
+    assert isinstance(parse_message("x", {}, "g" * sizes.SQS_MAX_ID_CHARS), Request)

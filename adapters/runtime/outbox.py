@@ -66,7 +66,13 @@ from statemodel.flows import (
 )
 from statemodel.keys import Key
 from statemodel.records import Record
-from statemodel.sizes import MAX_ATTEMPTS_LIMIT, item_name_problem, item_size, record_extra_problem
+from statemodel.sizes import (
+    MAX_ATTEMPTS_LIMIT,
+    SQS_MAX_ID_CHARS,
+    item_name_problem,
+    item_size,
+    record_extra_problem,
+)
 from statemodel.stored import Stored
 from statemodel.validation import (
     PAYLOAD_TOO_LARGE,
@@ -582,7 +588,7 @@ def _correlation(correlation_id: object) -> str:
         return str(uuid.uuid4())
     valid = valid_token(correlation_id)
     if valid is None:
-        raise InvalidMessage("correlation_id must be 1 to 128 characters of A-Za-z0-9._:-")
+        raise InvalidMessage(f"correlation_id must be 1 to {SQS_MAX_ID_CHARS} characters of A-Za-z0-9._:-")
     return valid
 
 
