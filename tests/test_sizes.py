@@ -1,6 +1,7 @@
 """statemodel.sizes: the one module holding every size limit and rule. Its values are pinned (moving
-them here changed none), the modules that long exported them re-export its own objects, each rule is
-exact at its bound, and each refusal names what is too large and which limit it passed. Pure."""
+them here changed none), each rule is exact at its bound, and each refusal names what is too large and
+which limit it passed. Pure: `make mutation` runs it over the module (tests/test_sizes_surface.py
+checks the names the adapters re-export and the generated limits page)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,8 @@ import json
 
 import pytest
 
-import adapters.runtime.item_size as item_size_module
 import statemodel.validation as validation
-from adapters.docgen.limits_doc import render as limits_page
-from adapters.docgen.limits_doc import size_rows
-from adapters.runtime import batch_get, sqs_batch
-from statemodel import keys, sizes
+from statemodel import sizes
 from statemodel.validation import PAYLOAD_TOO_LARGE, VALIDATION_ERROR, Rejection, Request, parse_message
 
 # The values on main before the move (statemodel/validation.py, adapters/runtime/item_size.py,
@@ -63,40 +60,6 @@ def test_every_limit_of_the_module_is_pinned() -> None:
     """A limit added to the module is added here too, with its value: none slips in unreviewed."""
     limits = {name for name, value in vars(sizes).items() if name.isupper() and isinstance(value, int)}
     assert limits == set(BEFORE)
-
-
-@pytest.mark.parametrize(
-    ("module", "name", "own"),
-    [
-        (validation, "MAX_MESSAGE_BYTES", "MAX_MESSAGE_BYTES"),
-        (validation, "MAX_MESSAGE_BYTES_WITH_BUCKET", "MAX_MESSAGE_BYTES_WITH_BUCKET"),
-        (validation, "MAX_RECORD_EXTRA_BYTES", "MAX_RECORD_EXTRA_BYTES"),
-        (validation, "MAX_ATTRIBUTES", "MAX_ATTRIBUTES"),
-        (validation, "MAX_ATTEMPTS_LIMIT", "MAX_ATTEMPTS_LIMIT"),
-        (validation, "DYNAMODB_MAX_ITEM_BYTES", "DYNAMODB_MAX_ITEM_BYTES"),
-        (validation, "message_limit", "message_limit"),
-        (item_size_module, "item_size", "item_size"),
-        (item_size_module, "value_size", "value_size"),
-        (item_size_module, "write_units", "write_units"),
-        (item_size_module, "placement", "placement"),
-        (item_size_module, "Placement", "Placement"),
-        (item_size_module, "CONFIRM_GROWTH_BYTES", "CONFIRM_GROWTH_BYTES"),
-        (sqs_batch, "MAX_ENTRIES", "SQS_MAX_BATCH_ENTRIES"),
-        (sqs_batch, "MAX_BATCH_BYTES", "SQS_MAX_BATCH_BYTES"),
-        (keys, "MAX_MESSAGE_ID", "SQS_MAX_ID_CHARS"),
-        (batch_get, "MAX_KEYS", "DYNAMODB_MAX_BATCH_GET_KEYS"),
-    ],
-)
-def test_the_old_names_are_the_module_s_own(module: object, name: str, own: str) -> None:
-    assert getattr(module, name) is getattr(sizes, own)
-
-
-def test_the_limits_page_shows_the_module_s_values() -> None:
-    page = limits_page()
-    for what, value, _ in size_rows():
-        assert f"| {what} | {value} |" in page
-    for number in ("400,000", "1,048,320", "385,024", "1,114,112", "at most 9", "at most 99 entries"):
-        assert number in page, number
 
 
 def test_a_message_s_size_limit_is_exact_and_names_its_largest_attribute() -> None:
@@ -257,3 +220,72 @@ def test_the_id_length_limit_is_said_in_its_refusals() -> None:
         VALIDATION_ERROR, "group_id must be 1 to 128 printable ASCII characters without spaces"
     )
     assert isinstance(parse_message("x", {}, "g" * sizes.SQS_MAX_ID_CHARS), Request)
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ({"S": "abc"}, 3),
+        ({"S": "é"}, 2),  # UTF-8 bytes, not characters
+        ({"S": ""}, 0),
+        ({"N": "0"}, 2),
+        ({"N": "7"}, 2),
+        ({"N": "12"}, 2),
+        ({"N": "123"}, 3),
+        ({"N": "12345"}, 4),
+        ({"N": "1000"}, 2),  # trailing zeros are not significant
+        ({"N": "-1.50"}, 2),
+        ({"N": "0.001"}, 2),
+        ({"B": b"\x00\x01\x02"}, 3),
+        ({"BOOL": False}, 1),
+        ({"NULL": True}, 1),
+        ({"L": []}, 3),
+        ({"L": [{"S": "ab"}, {"N": "1"}]}, 3 + (2 + 1) + (2 + 1)),
+        ({"M": {}}, 3),
+        ({"M": {"k": {"S": "ab"}, "é": {"BOOL": True}}}, 3 + (1 + 2 + 1) + (2 + 1 + 1)),
+        ({"SS": ["a", "bé"]}, 1 + 3),
+        ({"NS": ["1", "123"]}, 2 + 3),
+        ({"BS": [b"a", b"bc"]}, 3),
+    ],
+)
+def test_a_value_s_size_is_dynamodb_s(value: dict[str, object], size: int) -> None:
+    assert sizes.value_size(value) == size
+
+
+def test_an_unknown_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown DynamoDB type X"):
+        sizes.value_size({"X": "1"})
+
+
+def test_an_item_s_size_counts_each_name_and_value() -> None:
+    assert sizes.item_size(None) == 0 and sizes.item_size({}) == 0
+    assert sizes.item_size({"id": {"S": "m-1"}, "né": {"N": "12"}}) == (2 + 3) + (3 + 2)
+
+
+def test_the_message_limit_is_the_bucket_s_or_the_item_s() -> None:
+    assert (sizes.message_limit(False), sizes.message_limit(True)) == (400_000, 1_048_320)
+    assert sizes.attributes_bytes([("a", "é"), ("bc", "d")]) == 3 + 3
+
+
+KB = sizes.DYNAMODB_WRITE_UNIT_BYTES
+
+
+@pytest.mark.parametrize(
+    ("inline", "apart", "body", "bucket", "where"),
+    [
+        (KB, 300, KB, False, sizes.Placement.INLINE),  # 2 units inline against 2 + 1 apart
+        (3 * KB, 300, 3 * KB, False, sizes.Placement.INLINE),  # 6 against 3 + 2: within one unit
+        (3 * KB + 1, 300, 3 * KB, False, sizes.Placement.ITEM),  # 8 against 3 + 2: apart saves more
+        (200_000, 300, 200_000, False, sizes.Placement.ITEM),
+        # Past the item limit the body cannot stay, however cheap: then an item, then S3, then nowhere.
+        (sizes.DYNAMODB_MAX_ITEM_BYTES, 0, 10**9, False, sizes.Placement.INLINE),
+        (sizes.DYNAMODB_MAX_ITEM_BYTES + 1, 0, 10**9, False, None),
+        (sizes.DYNAMODB_MAX_ITEM_BYTES + 1, 300, sizes.BODY_ITEM_LIMIT_BYTES, False, sizes.Placement.ITEM),
+        (sizes.DYNAMODB_MAX_ITEM_BYTES + 1, 300, sizes.BODY_ITEM_LIMIT_BYTES + 1, True, sizes.Placement.S3),
+        (sizes.DYNAMODB_MAX_ITEM_BYTES + 1, 300, sizes.BODY_ITEM_LIMIT_BYTES + 1, False, None),
+    ],
+)
+def test_a_body_goes_where_it_costs_least_and_fits(
+    inline: int, apart: int, body: int, bucket: bool, where: sizes.Placement | None
+) -> None:
+    assert sizes.placement(inline, apart, body, bucket=bucket) is where
