@@ -224,7 +224,7 @@ def write_units(size: int) -> int:
 
 
 def _number_size(text: str) -> int:
-    digits = format(abs(Decimal(text)), "f").replace(".", "").strip("0")
+    digits = f"{Decimal(text).copy_abs():f}".replace(".", "").strip("0")  # abs() would round to 28 digits
     return (max(len(digits), 1) + 1) // 2 + 1
 
 

@@ -236,6 +236,8 @@ def test_the_id_length_limit_is_said_in_its_refusals() -> None:
         ({"N": "1000"}, 2),  # trailing zeros are not significant
         ({"N": "-1.50"}, 2),
         ({"N": "0.001"}, 2),
+        ({"N": "1E+3"}, 2),  # an exponent counts as the digits it stands for
+        ({"N": "12345678901234567890123456789012345678"}, 20),  # 38 digits, DynamoDB's most
         ({"B": b"\x00\x01\x02"}, 3),
         ({"BOOL": False}, 1),
         ({"NULL": True}, 1),
@@ -289,3 +291,23 @@ def test_a_body_goes_where_it_costs_least_and_fits(
     inline: int, apart: int, body: int, bucket: bool, where: sizes.Placement | None
 ) -> None:
     assert sizes.placement(inline, apart, body, bucket=bucket) is where
+
+
+def test_the_largest_part_is_the_largest_by_size_not_by_name() -> None:
+    attributes = (("a", "v" * 30), ("z", "v"))
+    problem = sizes.message_size_problem("body", "x", attributes, 10)
+    assert problem is not None and problem.endswith("(body 1 bytes, largest attribute 'a' 31 bytes)")
+    alone = sizes.message_size_problem("body", "x" * 11, (), 10)
+    assert alone == "body and attributes take 11 bytes; at most 10 are accepted (body 11 bytes)"
+    room = sizes.MAX_RECORD_EXTRA_BYTES
+    both = sizes.record_extra_problem((("a", "v" * room),), {"z": 5}, 0)
+    assert both is not None and both.endswith(f"largest attribute 'a' {room + 1} bytes)")
+    key_only = sizes.record_extra_problem((), {}, room + 1)
+    assert key_only == (
+        f"attributes and item take {room + 1} bytes; at most {room} fit in the record "
+        f"(record size limit, key {room + 1} bytes)"
+    )
+
+
+def test_a_one_byte_item_name_is_taken() -> None:
+    assert sizes.item_name_problem("n") is None
