@@ -45,10 +45,9 @@ from statemodel.sizes import SQS_MAX_ATTRIBUTES as SQS_MAX_ATTRIBUTES
 from statemodel.sizes import SQS_MAX_MESSAGE_BYTES as SQS_MAX_MESSAGE_BYTES
 from statemodel.sizes import message_limit as message_limit
 
-TOKEN = re.compile(
-    rf"[A-Za-z0-9._:\-]{{1,{SQS_MAX_ID_CHARS}}}"
-)  # Idempotency-Key, X-Correlation-Id, message ids
-# A library key or FIFO group id: printable ASCII without spaces, 1 to 128 characters — the alphabet SQS
+# An Idempotency-Key, X-Correlation-Id or message id.
+TOKEN = re.compile(rf"[A-Za-z0-9._:\-]{{1,{SQS_MAX_ID_CHARS}}}")
+# A library key or FIFO group id: printable ASCII without spaces, 1 to SQS_MAX_ID_CHARS — the alphabet SQS
 # takes for a MessageDeduplicationId, which the key becomes on a FIFO queue.
 KEY = re.compile(rf"[!-~]{{1,{SQS_MAX_ID_CHARS}}}")
 BODY_HASH = "body:"  # the request hash of a library message: of its body as given, not of parsed JSON
