@@ -45,7 +45,7 @@ from adapters.runtime.clients import (
     now_ms,
     remaining_ms,
 )
-from adapters.runtime.codec import created_item, created_request, is_record, put_request, serialize
+from adapters.runtime.codec import created_request, is_record, put_request, serialize
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
@@ -272,14 +272,16 @@ class Outbox:
         conflict. `item`: the team's own attributes, written with the record (on a composite key,
         the rest of the team's row)."""
         record_key, request, team_item = self._valid(key, body, attributes, item, group_id)
-        return self._submit(
+        correlation = _correlation(correlation_id)
+        answer = self._submit(
             request,
             record_key,
-            correlation_id=_correlation(correlation_id),
+            correlation_id=correlation,
             item=team_item,
             context=context,
             deadline_ms=deadline_ms,
         )
+        return _result(answer, correlation)
 
     def _submit(
         self,
@@ -293,10 +295,11 @@ class Outbox:
         deadline_ms: int | None = None,
         tally: Tally | None = None,
         caller: str | None = None,
-    ) -> SendResult:
-        """`send` for a request already validated (sendguard's own HTTP handler parses its JSON
-        envelope with `statemodel.validation.parse_submission` and comes in here). `tally` counts
-        what happened, for the handler's metrics. `key`: a checked key (a string: a plain one).
+    ) -> Answer:
+        """`send`'s flow, run for a request already validated; its `Answer` as the flow gave it, which
+        sendguard's own HTTP handler answers from (it parses its JSON envelope with
+        `statemodel.validation.parse_submission` and comes in here). `tally` counts what happened,
+        for the handler's metrics. `key`: a checked key (a string: a plain one).
         `caller`: who sends it, kept in the record where the API keeps callers apart."""
         key = Key(key) if isinstance(key, str) else key
         message_id = key.message_id
@@ -316,14 +319,14 @@ class Outbox:
             lease = lease_expiry(now, end - now, self._config.settings)
             flow = start_submit(message, attempt_id, lease, now, self._config.settings)
             try:
-                answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
+                answer = run_flow(flow, self._aws.with_item(item), deadline, tally=tally)
             except NotARecord:  # the create found the team's own item under the key
                 raise InvalidMessage(
                     f"the table already holds an item with key {message_id!r} that is not a sendguard "
                     "record; nothing was written (create the row and its record together: send with "
                     "item=, or pending_put in the transaction that writes the row)"
                 ) from None
-        return _result(answer, correlation_id)
+        return answer
 
     # ---- the transactional outbox ----------------------------------------------------------------
 
@@ -356,17 +359,16 @@ class Outbox:
             queue=self._config.queue_url,
         )
         write = prepare(message, now)
-        store = self._aws.store
-        created = created_item(write, self.layout, team_item)  # built once: measured, then put
+        store = self._aws.dynamodb.with_item(team_item)
         with self._scope(message.correlation_id, message_id, None):
-            at, call = store.place_body(write, created, now + 2 * ATTEMPT_BUDGET_MS)
-            if isinstance(at, Classified):
+            created, call = store.create_item(write, now + 2 * ATTEMPT_BUDGET_MS)
+            if isinstance(created, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
                 raise _unavailable(
-                    f"the body of {message_id!r} could not be written now", at.category, at.code
+                    f"the body of {message_id!r} could not be written now", created.category, created.code
                 )
-        return {"Put": put_request(store.apart(created, at), self.layout, self._config.table)}
+        return {"Put": put_request(created, self.layout, self._config.table)}
 
     def dispatch(
         self, entry: Mapping[str, Any] | KeyLike, *, context: object = None, deadline_ms: int | None = None
