@@ -13,9 +13,16 @@ from hypothesis import strategies as st
 
 from adapters.docgen.inbox_doc import FENCED, build_machine, condition_names
 from statemodel.categories import ErrorCategory, Failure
-from statemodel.checker.inbox_world import EFFECT_REFUSED, HANDLER_FAILED, HANDLER_OK, InboxFault, InboxWorld
+from statemodel.checker.inbox_world import (
+    EFFECT_REFUSED,
+    HANDLER_FAILED,
+    HANDLER_OK,
+    InboxFault,
+    InboxWorld,
+    InboxWorldPorts,
+)
 from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
-from statemodel.inbox import flows, invariants
+from statemodel.inbox import flows, interpreter, invariants
 from statemodel.inbox.commands import (
     INBOX_COMMAND_TYPES,
     Claim,
@@ -345,11 +352,55 @@ def run(
     handler: Any = HANDLER_OK,
     faults: dict[Stage, InboxFault] | None = None,
 ) -> InboxFlow:
+    """The flow carried to its end by the adapters' own loop (`statemodel.inbox.interpreter`) on the
+    world, each step meeting the fault named for its stage."""
     faults = faults or {}
     while not flow.done:
-        outcome = world.perform(flow.effect, faults.get(flow.stage), handler)
-        flow = flows.advance(flow, outcome, now)
+        _, flow = interpreter.step(
+            flow, InboxWorldPorts(world, faults.get(flow.stage), handler), None, lambda: now
+        )
     return flow
+
+
+class Told:
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, str, str]] = []
+
+    def stepped(self, before: InboxFlow, outcome: object, report: None, after: InboxFlow) -> None:
+        self.steps.append((before.stage.value, type(outcome).__name__, after.stage.value))
+
+
+def test_the_interpreter_performs_each_effect_on_its_port_and_tells_the_observer() -> None:
+    world, told = InboxWorld(), Told()
+    done = interpreter.run(transactional("a-1"), InboxWorldPorts(world), None, lambda: 0, told)
+    assert done.answer.result is InboxResult.DONE and world.effects == 1
+    assert told.steps == [
+        ("read", "Found", "handler"),
+        ("handler", "Handled", "commit"),
+        ("commit", "Written", "done"),
+    ]
+    again = Told()
+    guarded_done = interpreter.run(guarded("a-2"), InboxWorldPorts(InboxWorld()), None, lambda: 0, again)
+    assert guarded_done.answer.result is InboxResult.DONE
+    assert [s[:2] for s in again.steps] == [
+        ("claim", "Written"),
+        ("handler", "Handled"),
+        ("complete", "Written"),
+    ]
+    with pytest.raises(ValueError, match="finished"):
+        interpreter.perform(done, InboxWorldPorts(world), None)
+
+
+def test_the_interpreter_advances_with_the_function_it_is_given() -> None:
+    """The explorer's mutants advance through the same loop: `advance` is a parameter, not a global."""
+    seen: list[str] = []
+
+    def advance(flow: InboxFlow, outcome: Any, now: int) -> InboxFlow:
+        seen.append(flow.stage.value)
+        return flows.advance(flow, outcome, now)
+
+    interpreter.run(transactional("a-1"), InboxWorldPorts(InboxWorld()), None, lambda: 0, advance=advance)
+    assert seen == ["read", "handler", "commit"]
 
 
 def transactional(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFlow:

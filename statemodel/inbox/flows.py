@@ -4,8 +4,8 @@ A flow never performs anything. `start(mode, ...)` (`start_guarded`, `start_tran
 an `InboxFlow` whose `effect` says what to do next — read the record (`Read`), make a conditional
 write (`InboxWrite`), run the team's handler (`Invoke`), or answer (`InboxAnswer`) — and
 `advance(flow, outcome, now)` takes what came of it and returns the next flow.
-`adapters.runtime.inbox` carries the effects out on DynamoDB and the team's handler;
-`statemodel.checker.inbox_space` on its in-memory world.
+`statemodel.inbox.interpreter` carries the effects out on the inbox's ports: DynamoDB and the team's
+handler in `adapters.runtime.inbox`, the in-memory world in `statemodel.checker.inbox_space`.
 
 Two tables hold the rules, and `InboxFlows` holds both. Every event a flow writes comes from
 `decide`, over the transition table (`statemodel.inbox.table`); what a flow does next (read, claim,
