@@ -142,7 +142,7 @@ class Delivery:
 
 class ProcessOutcome(enum.StrEnum):
     """What `process` did with one message (string-valued: `outcome == "done"` keeps working).
-    docs/inbox-transitions.md, "What a delivery answers", says what each of the first six means."""
+    docs/inbox-transitions.md, "What a delivery answers", says what each means."""
 
     DONE = "done"  # this delivery applied the effect (or completed the handler)
     DUPLICATE = "duplicate"  # already done: answered from the record, nothing run
@@ -154,7 +154,7 @@ class ProcessOutcome(enum.StrEnum):
     KEY_MISSING = "key_missing"  # the message has no key: not processed
 
 
-_PROCESS_OUTCOMES = {
+PROCESS_OUTCOMES = {
     InboxResult.DONE: ProcessOutcome.DONE,
     InboxResult.DUPLICATE: ProcessOutcome.DUPLICATE,
     InboxResult.BUSY: ProcessOutcome.BUSY,
@@ -172,6 +172,12 @@ class InboxRearmOutcome(enum.StrEnum):
     NOT_FOUND = "not_found"  # no inbox record with this key
     CHANGED = "changed"  # the record changed since it was read: left as it is
     FAILED = "failed"  # an AWS failure (classified, in `failure`): nothing changed, or unknown
+
+
+REARM_OUTCOMES = {
+    InboxResult.REARMED: InboxRearmOutcome.REARMED,
+    InboxResult.SUPERSEDED: InboxRearmOutcome.CHANGED,
+}  # the re-arm flow's own answers; any other is a failed request's (FAILED)
 
 
 @attrs.frozen
@@ -531,7 +537,7 @@ class Inbox:
         processed = ProcessResult(
             sqs_id,
             key,
-            _PROCESS_OUTCOMES[answer.result],
+            PROCESS_OUTCOMES[answer.result],
             answer.ok,
             answer.ran,
             result,
@@ -598,10 +604,9 @@ class Inbox:
         with self._scope(key, None):
             outcome, call = interpreter.perform(flow, _Ports(self, {}, None, 0), None)
             done = interpreter.carry(flow, outcome, call, now_ms(), _LOGGED).answer
-        if done.result is InboxResult.REARMED:
-            return InboxRearmResult(key, InboxRearmOutcome.REARMED, record.receives)
-        if done.result is InboxResult.SUPERSEDED:
-            return InboxRearmResult(key, InboxRearmOutcome.CHANGED, record.receives)
+        rearmed = REARM_OUTCOMES.get(done.result)
+        if rearmed is not None:
+            return InboxRearmResult(key, rearmed, record.receives)
         error = call.error if call is not None else None
         failure = None if error is None else f"{error.category.value}:{error.code}"
         return InboxRearmResult(key, InboxRearmOutcome.FAILED, record.receives, failure)

@@ -313,8 +313,8 @@ class Seen(enum.Enum):
     """The record as the flow now knows it: its phase, and a claim's lease as of now."""
 
     ABSENT = "none"
-    HELD = "PROCESSING, lease live"
-    EXPIRED = "PROCESSING, lease run out"
+    HELD = "PROCESSING (lease live)"
+    EXPIRED = "PROCESSING (lease run out)"
     WAITING = "WAITING"
     DONE = "DONE"
     FAILED = "FAILED"
@@ -508,7 +508,7 @@ class InboxFlows:
         """A delivery in `mode`: transactional, read, run the handler, commit its effect with the
         record; guarded, claim (creating the record if new), run the handler, complete or release."""
         plan = InboxPlan(mode, message, attempt_id, deadline, settings.max_receives, settings.lease_margin_ms)
-        return self._take(plan, _FIRST[mode], now, None)
+        return self._take(plan, FIRST[mode], now, None)
 
     def start_guarded(
         self, message: InboxMessage, attempt_id: str, now: int, deadline: int, settings: InboxSettings
@@ -601,7 +601,8 @@ class InboxFlows:
         return InboxWrite(record, events, after, commit)
 
 
-_FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
+# How a delivery starts, by its mode.
+FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
 
 INBOX_FLOWS = InboxFlows()  # over the inbox's tables as written: what the adapters run
 start = INBOX_FLOWS.start
