@@ -36,17 +36,26 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.classify import Classified
+from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
     ATTEMPT_BUDGET_MS,
+    DeadlineExceeded,
     now_ms,
     remaining_ms,
 )
 from adapters.runtime.codec import created_item, created_request, is_record, put_request, serialize
-from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
+from adapters.runtime.config import (
+    DEFAULT_BODY_PREFIX,
+    MAX_RETENTION_DAYS,
+    MAX_WORKERS,
+    Config,
+    ConfigError,
+    queue_urls,
+)
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.item_size import item_size
@@ -206,7 +215,7 @@ class Outbox:
             other_queues=queue_urls(",".join(reconcile_queues), "reconcile_queues"),
             retention_days=retention_days,
         )
-        self._setup(config, Aws.from_config(config, session, botocore_config), logger)
+        self._setup(config, Aws.from_config(config, session, botocore_config), logger, in_code=True)
 
     @classmethod
     def from_env(
@@ -227,8 +236,12 @@ class Outbox:
         outbox._setup(config, aws or Aws.from_config(config), logger)
         return outbox
 
-    def _setup(self, config: Config, aws: Aws, logger: Any) -> None:
+    def _setup(self, config: Config, aws: Aws, logger: Any, *, in_code: bool = False) -> None:
         self._config, self._aws, self._logger = config, aws, logger
+        # What one DescribeTable said of the layout, once DynamoDB refused a key (`_refused`); its
+        # fix in the terms the layout came in: a TableLayout in code, or the variables.
+        self._table_check: _TableCheck | None = None
+        self._layout_in_code = in_code
 
     @property
     def layout(self) -> TableLayout:
@@ -268,7 +281,7 @@ class Outbox:
         conflict. `item`: the team's own attributes, written with the record (on a composite key,
         the rest of the team's row)."""
         record_key, request, team_item = self._valid(key, body, attributes, item, group_id)
-        return self._submit(
+        result = self._submit(
             request,
             record_key,
             correlation_id=_correlation(correlation_id),
@@ -276,6 +289,8 @@ class Outbox:
             context=context,
             deadline_ms=deadline_ms,
         )
+        self._refused(result.error_code)
+        return result
 
     def _submit(
         self,
@@ -359,6 +374,7 @@ class Outbox:
             if isinstance(at, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
+                self._refused(at.code)
                 raise _unavailable(
                     f"the body of {message_id!r} could not be written now", at.category, at.code
                 )
@@ -400,7 +416,9 @@ class Outbox:
                 lease = lease_expiry(now, end - now, self._config.settings)
                 flow = start_dispatch(record, attempt_id, lease, now, self._config.settings, request=request)
                 answer = run_flow(flow, self._aws, deadline)
-        return _result(answer, correlation_id)
+        result = _result(answer, correlation_id)
+        self._refused(result.error_code)
+        return result
 
     def record_exists(self, error: BaseException, entry: Mapping[str, Any]) -> bool:
         """Whether `error`, raised by the team's `transact_write_items`, is the transaction cancelled
@@ -430,7 +448,8 @@ class Outbox:
         with self._scope(None, message_id, None):
             stored = self._read(record_key, now_ms() + 2 * ATTEMPT_BUDGET_MS)
         if isinstance(stored, Failure):
-            raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
+            what = f"record {message_id!r} cannot be read from table {self.table}: {stored.code}"
+            raise _unavailable(what, stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
     def reconcile(
@@ -481,7 +500,33 @@ class Outbox:
             ) from None
         if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
+            self._refused(stored.code)
         return stored
+
+    def _refused(self, code: str | None) -> None:
+        """DynamoDB refused a key (a ValidationException): does the layout fit the table? Raises
+        ConfigError, naming the table, its key and the layout's, when it does not. One DescribeTable
+        per Outbox at most, and only once DynamoDB refused a key: never on the happy path (the
+        sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails,
+        the refusal is answered as it came)."""
+        if code != VALIDATION_EXCEPTION:
+            return
+        if self._table_check is None:
+            from adapters.runtime.table_check import check_table
+
+            try:
+                deadline = now_ms() + 2 * ATTEMPT_BUDGET_MS
+                client, in_code = self._aws.store.client, self._layout_in_code
+                check_table(
+                    client, self.table, self.layout, index=False, deadline_ms=deadline, in_code=in_code
+                )
+                self._table_check = _TableCheck(None)
+            except ConfigError as exc:
+                self._table_check = _TableCheck(str(exc))
+            except (ClientError, BotoCoreError, DeadlineExceeded):  # it cannot tell: not asked again
+                self._table_check = _TableCheck(None)
+        if self._table_check.problem is not None:
+            raise ConfigError(self._table_check.problem)
 
     @contextlib.contextmanager
     def _scope(
@@ -525,6 +570,11 @@ class Outbox:
                 f"record ({PAYLOAD_TOO_LARGE})"
             )
         return checked, request, team_item
+
+
+@attrs.frozen
+class _TableCheck:
+    problem: str | None  # what does not fit, as ConfigError says it; None: it fits, or cannot tell
 
 
 def view(record: Record) -> RecordView:
