@@ -313,3 +313,22 @@ def test_a_status_or_body_attribute_the_records_do_not_hold_is_named_at_start(
     monkeypatch.setenv("SENDGUARD_STATUS_ATTRIBUTE", "state")
     monkeypatch.setenv("SENDGUARD_BODY_ATTRIBUTE", "doc")
     assert run(["status", "--table", TABLE], capsys)[0] == 0  # told both, it works
+
+
+def test_a_refused_key_at_get_logs_what_to_set_and_answers_system_error(
+    payments: str, calls: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/messages/k-1"}},
+        "isBase64Encoded": False,
+    }
+    answers = [aws_lambda.submit(event, LambdaContext(10_000)) for _ in range(2)]
+    assert [answer["statusCode"] for answer in answers] == [500, 500]
+    assert all(json.loads(answer["body"])["error"]["code"] == "SYSTEM_ERROR" for answer in answers)
+    lines = log_lines(capsys)
+    assert "handler_failed" not in [line["event"] for line in lines]  # no traceback: what to set
+    problems = [line for line in lines if line["event"] == "config_invalid"]
+    assert problems and all(WHAT_TO_SET in line["problem"] for line in problems)
+    assert calls.count("DescribeTable") == 1
