@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -241,6 +242,7 @@ class Outbox:
         # What one DescribeTable said of the layout, once DynamoDB refused a key (`_refused`); its
         # fix in the terms the layout came in: a TableLayout in code, or the variables.
         self._table_check: _TableCheck | None = None
+        self._table_check_lock = threading.Lock()
         self._layout_in_code = in_code
 
     @property
@@ -289,7 +291,7 @@ class Outbox:
             context=context,
             deadline_ms=deadline_ms,
         )
-        self._refused(result.error_code)
+        self._refused(result.error_code, _times(context, deadline_ms)[2])
         return result
 
     def _submit(
@@ -374,7 +376,7 @@ class Outbox:
             if isinstance(at, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
-                self._refused(at.code)
+                self._refused(at.code, now_ms() + 2 * ATTEMPT_BUDGET_MS)
                 raise _unavailable(
                     f"the body of {message_id!r} could not be written now", at.category, at.code
                 )
@@ -417,7 +419,7 @@ class Outbox:
                 flow = start_dispatch(record, attempt_id, lease, now, self._config.settings, request=request)
                 answer = run_flow(flow, self._aws, deadline)
         result = _result(answer, correlation_id)
-        self._refused(result.error_code)
+        self._refused(result.error_code, deadline)
         return result
 
     def record_exists(self, error: BaseException, entry: Mapping[str, Any]) -> bool:
@@ -500,33 +502,38 @@ class Outbox:
             ) from None
         if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
-            self._refused(stored.code)
+            self._refused(stored.code, deadline_ms)
         return stored
 
-    def _refused(self, code: str | None) -> None:
+    def _refused(self, code: str | None, deadline_ms: int) -> None:
         """DynamoDB refused a key (a ValidationException): does the layout fit the table? Raises
         ConfigError, naming the table, its key and the layout's, when it does not. One DescribeTable
         per Outbox at most, and only once DynamoDB refused a key: never on the happy path (the
-        sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails,
-        the refusal is answered as it came)."""
+        sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails or
+        finds no time before `deadline_ms`, the refusal is answered as it came)."""
         if code != VALIDATION_EXCEPTION:
             return
-        if self._table_check is None:
-            from adapters.runtime.table_check import check_table
+        with self._table_check_lock:  # threads sharing the Outbox: one of them asks
+            if self._table_check is None:
+                self._table_check = self._check_table(deadline_ms)
+            found = self._table_check
+        if found is not None and found.problem is not None:
+            raise ConfigError(found.problem)
 
-            try:
-                deadline = now_ms() + 2 * ATTEMPT_BUDGET_MS
-                client, in_code = self._aws.store.client, self._layout_in_code
-                check_table(
-                    client, self.table, self.layout, index=False, deadline_ms=deadline, in_code=in_code
-                )
-                self._table_check = _TableCheck(None)
-            except ConfigError as exc:
-                self._table_check = _TableCheck(str(exc))
-            except (ClientError, BotoCoreError, DeadlineExceeded):  # it cannot tell: not asked again
-                self._table_check = _TableCheck(None)
-        if self._table_check.problem is not None:
-            raise ConfigError(self._table_check.problem)
+    def _check_table(self, deadline_ms: int) -> _TableCheck | None:
+        """What DescribeTable says; None when there was no time to ask (the next refusal asks)."""
+        from adapters.runtime.table_check import check_table
+
+        client, layout, in_code = self._aws.store.client, self.layout, self._layout_in_code
+        try:
+            check_table(client, self.table, layout, index=False, deadline_ms=deadline_ms, in_code=in_code)
+        except ConfigError as exc:
+            return _TableCheck(str(exc))
+        except DeadlineExceeded:
+            return None
+        except (ClientError, BotoCoreError):  # it cannot tell: not asked again
+            pass
+        return _TableCheck(None)
 
     @contextlib.contextmanager
     def _scope(
