@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from adapters import ConfigError, TableLayout, ensure_resources
+from adapters.cli import main as cli
 from adapters.ops.provision import table_definition, table_problem
 from adapters.runtime.clients import make_client
 
@@ -120,3 +121,15 @@ def test_key_attributes_that_are_not_strings_are_named() -> None:
     problem = table_problem("payments", definition, PAYMENTS)
     assert problem is not None and "'paymentId' (N): sendguard's keys are strings" in problem
     assert table_problem("payments", table_definition(PAYMENTS), PAYMENTS) is None
+
+
+def test_sendguard_provision_says_it_in_one_line(
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["provision", "--table", "orders", "--queue", "order-events", "--fifo"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "sendguard provision: queue 'order-events': a FIFO queue's name must end in '.fifo' (SQS refuses "
+        "any other); name it 'order-events.fifo'\n"
+    )
+    assert queue_names() == [] and table_names() == []
