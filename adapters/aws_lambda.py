@@ -342,6 +342,9 @@ def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, con
         view = handlers.outbox().get(message_id)
     except InvalidMessage:  # an item of the team's own under this id: no message
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
+    except ConfigError as exc:  # DynamoDB refused the key, and the layout does not fit the table
+        emit(get_logger(), CONFIG_INVALID, problem=str(exc))
+        return http.error(500, http.SYSTEM_ERROR, "the message's status cannot be read now", correlation_id)
     except OutboxError as exc:
         if exc.code == VALIDATION_EXCEPTION:
             handlers.diagnose(context)
