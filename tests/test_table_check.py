@@ -351,3 +351,19 @@ def test_for_a_layout_given_in_code_the_fix_names_the_table_layout_s_arguments()
     }
     problem = record_problem(TABLE, record, PAYMENTS, in_code=True)
     assert problem is not None and problem.endswith("set status_attribute='state' in the TableLayout")
+
+
+def test_a_container_asks_for_the_table_once_whichever_route_was_refused_first(
+    payments: str, calls: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    get = {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/messages/k-1"}},
+        "isBase64Encoded": False,
+    }
+    for event in (post("k-1"), get, post("k-2"), get):
+        assert aws_lambda.submit(event, LambdaContext(10_000))["statusCode"] == 500
+    assert calls.count("DescribeTable") == 1
+    problems = [line["problem"] for line in log_lines(capsys) if line["event"] == "config_invalid"]
+    assert problems and all(WHAT_TO_SET in problem for problem in problems)
