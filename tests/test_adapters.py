@@ -72,7 +72,7 @@ def stored_of(aws: Aws, message_id: str) -> Stored | None:
 
 def build(fifo: bool = False, read_timeout: float = 3.0, aws_attempts: int = 3) -> tuple[Config, Aws]:
     name = f"t{uuid.uuid4().hex[:12]}"
-    queue_url = ensure_resources(name, name, fifo=fifo)
+    queue_url = ensure_resources(name, name + ".fifo" if fifo else name, fifo=fifo)
     config = Config(name, queue_url, SETTINGS, aws_max_attempts=aws_attempts)
     aws = Aws(
         DynamoStore(make_client("dynamodb", aws_attempts, read_timeout), name),

@@ -4,6 +4,7 @@ delivery as docs/inbox.md says — on the in-memory world, step by step."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import attrs
@@ -11,11 +12,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.docgen.inbox_doc import FENCED, build_machine, condition_names
+from adapters.docgen.inbox_doc import (
+    FENCED,
+    build_machine,
+    condition_names,
+    inbox_markdown,
+    next_steps_markdown,
+)
+from adapters.runtime.inbox import PROCESS_OUTCOMES, REARM_OUTCOMES, InboxRearmOutcome, ProcessOutcome
 from statemodel.categories import ErrorCategory, Failure
-from statemodel.checker.inbox_world import EFFECT_REFUSED, HANDLER_FAILED, HANDLER_OK, InboxFault, InboxWorld
+from statemodel.checker.inbox_world import (
+    EFFECT_REFUSED,
+    HANDLER_FAILED,
+    HANDLER_OK,
+    InboxFault,
+    InboxWorld,
+    InboxWorldPorts,
+)
 from statemodel.errors import ForbiddenCommand, IllegalTransition, StaleAttempt
-from statemodel.inbox import flows, invariants
+from statemodel.inbox import flows, interpreter, invariants
 from statemodel.inbox.commands import (
     INBOX_COMMAND_TYPES,
     Claim,
@@ -345,11 +360,55 @@ def run(
     handler: Any = HANDLER_OK,
     faults: dict[Stage, InboxFault] | None = None,
 ) -> InboxFlow:
+    """The flow carried to its end by the adapters' own loop (`statemodel.inbox.interpreter`) on the
+    world, each step meeting the fault named for its stage."""
     faults = faults or {}
     while not flow.done:
-        outcome = world.perform(flow.effect, faults.get(flow.stage), handler)
-        flow = flows.advance(flow, outcome, now)
+        _, flow = interpreter.step(
+            flow, InboxWorldPorts(world, faults.get(flow.stage), handler), None, lambda: now
+        )
     return flow
+
+
+class Told:
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, str, str]] = []
+
+    def stepped(self, before: InboxFlow, outcome: object, report: None, after: InboxFlow) -> None:
+        self.steps.append((before.stage.value, type(outcome).__name__, after.stage.value))
+
+
+def test_the_interpreter_performs_each_effect_on_its_port_and_tells_the_observer() -> None:
+    world, told = InboxWorld(), Told()
+    done = interpreter.run(transactional("a-1"), InboxWorldPorts(world), None, lambda: 0, told)
+    assert done.answer.result is InboxResult.DONE and world.effects == 1
+    assert told.steps == [
+        ("read", "Found", "handler"),
+        ("handler", "Handled", "commit"),
+        ("commit", "Written", "done"),
+    ]
+    again = Told()
+    guarded_done = interpreter.run(guarded("a-2"), InboxWorldPorts(InboxWorld()), None, lambda: 0, again)
+    assert guarded_done.answer.result is InboxResult.DONE
+    assert [s[:2] for s in again.steps] == [
+        ("claim", "Written"),
+        ("handler", "Handled"),
+        ("complete", "Written"),
+    ]
+    with pytest.raises(ValueError, match="finished"):
+        interpreter.perform(done, InboxWorldPorts(world), None)
+
+
+def test_the_interpreter_advances_with_the_function_it_is_given() -> None:
+    """The explorer's mutants advance through the same loop: `advance` is a parameter, not a global."""
+    seen: list[str] = []
+
+    def advance(flow: InboxFlow, outcome: Any, now: int) -> InboxFlow:
+        seen.append(flow.stage.value)
+        return flows.advance(flow, outcome, now)
+
+    interpreter.run(transactional("a-1"), InboxWorldPorts(InboxWorld()), None, lambda: 0, advance=advance)
+    assert seen == ["read", "handler", "commit"]
 
 
 def transactional(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFlow:
@@ -362,7 +421,54 @@ def guarded(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFlow:
 
 def test_the_module_s_inbox_flows_are_those_over_the_inbox_s_table() -> None:
     assert INBOX_FLOWS.table is INBOX_TRANSITIONS and InboxFlows() == INBOX_FLOWS
+    assert INBOX_FLOWS.rules is flows.RULES and INBOX_FLOWS.next is flows.NEXT
     assert flows.advance == INBOX_FLOWS.advance and flows.start_guarded == INBOX_FLOWS.start_guarded
+
+
+def test_an_inbox_flows_over_other_rules_takes_them() -> None:
+    """What a flow does next is the entry of the rules its `InboxFlows` holds: a mutant's rule put
+    first holds where it names a key, and the inbox's own nowhere else."""
+    done = evolve_all(None, decide(None, Commit(MESSAGE, "a-0"), 0))
+    rerun = (
+        Mode.TRANSACTIONAL,
+        Stage.READ,
+        flows.Came.FOUND,
+        flows.Seen.DONE,
+        flows.RunHandler(flows.End(InboxResult.RETRY)),
+    )
+    other = InboxFlows(rules=(rerun, *flows.RULES))
+    assert other != INBOX_FLOWS and other.next[rerun[:4]] == rerun[4]
+    rerunning = other.advance(transactional("a-1"), flows.Found(done), 5)
+    assert rerunning.stage is Stage.HANDLER  # the rule put first: the handler runs, where the inbox answers
+    assert (
+        INBOX_FLOWS.advance(transactional("a-1"), flows.Found(done), 5).answer.result is InboxResult.DUPLICATE
+    )
+    assert (
+        other.advance(transactional("a-2"), flows.Found(None), 5).stage is Stage.HANDLER
+    )  # the rest: the inbox's
+
+
+def test_every_key_of_the_next_step_table_is_one_a_rule_names_and_no_rule_is_dead() -> None:
+    named: set[object] = set()
+    for rule in flows.RULES:
+        keys = set(flows.compile_rules((rule,)))
+        assert keys - named, f"no key is left to {rule}: it is dead"
+        named |= keys
+    assert named == set(flows.NEXT)
+
+
+def test_the_inbox_page_draws_every_rule_and_exactly_the_public_outcomes() -> None:
+    """docs/inbox-transitions.md lists what `ProcessOutcome` and `InboxRearmOutcome` hold, no more (a
+    re-arm's `rearmed`/`superseded` are not a delivery's answers), and one row per rule."""
+    assert len(next_steps_markdown().splitlines()) == len(flows.RULES)
+    page = inbox_markdown()
+    delivery = page.split("## What a delivery answers")[1].split("## ")[0]
+    rearm = page.split("## What a re-arm answers")[1].split("## ")[0]
+    row = re.compile(r"^\| `(\w+)` \|", re.MULTILINE)
+    assert row.findall(delivery) == [o.value for o in ProcessOutcome]
+    assert row.findall(rearm) == [o.value for o in InboxRearmOutcome]
+    assert set(PROCESS_OUTCOMES) | set(REARM_OUTCOMES) == set(InboxResult)
+    assert all(result.value == outcome.value for result, outcome in PROCESS_OUTCOMES.items())
 
 
 def test_every_write_of_an_inbox_flow_is_decided_from_the_table_of_its_flows() -> None:

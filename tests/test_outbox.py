@@ -171,7 +171,9 @@ def test_send_again_is_idempotent_and_another_body_conflicts(outbox: Outbox) -> 
         (lambda o: o.send("k", "x", group_id="a b"), "group_id"),
         (lambda o: o.send("k", "x", correlation_id="a b"), "correlation_id"),
         (lambda o: o.send("k", "x" * (MAX_MESSAGE_BYTES + 1)), "at most"),
-        (lambda o: o.send("k", "x" * 1000, item={"blob": "y" * MAX_MESSAGE_BYTES}), "at most"),
+        (lambda o: o.send("k", "x" * 1000, item={"blob": "y" * MAX_MESSAGE_BYTES}), "largest item.'blob'"),
+        (lambda o: o.send("k", "x", item={"n" * 256: 1}), "is 256 bytes; names take 1 to 255"),
+        (lambda o: o.send("k", "x", attributes={5: "x"}), "attribute name 5 must be a string, not int"),
         (lambda o: o.pending_put("k", "x", item={"doc": "y"}), "'doc' is sendguard's"),
         (lambda o: o.dispatch("no such key"), "key 'no such key'"),
     ],
@@ -232,7 +234,7 @@ def test_table_layout_refuses_names_it_cannot_use() -> None:
 
 
 def test_fifo_group_id_and_deduplication_id(sendguard_aws: None) -> None:
-    url = ensure_resources("fifo", "events", fifo=True)
+    url = ensure_resources("fifo", "events.fifo", fifo=True)
     outbox = Outbox("fifo", url)
     assert outbox.send("k-1", "hello", group_id="customer-1").accepted
     assert outbox.send("k-2", "hello").accepted

@@ -7,27 +7,56 @@ it or `transitions`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import enum
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from adapters.runtime.inbox import PROCESS_OUTCOMES, REARM_OUTCOMES, InboxRearmOutcome, ProcessOutcome
 from statemodel.errors import ForbiddenCommand, StaleAttempt
-from statemodel.inbox.flows import InboxResult
+from statemodel.inbox.flows import (
+    FIRST,
+    RULES,
+    Came,
+    CommitEffect,
+    CompleteClaim,
+    CountFailure,
+    End,
+    InboxResult,
+    ReadRecord,
+    ReleaseClaim,
+    RunHandler,
+    Step,
+    TakeClaim,
+)
 from statemodel.inbox.records import ClaimHeld, InboxPhase
 from statemodel.inbox.table import INBOX_TRANSITIONS, InboxTransition, Mode, forbidden_moves
 
 FENCED = "own_claim"
 
-# What each answer means for the message, in the batch response: `ok` lets SQS delete it.
-RESULT_MEANING: dict[InboxResult, str] = {
-    InboxResult.DONE: "this delivery applied the effect (transactional) or completed the handler (guarded)",
-    InboxResult.DUPLICATE: "already DONE: answered from the record (guarded: its stored result); nothing ran",
-    InboxResult.BUSY: "another invocation holds the message's claim under a live lease; nothing ran",
-    InboxResult.RETRY: "not done this time (the handler or an AWS call failed); the next delivery tries",
-    InboxResult.LOST: "the handler ran, but its claim was taken over after its lease ran out: the new holder "
+_P, _R = ProcessOutcome, InboxRearmOutcome
+
+# What each outcome of a delivery means for the message, in the batch response (`ok` lets SQS delete it).
+PROCESS_MEANING: dict[ProcessOutcome, str] = {
+    _P.DONE: "this delivery applied the effect (transactional) or completed the handler (guarded)",
+    _P.DUPLICATE: "already DONE: answered from the record (guarded: its stored result); nothing ran",
+    _P.BUSY: "another invocation holds the message's claim under a live lease; nothing ran",
+    _P.RETRY: "not done this time (the handler or an AWS call failed); the next delivery tries",
+    _P.LOST: "the handler ran, but its claim was taken over after its lease ran out: the new holder "
     "completes the message (and runs the handler again, with the same idempotency key)",
-    InboxResult.GIVEN_UP: "FAILED: receives exhausted; left to the queue's redrive policy and the operator",
-    InboxResult.REARMED: "(the operator's command) the FAILED message has a fresh receive budget",
-    InboxResult.SUPERSEDED: "(the operator's command) the record changed since it was read; nothing done",
+    _P.GIVEN_UP: "FAILED: receives exhausted; left to the queue's redrive policy and the operator",
+    _P.NOT_STARTED: "not started: 1 s or less left in the invocation, or an earlier message of its "
+    "FIFO group was not done; no flow ran",
+    _P.KEY_MISSING: "the message has no key that fits (its attribute or body field, 1 to 1,024 "
+    "characters); not processed, and the queue's redrive policy takes it",
+}
+
+# What each outcome of `Inbox.rearm` (and `inbox-failed --rearm`) means.
+REARM_MEANING: dict[InboxRearmOutcome, str] = {
+    _R.REARMED: "the FAILED message has a fresh receive budget: the next delivery processes it",
+    _R.NOT_FAILED: "only a FAILED message is re-armed: left as it is",
+    _R.NOT_FOUND: "no inbox record with this key",
+    _R.CHANGED: "the record changed since it was read: left as it is",
+    _R.FAILED: "an AWS failure (in `failure`, `category:code`): nothing changed, or unknown",
 }
 
 
@@ -80,16 +109,25 @@ def inbox_markdown() -> str:
         for row in INBOX_TRANSITIONS
     )
     forbidden = "\n".join(f"| {phase.value} | `{command.__name__}` |" for phase, command in forbidden_moves())
-    results = "\n".join(
-        f"| `{result.value}` | {'deleted' if result in _OK else 'batchItemFailure'} "
-        f"| {RESULT_MEANING[result]} |"
-        for result in InboxResult
+    outcomes = "\n".join(
+        f"| `{outcome.value}` | {'deleted' if outcome.value in _OK else 'batchItemFailure'} "
+        f"| {PROCESS_MEANING[outcome]} |"
+        for outcome in ProcessOutcome
     )
+    rearms = "\n".join(f"| `{outcome.value}` | {REARM_MEANING[outcome]} |" for outcome in InboxRearmOutcome)
     return _TEMPLATE.format(
         mermaid=mermaid().strip(),
         rows=rows,
         forbidden=forbidden,
-        results=results,
+        next_steps=next_steps_markdown(),
+        came="\n".join(f"* *{came.name.lower()}*: {came.value}" for came in Came),
+        first="\n".join(f"* {mode.value}: {_step_text(step)}" for mode, step in FIRST.items()),
+        outcomes=outcomes,
+        rearms=rearms,
+        flow_results=_listed(PROCESS_OUTCOMES),
+        before_flows=_listed(set(ProcessOutcome) - set(PROCESS_OUTCOMES.values())),
+        rearm_results=_listed(REARM_OUTCOMES),
+        rearm_outcomes=_listed(REARM_OUTCOMES.values()),
         forbidden_error=ForbiddenCommand.__name__,
         stale_error=StaleAttempt.__name__,
         held_error=ClaimHeld.__name__,
@@ -97,7 +135,53 @@ def inbox_markdown() -> str:
     )
 
 
-_OK = (InboxResult.DONE, InboxResult.DUPLICATE)
+_OK = (InboxResult.DONE.value, InboxResult.DUPLICATE.value)
+
+
+def _listed(values: Iterable[enum.Enum]) -> str:
+    """Enum members as `value`s, in their enum's order, joined with commas and a final "and"."""
+    ordered = sorted(values, key=lambda v: list(type(v).__members__.values()).index(v))
+    names = [f"`{v.value}`" for v in ordered]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def next_steps_markdown() -> str:
+    """`statemodel.inbox.flows.RULES`, one row each: what a flow does after its effect came out."""
+    rows = (
+        (_values(modes), _values(stages), _values(cames, "name").lower(), _values(seens), _step_text(step))
+        for modes, stages, cames, seens, step in RULES
+    )
+    return "\n".join(f"| {' | '.join(row)} |" for row in rows)
+
+
+def _values(values: Any, attribute: str = "value") -> str:
+    """One value, several, or "any" for every member of their enum."""
+    values = values if isinstance(values, tuple) else (values,)
+    if len(values) > 1 and values == tuple(type(values[0]).__members__.values()):
+        return "any"
+    return ", ".join(str(getattr(value, attribute)) for value in values)
+
+
+def _step_text(step: Step) -> str:
+    match step:
+        case ReadRecord():
+            return "read the record"
+        case TakeClaim(again=again):
+            return f"write `Claim` under the flow's lease (twice at most: a third time, {_step_text(again)})"
+        case RunHandler(late=late):
+            return f"run the handler (past the invocation's deadline, {_step_text(late)})"
+        case CommitEffect():
+            return "write `Commit` in the team's transaction, beside the handler's effect"
+        case CountFailure():
+            return "write `RecordFailure` (a failed receive, with the flow's failure)"
+        case CompleteClaim():
+            return "write `Complete` with the handler's result"
+        case ReleaseClaim():
+            return "write `Release` with the handler's failure"
+    assert isinstance(step, End)
+    why = f" ({step.failure.code})" if step.failure is not None else ""
+    flags = ", its commit or completion not landed" if step.uncompleted else ""
+    return f"answer {step.result.value.upper()}{why}{flags}"
 
 
 def _modes(row: InboxTransition) -> str:
@@ -147,14 +231,48 @@ Every other (phase, command) pair raises `{forbidden_error}`; nothing is ignored
 |---|---|
 {forbidden}
 
+## What a flow does next
+
+Each delivery (`statemodel.inbox.flows`) performs one read, write or run of the handler at a time;
+an operator's re-arm is one write. A delivery's first step is its mode's:
+
+{first}
+
+What a flow does after each step is `statemodel.inbox.flows.RULES` (why: the comment above it), by
+the flow's mode, its stage, what came of the effect, and the record as the flow now knows it (its
+phase; a claim's lease, live or run out, as of now). What came is one of:
+
+{came}
+
+Where two rules fit, the first holds; an outcome no rule fits raises.
+
+| Mode | Stage | What came | Record | Next |
+|---|---|---|---|---|
+{next_steps}
+
 ## What a delivery answers
 
-Each message of a batch ends in one of these (`InboxAnswer.result`); the batch response lists every
-message not deleted in `batchItemFailures`, so SQS delivers it again after its visibility timeout.
+`process` and `process_batch` answer each message with an `adapters.ProcessOutcome`. A delivery's
+flow ends in {flow_results} (`InboxAnswer.result`), given as the outcome of the same value;
+{before_flows} are answered before any flow starts. `ProcessOutcome` holds exactly these:
 
-| Result | In the batch response | Meaning |
+| Outcome | In the batch response | Meaning |
 |---|---|---|
-{results}
+{outcomes}
+
+The batch response lists every message not deleted in `batchItemFailures`, so SQS delivers it again
+after its visibility timeout.
+
+## What a re-arm answers
+
+`Inbox.rearm` (and `sendguard inbox-failed --rearm`) answers an `adapters.InboxRearmOutcome`. Its
+flow ends in {rearm_results} (`InboxAnswer.result`, never a delivery's), given as {rearm_outcomes};
+a failed request is `failed`, and the rest are answered before the flow starts.
+`InboxRearmOutcome` holds exactly these:
+
+| Outcome | Meaning |
+|---|---|
+{rearms}
 
 ## Examples
 
@@ -188,4 +306,4 @@ Traceback (most recent call last):
 statemodel.errors.ForbiddenCommand: Claim is forbidden: a DONE message is never applied again
 """
 
-__all__ = ["build_machine", "condition_names", "inbox_markdown", "mermaid"]
+__all__ = ["build_machine", "condition_names", "inbox_markdown", "mermaid", "next_steps_markdown"]

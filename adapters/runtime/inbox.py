@@ -14,8 +14,9 @@ own table, in one of two modes (docs/inbox.md):
   `idempotency_key` to pass to the service it calls: the claim keeps two invocations from running it
   at once, the key keeps a re-run (after a crash past the call) from repeating its effect.
 
-The same pure flows as the explorer's (`statemodel.inbox.flows`) carry each message; this module
-performs their effects on DynamoDB and the team's handler, and decides nothing.
+The same pure flows as the explorer's (`statemodel.inbox.flows`), run by the same loop
+(`statemodel.inbox.interpreter`), carry each message; this module gives that loop its ports,
+DynamoDB and the team's handler, and decides nothing.
 
 `handle_batch(event, handler)` serves a Lambda SQS event: it answers `{"batchItemFailures": [...]}`
 (the event source mapping needs `ReportBatchItemFailures`). On a FIFO queue, once a message of a
@@ -72,7 +73,7 @@ from adapters.runtime.log_events import (
 from adapters.runtime.logs import get_logger, logging_to
 from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.errors import ForbiddenCommand
-from statemodel.inbox import flows
+from statemodel.inbox import flows, interpreter
 from statemodel.inbox.decider import evolve
 from statemodel.inbox.events import InboxEvent, InboxStored, event_to_dict
 from statemodel.inbox.flows import (
@@ -92,10 +93,8 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import Mode
+from statemodel.sizes import INBOX_MAX_KEY_CHARS, inbox_effects_problem, inbox_result_problem
 
-MAX_EFFECT_ENTRIES = 99  # DynamoDB takes 100 writes in one transaction; the inbox's record is one
-MAX_RESULT_BYTES = 64 * 1024  # a guarded result is kept in the record, answered to duplicates
-MAX_KEY_CHARS = 1024
 MIN_START_MS = 1_000  # a message is not started with less time left than this
 NOT_AN_INBOX_RECORD = "NotAnInboxRecord"
 EFFECT_REFUSED = "EffectConditionFailed"
@@ -141,7 +140,7 @@ class Delivery:
 
 class ProcessOutcome(enum.StrEnum):
     """What `process` did with one message (string-valued: `outcome == "done"` keeps working).
-    docs/inbox-transitions.md, "What a delivery answers", says what each of the first six means."""
+    docs/inbox-transitions.md, "What a delivery answers", says what each means."""
 
     DONE = "done"  # this delivery applied the effect (or completed the handler)
     DUPLICATE = "duplicate"  # already done: answered from the record, nothing run
@@ -153,7 +152,7 @@ class ProcessOutcome(enum.StrEnum):
     KEY_MISSING = "key_missing"  # the message has no key: not processed
 
 
-_PROCESS_OUTCOMES = {
+PROCESS_OUTCOMES = {
     InboxResult.DONE: ProcessOutcome.DONE,
     InboxResult.DUPLICATE: ProcessOutcome.DUPLICATE,
     InboxResult.BUSY: ProcessOutcome.BUSY,
@@ -171,6 +170,12 @@ class InboxRearmOutcome(enum.StrEnum):
     NOT_FOUND = "not_found"  # no inbox record with this key
     CHANGED = "changed"  # the record changed since it was read: left as it is
     FAILED = "failed"  # an AWS failure (classified, in `failure`): nothing changed, or unknown
+
+
+REARM_OUTCOMES = {
+    InboxResult.REARMED: InboxRearmOutcome.REARMED,
+    InboxResult.SUPERSEDED: InboxRearmOutcome.CHANGED,
+}  # the re-arm flow's own answers; any other is a failed request's (FAILED)
 
 
 @attrs.frozen
@@ -494,11 +499,10 @@ class Inbox:
             key, "sha256:" + hashlib.sha256(body.encode()).hexdigest(), _attribute(record, "MessageGroupId")
         )
         attempt = str(uuid.uuid4())
-        start = flows.start_guarded if self.mode is Mode.GUARDED else flows.start_transactional
-        flow = start(message, attempt, now, end, self.settings)
+        flow = flows.start(self.mode, message, attempt, now, end, self.settings)
         with self._scope(key, attempt):
-            runner = _Run(self, record, handler, end - reserve, end)
-            answer = runner.run(flow)
+            ports = _Ports(self, record, handler, end)
+            answer = interpreter.run(flow, ports, end - reserve, now_ms, _LOGGED).answer
         return self._result(sqs_id, key, answer)
 
     def key_of(self, record: Mapping[str, Any]) -> str | None:
@@ -518,7 +522,7 @@ class Inbox:
                 value = value.get(part) if isinstance(value, dict) else None
             if isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY_CHARS:
+        if not isinstance(value, str) or not 1 <= len(value) <= INBOX_MAX_KEY_CHARS:
             return None
         return value
 
@@ -531,7 +535,7 @@ class Inbox:
         processed = ProcessResult(
             sqs_id,
             key,
-            _PROCESS_OUTCOMES[answer.result],
+            PROCESS_OUTCOMES[answer.result],
             answer.ok,
             answer.ran,
             result,
@@ -595,17 +599,13 @@ class Inbox:
             flow = flows.start_rearm(record, by, reason, now_ms())
         except ForbiddenCommand:
             return InboxRearmResult(key, InboxRearmOutcome.NOT_FAILED, record.receives)
-        assert isinstance(flow.effect, InboxWrite)
         with self._scope(key, None):
-            outcome, call = self.store.perform(flow.effect, None)
-            done = flows.advance(flow, outcome, now_ms()).answer
-            if isinstance(outcome, Written):
-                _log_transitions(record, flow.effect.events)
-        if done.result is InboxResult.REARMED:
-            return InboxRearmResult(key, InboxRearmOutcome.REARMED, record.receives)
-        if done.result is InboxResult.SUPERSEDED:
-            return InboxRearmResult(key, InboxRearmOutcome.CHANGED, record.receives)
-        error = call.error
+            outcome, call = interpreter.perform(flow, _Ports(self, {}, None, 0), None)
+            done = interpreter.carry(flow, outcome, call, now_ms(), _LOGGED).answer
+        rearmed = REARM_OUTCOMES.get(done.result)
+        if rearmed is not None:
+            return InboxRearmResult(key, rearmed, record.receives)
+        error = call.error if call is not None else None
         failure = None if error is None else f"{error.category.value}:{error.code}"
         return InboxRearmResult(key, InboxRearmOutcome.FAILED, record.receives, failure)
 
@@ -657,54 +657,28 @@ class Inbox:
             yield
 
 
-class _Run:
-    """Carries one message's flow to its end: reads, writes and the team's handler."""
+class _Ports:
+    """The inbox's ports (`statemodel.inbox.interpreter.InboxPorts`) for one message: its record on
+    DynamoDB and the team's handler, whose transactional effect the commit writes beside the record."""
 
-    def __init__(
-        self, inbox: Inbox, record: Mapping[str, Any], handler: Handler, deadline: int, end: int
-    ) -> None:
-        self.inbox, self.record, self.handler, self.deadline, self.end = inbox, record, handler, deadline, end
+    def __init__(self, inbox: Inbox, record: Mapping[str, Any], handler: Handler | None, end: int) -> None:
+        self.inbox, self.record, self.handler, self.end = inbox, record, handler, end
         self.entries: list[Mapping[str, Any]] = []
 
-    def run(self, flow: InboxFlow) -> InboxAnswer:
-        log = get_logger()
-        store = self.inbox.store
-        while not flow.done:
-            effect = flow.effect
-            call: CallReport | None = None
-            outcome: InboxOutcome
-            if isinstance(effect, Read):
-                found, call = store.get(effect.message_id, self.deadline)
-                outcome = found if isinstance(found, Failure) else Found(found.record if found else None)
-            elif isinstance(effect, InboxWrite):
-                expires = None
-                if self.inbox.keep_done_seconds is not None:
-                    expires = now_ms() // 1000 + self.inbox.keep_done_seconds
-                outcome, call = store.perform(
-                    effect, self.deadline, self.entries if effect.commit else (), expires
-                )
-            elif isinstance(effect, Invoke):
-                outcome = self._invoke(flow, effect)
-            else:  # pragma: no cover - a done flow ends the loop
-                break
-            if call is not None and call.error is not None:
-                _log_failure(log, call, flow)
-            after = flows.advance(flow, outcome, now_ms())
-            if isinstance(effect, InboxWrite) and after.record == effect.after:
-                _log_transitions(effect.before, effect.events)
-                if effect.after.phase is InboxPhase.FAILED:
-                    error = effect.after.last_error
-                    emit(
-                        log,
-                        INBOX_GIVEN_UP,
-                        message_id=effect.message_id,
-                        receives=effect.after.receives,
-                        last_error=error and f"{error.category}:{error.code}",
-                    )
-            flow = after
-        return flow.answer
+    def read(self, read: Read, deadline_ms: int | None) -> tuple[InboxOutcome, CallReport | None]:
+        found, call = self.inbox.store.get(read.message_id, deadline_ms)
+        return (found if isinstance(found, Failure) else Found(found.record if found else None)), call
 
-    def _invoke(self, flow: InboxFlow, invoke: Invoke) -> InboxOutcome:
+    def write(self, write: InboxWrite, deadline_ms: int | None) -> tuple[InboxOutcome, CallReport | None]:
+        expires = None
+        if self.inbox.keep_done_seconds is not None:
+            expires = now_ms() // 1000 + self.inbox.keep_done_seconds
+        entries = self.entries if write.commit else ()
+        return self.inbox.store.perform(write, deadline_ms, entries, expires)
+
+    def invoke(self, invoke: Invoke) -> tuple[InboxOutcome, CallReport | None]:
+        if self.handler is None:
+            raise ValueError("an operator's flow runs no handler")
         record = self.record
         delivery = Delivery(
             key=invoke.message_id,
@@ -720,16 +694,14 @@ class _Run:
         )
         try:
             returned = self.handler(delivery)
-            if flow.mode is Mode.TRANSACTIONAL:
+            if self.inbox.mode is Mode.TRANSACTIONAL:
                 self.entries = _effect_entries(returned)
-                return Handled("")
+                return Handled(""), None
             text = json.dumps(returned, separators=(",", ":"), sort_keys=True)
-            if len(text.encode()) > MAX_RESULT_BYTES:
-                raise InvalidEffect(
-                    f"the handler's result is {len(text.encode())} bytes as JSON; the inbox keeps "
-                    f"{MAX_RESULT_BYTES}"
-                )
-            return Handled(text)
+            too_large = inbox_result_problem(text)
+            if too_large:
+                raise InvalidEffect(too_large)
+            return Handled(text), None
         except Exception as exc:  # the team's handler: any failure is a failed receive
             code = type(exc).__name__
             emit(get_logger(), INBOX_HANDLER_FAILED, message_id=invoke.message_id, code=code)
@@ -738,7 +710,34 @@ class _Run:
                 if isinstance(exc, InvalidEffect | TypeError)
                 else ErrorCategory.RETRYABLE
             )
-            return HandlerError(Failure(category, code))
+            return HandlerError(Failure(category, code)), None
+
+
+class _Logged:
+    """What the interpreter tells of each step, logged: a failed AWS call, the transitions a landed
+    write made, and a message given up."""
+
+    def stepped(
+        self, before: InboxFlow, outcome: InboxOutcome, report: CallReport | None, after: InboxFlow
+    ) -> None:
+        log = get_logger()
+        if report is not None and report.error is not None:
+            _log_failure(log, report, before)
+        effect = before.effect
+        if isinstance(effect, InboxWrite) and after.record == effect.after:
+            _log_transitions(effect.before, effect.events)
+            if effect.after.phase is InboxPhase.FAILED:
+                error = effect.after.last_error
+                emit(
+                    log,
+                    INBOX_GIVEN_UP,
+                    message_id=effect.message_id,
+                    receives=effect.after.receives,
+                    last_error=error and f"{error.category}:{error.code}",
+                )
+
+
+_LOGGED = _Logged()
 
 
 def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:
@@ -749,10 +748,9 @@ def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:
             "a transactional handler returns a list of TransactWriteItems entries, not "
             f"{type(returned).__name__}"
         )
-    if len(returned) > MAX_EFFECT_ENTRIES:
-        raise InvalidEffect(
-            f"{len(returned)} entries: a transaction takes {MAX_EFFECT_ENTRIES} beside the inbox's"
-        )
+    too_many = inbox_effects_problem(len(returned))
+    if too_many:
+        raise InvalidEffect(too_many)
     kinds = {"Put", "Update", "Delete", "ConditionCheck"}
     for entry in returned:
         if not isinstance(entry, Mapping) or len(entry) != 1 or next(iter(entry)) not in kinds:

@@ -30,26 +30,35 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.classify import Classified
+from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
     ATTEMPT_BUDGET_MS,
+    DeadlineExceeded,
     now_ms,
     remaining_ms,
 )
 from adapters.runtime.codec import created_request, is_record, put_request, serialize
-from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
+from adapters.runtime.config import (
+    DEFAULT_BODY_PREFIX,
+    MAX_RETENTION_DAYS,
+    MAX_WORKERS,
+    Config,
+    ConfigError,
+    queue_urls,
+)
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
-from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -67,10 +76,15 @@ from statemodel.flows import (
 )
 from statemodel.keys import Key
 from statemodel.records import Record
+from statemodel.sizes import (
+    MAX_ATTEMPTS_LIMIT,
+    SQS_MAX_ID_CHARS,
+    item_name_problem,
+    item_size,
+    record_extra_problem,
+)
 from statemodel.stored import Stored
 from statemodel.validation import (
-    MAX_ATTEMPTS_LIMIT,
-    MAX_RECORD_EXTRA_BYTES,
     PAYLOAD_TOO_LARGE,
     Rejection,
     Request,
@@ -178,7 +192,7 @@ class Outbox:
         """`queue_url`: where this Outbox's records go (each record keeps it). `reconciler_workers`:
         the threads one `reconcile` pass re-drives with (1 to 10); the index's shards are the
         layout's (`TableLayout.shards`). `body_bucket`: an S3 bucket for bodies too large for a
-        DynamoDB item (up to SQS's 1 MiB; without it, up to `statemodel.validation.MAX_MESSAGE_BYTES`),
+        DynamoDB item (up to SQS's 1 MiB; without it, up to `statemodel.sizes.MAX_MESSAGE_BYTES`),
         their keys under `body_prefix`. `reconcile_queues`: other queues (of other Outboxes on this
         table) whose records `reconcile` re-drives too, each to its own queue; a record of a queue
         it does not serve is left to that queue's reconciler, counted and logged. `retention_days`:
@@ -206,7 +220,7 @@ class Outbox:
             other_queues=queue_urls(",".join(reconcile_queues), "reconcile_queues"),
             retention_days=retention_days,
         )
-        self._setup(config, Aws.from_config(config, session, botocore_config), logger)
+        self._setup(config, Aws.from_config(config, session, botocore_config), logger, in_code=True)
 
     @classmethod
     def from_env(
@@ -227,8 +241,13 @@ class Outbox:
         outbox._setup(config, aws or Aws.from_config(config), logger)
         return outbox
 
-    def _setup(self, config: Config, aws: Aws, logger: Any) -> None:
+    def _setup(self, config: Config, aws: Aws, logger: Any, *, in_code: bool = False) -> None:
         self._config, self._aws, self._logger = config, aws, logger
+        # What one DescribeTable said of the layout, once DynamoDB refused a key (`_refused`); its
+        # fix in the terms the layout came in: a TableLayout in code, or the variables.
+        self._table_check: _TableCheck | None = None
+        self._table_check_lock = threading.Lock()
+        self._layout_in_code = in_code
 
     @property
     def layout(self) -> TableLayout:
@@ -277,7 +296,9 @@ class Outbox:
             context=context,
             deadline_ms=deadline_ms,
         )
-        return _result(answer, correlation)
+        result = _result(answer, correlation)
+        self._refused(result.error_code, _times(context, deadline_ms)[2])
+        return result
 
     def _submit(
         self,
@@ -361,6 +382,7 @@ class Outbox:
             if isinstance(created, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
+                self._refused(created.code, now_ms() + 2 * ATTEMPT_BUDGET_MS)
                 raise _unavailable(
                     f"the body of {message_id!r} could not be written now", created.category, created.code
                 )
@@ -402,7 +424,9 @@ class Outbox:
                 lease = lease_expiry(now, end - now, self._config.settings)
                 flow = start_dispatch(record, attempt_id, lease, now, self._config.settings, request=request)
                 answer = run_flow(flow, self._aws, deadline)
-        return _result(answer, correlation_id)
+        result = _result(answer, correlation_id)
+        self._refused(result.error_code, deadline)
+        return result
 
     def record_exists(self, error: BaseException, entry: Mapping[str, Any]) -> bool:
         """Whether `error`, raised by the team's `transact_write_items`, is the transaction cancelled
@@ -432,7 +456,8 @@ class Outbox:
         with self._scope(None, message_id, None):
             stored = self._read(record_key, now_ms() + 2 * ATTEMPT_BUDGET_MS)
         if isinstance(stored, Failure):
-            raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
+            what = f"record {message_id!r} cannot be read from table {self.table}: {stored.code}"
+            raise _unavailable(what, stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
     def reconcile(
@@ -483,7 +508,38 @@ class Outbox:
             ) from None
         if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
+            self._refused(stored.code, deadline_ms)
         return stored
+
+    def _refused(self, code: str | None, deadline_ms: int) -> None:
+        """DynamoDB refused a key (a ValidationException): does the layout fit the table? Raises
+        ConfigError, naming the table, its key and the layout's, when it does not. One DescribeTable
+        per Outbox at most, and only once DynamoDB refused a key: never on the happy path (the
+        sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails or
+        finds no time before `deadline_ms`, the refusal is answered as it came)."""
+        if code != VALIDATION_EXCEPTION:
+            return
+        with self._table_check_lock:  # threads sharing the Outbox: one of them asks
+            if self._table_check is None:
+                self._table_check = self._check_table(deadline_ms)
+            found = self._table_check
+        if found is not None and found.problem is not None:
+            raise ConfigError(found.problem)
+
+    def _check_table(self, deadline_ms: int) -> _TableCheck | None:
+        """What DescribeTable says; None when there was no time to ask (the next refusal asks)."""
+        from adapters.runtime.table_check import check_table
+
+        client, layout, in_code = self._aws.dynamodb.client, self.layout, self._layout_in_code
+        try:
+            check_table(client, self.table, layout, index=False, deadline_ms=deadline_ms, in_code=in_code)
+        except ConfigError as exc:
+            return _TableCheck(str(exc))
+        except DeadlineExceeded:
+            return None
+        except (ClientError, BotoCoreError):  # it cannot tell: not asked again
+            pass
+        return _TableCheck(None)
 
     @contextlib.contextmanager
     def _scope(
@@ -518,15 +574,19 @@ class Outbox:
         if isinstance(request, Rejection):
             too_large = f" ({PAYLOAD_TOO_LARGE})" if request.code == PAYLOAD_TOO_LARGE else ""
             raise InvalidMessage(request.message + too_large)
-        team_item, item_bytes = _team_item(item, self.layout)
-        size = item_bytes + len(message_id.encode()) + (request.size - len(request.payload.encode()))
-        size += len(checked.partition.encode()) + len((checked.sort or "").encode())
-        if size > MAX_RECORD_EXTRA_BYTES:
-            raise InvalidMessage(
-                f"attributes and item take {size} bytes; at most {MAX_RECORD_EXTRA_BYTES} fit in the "
-                f"record ({PAYLOAD_TOO_LARGE})"
-            )
+        team_item, item_sizes = _team_item(item, self.layout)
+        key_bytes = (
+            len(message_id.encode()) + len(checked.partition.encode()) + len((checked.sort or "").encode())
+        )
+        wont_fit = record_extra_problem(request.attributes, item_sizes, key_bytes)
+        if wont_fit:
+            raise InvalidMessage(f"{wont_fit} ({PAYLOAD_TOO_LARGE})")
         return checked, request, team_item
+
+
+@attrs.frozen
+class _TableCheck:
+    problem: str | None  # what does not fit, as ConfigError says it; None: it fits, or cannot tell
 
 
 def view(record: Record) -> RecordView:
@@ -587,7 +647,7 @@ def _correlation(correlation_id: object) -> str:
         return str(uuid.uuid4())
     valid = valid_token(correlation_id)
     if valid is None:
-        raise InvalidMessage("correlation_id must be 1 to 128 characters of A-Za-z0-9._:-")
+        raise InvalidMessage(f"correlation_id must be 1 to {SQS_MAX_ID_CHARS} characters of A-Za-z0-9._:-")
     return valid
 
 
@@ -597,25 +657,27 @@ def _unavailable(what: str, category: str, code: str) -> OutboxError:
     return OutboxError(f"{what} ({category})", category=category, code=code, http_status=status)
 
 
-def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:
-    """The team's attributes, checked: names sendguard does not own, values DynamoDB can store."""
+def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], dict[str, int]]:
+    """The team's attributes, checked: names sendguard does not own, values DynamoDB can store;
+    and each one's size, name and value (`statemodel.sizes.item_size`)."""
     if item is None:
-        return {}, 0
+        return {}, {}
     if not isinstance(item, Mapping):
         raise InvalidMessage("item must be a mapping of attribute names to values")
-    size = 0
+    sizes: dict[str, int] = {}
     for name, value in item.items():
-        if not isinstance(name, str) or not 0 < len(name.encode("utf-8", "replace")) <= 255:
-            raise InvalidMessage(f"item attribute name {name!r} must be a string of 1 to 255 bytes")
+        wrong_name = item_name_problem(name)
+        if wrong_name:
+            raise InvalidMessage(wrong_name)
         if layout.owns(name):
             raise InvalidMessage(
                 f"item attribute {name!r} is sendguard's (the layout's key, status or body attribute, or "
                 f"a name starting with 'sg_'); choose another name"
             )
         try:
-            size += item_size({name: serialize(value)})
+            sizes[name] = item_size({name: serialize(value)})
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(
                 f"item[{name!r}] cannot be stored in DynamoDB: {exc} (numbers as int or Decimal)"
             ) from None
-    return dict(item), size
+    return dict(item), sizes

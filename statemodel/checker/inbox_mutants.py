@@ -4,8 +4,9 @@ catches each bug by the check written for it (`InboxModel.caught_with`).
 As for the outbox's mutants (`statemodel.checker.mutants`), a mutant never restates the model: it is
 an `InboxModel` whose fields name the inbox's own functions and data, one replaced by a wrapper around
 the real one or a variant of it, entering the run as a parameter (the world's write condition or
-effect rule, an `InboxFlows` whose `advance` wraps the real one, the settings). Nothing in
-statemodel is patched, and the judge keeps the table as written.
+effect rule, an `InboxFlows` with rules of its own put before the inbox's `RULES` or whose `advance`
+wraps the real one, the settings). Nothing in statemodel is patched, and the judge keeps the table
+as written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from statemodel.checker.inbox_space import TICK_SETTINGS, InboxModel
 from statemodel.checker.inbox_world import commit_effects
 from statemodel.inbox.events import Completed, Released
 from statemodel.inbox.flows import (
+    RULES,
+    Came,
     Conflict,
+    End,
     Found,
     Handled,
     HandlerError,
@@ -30,9 +34,11 @@ from statemodel.inbox.flows import (
     InboxResult,
     InboxWrite,
     Invoke,
+    Rule,
+    RunHandler,
+    Seen,
     Stage,
     condition_holds,
-    idempotency_key,
 )
 from statemodel.inbox.records import InboxPhase, InboxRecord
 from statemodel.inbox.table import Mode
@@ -77,32 +83,19 @@ class _LiveClaimTakenOver(InboxFlows):
         return super().advance(flow, outcome, now)
 
 
-@attrs.frozen
-class _ExpiredClaimKept(InboxFlows):
-    """A claim that finds another's claim answers BUSY, even once its lease ran out."""
-
-    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
-        after = super().advance(flow, outcome, now)
-        if flow.stage is Stage.CLAIM and isinstance(outcome, Conflict):
-            current = outcome.current
-            if current is not None and current.phase is InboxPhase.PROCESSING and after.stage is Stage.CLAIM:
-                return super().advance(attrs.evolve(flow, reclaimed=True), Conflict(current), now - 1)
-        return after
+def _rules_first(*rules: Rule) -> InboxFlows:
+    """The inbox's flows with `rules` put before its own: where they name a key, they hold."""
+    return InboxFlows(rules=(*rules, *RULES))
 
 
-@attrs.frozen
-class _DoneRunsAgain(InboxFlows):
-    """A duplicate of a DONE message runs the handler again instead of answering from the record."""
-
-    def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
-        after = super().advance(flow, outcome, now)
-        if after.done and after.answer.result is InboxResult.DUPLICATE and flow.stage is Stage.CLAIM:
-            assert flow.attempt_id is not None
-            invoke = Invoke(
-                flow.message.message_id, flow.attempt_id, idempotency_key(flow.message), flow.deadline
-            )
-            return attrs.evolve(after, stage=Stage.HANDLER, effect=invoke)
-        return after
+# A claim that finds another's claim answers BUSY, even once its lease ran out.
+_EXPIRED_CLAIM_KEPT = _rules_first(
+    (Mode.GUARDED, Stage.CLAIM, Came.MOVED, (Seen.HELD, Seen.EXPIRED), End(InboxResult.BUSY))
+)
+# A duplicate of a DONE message runs the handler again instead of answering from the record.
+_DONE_RUNS_AGAIN = _rules_first(
+    (Mode.GUARDED, Stage.CLAIM, Came.MOVED, Seen.DONE, RunHandler(End(InboxResult.RETRY)))
+)
 
 
 @attrs.frozen
@@ -198,7 +191,7 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _G,
             "done-runs-again",
             "a duplicate of a DONE message runs the handler again",
-            flows=_DoneRunsAgain(),
+            flows=_DONE_RUNS_AGAIN,
             caught_with=r"runs its handler again after it was done",
         ),
         # both: a message taken off the queue is done
@@ -221,7 +214,7 @@ INBOX_MUTANTS: dict[str, InboxModel] = {
             _G,
             "expired-claim-kept",
             "a delivery answers BUSY for any claim, even one whose lease ran out (a crashed holder's)",
-            flows=_ExpiredClaimKept(),
+            flows=_EXPIRED_CLAIM_KEPT,
             caught_by="liveness",
             caught_with=r"never settles: PROCESSING .*lease expired.*goes round the cycle",
         ),

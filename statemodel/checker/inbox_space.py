@@ -34,6 +34,11 @@ the same reductions at length; they carry over):
 * Ids. Attempts are named a1, a2, ... in the order the record's history names them, then the running
   invocations' in a canonical order: only their equality matters (fencing).
 
+The rules are never restated here: a step is `statemodel.inbox.interpreter.step` (the adapters' own
+loop) performing a flow's effect (`statemodel.inbox.flows`, the model's `InboxFlows`) on the ports
+of `statemodel.checker.inbox_world.InboxWorldPorts`, whose writes go through `decide`, `evolve` and
+the table.
+
 Safety, in every state (`statemodel.inbox.invariants`): allowed transitions only, the history replays
 to the stored projection (a completion or release by a lost claim, or a takeover of a live lease, is
 an illegal history); transactional: the effect applied at most once and a DONE record has it; guarded:
@@ -67,11 +72,13 @@ from statemodel.checker.inbox_world import (
     EffectRule,
     InboxFault,
     InboxWorld,
+    InboxWorldPorts,
     commit_effects,
 )
 from statemodel.checker.liveness import fair_components, fair_cycle
 from statemodel.checker.search import Bounds, Kind, Liveness, Report
 from statemodel.checker.space import rewrite
+from statemodel.inbox import interpreter
 from statemodel.inbox.commands import Release
 from statemodel.inbox.events import InboxEvent, InboxStored, MessageRearmed
 from statemodel.inbox.flows import (
@@ -483,16 +490,18 @@ class InboxSpace:
     def _step(
         self, flow: InboxFlow, stored: int, fault: InboxFault | None, handler: InboxOutcome | None
     ) -> _Step | str:
-        effect = flow.effect
         world = InboxWorld(self.model.write_condition, self.model.effects_of)
         world.stored = self._stored.items[stored]
-        try:
-            outcome = world.perform(effect, fault, handler or HANDLER_OK)
+        ports = InboxWorldPorts(world, fault, handler or HANDLER_OK)
+        model_advance = self.model.flows.advance
+
+        def advance(flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
             # A failure's category and code are recorded (`ReceiveFailed`, `Released`, `last_error`)
             # and never read by a guard, a condition, a flow or an invariant: one canonical failure.
-            after = self.model.flows.advance(
-                flow, HANDLER_FAILED if isinstance(outcome, HandlerError) else outcome, NOW
-            )
+            return model_advance(flow, HANDLER_FAILED if isinstance(outcome, HandlerError) else outcome, now)
+
+        try:
+            outcome, after = interpreter.step(flow, ports, NOW, _now, advance=advance)
         except Exception as exc:
             return f"the model raised {type(exc).__name__}: {exc}"
         wrote = world.stored is not self._stored.items[stored]
@@ -531,6 +540,10 @@ class InboxSpace:
 
     def item_key(self, number: int) -> tuple[int, ...]:
         return self.keys[number][:3]
+
+
+def _now() -> int:
+    return NOW
 
 
 def _attempts_in(history: Iterable[InboxEvent]) -> list[str]:

@@ -1,7 +1,8 @@
 """An in-memory world for the inbox: a table with DynamoDB's conditional-write semantics (a write
 that is the inbox's part of a transaction commits the team's effect with it), the team's handler,
-and injectable faults. The explorer runs the inbox's flows against it; `adapters.runtime.inbox`
-runs the very same flows against DynamoDB and the team's handler.
+and injectable faults. The explorer runs the inbox's flows against it through `InboxWorldPorts` and
+`statemodel.inbox.interpreter`; `adapters.runtime.inbox` runs the very same flows, through the same
+interpreter, against DynamoDB and the team's handler.
 """
 
 from __future__ import annotations
@@ -109,3 +110,23 @@ class InboxWorld:
         history = (self.stored.history if self.stored else ()) + write.events
         self.stored = InboxStored(write.after, history)
         return Written(), True
+
+
+class InboxWorldPorts:
+    """The inbox's ports (`statemodel.inbox.interpreter.InboxPorts`) on one world, for one step: the
+    call meets `fault`, the team's handler answers `handler` (for a commit, `EFFECT_REFUSED` cancels
+    its transaction on the effect's own condition). Each call's report is None."""
+
+    def __init__(
+        self, world: InboxWorld, fault: InboxFault | None = None, handler: InboxOutcome = HANDLER_OK
+    ) -> None:
+        self.world, self.fault, self.handler = world, fault, handler
+
+    def read(self, read: Read, deadline_ms: int | None) -> tuple[InboxOutcome, None]:
+        return self.world.perform(read, self.fault, self.handler), None
+
+    def write(self, write: InboxWrite, deadline_ms: int | None) -> tuple[InboxOutcome, None]:
+        return self.world.perform(write, self.fault, self.handler), None
+
+    def invoke(self, invoke: Invoke) -> tuple[InboxOutcome, None]:
+        return self.world.perform(invoke, self.fault, self.handler), None

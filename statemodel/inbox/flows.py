@@ -1,13 +1,19 @@
 """The inbox's flows, sans I/O: one delivery of one message, in either mode, as step functions.
 
-A flow never performs anything. `start_guarded` / `start_transactional` return an `InboxFlow` whose
-`effect` says what to do next — read the record (`Read`), make a conditional write (`InboxWrite`),
-run the team's handler (`Invoke`), or answer (`InboxAnswer`) — and `advance(flow, outcome, now)`
-takes what came of it and returns the next flow. `adapters.runtime.inbox` carries the effects out on
-DynamoDB and the team's handler; `statemodel.checker.inbox_space` on its in-memory world. Every
-event a flow writes comes from `decide`, so the rules live in the table and nowhere else.
+A flow never performs anything. `start(mode, ...)` (`start_guarded`, `start_transactional`) returns
+an `InboxFlow` whose `effect` says what to do next — read the record (`Read`), make a conditional
+write (`InboxWrite`), run the team's handler (`Invoke`), or answer (`InboxAnswer`) — and
+`advance(flow, outcome, now)` takes what came of it and returns the next flow.
+`statemodel.inbox.interpreter` carries the effects out on the inbox's ports: DynamoDB and the team's
+handler in `adapters.runtime.inbox`, the in-memory world in `statemodel.checker.inbox_space`.
 
-Why the flows answer as they do:
+Two tables hold the rules, and `InboxFlows` holds both. Every event a flow writes comes from
+`decide`, over the transition table (`statemodel.inbox.table`); what a flow does next (read, claim,
+run the handler, commit, count a failure, complete, release, or answer, and how) is the entry of
+`NEXT`, compiled from `RULES`, for its mode, stage, what came of its effect and the record as it
+now knows it, which `InboxFlows.advance` looks up and carries out. Why each entry is what it is:
+the rules above `RULES`, and:
+
 * The answer is per message, for the batch: `InboxAnswer.ok` (DONE or DUPLICATE) lets SQS delete
   the message; anything else is a `batchItemFailure`, and SQS delivers the message again after its
   visibility timeout (or, once its receives pass the queue's maxReceiveCount, moves it to the DLQ).
@@ -27,6 +33,8 @@ Why the flows answer as they do:
 from __future__ import annotations
 
 import enum
+import itertools
+from typing import TypeVar
 
 import attrs
 
@@ -196,19 +204,51 @@ class Stage(enum.StrEnum):
 
 
 @attrs.frozen
-class InboxFlow:
+class InboxPlan:
+    """What a flow was started with: the same at every step of it."""
+
     mode: Mode
-    stage: Stage
-    effect: InboxEffect
-    record: InboxRecord | None  # the record as this flow last saw or wrote it
     message: InboxMessage
-    attempt_id: str | None = None
+    attempt_id: str | None = None  # None: an operator's re-arm
     deadline: int = 0  # the invocation's end: no handler starts after it
     max_receives: int = 0
     lease_margin_ms: int = 0
+
+    @property
+    def lease_expires_at(self) -> int:
+        """A guarded claim's lease (`lease_expiry`)."""
+        return self.deadline + self.lease_margin_ms
+
+
+@attrs.frozen
+class InboxFlow:
+    plan: InboxPlan
+    stage: Stage
+    effect: InboxEffect
+    record: InboxRecord | None  # the record as this flow last saw or wrote it
     reclaimed: bool = False  # a guarded claim already tried again on the record its first one found
-    failure: Failure | None = None
-    ran: bool = False
+    failure: Failure | None = None  # the handler's (else a failed request's)
+    ran: bool = False  # the handler ran
+
+    @property
+    def mode(self) -> Mode:
+        return self.plan.mode
+
+    @property
+    def message(self) -> InboxMessage:
+        return self.plan.message
+
+    @property
+    def attempt_id(self) -> str | None:
+        return self.plan.attempt_id
+
+    @property
+    def deadline(self) -> int:
+        return self.plan.deadline
+
+    @property
+    def lease_expires_at(self) -> int:
+        return self.plan.lease_expires_at
 
     @property
     def done(self) -> bool:
@@ -219,179 +259,338 @@ class InboxFlow:
         assert isinstance(self.effect, InboxAnswer), "the flow has not finished"
         return self.effect
 
-    @property
-    def lease_expires_at(self) -> int:
-        return self.deadline + self.lease_margin_ms
-
 
 def idempotency_key(message: InboxMessage) -> str:
     """The key the handler gets: the same for every delivery of the message, and for nothing else."""
     return message.message_id
 
 
+# ---- what a flow does next: the table ------------------------------------------------------------
+#
+# Rules (`RULES` says them all; `InboxFlows.advance` only looks them up and carries them out):
+#
+# * A flow's next step depends on its mode, its stage, what came of its effect (`Came`) and the
+#   record as it now knows it (`Seen`): the one its read found, its write left or its write's failed
+#   condition found, or (a handler's answer, a failed request) the one it knew before.
+# * A write that fails its condition but finds exactly its own intended result landed on an earlier
+#   try the caller did not see (botocore retried it): it came out WRITTEN.
+# * A record found DONE is answered DUPLICATE and FAILED is answered GIVEN_UP: nothing runs. A
+#   transactional read that finds a guarded claim (PROCESSING) answers BUSY: it waits for it.
+# * A guarded claim that finds a claim under a live lease answers BUSY; one that finds a claim whose
+#   lease ran out (its holder crashed or overran), or a WAITING record, claims it again — once: a
+#   flow whose second claim finds the record moved again answers BUSY and comes back later.
+# * A handler starts only within its invocation's deadline (`RunHandler.late`, else): a claim that
+#   landed late keeps its lease until it expires, and the next delivery takes it over.
+# * The handler's answer is written: transactional, its effect committed with the record (DONE) or a
+#   failed receive counted; guarded, the claim completed with its result (DONE) or released. A
+#   commit the effect's own condition cancelled counts a failed receive too. A failed receive or a
+#   release that leaves no receive ends FAILED: GIVEN_UP; else RETRY.
+# * A commit or a failed receive whose condition fails answers DUPLICATE if the record is DONE (a
+#   concurrent delivery committed), else RETRY. A completion or a release whose condition fails was
+#   fenced out: the claim was taken over after its lease ran out (LOST).
+# * A read or a write that failed outright answers RETRY. If a commit or a completion landed all the
+#   same (ambiguous), the record is DONE (the next delivery reads it); a claim, under this flow's
+#   lease (the next delivery after it expires takes it over); a failed receive, counted.
+# * An operator's re-arm answers REARMED, or SUPERSEDED if the record changed since it was read.
+# * Anything else (a read answered by a write's outcome, say) has no entry: `advance` raises.
+
+
+T = TypeVar("T")
+
+
+class Came(enum.Enum):
+    """What came of a flow's effect, as `NEXT` tells outcomes apart."""
+
+    FOUND = "the read found the record (or none)"
+    WRITTEN = "the write landed (or an earlier try of it did)"
+    MOVED = "the write's condition failed: the record is not as the flow last saw it"
+    HANDLED = "the handler returned"
+    REFUSED = "the handler failed, or the effect's own condition cancelled the commit"
+    FAILED = "the read or the write failed outright"
+
+
+class Seen(enum.Enum):
+    """The record as the flow now knows it: its phase, and a claim's lease as of now."""
+
+    ABSENT = "none"
+    HELD = "PROCESSING (lease live)"
+    EXPIRED = "PROCESSING (lease run out)"
+    WAITING = "WAITING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+def seen(record: InboxRecord | None, now: int) -> Seen:
+    if record is None:
+        return Seen.ABSENT
+    if record.phase is InboxPhase.PROCESSING:
+        lease = record.lease_expires_at  # a claim's: every PROCESSING record has one
+        return Seen.HELD if lease is not None and now < lease else Seen.EXPIRED
+    return Seen[record.phase.name]
+
+
+@attrs.frozen
+class End:
+    """Answer and stop. `failure`: the answer's own (else the flow's: the handler's, or the request's)."""
+
+    result: InboxResult
+    failure: Failure | None = None
+    uncompleted: bool = False  # the handler ran, but its completion (or commit) did not land
+
+
+@attrs.frozen
+class ReadRecord:
+    """Read the record (transactional)."""
+
+
+@attrs.frozen
+class TakeClaim:
+    """Claim the message under the flow's lease: the first claim on no record (creating it, or finding
+    it), a second on the record the first found; a flow that claimed twice answers `again`."""
+
+    again: End
+
+
+@attrs.frozen
+class RunHandler:
+    """Run the team's handler, if the invocation's deadline has not passed; past it, answer `late`."""
+
+    late: End
+
+
+@attrs.frozen
+class CommitEffect:
+    """Write `Commit` in the team's transaction, beside the handler's effect."""
+
+
+@attrs.frozen
+class CountFailure:
+    """Write `RecordFailure`: a failed receive counted, with the flow's failure."""
+
+
+@attrs.frozen
+class CompleteClaim:
+    """Write `Complete` under the flow's claim, with the handler's result."""
+
+
+@attrs.frozen
+class ReleaseClaim:
+    """Write `Release` under the flow's claim, with the handler's failure."""
+
+
+Step = End | ReadRecord | TakeClaim | RunHandler | CommitEffect | CountFailure | CompleteClaim | ReleaseClaim
+Key = tuple[Mode, Stage, Came, Seen]
+# A rule of `NEXT`: each of its first four is one value or a tuple of values it applies to.
+Rule = tuple[
+    Mode | tuple[Mode, ...],
+    Stage | tuple[Stage, ...],
+    Came | tuple[Came, ...],
+    Seen | tuple[Seen, ...],
+    Step,
+]
+
+_T, _G, _BOTH = Mode.TRANSACTIONAL, Mode.GUARDED, tuple(Mode)
+_ANY = tuple(Seen)
+_PROCESSING = (Seen.HELD, Seen.EXPIRED)
+_DUPLICATE = End(InboxResult.DUPLICATE)
+_GIVEN_UP = End(InboxResult.GIVEN_UP)
+_BUSY = End(InboxResult.BUSY)
+_RETRY = End(InboxResult.RETRY)
+_UNCOMPLETED = End(InboxResult.RETRY, uncompleted=True)
+_RUN = RunHandler(End(InboxResult.RETRY, Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded")))
+
+# (modes, stages, what came, the record as the flow now knows it, the next step); where two rules
+# name one key, the first holds.
+RULES: tuple[Rule, ...] = (
+    # transactional: read, run the handler, commit its effect with the record or count a failure
+    (_T, Stage.READ, Came.FOUND, Seen.DONE, _DUPLICATE),
+    (_T, Stage.READ, Came.FOUND, Seen.FAILED, _GIVEN_UP),
+    (_T, Stage.READ, Came.FOUND, _PROCESSING, _BUSY),  # a guarded claim's: wait for it
+    (_T, Stage.READ, Came.FOUND, (Seen.ABSENT, Seen.WAITING), _RUN),
+    (_T, Stage.HANDLER, Came.HANDLED, _ANY, CommitEffect()),
+    (_T, (Stage.HANDLER, Stage.COMMIT), Came.REFUSED, _ANY, CountFailure()),
+    (_T, Stage.COMMIT, Came.WRITTEN, _ANY, End(InboxResult.DONE)),
+    (_T, (Stage.COMMIT, Stage.FAILURE), Came.MOVED, Seen.DONE, _DUPLICATE),
+    (_T, Stage.COMMIT, Came.MOVED, _ANY, _UNCOMPLETED),
+    (_T, Stage.FAILURE, Came.MOVED, _ANY, _RETRY),
+    (_T, Stage.FAILURE, Came.WRITTEN, Seen.FAILED, _GIVEN_UP),
+    (_T, Stage.FAILURE, Came.WRITTEN, _ANY, _RETRY),
+    # guarded: claim, run the handler, complete or release the claim
+    (_G, Stage.CLAIM, Came.WRITTEN, Seen.FAILED, _GIVEN_UP),  # the claim had no receive left
+    (_G, Stage.CLAIM, Came.WRITTEN, _ANY, _RUN),
+    (_G, Stage.CLAIM, Came.MOVED, Seen.DONE, _DUPLICATE),
+    (_G, Stage.CLAIM, Came.MOVED, Seen.FAILED, _GIVEN_UP),
+    (_G, Stage.CLAIM, Came.MOVED, Seen.HELD, _BUSY),
+    (_G, Stage.CLAIM, Came.MOVED, (Seen.EXPIRED, Seen.WAITING), TakeClaim(again=_BUSY)),
+    (_G, Stage.HANDLER, Came.HANDLED, _ANY, CompleteClaim()),
+    (_G, Stage.HANDLER, Came.REFUSED, _ANY, ReleaseClaim()),
+    (_G, Stage.COMPLETE, Came.WRITTEN, _ANY, End(InboxResult.DONE)),
+    (_G, (Stage.COMPLETE, Stage.RELEASE), Came.MOVED, _ANY, End(InboxResult.LOST, uncompleted=True)),
+    (_G, Stage.RELEASE, Came.WRITTEN, Seen.FAILED, _GIVEN_UP),
+    (_G, Stage.RELEASE, Came.WRITTEN, _ANY, _RETRY),
+    # an operator's re-arm
+    (_BOTH, Stage.REARM, Came.WRITTEN, _ANY, End(InboxResult.REARMED)),
+    (_BOTH, Stage.REARM, Came.MOVED, _ANY, End(InboxResult.SUPERSEDED)),
+    # a read or a write that failed outright
+    (_BOTH, (Stage.COMMIT, Stage.COMPLETE), Came.FAILED, _ANY, _UNCOMPLETED),
+    (_BOTH, tuple(Stage), Came.FAILED, _ANY, _RETRY),
+)  # fmt: skip
+
+
+def _each(value: T | tuple[T, ...]) -> tuple[T, ...]:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def compile_rules(rules: tuple[Rule, ...]) -> dict[Key, Step]:
+    """The rules as a lookup: every key each names, to its step (the first rule to name a key holds)."""
+    table: dict[Key, Step] = {}
+    for modes, stages, cames, seens, step in rules:
+        for key in itertools.product(_each(modes), _each(stages), _each(cames), _each(seens)):
+            table.setdefault(key, step)
+    return table
+
+
+NEXT: dict[Key, Step] = compile_rules(RULES)
+
+
+def came_of(flow: InboxFlow, outcome: InboxOutcome) -> tuple[Came, InboxRecord | None]:
+    """What came of the flow's effect, and the record as the flow now knows it."""
+    effect = flow.effect
+    match outcome:
+        case Found(record=record):
+            return Came.FOUND, record
+        case Handled():
+            return Came.HANDLED, flow.record
+        case HandlerError():
+            return Came.REFUSED, flow.record
+        case Failure():
+            return Came.FAILED, flow.record
+        case Written() if isinstance(effect, InboxWrite):
+            return Came.WRITTEN, effect.after
+        case Conflict(current=current) if isinstance(effect, InboxWrite):
+            if current == effect.after:
+                return Came.WRITTEN, current  # an earlier try landed; its retry found its own result
+            return Came.MOVED, current
+    raise _cannot(type(outcome).__name__, flow)
+
+
+def _cannot(what: str, flow: InboxFlow) -> ValueError:
+    """An outcome the table has no entry for (the error's type is the contract; its words are not)."""
+    return ValueError(f"{what} cannot answer {flow.stage.value} in {flow.mode.value}")
+
+
 @attrs.frozen
 class InboxFlows:
-    """The inbox's flows over one table: `decide` picks every write's events from `table`. The
-    adapters use `INBOX_FLOWS`, over the inbox's table as written (the module's `start_*` and
-    `advance` are its methods); the explorer runs a mutant as a subclass with one method swapped."""
+    """The inbox's flows over two tables: `decide` picks every write's events from `table` (the
+    transition table), and what a flow does next is the entry of `rules` (compiled to `next`).
+
+    The adapters use `INBOX_FLOWS`, over both tables as written (the module's `start_*` and `advance`
+    are its methods). The explorer runs a model mutant as another `InboxFlows` — other rules, another
+    table, or a subclass with one method swapped — so a mutant enters through this one object."""
 
     table: InboxTable = INBOX_TRANSITIONS
+    rules: tuple[Rule, ...] = RULES
+    next: dict[Key, Step] = attrs.field(init=False, eq=False, repr=False)
+
+    @next.default
+    def _compiled(self) -> dict[Key, Step]:
+        return NEXT if self.rules is RULES else compile_rules(self.rules)
+
+    def start(
+        self,
+        mode: Mode,
+        message: InboxMessage,
+        attempt_id: str,
+        now: int,
+        deadline: int,
+        settings: InboxSettings,
+    ) -> InboxFlow:
+        """A delivery in `mode`: transactional, read, run the handler, commit its effect with the
+        record; guarded, claim (creating the record if new), run the handler, complete or release."""
+        plan = InboxPlan(mode, message, attempt_id, deadline, settings.max_receives, settings.lease_margin_ms)
+        return self._take(plan, FIRST[mode], now, None)
 
     def start_guarded(
-        self,
-        message: InboxMessage,
-        attempt_id: str,
-        now: int,
-        deadline: int,
-        settings: InboxSettings,
+        self, message: InboxMessage, attempt_id: str, now: int, deadline: int, settings: InboxSettings
     ) -> InboxFlow:
-        """A delivery in guarded mode: claim (creating the record if new), run the handler, complete or
-        release."""
-        lease = lease_expiry(deadline, settings)
-        claim = Claim(message, attempt_id, lease, settings.max_receives)
-        return InboxFlow(
-            mode=Mode.GUARDED,
-            stage=Stage.CLAIM,
-            effect=self._write(None, claim, now),
-            record=None,
-            message=message,
-            attempt_id=attempt_id,
-            deadline=deadline,
-            max_receives=settings.max_receives,
-            lease_margin_ms=settings.lease_margin_ms,
-        )
+        return self.start(Mode.GUARDED, message, attempt_id, now, deadline, settings)
 
     def start_transactional(
-        self,
-        message: InboxMessage,
-        attempt_id: str,
-        now: int,
-        deadline: int,
-        settings: InboxSettings,
+        self, message: InboxMessage, attempt_id: str, now: int, deadline: int, settings: InboxSettings
     ) -> InboxFlow:
-        """A delivery in transactional mode: read, run the handler, commit its effect with the record."""
-        return InboxFlow(
-            mode=Mode.TRANSACTIONAL,
-            stage=Stage.READ,
-            effect=Read(message.message_id),
-            record=None,
-            message=message,
-            attempt_id=attempt_id,
-            deadline=deadline,
-            max_receives=settings.max_receives,
-        )
+        return self.start(Mode.TRANSACTIONAL, message, attempt_id, now, deadline, settings)
 
     def start_rearm(self, record: InboxRecord, by: str, reason: str, now: int) -> InboxFlow:
         """An operator's re-arm of a FAILED message: one write conditioned on the record as read.
         Raises `ForbiddenCommand` for a record that is not FAILED."""
-        return InboxFlow(
-            mode=Mode.GUARDED,
-            stage=Stage.REARM,
-            effect=self._write(record, RearmMessage(by, reason), now),
-            record=record,
-            message=record.message,
-        )
+        plan = InboxPlan(Mode.GUARDED, record.message)
+        return InboxFlow(plan, Stage.REARM, self._write(record, RearmMessage(by, reason), now), record)
 
     def advance(self, flow: InboxFlow, outcome: InboxOutcome, now: int) -> InboxFlow:
-        """The flow after its effect came out as `outcome`."""
-        effect = flow.effect
-        if isinstance(effect, InboxAnswer):
+        """The flow after its effect came out as `outcome`: the step `next` names, carried out."""
+        if isinstance(flow.effect, InboxAnswer):
             raise ValueError("the flow has finished")
-        if isinstance(effect, InboxWrite):
-            if isinstance(outcome, Conflict) and outcome.current == effect.after:
-                outcome = Written()  # an earlier try landed; its retry found its own result
-            if isinstance(outcome, Written):
-                flow = attrs.evolve(flow, record=effect.after)
-        match flow.stage, outcome:
-            # -- transactional
-            case Stage.READ, Found(record=record):
-                flow = attrs.evolve(flow, record=record)
-                return _settled(flow, record) or _invoke(flow, now)
-            case Stage.HANDLER, Handled(result=result) if flow.mode is Mode.TRANSACTIONAL:
-                command: InboxCommand = Commit(flow.message, _attempt(flow))
-                ran = attrs.evolve(flow, ran=True)
-                return attrs.evolve(
-                    ran, stage=Stage.COMMIT, effect=self._write(flow.record, command, now, True)
-                )
-            case Stage.HANDLER, HandlerError(failure=error) if flow.mode is Mode.TRANSACTIONAL:
-                command = RecordFailure(
-                    flow.message, _attempt(flow), error.category, error.code, flow.max_receives
-                )
-                failing = attrs.evolve(flow, failure=error, ran=True)
-                return attrs.evolve(
-                    failing, stage=Stage.FAILURE, effect=self._write(flow.record, command, now)
-                )
-            case Stage.COMMIT, Written():
-                return _finish(flow, InboxResult.DONE)
-            case Stage.COMMIT, HandlerError(failure=error):
-                # The effect's own condition (the team's rule) cancelled the transaction: nothing committed,
-                # and the receive counts as a failed one.
-                command = RecordFailure(
-                    flow.message, _attempt(flow), error.category, error.code, flow.max_receives
-                )
-                failing = attrs.evolve(flow, failure=error)
-                return attrs.evolve(
-                    failing, stage=Stage.FAILURE, effect=self._write(flow.record, command, now)
-                )
-            case Stage.COMMIT | Stage.FAILURE, Conflict(current=current):
-                flow = attrs.evolve(flow, record=current)
-                if current is not None and current.phase is InboxPhase.DONE:
-                    return _finish(flow, InboxResult.DUPLICATE)
-                return _finish(flow, InboxResult.RETRY, uncompleted=flow.stage is Stage.COMMIT)
-            case Stage.FAILURE, Written():
-                return _gave_up_or_retry(flow)
-            # -- guarded
-            case Stage.CLAIM, Written():
-                record = _known(flow)
-                if record.phase is InboxPhase.FAILED:
-                    return _finish(flow, InboxResult.GIVEN_UP)
-                return _invoke(flow, now)
-            case Stage.CLAIM, Conflict(current=current):
-                flow = attrs.evolve(flow, record=current)
-                settled = _settled(flow, current)
-                if settled is not None:
-                    return settled
-                assert current is not None
-                if current.phase is InboxPhase.PROCESSING and now < _lease(current):
-                    return _finish(flow, InboxResult.BUSY)
-                if flow.reclaimed:
-                    return _finish(flow, InboxResult.BUSY)  # moved again under us: come back later
-                return self._claim(attrs.evolve(flow, reclaimed=True), current, now)
-            case Stage.HANDLER, Handled(result=result):
-                command = Complete(_attempt(flow), result)
-                ran = attrs.evolve(flow, ran=True)
-                return attrs.evolve(ran, stage=Stage.COMPLETE, effect=self._write(flow.record, command, now))
-            case Stage.HANDLER, HandlerError(failure=error):
-                command = Release(_attempt(flow), error.category, error.code, flow.max_receives)
-                failing = attrs.evolve(flow, failure=error, ran=True)
-                return attrs.evolve(
-                    failing, stage=Stage.RELEASE, effect=self._write(flow.record, command, now)
-                )
-            case Stage.COMPLETE, Written():
-                return _finish(flow, InboxResult.DONE)
-            case Stage.COMPLETE | Stage.RELEASE, Conflict(current=current):
-                # Our claim was lost: another attempt took it over after our lease ran out.
-                return _finish(attrs.evolve(flow, record=current), InboxResult.LOST, uncompleted=True)
-            case Stage.RELEASE, Written():
-                return _gave_up_or_retry(flow)
-            case Stage.REARM, Written():
-                return _finish(flow, InboxResult.REARMED)
-            case Stage.REARM, Conflict(current=current):
-                return _finish(attrs.evolve(flow, record=current), InboxResult.SUPERSEDED)
-            case _, Failure() as failed:
-                # A read or a write failed outright. A write that landed all the same (ambiguous) left
-                # the record DONE (the next delivery reads it), or claimed under this flow's lease (the
-                # next delivery after it expires takes it over), or counted a receive.
-                failure = flow.failure or failed
-                uncompleted = flow.stage in (Stage.COMMIT, Stage.COMPLETE)
-                return _finish(
-                    attrs.evolve(flow, failure=failure), InboxResult.RETRY, uncompleted=uncompleted
-                )
-        raise ValueError(f"{type(outcome).__name__} cannot answer {flow.stage.value} in {flow.mode.value}")
+        came, record = came_of(flow, outcome)
+        step = self.next.get((flow.mode, flow.stage, came, seen(record, now)))
+        if step is None:
+            raise _cannot(type(outcome).__name__, flow)
+        failure = flow.failure
+        if isinstance(outcome, HandlerError):
+            failure = outcome.failure
+        elif isinstance(outcome, Failure):
+            failure = failure or outcome
+        ran = flow.ran or came in (Came.HANDLED, Came.REFUSED)
+        return self._take(flow.plan, step, now, record, outcome, flow.reclaimed, failure, ran)
 
-    def _claim(self, flow: InboxFlow, record: InboxRecord | None, now: int) -> InboxFlow:
-        command = Claim(flow.message, _attempt(flow), flow.lease_expires_at, flow.max_receives)
-        return attrs.evolve(flow, stage=Stage.CLAIM, effect=self._write(record, command, now))
+    def _take(
+        self,
+        plan: InboxPlan,
+        step: Step,
+        now: int,
+        record: InboxRecord | None,
+        outcome: InboxOutcome | None = None,
+        reclaimed: bool = False,
+        failure: Failure | None = None,
+        ran: bool = False,
+    ) -> InboxFlow:
+        """The flow that `step` makes: `record` is the record as the flow now knows it, `outcome` what
+        came of its last effect, `failure` the flow's (the handler's, else a failed request's)."""
+        attempt, message = plan.attempt_id, plan.message
+        command: InboxCommand
+        match step:
+            case End():
+                answer = InboxAnswer(
+                    step.result, message.message_id, record, step.failure or failure, ran, step.uncompleted
+                )
+                return InboxFlow(plan, Stage.DONE, answer, record, reclaimed, failure, ran)
+            case ReadRecord():
+                return InboxFlow(plan, Stage.READ, Read(message.message_id), record, reclaimed, failure, ran)
+            case RunHandler(late=late) if attempt is not None:
+                if now > plan.deadline:
+                    return self._take(plan, late, now, record, outcome, reclaimed, failure, ran)
+                invoke = Invoke(message.message_id, attempt, idempotency_key(message), plan.deadline)
+                return InboxFlow(plan, Stage.HANDLER, invoke, record, reclaimed, failure, ran)
+            case TakeClaim(again=again) if attempt is not None:
+                if reclaimed:
+                    return self._take(plan, again, now, record, outcome, reclaimed, failure, ran)
+                command = Claim(message, attempt, plan.lease_expires_at, plan.max_receives)
+                write = self._write(record, command, now)
+                return InboxFlow(plan, Stage.CLAIM, write, record, record is not None, failure, ran)
+            case CommitEffect() if attempt is not None:
+                write = self._write(record, Commit(message, attempt), now, commit=True)
+                return InboxFlow(plan, Stage.COMMIT, write, record, reclaimed, failure, ran)
+            case CountFailure() if attempt is not None and failure is not None:
+                command = RecordFailure(message, attempt, failure.category, failure.code, plan.max_receives)
+                write = self._write(record, command, now)
+                return InboxFlow(plan, Stage.FAILURE, write, record, reclaimed, failure, ran)
+            case CompleteClaim() if attempt is not None and isinstance(outcome, Handled):
+                write = self._write(record, Complete(attempt, outcome.result), now)
+                return InboxFlow(plan, Stage.COMPLETE, write, record, reclaimed, failure, ran)
+            case ReleaseClaim() if attempt is not None and failure is not None:
+                command = Release(attempt, failure.category, failure.code, plan.max_receives)
+                write = self._write(record, command, now)
+                return InboxFlow(plan, Stage.RELEASE, write, record, reclaimed, failure, ran)
+        raise ValueError(f"{step!r} cannot be taken by a {plan.mode.value} flow here")
 
     def _write(
         self, record: InboxRecord | None, command: InboxCommand, now: int, commit: bool = False
@@ -402,60 +601,12 @@ class InboxFlows:
         return InboxWrite(record, events, after, commit)
 
 
-INBOX_FLOWS = InboxFlows()  # over the inbox's table as written: what the adapters run
+# How a delivery starts, by its mode.
+FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
+
+INBOX_FLOWS = InboxFlows()  # over the inbox's tables as written: what the adapters run
+start = INBOX_FLOWS.start
 start_guarded = INBOX_FLOWS.start_guarded
 start_transactional = INBOX_FLOWS.start_transactional
 start_rearm = INBOX_FLOWS.start_rearm
 advance = INBOX_FLOWS.advance
-
-
-def _settled(flow: InboxFlow, record: InboxRecord | None) -> InboxFlow | None:
-    """The answer for a record found DONE or FAILED (nothing is run), or held by a guarded claim
-    (a transactional delivery waits for it); None when this delivery must work on it."""
-    if record is None:
-        return None
-    if record.phase is InboxPhase.DONE:
-        return _finish(flow, InboxResult.DUPLICATE)
-    if record.phase is InboxPhase.FAILED:
-        return _finish(flow, InboxResult.GIVEN_UP)
-    if flow.mode is Mode.TRANSACTIONAL and record.phase is InboxPhase.PROCESSING:
-        return _finish(flow, InboxResult.BUSY)
-    return None
-
-
-def _invoke(flow: InboxFlow, now: int) -> InboxFlow:
-    """Run the handler, if the invocation's deadline has not passed (a claim that landed late keeps
-    its lease until it expires; the next delivery takes it over)."""
-    if now > flow.deadline:
-        return _finish(flow, InboxResult.RETRY, failure=Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded"))
-    invoke = Invoke(flow.message.message_id, _attempt(flow), idempotency_key(flow.message), flow.deadline)
-    return attrs.evolve(flow, stage=Stage.HANDLER, effect=invoke)
-
-
-def _gave_up_or_retry(flow: InboxFlow) -> InboxFlow:
-    failed = _known(flow).phase is InboxPhase.FAILED
-    return _finish(flow, InboxResult.GIVEN_UP if failed else InboxResult.RETRY)
-
-
-def _finish(
-    flow: InboxFlow, result: InboxResult, *, failure: Failure | None = None, uncompleted: bool = False
-) -> InboxFlow:
-    answer = InboxAnswer(
-        result, flow.message.message_id, flow.record, failure or flow.failure, flow.ran, uncompleted
-    )
-    return attrs.evolve(flow, stage=Stage.DONE, effect=answer)
-
-
-def _attempt(flow: InboxFlow) -> str:
-    assert flow.attempt_id is not None
-    return flow.attempt_id
-
-
-def _known(flow: InboxFlow) -> InboxRecord:
-    assert flow.record is not None
-    return flow.record
-
-
-def _lease(record: InboxRecord) -> int:
-    assert record.lease_expires_at is not None
-    return record.lease_expires_at
