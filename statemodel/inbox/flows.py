@@ -279,8 +279,9 @@ def idempotency_key(message: InboxMessage) -> str:
 # * A guarded claim that finds a claim under a live lease answers BUSY; one that finds a claim whose
 #   lease ran out (its holder crashed or overran), or a WAITING record, claims it again — once: a
 #   flow whose second claim finds the record moved again answers BUSY and comes back later.
-# * A handler starts only within its invocation's deadline (`RunHandler.late`, else): a claim that
-#   landed late keeps its lease until it expires, and the next delivery takes it over.
+# * A handler starts only within its invocation's deadline; past it, the flow answers what its
+#   `RunHandler` names instead (RETRY): a claim that landed late keeps its lease until it expires,
+#   and the next delivery takes it over.
 # * The handler's answer is written: transactional, its effect committed with the record (DONE) or a
 #   failed receive counted; guarded, the claim completed with its result (DONE) or released. A
 #   commit the effect's own condition cancelled counts a failed receive too. A failed receive or a
