@@ -37,10 +37,11 @@ from adapters.runtime.log_events import (
 )
 from adapters.runtime.logs import configure, get_logger
 from adapters.runtime.metrics import SUBMIT_METRICS, Tally, documents, publish
-from adapters.runtime.outbox import InvalidMessage, Outbox, OutboxError, SendOutcome, SendResult
+from adapters.runtime.outbox import InvalidMessage, Outbox, OutboxError
 from adapters.runtime.runner import Aws
 from adapters.runtime.snapstart import RESTORE, Restore
 from statemodel.categories import consequence
+from statemodel.flows import IN_PROGRESS, Answer, Result
 from statemodel.validation import (
     Rejection,
     idempotency_key,
@@ -158,7 +159,7 @@ class Handlers:
         made = self._made()
         deadline = now_ms() + remaining_ms(context) // 2
         check_table(
-            made.aws.store.client, made.config.table, made.config.layout, index=index, deadline_ms=deadline
+            made.aws.dynamodb.client, made.config.table, made.config.layout, index=index, deadline_ms=deadline
         )
 
     def diagnose(self, context: object) -> None:
@@ -298,7 +299,7 @@ def _post(
     message_id = message_id_for_key(key, caller) if key else str(uuid.uuid4())
     structlog.contextvars.bind_contextvars(message_id=message_id)
     try:
-        result = outbox._submit(
+        answer = outbox._submit(
             parsed,
             message_id,
             correlation_id=correlation_id,
@@ -310,26 +311,26 @@ def _post(
     except InvalidMessage:  # the key names an item of the team's own, not a message: nothing written
         message = "this Idempotency-Key names an item that is not a message; use another key"
         return http.error(409, http.IDEMPOTENCY_CONFLICT, message, correlation_id)
-    if result.error_code == VALIDATION_EXCEPTION:
+    if answer.failure is not None and answer.failure.code == VALIDATION_EXCEPTION:
         handlers.diagnose(context)
-    return _answer_submit(result, correlation_id)
+    return _answer_submit(answer, correlation_id)
 
 
-def _answer_submit(result: SendResult, correlation_id: str) -> http.Reply:
-    if result.accepted:
-        body = {"messageId": result.message_id, "status": "QUEUED", "correlationId": correlation_id}
+def _answer_submit(answer: Answer, correlation_id: str) -> http.Reply:
+    if answer.accepted:
+        body = {"messageId": answer.message_id, "status": "QUEUED", "correlationId": correlation_id}
         return http.answer(202, body, correlation_id)
-    if result.outcome is SendOutcome.CONFLICT:
+    if answer.result is Result.CONFLICT:
         message = "this Idempotency-Key was used for a different request"
         return http.error(409, http.IDEMPOTENCY_CONFLICT, message, correlation_id)
-    if result.error_code == "InProgress":
+    if answer.failure == IN_PROGRESS:
         message = "a request with this Idempotency-Key is still in progress; retry it later"
-    elif result.retryable:
+    elif answer.retryable:
         message = "the message could not be queued now; retry later with the same Idempotency-Key"
     else:
         message = "the message cannot be queued; retrying the same request will not help"
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if result.retryable else None
-    return http.error(result.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if answer.retryable else None
+    return http.error(answer.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)
 
 
 def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, context: object) -> http.Reply:

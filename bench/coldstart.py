@@ -343,11 +343,18 @@ def _python(
 ) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SENDGUARD_"))} | env
     command = [sys.executable, *args]
+    cwd = None
     if path is not None:  # the Lambda's package only: no site-packages, the links on the path
         env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         env["PYTHONPATH"] = str(path)
         command = [sys.executable, "-S", *args]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=True, timeout=120)
+        # Run in the package, as Lambda runs in /var/task: `-c` puts the working directory first on
+        # sys.path, and from the repository's root that is the source tree (compiled at each import
+        # where bytecode is not written), not the package's compiled modules.
+        cwd = path
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, check=True, timeout=120, cwd=cwd
+    )
     return result.stderr if stderr else result.stdout.strip()
 
 

@@ -355,7 +355,9 @@ Rule = tuple[
     Step,
 ]
 
-_IN_PROGRESS = Failure(ErrorCategory.RETRYABLE, "InProgress")
+# A submit that finds its record in flight (another call is sending it): 503, retry later. Answers
+# carry this one value; callers compare with it (`answer.failure == IN_PROGRESS`), never with its code.
+IN_PROGRESS = Failure(ErrorCategory.RETRYABLE, "InProgress")
 _CONFLICT = Failure(ErrorCategory.RETRYABLE, "Conflict")
 _EXHAUSTED = Failure(ErrorCategory.PERMANENT, "RedriveExhausted")
 _FAILED = End(Result.FAILED, Whose.OUTCOME)
@@ -378,7 +380,7 @@ RULES: tuple[Rule, ...] = (
     # ... which found a record with its key: a replay (a dispatch, for the outbox's)
     (Kind.SUBMIT, _REPLAYING, Came.OTHER, _ANY, End(Result.CONFLICT)),
     (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.CONFIRMED, End(Result.ALREADY_QUEUED)),
-    (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.IN_FLIGHT, End(Result.FAILED, _IN_PROGRESS)),
+    (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.IN_FLIGHT, End(Result.FAILED, IN_PROGRESS)),
     (Kind.SUBMIT, _REPLAYING, Came.FOUND, Phase.EXHAUSTED, End(Result.FAILED, _EXHAUSTED)),
     (Kind.SUBMIT, Stage.CREATE, Came.FOUND, Phase.PENDING, Claim(ClaimCause.REPLAY)),
     (Kind.SUBMIT, Stage.PREPARE, Came.FOUND, Phase.PENDING, Claim(ClaimCause.DISPATCH)),

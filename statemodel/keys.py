@@ -24,15 +24,15 @@ import re
 
 import attrs
 
-MAX_MESSAGE_ID = 128  # SQS's limit for a MessageDeduplicationId
+from statemodel.sizes import SQS_MAX_ID_CHARS
+
+MAX_MESSAGE_ID = SQS_MAX_ID_CHARS  # a message id is a FIFO queue's MessageDeduplicationId
 SEPARATOR = "/"  # between a composite key's encoded parts
 DIGEST = "sha256:"  # starts the digest part of a long composite key's message id
 DIGEST_PREFIX_CHARS = 40  # of the partition's encoding kept before a digest, for people to read
 # Printable ASCII that stays as it is in an encoded part: all but space, %, / and :.
 _SAFE = frozenset(c for c in map(chr, range(0x21, 0x7F)) if c not in "%/:")
 _ESCAPE = re.compile(r"%([0-9A-F]{2})")
-MAX_PARTITION_BYTES = 2048  # DynamoDB's limits for a key attribute's value
-MAX_SORT_BYTES = 1024
 
 
 @attrs.frozen

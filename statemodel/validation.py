@@ -1,16 +1,9 @@
 """Input validation: a request body and headers either become a `Request`, or a `Rejection` with a
 code and a message a client can act on. Pure: nothing here is written anywhere.
 
-The size limit is where the payload can be kept for re-drives. SQS takes a message of up to 1 MiB
-(1,048,576 bytes, body and attributes together, each attribute's name, type and value counted). A
-payload that does not fit in its record goes to a body item of its own, and a DynamoDB item is at
-most 400 KB (409,600 bytes, names and values together): without a body bucket a payload may take
-`MAX_MESSAGE_BYTES` (400,000 bytes, the item less room for its key). With one
-(`SENDGUARD_BODY_BUCKET`) it may take what SQS takes less room for the attributes' types and
-sendguard's own `message_id` attribute (`MAX_MESSAGE_BYTES_WITH_BUCKET`). The record itself keeps the
-message's attributes and the team's own item attributes: those may take `MAX_RECORD_EXTRA_BYTES`,
-the item less `RECORD_OVERHEAD_BYTES` for its lifecycle fields and a history of up to
-`MAX_ATTEMPTS_LIMIT` attempts.
+Every size limit and size rule is `statemodel.sizes`'s (docs/limits.md): this module calls it, and
+re-exports the limits it long held (`MAX_MESSAGE_BYTES`, `MAX_ATTRIBUTES`, …) for callers that import
+them from here.
 """
 
 from __future__ import annotations
@@ -24,36 +17,41 @@ from typing import Any, NoReturn
 
 import attrs
 
-from statemodel.keys import MAX_PARTITION_BYTES, MAX_SORT_BYTES, Key
+from statemodel.keys import Key
 from statemodel.records import Message
+from statemodel.sizes import BODY_ITEM_KEY_BYTES as BODY_ITEM_KEY_BYTES
+from statemodel.sizes import BODY_ITEM_LIMIT_BYTES as BODY_ITEM_LIMIT_BYTES
+from statemodel.sizes import DYNAMODB_MAX_ITEM_BYTES as DYNAMODB_MAX_ITEM_BYTES
+from statemodel.sizes import (
+    DYNAMODB_MAX_PARTITION_BYTES,
+    DYNAMODB_MAX_SORT_BYTES,
+    SQS_MAX_ID_CHARS,
+    attribute_count_problem,
+    attribute_name_problem,
+    message_bytes,
+    message_size_problem,
+)
+from statemodel.sizes import MAX_ATTEMPTS_LIMIT as MAX_ATTEMPTS_LIMIT
+from statemodel.sizes import MAX_ATTRIBUTES as MAX_ATTRIBUTES
+from statemodel.sizes import MAX_BODY_BYTES as MAX_BODY_BYTES
+from statemodel.sizes import MAX_DEPTH as MAX_DEPTH
+from statemodel.sizes import MAX_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from statemodel.sizes import MAX_MESSAGE_BYTES_WITH_BUCKET as MAX_MESSAGE_BYTES_WITH_BUCKET
+from statemodel.sizes import MAX_RECORD_EXTRA_BYTES as MAX_RECORD_EXTRA_BYTES
+from statemodel.sizes import RECORD_OVERHEAD_BYTES as RECORD_OVERHEAD_BYTES
+from statemodel.sizes import RESERVED_ATTRIBUTE as RESERVED_ATTRIBUTE
+from statemodel.sizes import SQS_ATTRIBUTE_ROOM_BYTES as SQS_ATTRIBUTE_ROOM_BYTES
+from statemodel.sizes import SQS_MAX_ATTRIBUTES as SQS_MAX_ATTRIBUTES
+from statemodel.sizes import SQS_MAX_MESSAGE_BYTES as SQS_MAX_MESSAGE_BYTES
+from statemodel.sizes import message_limit as message_limit
 
-SQS_MAX_MESSAGE_BYTES = 1_048_576
-DYNAMODB_MAX_ITEM_BYTES = 409_600
-RECORD_OVERHEAD_BYTES = 24_576  # measured: 20 attempts of history take ~7.5 KB; moto counts it twice
-MAX_RECORD_EXTRA_BYTES = DYNAMODB_MAX_ITEM_BYTES - RECORD_OVERHEAD_BYTES  # attributes and team item
-BODY_ITEM_KEY_BYTES = 2_048  # a body item's key and names, at most (names of up to 255 bytes)
-# Without a body bucket: what a body item holds, kept under 400 KB less its key with room to spare
-# (moto refuses items past 405,000 bytes, counted its own way).
-MAX_MESSAGE_BYTES = 400_000
-BODY_ITEM_LIMIT_BYTES = MAX_MESSAGE_BYTES + BODY_ITEM_KEY_BYTES  # a larger body goes to S3
-# SQS counts each attribute's type ("String", 6 bytes) too, and sendguard adds `message_id` (an id of
-# up to 128 characters): room for ten of them.
-SQS_ATTRIBUTE_ROOM_BYTES = 256
-MAX_MESSAGE_BYTES_WITH_BUCKET = SQS_MAX_MESSAGE_BYTES - SQS_ATTRIBUTE_ROOM_BYTES
-MAX_BODY_BYTES = SQS_MAX_MESSAGE_BYTES + 65_536  # a raw request body past this is refused unparsed
-MAX_DEPTH = 32
-MAX_ATTEMPTS_LIMIT = 20  # bounds the history, and so the item's size
-SQS_MAX_ATTRIBUTES = 10
-RESERVED_ATTRIBUTE = "message_id"  # sendguard's own message attribute: the record's id
-MAX_ATTRIBUTES = SQS_MAX_ATTRIBUTES - 1
-MAX_ATTRIBUTE_NAME = 256
-
-TOKEN = re.compile(r"[A-Za-z0-9._:\-]{1,128}")  # Idempotency-Key, X-Correlation-Id, message ids
-# A library key or FIFO group id: printable ASCII without spaces, 1 to 128 characters — the alphabet SQS
+# An Idempotency-Key, X-Correlation-Id or message id.
+TOKEN = re.compile(rf"[A-Za-z0-9._:\-]{{1,{SQS_MAX_ID_CHARS}}}")
+# A library key or FIFO group id: printable ASCII without spaces, 1 to SQS_MAX_ID_CHARS — the alphabet SQS
 # takes for a MessageDeduplicationId, which the key becomes on a FIFO queue.
-KEY = re.compile(r"[!-~]{1,128}")
+KEY = re.compile(rf"[!-~]{{1,{SQS_MAX_ID_CHARS}}}")
 BODY_HASH = "body:"  # the request hash of a library message: of its body as given, not of parsed JSON
-_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
+_ATTRIBUTE_NAME_CHARACTER = re.compile(r"[^A-Za-z0-9_.\-]")  # one an attribute name may not hold
 # Characters SQS accepts in a message: #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF; the
 # pattern lists the rest (the complement), which compiles in 1 ms where the negated set of the
 # accepted ranges takes 14 ms of every cold start.
@@ -85,10 +83,8 @@ class Request:
 
     @property
     def size(self) -> int:
-        """Bytes of payload and attributes, as the size limit counts them."""
-        return len(self.payload.encode()) + sum(
-            len(name.encode()) + len(value.encode()) for name, value in self.attributes
-        )
+        """Bytes of payload and attributes, as the size limit counts them (`sizes.message_bytes`)."""
+        return message_bytes(self.payload, self.attributes)
 
 
 class _Invalid(Exception):
@@ -100,11 +96,6 @@ class _Invalid(Exception):
 # (VALIDATION_ERROR, PAYLOAD_TOO_LARGE) is the contract, the words are for people (mutmut skips them).
 def _reject(message: str, code: str = VALIDATION_ERROR) -> NoReturn:
     raise _Invalid(Rejection(code, message))
-
-
-def message_limit(bucket: bool) -> int:
-    """The most bytes of payload and attributes accepted, with a body bucket or without one."""
-    return MAX_MESSAGE_BYTES_WITH_BUCKET if bucket else MAX_MESSAGE_BYTES
 
 
 def parse_submission(body: str | bytes | None, max_bytes: int = MAX_MESSAGE_BYTES) -> Request | Rejection:
@@ -140,19 +131,14 @@ def _parse(body: str | bytes | None, max_bytes: int) -> Request:
     text_of = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))  # pragma: no mutate (None=False)
     payload_text = _sqs_safe(text_of)
     try:
-        size = len(payload_text.encode()) + sum(
-            len(name.encode()) + len(value.encode()) for name, value in attributes
-        )
+        too_large = message_size_problem("payload", payload_text, attributes, max_bytes)
     except UnicodeEncodeError:
         _reject(
             "the payload holds a lone surrogate (\\ud800-\\udfff); "  # pragma: no mutate (message text)
             "send valid Unicode"  # pragma: no mutate (message text, not contract)
         )
-    if size > max_bytes:
-        _reject(
-            f"payload and attributes take {size} bytes; at most {max_bytes} are accepted",
-            PAYLOAD_TOO_LARGE,
-        )
+    if too_large:
+        _reject(too_large, PAYLOAD_TOO_LARGE)
     return Request(payload_text, attributes, request_hash(payload, attributes))
 
 
@@ -179,16 +165,12 @@ def _parse_message(body: object, attributes: object, group_id: object, max_bytes
         _reject(f"body holds {bad.group()!r} at index {bad.start()}, a character SQS does not accept")
     checked = _attributes(attributes)
     if group_id is not None and valid_key(group_id) is None:
-        _reject(
-            "group_id must be 1 to 128 printable ASCII characters without spaces"  # pragma: no mutate (text)
-        )
+        _reject(f"group_id must be 1 to {SQS_MAX_ID_CHARS} printable ASCII characters without spaces")
     assert group_id is None or isinstance(group_id, str)
     request = Request(body, checked, body_hash(body, checked, group_id), group_id)
-    if request.size > max_bytes:
-        _reject(
-            f"body and attributes take {request.size} bytes; at most {max_bytes} are accepted",
-            PAYLOAD_TOO_LARGE,
-        )
+    too_large = message_size_problem("body", body, checked, max_bytes)
+    if too_large:
+        _reject(too_large, PAYLOAD_TOO_LARGE)
     return request
 
 
@@ -279,24 +261,35 @@ def _check_depth(value: Any) -> None:
 def _attributes(value: Any) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         _reject("'attributes' must be an object of string values")  # pragma: no mutate
-    if len(value) > MAX_ATTRIBUTES:
-        _reject(
-            f"at most {MAX_ATTRIBUTES} attributes are allowed (SQS takes {SQS_MAX_ATTRIBUTES}; "
-            f"sendguard uses one for {RESERVED_ATTRIBUTE!r})"
-        )
+    too_many = attribute_count_problem(len(value))
+    if too_many:
+        _reject(too_many)
     for name, item in value.items():
         _check_attribute_name(name)
         if not isinstance(item, str) or not item:
-            _reject(f"attribute {_shown(name)} must be a non-empty string")
-        if _SQS_INVALID.search(item):
-            _reject(f"attribute {_shown(name)} holds a character SQS does not accept")
+            kind = "an empty string" if item == "" else type(item).__name__
+            _reject(f"attribute {_shown(name)} must be a non-empty string, not {kind}")
+        bad = _SQS_INVALID.search(item)
+        if bad:
+            _reject(
+                f"attribute {_shown(name)} holds {bad.group()!r} at index {bad.start()}, "
+                "a character SQS does not accept"
+            )
     return tuple(sorted(value.items()))
 
 
-def _check_attribute_name(name: str) -> None:
-    if not _ATTRIBUTE_NAME.fullmatch(name):
-        shown = name[:64]  # pragma: no mutate
-        _reject(f"attribute name {shown!r} must be 1 to {MAX_ATTRIBUTE_NAME} characters of A-Z a-z 0-9 _ - .")
+def _check_attribute_name(name: object) -> None:
+    if not isinstance(name, str):
+        _reject(f"attribute name {name!r:.64} must be a string, not {type(name).__name__}")
+    wrong_length = attribute_name_problem(name)
+    if wrong_length:
+        _reject(wrong_length)
+    bad = _ATTRIBUTE_NAME_CHARACTER.search(name)
+    if bad:
+        _reject(
+            f"attribute name {_shown(name)} holds {bad.group()!r} at index {bad.start()}; "
+            "names take A-Z a-z 0-9 _ - . only"
+        )
     lowered = name.lower()
     if name == RESERVED_ATTRIBUTE:
         _reject(f"attribute name {RESERVED_ATTRIBUTE!r} is reserved for sendguard")
@@ -335,9 +328,7 @@ def idempotency_key(value: object) -> str | Rejection | None:
     if value is None:
         return None
     if valid_token(value) is None:
-        reason = (
-            "Idempotency-Key must be 1 to 128 characters of A-Za-z0-9._:-"  # pragma: no mutate (message text)
-        )
+        reason = f"Idempotency-Key must be 1 to {SQS_MAX_ID_CHARS} characters of A-Za-z0-9._:-"
         return Rejection(VALIDATION_ERROR, reason)
     assert isinstance(value, str)
     return value
@@ -350,7 +341,7 @@ def parse_key(value: object) -> Key | str:
         if valid_key(value) is None:
             shown = value[:64]  # pragma: no mutate (message text, not contract)
             return (
-                f"key {shown!r} must be 1 to 128 printable ASCII characters, "
+                f"key {shown!r} must be 1 to {SQS_MAX_ID_CHARS} printable ASCII characters, "
                 "no spaces (it is the record's key and its message id; "  # pragma: no mutate (words)
                 "on a table with a sort key, a (partition value, sort value) "  # pragma: no mutate (words)
                 "pair takes any key)"  # pragma: no mutate (message text, not contract)
@@ -363,7 +354,10 @@ def parse_key(value: object) -> Key | str:
         return f"key must be a string or a (partition value, sort value) pair, not {kind}"
     if value.sort is None:
         return parse_key(value.partition)
-    for part, limit in ((value.partition, MAX_PARTITION_BYTES), (value.sort, MAX_SORT_BYTES)):
+    for part, limit in (
+        (value.partition, DYNAMODB_MAX_PARTITION_BYTES),
+        (value.sort, DYNAMODB_MAX_SORT_BYTES),
+    ):
         if not isinstance(part, str):
             kind = type(part).__name__  # pragma: no mutate (message text, not contract)
             return f"a key's values must be strings, not {kind}"

@@ -182,14 +182,11 @@ def perform_write(aws: Aws, write: Write) -> Any:
     return outcome
 
 
-def test_rollback_keeps_the_message_byte_for_byte(
-    local: tuple[Config, Aws], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _, aws = local
+def test_rollback_keeps_the_message_byte_for_byte(local: tuple[Config, Aws]) -> None:
+    _, table = local
     payload = {"text": "zażółć \u2028 ✓", "n": [1, 2.5, None]}
-    monkeypatch.setattr(
-        aws.queue, "client", _FailingSqs(aws.queue.client, ReadTimeoutError(endpoint_url="x"))
-    )
+    timing_out = _FailingSqs(table.sqs.client, ReadTimeoutError(endpoint_url="x"))
+    aws = Aws(table.dynamodb, SqsQueue(timing_out, table.sqs.queue_url))  # its sends time out
     answer = submit(aws, payload, {"group": "g", "a": "b"}, key="k-rollback")
     assert answer.result is Result.FAILED and answer.failure.category is ErrorCategory.AMBIGUOUS  # type: ignore[union-attr]
     item = raw_item(aws, answer.message_id)
@@ -604,7 +601,7 @@ def test_a_create_writes_the_very_item_it_measured(aws_env: None, payload: Any) 
         create = flow.effect
         assert isinstance(create, Write)
         team = {"total": {"N": "3"}, "note": {"S": "é"}}
-        assert store.perform(create, None, team)[0] == Written()
+        assert store.with_item(team).perform(create, None)[0] == Written()
         raw = store.client.get_item(TableName=table, Key=store.layout.key(message.record_key))["Item"]
     at = body_at(raw)
     assert (at is None) == (payload == {"n": 1})

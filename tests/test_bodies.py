@@ -6,6 +6,7 @@ by every path that needs it (a re-drive, a replay, `get`, the audit), and refuse
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 import uuid
@@ -16,7 +17,8 @@ import boto3
 import pytest
 from botocore.exceptions import ConnectTimeoutError
 
-from adapters import InvalidMessage, Outbox
+from adapters import InvalidMessage, Outbox, OutboxError
+from adapters.cli.main import main
 from adapters.ops.audit import audit
 from adapters.ops.provision import ensure_resources, table_definition
 from adapters.runtime.bodies import ITEM_PREFIX, POINTER_REFUSED, S3_PREFIX
@@ -102,6 +104,15 @@ def make(bucket: bool = False, layout: TableLayout | None = None, faults: Faults
     session = None if faults is None else faults.session
     bucket_name = BUCKET if bucket else None
     return Outbox(name, queue, layout=layout, body_bucket=bucket_name, session=session, **SETTINGS)  # type: ignore[arg-type]
+
+
+def audited(capsys: pytest.CaptureFixture[str], table: str, *flags: str) -> dict[str, Any]:
+    """What `sendguard audit --json` reports of `table` (`flags`: its options, the body bucket's)."""
+    capsys.readouterr()
+    code = main(["audit", "--json", "--table", table, *flags])
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert code == (0 if report["ok"] else 1), report
+    return report
 
 
 def items(outbox: Outbox) -> list[dict[str, Any]]:
@@ -270,8 +281,9 @@ def test_a_missing_body_is_reported_never_skipped_in_silence(sendguard_aws: None
     boto3.client("dynamodb").delete_item(TableName=outbox.table, Key=key)
     summary = outbox.reconcile(deadline_ms=_later(10_000))
     assert summary.redriven == 0 and summary.failed_reads == 1
-    _, call = outbox._aws.store.get("lost-body")
-    assert call.error is not None and call.error.code == BODY_MISSING
+    with pytest.raises(OutboxError) as unread:
+        outbox.get("lost-body")
+    assert unread.value.code == BODY_MISSING
 
 
 def test_a_failed_batch_read_leaves_its_records_to_the_next_pass(sendguard_aws: None) -> None:
@@ -320,7 +332,7 @@ def _later(ms: int) -> int:
 
 
 def test_a_store_reads_s3_bodies_only_from_its_own_bucket_and_writes_none_without_one(
-    sendguard_aws: None,
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A body's name is input: a store made without the body bucket (an audit not told it) refuses
     an S3 name and says why, and refuses a body too large for an item; told the bucket, it reads it."""
@@ -332,8 +344,8 @@ def test_a_store_reads_s3_bodies_only_from_its_own_bucket_and_writes_none_withou
     assert not report.ok and POINTER_REFUSED in violation
     found, call = blind.get(Key("audited"))
     assert isinstance(found, Failure) and found.code == POINTER_REFUSED and call.error is not None
-    seeing = audit(outbox._aws.store, int(time.time() * 1000), 120_000)
-    assert (seeing.records, seeing.violations, seeing.ok) == (1, [], True)
+    seeing = audited(capsys, outbox.table, "--body-bucket", BUCKET)  # the audit told the bucket
+    assert (seeing["records"], seeing["violations"], seeing["ok"]) == (1, [], True)
     too_large = parse_message("b" * 500_000, {}, max_bytes=MAX_MESSAGE_BYTES_WITH_BUCKET)
     assert isinstance(too_large, Request)
     message = new_message(too_large, "refused", "c", 1, None)

@@ -33,6 +33,8 @@ from hypothesis import strategies as st
 from adapters import TableLayout, aws_lambda
 from adapters.runtime import apigw
 from adapters.runtime.call_report import CallReport
+from adapters.runtime.config import Config
+from adapters.runtime.runner import Aws
 from adapters.runtime.sqs import SqsQueue
 from adapters.testing import (
     Expected,
@@ -521,7 +523,12 @@ class _RefundsToOrders(SqsQueue):
 def test_a_send_in_another_group_or_to_another_queue_is_caught_naming_the_team_s_key(
     sendguard_aws: None, queue: type[SqsQueue], said: str
 ) -> None:
-    broken = type("Broken", (ShopSuite,), {"aws": staticmethod(mutants_module._aws(queue=queue))})
+    def aws(config: Config) -> Aws:
+        """The ports `outbox_service(aws=...)` builds the Outboxes on: sendguard's, the queue broken."""
+        made = Aws.from_config(config)
+        return Aws(made.dynamodb, queue(made.sqs.client, config.queue_url))
+
+    broken = type("Broken", (ShopSuite,), {"aws": staticmethod(aws)})
     with pytest.raises(AssertionError) as caught:
         for scenario in SCENARIOS[:2]:
             run_scenario(broken, scenario)

@@ -1,5 +1,7 @@
 """Random fault sequences against the pure model: several concurrent submitters, the reconciler and a
-consumer interleave their steps over the in-memory world while faults are drawn per step.
+consumer interleave their steps over the in-memory world while faults are drawn per step. Each step is
+`statemodel.interpreter.step` on the world's ports: the loop the Lambda, the library and the
+reconciler run.
 
 After every step: allowed transitions only, history replays to projection, metadata intact, no send
 after a confirmed one. At quiescence (faults off, every lease expired, the reconciler settled): no
@@ -23,16 +25,25 @@ from hypothesis.stateful import (
 )
 
 from adapters.testing import profiles
+from statemodel import interpreter
 from statemodel.attention import is_due
-from statemodel.checker.world import SEND_FAULTS, WRITE_FAULTS, Fault, World
+from statemodel.checker.world import (
+    SEND_FAULTS,
+    WRITE_FAULTS,
+    Fault,
+    World,
+    WorldPorts,
+    WorldQueue,
+    WorldStore,
+)
 from statemodel.flows import (
     Answer,
     Flow,
+    Outcome,
     Result,
     Send,
     Settings,
     Write,
-    advance,
     lease_expiry,
     reconcile_start,
     start_outbox,
@@ -169,6 +180,8 @@ class PureModelMachine(RuleBasedStateMachine):
     # ---- bookkeeping -----------------------------------------------------------------------------
 
     def _step(self, index: int, fault: Fault | None) -> None:
+        """One step of the flow, by `statemodel.interpreter.step` (the loop the adapters run) on the
+        world's ports, its effect meeting `fault`."""
         flow = self.flows[index]
         effect = flow.effect
         assert not isinstance(effect, Answer)
@@ -178,16 +191,24 @@ class PureModelMachine(RuleBasedStateMachine):
             COVERAGE[fault.name] += 1
         if flow.lease_expires_at is not None and self.now >= flow.lease_expires_at:
             COVERAGE["stall past the lease"] += 1
-        outcome = self.world.perform(effect, self.now, fault)
-        if isinstance(effect, Write) and self.world.record(effect.message_id) == effect.after:
-            COVERAGE[row_of(effect)] += 1
-        flow = advance(flow, outcome, self.now)
-        note(f"{flow.kind.value} {flow.stage.value} after {type(effect).__name__}: {outcome}")
+        ports = WorldPorts(WorldStore(self.world, fault), WorldQueue(self.world, self.clock, fault))
+        _, flow = interpreter.step(flow, ports, None, self.clock, observer=self)
         if flow.done:
             self.flows.pop(index)
             self._answered(flow.answer)
         else:
             self.flows[index] = flow
+
+    def clock(self) -> int:
+        """The machine's time: it moves only by the `tick` rule and as the teardown settles."""
+        return self.now
+
+    def stepped(self, before: Flow, outcome: Outcome, report: None, after: Flow) -> None:
+        """What the interpreter tells of each step (its `Observer`): the table row a write landed."""
+        effect = before.effect
+        if isinstance(effect, Write) and self.world.record(effect.message_id) == effect.after:
+            COVERAGE[row_of(effect)] += 1
+        note(f"{after.kind.value} {after.stage.value} after {type(effect).__name__}: {outcome}")
 
     def _answered(self, answer: Answer) -> None:
         COVERAGE[f"result {answer.result.value}"] += 1

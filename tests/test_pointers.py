@@ -15,13 +15,13 @@ import pytest
 import time_machine
 
 from adapters import Outbox, OutboxError
-from adapters.ops.audit import audit
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.bodies import POINTER_REFUSED
 from adapters.runtime.codec import BODY, BODY_AT, body_item
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.store import BODY_MISMATCH
 from statemodel.keys import Key
+from tests.test_bodies import audited
 
 BUCKET = "bodies"
 VICTIM = "victim-secrets"
@@ -113,8 +113,8 @@ def test_a_steered_pointer_is_refused_on_every_read_path(
     replay = outbox.send("k-1", LARGE)
     assert (replay.accepted, replay.http_status, replay.error_code) == (False, 500, POINTER_REFUSED)
     assert outbox.dispatch("k-1").error_code == POINTER_REFUSED
-    report = audit(outbox._aws.store, _now(), 120_000)
-    assert not report.ok and any(POINTER_REFUSED in v for v in report.violations)
+    report = audited(capsys, outbox.table, "--body-bucket", BUCKET)
+    assert not report["ok"] and any(POINTER_REFUSED in v for v in report["violations"])
     assert boto3.client("sqs").receive_message(QueueUrl=outbox.queue_url).get("Messages") is None
 
 
@@ -142,8 +142,8 @@ def test_another_body_under_the_records_own_key_is_read_and_refused_by_its_hash(
     assert refused.value.code == BODY_MISMATCH
     assert outbox.send("k-1", MEDIUM).error_code == BODY_MISMATCH
     assert outbox.send("k-1", "evil body").error_code == BODY_MISMATCH  # nor as a conflict's proof
-    report = audit(outbox._aws.store, _now(), 120_000)
-    assert not report.ok
+    report = audited(capsys, outbox.table, "--body-bucket", BUCKET)
+    assert not report["ok"]
 
 
 @pytest.mark.parametrize("where", ["inline", "item", "s3"])

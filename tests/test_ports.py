@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import abc
 import json
+import typing
 import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -17,9 +18,11 @@ from moto import mock_aws
 
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.bodies import S3Bodies, TableBodies
+from adapters.runtime.call_report import CallReport
 from adapters.runtime.clients import make_client
 from adapters.runtime.due_index import DueIndex as AwsDueIndex
 from adapters.runtime.layout import TableLayout
+from adapters.runtime.runner import Aws, run_flow
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
 from statemodel.categories import ErrorCategory, Failure
@@ -34,10 +37,12 @@ from statemodel.flows import (
     lease_expiry,
     start_submit,
 )
+from statemodel.interpreter import Ports
 from statemodel.keys import Key
 from statemodel.ports import BodyStore, DueIndex, MessageQueue, RecordStore
 from statemodel.stored import Stored
 from statemodel.validation import MAX_MESSAGE_BYTES_WITH_BUCKET, new_message, parse_submission
+from tests.import_graph import import_graph
 
 SETTINGS = Settings(max_attempts=3, redrive_after_ms=60_000, lease_margin_ms=30_000)
 NOW = 1_000_000
@@ -305,3 +310,35 @@ class TestDueIndexOnMoto(DueIndexContract):
     @pytest.fixture
     def store(self, records: DynamoStore) -> DynamoStore:  # type: ignore[override]
         return records
+
+
+# ---- what the loop depends on -------------------------------------------------------------------
+
+
+def test_the_loop_that_runs_knows_the_ports_alone() -> None:
+    """The interpreter imports the flows and the ports, nothing else; `run_flow` (the Lambda's, the
+    library's, the reconciler's) takes `Ports`, and `Aws` gives the interpreter its table and queue
+    typed as the ports: `mypy --strict` holds every use of them to what the ports declare."""
+    assert import_graph()["statemodel.interpreter"] == {"statemodel.flows", "statemodel.ports"}
+    assert typing.get_type_hints(run_flow)["ports"] == Ports[CallReport]
+    assert typing.get_type_hints(Aws.store.fget)["return"] == RecordStore[CallReport]  # type: ignore[attr-defined]
+    assert typing.get_type_hints(Aws.queue.fget)["return"] == MessageQueue[CallReport]  # type: ignore[attr-defined]
+    assert typing.get_type_hints(Aws)["due_index"] == DueIndex[CallReport]
+
+
+def test_a_create_with_the_team_s_item_is_the_port_s_perform_on_a_bound_store(aws_env: None) -> None:
+    """`DynamoStore.with_item` binds the team's attributes to a store whose `perform` is the port's:
+    the create writes them with the record; the store it was made from writes none."""
+    with mock_aws():
+        ensure_resources("bound", "bound")
+        store = DynamoStore(make_client("dynamodb", 3), "bound")
+        team = {"total": 3}  # as the team gives it, serialized with the record
+        bound: RecordStore[CallReport] = store.with_item(team)
+        first, second = first_write("with-item"), first_write("without")
+        assert bound.perform(first, None)[0] == Written() and store.perform(second, None)[0] == Written()
+        client = store.client
+        read = [
+            client.get_item(TableName="bound", Key={"message_id": {"S": m}})["Item"]
+            for m in ("with-item", "without")
+        ]
+    assert read[0]["total"] == {"N": "3"} and "total" not in read[1]

@@ -14,7 +14,7 @@ import pytest
 import time_machine
 
 from adapters import Outbox
-from adapters.ops.audit import audit, record_problems
+from adapters.ops.audit import record_problems
 from adapters.ops.provision import ensure_resources
 from adapters.runtime.codec import (
     DAY_SECONDS,
@@ -36,6 +36,7 @@ from statemodel.records import Message, Phase, Record, Status
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS
 from statemodel.validation import Request, new_message, parse_message
+from tests.test_bodies import audited
 
 CREATED_MS = 1_796_135_193_698
 MESSAGE = Message("m-1", '{"n":1}', (), "c-1", CREATED_MS, "h" * 64)
@@ -167,14 +168,16 @@ def test_without_a_retention_nothing_carries_a_ttl(sendguard_aws: None) -> None:
     assert len(items(outbox)) == 3 and all(EXPIRES_AT not in i for i in items(outbox))
 
 
-def test_past_its_retention_a_record_reads_as_gone(sendguard_aws: None) -> None:
+def test_past_its_retention_a_record_reads_as_gone(
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     outbox = make(retention_days=1)
     assert outbox.send("old", "o" * 3_000, context=Context()).accepted
     (record,) = [i for i in items(outbox) if is_record(i)]
     expiry = ttl_of(record)
     assert expiry is not None
     assert outbox.get("old") is not None
-    assert audit(outbox._aws.store, 0, 0).records == 1
+    assert audited(capsys, outbox.table, "--grace-seconds", "0")["records"] == 1
     with time_machine.travel(expiry + 1, tick=False):
         assert outbox.get("old") is None  # DynamoDB deletes it within days; reads do not wait
-        assert audit(outbox._aws.store, 0, 0).records == 0
+        assert audited(capsys, outbox.table, "--grace-seconds", "0")["records"] == 0

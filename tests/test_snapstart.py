@@ -59,6 +59,7 @@ def submit():
         sys.stdout = out
     body = json.loads(answer["body"])
     outbox = handlers.outbox()  # what served the request (made by it, or kept from before)
+    aws = handlers.aws()  # its store and queue, with their clients
     return {
         "status": answer["statusCode"],
         "message_id": body.get("messageId"),
@@ -66,15 +67,15 @@ def submit():
         "attempt_ids": sorted({line["attempt_id"] for line in lines if line.get("attempt_id")}),
         # Kept alive from here on (in the children too), so no later object can take its address.
         "same_outbox": outbox is snapshot["outbox"] if snapshot else None,
-        "same_dynamodb_client": outbox._aws.store.client is snapshot["dynamodb"] if snapshot else None,
-        "same_sqs_client": outbox._aws.queue.client is snapshot["sqs"] if snapshot else None,
+        "same_dynamodb_client": aws.dynamodb.client is snapshot["dynamodb"] if snapshot else None,
+        "same_sqs_client": aws.sqs.client is snapshot["sqs"] if snapshot else None,
     }
 
 
 snapshot = {}
 report = {"parent": submit(), "children": []}
 outbox = handlers.outbox()  # the initialised environment the snapshot holds
-snapshot.update(outbox=outbox, dynamodb=outbox._aws.store.client, sqs=outbox._aws.queue.client)
+snapshot.update(outbox=outbox, dynamodb=handlers.aws().dynamodb.client, sqs=handlers.aws().sqs.client)
 for _ in range(2):  # two environments resumed from it
     read, write = os.pipe()
     pid = os.fork()

@@ -18,10 +18,13 @@ from hypothesis import given
 
 from adapters import InvalidMessage, Outbox, TableLayout
 from adapters.ops.provision import ensure_resources
+from adapters.runtime.clients import make_client
+from adapters.runtime.config import Config
 from adapters.runtime.runner import Aws
+from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
 from adapters.testing import Fault, FaultInjector, Plan
-from statemodel.flows import ConditionFailed, Outcome, Write
+from statemodel.flows import ConditionFailed, Outcome, Settings, Write
 from statemodel.invariants import history_problems
 from statemodel.keys import Key
 from statemodel.stored import Stored
@@ -64,7 +67,7 @@ def received(queue_url: str) -> list[dict[str, Any]]:
 
 def consistent(outbox: Outbox, key: tuple[str, str]) -> list[str]:
     """What is wrong with the record as read back whole (its body from wherever it is kept)."""
-    stored, _ = outbox._aws.store.get(Key(*key))
+    stored, _ = DynamoStore(boto3.client("dynamodb"), outbox.table, outbox.layout).get(Key(*key))
     assert isinstance(stored, Stored), stored
     return history_problems(stored.record, stored.history) + message_problems(stored.record.message)
 
@@ -143,12 +146,17 @@ def test_a_body_kept_apart_sits_beside_its_row(outbox: Outbox) -> None:
 class TeamWritesBetween(DynamoStore):
     """A store that lets the team update its own attributes of the record before and after every
     write of sendguard's, as a team's own handler may at any moment; it keeps what it wrote and
-    every sendguard write it saw."""
+    every sendguard write it saw (in lists: a create writing the team's item runs on
+    `with_item`'s copy of the store, which shares them)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.team_writes = 0
+        self.notes: list[str] = []
         self.writes: list[Write] = []
+
+    @property
+    def team_writes(self) -> int:
+        return len(self.notes)
 
     def team_write(self, write: Write) -> None:
         key = self.layout.key(write.after.message.record_key)
@@ -162,12 +170,12 @@ class TeamWritesBetween(DynamoStore):
                 ":note": {"S": f"n{self.team_writes}"},
             },
         )
-        self.team_writes += 1
+        self.notes.append(f"n{self.team_writes}")
 
-    def perform(self, write: Write, deadline_ms: int | None, item: Any = None) -> tuple[Outcome, Any]:
+    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, Any]:
         if write.before is not None:
             self.team_write(write)
-        outcome, call = super().perform(write, deadline_ms, item)
+        outcome, call = super().perform(write, deadline_ms)
         self.writes.append(write)
         self.team_write(write)
         return outcome, call
@@ -176,11 +184,12 @@ class TeamWritesBetween(DynamoStore):
 def _outbox_with(
     store_class: type[DynamoStore], queue_url: str, max_attempts: int = 10
 ) -> tuple[Outbox, Any]:
-    outbox = Outbox(TABLE, queue_url, layout=LAYOUT, max_attempts=max_attempts, aws_max_attempts=1)
-    base = outbox._aws
-    store = store_class(base.store.client, TABLE, LAYOUT, queue_url=queue_url)
-    aws = Aws(store, base.queue)
-    return Outbox.from_config(outbox._config, aws), store
+    """An Outbox as `Outbox(TABLE, queue_url, layout=LAYOUT, max_attempts=..., aws_max_attempts=1)`,
+    its records in a `store_class` (`Outbox.from_config`: the configuration, and the ports)."""
+    config = Config(TABLE, queue_url, Settings(max_attempts=max_attempts), 1, layout=LAYOUT)
+    store = store_class(make_client("dynamodb", 1), TABLE, LAYOUT, queue_url=queue_url)
+    aws = Aws(store, SqsQueue(make_client("sqs", 1), queue_url))
+    return Outbox.from_config(config, aws), store
 
 
 def test_team_writes_between_every_sendguard_write_lose_nothing_and_fence_nothing(
@@ -402,12 +411,25 @@ def test_an_items_key_reads_back_as_the_key_it_was_written_with(layout: TableLay
 # ---- the team's session -------------------------------------------------------------------------
 
 
+class _Recording(boto3.Session):
+    """The team's session, keeping the clients made from it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.made: list[Any] = []
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        made = super().client(*args, **kwargs)
+        self.made.append(made)
+        return made
+
+
 def test_the_teams_session_and_botocore_config_make_the_clients(
     queues: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")  # the environment names another region
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
-    session = boto3.Session(aws_access_key_id="team", aws_secret_access_key="team", region_name="us-east-1")
+    session = _Recording(aws_access_key_id="team", aws_secret_access_key="team", region_name="us-east-1")
     outbox = Outbox(
         TABLE,
         queues[0],
@@ -417,8 +439,9 @@ def test_the_teams_session_and_botocore_config_make_the_clients(
             user_agent_extra="payments/1.0", read_timeout=60, retries={"max_attempts": 9}
         ),
     )
-    aws = outbox._aws
-    for client in (aws.store.client, aws.queue.client):
+    made = {client.meta.service_model.service_name: client for client in session.made}
+    assert sorted(made) == ["dynamodb", "sqs"] and len(session.made) == 2  # the Outbox's clients: its own
+    for client in made.values():
         assert client.meta.region_name == "us-east-1"
         assert client._request_signer._credentials.access_key == "team"
         config = client.meta.config

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
     with table_options.aws_environment(args):
         config = table_options.checked(args, index=False)  # a scan: the index is not read
         configure("WARNING", stream=sys.stderr)
-        store = Aws.from_config(config).store  # its body bucket too: bodies are read from there only
+        store = Aws.from_config(config).dynamodb  # its body bucket too: bodies are read from there only
         report = audit(store, now_ms(), 1000 * args.grace_seconds)
     if args.json:
         print(json.dumps({**attrs.asdict(report), "ok": report.ok}))

@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
 
 def redrive(args: argparse.Namespace, since: int | None, config: Config) -> dict[str, Any]:
     aws = Aws.from_config(config)  # a re-arm writes the record and sends nothing
-    store = aws.store
+    store = aws.dynamodb
     tally = Tally()
     progress = Progress("redrive", args.limit)
     read = [0]

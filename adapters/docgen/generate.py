@@ -17,11 +17,13 @@ def generated() -> dict[str, Callable[[], str]]:
     from adapters.docgen import errors_doc
     from adapters.docgen.diagram import transitions_markdown
     from adapters.docgen.inbox_doc import inbox_markdown
+    from adapters.docgen.limits_doc import render as limits_markdown
 
     return {
         "transitions.md": transitions_markdown,
         "errors.md": errors_doc.render,
         "inbox-transitions.md": inbox_markdown,
+        "limits.md": limits_markdown,
     }
 
 

@@ -16,8 +16,9 @@ from adapters.runtime.call_report import CallReport, call
 from adapters.runtime.classify import Classified, Classifier, failed
 from adapters.runtime.clients import now_ms
 from statemodel.categories import ErrorCategory
+from statemodel.sizes import DYNAMODB_MAX_BATCH_GET_KEYS
 
-MAX_KEYS = 100  # BatchGetItem's limit
+MAX_KEYS = DYNAMODB_MAX_BATCH_GET_KEYS
 UNPROCESSED_ROUNDS = 4  # requests for what a batch left unprocessed, at most, per batch
 UNPROCESSED_PAUSE_S = 0.05  # before the first of them; doubled each round
 

@@ -46,10 +46,10 @@ def run_flows(
         if not sending:
             return [_finish(log, flow, tally) for flow in current]
         sends = [_send(current[index]) for index in sending]
-        for group in batches(sends, aws.queue.destination):
+        for group in batches(sends, aws.sqs.destination):
             batch = [sends[i] for i in group]
             deadline = min(send_deadline(deadline_ms, send) for send in batch)
-            for i, (outcome, call) in zip(group, send_batch(aws.queue, batch, deadline), strict=True):
+            for i, (outcome, call) in zip(group, send_batch(aws.sqs, batch, deadline), strict=True):
                 index = sending[i]
                 with _bound(current[index]):
                     current[index] = carry(current[index], outcome, call, clock(), observer)

@@ -1,7 +1,7 @@
 """Bodies kept out of their record: in a body item of its own, or in S3.
 
 Where a body goes — `INLINE`, a body `ITEM` or `S3` — is a size rule, decided with the others in
-`adapters.runtime.item_size.placement`; this module writes and reads bodies kept apart:
+`statemodel.sizes.placement`; this module writes and reads bodies kept apart:
 
 * a body item in the same table (`codec.body_key`), written once by a PutItem before the record,
   never updated. It holds up to DynamoDB's 400 KB item limit;
@@ -46,11 +46,11 @@ from adapters.runtime.codec import (
     named_body_key,
 )
 from adapters.runtime.config import DEFAULT_BODY_PREFIX
-from adapters.runtime.item_size import Placement, item_size, placement
 from adapters.runtime.layout import TableLayout
 from statemodel.categories import ErrorCategory, Failure
 from statemodel.keys import Key
 from statemodel.records import Message
+from statemodel.sizes import Placement, item_size, placement
 
 __all__ = [
     "ITEM_PREFIX",
@@ -263,7 +263,7 @@ class Bodies:
 
     def placement(self, created: Mapping[str, Any], body: BodyItem) -> Placement | None:
         """Where the body of the record `created` (the create's item, built once, body inline)
-        belongs (`adapters.runtime.item_size.placement`), by the sizes of the record with it and
+        belongs (`statemodel.sizes.placement`), by the sizes of the record with it and
         without it, and of its body item `body`."""
         inline_bytes = item_size(created)
         # Apart, the record names its body instead of holding it: the same item, one attribute swapped.

@@ -12,7 +12,7 @@ import attrs
 from adapters.runtime.layout import TableLayout
 from statemodel.attention import DEFAULT_SHARDS, MAX_SHARDS, Shards
 from statemodel.flows import Settings
-from statemodel.validation import MAX_ATTEMPTS_LIMIT, message_limit
+from statemodel.sizes import MAX_ATTEMPTS_LIMIT, message_limit
 
 DEFAULT_BODY_PREFIX = "sendguard/bodies/"
 

@@ -93,10 +93,8 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import Mode
+from statemodel.sizes import INBOX_MAX_KEY_CHARS, inbox_effects_problem, inbox_result_problem
 
-MAX_EFFECT_ENTRIES = 99  # DynamoDB takes 100 writes in one transaction; the inbox's record is one
-MAX_RESULT_BYTES = 64 * 1024  # a guarded result is kept in the record, answered to duplicates
-MAX_KEY_CHARS = 1024
 MIN_START_MS = 1_000  # a message is not started with less time left than this
 NOT_AN_INBOX_RECORD = "NotAnInboxRecord"
 EFFECT_REFUSED = "EffectConditionFailed"
@@ -524,7 +522,7 @@ class Inbox:
                 value = value.get(part) if isinstance(value, dict) else None
             if isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
-        if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY_CHARS:
+        if not isinstance(value, str) or not 1 <= len(value) <= INBOX_MAX_KEY_CHARS:
             return None
         return value
 
@@ -700,11 +698,9 @@ class _Ports:
                 self.entries = _effect_entries(returned)
                 return Handled(""), None
             text = json.dumps(returned, separators=(",", ":"), sort_keys=True)
-            if len(text.encode()) > MAX_RESULT_BYTES:
-                raise InvalidEffect(
-                    f"the handler's result is {len(text.encode())} bytes as JSON; the inbox keeps "
-                    f"{MAX_RESULT_BYTES}"
-                )
+            too_large = inbox_result_problem(text)
+            if too_large:
+                raise InvalidEffect(too_large)
             return Handled(text), None
         except Exception as exc:  # the team's handler: any failure is a failed receive
             code = type(exc).__name__
@@ -752,10 +748,9 @@ def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:
             "a transactional handler returns a list of TransactWriteItems entries, not "
             f"{type(returned).__name__}"
         )
-    if len(returned) > MAX_EFFECT_ENTRIES:
-        raise InvalidEffect(
-            f"{len(returned)} entries: a transaction takes {MAX_EFFECT_ENTRIES} beside the inbox's"
-        )
+    too_many = inbox_effects_problem(len(returned))
+    if too_many:
+        raise InvalidEffect(too_many)
     kinds = {"Put", "Update", "Delete", "ConditionCheck"}
     for entry in returned:
         if not isinstance(entry, Mapping) or len(entry) != 1 or next(iter(entry)) not in kinds:

@@ -24,9 +24,10 @@ import attrs
 
 from statemodel.attention import Shards
 from statemodel.keys import SEPARATOR, Key
+from statemodel.sizes import DYNAMODB_MAX_NAME_BYTES
 
 BOOKKEEPING_PREFIX = "sg_"
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,255}")
+_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{DYNAMODB_MAX_NAME_BYTES}}}")  # ASCII: a character is a byte
 
 
 def _check_name(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -34,7 +35,8 @@ def _check_name(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
         return
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise ValueError(
-            f"TableLayout.{attribute.name}={value!r}: use 1 to 255 characters of A-Z a-z 0-9 _ - ."
+            f"TableLayout.{attribute.name}={value!r}: use 1 to {DYNAMODB_MAX_NAME_BYTES} characters of "
+            "A-Z a-z 0-9 _ - ."
         )
     if value.startswith(BOOKKEEPING_PREFIX):
         raise ValueError(

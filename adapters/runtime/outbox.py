@@ -45,11 +45,10 @@ from adapters.runtime.clients import (
     now_ms,
     remaining_ms,
 )
-from adapters.runtime.codec import created_item, created_request, is_record, put_request, serialize
+from adapters.runtime.codec import created_request, is_record, put_request, serialize
 from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
-from adapters.runtime.item_size import item_size
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
@@ -67,10 +66,15 @@ from statemodel.flows import (
 )
 from statemodel.keys import Key
 from statemodel.records import Record
+from statemodel.sizes import (
+    MAX_ATTEMPTS_LIMIT,
+    SQS_MAX_ID_CHARS,
+    item_name_problem,
+    item_size,
+    record_extra_problem,
+)
 from statemodel.stored import Stored
 from statemodel.validation import (
-    MAX_ATTEMPTS_LIMIT,
-    MAX_RECORD_EXTRA_BYTES,
     PAYLOAD_TOO_LARGE,
     Rejection,
     Request,
@@ -178,7 +182,7 @@ class Outbox:
         """`queue_url`: where this Outbox's records go (each record keeps it). `reconciler_workers`:
         the threads one `reconcile` pass re-drives with (1 to 10); the index's shards are the
         layout's (`TableLayout.shards`). `body_bucket`: an S3 bucket for bodies too large for a
-        DynamoDB item (up to SQS's 1 MiB; without it, up to `statemodel.validation.MAX_MESSAGE_BYTES`),
+        DynamoDB item (up to SQS's 1 MiB; without it, up to `statemodel.sizes.MAX_MESSAGE_BYTES`),
         their keys under `body_prefix`. `reconcile_queues`: other queues (of other Outboxes on this
         table) whose records `reconcile` re-drives too, each to its own queue; a record of a queue
         it does not serve is left to that queue's reconciler, counted and logged. `retention_days`:
@@ -268,14 +272,16 @@ class Outbox:
         conflict. `item`: the team's own attributes, written with the record (on a composite key,
         the rest of the team's row)."""
         record_key, request, team_item = self._valid(key, body, attributes, item, group_id)
-        return self._submit(
+        correlation = _correlation(correlation_id)
+        answer = self._submit(
             request,
             record_key,
-            correlation_id=_correlation(correlation_id),
+            correlation_id=correlation,
             item=team_item,
             context=context,
             deadline_ms=deadline_ms,
         )
+        return _result(answer, correlation)
 
     def _submit(
         self,
@@ -289,10 +295,11 @@ class Outbox:
         deadline_ms: int | None = None,
         tally: Tally | None = None,
         caller: str | None = None,
-    ) -> SendResult:
-        """`send` for a request already validated (sendguard's own HTTP handler parses its JSON
-        envelope with `statemodel.validation.parse_submission` and comes in here). `tally` counts
-        what happened, for the handler's metrics. `key`: a checked key (a string: a plain one).
+    ) -> Answer:
+        """`send`'s flow, run for a request already validated; its `Answer` as the flow gave it, which
+        sendguard's own HTTP handler answers from (it parses its JSON envelope with
+        `statemodel.validation.parse_submission` and comes in here). `tally` counts what happened,
+        for the handler's metrics. `key`: a checked key (a string: a plain one).
         `caller`: who sends it, kept in the record where the API keeps callers apart."""
         key = Key(key) if isinstance(key, str) else key
         message_id = key.message_id
@@ -312,14 +319,14 @@ class Outbox:
             lease = lease_expiry(now, end - now, self._config.settings)
             flow = start_submit(message, attempt_id, lease, now, self._config.settings)
             try:
-                answer = run_flow(flow, self._aws, deadline, item=item, tally=tally)
+                answer = run_flow(flow, self._aws.with_item(item), deadline, tally=tally)
             except NotARecord:  # the create found the team's own item under the key
                 raise InvalidMessage(
                     f"the table already holds an item with key {message_id!r} that is not a sendguard "
                     "record; nothing was written (create the row and its record together: send with "
                     "item=, or pending_put in the transaction that writes the row)"
                 ) from None
-        return _result(answer, correlation_id)
+        return answer
 
     # ---- the transactional outbox ----------------------------------------------------------------
 
@@ -352,17 +359,16 @@ class Outbox:
             queue=self._config.queue_url,
         )
         write = prepare(message, now)
-        store = self._aws.store
-        created = created_item(write, self.layout, team_item)  # built once: measured, then put
+        store = self._aws.dynamodb.with_item(team_item)
         with self._scope(message.correlation_id, message_id, None):
-            at, call = store.place_body(write, created, now + 2 * ATTEMPT_BUDGET_MS)
-            if isinstance(at, Classified):
+            created, call = store.create_item(write, now + 2 * ATTEMPT_BUDGET_MS)
+            if isinstance(created, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
                 raise _unavailable(
-                    f"the body of {message_id!r} could not be written now", at.category, at.code
+                    f"the body of {message_id!r} could not be written now", created.category, created.code
                 )
-        return {"Put": put_request(store.apart(created, at), self.layout, self._config.table)}
+        return {"Put": put_request(created, self.layout, self._config.table)}
 
     def dispatch(
         self, entry: Mapping[str, Any] | KeyLike, *, context: object = None, deadline_ms: int | None = None
@@ -516,14 +522,13 @@ class Outbox:
         if isinstance(request, Rejection):
             too_large = f" ({PAYLOAD_TOO_LARGE})" if request.code == PAYLOAD_TOO_LARGE else ""
             raise InvalidMessage(request.message + too_large)
-        team_item, item_bytes = _team_item(item, self.layout)
-        size = item_bytes + len(message_id.encode()) + (request.size - len(request.payload.encode()))
-        size += len(checked.partition.encode()) + len((checked.sort or "").encode())
-        if size > MAX_RECORD_EXTRA_BYTES:
-            raise InvalidMessage(
-                f"attributes and item take {size} bytes; at most {MAX_RECORD_EXTRA_BYTES} fit in the "
-                f"record ({PAYLOAD_TOO_LARGE})"
-            )
+        team_item, item_sizes = _team_item(item, self.layout)
+        key_bytes = (
+            len(message_id.encode()) + len(checked.partition.encode()) + len((checked.sort or "").encode())
+        )
+        wont_fit = record_extra_problem(request.attributes, item_sizes, key_bytes)
+        if wont_fit:
+            raise InvalidMessage(f"{wont_fit} ({PAYLOAD_TOO_LARGE})")
         return checked, request, team_item
 
 
@@ -585,7 +590,7 @@ def _correlation(correlation_id: object) -> str:
         return str(uuid.uuid4())
     valid = valid_token(correlation_id)
     if valid is None:
-        raise InvalidMessage("correlation_id must be 1 to 128 characters of A-Za-z0-9._:-")
+        raise InvalidMessage(f"correlation_id must be 1 to {SQS_MAX_ID_CHARS} characters of A-Za-z0-9._:-")
     return valid
 
 
@@ -595,25 +600,27 @@ def _unavailable(what: str, category: str, code: str) -> OutboxError:
     return OutboxError(f"{what} ({category})", category=category, code=code, http_status=status)
 
 
-def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], int]:
-    """The team's attributes, checked: names sendguard does not own, values DynamoDB can store."""
+def _team_item(item: object, layout: TableLayout) -> tuple[dict[str, Any], dict[str, int]]:
+    """The team's attributes, checked: names sendguard does not own, values DynamoDB can store;
+    and each one's size, name and value (`statemodel.sizes.item_size`)."""
     if item is None:
-        return {}, 0
+        return {}, {}
     if not isinstance(item, Mapping):
         raise InvalidMessage("item must be a mapping of attribute names to values")
-    size = 0
+    sizes: dict[str, int] = {}
     for name, value in item.items():
-        if not isinstance(name, str) or not 0 < len(name.encode("utf-8", "replace")) <= 255:
-            raise InvalidMessage(f"item attribute name {name!r} must be a string of 1 to 255 bytes")
+        wrong_name = item_name_problem(name)
+        if wrong_name:
+            raise InvalidMessage(wrong_name)
         if layout.owns(name):
             raise InvalidMessage(
                 f"item attribute {name!r} is sendguard's (the layout's key, status or body attribute, or "
                 f"a name starting with 'sg_'); choose another name"
             )
         try:
-            size += item_size({name: serialize(value)})
+            sizes[name] = item_size({name: serialize(value)})
         except (TypeError, ValueError) as exc:
             raise InvalidMessage(
                 f"item[{name!r}] cannot be stored in DynamoDB: {exc} (numbers as int or Decimal)"
             ) from None
-    return dict(item), size
+    return dict(item), sizes

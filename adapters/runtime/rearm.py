@@ -29,12 +29,11 @@ from statemodel.categories import Failure
 from statemodel.flows import Result, start_rearm
 from statemodel.keys import Key
 from statemodel.records import Phase, Record
+from statemodel.sizes import REARM_MAX_TEXT_CHARS
 from statemodel.stored import Stored
 
-MAX_TEXT = 512  # of `by` and `reason`: they are stored in the history, so bounded
+MAX_TEXT = REARM_MAX_TEXT_CHARS  # of `by` and `reason`: they are stored in the history, so bounded
 OPERATION_MS = 30_000  # an operator's call has no Lambda deadline; this bounds its SDK retries
-# A fresh budget may write this much history per attempt (Claimed + SendFailed + RolledBack measured
-# at ~380 bytes; a generous bound), and the item must still fit DynamoDB's 400 KB afterwards.
 
 
 class InvalidRearm(ValueError):

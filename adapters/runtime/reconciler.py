@@ -100,14 +100,14 @@ def reconcile_pass(
     tally = Tally()
     settings = config.settings
     log = get_logger()
-    served = {aws.queue.queue_url, *config.other_queues}  # its own queue, and those it is told
+    served = {aws.sqs.queue_url, *config.other_queues}  # its own queue, and those it is told
     left: dict[str, int] = {}
 
     def groups() -> Iterator[list[Flow]]:
         group: list[Flow] = []
         for record in _due_records(aws, clock(), settings, summary, log, shards):
             summary.records_read += 1
-            queue = aws.queue.queue_url if record.message.queue is None else record.message.queue
+            queue = aws.sqs.queue_url if record.message.queue is None else record.message.queue
             if queue not in served:
                 summary.left_to_other_queues += 1
                 left[queue] = left.get(queue, 0) + 1

@@ -22,7 +22,6 @@ from adapters.runtime.metrics import Tally
 from adapters.runtime.sqs import SqsQueue
 from adapters.runtime.store import DynamoStore
 from statemodel import ports
-from statemodel.categories import Failure
 from statemodel.decider import evolve
 from statemodel.events import (
     Accepted,
@@ -37,44 +36,37 @@ from statemodel.events import (
 )
 from statemodel.flows import Answer, Flow, Outcome, Write
 from statemodel.interpreter import Ports, run, send_deadline
-from statemodel.keys import Key
 from statemodel.ports import MessageQueue, RecordStore
 from statemodel.records import Record, phase_of
-from statemodel.stored import Stored
 
 __all__ = ["Aws", "Logged", "finish", "log_failure", "log_transitions", "run_flow", "send_deadline"]
 
 
 @attrs.frozen
-class _WithItem:
-    """The record table, its creates writing the team's own attributes (`item`) with the record."""
-
-    store: DynamoStore
-    item: Mapping[str, Any]
-
-    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
-        return self.store.perform(write, deadline_ms, self.item)
-
-    def get(self, key: Key, deadline_ms: int | None = None) -> tuple[Stored | Failure | None, CallReport]:
-        return self.store.get(key, deadline_ms)
-
-
-@attrs.frozen
-class _Ports:
-    store: RecordStore[CallReport]
-    queue: MessageQueue[CallReport]
-
-
-@attrs.frozen
 class Aws:
-    """The ports on AWS: the record table (with its bodies), the queue, and the due index."""
+    """The ports on AWS — the record table (with its bodies), the queue, the due index — which is all
+    the interpreter and the reconciler reach (`store`, `queue`, `due_index`: typed as the ports).
 
-    store: DynamoStore
-    queue: SqsQueue
+    Beside them, `dynamodb` and `sqs` are the table and the queue themselves, for what the library
+    and the operator tools do beyond the flows: a `pending_put`'s item and body (`create_item`), the
+    audit's scan, the status and re-drive reads, batched sends, the table check's client."""
+
+    dynamodb: DynamoStore
+    sqs: SqsQueue
     # The reconciler reads due records through the port alone (a mutant's index, say, in its place).
     due_index: ports.DueIndex[CallReport] = attrs.field(
-        default=attrs.Factory(lambda self: DueIndex(self.store), takes_self=True)
+        default=attrs.Factory(lambda self: DueIndex(self.dynamodb), takes_self=True)
     )
+
+    @property
+    def store(self) -> RecordStore[CallReport]:
+        """The record table, as the flows write and read it."""
+        return self.dynamodb
+
+    @property
+    def queue(self) -> MessageQueue[CallReport]:
+        """The queue, as the flows send to it."""
+        return self.sqs
 
     @classmethod
     def from_config(
@@ -103,24 +95,23 @@ class Aws:
             SqsQueue(client("sqs"), config.queue_url),
         )
 
-    def with_item(self, item: Mapping[str, Any] | None) -> Ports[CallReport]:
-        """The ports a flow runs on, its create writing `item` (the team's own attributes) too."""
-        return self if item is None else _Ports(_WithItem(self.store, item), self.queue)
+    def with_item(self, item: Mapping[str, Any] | None) -> Aws:
+        """These ports, a create writing `item` (the team's own attributes) with the record."""
+        return self if item is None else attrs.evolve(self, dynamodb=self.dynamodb.with_item(item))
 
 
 def run_flow(
     flow: Flow,
-    aws: Aws,
+    ports: Ports[CallReport],
     deadline_ms: int,
     clock: Callable[[], int] = now_ms,
-    item: Mapping[str, Any] | None = None,
     tally: Tally | None = None,
 ) -> Answer:
-    """Carries the flow to its end (`statemodel.interpreter.run`, the explorer's own steps).
-    `deadline_ms`: when this invocation must be done. `item`: the team's own attributes, which the
-    flow's create writes with the record. `tally` counts what happened, for the invocation's metrics."""
+    """Carries the flow to its end on `ports` (`statemodel.interpreter.run`, the loop the explorer
+    checks), logged. `deadline_ms`: when this invocation must be done. `tally` counts what
+    happened, for the invocation's metrics."""
     log = get_logger()
-    flow = run(flow, aws.with_item(item), deadline_ms, clock, Logged(log, tally))
+    flow = run(flow, ports, deadline_ms, clock, Logged(log, tally))
     return finish(log, flow, tally)
 
 

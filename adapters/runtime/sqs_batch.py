@@ -9,9 +9,9 @@ retryable, not ambiguous — SQS says the entry was not enqueued). A request tha
 fails every entry with the same classification as a SendMessage would (a timeout after it left is
 ambiguous for every entry).
 
-A batch holds at most 10 entries and 256 KiB of messages (every queue's and region's limit; SQS
-allows 1 MiB where the queue's MaximumMessageSize does); a message too large to share a batch goes
-alone, as one SendMessage.
+A batch holds at most `SQS_MAX_BATCH_ENTRIES` entries and `SQS_MAX_BATCH_BYTES` of messages
+(`statemodel.sizes`: every queue's and region's limit; SQS allows 1 MiB where the queue's
+MaximumMessageSize does); a message too large to share a batch goes alone, as one SendMessage.
 """
 
 from __future__ import annotations
@@ -26,18 +26,18 @@ from adapters.runtime.classify import Classified, classify_code, failed
 from adapters.runtime.sqs import SqsQueue, send_request
 from statemodel.categories import ErrorCategory
 from statemodel.flows import Outcome, Send, Sent
+from statemodel.sizes import SQS_MAX_BATCH_BYTES, SQS_MAX_BATCH_ENTRIES, sqs_message_bytes
 
-MAX_ENTRIES = 10  # SendMessageBatch's limit
-MAX_BATCH_BYTES = 262_144  # 256 KiB: the sum of the entries' message sizes
+MAX_ENTRIES = SQS_MAX_BATCH_ENTRIES  # SendMessageBatch's limits (statemodel.sizes)
+MAX_BATCH_BYTES = SQS_MAX_BATCH_BYTES  # the sum of the entries' message sizes
 
 
 def message_size(send: Send) -> int:
-    """SQS's count for one message: the body and each attribute's name, type and value, in UTF-8."""
+    """SQS's count for one message, as `send_request` makes it (`statemodel.sizes.sqs_message_bytes`)."""
     request = send_request(send, "")
-    size = len(request["MessageBody"].encode())
-    for name, value in request["MessageAttributes"].items():
-        size += len(name.encode()) + len(value["DataType"]) + len(value["StringValue"].encode())
-    return size
+    attributes = request["MessageAttributes"].items()
+    typed = ((name, value["DataType"], value["StringValue"]) for name, value in attributes)
+    return sqs_message_bytes(request["MessageBody"], typed)
 
 
 def batches(sends: Sequence[Send], destination: Callable[[Send], str] = lambda _: "") -> list[list[int]]:

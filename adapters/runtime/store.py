@@ -15,8 +15,9 @@ The records a reconciler pass looks at are read by `adapters.runtime.due_index`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 from botocore.exceptions import ClientError
 
@@ -109,21 +110,26 @@ class DynamoStore:
         self.queue_url = queue_url
         self.retention_days = retention_days
         self.classify = classify
+        self.item: Mapping[str, Any] | None = None  # the team's attributes a create writes (`with_item`)
         self.bodies = Bodies(
             client, table, self.layout, s3=s3, retention_days=retention_days, classify=classify
         )
 
-    def perform(
-        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
-    ) -> tuple[Outcome, CallReport]:
-        """`item`: the team's own attributes, which a create writes with the record."""
-        if write.before is None:  # the created item, built once: measured, then written
-            created = created_item(write, self.layout, item)
-            placed, body_call = self.place_body(write, created, deadline_ms)
-            if isinstance(placed, Classified):
+    def with_item(self, item: Mapping[str, Any] | None) -> Self:
+        """This store, its creates writing `item` (the team's own attributes) with the record: what
+        `Outbox.send(item=...)` runs its flow on, so that `perform` is the port's. A shallow copy:
+        the client, the bodies and whatever else the store holds are shared."""
+        twin = copy.copy(self)
+        twin.item = item
+        return twin
+
+    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+        if write.before is None:
+            created, body_call = self.create_item(write, deadline_ms)
+            if isinstance(created, Classified):
                 assert body_call is not None
-                return outcome_of(placed), body_call
-            request = create_request(self.apart(created, placed), self.layout)
+                return outcome_of(created), body_call
+            request = create_request(created, self.layout)
         else:
             request = self.update_request(write)
 
@@ -160,6 +166,19 @@ class DynamoStore:
         """The UpdateItem parameters (less TableName) that carry out one write to a record
         (`adapters.runtime.codec.update_request`); a create's are `codec.create_request`'s."""
         return update_request(write, self.layout, retention_days=self.retention_days)
+
+    def create_item(
+        self, write: Write, deadline_ms: int | None
+    ) -> tuple[Mapping[str, Any] | Classified, CallReport | None]:
+        """The item a create (`write`) puts, the team's `item` in it: built once, measured, its body
+        written first where the record cannot keep it (`place_body`; the report of that write), or
+        why that body could not be written. `perform` puts it; `Outbox.pending_put` hands it to the
+        team's transaction."""
+        created = created_item(write, self.layout, self.item)
+        placed, body_call = self.place_body(write, created, deadline_ms)
+        if isinstance(placed, Classified):
+            return placed, body_call
+        return self.apart(created, placed), body_call
 
     def place_body(
         self, write: Write, created: Mapping[str, Any], deadline_ms: int | None

@@ -42,6 +42,7 @@ from adapters.testing.inbox_suite import (
     default_wire,
     run_inbox_suite,
 )
+from adapters.testing.service import QUIET_LOGGER
 
 TABLE = "inbox-ledger"
 LAYOUT = TableLayout(partition_key="pk", sort_key="sk")
@@ -145,7 +146,9 @@ def suite(
 
     def make_consumer(self: InboxSuite) -> Consumer:
         ensure_resources(TABLE, f"{TABLE}-events", layout=LAYOUT)
-        inbox = Inbox(TABLE, mode=mode, layout=LAYOUT, max_receives=3, key_prefix=f"{mode}#")
+        inbox = Inbox(
+            TABLE, mode=mode, layout=LAYOUT, max_receives=3, key_prefix=f"{mode}#", logger=QUIET_LOGGER
+        )
         if mode == "guarded":
             calls = _Calls()
             return Consumer(inbox, handler or calls.handler, lambda key: calls.calls.get(key, 0), wire)

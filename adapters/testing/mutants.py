@@ -130,10 +130,8 @@ class _IgnoresLease(DueIndex):
 class _DropsOnPermanentError(DynamoStore):
     """A permanent failure deletes the record instead of flagging it."""
 
-    def perform(
-        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
-    ) -> tuple[Outcome, CallReport]:
-        outcome, call = super().perform(write, deadline_ms, item)
+    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
+        outcome, call = super().perform(write, deadline_ms)
         permanent = any(
             isinstance(e, SendFailed) and e.category == ErrorCategory.PERMANENT.value for e in write.events
         )
@@ -186,11 +184,9 @@ class _BodyAfterRecord(DynamoStore):
         self._late = (write.after.message.record_key, nonce, write.after.message.payload)
         return ITEM_PREFIX + nonce, None
 
-    def perform(
-        self, write: Write, deadline_ms: int | None, item: Mapping[str, Any] | None = None
-    ) -> tuple[Outcome, CallReport]:
+    def perform(self, write: Write, deadline_ms: int | None) -> tuple[Outcome, CallReport]:
         self._late = None
-        outcome, call = super().perform(write, deadline_ms, item)
+        outcome, call = super().perform(write, deadline_ms)
         if self._late is not None and isinstance(outcome, Written):
             key, nonce, text = self._late
             with contextlib.suppress(ClientError, BotoCoreError):
@@ -284,7 +280,7 @@ def _reconciler_resends_confirmed(service: Service, handlers: Handlers) -> Servi
     def reconcile(event: Any, context: Any) -> Any:
         summary = service.reconcile(event, context)
         aws = handlers.aws()
-        for _, stored in aws.store.scan():
+        for _, stored in aws.dynamodb.scan():
             if not isinstance(stored, Exception) and stored.record.phase is RecordPhase.CONFIRMED:
                 aws.queue.perform(Send(stored.record.message, str(uuid.uuid4()), 2**62), None)
         return summary

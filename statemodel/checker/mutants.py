@@ -20,7 +20,18 @@ from statemodel.categories import ErrorCategory, Failure
 from statemodel.checker.space import TICK_SETTINGS, DueFunction, Model
 from statemodel.commands import ExpireLease, Redrive
 from statemodel.events import Claimed, RolledBack, SendConfirmed
-from statemodel.flows import Flow, Flows, Outcome, Result, Send, Sent, Settings, Write, condition_holds
+from statemodel.flows import (
+    IN_PROGRESS,
+    Flow,
+    Flows,
+    Outcome,
+    Result,
+    Send,
+    Sent,
+    Settings,
+    Write,
+    condition_holds,
+)
 from statemodel.records import Phase, Record, Status
 from statemodel.table import Guard, Transition
 
@@ -115,7 +126,7 @@ class _InFlightReplayAccepted(Flows):
 
     def advance(self, flow: Flow, outcome: Outcome, now: int) -> Flow:
         after = super().advance(flow, outcome, now)
-        if after.done and after.answer.failure is not None and after.answer.failure.code == "InProgress":
+        if after.done and after.answer.failure == IN_PROGRESS:
             answer = attrs.evolve(after.answer, result=Result.ALREADY_QUEUED, failure=None)
             return attrs.evolve(after, effect=answer)
         return after
