@@ -396,7 +396,7 @@ def test_the_interpreter_performs_each_effect_on_its_port_and_tells_the_observer
         ("handler", "Handled"),
         ("complete", "Written"),
     ]
-    with pytest.raises(ValueError, match="finished"):
+    with pytest.raises(ValueError, match=r"^the flow has finished$"):
         interpreter.perform(done, InboxWorldPorts(world), None)
 
 
@@ -458,6 +458,13 @@ def test_an_inbox_flows_over_other_rules_takes_them() -> None:
     assert (
         other.advance(transactional("a-2"), flows.Found(None), 5).stage is Stage.HANDLER
     )  # the rest: the inbox's
+
+
+def test_a_step_a_flow_cannot_take_is_refused() -> None:
+    """A rule whose step needs what the flow lacks (a failure to count, before any failed) raises."""
+    wrong = (Mode.TRANSACTIONAL, Stage.READ, flows.Came.FOUND, flows.Seen.ABSENT, flows.CountFailure())
+    with pytest.raises(ValueError, match=r"^CountFailure\(\) cannot be taken by a transactional flow here$"):
+        InboxFlows(rules=(wrong,)).advance(transactional("a-1"), flows.Found(None), 5)
 
 
 def test_every_key_of_the_next_step_table_is_one_a_rule_names_and_no_rule_is_dead() -> None:
