@@ -400,6 +400,9 @@ _RETRY = End(InboxResult.RETRY)
 _UNCOMPLETED = End(InboxResult.RETRY, uncompleted=True)
 _RUN = RunHandler(End(InboxResult.RETRY, Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded")))
 
+# How a delivery starts, by its mode: a guarded claim creates the record or finds it.
+FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
+
 # (modes, stages, what came, the record as the flow now knows it, the next step); where two rules
 # name one key, the first holds.
 RULES: tuple[Rule, ...] = (
@@ -601,9 +604,6 @@ class InboxFlows:
         assert after is not None
         return InboxWrite(record, events, after, commit)
 
-
-# How a delivery starts, by its mode.
-FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
 
 INBOX_FLOWS = InboxFlows()  # over the inbox's tables as written: what the adapters run
 start = INBOX_FLOWS.start
