@@ -68,7 +68,6 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import ClaimHeld, InboxMessage, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import EVENT_TARGET, INBOX_TRANSITIONS, Guard, Mode, forbidden_moves, rows_of
-from tests.import_graph import import_graph, project_modules
 
 MESSAGE = InboxMessage("m-1", "sha256:ab")
 SETTINGS = InboxSettings(max_receives=3, lease_margin_ms=30_000)
@@ -398,17 +397,6 @@ def test_the_interpreter_performs_each_effect_on_its_port_and_tells_the_observer
     ]
     with pytest.raises(ValueError, match=r"^the flow has finished$"):
         interpreter.perform(done, InboxWorldPorts(world), None)
-
-
-def test_the_runtime_and_the_explorer_run_the_one_inbox_loop() -> None:
-    """The inbox's interpreter imports its flows alone (no outbox, no I/O); the adapters' inbox and
-    the explorer step flows through it, and neither drives one by `advance` itself."""
-    graph = import_graph()
-    assert graph["statemodel.inbox.interpreter"] == {"statemodel.inbox.flows"}
-    for module in ("adapters.runtime.inbox", "statemodel.checker.inbox_space"):
-        assert "statemodel.inbox.interpreter" in graph[module], module
-        source = project_modules()[module].read_text()
-        assert "flows.advance(" not in source and ".perform(flow.effect" not in source, module
 
 
 def test_the_interpreter_advances_with_the_function_it_is_given() -> None:
