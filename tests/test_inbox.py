@@ -32,6 +32,7 @@ from adapters.testing.inbox_events import from_received, sqs_event, sqs_record
 from statemodel.inbox.flows import InboxResult
 from statemodel.inbox.invariants import history_problems
 from statemodel.inbox.records import InboxPhase
+from tests.import_graph import import_graph, project_modules
 
 LAYOUT = TableLayout(partition_key="pk", sort_key="sk")
 
@@ -444,3 +445,14 @@ def test_outcomes_are_enums_that_still_equal_their_strings() -> None:
     assert again.outcome is InboxRearmOutcome.CHANGED and again.outcome == "changed"
     with pytest.raises(ValueError, match="'rearmed'"):
         ProcessResult("s-1", "k", "rearmed", True)
+
+
+def test_the_runtime_and_the_explorer_run_the_one_inbox_loop() -> None:
+    """The inbox's interpreter imports its flows alone (no outbox, no I/O); the adapters' inbox and
+    the explorer step flows through it, and neither drives one by `advance` itself."""
+    graph = import_graph()
+    assert graph["statemodel.inbox.interpreter"] == {"statemodel.inbox.flows"}
+    for module in ("adapters.runtime.inbox", "statemodel.checker.inbox_space"):
+        assert "statemodel.inbox.interpreter" in graph[module], module
+        source = project_modules()[module].read_text()
+        assert "flows.advance(" not in source and ".perform(flow.effect" not in source, module

@@ -1059,13 +1059,13 @@ def test_an_outcome_a_step_cannot_take_is_refused() -> None:
 def test_a_delivery_writes_by_the_table_its_flows_hold() -> None:
     """The explorer's model mutants enter through the `InboxFlows` that starts and advances a flow."""
     no_commit = InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not Commit))
-    flow = no_commit.start_transactional(MESSAGE, "a-1", 0, 1_000, SETTINGS)
+    flow = no_commit.start(Mode.TRANSACTIONAL, MESSAGE, "a-1", 0, 1_000, SETTINGS)
     flow = no_commit.advance(flow, Found(None), 1)
     with pytest.raises(ForbiddenCommand, match="Commit is forbidden in phase ABSENT"):
         no_commit.advance(flow, Handled("r"), 2)
     no_claim = InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not Claim))
     with pytest.raises(ForbiddenCommand, match="Claim is forbidden in phase ABSENT"):
-        no_claim.start_guarded(MESSAGE, "a-1", 0, 1_000, SETTINGS)
+        no_claim.start(Mode.GUARDED, MESSAGE, "a-1", 0, 1_000, SETTINGS)
     no_rearm = InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not RearmMessage))
     with pytest.raises(ForbiddenCommand, match="RearmMessage is forbidden"):
         no_rearm.start_rearm(record(InboxPhase.FAILED), "ops", "r", 0)

@@ -395,8 +395,41 @@ def test_the_interpreter_performs_each_effect_on_its_port_and_tells_the_observer
         ("handler", "Handled"),
         ("complete", "Written"),
     ]
-    with pytest.raises(ValueError, match="finished"):
+    with pytest.raises(ValueError, match=r"^the flow has finished$"):
         interpreter.perform(done, InboxWorldPorts(world), None)
+
+
+class Reporting:
+    """The world's ports, each call reported by what it was given."""
+
+    def __init__(self, world: InboxWorld) -> None:
+        self.world = world
+
+    def read(self, read: flows.Read, deadline_ms: int | None) -> tuple[flows.InboxOutcome, str]:
+        return self.world.perform(read), f"read by {deadline_ms}"
+
+    def write(self, write: InboxWrite, deadline_ms: int | None) -> tuple[flows.InboxOutcome, str]:
+        return self.world.perform(write), f"write by {deadline_ms}"
+
+    def invoke(self, invoke: Invoke) -> tuple[flows.InboxOutcome, str]:
+        return self.world.perform(invoke), f"invoke by {invoke.deadline}"
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.reports: list[str] = []
+
+    def stepped(self, before: InboxFlow, outcome: object, report: str, after: InboxFlow) -> None:
+        self.reports.append(report)
+
+
+def test_the_interpreter_gives_each_call_its_deadline_and_the_observer_each_call_s_report() -> None:
+    told = Reports()
+    interpreter.run(transactional("a-1", deadline=900), Reporting(InboxWorld()), 777, lambda: 0, told)
+    assert told.reports == ["read by 777", "invoke by 900", "write by 777"]
+    outcome, after = interpreter.step(guarded("a-2"), Reporting(InboxWorld()), 555, lambda: 0, told)
+    assert isinstance(outcome, Written) and after.stage is Stage.HANDLER
+    assert told.reports[-1] == "write by 555"
 
 
 def test_the_interpreter_advances_with_the_function_it_is_given() -> None:
@@ -422,7 +455,7 @@ def guarded(attempt: str, now: int = 0, deadline: int = 10_000) -> InboxFlow:
 def test_the_module_s_inbox_flows_are_those_over_the_inbox_s_table() -> None:
     assert INBOX_FLOWS.table is INBOX_TRANSITIONS and InboxFlows() == INBOX_FLOWS
     assert INBOX_FLOWS.rules is flows.RULES and INBOX_FLOWS.next is flows.NEXT
-    assert flows.advance == INBOX_FLOWS.advance and flows.start_guarded == INBOX_FLOWS.start_guarded
+    assert flows.advance == INBOX_FLOWS.advance and flows.start == INBOX_FLOWS.start
 
 
 def test_an_inbox_flows_over_other_rules_takes_them() -> None:
@@ -446,6 +479,13 @@ def test_an_inbox_flows_over_other_rules_takes_them() -> None:
     assert (
         other.advance(transactional("a-2"), flows.Found(None), 5).stage is Stage.HANDLER
     )  # the rest: the inbox's
+
+
+def test_a_step_a_flow_cannot_take_is_refused() -> None:
+    """A rule whose step needs what the flow lacks (a failure to count, before any failed) raises."""
+    wrong = (Mode.TRANSACTIONAL, Stage.READ, flows.Came.FOUND, flows.Seen.ABSENT, flows.CountFailure())
+    with pytest.raises(ValueError, match=r"^CountFailure\(\) cannot be taken by a transactional flow here$"):
+        InboxFlows(rules=(wrong,)).advance(transactional("a-1"), flows.Found(None), 5)
 
 
 def test_every_key_of_the_next_step_table_is_one_a_rule_names_and_no_rule_is_dead() -> None:
@@ -479,9 +519,9 @@ def test_every_write_of_an_inbox_flow_is_decided_from_the_table_of_its_flows() -
         return InboxFlows(tuple(row for row in INBOX_TRANSITIONS if row.command is not command))
 
     with pytest.raises(ForbiddenCommand):
-        without(Claim).start_guarded(MESSAGE, "a-1", 0, 10_000, SETTINGS)
+        without(Claim).start(Mode.GUARDED, MESSAGE, "a-1", 0, 10_000, SETTINGS)
     no_commit = without(Commit)
-    flow = no_commit.start_transactional(MESSAGE, "a-1", 0, 10_000, SETTINGS)
+    flow = no_commit.start(Mode.TRANSACTIONAL, MESSAGE, "a-1", 0, 10_000, SETTINGS)
     flow = no_commit.advance(flow, InboxWorld().perform(flow.effect), 0)  # read: no record
     with pytest.raises(ForbiddenCommand):
         no_commit.advance(flow, Handled("ok"), 0)

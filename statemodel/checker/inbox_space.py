@@ -56,6 +56,7 @@ polls for ever). An operator is owed nothing.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -143,8 +144,8 @@ class InboxModel:
 
     @property
     def starter(self) -> StartFunction:
-        """The mode's own start (`start_guarded`, `start_transactional`)."""
-        return self.flows.start_guarded if self.mode is Mode.GUARDED else self.flows.start_transactional
+        """The mode's own start (`start_guarded`, `start_transactional`), by the model's flows."""
+        return functools.partial(self.flows.start, self.mode)
 
 
 class Action(enum.StrEnum):

@@ -33,6 +33,7 @@ the rules above `RULES`, and:
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 from typing import TypeVar
 
@@ -279,8 +280,9 @@ def idempotency_key(message: InboxMessage) -> str:
 # * A guarded claim that finds a claim under a live lease answers BUSY; one that finds a claim whose
 #   lease ran out (its holder crashed or overran), or a WAITING record, claims it again — once: a
 #   flow whose second claim finds the record moved again answers BUSY and comes back later.
-# * A handler starts only within its invocation's deadline (`RunHandler.late`, else): a claim that
-#   landed late keeps its lease until it expires, and the next delivery takes it over.
+# * A handler starts only within its invocation's deadline; past it, the flow answers what its
+#   `RunHandler` names instead (RETRY): a claim that landed late keeps its lease until it expires,
+#   and the next delivery takes it over.
 # * The handler's answer is written: transactional, its effect committed with the record (DONE) or a
 #   failed receive counted; guarded, the claim completed with its result (DONE) or released. A
 #   commit the effect's own condition cancelled counts a failed receive too. A failed receive or a
@@ -399,6 +401,9 @@ _RETRY = End(InboxResult.RETRY)
 _UNCOMPLETED = End(InboxResult.RETRY, uncompleted=True)
 _RUN = RunHandler(End(InboxResult.RETRY, Failure(ErrorCategory.RETRYABLE, "DeadlineExceeded")))
 
+# How a delivery starts, by its mode: a guarded claim creates the record or finds it.
+FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
+
 # (modes, stages, what came, the record as the flow now knows it, the next step); where two rules
 # name one key, the first holds.
 RULES: tuple[Rule, ...] = (
@@ -510,16 +515,6 @@ class InboxFlows:
         plan = InboxPlan(mode, message, attempt_id, deadline, settings.max_receives, settings.lease_margin_ms)
         return self._take(plan, FIRST[mode], now, None)
 
-    def start_guarded(
-        self, message: InboxMessage, attempt_id: str, now: int, deadline: int, settings: InboxSettings
-    ) -> InboxFlow:
-        return self.start(Mode.GUARDED, message, attempt_id, now, deadline, settings)
-
-    def start_transactional(
-        self, message: InboxMessage, attempt_id: str, now: int, deadline: int, settings: InboxSettings
-    ) -> InboxFlow:
-        return self.start(Mode.TRANSACTIONAL, message, attempt_id, now, deadline, settings)
-
     def start_rearm(self, record: InboxRecord, by: str, reason: str, now: int) -> InboxFlow:
         """An operator's re-arm of a FAILED message: one write conditioned on the record as read.
         Raises `ForbiddenCommand` for a record that is not FAILED."""
@@ -555,42 +550,45 @@ class InboxFlows:
     ) -> InboxFlow:
         """The flow that `step` makes: `record` is the record as the flow now knows it, `outcome` what
         came of its last effect, `failure` the flow's (the handler's, else a failed request's)."""
+        if isinstance(step, RunHandler) and now > plan.deadline:
+            step = step.late  # past the invocation's deadline: no handler starts
+        if isinstance(step, TakeClaim) and reclaimed:
+            step = step.again  # the flow claimed twice already
         attempt, message = plan.attempt_id, plan.message
-        command: InboxCommand
+        stage: Stage
+        effect: InboxEffect
+        command: InboxCommand | None = None
         match step:
-            case End():
-                answer = InboxAnswer(
-                    step.result, message.message_id, record, step.failure or failure, ran, step.uncompleted
-                )
-                return InboxFlow(plan, Stage.DONE, answer, record, reclaimed, failure, ran)
+            case End(result=result, uncompleted=uncompleted):
+                answer_failure = step.failure or failure
+                effect = InboxAnswer(result, message.message_id, record, answer_failure, ran, uncompleted)
+                stage = Stage.DONE
             case ReadRecord():
-                return InboxFlow(plan, Stage.READ, Read(message.message_id), record, reclaimed, failure, ran)
-            case RunHandler(late=late) if attempt is not None:
-                if now > plan.deadline:
-                    return self._take(plan, late, now, record, outcome, reclaimed, failure, ran)
+                stage, effect = Stage.READ, Read(message.message_id)
+            case RunHandler() if attempt is not None:
                 invoke = Invoke(message.message_id, attempt, idempotency_key(message), plan.deadline)
-                return InboxFlow(plan, Stage.HANDLER, invoke, record, reclaimed, failure, ran)
-            case TakeClaim(again=again) if attempt is not None:
-                if reclaimed:
-                    return self._take(plan, again, now, record, outcome, reclaimed, failure, ran)
-                command = Claim(message, attempt, plan.lease_expires_at, plan.max_receives)
-                write = self._write(record, command, now)
-                return InboxFlow(plan, Stage.CLAIM, write, record, record is not None, failure, ran)
+                stage, effect = Stage.HANDLER, invoke
+            case TakeClaim() if attempt is not None:
+                stage, command = (
+                    Stage.CLAIM,
+                    Claim(message, attempt, plan.lease_expires_at, plan.max_receives),
+                )
+                reclaimed = record is not None  # a claim of the record the first one found
             case CommitEffect() if attempt is not None:
-                write = self._write(record, Commit(message, attempt), now, commit=True)
-                return InboxFlow(plan, Stage.COMMIT, write, record, reclaimed, failure, ran)
+                stage, command = Stage.COMMIT, Commit(message, attempt)
             case CountFailure() if attempt is not None and failure is not None:
+                stage = Stage.FAILURE
                 command = RecordFailure(message, attempt, failure.category, failure.code, plan.max_receives)
-                write = self._write(record, command, now)
-                return InboxFlow(plan, Stage.FAILURE, write, record, reclaimed, failure, ran)
             case CompleteClaim() if attempt is not None and isinstance(outcome, Handled):
-                write = self._write(record, Complete(attempt, outcome.result), now)
-                return InboxFlow(plan, Stage.COMPLETE, write, record, reclaimed, failure, ran)
+                stage, command = Stage.COMPLETE, Complete(attempt, outcome.result)
             case ReleaseClaim() if attempt is not None and failure is not None:
+                stage = Stage.RELEASE
                 command = Release(attempt, failure.category, failure.code, plan.max_receives)
-                write = self._write(record, command, now)
-                return InboxFlow(plan, Stage.RELEASE, write, record, reclaimed, failure, ran)
-        raise ValueError(f"{step!r} cannot be taken by a {plan.mode.value} flow here")
+            case _:
+                raise ValueError(f"{step!r} cannot be taken by a {plan.mode.value} flow here")
+        if command is not None:
+            effect = self._write(record, command, now, commit=stage is Stage.COMMIT)
+        return InboxFlow(plan, stage, effect, record, reclaimed, failure, ran)
 
     def _write(
         self, record: InboxRecord | None, command: InboxCommand, now: int, commit: bool = False
@@ -601,12 +599,9 @@ class InboxFlows:
         return InboxWrite(record, events, after, commit)
 
 
-# How a delivery starts, by its mode.
-FIRST: dict[Mode, Step] = {Mode.TRANSACTIONAL: ReadRecord(), Mode.GUARDED: TakeClaim(again=_BUSY)}
-
 INBOX_FLOWS = InboxFlows()  # over the inbox's tables as written: what the adapters run
 start = INBOX_FLOWS.start
-start_guarded = INBOX_FLOWS.start_guarded
-start_transactional = INBOX_FLOWS.start_transactional
+start_guarded = functools.partial(start, Mode.GUARDED)
+start_transactional = functools.partial(start, Mode.TRANSACTIONAL)
 start_rearm = INBOX_FLOWS.start_rearm
 advance = INBOX_FLOWS.advance
