@@ -13,7 +13,11 @@ service and quota), and sendguard's own, derived from them (each says how). The 
 * where a body is kept (`placement`) and whether an exhausted record has room for a fresh attempt
   budget (`rearm_fits`);
 * the inbox's: a guarded result (`inbox_result_problem`), a transaction's effects
-  (`inbox_effects_problem`), a message's key (`INBOX_MAX_KEY_CHARS`).
+  (`inbox_effects_problem`), a message's key (`inbox_key_fits`).
+
+Text is counted as its limit counts it: in UTF-8 bytes wherever AWS stores or sends it (an item, a
+key, a message); in characters only where the quota is in characters over an ASCII alphabet (SQS's
+attribute names and ids), where the two agree.
 
 An item's size is DynamoDB's rule, from its low-level (typed JSON) form: the sum over attributes of
 the UTF-8 length of the name plus the value's size — a string its UTF-8 bytes, a number 1 byte per
@@ -82,7 +86,9 @@ REARM_MAX_TEXT_CHARS = 512  # a re-arm's `by` and `reason`: they are stored in t
 # The inbox's (adapters.runtime.inbox).
 INBOX_MAX_EFFECT_ENTRIES = DYNAMODB_MAX_TRANSACTION_ITEMS - 1  # the inbox's own record is one
 INBOX_MAX_RESULT_BYTES = 65_536  # a guarded result is kept in the record, answered to duplicates
-INBOX_MAX_KEY_CHARS = 1_024  # a message's key (its `message_id` attribute, or the one named)
+# A message's key (its `message_id` attribute, or the one named), in UTF-8: with the inbox's prefix it
+# is the inbox record's partition key value, which DynamoDB takes up to 2,048 bytes.
+INBOX_MAX_KEY_BYTES = 1_024
 
 
 # A message's size: payload and attributes.
@@ -175,7 +181,10 @@ def item_name_problem(name: object) -> str | None:
     """Why `name` cannot name one of the team's item attributes; None when it can."""
     if not isinstance(name, str):
         return f"item attribute name {name!r} must be a string, not {type(name).__name__}"
-    size = len(name.encode("utf-8", "replace"))
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        return f"item attribute name {name[:64]!r} is not valid Unicode text"
     if 0 < size <= DYNAMODB_MAX_NAME_BYTES:
         return None
     return (
@@ -277,9 +286,9 @@ def rearm_fits(
 ) -> bool:
     """Whether a record of `payload` and `attributes` whose history takes `history_bytes` (in its
     long form, which the compact one never exceeds) still fits in 400 KB after a fresh budget of
-    `max_attempts` attempts' worst-case history (`adapters.runtime.item_size.rearm_has_room`)."""
-    size = len(payload.encode()) + sum(len(k) + len(v) for k, v in attributes)
-    size += history_bytes + LIFECYCLE_BYTES
+    `max_attempts` attempts' worst-case history (`adapters.runtime.item_size.rearm_has_room`). The
+    payload and attributes count in UTF-8 bytes (`message_bytes`), as DynamoDB counts the item."""
+    size = message_bytes(payload, attributes) + history_bytes + LIFECYCLE_BYTES
     return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
 
 
@@ -292,6 +301,16 @@ def inbox_result_problem(text: str) -> str | None:
     if size <= INBOX_MAX_RESULT_BYTES:
         return None
     return f"the handler's result is {size} bytes as JSON; the inbox keeps {INBOX_MAX_RESULT_BYTES}"
+
+
+def inbox_key_fits(key: str) -> bool:
+    """Whether `key` can be a message's inbox key: 1 to INBOX_MAX_KEY_BYTES bytes of UTF-8 (a lone
+    surrogate is no text DynamoDB stores)."""
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= INBOX_MAX_KEY_BYTES
 
 
 def inbox_effects_problem(count: int) -> str | None:

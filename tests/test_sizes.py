@@ -48,7 +48,7 @@ BEFORE = {
     "REARM_MAX_TEXT_CHARS": 512,
     "INBOX_MAX_EFFECT_ENTRIES": 99,
     "INBOX_MAX_RESULT_BYTES": 65_536,
-    "INBOX_MAX_KEY_CHARS": 1_024,
+    "INBOX_MAX_KEY_BYTES": 1_024,
 }
 
 
@@ -117,13 +117,25 @@ def test_an_item_name_is_a_string_of_1_to_255_bytes() -> None:
     assert sizes.item_name_problem(5) == "item attribute name 5 must be a string, not int"
 
 
-def test_the_re_arm_room_is_exact() -> None:
-    fixed = len(b"p") + len("k") + len("v") + 100 + sizes.LIFECYCLE_BYTES
+@pytest.mark.parametrize(("payload", "name", "value"), [("p", "k", "v"), ("é", "ķ", "€𝄞")])
+def test_the_re_arm_room_is_exact_in_utf_8_bytes(payload: str, name: str, value: str) -> None:
+    text = payload + name + value
+    fixed = len(text.encode()) + 100 + sizes.LIFECYCLE_BYTES
     room = sizes.DYNAMODB_MAX_ITEM_BYTES - fixed
     attempts = room // sizes.ATTEMPT_HISTORY_BYTES
     extra = room - attempts * sizes.ATTEMPT_HISTORY_BYTES
-    assert sizes.rearm_fits("p", (("k", "v"),), 100 + extra, attempts)
-    assert not sizes.rearm_fits("p", (("k", "v"),), 100 + extra + 1, attempts)
+    assert sizes.rearm_fits(payload, ((name, value),), 100 + extra, attempts)
+    assert not sizes.rearm_fits(payload, ((name, value),), 100 + extra + 1, attempts)
+
+
+def test_attributes_the_record_takes_may_leave_no_room_for_a_re_arm_by_their_bytes() -> None:
+    """126,667 euro signs are 380,001 bytes: the record takes them beside its key, but a fresh budget
+    of 20 attempts' history (and ~7.5 KB of history already) does not fit beside them. Counted in
+    characters (126,667) the re-arm would be let through and its later writes refused as too large."""
+    attributes = (("k", "€" * 126_666),)  # 1 + 379,998 bytes, with the payload's 2: 380,001
+    assert sizes.message_bytes("xx", attributes) == 380_001
+    assert sizes.record_extra_problem(attributes, {}, 0) is None
+    assert not sizes.rearm_fits("xx", attributes, 7_500, sizes.MAX_ATTEMPTS_LIMIT)
 
 
 def test_the_inbox_s_limits_are_exact() -> None:
@@ -311,3 +323,71 @@ def test_the_largest_part_is_the_largest_by_size_not_by_name() -> None:
 
 def test_a_one_byte_item_name_is_taken() -> None:
     assert sizes.item_name_problem("n") is None
+
+
+# Every rule that takes text counts it as its limit does: UTF-8 bytes for what AWS stores or sends
+# (an item, a message), characters only where the quota is in characters over an ASCII alphabet.
+EURO = "€"  # 1 character, 3 bytes
+CLEF = "𝄞"  # 1 character, 4 bytes (outside the BMP)
+
+
+def test_a_message_s_size_is_its_utf_8_bytes_at_the_bound() -> None:
+    attributes = (("k", EURO * 10),)
+    size = 2 * 4 + 1 + 10 * 3  # payload of two clefs, name, ten euros: 39 bytes, 13 characters
+    assert sizes.attributes_bytes(attributes) == 31
+    assert sizes.message_bytes(CLEF * 2, attributes) == size
+    assert sizes.message_size_problem("body", CLEF * 2, attributes, size) is None
+    assert sizes.message_size_problem("body", CLEF * 2, attributes, size - 1) == (
+        f"body and attributes take {size} bytes; at most {size - 1} are accepted "
+        "(body 8 bytes, largest attribute 'k' 31 bytes)"
+    )
+
+
+def test_sqs_counts_a_non_ascii_attribute_in_bytes() -> None:
+    assert sizes.sqs_message_bytes(CLEF, [("k", "String", EURO)]) == 4 + 1 + 6 + 3
+
+
+def test_the_record_s_room_counts_non_ascii_in_bytes() -> None:
+    room = sizes.MAX_RECORD_EXTRA_BYTES
+    fill = "v" * (room - 1 - 3 * 1000)
+    attributes = (("k", EURO * 1000 + fill),)  # room bytes, room - 2,000 characters
+    assert sizes.record_extra_problem(attributes, {}, 0) is None
+    refused = sizes.record_extra_problem((("k", EURO * 1000 + fill + "v"),), {}, 0)
+    assert refused is not None and refused.startswith(f"attributes and item take {room + 1} bytes")
+
+
+def test_an_attribute_name_counts_characters_as_sqs_does_and_its_alphabet_is_ascii() -> None:
+    """SQS's quota is 256 characters of A-Za-z0-9_-. (so 256 bytes): the length rule counts
+    characters, and a name outside the alphabet is refused by the alphabet's rule."""
+    assert sizes.attribute_name_problem("é" * sizes.SQS_MAX_ATTRIBUTE_NAME_CHARS) is None
+    assert sizes.attribute_name_problem("é" * 257) == (
+        f"attribute name {'é' * 64!r} is 257 characters; names take 1 to 256 (name length limit)"
+    )
+    rejection = refused({"é" * 10: "x"})
+    assert rejection.code == VALIDATION_ERROR and "A-Z a-z 0-9 _ - . only" in rejection.message
+
+
+def test_an_item_name_counts_bytes_and_refuses_text_that_is_not_unicode() -> None:
+    assert sizes.item_name_problem(CLEF * 63 + "abc") is None  # 255 bytes, 66 characters
+    assert sizes.item_name_problem(CLEF * 64) == (
+        f"item attribute name {CLEF * 64!r} is 256 bytes; names take 1 to 255 (name length limit)"
+    )
+    assert sizes.item_name_problem("a\ud800") == "item attribute name 'a\\ud800' is not valid Unicode text"
+
+
+def test_an_inbox_result_counts_bytes() -> None:
+    fits = EURO * (sizes.INBOX_MAX_RESULT_BYTES // 3) + "x"  # 65,535 + 1 bytes, 21,846 characters
+    assert sizes.inbox_result_problem(fits) is None
+    assert sizes.inbox_result_problem(fits + "x") == (
+        "the handler's result is 65537 bytes as JSON; the inbox keeps 65536"
+    )
+
+
+def test_an_inbox_key_counts_bytes_as_its_partition_key_does() -> None:
+    """1,024 characters of clefs would be 4,096 bytes, past DynamoDB's 2,048 for a partition key."""
+    assert sizes.inbox_key_fits("k" * sizes.INBOX_MAX_KEY_BYTES)
+    assert sizes.inbox_key_fits(CLEF * 256)  # 1,024 bytes
+    assert not sizes.inbox_key_fits(CLEF * 256 + "k")  # 257 characters, 1,025 bytes
+    assert not sizes.inbox_key_fits("k" * (sizes.INBOX_MAX_KEY_BYTES + 1))
+    assert not sizes.inbox_key_fits("")
+    assert not sizes.inbox_key_fits("k\ud800")

@@ -3,6 +3,9 @@ docs/limits.md shows the module's values."""
 
 from __future__ import annotations
 
+import json
+
+import boto3
 import pytest
 
 import adapters.runtime.item_size as item_size_module
@@ -10,6 +13,7 @@ import statemodel.validation as validation
 from adapters.docgen.limits_doc import render as limits_page
 from adapters.docgen.limits_doc import size_rows
 from adapters.runtime import batch_get, sqs_batch
+from adapters.runtime.inbox import Inbox
 from statemodel import keys, sizes
 
 
@@ -45,3 +49,12 @@ def test_the_limits_page_shows_the_module_s_values() -> None:
         assert f"| {what} | {value} |" in page
     for number in ("400,000", "1,048,320", "385,024", "1,114,112", "at most 9", "at most 99 entries"):
         assert number in page, number
+
+
+def test_the_inbox_takes_a_key_by_its_bytes(aws_env: None) -> None:
+    """A key of 256 clefs (1,024 bytes) is taken; one more character (1,025 bytes, 257 characters) is
+    missing a key that fits, not a partition key DynamoDB refuses."""
+    inbox = Inbox("ledger", key_attribute=None, key_field="id", client=boto3.client("dynamodb"))
+    taken = inbox.key_of({"messageId": "s-1", "body": json.dumps({"id": "𝄞" * 256})})
+    assert taken == "𝄞" * 256
+    assert inbox.key_of({"messageId": "s-2", "body": json.dumps({"id": "𝄞" * 256 + "k"})}) is None

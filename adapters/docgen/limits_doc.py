@@ -101,7 +101,7 @@ def size_rows() -> list[tuple[str, str, str]]:
         ),
         (
             "Inbox message key",
-            f"1–{_n(s.INBOX_MAX_KEY_CHARS)} characters",
+            f"1–{_n(s.INBOX_MAX_KEY_BYTES)} bytes of UTF-8",
             "A message without one that fits is not processed (`key_missing`).",
         ),
     ]

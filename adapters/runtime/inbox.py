@@ -93,7 +93,7 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import Mode
-from statemodel.sizes import INBOX_MAX_KEY_CHARS, inbox_effects_problem, inbox_result_problem
+from statemodel.sizes import inbox_effects_problem, inbox_key_fits, inbox_result_problem
 
 MIN_START_MS = 1_000  # a message is not started with less time left than this
 NOT_AN_INBOX_RECORD = "NotAnInboxRecord"
@@ -507,7 +507,7 @@ class Inbox:
 
     def key_of(self, record: Mapping[str, Any]) -> str | None:
         """The message's key: its `key_attribute`, or its JSON body's `key_field`; None if it has none
-        that fits (1 to 1,024 characters of text)."""
+        that fits (`statemodel.sizes.inbox_key_fits`: 1 to 1,024 bytes of UTF-8)."""
         value: Any
         if self.key_attribute is not None:
             attribute = (record.get("messageAttributes") or {}).get(self.key_attribute) or {}
@@ -522,7 +522,7 @@ class Inbox:
                 value = value.get(part) if isinstance(value, dict) else None
             if isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
-        if not isinstance(value, str) or not 1 <= len(value) <= INBOX_MAX_KEY_CHARS:
+        if not isinstance(value, str) or not inbox_key_fits(value):
             return None
         return value
 
