@@ -3,18 +3,29 @@ docs/limits.md shows the module's values."""
 
 from __future__ import annotations
 
+import ast
+import copy
 import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import boto3
 import pytest
 
 import adapters.runtime.item_size as item_size_module
 import statemodel.validation as validation
+from adapters.docgen import limits_doc
 from adapters.docgen.limits_doc import render as limits_page
 from adapters.docgen.limits_doc import size_rows
 from adapters.runtime import batch_get, sqs_batch
+from adapters.runtime.clients import CONNECT_TIMEOUT_S, MIN_READ_TIMEOUT_MS, READ_TIMEOUT_S
+from adapters.runtime.config import MAX_RETENTION_DAYS, MAX_WORKERS
+from adapters.runtime.due_index import PAGE
 from adapters.runtime.inbox import Inbox
 from statemodel import keys, sizes
+from statemodel.attention import DEFAULT_SHARDS, MAX_SHARDS
+from statemodel.flows import Settings
 
 
 @pytest.mark.parametrize(
@@ -49,6 +60,91 @@ def test_the_limits_page_shows_the_module_s_values() -> None:
         assert f"| {what} | {value} |" in page
     for number in ("400,000", "1,048,320", "385,024", "1,114,112", "at most 9", "at most 99 entries"):
         assert number in page, number
+
+
+def _literals(module: ModuleType) -> list[str]:
+    """The text `module` writes by hand: its string literals, the fixed parts of f-strings included
+    (what a placeholder fills in is not among them)."""
+    tree = ast.parse(Path(str(module.__file__)).read_text(encoding="utf-8"))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+
+
+# Each figure the page shows that code or the template sets, as the page shows it.
+FIGURES = [
+    f"{CONNECT_TIMEOUT_S:g} s to connect",
+    f"at most {READ_TIMEOUT_S:g} s to read",
+    f"less than {MIN_READ_TIMEOUT_MS} ms",
+    f"pages of {PAGE} records",
+    f"1–{MAX_WORKERS} worker threads",
+    f"1–{MAX_SHARDS} (default {DEFAULT_SHARDS})",
+    f"1–{MAX_SHARDS} worker invocations",
+    f"to {MAX_RETENTION_DAYS:,} days",
+    f"at most {sizes.MAX_ATTEMPTS_LIMIT} (default {Settings().max_attempts})",
+    f"(default {Settings().max_attempts})",
+    f"`max_attempts` 1–{sizes.MAX_ATTEMPTS_LIMIT}",
+    "`redrive_after_seconds`\n1–86,400",
+    "`LeaseMarginSeconds` (30)",
+    "`RedriveAfterSeconds` (60)",
+    "at most 40 s for the submit function, 90 s for the reconciler",
+    "submit 10 s",
+    "reconciler 60 s",
+    "time budget 60 s",
+    "(every minute)",
+    "`Queue` 7 days",
+    "at most 12 days",
+    "dead-letter queue 14 days",
+    "100 requests a second, bursts of 200",
+    "~500 per index shard (~2,000 with the default 4)",
+]
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_the_limits_page_reads_each_figure_from_where_it_is_set(figure: str) -> None:
+    """The page shows the figure, and the generator does not hold it as text: it is built from the
+    constant (or the template), so `make docs-check` fails when they move apart."""
+    assert figure in limits_page()
+    written = [text for text in _literals(limits_doc) if figure in text]
+    assert written == []
+
+
+def _stack() -> dict[str, Any]:
+    return copy.deepcopy(limits_doc.template())
+
+
+def test_the_stack_s_rows_follow_the_template() -> None:
+    stack = _stack()
+    resources, parameters = stack["Resources"], stack["Parameters"]
+    resources["SubmitFunction"]["Properties"]["Timeout"] = 12
+    resources["ReconcilerFunction"]["Properties"]["Timeout"] = 50
+    parameters["LeaseMarginSeconds"]["Default"] = 20
+    parameters["RedriveAfterSeconds"]["Default"] = 90
+    parameters["QueueRetentionSeconds"]["Default"] = 4 * 86_400
+    parameters["ApiThrottlingRateLimit"]["Default"] = 300
+    schedule = resources["ReconcilerFunction"]["Properties"]["Events"]["EveryMinute"]["Properties"]
+    schedule["Schedule"] = "rate(5 minutes)"
+    rows = " ".join(value + why for _, value, why in limits_doc.other_rows(stack))
+    for figure in (
+        "`LeaseMarginSeconds` (20): at most 32 s for the submit function, 70 s for the reconciler",
+        "submit 12 s",
+        "reconciler 50 s",
+        "time budget 50 s",
+        "`RedriveAfterSeconds` (90), then the next pass (every 5 minutes)",
+        "`Queue` 4 days",
+        "300 requests a second",
+    ):
+        assert figure in rows, figure
+
+
+def test_a_schedule_that_is_not_a_rate_is_refused() -> None:
+    stack = _stack()
+    schedule = stack["Resources"]["ReconcilerFunction"]["Properties"]["Events"]["EveryMinute"]["Properties"]
+    schedule["Schedule"] = "cron(0 * * * ? *)"
+    with pytest.raises(ValueError, match=r"schedule 'cron\(0 \* \* \* \? \*\)' is not a rate"):
+        limits_doc.other_rows(stack)
 
 
 def test_the_inbox_takes_a_key_by_its_bytes(aws_env: None) -> None:
