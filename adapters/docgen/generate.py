@@ -30,9 +30,12 @@ def generated() -> dict[str, Callable[[], str]]:
 def sections() -> dict[str, dict[str, Callable[[], str]]]:
     """Parts of hand-written pages that are generated: page -> {section name: its text}. A section
     sits between `begin(name)` and `end(name)` markers on its page; the rest of the page is prose."""
-    from adapters.docgen import faults_doc
+    from adapters.docgen import faults_doc, package_doc
 
-    return {"fault-injection.md": {"faults": faults_doc.render}}
+    return {
+        "fault-injection.md": {"faults": faults_doc.render},
+        "operations.md": {"artifacts": package_doc.render},
+    }
 
 
 def begin(name: str) -> str:
