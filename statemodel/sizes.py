@@ -82,7 +82,9 @@ REQUEST_WORTH_UNITS = 1
 # (Claimed + SendFailed + RolledBack measured at ~380 bytes; a generous bound).
 ATTEMPT_HISTORY_BYTES = 1_024
 LIFECYCLE_BYTES = 2_048  # the record's lifecycle fields and index keys, generously
-REARM_MAX_TEXT_CHARS = 512  # a re-arm's `by` and `reason`: they are stored in the history
+REARM_MAX_TEXT_CHARS = (
+    512  # a re-arm's `by` and `reason`: stored in the history (`rearm_fits` counts their bytes)
+)
 # The inbox's (adapters.runtime.inbox).
 INBOX_MAX_EFFECT_ENTRIES = DYNAMODB_MAX_TRANSACTION_ITEMS - 1  # the inbox's own record is one
 INBOX_MAX_RESULT_BYTES = 65_536  # a guarded result is kept in the record, answered to duplicates
@@ -282,13 +284,20 @@ def _happy_path_units(created_bytes: int) -> int:
 
 
 def rearm_fits(
-    payload: str, attributes: Iterable[tuple[str, str]], history_bytes: int, max_attempts: int
+    payload: str,
+    attributes: Iterable[tuple[str, str]],
+    history_bytes: int,
+    max_attempts: int,
+    texts: Iterable[str] = (),
 ) -> bool:
     """Whether a record of `payload` and `attributes` whose history takes `history_bytes` (in its
-    long form, which the compact one never exceeds) still fits in 400 KB after a fresh budget of
-    `max_attempts` attempts' worst-case history (`adapters.runtime.item_size.rearm_has_room`). The
-    payload and attributes count in UTF-8 bytes (`message_bytes`), as DynamoDB counts the item."""
-    size = message_bytes(payload, attributes) + history_bytes + LIFECYCLE_BYTES
+    long form, which the compact one never exceeds) still fits in 400 KB after the re-arm's own
+    entry (its `texts`, `by` and `reason`) and a fresh budget of `max_attempts` attempts' worst-case
+    history (`adapters.runtime.item_size.rearm_has_room`). Text counts in UTF-8 bytes, as DynamoDB
+    counts the item: `by` and `reason` are at most REARM_MAX_TEXT_CHARS characters, up to four
+    times as many bytes."""
+    size = message_bytes(payload, attributes) + sum(len(text.encode()) for text in texts)
+    size += history_bytes + LIFECYCLE_BYTES
     return size + max_attempts * ATTEMPT_HISTORY_BYTES <= DYNAMODB_MAX_ITEM_BYTES
 
 

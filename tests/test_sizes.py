@@ -391,3 +391,15 @@ def test_an_inbox_key_counts_bytes_as_its_partition_key_does() -> None:
     assert not sizes.inbox_key_fits("k" * (sizes.INBOX_MAX_KEY_BYTES + 1))
     assert not sizes.inbox_key_fits("")
     assert not sizes.inbox_key_fits("k\ud800")
+
+
+def test_the_re_arm_room_counts_its_own_by_and_reason_in_bytes() -> None:
+    """The re-arm's history entry keeps `by` and `reason`: 512 characters may be 2,048 bytes."""
+    by, reason = "ops", CLEF * sizes.REARM_MAX_TEXT_CHARS  # 3 bytes; 512 characters, 2,048 bytes
+    fixed = len(b"pkv") + 100 + sizes.LIFECYCLE_BYTES + 3 + 2_048
+    room = sizes.DYNAMODB_MAX_ITEM_BYTES - fixed
+    attempts = room // sizes.ATTEMPT_HISTORY_BYTES
+    extra = room - attempts * sizes.ATTEMPT_HISTORY_BYTES
+    assert sizes.rearm_fits("p", (("k", "v"),), 100 + extra, attempts, (by, reason))
+    assert not sizes.rearm_fits("p", (("k", "v"),), 100 + extra + 1, attempts, (by, reason))
+    assert sizes.rearm_fits("p", (("k", "v"),), 100 + extra + 1 + 3 + 2_048 - 1, attempts)

@@ -23,9 +23,12 @@ from adapters.runtime.clients import CONNECT_TIMEOUT_S, MIN_READ_TIMEOUT_MS, REA
 from adapters.runtime.config import MAX_RETENTION_DAYS, MAX_WORKERS
 from adapters.runtime.due_index import PAGE
 from adapters.runtime.inbox import Inbox
-from statemodel import keys, sizes
+from adapters.runtime.rearm import NO_ROOM, WOULD_REARM, RearmOutcome, rearm
+from statemodel import ErrorCategory, Message, ReportSendFailure, Submit, decide, keys, replay, sizes
 from statemodel.attention import DEFAULT_SHARDS, MAX_SHARDS
 from statemodel.flows import Settings
+from statemodel.records import Phase
+from statemodel.stored import Stored
 
 
 @pytest.mark.parametrize(
@@ -154,3 +157,32 @@ def test_the_inbox_takes_a_key_by_its_bytes(aws_env: None) -> None:
     taken = inbox.key_of({"messageId": "s-1", "body": json.dumps({"id": "𝄞" * 256})})
     assert taken == "𝄞" * 256
     assert inbox.key_of({"messageId": "s-2", "body": json.dumps({"id": "𝄞" * 256 + "k"})}) is None
+
+
+def _exhausted(payload_bytes: int) -> Stored:
+    """An exhausted record (its one attempt failed for good) of a payload of `payload_bytes`."""
+    message = Message("m-1", "x" * payload_bytes, (), "c-1", created_at=1_000, request_hash="h")
+    events = decide(None, Submit(message, attempt_id="a-1", lease_expires_at=61_000), now=1_000)
+    events += decide(replay(events), ReportSendFailure("a-1", ErrorCategory.PERMANENT, "AccessDenied"), 2_000)
+    record = replay(events)
+    assert record is not None and record.phase is Phase.EXHAUSTED
+    return Stored(record, tuple(events))
+
+
+def _dry_run(stored: Stored, reason: str) -> RearmOutcome:
+    """`rearm`'s dry run on the record as read (`found`): it decides the room, reads and writes nothing."""
+    aws: Any = None  # never called: the record is given, and a dry run writes nothing
+    return rearm(aws, "m-1", reason=reason, by="ops", max_attempts=1, found=stored, dry_run=True).outcome
+
+
+def test_a_re_arm_s_room_counts_its_by_and_reason_as_bytes() -> None:
+    """The largest payload with room for the re-arm of a one-word reason has none for a reason of
+    512 clefs (512 characters, the most allowed, and 2,048 bytes) in the entry the re-arm adds."""
+    low, high = 0, sizes.DYNAMODB_MAX_ITEM_BYTES
+    while low < high:  # the largest payload with room, found by halving: no figure copied from the rule
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if _dry_run(_exhausted(middle), "r") is WOULD_REARM else (low, middle - 1)
+    clefs = "𝄞" * sizes.REARM_MAX_TEXT_CHARS
+    assert low > 300_000 and _dry_run(_exhausted(low), "r") is WOULD_REARM
+    assert _dry_run(_exhausted(low), clefs) is NO_ROOM
+    assert _dry_run(_exhausted(low + 1 - len(clefs.encode())), clefs) is WOULD_REARM

@@ -87,8 +87,9 @@ def size_rows() -> list[tuple[str, str, str]]:
         ),
         (
             "Re-arm",
-            f"room for {_n(s.ATTEMPT_HISTORY_BYTES)} bytes of history per attempt of the fresh budget; "
-            f"`by` and `reason` at most {s.REARM_MAX_TEXT_CHARS} characters",
+            f"`by` and `reason` at most {s.REARM_MAX_TEXT_CHARS} characters each; room for their entry "
+            f"(in UTF-8 bytes) and {_n(s.ATTEMPT_HISTORY_BYTES)} bytes of history per attempt of the fresh "
+            "budget",
             f"The item must still fit in {_n(s.DYNAMODB_MAX_ITEM_BYTES)} bytes, else `no_room`.",
         ),
         (

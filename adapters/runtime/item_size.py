@@ -32,9 +32,10 @@ __all__ = [
 ]
 
 
-def rearm_has_room(stored: Stored, max_attempts: int) -> bool:
-    """Whether the item still fits in 400 KB after a fresh budget's worst-case history
-    (`statemodel.sizes.rearm_fits`, the history measured in its long form)."""
+def rearm_has_room(stored: Stored, max_attempts: int, texts: tuple[str, ...] = ()) -> bool:
+    """Whether the item still fits in 400 KB after the re-arm's entry (`texts`: its `by` and
+    `reason`) and a fresh budget's worst-case history (`statemodel.sizes.rearm_fits`, the history
+    measured in its long form)."""
     message = stored.record.message
     history = len(json.dumps([event_to_dict(e) for e in stored.history]).encode())
-    return rearm_fits(message.payload, message.attributes, history, max_attempts)
+    return rearm_fits(message.payload, message.attributes, history, max_attempts, texts)

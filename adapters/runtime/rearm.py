@@ -134,7 +134,7 @@ def rearm(
     record = stored.record
     if record.phase is not Phase.EXHAUSTED:
         return _skipped(RearmResult(message_id, NOT_EXHAUSTED, record))
-    if not rearm_has_room(stored, max_attempts):
+    if not rearm_has_room(stored, max_attempts, (by, reason)):
         return _skipped(RearmResult(message_id, NO_ROOM, record))
     if dry_run:
         return RearmResult(message_id, WOULD_REARM, record)
