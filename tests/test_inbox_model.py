@@ -481,11 +481,18 @@ def test_an_inbox_flows_over_other_rules_takes_them() -> None:
     )  # the rest: the inbox's
 
 
-def test_a_step_a_flow_cannot_take_is_refused() -> None:
-    """A rule whose step needs what the flow lacks (a failure to count, before any failed) raises."""
-    wrong = (Mode.TRANSACTIONAL, Stage.READ, flows.Came.FOUND, flows.Seen.ABSENT, flows.CountFailure())
-    with pytest.raises(ValueError, match=r"^CountFailure\(\) cannot be taken by a transactional flow here$"):
-        InboxFlows(rules=(wrong,)).advance(transactional("a-1"), flows.Found(None), 5)
+@pytest.mark.parametrize(
+    "step",
+    [flows.CountFailure(), flows.ReleaseClaim(), flows.CompleteClaim()],
+    ids=lambda s: type(s).__name__,
+)
+def test_a_step_a_flow_cannot_take_is_refused(step: flows.Step) -> None:
+    """A rule whose step needs what the flow lacks (a failure to count or release before any failed,
+    a handler's result before it ran) raises, naming the step."""
+    wrong = (Mode.GUARDED, Stage.CLAIM, flows.Came.WRITTEN, tuple(flows.Seen), step)
+    name = re.escape(repr(step))
+    with pytest.raises(ValueError, match=rf"^{name} cannot be taken by a guarded flow here$"):
+        InboxFlows(rules=(wrong,)).advance(guarded("a-1"), Written(), 5)
 
 
 def test_every_key_of_the_next_step_table_is_one_a_rule_names_and_no_rule_is_dead() -> None:
