@@ -165,12 +165,13 @@ class Handlers:
     def diagnose(self, context: object) -> None:
         """DynamoDB refused a key (a ValidationException): once a container, check the table and
         log what to set when the layout does not fit it. Never on the happy path: a cold start pays
-        for every request it makes."""
+        for every request it makes. The check is the Outbox's own (one DescribeTable per Outbox,
+        whichever of its calls was refused first), with half of the invocation's time left."""
         if "submit" in self._checked:
             return
         self._checked.add("submit")
         try:
-            self.check_table(context, index=False)  # submit never reads the index
+            self.outbox()._refused(VALIDATION_EXCEPTION, now_ms() + remaining_ms(context) // 2)
         except ConfigError as exc:
             emit(get_logger(), CONFIG_INVALID, problem=str(exc))
 
@@ -342,6 +343,9 @@ def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, con
         view = handlers.outbox().get(message_id)
     except InvalidMessage:  # an item of the team's own under this id: no message
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
+    except ConfigError as exc:  # DynamoDB refused the key, and the layout does not fit the table
+        emit(get_logger(), CONFIG_INVALID, problem=str(exc))
+        return http.error(500, http.SYSTEM_ERROR, "the message's status cannot be read now", correlation_id)
     except OutboxError as exc:
         if exc.code == VALIDATION_EXCEPTION:
             handlers.diagnose(context)

@@ -72,7 +72,7 @@ def stored_of(aws: Aws, message_id: str) -> Stored | None:
 
 def build(fifo: bool = False, read_timeout: float = 3.0, aws_attempts: int = 3) -> tuple[Config, Aws]:
     name = f"t{uuid.uuid4().hex[:12]}"
-    queue_url = ensure_resources(name, name, fifo=fifo)
+    queue_url = ensure_resources(name, name + ".fifo" if fifo else name, fifo=fifo)
     config = Config(name, queue_url, SETTINGS, aws_max_attempts=aws_attempts)
     aws = Aws(
         DynamoStore(make_client("dynamodb", aws_attempts, read_timeout), name),
@@ -121,8 +121,8 @@ def submit(
 
 
 def raw_item(aws: Aws, message_id: str) -> dict[str, Any]:
-    item: dict[str, Any] = aws.store.client.get_item(
-        TableName=aws.store.table, Key={"message_id": {"S": message_id}}
+    item: dict[str, Any] = aws.dynamodb.client.get_item(
+        TableName=aws.dynamodb.table, Key={"message_id": {"S": message_id}}
     )["Item"]
     return item
 
@@ -130,8 +130,8 @@ def raw_item(aws: Aws, message_id: str) -> dict[str, Any]:
 def receive_all(aws: Aws) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     while True:
-        batch = aws.queue.client.receive_message(
-            QueueUrl=aws.queue.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        batch = aws.sqs.client.receive_message(
+            QueueUrl=aws.sqs.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
         ).get("Messages", [])
         if not batch:
             return messages
@@ -144,7 +144,7 @@ def receive_all(aws: Aws) -> list[dict[str, Any]]:
 def test_happy_path_is_three_aws_requests_and_the_message_is_whole(local: tuple[Config, Aws]) -> None:
     _, aws = local
     sent: list[str] = []
-    for client in (aws.store.client, aws.queue.client):
+    for client in (aws.dynamodb.client, aws.sqs.client):
         client.meta.events.register("before-send", lambda model=None, **kw: sent.append(kw["request"].url))
     answer = submit(aws, {"order": 7, "note": "é"}, {"group": "g1", "kind": "x"})
     assert answer.result is Result.SENT and answer.http_status == 202
@@ -164,11 +164,11 @@ def test_happy_path_is_three_aws_requests_and_the_message_is_whole(local: tuple[
 def test_fifo_queue_uses_group_and_deduplication_id(aws_env: None) -> None:
     with mock_aws():
         _, aws = build(fifo=True)
-        assert aws.queue.queue_url.endswith(".fifo")
+        assert aws.sqs.queue_url.endswith(".fifo")
         answer = submit(aws, {"n": 1}, {"group": "orders"})
         assert answer.result is Result.SENT
-        (message,) = aws.queue.client.receive_message(
-            QueueUrl=aws.queue.queue_url, AttributeNames=["All"], MaxNumberOfMessages=10
+        (message,) = aws.sqs.client.receive_message(
+            QueueUrl=aws.sqs.queue_url, AttributeNames=["All"], MaxNumberOfMessages=10
         )["Messages"]
         assert message["Attributes"]["MessageGroupId"] == "orders"
         assert message["Attributes"]["MessageDeduplicationId"] == answer.message_id
@@ -243,11 +243,11 @@ def test_every_transition_is_one_conditional_write_and_replays(local: tuple[Conf
         submit(aws),  # ABSENT -> IN_FLIGHT -> CONFIRMED
     ]
     aws_failing = Aws(
-        aws.store, SqsQueue(_FailingSqs(aws.queue.client, ConnectTimeoutError(endpoint_url="x")), "u")
+        aws.dynamodb, SqsQueue(_FailingSqs(aws.sqs.client, ConnectTimeoutError(endpoint_url="x")), "u")
     )
     answers.append(submit(aws_failing))  # IN_FLIGHT -> PENDING (retryable)
     aws_denied = Aws(
-        aws.store, SqsQueue(_FailingSqs(aws.queue.client, _client_error("AccessDenied", 403)), "u")
+        aws.dynamodb, SqsQueue(_FailingSqs(aws.sqs.client, _client_error("AccessDenied", 403)), "u")
     )
     answers.append(submit(aws_denied))  # IN_FLIGHT -> EXHAUSTED (permanent)
     later = now_ms() + SETTINGS.redrive_after_ms
@@ -255,7 +255,7 @@ def test_every_transition_is_one_conditional_write_and_replays(local: tuple[Conf
     assert summary.redriven == 1  # PENDING -> IN_FLIGHT -> CONFIRMED
     phases = sorted(stored_of(aws, a.message_id).record.phase.value for a in answers)  # type: ignore[union-attr]
     assert phases == ["CONFIRMED", "CONFIRMED", "EXHAUSTED"]
-    for _, stored in aws.store.scan():
+    for _, stored in aws.dynamodb.scan():
         assert not isinstance(stored, Exception)
         assert history_problems(stored.record, stored.history) == []
 
@@ -373,7 +373,7 @@ def test_network_failures_are_retried_by_the_sdk_then_classified(
         attempts.append(1)
         raise error
 
-    aws.queue.client.meta.events.register_first("before-send.sqs.SendMessage", fail)
+    aws.sqs.client.meta.events.register_first("before-send.sqs.SendMessage", fail)
     answer = submit(aws)
     assert answer.failure is not None and answer.failure.category is category
     assert len(attempts) == 3  # botocore's standard mode retried it, total_max_attempts=3
@@ -440,7 +440,7 @@ def test_reconciler_exhausts_after_max_attempts_and_logs_an_error(
     configure("INFO")
     config, aws = local
     failing = Aws(
-        aws.store, SqsQueue(_FailingSqs(aws.queue.client, ConnectTimeoutError(endpoint_url="x")), "u")
+        aws.dynamodb, SqsQueue(_FailingSqs(aws.sqs.client, ConnectTimeoutError(endpoint_url="x")), "u")
     )
     answer = submit(failing)
     now = now_ms()
@@ -467,17 +467,15 @@ def test_reconciler_reads_do_not_grow_with_confirmed_records(local: tuple[Config
         for _ in range(confirmed):
             assert submit(aws).result is Result.SENT
         consumed: list[int] = []
-        original = aws.store.client.query
 
-        def counting(original: Any = original, consumed: list[int] = consumed, **kwargs: Any) -> Any:
-            page = original(**kwargs)
-            consumed.append(len(page.get("Items", [])))
-            return page
+        def counting(parsed: Any, consumed: list[int] = consumed, **_: Any) -> None:
+            consumed.append(len(parsed.get("Items", [])))  # each Query's page, as botocore parsed it
 
-        aws.store.client.query = counting
+        events = aws.dynamodb.client.meta.events
+        events.register("after-call.dynamodb.Query", counting)
         now = now_ms() + 1_000
         summary = reconcile_pass(aws, config, now + INVOCATION_MS, clock=lambda n=now: n)
-        aws.store.client.query = original
+        events.unregister("after-call.dynamodb.Query", counting)
         reads.append((summary.queries, sum(consumed)))
         _in_flight(aws, 1)  # the pass mended both; put the same in-flight set back
         _in_flight(aws, 1)
@@ -497,7 +495,7 @@ def test_a_record_at_the_size_limit_survives_max_attempts(local: tuple[Config, A
     settings = Settings(max_attempts=MAX_ATTEMPTS_LIMIT, redrive_after_ms=1, lease_margin_ms=1)
     config = Config(config.table, config.queue_url, settings)
     failing = Aws(
-        aws.store, SqsQueue(_FailingSqs(aws.queue.client, ConnectTimeoutError(endpoint_url="x")), "u")
+        aws.dynamodb, SqsQueue(_FailingSqs(aws.sqs.client, ConnectTimeoutError(endpoint_url="x")), "u")
     )
     now = now_ms()
     message = new_message(request, str(uuid.uuid4()), "c" * 128, now, "k" * 128)  # type: ignore[arg-type]
@@ -523,17 +521,17 @@ def test_provisioning_is_idempotent(aws_env: None) -> None:
 def test_audit_finds_orphans_tampering_and_exhausted(local: tuple[Config, Aws], capsys: Any) -> None:
     config, aws = local
     submit(aws)
-    report = audit_module.audit(aws.store, now_ms(), 0)
+    report = audit_module.audit(aws.dynamodb, now_ms(), 0)
     assert report.ok and report.records == 1
     orphan = _in_flight(aws, 1)
     tampered = submit(aws, {"amount": 10}).message_id
-    aws.store.client.update_item(
+    aws.dynamodb.client.update_item(
         TableName=config.table,
         Key={"message_id": {"S": tampered}},
         UpdateExpression="SET payload = :p",
         ExpressionAttributeValues={":p": {"S": '{"amount":1000}'}},
     )
-    report = audit_module.audit(aws.store, now_ms() + 10, 0)
+    report = audit_module.audit(aws.dynamodb, now_ms() + 10, 0)
     assert [o["message_id"] for o in report.orphans] == [orphan]
     assert any(tampered in v and "differ" in v for v in report.violations)
     assert not report.ok
@@ -571,7 +569,7 @@ def test_a_failed_index_query_skips_its_partition_not_the_pass(local: tuple[Conf
             calls.append(1)
             raise EndpointConnectionError(endpoint_url="x")
 
-    aws.store.client.meta.events.register_first("before-send.dynamodb.Query", first_partition_fails)
+    aws.dynamodb.client.meta.events.register_first("before-send.dynamodb.Query", first_partition_fails)
     now = now_ms() + 1_000
     summary = reconcile_pass(aws, config, now + INVOCATION_MS, clock=lambda: now)
     assert summary.failed_queries == 1 and summary.queries == 7 and len(calls) == 3  # total_max_attempts

@@ -102,7 +102,7 @@ def with_queue(queue: type[SqsQueue]) -> Callable[[Config], Aws]:
 
     def build(config: Config) -> Aws:
         aws = Aws.from_config(config)
-        return attrs.evolve(aws, queue=queue(aws.queue.client, config.queue_url))
+        return attrs.evolve(aws, sqs=queue(aws.sqs.client, config.queue_url))
 
     return build
 

@@ -136,7 +136,7 @@ def _throttled() -> Exception:
 def _pending(aws: Aws, count: int, now: int) -> list[str]:
     """`count` records left PENDING by submissions whose send was throttled. Their ids are the same
     in every run (so is how they spread over the index's shards): no test depends on a draw."""
-    refusing = Aws(aws.store, SqsQueue(_Refusing(aws.queue.client), aws.queue.queue_url))
+    refusing = Aws(aws.dynamodb, SqsQueue(_Refusing(aws.sqs.client), aws.sqs.queue_url))
     ids = []
     for n in range(count):
         request = parse_submission(json.dumps({"payload": {"n": n}, "attributes": {"group": "g"}}))
@@ -160,7 +160,7 @@ def _record(aws: Aws, message_id: str) -> Record:
 
 def _calls(aws: Aws) -> list[str]:
     seen: list[str] = []
-    for client in (aws.store.client, aws.queue.client):
+    for client in (aws.dynamodb.client, aws.sqs.client):
         client.meta.events.register("before-call", lambda model, **_: seen.append(model.name))
     return seen
 
@@ -168,8 +168,8 @@ def _calls(aws: Aws) -> list[str]:
 def _queued(aws: Aws) -> list[str]:
     ids = []
     while True:
-        got = aws.queue.client.receive_message(
-            QueueUrl=aws.queue.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        got = aws.sqs.client.receive_message(
+            QueueUrl=aws.sqs.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
         ).get("Messages", [])
         if not got:
             return ids
@@ -221,8 +221,8 @@ def test_failed_entries_roll_back_each_by_its_own_category(moto: None) -> None:
         ok = [{"Id": by_id[i], "MessageId": f"sqs-{i}", "MD5OfMessageBody": "x"} for i in ids[2:]]
         return AWSResponse("https://sqs", 200, {}, None), {"Successful": ok, "Failed": failed}
 
-    aws.queue.client.meta.events.register("provide-client-params.sqs.SendMessageBatch", remember)
-    aws.queue.client.meta.events.register("before-call.sqs.SendMessageBatch", answer)
+    aws.sqs.client.meta.events.register("provide-client-params.sqs.SendMessageBatch", remember)
+    aws.sqs.client.meta.events.register("before-call.sqs.SendMessageBatch", answer)
     later = now + SETTINGS.redrive_after_ms
     summary = reconcile_pass(aws, config, later + INVOCATION_MS, clock=lambda: later)
     assert (summary.redriven, summary.exhausted, summary.failed) == (2, 0, 2)
@@ -247,7 +247,7 @@ def test_a_failed_batch_request_fails_every_entry_and_keeps_every_record(moto: N
     def refuse(**_: Any) -> None:
         raise _throttled()
 
-    aws.queue.client.meta.events.register("before-call.sqs.SendMessageBatch", refuse)
+    aws.sqs.client.meta.events.register("before-call.sqs.SendMessageBatch", refuse)
     later = now + SETTINGS.redrive_after_ms
     summary = reconcile_pass(aws, config, later + INVOCATION_MS, clock=lambda: later)
     assert (summary.redriven, summary.failed) == (0, 3)
@@ -289,7 +289,7 @@ def test_partitions_take_turns_page_by_page(moto: None) -> None:
 def test_the_store_writes_entries_to_its_configured_shards(moto: None) -> None:
     config, aws = _build(Shards(16, 16))
     ids = _pending(aws, 40, now_ms())
-    raw = aws.store.client
+    raw = aws.dynamodb.client
     partitions = {
         raw.get_item(TableName=config.table, Key={"message_id": {"S": i}})["Item"][ATTENTION]["S"]
         for i in ids

@@ -269,7 +269,7 @@ class _Stack:
 
     def _counted(self, config: Config) -> Aws:
         aws = Aws.from_config(config)
-        for client in (aws.store.client, aws.queue.client):
+        for client in (aws.dynamodb.client, aws.sqs.client):
             client.meta.events.register("before-call", lambda model, **_: self.calls.append(model.name))
         return aws
 

@@ -994,3 +994,32 @@ def test_one_pass_finds_every_due_record_in_whichever_shard_it_is(shards: Shards
         due = record.updated_at + SETTINGS.redrive_after_ms
         assert not is_due(record, due - 1, SETTINGS, shards) and is_due(record, due, SETTINGS, shards)
     assert seen == {f"PENDING#{shard}" for shard in range(shards.write)}
+
+
+def test_rules_compile_to_every_key_they_name_the_first_rule_holding() -> None:
+    """`NEXT` is `RULES` compiled when the module is imported; compiled again here (so a broken
+    compiler fails this test, not only the import): a rule names the product of its kinds, stages,
+    outcomes and phases — one value or a tuple of them — and where two rules name one key, the first
+    holds. Every rule is live: each names at least one key no earlier rule took."""
+    from statemodel import flows
+
+    assert flows._compile(flows.RULES) == NEXT
+    first, second = flows.SendMessage(), flows.Confirm()
+    both = (Kind.SUBMIT, Kind.REDRIVE)
+    table = flows._compile(
+        (
+            (Kind.SUBMIT, Stage.SEND, Came.SENT, (Phase.IN_FLIGHT, Phase.PENDING), first),
+            (both, Stage.SEND, Came.SENT, Phase.IN_FLIGHT, second),
+        )
+    )
+    assert table == {
+        (Kind.SUBMIT, Stage.SEND, Came.SENT, Phase.IN_FLIGHT): first,
+        (Kind.SUBMIT, Stage.SEND, Came.SENT, Phase.PENDING): first,
+        (Kind.REDRIVE, Stage.SEND, Came.SENT, Phase.IN_FLIGHT): second,
+    }
+    taken: set[object] = set()
+    for n, rule in enumerate(flows.RULES):
+        named = set(flows._compile((rule,)))
+        assert named - taken, f"rule {n} ({rule}) names no key an earlier rule did not take"
+        taken |= named
+    assert taken == set(NEXT)

@@ -99,7 +99,7 @@ class Faulty:
 
     def _aws(self, config: Config) -> Aws:
         aws = Aws.from_config(config)
-        for made in (aws.store.client, aws.queue.client):
+        for made in (aws.dynamodb.client, aws.sqs.client):
             made.meta.events.register("before-call", self._before_call)
         return aws
 

@@ -26,12 +26,12 @@ from hypothesis.stateful import (
 
 from adapters.testing import profiles
 from statemodel import interpreter
-from statemodel.attention import is_due
 from statemodel.checker.world import (
     SEND_FAULTS,
     WRITE_FAULTS,
     Fault,
     World,
+    WorldDue,
     WorldPorts,
     WorldQueue,
     WorldStore,
@@ -147,12 +147,13 @@ class PureModelMachine(RuleBasedStateMachine):
 
     @rule()
     def reconcile(self) -> None:
-        """One reconciler pass: its flows join the others and interleave with them."""
-        for stored in list(self.world.items.values()):
-            if is_due(stored.record, self.now, SETTINGS):
+        """One reconciler pass, reading the due records through the world's `DueIndex` as the
+        reconciler reads the table's: its flows join the others and interleave with them."""
+        for page in WorldDue(self.world).due(self.now, SETTINGS):
+            for record in page.records:
                 self.serial += 1
                 lease = lease_expiry(self.now, INVOCATION_MS, SETTINGS)
-                flow = reconcile_start(stored.record, self.now, SETTINGS, f"r-{self.serial}", lease)
+                flow = reconcile_start(record, self.now, SETTINGS, f"r-{self.serial}", lease)
                 if flow is not None:
                     self.flows.append(flow)
 

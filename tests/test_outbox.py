@@ -234,7 +234,7 @@ def test_table_layout_refuses_names_it_cannot_use() -> None:
 
 
 def test_fifo_group_id_and_deduplication_id(sendguard_aws: None) -> None:
-    url = ensure_resources("fifo", "events", fifo=True)
+    url = ensure_resources("fifo", "events.fifo", fifo=True)
     outbox = Outbox("fifo", url)
     assert outbox.send("k-1", "hello", group_id="customer-1").accepted
     assert outbox.send("k-2", "hello").accepted

@@ -22,7 +22,7 @@ from adapters.runtime.clients import make_client
 from adapters.runtime.config import ConfigError
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.outbox import Outbox
-from adapters.runtime.table_check import check_table, layout_problem
+from adapters.runtime.table_check import check_table, layout_problem, record_problem
 
 TABLE = "payments"
 PAYMENTS = TableLayout(partition_key="tenant", sort_key="paymentId")
@@ -313,3 +313,57 @@ def test_a_status_or_body_attribute_the_records_do_not_hold_is_named_at_start(
     monkeypatch.setenv("SENDGUARD_STATUS_ATTRIBUTE", "state")
     monkeypatch.setenv("SENDGUARD_BODY_ATTRIBUTE", "doc")
     assert run(["status", "--table", TABLE], capsys)[0] == 0  # told both, it works
+
+
+def test_a_refused_key_at_get_logs_what_to_set_and_answers_system_error(
+    payments: str, calls: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/messages/k-1"}},
+        "isBase64Encoded": False,
+    }
+    answers = [aws_lambda.submit(event, LambdaContext(10_000)) for _ in range(2)]
+    assert [answer["statusCode"] for answer in answers] == [500, 500]
+    assert all(json.loads(answer["body"])["error"]["code"] == "SYSTEM_ERROR" for answer in answers)
+    lines = log_lines(capsys)
+    assert "handler_failed" not in [line["event"] for line in lines]  # no traceback: what to set
+    problems = [line for line in lines if line["event"] == "config_invalid"]
+    assert problems and all(WHAT_TO_SET in line["problem"] for line in problems)
+    assert calls.count("DescribeTable") == 1
+
+
+def test_for_a_layout_given_in_code_the_fix_names_the_table_layout_s_arguments() -> None:
+    problem = layout_problem(TABLE, described(PAYMENTS), TableLayout("paymentId"), index=False, in_code=True)
+    assert problem == (
+        "table payments has partition key 'tenant' (S) and sort key 'paymentId' (S); the layout says "
+        "partition key 'paymentId' and no sort key: set partition_key='tenant' and sort_key='paymentId' "
+        "in the TableLayout"
+    )
+    problem = layout_problem(TABLE, described(TableLayout("tenant")), PAYMENTS, index=False, in_code=True)
+    assert problem is not None and problem.endswith(": leave sort_key unset in the TableLayout")
+    record = {
+        "tenant": {"S": "acme"},
+        "paymentId": {"S": "p-1"},
+        "state": {"S": "QUEUED"},
+        "sg_version": {"N": "1"},
+    }
+    problem = record_problem(TABLE, record, PAYMENTS, in_code=True)
+    assert problem is not None and problem.endswith("set status_attribute='state' in the TableLayout")
+
+
+def test_a_container_asks_for_the_table_once_whichever_route_was_refused_first(
+    payments: str, calls: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    get = {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/messages/k-1"}},
+        "isBase64Encoded": False,
+    }
+    for event in (post("k-1"), get, post("k-2"), get):
+        assert aws_lambda.submit(event, LambdaContext(10_000))["statusCode"] == 500
+    assert calls.count("DescribeTable") == 1
+    problems = [line["problem"] for line in log_lines(capsys) if line["event"] == "config_invalid"]
+    assert problems and all(WHAT_TO_SET in problem for problem in problems)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from adapters.cli import table_options
-from adapters.ops.provision import ensure_resources
+from adapters.ops.provision import TableMismatch, ensure_resources
 from adapters.runtime.clients import make_client
 from adapters.runtime.table_check import check_table
 
@@ -22,8 +22,13 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     with table_options.aws_environment(args):
         config = table_options.config(args)
-        url = ensure_resources(config.table, args.queue, fifo=args.fifo, layout=config.layout)
-        # The table may have been there already, made for another layout or without the index.
-        check_table(make_client("dynamodb", config.aws_max_attempts), config.table, config.layout, index=True)
+        dynamodb = make_client("dynamodb", config.aws_max_attempts)
+        try:
+            url = ensure_resources(config.table, args.queue, fifo=args.fifo, layout=config.layout)
+        except TableMismatch:  # said in the terms of the variables and flags that fit the table
+            check_table(dynamodb, config.table, config.layout, index=True)
+            raise
+        # An existing table's records may name another status or body attribute than the layout.
+        check_table(dynamodb, config.table, config.layout, index=True)
     print(url)
     return 0

@@ -8,17 +8,28 @@ re-drives. Exit 1 on any violation."""
 from __future__ import annotations
 
 import collections
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import attrs
 
 from adapters.runtime.codec import EXPIRES_AT, index_keys
-from adapters.runtime.store import DynamoStore
+from adapters.runtime.layout import TableLayout
 from statemodel.attention import DEFAULT_SHARDING, Shards, attention_key
 from statemodel.invariants import history_problems, metadata_problems
 from statemodel.records import Phase
 from statemodel.stored import Stored
 from statemodel.validation import message_problems
+
+
+class Scanned(Protocol):
+    """What the audit reads: every record of the table with what it decodes to (its body read from
+    where it is kept), and the table's layout (`adapters.runtime.store.DynamoStore` on AWS)."""
+
+    @property
+    def layout(self) -> TableLayout: ...
+
+    def scan(self) -> Iterator[tuple[dict[str, Any], Stored | Exception]]: ...
 
 
 @attrs.define
@@ -34,7 +45,7 @@ class AuditReport:
         return not self.violations and not self.orphans
 
 
-def audit(store: DynamoStore, now: int, grace_ms: int) -> AuditReport:
+def audit(store: Scanned, now: int, grace_ms: int) -> AuditReport:
     report = AuditReport()
     phases: collections.Counter[str] = collections.Counter()
     for item, decoded in store.scan():

@@ -9,11 +9,20 @@ short timeouts, few attempts), so `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAM
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 from adapters.runtime.clients import make_client
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
+from adapters.runtime.config import ConfigError
 from adapters.runtime.layout import TableLayout
+from adapters.runtime.table_check import (
+    index_problem,
+    key_types_problem,
+    keys_differ,
+    layout_keys,
+    table_keys,
+)
 
 
 def table_definition(layout: TableLayout | None = None) -> dict[str, Any]:
@@ -57,7 +66,13 @@ def ensure_resources(
 ) -> str:
     """Creates what is missing — a table for `layout` (default: sendguard's own) with the
     reconciler's index, the queue and, when named, the body bucket — and returns the queue URL.
-    Safe to run again."""
+    Safe to run again. Raises ConfigError, in one line, for a FIFO queue whose name does not end in
+    `.fifo` (or a standard one whose name does: SQS's rule), checked before anything is created, and
+    for an existing table that does not fit `layout` (its key or its `attention` index): an existing
+    table is never changed."""
+    queue_problem = _queue_name_problem(queue_name, fifo)
+    if queue_problem is not None:
+        raise ConfigError(queue_problem)
     if bucket is not None:
         s3 = make_client("s3", ATTEMPTS)
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -70,22 +85,63 @@ def ensure_resources(
     return ensure_queue(queue_name, fifo=fifo)
 
 
+class TableMismatch(ConfigError):
+    """The table exists already, made for another layout (or without sendguard's index)."""
+
+
 def ensure_table(table_name: str, layout: TableLayout | None = None) -> None:
-    """Creates the table for `layout` with the reconciler's index, if it does not exist."""
+    """Creates the table for `layout` with the reconciler's index, if it does not exist; an existing
+    one must fit `layout` (TableMismatch, a ConfigError, says what it has and what was asked)."""
+    layout = layout or TableLayout()
     dynamodb = make_client("dynamodb", ATTEMPTS)
-    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):  # it exists already
+    try:
         dynamodb.create_table(TableName=table_name, **table_definition(layout))
+        existed = False
+    except dynamodb.exceptions.ResourceInUseException:
+        existed = True
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
+    if existed:
+        problem = table_problem(table_name, dynamodb.describe_table(TableName=table_name)["Table"], layout)
+        if problem is not None:
+            raise TableMismatch(problem)
+
+
+def table_problem(table_name: str, description: Mapping[str, Any], layout: TableLayout) -> str | None:
+    """What the existing table `description` (DescribeTable's `Table`) has that `layout` does not
+    ask for, in the terms of `TableLayout`; None when it fits."""
+    if keys_differ(description, layout):
+        return (
+            f"table {table_name} exists with {table_keys(description)}, but the layout asks for "
+            f"{layout_keys(layout)}: pass the TableLayout the table was made for, or another table name "
+            "(an existing table is never changed)"
+        )
+    problem = key_types_problem(table_name, description, layout) or index_problem(table_name, description)
+    return None if problem is None else f"{problem} (an existing table is never changed)"
 
 
 def ensure_queue(queue_name: str, *, fifo: bool = False) -> str:
-    """Creates the queue (a FIFO one's name ends in `.fifo`: added when missing), if it does not
-    exist, and returns its URL."""
+    """Creates the queue if it does not exist, and returns its URL. A FIFO queue's name ends in
+    `.fifo` and a standard queue's does not (SQS's rule): ConfigError otherwise, nothing created."""
+    problem = _queue_name_problem(queue_name, fifo)
+    if problem is not None:
+        raise ConfigError(problem)
     sqs = make_client("sqs", ATTEMPTS)
-    if fifo and not queue_name.endswith(".fifo"):
-        queue_name += ".fifo"
     attributes: dict[Any, str] = {"FifoQueue": "true"} if fifo else {}
     url: str = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
     return url
+
+
+def _queue_name_problem(queue_name: str, fifo: bool) -> str | None:
+    if fifo and not queue_name.endswith(".fifo"):
+        return (
+            f"queue {queue_name!r}: a FIFO queue's name must end in '.fifo' (SQS refuses any other); "
+            f"name it {queue_name + '.fifo'!r}"
+        )
+    if not fifo and queue_name.endswith(".fifo"):
+        return (
+            f"queue {queue_name!r}: only a FIFO queue's name ends in '.fifo'; pass fifo=True (--fifo) "
+            "for a FIFO queue, or drop '.fifo' from the name"
+        )
+    return None

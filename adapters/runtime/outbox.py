@@ -30,23 +30,33 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.classify import Classified
+from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
     ATTEMPT_BUDGET_MS,
+    DeadlineExceeded,
     now_ms,
     remaining_ms,
 )
 from adapters.runtime.codec import created_request, is_record, put_request, serialize
-from adapters.runtime.config import DEFAULT_BODY_PREFIX, MAX_RETENTION_DAYS, MAX_WORKERS, Config, queue_urls
+from adapters.runtime.config import (
+    DEFAULT_BODY_PREFIX,
+    MAX_RETENTION_DAYS,
+    MAX_WORKERS,
+    Config,
+    ConfigError,
+    queue_urls,
+)
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.layout import TableLayout
@@ -210,7 +220,7 @@ class Outbox:
             other_queues=queue_urls(",".join(reconcile_queues), "reconcile_queues"),
             retention_days=retention_days,
         )
-        self._setup(config, Aws.from_config(config, session, botocore_config), logger)
+        self._setup(config, Aws.from_config(config, session, botocore_config), logger, in_code=True)
 
     @classmethod
     def from_env(
@@ -231,8 +241,13 @@ class Outbox:
         outbox._setup(config, aws or Aws.from_config(config), logger)
         return outbox
 
-    def _setup(self, config: Config, aws: Aws, logger: Any) -> None:
+    def _setup(self, config: Config, aws: Aws, logger: Any, *, in_code: bool = False) -> None:
         self._config, self._aws, self._logger = config, aws, logger
+        # What one DescribeTable said of the layout, once DynamoDB refused a key (`_refused`); its
+        # fix in the terms the layout came in: a TableLayout in code, or the variables.
+        self._table_check: _TableCheck | None = None
+        self._table_check_lock = threading.Lock()
+        self._layout_in_code = in_code
 
     @property
     def layout(self) -> TableLayout:
@@ -281,7 +296,9 @@ class Outbox:
             context=context,
             deadline_ms=deadline_ms,
         )
-        return _result(answer, correlation)
+        result = _result(answer, correlation)
+        self._refused(result.error_code, _times(context, deadline_ms)[2])
+        return result
 
     def _submit(
         self,
@@ -365,6 +382,7 @@ class Outbox:
             if isinstance(created, Classified):
                 assert call is not None
                 log_failure(get_logger(), call, None)
+                self._refused(created.code, now_ms() + 2 * ATTEMPT_BUDGET_MS)
                 raise _unavailable(
                     f"the body of {message_id!r} could not be written now", created.category, created.code
                 )
@@ -406,7 +424,9 @@ class Outbox:
                 lease = lease_expiry(now, end - now, self._config.settings)
                 flow = start_dispatch(record, attempt_id, lease, now, self._config.settings, request=request)
                 answer = run_flow(flow, self._aws, deadline)
-        return _result(answer, correlation_id)
+        result = _result(answer, correlation_id)
+        self._refused(result.error_code, deadline)
+        return result
 
     def record_exists(self, error: BaseException, entry: Mapping[str, Any]) -> bool:
         """Whether `error`, raised by the team's `transact_write_items`, is the transaction cancelled
@@ -436,7 +456,8 @@ class Outbox:
         with self._scope(None, message_id, None):
             stored = self._read(record_key, now_ms() + 2 * ATTEMPT_BUDGET_MS)
         if isinstance(stored, Failure):
-            raise _unavailable(f"record {message_id!r} cannot be read now", stored.category, stored.code)
+            what = f"record {message_id!r} cannot be read from table {self.table}: {stored.code}"
+            raise _unavailable(what, stored.category, stored.code)
         return None if stored is None else view(stored.record)
 
     def reconcile(
@@ -487,7 +508,38 @@ class Outbox:
             ) from None
         if isinstance(stored, Failure):
             log_failure(get_logger(), call, None)
+            self._refused(stored.code, deadline_ms)
         return stored
+
+    def _refused(self, code: str | None, deadline_ms: int) -> None:
+        """DynamoDB refused a key (a ValidationException): does the layout fit the table? Raises
+        ConfigError, naming the table, its key and the layout's, when it does not. One DescribeTable
+        per Outbox at most, and only once DynamoDB refused a key: never on the happy path (the
+        sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails or
+        finds no time before `deadline_ms`, the refusal is answered as it came)."""
+        if code != VALIDATION_EXCEPTION:
+            return
+        with self._table_check_lock:  # threads sharing the Outbox: one of them asks
+            if self._table_check is None:
+                self._table_check = self._check_table(deadline_ms)
+            found = self._table_check
+        if found is not None and found.problem is not None:
+            raise ConfigError(found.problem)
+
+    def _check_table(self, deadline_ms: int) -> _TableCheck | None:
+        """What DescribeTable says; None when there was no time to ask (the next refusal asks)."""
+        from adapters.runtime.table_check import check_table
+
+        client, layout, in_code = self._aws.dynamodb.client, self.layout, self._layout_in_code
+        try:
+            check_table(client, self.table, layout, index=False, deadline_ms=deadline_ms, in_code=in_code)
+        except ConfigError as exc:
+            return _TableCheck(str(exc))
+        except DeadlineExceeded:
+            return None
+        except (ClientError, BotoCoreError):  # it cannot tell: not asked again
+            pass
+        return _TableCheck(None)
 
     @contextlib.contextmanager
     def _scope(
@@ -530,6 +582,11 @@ class Outbox:
         if wont_fit:
             raise InvalidMessage(f"{wont_fit} ({PAYLOAD_TOO_LARGE})")
         return checked, request, team_item
+
+
+@attrs.frozen
+class _TableCheck:
+    problem: str | None  # what does not fit, as ConfigError says it; None: it fits, or cannot tell
 
 
 def view(record: Record) -> RecordView:

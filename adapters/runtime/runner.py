@@ -97,7 +97,7 @@ class Aws:
 
     def with_item(self, item: Mapping[str, Any] | None) -> Aws:
         """These ports, a create writing `item` (the team's own attributes) with the record."""
-        return self if item is None else attrs.evolve(self, dynamodb=self.dynamodb.with_item(item))
+        return attrs.evolve(self, dynamodb=self.dynamodb.with_item(item)) if item else self
 
 
 def run_flow(

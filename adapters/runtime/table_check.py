@@ -3,14 +3,16 @@
 A layout that does not fit its table fails late and obscurely: DynamoDB refuses every write with a
 `ValidationException`, a read finds nothing, the audit finds no record it can decode. So the command
 line checks the table once at its start, the reconciler function at its first invocation, and the
-submit function when DynamoDB refuses a key (never on its happy path: a cold start pays for every
-request). What is checked is what DescribeTable can tell: the key attributes' names and types, and,
-for whatever queries the `attention` index (the reconciler, `sendguard status`, `sendguard redrive`),
-that index's keys. What DescribeTable cannot tell — which attribute holds the status and which the
-body — is read off one record the index names, when there is one (`record_problem`): a status
-attribute set wrong would otherwise make every due record unreadable to the reconciler, in silence.
-A mismatch is a `ConfigError` that says what to set: the variable, and the command-line flag of the
-same name (`adapters.runtime.config.option`).
+submit function and an `Outbox` when DynamoDB refuses a key (never on their happy path: a cold start
+pays for every request). What is checked is what DescribeTable can tell: the key attributes' names
+and types, and, for whatever queries the `attention` index (the reconciler, `sendguard status`,
+`sendguard redrive`), that index's keys. What DescribeTable cannot tell — which attribute holds the
+status and which the body — is read off one record the index names, when there is one
+(`record_problem`): a status attribute set wrong would otherwise make every due record unreadable to
+the reconciler, in silence. A mismatch is a `ConfigError` that says what to set: the variable and
+the command-line flag of the same name (`adapters.runtime.config.option`), or, for a layout given in
+code, the `TableLayout` argument. `ensure_resources` words an existing table's key the same way
+(`table_keys`, `layout_keys`).
 """
 
 from __future__ import annotations
@@ -30,18 +32,24 @@ from statemodel.flows import Settings
 from statemodel.records import Status
 
 TABLE = "SENDGUARD_TABLE"
-PARTITION_KEY, SORT_KEY = LAYOUT_NAMES["partition_key"], LAYOUT_NAMES["sort_key"]
-STATUS, BODY = LAYOUT_NAMES["status_attribute"], LAYOUT_NAMES["body_attribute"]
 # The `attention` index's key schema: (attribute, type, key type).
 INDEX_KEYS = ((ATTENTION, "S", "HASH"), (ATTENTION_AT, "N", "RANGE"))
 
 
 def check_table(
-    client: Any, table: str, layout: TableLayout, *, index: bool, deadline_ms: int | None = None
+    client: Any,
+    table: str,
+    layout: TableLayout,
+    *,
+    index: bool,
+    deadline_ms: int | None = None,
+    in_code: bool = False,
 ) -> None:
     """Raises ConfigError when `table` does not exist, or does not fit `layout` (with `index`: or has
     no `attention` index with sendguard's keys). Other AWS failures raise as they come. `client`: a
-    DynamoDB client; `deadline_ms`: when the call must be done (a Lambda's end)."""
+    DynamoDB client; `deadline_ms`: when the call must be done (a Lambda's end); `in_code`: the
+    layout was given as a `TableLayout` in code (the fix names its arguments), not by the variables
+    and flags."""
     try:
         with aws_call(deadline_ms):
             description = client.describe_table(TableName=table)["Table"]
@@ -49,16 +57,18 @@ def check_table(
         if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
             raise
         region = client.meta.region_name
-        raise ConfigError(
-            f"table {table} does not exist in {region}: check {_named(TABLE)} and the region "
-            "(AWS_REGION, --region)"
-        ) from None
-    problem = layout_problem(table, description, layout, index=index)
+        where = (
+            "the table's name and the region"
+            if in_code
+            else f"{_named(TABLE)} and the region (AWS_REGION, --region)"
+        )
+        raise ConfigError(f"table {table} does not exist in {region}: check {where}") from None
+    problem = layout_problem(table, description, layout, index=index, in_code=in_code)
     if problem is None and _index_problem(table, description, _types(description)) is None:
         # A record that cannot be read now tells nothing: the check goes on without it (the
         # reconciler's own reads report their failures, pass by pass).
         with contextlib.suppress(ClientError, BotoCoreError, DeadlineExceeded), aws_call(deadline_ms):
-            problem = record_problem(table, _one_record(client, table, layout), layout)
+            problem = record_problem(table, _one_record(client, table, layout), layout, in_code=in_code)
     if problem is not None:
         raise ConfigError(problem)
 
@@ -90,7 +100,9 @@ def _one_record(client: Any, table: str, layout: TableLayout) -> Mapping[str, An
     return None
 
 
-def record_problem(table: str, item: Mapping[str, Any] | None, layout: TableLayout) -> str | None:
+def record_problem(
+    table: str, item: Mapping[str, Any] | None, layout: TableLayout, *, in_code: bool = False
+) -> str | None:
     """What a record of the table says is wrong with `layout`'s status and body attributes (their
     values are sendguard's alone); None when it fits, or when there is no record to tell."""
     if item is None or not is_record(item):
@@ -98,51 +110,83 @@ def record_problem(table: str, item: Mapping[str, Any] | None, layout: TableLayo
     if layout.status_attribute not in item:
         named = [n for n, v in item.items() if v.get("S") in {s.value for s in Status} and not layout.owns(n)]
         fix = (
-            f"{STATUS}={named[0]} ({option(STATUS)})"
+            _setting("status_attribute", named[0], in_code)
             if named
-            else f"{_named(STATUS)} to the status attribute"
+            else f"{_setting('status_attribute', None, in_code)} to the status attribute"
         )
         missing = f"no {layout.status_attribute!r} attribute for their status"
-        return f"table {table}'s records hold {missing}: set {fix}"
+        return f"table {table}'s records hold {missing}: set {fix}{_where(in_code)}"
     if layout.body_attribute not in item and body_at(item) is None:
         return (
             f"table {table}'s records hold no {layout.body_attribute!r} attribute for their body: set "
-            f"{_named(BODY)} to the attribute that holds it"
+            f"{_setting('body_attribute', None, in_code)} to the attribute that holds it{_where(in_code)}"
         )
     return None
 
 
 def layout_problem(
-    table: str, description: Mapping[str, Any], layout: TableLayout, *, index: bool
+    table: str, description: Mapping[str, Any], layout: TableLayout, *, index: bool, in_code: bool = False
 ) -> str | None:
     """What is wrong with `layout` on the table DescribeTable described (its `Table`), as the fix to
     make; None when it fits."""
-    types = {d["AttributeName"]: d["AttributeType"] for d in description.get("AttributeDefinitions", [])}
-    keys = {k["KeyType"]: k["AttributeName"] for k in description.get("KeySchema", [])}
-    partition, sort = keys.get("HASH", "?"), keys.get("RANGE")
+    types = _types(description)
+    partition, sort = _keys(description)
     settings = []
     if partition != layout.partition_key:
-        settings.append(f"{PARTITION_KEY}={partition} ({option(PARTITION_KEY)})")
+        settings.append(_setting("partition_key", partition, in_code))
     if sort is not None and sort != layout.sort_key:
-        settings.append(f"{SORT_KEY}={sort} ({option(SORT_KEY)})")
+        settings.append(_setting("sort_key", sort, in_code))
     fixes = [f"set {' and '.join(settings)}"] if settings else []
     if sort is None and layout.sort_key is not None:
-        fixes.append(f"leave {_named(SORT_KEY)} unset")
+        fixes.append(f"leave {_setting('sort_key', None, in_code)} unset")
     if fixes:
-        has = f"partition key {partition!r} ({types.get(partition, '?')}) and " + (
-            "no sort key" if sort is None else f"sort key {sort!r} ({types.get(sort, '?')})"
-        )
-        says = f"partition key {layout.partition_key!r} and " + (
-            "no sort key" if layout.sort_key is None else f"sort key {layout.sort_key!r}"
-        )
-        return f"table {table} has {has}; the layout says {says}: {', and '.join(fixes)}"
-    not_strings = [f"{n!r} ({types.get(n, '?')})" for n in layout.key_names if types.get(n) != "S"]
-    if not_strings:
-        return (
-            f"table {table} has key attribute {' and '.join(not_strings)}: sendguard's keys are strings; "
-            "use a table whose key attributes are of type S"
-        )
+        has, says = table_keys(description), layout_keys(layout)
+        return f"table {table} has {has}; the layout says {says}: {', and '.join(fixes)}{_where(in_code)}"
+    not_strings = key_types_problem(table, description, layout)
+    if not_strings is not None:
+        return f"{not_strings}; use a table whose key attributes are of type S"
     return _index_problem(table, description, types) if index else None
+
+
+def _keys(description: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The table's (partition key, sort key or None), as DescribeTable says."""
+    keys = {k["KeyType"]: k["AttributeName"] for k in description.get("KeySchema", [])}
+    return keys.get("HASH", "?"), keys.get("RANGE")
+
+
+def keys_differ(description: Mapping[str, Any], layout: TableLayout) -> bool:
+    """Whether the table's key attributes are other than the layout's (names, or a sort key more or less)."""
+    return _keys(description) != (layout.partition_key, layout.sort_key)
+
+
+def table_keys(description: Mapping[str, Any]) -> str:
+    """The table's key, in words: `partition key 'tenant' (S) and sort key 'paymentId' (S)`."""
+    types = _types(description)
+    partition, sort = _keys(description)
+    return f"partition key {partition!r} ({types.get(partition, '?')}) and " + (
+        "no sort key" if sort is None else f"sort key {sort!r} ({types.get(sort, '?')})"
+    )
+
+
+def layout_keys(layout: TableLayout) -> str:
+    """The layout's key, in words: `partition key 'tenant' and sort key 'paymentId'`."""
+    return f"partition key {layout.partition_key!r} and " + (
+        "no sort key" if layout.sort_key is None else f"sort key {layout.sort_key!r}"
+    )
+
+
+def key_types_problem(table: str, description: Mapping[str, Any], layout: TableLayout) -> str | None:
+    """The layout's key attributes the table types other than as strings, in words; None when all are S."""
+    types = _types(description)
+    not_strings = [f"{n!r} ({types.get(n, '?')})" for n in layout.key_names if types.get(n) != "S"]
+    if not not_strings:
+        return None
+    return f"table {table} has key attribute {' and '.join(not_strings)}: sendguard's keys are strings"
+
+
+def index_problem(table: str, description: Mapping[str, Any]) -> str | None:
+    """What is wrong with the table's `attention` index (missing, other keys); None when it fits."""
+    return _index_problem(table, description, _types(description))
 
 
 def _index_problem(table: str, description: Mapping[str, Any], types: Mapping[str, str]) -> str | None:
@@ -163,3 +207,16 @@ def _index_problem(table: str, description: Mapping[str, Any], types: Mapping[st
 
 def _named(variable: str) -> str:
     return f"{variable} ({option(variable)})"
+
+
+def _setting(field: str, value: str | None, in_code: bool) -> str:
+    """A layout field as its reader sets it: the variable and its flag (`SENDGUARD_SORT_KEY=kind
+    (--sort-key)`), or in code the `TableLayout` argument (`sort_key='kind'`); without a value, its name."""
+    if in_code:
+        return field if value is None else f"{field}={value!r}"
+    variable = LAYOUT_NAMES[field]
+    return _named(variable) if value is None else f"{variable}={value} ({option(variable)})"
+
+
+def _where(in_code: bool) -> str:
+    return " in the TableLayout" if in_code else ""

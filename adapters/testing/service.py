@@ -113,7 +113,9 @@ def _pooled(
     if pooled is None or not _exists(pooled.table, tuple(pooled.queues.values())):
         name = f"sg-{uuid.uuid4().hex[:12]}"
         queues = {
-            queue: ensure_queue(name if index == 0 else f"{name}-{queue}", fifo=fifo)
+            queue: ensure_queue(
+                (name if index == 0 else f"{name}-{queue}") + (".fifo" if fifo else ""), fifo=fifo
+            )
             for index, queue in enumerate(queue_names)
         }
         reset()

@@ -1,0 +1,135 @@
+"""`ensure_resources` as a team's tests and local runs call it: it creates what is missing, and
+refuses — in one line, before anything is created or changed — a FIFO queue's name without `.fifo`
+(SQS's rule: no silent renaming) and an existing table that does not fit the layout asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters import ConfigError, TableLayout, ensure_resources
+from adapters.cli import main as cli
+from adapters.ops.provision import table_definition, table_problem
+from adapters.runtime.clients import make_client
+
+PAYMENTS = TableLayout(partition_key="tenant", sort_key="paymentId")
+
+
+def queue_names() -> list[str]:
+    urls = make_client("sqs", 1).list_queues().get("QueueUrls", [])
+    return [url.rsplit("/", 1)[1] for url in urls]
+
+
+def table_names() -> list[str]:
+    return list(make_client("dynamodb", 1).list_tables()["TableNames"])
+
+
+# ---- the queue -----------------------------------------------------------------------------------
+
+
+def test_a_fifo_queue_keeps_the_name_given(sendguard_aws: None) -> None:
+    url = ensure_resources("orders", "order-events.fifo", fifo=True)
+    assert url.endswith("/order-events.fifo")
+    attributes = make_client("sqs", 1).get_queue_attributes(QueueUrl=url, AttributeNames=["FifoQueue"])
+    assert attributes["Attributes"]["FifoQueue"] == "true"
+
+
+def test_a_fifo_queue_name_without_the_suffix_is_refused_and_nothing_is_created(
+    sendguard_aws: None,
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        ensure_resources("orders", "order-events", fifo=True)
+    assert str(raised.value) == (
+        "queue 'order-events': a FIFO queue's name must end in '.fifo' (SQS refuses any other); "
+        "name it 'order-events.fifo'"
+    )
+    assert queue_names() == [] and table_names() == []
+
+
+def test_a_standard_queue_name_with_the_suffix_is_refused(sendguard_aws: None) -> None:
+    with pytest.raises(ConfigError, match=r"^queue 'order-events.fifo': only a FIFO queue's name"):
+        ensure_resources("orders", "order-events.fifo")
+    assert queue_names() == [] and table_names() == []
+
+
+# ---- an existing table ---------------------------------------------------------------------------
+
+
+def test_an_existing_table_that_fits_is_used_as_it_is(sendguard_aws: None) -> None:
+    first = ensure_resources("payments", "payment-events", layout=PAYMENTS)
+    assert ensure_resources("payments", "payment-events", layout=PAYMENTS) == first
+
+
+@pytest.mark.parametrize(
+    ("asked", "says"),
+    [
+        (TableLayout(), "partition key 'message_id' and no sort key"),
+        (TableLayout(partition_key="tenant"), "partition key 'tenant' and no sort key"),
+        (
+            TableLayout(partition_key="tenant", sort_key="createdAt"),
+            "partition key 'tenant' and sort key 'createdAt'",
+        ),
+    ],
+)
+def test_an_existing_table_with_another_key_is_refused_in_one_line(
+    sendguard_aws: None, asked: TableLayout, says: str
+) -> None:
+    ensure_resources("payments", "payment-events", layout=PAYMENTS)
+    with pytest.raises(ConfigError) as raised:
+        ensure_resources("payments", "payment-events", layout=asked)
+    assert str(raised.value) == (
+        "table payments exists with partition key 'tenant' (S) and sort key 'paymentId' (S), but the "
+        f"layout asks for {says}: pass the TableLayout the table was made for, or another table name "
+        "(an existing table is never changed)"
+    )
+
+
+def test_an_existing_table_without_a_sort_key_is_refused_a_layout_with_one(sendguard_aws: None) -> None:
+    ensure_resources("orders", "order-events", layout=TableLayout(partition_key="orderId"))
+    with pytest.raises(ConfigError) as raised:
+        ensure_resources("orders", "order-events", layout=TableLayout("orderId", sort_key="kind"))
+    assert "exists with partition key 'orderId' (S) and no sort key" in str(raised.value)
+    assert "asks for partition key 'orderId' and sort key 'kind'" in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def without_index(layout: TableLayout) -> dict[str, Any]:
+    definition = table_definition(layout)
+    del definition["GlobalSecondaryIndexes"]
+    definition["AttributeDefinitions"] = [
+        d for d in definition["AttributeDefinitions"] if not d["AttributeName"].startswith("sg_")
+    ]
+    return definition
+
+
+def test_an_existing_table_without_the_index_is_refused(sendguard_aws: None) -> None:
+    make_client("dynamodb", 1).create_table(TableName="payments", **without_index(PAYMENTS))
+    with pytest.raises(ConfigError) as raised:
+        ensure_resources("payments", "payment-events", layout=PAYMENTS)
+    message = str(raised.value)
+    assert message.startswith("table payments has no index 'attention'") and "\n" not in message
+    assert message.endswith("(an existing table is never changed)")
+
+
+def test_key_attributes_that_are_not_strings_are_named() -> None:
+    definition = table_definition(PAYMENTS)
+    definition["AttributeDefinitions"] = [
+        {**d, "AttributeType": "N"} if d["AttributeName"] == "paymentId" else d
+        for d in definition["AttributeDefinitions"]
+    ]
+    problem = table_problem("payments", definition, PAYMENTS)
+    assert problem is not None and "'paymentId' (N): sendguard's keys are strings" in problem
+    assert table_problem("payments", table_definition(PAYMENTS), PAYMENTS) is None
+
+
+def test_sendguard_provision_says_it_in_one_line(
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["provision", "--table", "orders", "--queue", "order-events", "--fifo"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "sendguard provision: queue 'order-events': a FIFO queue's name must end in '.fifo' (SQS refuses "
+        "any other); name it 'order-events.fifo'\n"
+    )
+    assert queue_names() == [] and table_names() == []
