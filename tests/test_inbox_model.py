@@ -432,6 +432,18 @@ def test_the_interpreter_gives_each_call_its_deadline_and_the_observer_each_call
     assert told.reports[-1] == "write by 555"
 
 
+def test_the_world_s_ports_meet_their_fault_and_answer_with_the_handler_given() -> None:
+    world = InboxWorld()
+    read, _ = interpreter.perform(transactional("a-1"), InboxWorldPorts(world, InboxFault.READ_FAILED), None)
+    assert isinstance(read, Failure) and read.category is ErrorCategory.RETRYABLE
+    claim = guarded("a-1")
+    rejected, _ = interpreter.perform(claim, InboxWorldPorts(world, InboxFault.WRITE_REJECTED), None)
+    assert isinstance(rejected, Failure) and world.record is None
+    running = flows.advance(claim, interpreter.perform(claim, InboxWorldPorts(world), None)[0], 0)
+    handled, report = interpreter.perform(running, InboxWorldPorts(world, handler=HANDLER_FAILED), None)
+    assert (handled, report) == (HANDLER_FAILED, None)
+
+
 def test_the_interpreter_advances_with_the_function_it_is_given() -> None:
     """The explorer's mutants advance through the same loop: `advance` is a parameter, not a global."""
     seen: list[str] = []
