@@ -648,6 +648,20 @@ def test_guarded_an_expired_claim_is_taken_over_and_the_lost_one_completes_nothi
     assert invariants.history_problems(world.record, world.stored.history if world.stored else ()) == []
 
 
+def test_guarded_a_record_gone_between_the_two_claims_is_retried_unrun() -> None:
+    """The first claim found an expired claim; the record vanished before the second (an operator's
+    delete, a DONE record's TTL): the second claim's condition fails on no record. Nothing was
+    claimed, so nothing runs: the message goes back to the queue and its next receive claims anew."""
+    world = InboxWorld()
+    stale = guarded("a-1", now=0, deadline=1_000)
+    flows.advance(stale, world.perform(stale.effect), 0)  # claimed: lease 31,000
+    flow = guarded("a-2", now=31_000, deadline=40_000)
+    second = flows.advance(flow, world.perform(flow.effect), 31_000)  # found it expired: claim again
+    assert isinstance(second.effect, InboxWrite) and second.stage is flows.Stage.CLAIM
+    gone = flows.advance(second, Conflict(None), 31_000)
+    assert gone.done and gone.answer.result is InboxResult.RETRY and not gone.answer.ran
+
+
 def test_guarded_no_handler_starts_past_its_deadline() -> None:
     world = InboxWorld()
     flow = guarded("a-1", now=0, deadline=100)
