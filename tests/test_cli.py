@@ -277,3 +277,32 @@ def test_a_malformed_region_or_endpoint_is_one_line(
 ) -> None:
     line = one_line([*TABLE_COMMANDS["status"], flag, value], capsys)
     assert line.startswith("sendguard status: ") and words in line
+
+
+def test_an_unreadable_file_and_a_file_of_no_transitions_are_said_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.log"
+    assert cli.main(["check-trace", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"sendguard check-trace: cannot read {missing}: No such file or directory\n"
+    other = tmp_path / "other.log"
+    other.write_text('not a log\n{"event": "something_else"}\n', encoding="utf-8")
+    assert cli.main(["check-trace", str(other)]) == 0  # a quiet window is no problem …
+    captured = capsys.readouterr()
+    assert captured.err == f"no sendguard transition lines in {other}\n"  # … but it is said
+    assert "2 lines, 0 transitions" in captured.out
+
+
+def test_a_reconciler_pass_of_no_time_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["reconcile", "--table", "t", "--queue-url", "https://q", "--seconds", "-1"])
+    assert exited.value.code == 2
+    assert "--seconds must be at least 1 (got -1)" in capsys.readouterr().err
+
+
+def test_an_outbox_layout_that_is_not_a_table_layout_is_refused_when_made() -> None:
+    from adapters import Outbox
+
+    with pytest.raises(TypeError, match="layout='tenant' is not a TableLayout"):
+        Outbox("payments", "https://q", layout="tenant")  # type: ignore[arg-type]

@@ -676,3 +676,12 @@ def test_hypothesis_s_shrink_warning_names_the_suite_s_bound(
     printed = capsys.readouterr().out
     assert "Shrinking stopped after 0 s, the suite's bound" in printed
     assert "five minutes" not in printed
+
+
+def test_a_run_that_missed_the_transactional_row_says_to_pass_transactional_false() -> None:
+    """A send-only team left `outbox_service`'s default (transactional): the coverage failure says
+    what to change, and only for that row (team trial)."""
+    from adapters.testing.run import _hint
+
+    assert "pass transactional=False to outbox_service" in _hint(["row ABSENT Prepare -> PENDING"])
+    assert _hint(["fault DDB_THROTTLED_SDK_GAVE_UP", "invocation crashed"]) == ""

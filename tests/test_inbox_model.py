@@ -432,6 +432,18 @@ def test_the_interpreter_gives_each_call_its_deadline_and_the_observer_each_call
     assert told.reports[-1] == "write by 555"
 
 
+def test_the_world_s_ports_meet_their_fault_and_answer_with_the_handler_given() -> None:
+    world = InboxWorld()
+    read, _ = interpreter.perform(transactional("a-1"), InboxWorldPorts(world, InboxFault.READ_FAILED), None)
+    assert isinstance(read, Failure) and read.category is ErrorCategory.RETRYABLE
+    claim = guarded("a-1")
+    rejected, _ = interpreter.perform(claim, InboxWorldPorts(world, InboxFault.WRITE_REJECTED), None)
+    assert isinstance(rejected, Failure) and world.record is None
+    running = flows.advance(claim, interpreter.perform(claim, InboxWorldPorts(world), None)[0], 0)
+    handled, report = interpreter.perform(running, InboxWorldPorts(world, handler=HANDLER_FAILED), None)
+    assert (handled, report) == (HANDLER_FAILED, None)
+
+
 def test_the_interpreter_advances_with_the_function_it_is_given() -> None:
     """The explorer's mutants advance through the same loop: `advance` is a parameter, not a global."""
     seen: list[str] = []
@@ -481,11 +493,18 @@ def test_an_inbox_flows_over_other_rules_takes_them() -> None:
     )  # the rest: the inbox's
 
 
-def test_a_step_a_flow_cannot_take_is_refused() -> None:
-    """A rule whose step needs what the flow lacks (a failure to count, before any failed) raises."""
-    wrong = (Mode.TRANSACTIONAL, Stage.READ, flows.Came.FOUND, flows.Seen.ABSENT, flows.CountFailure())
-    with pytest.raises(ValueError, match=r"^CountFailure\(\) cannot be taken by a transactional flow here$"):
-        InboxFlows(rules=(wrong,)).advance(transactional("a-1"), flows.Found(None), 5)
+@pytest.mark.parametrize(
+    "step",
+    [flows.CountFailure(), flows.ReleaseClaim(), flows.CompleteClaim()],
+    ids=lambda s: type(s).__name__,
+)
+def test_a_step_a_flow_cannot_take_is_refused(step: flows.Step) -> None:
+    """A rule whose step needs what the flow lacks (a failure to count or release before any failed,
+    a handler's result before it ran) raises, naming the step."""
+    wrong = (Mode.GUARDED, Stage.CLAIM, flows.Came.WRITTEN, tuple(flows.Seen), step)
+    name = re.escape(repr(step))
+    with pytest.raises(ValueError, match=rf"^{name} cannot be taken by a guarded flow here$"):
+        InboxFlows(rules=(wrong,)).advance(guarded("a-1"), Written(), 5)
 
 
 def test_every_key_of_the_next_step_table_is_one_a_rule_names_and_no_rule_is_dead() -> None:
@@ -627,6 +646,20 @@ def test_guarded_an_expired_claim_is_taken_over_and_the_lost_one_completes_nothi
     assert stale.answer.result is InboxResult.LOST and not stale.answer.ok
     assert world.record is not None and world.record.attempt_id == "a-3" and world.record.receives == 2
     assert invariants.history_problems(world.record, world.stored.history if world.stored else ()) == []
+
+
+def test_guarded_a_record_gone_between_the_two_claims_is_retried_unrun() -> None:
+    """The first claim found an expired claim; the record vanished before the second (an operator's
+    delete, a DONE record's TTL): the second claim's condition fails on no record. Nothing was
+    claimed, so nothing runs: the message goes back to the queue and its next receive claims anew."""
+    world = InboxWorld()
+    stale = guarded("a-1", now=0, deadline=1_000)
+    flows.advance(stale, world.perform(stale.effect), 0)  # claimed: lease 31,000
+    flow = guarded("a-2", now=31_000, deadline=40_000)
+    second = flows.advance(flow, world.perform(flow.effect), 31_000)  # found it expired: claim again
+    assert isinstance(second.effect, InboxWrite) and second.stage is flows.Stage.CLAIM
+    gone = flows.advance(second, Conflict(None), 31_000)
+    assert gone.done and gone.answer.result is InboxResult.RETRY and not gone.answer.ran
 
 
 def test_guarded_no_handler_starts_past_its_deadline() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import attrs
 
@@ -20,6 +21,8 @@ def main(argv: list[str]) -> int:
     report = check(lines)
     report.lines = total
     report.problems = problems + report.problems
+    if not report.transitions:  # a quiet window, or not sendguard's log: say so, it is no verdict
+        print(f"no sendguard transition lines in {', '.join(args.files)}", file=sys.stderr)
     if args.json:
         print(json.dumps(attrs.asdict(report)))
     else:

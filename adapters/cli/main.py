@@ -92,6 +92,8 @@ def operator_error(exc: BaseException) -> str | None:
 
     if isinstance(exc, ConfigError | RecordsUnreadable):
         return str(exc)
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError) and exc.filename:
+        return f"cannot read {exc.filename}: {exc.strerror}"
     if isinstance(exc, boto.NoRegionError):
         return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or --region"
     if isinstance(exc, boto.InvalidRegionError):

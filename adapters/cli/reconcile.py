@@ -21,6 +21,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     table_options.add_table_options(parser, queue=True)
     args = parser.parse_args(argv)
+    if args.seconds < 1:
+        parser.error(f"--seconds must be at least 1 (got {args.seconds})")
     with table_options.aws_environment(args):
         config = table_options.checked(args, index=True)
         summary = _pass(config, args.seconds)

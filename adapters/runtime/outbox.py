@@ -201,6 +201,10 @@ class Outbox:
         team's boto3 Session (credentials, region, endpoints), else the environment's;
         `botocore_config`: the team's client settings, merged under sendguard's timeouts and retries
         (`adapters.runtime.clients.make_client`)."""
+        if layout is not None and not isinstance(layout, TableLayout):
+            raise TypeError(
+                f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
+            )
         if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:  # the history, and so the item, stays bounded
             raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
         if not 1 <= reconciler_workers <= MAX_WORKERS:

@@ -123,10 +123,10 @@ class InboxWorldPorts:
         self.world, self.fault, self.handler = world, fault, handler
 
     def read(self, read: Read, deadline_ms: int | None) -> tuple[InboxOutcome, None]:
-        return self.world.perform(read, self.fault, self.handler), None
+        return self.world.perform(read, self.fault), None
 
     def write(self, write: InboxWrite, deadline_ms: int | None) -> tuple[InboxOutcome, None]:
         return self.world.perform(write, self.fault, self.handler), None
 
     def invoke(self, invoke: Invoke) -> tuple[InboxOutcome, None]:
-        return self.world.perform(invoke, self.fault, self.handler), None
+        return self.world.perform(invoke, handler=self.handler), None

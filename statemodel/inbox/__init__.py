@@ -3,8 +3,9 @@
 Its own states, commands (imperative), events (past tense), one transition table of data
 (`statemodel.inbox.table`, with the rules on top), `decide` / `evolve` / `replay` over it, the
 sans-I/O flows of its two modes (`statemodel.inbox.flows`: transactional and guarded) and its
-invariants. No I/O, no clock, no randomness: the adapters (`adapters.runtime.inbox`) carry the flows'
-effects out on DynamoDB, and the explorer (`statemodel.checker.inbox_space`) in memory.
+invariants. No I/O, no clock, no randomness: one interpreter (`statemodel.inbox.interpreter`) carries
+the flows' effects out on the inbox's ports, DynamoDB's in the adapters (`adapters.runtime.inbox`)
+and in memory in the explorer (`statemodel.checker.inbox_space`).
 """
 
 from statemodel.inbox.commands import (

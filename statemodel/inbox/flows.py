@@ -427,6 +427,9 @@ RULES: tuple[Rule, ...] = (
     (_G, Stage.CLAIM, Came.MOVED, Seen.FAILED, _GIVEN_UP),
     (_G, Stage.CLAIM, Came.MOVED, Seen.HELD, _BUSY),
     (_G, Stage.CLAIM, Came.MOVED, (Seen.EXPIRED, Seen.WAITING), TakeClaim(again=_BUSY)),
+    # a second claim whose record vanished after the first found it (an operator's delete, a DONE
+    # record's TTL): nothing claimed, nothing run; the next receive claims anew
+    (_G, Stage.CLAIM, Came.MOVED, Seen.ABSENT, _RETRY),
     (_G, Stage.HANDLER, Came.HANDLED, _ANY, CompleteClaim()),
     (_G, Stage.HANDLER, Came.REFUSED, _ANY, ReleaseClaim()),
     (_G, Stage.COMPLETE, Came.WRITTEN, _ANY, End(InboxResult.DONE)),
