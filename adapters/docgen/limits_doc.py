@@ -29,7 +29,8 @@ def size_rows() -> list[tuple[str, str, str]]:
             "(`SENDGUARD_BODY_BUCKET`, `Outbox(body_bucket=…)`)",
             "A payload too large for its record goes to a body item of its own; a DynamoDB item holds "
             f"{_n(s.DYNAMODB_MAX_ITEM_BYTES)} bytes less its key (moto refuses past 405,000). With the "
-            f"bucket a larger one goes to S3, up to SQS's 1 MiB less {s.SQS_ATTRIBUTE_ROOM_BYTES} bytes for "
+            f"bucket a larger one goes to S3, up to SQS's {_mib(s.SQS_MAX_MESSAGE_BYTES)} less "
+            f"{s.SQS_ATTRIBUTE_ROOM_BYTES} bytes for "
             "the attributes' types and `message_id`. Where a body is kept, and why there: "
             "[library.md, What a record costs](library.md#what-a-record-costs) "
             "(`statemodel.sizes.placement`).",
@@ -43,7 +44,8 @@ def size_rows() -> list[tuple[str, str, str]]:
         ),
         (
             "Raw request body (API)",
-            f"{_n(s.MAX_BODY_BYTES)} bytes (1 MiB + {(s.MAX_BODY_BYTES - s.SQS_MAX_MESSAGE_BYTES) // 1024} "
+            f"{_n(s.MAX_BODY_BYTES)} bytes ({_mib(s.SQS_MAX_MESSAGE_BYTES)} + "
+            f"{(s.MAX_BODY_BYTES - s.SQS_MAX_MESSAGE_BYTES) // 1024} "
             "KiB), before parsing",
             "Larger bodies are refused unread.",
         ),
@@ -121,8 +123,13 @@ def size_rows() -> list[tuple[str, str, str]]:
 # statemodel.sizes's): DynamoDB's write units a second per partition key value, and Lambda's default
 # concurrent executions per account and Region.
 DYNAMODB_PARTITION_WRITE_UNITS = 1_000
+API_GATEWAY_TIMEOUT_S = 30  # an HTTP API's integration timeout, at most
 LAMBDA_DEFAULT_CONCURRENCY = 1_000
 DAY_S = 86_400
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1_048_576:g} MiB"
 
 
 def _s(seconds: float) -> str:
@@ -189,8 +196,9 @@ def other_rows(stack: Mapping[str, Any] | None = None) -> list[tuple[str, str, s
             "Lease",
             f"now + the invocation's remaining time + `LeaseMarginSeconds` ({margin}): at most "
             f"{_s(submit + margin)} for the submit function, {_s(reconciler + margin)} for the reconciler",
-            f"The functions' timeouts: submit {_s(submit)} (under API Gateway's 30 s), reconciler "
-            f"{_s(reconciler)} ([operations.md, Runtime](operations.md#runtime-architecture-memory-and-"
+            f"The functions' timeouts: submit {_s(submit)} (under API Gateway's "
+            f"{_s(API_GATEWAY_TIMEOUT_S)}), reconciler {_s(reconciler)} "
+            "([operations.md, Runtime](operations.md#runtime-architecture-memory-and-"
             "timeouts-why-these)).",
         ),
         (
@@ -260,7 +268,7 @@ nothing is written. The settings' own ranges (`max_attempts` 1–{max_attempts},
 |---|---|---|
 {rows}
 
-API Gateway's own limits (a 30-second integration timeout, 10 MB requests) and Lambda's (6 MB
+API Gateway's own limits (a {api_timeout}-second integration timeout, 10 MB requests) and Lambda's (6 MB
 synchronous payloads) lie above sendguard's: AWS's published quotas, as this page states them.
 """
 
@@ -274,5 +282,9 @@ def render() -> str:
     )
     redrive_max = int(stack["Parameters"]["RedriveAfterSeconds"]["MaxValue"])
     return _TEMPLATE.format(
-        sizes=len(sized), rows=rows, max_attempts=s.MAX_ATTEMPTS_LIMIT, redrive_max=f"{redrive_max:,}"
+        sizes=len(sized),
+        rows=rows,
+        max_attempts=s.MAX_ATTEMPTS_LIMIT,
+        redrive_max=f"{redrive_max:,}",
+        api_timeout=API_GATEWAY_TIMEOUT_S,
     )
