@@ -13,7 +13,8 @@ service and quota), and sendguard's own, derived from them (each says how). The 
 * where a body is kept (`placement`) and whether an exhausted record has room for a fresh attempt
   budget (`rearm_fits`);
 * the inbox's: a guarded result (`inbox_result_problem`), a transaction's effects
-  (`inbox_effects_problem`), a message's key (`inbox_key_fits`).
+  (`inbox_effects_problem`), a message's key (`inbox_key_fits`) and the prefix before it
+  (`inbox_prefix_problem`).
 
 Text is counted as its limit counts it: in UTF-8 bytes wherever AWS stores or sends it (an item, a
 key, a message); in characters only where the quota is in characters over an ASCII alphabet (SQS's
@@ -91,6 +92,7 @@ INBOX_MAX_RESULT_BYTES = 65_536  # a guarded result is kept in the record, answe
 # A message's key (its `message_id` attribute, or the one named), in UTF-8: with the inbox's prefix it
 # is the inbox record's partition key value, which DynamoDB takes up to 2,048 bytes.
 INBOX_MAX_KEY_BYTES = 1_024
+INBOX_MAX_PREFIX_BYTES = DYNAMODB_MAX_PARTITION_BYTES - INBOX_MAX_KEY_BYTES  # the prefix takes the rest
 
 
 # A message's size: payload and attributes.
@@ -320,6 +322,22 @@ def inbox_key_fits(key: str) -> bool:
     except UnicodeEncodeError:
         return False
     return 0 < size <= INBOX_MAX_KEY_BYTES
+
+
+def inbox_prefix_problem(prefix: str) -> str | None:
+    """Why `prefix` cannot start the inbox records' keys (with a key of up to INBOX_MAX_KEY_BYTES it
+    is their partition key value): its UTF-8 bytes past INBOX_MAX_PREFIX_BYTES; None when it fits."""
+    try:
+        size = len(prefix.encode())
+    except UnicodeEncodeError:
+        return f"key_prefix={prefix[:64]!r} is not valid Unicode text"
+    if size <= INBOX_MAX_PREFIX_BYTES:
+        return None
+    return (
+        f"key_prefix={prefix[:64]!r} takes {size} bytes; at most {INBOX_MAX_PREFIX_BYTES} (with a key of up "
+        f"to {INBOX_MAX_KEY_BYTES} bytes it is the inbox record's partition key, which DynamoDB takes up to "
+        f"{DYNAMODB_MAX_PARTITION_BYTES})"
+    )
 
 
 def inbox_effects_problem(count: int) -> str | None:

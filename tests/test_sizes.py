@@ -49,6 +49,7 @@ BEFORE = {
     "INBOX_MAX_EFFECT_ENTRIES": 99,
     "INBOX_MAX_RESULT_BYTES": 65_536,
     "INBOX_MAX_KEY_BYTES": 1_024,
+    "INBOX_MAX_PREFIX_BYTES": 1_024,
 }
 
 
@@ -403,3 +404,13 @@ def test_the_re_arm_room_counts_its_own_by_and_reason_in_bytes() -> None:
     assert sizes.rearm_fits("p", (("k", "v"),), 100 + extra, attempts, (by, reason))
     assert not sizes.rearm_fits("p", (("k", "v"),), 100 + extra + 1, attempts, (by, reason))
     assert sizes.rearm_fits("p", (("k", "v"),), 100 + extra + 1 + 3 + 2_048 - 1, attempts)
+
+
+def test_an_inbox_prefix_leaves_its_key_the_partition_key_s_rest_in_bytes() -> None:
+    assert sizes.INBOX_MAX_PREFIX_BYTES + sizes.INBOX_MAX_KEY_BYTES == sizes.DYNAMODB_MAX_PARTITION_BYTES
+    assert sizes.inbox_prefix_problem(CLEF * 256) is None  # 1,024 bytes
+    assert sizes.inbox_prefix_problem(CLEF * 256 + "#") == (
+        f"key_prefix={CLEF * 64!r} takes 1025 bytes; at most 1024 (with a key of up to 1024 bytes it is "
+        "the inbox record's partition key, which DynamoDB takes up to 2048)"
+    )
+    assert sizes.inbox_prefix_problem("in\ud800#") == "key_prefix='in\\ud800#' is not valid Unicode text"

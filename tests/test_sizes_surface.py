@@ -157,6 +157,10 @@ def test_the_inbox_takes_a_key_by_its_bytes(aws_env: None) -> None:
     taken = inbox.key_of({"messageId": "s-1", "body": json.dumps({"id": "𝄞" * 256})})
     assert taken == "𝄞" * 256
     assert inbox.key_of({"messageId": "s-2", "body": json.dumps({"id": "𝄞" * 256 + "k"})}) is None
+    client = boto3.client("dynamodb")
+    assert Inbox("ledger", key_prefix="𝄞" * 256, client=client).key_prefix == "𝄞" * 256
+    with pytest.raises(ValueError, match=r"takes 1025 bytes; at most 1024 \(with a key of up to 1024 bytes"):
+        Inbox("ledger", key_prefix="𝄞" * 256 + "#", client=client)
 
 
 def _exhausted(payload_bytes: int) -> Stored:

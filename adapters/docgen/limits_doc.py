@@ -113,8 +113,10 @@ def size_rows() -> list[tuple[str, str, str]]:
         ),
         (
             "Inbox message key",
-            f"1–{_n(s.INBOX_MAX_KEY_BYTES)} bytes of UTF-8",
-            "A message without one that fits is not processed (`key_missing`).",
+            f"1–{_n(s.INBOX_MAX_KEY_BYTES)} bytes of UTF-8; `key_prefix` at most "
+            f"{_n(s.INBOX_MAX_PREFIX_BYTES)}",
+            "A message without one that fits is not processed (`key_missing`). With the prefix it is "
+            f"the inbox record's partition key: DynamoDB takes {_n(s.DYNAMODB_MAX_PARTITION_BYTES)} bytes.",
         ),
     ]
 

@@ -93,7 +93,7 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import Mode
-from statemodel.sizes import inbox_effects_problem, inbox_key_fits, inbox_result_problem
+from statemodel.sizes import inbox_effects_problem, inbox_key_fits, inbox_prefix_problem, inbox_result_problem
 
 MIN_START_MS = 1_000  # a message is not started with less time left than this
 NOT_AN_INBOX_RECORD = "NotAnInboxRecord"
@@ -404,6 +404,8 @@ class Inbox:
             )
         if not key_prefix or "/" in key_prefix:
             raise ValueError(f"key_prefix={key_prefix!r}: give a non-empty prefix without '/'")
+        if too_long := inbox_prefix_problem(key_prefix):
+            raise ValueError(too_long)
         self.table = table
         self.layout = layout or TableLayout()
         self.settings = InboxSettings(max_receives, 1000 * lease_margin_seconds)
