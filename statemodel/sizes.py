@@ -83,9 +83,8 @@ REQUEST_WORTH_UNITS = 1
 # (Claimed + SendFailed + RolledBack measured at ~380 bytes; a generous bound).
 ATTEMPT_HISTORY_BYTES = 1_024
 LIFECYCLE_BYTES = 2_048  # the record's lifecycle fields and index keys, generously
-REARM_MAX_TEXT_CHARS = (
-    512  # a re-arm's `by` and `reason`: stored in the history (`rearm_fits` counts their bytes)
-)
+# A re-arm's `by` and `reason`, each: stored in its history entry (`rearm_fits` counts their bytes).
+REARM_MAX_TEXT_CHARS = 512
 # The inbox's (adapters.runtime.inbox).
 INBOX_MAX_EFFECT_ENTRIES = DYNAMODB_MAX_TRANSACTION_ITEMS - 1  # the inbox's own record is one
 INBOX_MAX_RESULT_BYTES = 65_536  # a guarded result is kept in the record, answered to duplicates
