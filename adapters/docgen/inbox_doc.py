@@ -11,7 +11,13 @@ import enum
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from adapters.runtime.inbox import PROCESS_OUTCOMES, REARM_OUTCOMES, InboxRearmOutcome, ProcessOutcome
+from adapters.runtime.inbox import (
+    MIN_START_MS,
+    PROCESS_OUTCOMES,
+    REARM_OUTCOMES,
+    InboxRearmOutcome,
+    ProcessOutcome,
+)
 from statemodel.errors import ForbiddenCommand, StaleAttempt
 from statemodel.inbox.flows import (
     FIRST,
@@ -30,6 +36,7 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import ClaimHeld, InboxPhase
 from statemodel.inbox.table import INBOX_TRANSITIONS, InboxTransition, Mode, forbidden_moves
+from statemodel.sizes import INBOX_MAX_KEY_BYTES
 
 FENCED = "own_claim"
 
@@ -44,10 +51,10 @@ PROCESS_MEANING: dict[ProcessOutcome, str] = {
     _P.LOST: "the handler ran, but its claim was taken over after its lease ran out: the new holder "
     "completes the message (and runs the handler again, with the same idempotency key)",
     _P.GIVEN_UP: "FAILED: receives exhausted; left to the queue's redrive policy and the operator",
-    _P.NOT_STARTED: "not started: 1 s or less left in the invocation, or an earlier message of its "
-    "FIFO group was not done; no flow ran",
-    _P.KEY_MISSING: "the message has no key that fits (its attribute or body field, 1 to 1,024 "
-    "characters); not processed, and the queue's redrive policy takes it",
+    _P.NOT_STARTED: f"not started: {MIN_START_MS / 1000:g} s or less left in the invocation, or an "
+    "earlier message of its FIFO group was not done; no flow ran",
+    _P.KEY_MISSING: "the message has no key that fits (its attribute or body field, 1 to "
+    f"{INBOX_MAX_KEY_BYTES:,} bytes of UTF-8); not processed, and the queue's redrive policy takes it",
 }
 
 # What each outcome of `Inbox.rearm` (and `inbox-failed --rearm`) means.

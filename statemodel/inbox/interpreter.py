@@ -2,8 +2,9 @@
 advances the flow with what came of it. `adapters.runtime.inbox` runs it on DynamoDB and the team's
 handler (a Lambda's batch, the library's `Inbox`, an operator's re-arm), the explorer on its
 in-memory world (`statemodel.checker.inbox_space`), so the loop that is model-checked is the loop
-that runs. The outbox's is `statemodel.interpreter`; this one is its sibling, over the inbox's own
-effects, so that a consumer loads nothing of the outbox's flows to run.
+that runs. The outbox's is `statemodel.interpreter`; this one is its sibling over the inbox's own
+effects and ports (a read, a write that may carry the team's effect, the team's handler), which the
+outbox's loop has no place for.
 
 It decides nothing (`statemodel.inbox.flows.advance` does) and performs no I/O of its own: the ports
 do. What the adapters log hooks in as an `InboxObserver`, told of every step after it.
