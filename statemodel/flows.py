@@ -436,7 +436,7 @@ def came_of(flow: Flow, effect: Write | Send, outcome: Outcome) -> tuple[Came, R
             if current == effect.after:
                 return Came.WRITTEN, current  # an earlier try landed; its retry found its own result
             return (Came.GONE if current is None else _found(flow.plan, current)), current
-    raise _cannot(type(outcome).__name__, flow)
+    raise _cannot(type(outcome).__name__, flow)  # pragma: no mutate (message text, not contract)
 
 
 def _cannot(what: str, flow: Flow) -> ValueError:
@@ -540,7 +540,7 @@ class Flows:
         came, record = came_of(flow, effect, outcome)
         step = NEXT.get((flow.plan.kind, flow.stage, came, phase_of(record)))
         if step is None:
-            raise _cannot(came.name, flow)
+            raise _cannot(came.name, flow)  # pragma: no mutate (message text, not contract)
         record = flow.record if isinstance(step, End) and step.held else record
         return self._take(flow.plan, step, record, effect.message_id, now, outcome, flow.failure)
 
@@ -566,7 +566,7 @@ class Flows:
                 answer = Answer(
                     step.result, message_id, record, failure, step.unconfirmed, step.rollback_failed
                 )
-                return Flow(plan, Stage.DONE, answer, record, sending)
+                return Flow(plan, Stage.DONE, answer, record)  # a send's failure is in the answer
             case Claim(cause=cause) if record is not None and attempt is not None and lease is not None:
                 command: Command = Redrive(attempt, lease, cause, plan.max_attempts)
                 return Flow(plan, Stage.CLAIM, self._write(record, command, now), record)

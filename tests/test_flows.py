@@ -24,6 +24,7 @@ from statemodel import (
     SendConfirmed,
     Submit,
 )
+from statemodel import flows as flows_module
 from statemodel.attention import (
     DEFAULT_SHARDS,
     MAX_SHARDS,
@@ -436,6 +437,7 @@ def test_dispatch_answers_for_a_record_already_past_pending() -> None:
     assert confirmed is not None and confirmed.phase is Phase.CONFIRMED
     again = dispatch(world, confirmed, attempt="d-2").answer
     assert (again.result, again.http_status, again.record) == (Result.ALREADY_QUEUED, 202, confirmed)
+    assert again.message_id == msg.message_id  # answered for the record found, without a write
     assert world.landed[msg.message_id] == ["sqs-1"]
 
     world, msg = World(), message()
@@ -1023,3 +1025,21 @@ def test_rules_compile_to_every_key_they_name_the_first_rule_holding() -> None:
         assert named - taken, f"rule {n} ({rule}) names no key an earlier rule did not take"
         taken |= named
     assert taken == set(NEXT)
+
+
+@pytest.mark.parametrize(
+    ("step", "outcome"),
+    [
+        (flows_module.Claim(flows_module.ClaimCause.REDRIVE), None),
+        (flows_module.SendMessage(), None),
+        (flows_module.Confirm(), Sent("sqs-1")),
+        (flows_module.RollBack(), Failure(ErrorCategory.RETRYABLE, "Throttled")),
+    ],
+)
+def test_a_step_that_needs_the_record_is_refused_without_one(step: object, outcome: object) -> None:
+    """A claim, a send, a confirm and a rollback act on the record the flow knows: no table row gives
+    one of them to a flow that knows none, and one given it is refused by its own error, not by
+    whatever the missing record would break further on."""
+    plan = start_submit(message(), "a-1", lease_expiry(NOW, 10_000, SETTINGS), NOW, SETTINGS).plan
+    with pytest.raises(ValueError, match="cannot be taken by a submit flow here"):
+        FLOWS._take(plan, step, None, "m-1", NOW, outcome)  # type: ignore[arg-type]

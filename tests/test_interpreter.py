@@ -151,6 +151,12 @@ def test_run_carries_a_flow_to_its_end() -> None:
     assert len(seen.steps) == 3 and seen.steps[-1][3] == done
 
 
+def test_run_bounds_every_call_by_the_invocation_s_deadline() -> None:
+    ports = Recorder()
+    run(submit(), ports, 123, lambda: NOW)
+    assert [deadline for _, _, deadline in ports.calls] == [123, 123, 123]
+
+
 def test_run_on_the_world_lands_the_record_and_the_message() -> None:
     world = World()
     ports = WorldPorts(WorldStore(world), WorldQueue(world, lambda: NOW))
