@@ -15,7 +15,15 @@ from typing import Any
 import boto3
 import pytest
 
-from adapters import ConfigError, Outbox, OutboxError, SendOutcome, TableLayout, ensure_resources
+from adapters import (
+    ConfigError,
+    LayoutMismatch,
+    Outbox,
+    OutboxError,
+    SendOutcome,
+    TableLayout,
+    ensure_resources,
+)
 from adapters.runtime.clients import make_client
 
 PAYMENTS = TableLayout(partition_key="tenant", sort_key="paymentId")
@@ -84,6 +92,36 @@ def test_get_and_dispatch_say_the_same(payments: str, call: Callable[[Outbox], o
     with pytest.raises(ConfigError) as raised:
         call(Outbox("payments", payments))
     assert str(raised.value) == IN_CODE
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda outbox: outbox.send("p-1", "{}"),
+        lambda outbox: outbox.get("p-1"),
+        lambda outbox: outbox.dispatch("p-1"),
+        lambda outbox: outbox.pending_put("p-1", "x" * 400_000),  # a large body: written apart, first
+    ],
+    ids=["send", "get", "dispatch", "pending_put"],
+)
+def test_a_layout_mismatch_is_caught_by_a_callers_except_outbox_error(
+    payments: str, call: Callable[[Outbox], object]
+) -> None:
+    """Callers written before the check (`get` and `pending_put` raised OutboxError, `send` and
+    `dispatch` returned a FAILED result) catch OutboxError: the mismatch is one too, permanent (500),
+    its code the refusal's, and a ConfigError (what to set)."""
+    outbox = Outbox("payments", payments)
+    with pytest.raises(OutboxError) as raised:
+        call(outbox)
+    error = raised.value
+    assert isinstance(error, LayoutMismatch) and isinstance(error, ConfigError) and str(error) == IN_CODE
+    assert (error.category, error.code, error.http_status, error.retryable) == (
+        "permanent",
+        "ValidationException",
+        500,
+        False,
+    )
+    assert nothing_written(payments)
 
 
 def test_from_the_variables_it_names_the_variables_and_flags(payments: str) -> None:

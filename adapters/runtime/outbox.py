@@ -64,7 +64,7 @@ from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from adapters.runtime.store import NotARecord
-from statemodel.categories import Failure, consequence
+from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.flows import (
     Answer,
     Result,
@@ -110,7 +110,8 @@ class InvalidMessage(ValueError):
 
 
 class OutboxError(Exception):
-    """A record could not be read (an AWS failure, already classified and logged)."""
+    """A record could not be read or written (an AWS failure, already classified and logged), or
+    the layout does not fit the table (`LayoutMismatch`)."""
 
     def __init__(self, message: str, *, category: str, code: str, http_status: int) -> None:
         super().__init__(message)
@@ -119,6 +120,18 @@ class OutboxError(Exception):
     @property
     def retryable(self) -> bool:
         return consequence(self.category).retry_after
+
+
+class LayoutMismatch(ConfigError, OutboxError):
+    """The layout does not fit the table: DynamoDB refused the key (a ValidationException) and
+    DescribeTable says why; the message names the table, its key, the layout's and what to set. Both
+    a ConfigError (what to set) and an OutboxError (permanent, 500, its `code` the refusal's), so that
+    a caller's `except` clause for either catches it; nothing was written."""
+
+    def __init__(self, problem: str) -> None:
+        category = ErrorCategory.PERMANENT
+        status = consequence(category).http_status
+        OutboxError.__init__(self, problem, category=category, code=VALIDATION_EXCEPTION, http_status=status)
 
 
 class SendOutcome(enum.StrEnum):
@@ -513,7 +526,7 @@ class Outbox:
 
     def _refused(self, code: str | None, deadline_ms: int) -> None:
         """DynamoDB refused a key (a ValidationException): does the layout fit the table? Raises
-        ConfigError, naming the table, its key and the layout's, when it does not. One DescribeTable
+        LayoutMismatch, naming the table, its key and the layout's, when it does not. One DescribeTable
         per Outbox at most, and only once DynamoDB refused a key: never on the happy path (the
         sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails or
         finds no time before `deadline_ms`, the refusal is answered as it came)."""
@@ -524,7 +537,7 @@ class Outbox:
                 self._table_check = self._check_table(deadline_ms)
             found = self._table_check
         if found is not None and found.problem is not None:
-            raise ConfigError(found.problem)
+            raise LayoutMismatch(found.problem)
 
     def _check_table(self, deadline_ms: int) -> _TableCheck | None:
         """What DescribeTable says; None when there was no time to ask (the next refusal asks)."""
