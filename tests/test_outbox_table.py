@@ -1,14 +1,17 @@
 """An Outbox whose layout does not fit its table: DynamoDB refuses its keys (a ValidationException),
-and the Outbox says why as a `ConfigError` — the table, the key it has, the key the layout says, and
-what to set — instead of a FAILED result with a raw AWS code. The check costs one DescribeTable per
-Outbox, made only once DynamoDB refused a key: never at construction nor on the happy path (a cold
-start pays for every request, and a sending function needs no `dynamodb:DescribeTable`).
+and the Outbox says why as a `LayoutMismatch` (a ConfigError and an OutboxError) — the table, the key
+it has, the key the layout says, and what to set — instead of a FAILED result with a raw AWS code.
+The check is a DescribeTable made only once DynamoDB refused a key: never at construction nor on the
+happy path (a cold start pays for every request, and a sending function needs no
+`dynamodb:DescribeTable`); once it answered (or was refused for good) it is not made again, and one
+that did not answer (throttled, 5xx, the network, no time left) is made again at the next refusal.
 
 AWS answers the tests need that moto does not give are made by the team's own boto3 Session, passed
 to the Outbox (`session=`): a handler on its events answers a call as AWS would."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -189,6 +192,16 @@ def test_a_layout_mismatch_is_caught_by_a_callers_except_outbox_error(
         False,
     )
     assert nothing_written(payments)
+
+
+def test_the_mismatch_is_logged_once_per_outbox(payments: str, capsys: pytest.CaptureFixture[str]) -> None:
+    outbox = Outbox("payments", payments)
+    for call in (lambda: outbox.send("p-1", "{}"), lambda: outbox.get("p-1"), lambda: outbox.dispatch("p-1")):
+        with pytest.raises(LayoutMismatch):
+            call()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    problems = [line for line in lines if line["event"] == "config_invalid"]
+    assert len(problems) == 1 and (problems[0]["level"], problems[0]["problem"]) == ("error", IN_CODE)
 
 
 def test_from_the_variables_it_names_the_variables_and_flags(payments: str) -> None:
