@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from adapters.runtime.inbox import ProcessResult as ProcessResult
     from adapters.runtime.layout import TableLayout as TableLayout
     from adapters.runtime.outbox import InvalidMessage as InvalidMessage
+    from adapters.runtime.outbox import LayoutMismatch as LayoutMismatch
     from adapters.runtime.outbox import Outbox as Outbox
     from adapters.runtime.outbox import OutboxError as OutboxError
     from adapters.runtime.outbox import RecordView as RecordView
@@ -60,6 +61,7 @@ _PUBLIC = {
     "ConfigError": "adapters.runtime.config",  # `Outbox.from_env` and the handlers: what to set
     "InvalidMessage": "adapters.runtime.outbox",
     "OutboxError": "adapters.runtime.outbox",
+    "LayoutMismatch": "adapters.runtime.outbox",  # a ConfigError and an OutboxError: the layout does not fit
     "SendResult": "adapters.runtime.outbox",
     "SendOutcome": "adapters.runtime.outbox",  # `SendResult.outcome`
     "RecordView": "adapters.runtime.outbox",

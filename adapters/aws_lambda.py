@@ -24,7 +24,6 @@ import attrs
 import structlog
 
 from adapters.runtime import apigw as http
-from adapters.runtime.classify import VALIDATION_EXCEPTION
 from adapters.runtime.clients import now_ms, remaining_ms
 from adapters.runtime.config import Config, ConfigError
 from adapters.runtime.log_events import (
@@ -100,8 +99,9 @@ class Handlers:
         self._invoker = invoker
         self._state: dict[str, _Made] = {}
         self._invokers: dict[str, Invoker] = {}
-        # Which entry points checked the table against the layout in this container (`check_table`).
-        self._checked: set[str] = set()
+        # The reconciler's check of the table passed in this container (`check_table`). The submit
+        # function's is the Outbox's own (`Outbox.explain_refusal`).
+        self._reconciler_checked = False
         restore.on_snapshot(self.prime)
         restore.on_restore(self.restored)
 
@@ -147,7 +147,7 @@ class Handlers:
         """Forget the configuration and clients (tests change the environment between invocations)."""
         self._state.clear()
         self._invokers.clear()
-        self._checked.clear()
+        self._reconciler_checked = False
         _state.clear()
 
     def check_table(self, context: object, *, index: bool) -> None:
@@ -162,19 +162,6 @@ class Handlers:
             made.aws.dynamodb.client, made.config.table, made.config.layout, index=index, deadline_ms=deadline
         )
 
-    def diagnose(self, context: object) -> None:
-        """DynamoDB refused a key (a ValidationException): once a container, check the table and
-        log what to set when the layout does not fit it. Never on the happy path: a cold start pays
-        for every request it makes. The check is the Outbox's own (one DescribeTable per Outbox,
-        whichever of its calls was refused first), with half of the invocation's time left."""
-        if "submit" in self._checked:
-            return
-        self._checked.add("submit")
-        try:
-            self.outbox()._refused(VALIDATION_EXCEPTION, now_ms() + remaining_ms(context) // 2)
-        except ConfigError as exc:
-            emit(get_logger(), CONFIG_INVALID, problem=str(exc))
-
     def submit(self, event: object, context: object = None) -> dict[str, Any]:
         return _submit(self, event, context)
 
@@ -188,9 +175,9 @@ class Handlers:
         try:
             outbox, config = self.outbox(), self.config()
             shards = worker_shards(event, config.shards)  # before anything is read or written
-            if "reconcile" not in self._checked:  # once it passed: a failed check runs again next time
+            if not self._reconciler_checked:  # once it passed: a failed check runs again next time
                 self.check_table(context, index=True)
-                self._checked.add("reconcile")
+                self._reconciler_checked = True
             if isinstance(event, Mapping) and shards is not None:  # a worker: its lines carry the pass's id
                 structlog.contextvars.bind_contextvars(correlation_id=event["pass_id"])
             if shards is not None or config.reconciler_fanout <= 1:
@@ -312,8 +299,8 @@ def _post(
     except InvalidMessage:  # the key names an item of the team's own, not a message: nothing written
         message = "this Idempotency-Key names an item that is not a message; use another key"
         return http.error(409, http.IDEMPOTENCY_CONFLICT, message, correlation_id)
-    if answer.failure is not None and answer.failure.code == VALIDATION_EXCEPTION:
-        handlers.diagnose(context)
+    if answer.failure is not None:  # a refused key: the Outbox's check logs a mismatch it finds, once
+        outbox.explain_refusal(answer.failure.code, deadline_ms=now_ms() + remaining_ms(context) // 2)
     return _answer_submit(answer, correlation_id)
 
 
@@ -343,12 +330,7 @@ def _get(handlers: Handlers, request: http.HttpRequest, correlation_id: str, con
         view = handlers.outbox().get(message_id)
     except InvalidMessage:  # an item of the team's own under this id: no message
         return http.error(404, http.NOT_FOUND, "no such message", correlation_id)
-    except ConfigError as exc:  # DynamoDB refused the key, and the layout does not fit the table
-        emit(get_logger(), CONFIG_INVALID, problem=str(exc))
-        return http.error(500, http.SYSTEM_ERROR, "the message's status cannot be read now", correlation_id)
-    except OutboxError as exc:
-        if exc.code == VALIDATION_EXCEPTION:
-            handlers.diagnose(context)
+    except OutboxError as exc:  # a LayoutMismatch too: the Outbox's check logged it, once
         headers = {"Retry-After": str(RETRY_AFTER_S)} if consequence(exc.category).retry_after else None
         message = "the message's status cannot be read now"
         return http.error(exc.http_status, http.SYSTEM_ERROR, message, correlation_id, headers)

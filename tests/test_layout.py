@@ -144,7 +144,8 @@ STATEMODEL_API = [
     "start_redrive", "start_submit",
 ]  # fmt: skip
 ADAPTERS_API = [
-    "ConfigError", "InvalidMessage", "InvalidRearm", "Key", "Outbox", "OutboxError", "PassSummary",
+    "ConfigError", "InvalidMessage", "InvalidRearm", "Key", "LayoutMismatch", "Outbox", "OutboxError",
+    "PassSummary",
     "RearmResult", "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile",
     "submit", "SendOutcome", "RearmOutcome",
     "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",

@@ -85,6 +85,15 @@ def test_an_existing_table_with_another_key_is_refused_in_one_line(
     )
 
 
+def test_an_existing_table_that_does_not_fit_is_refused_before_the_bucket_or_queue_is_made(
+    sendguard_aws: None,
+) -> None:
+    make_client("dynamodb", 1).create_table(TableName="payments", **table_definition(PAYMENTS))
+    with pytest.raises(ConfigError, match=r"^table payments exists with partition key 'tenant'"):
+        ensure_resources("payments", "payment-events", bucket="payment-bodies")
+    assert make_client("s3", 1).list_buckets()["Buckets"] == [] and queue_names() == []
+
+
 def test_an_existing_table_without_a_sort_key_is_refused_a_layout_with_one(sendguard_aws: None) -> None:
     ensure_resources("orders", "order-events", layout=TableLayout(partition_key="orderId"))
     with pytest.raises(ConfigError) as raised:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.handlers import BUILTIN_HANDLERS
 from moto import mock_aws
@@ -22,6 +23,8 @@ from adapters.runtime.clients import make_client
 from adapters.runtime.config import ConfigError
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.outbox import Outbox
+from adapters.runtime.runner import Aws
+from adapters.runtime.snapstart import Restore
 from adapters.runtime.table_check import check_table, layout_problem, record_problem
 
 TABLE = "payments"
@@ -227,6 +230,15 @@ def post(key: str) -> dict[str, Any]:
     }
 
 
+def get(message_id: str) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": f"/messages/{message_id}"}},
+        "isBase64Encoded": False,
+    }
+
+
 def log_lines(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """The JSON lines the handlers wrote (they configure their logs to stdout)."""
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -330,7 +342,7 @@ def test_a_refused_key_at_get_logs_what_to_set_and_answers_system_error(
     lines = log_lines(capsys)
     assert "handler_failed" not in [line["event"] for line in lines]  # no traceback: what to set
     problems = [line for line in lines if line["event"] == "config_invalid"]
-    assert problems and all(WHAT_TO_SET in line["problem"] for line in problems)
+    assert len(problems) == 1 and WHAT_TO_SET in problems[0]["problem"]  # once a container, as at POST
     assert calls.count("DescribeTable") == 1
 
 
@@ -366,4 +378,43 @@ def test_a_container_asks_for_the_table_once_whichever_route_was_refused_first(
         assert aws_lambda.submit(event, LambdaContext(10_000))["statusCode"] == 500
     assert calls.count("DescribeTable") == 1
     problems = [line["problem"] for line in log_lines(capsys) if line["event"] == "config_invalid"]
-    assert problems and all(WHAT_TO_SET in problem for problem in problems)
+    assert len(problems) == 1 and WHAT_TO_SET in problems[0]
+
+
+@pytest.mark.parametrize("route", ["POST", "GET"])
+def test_a_throttled_describe_table_is_asked_again_at_the_next_refused_request(
+    payments: str, capsys: pytest.CaptureFixture[str], route: str
+) -> None:
+    """The container's check is the Outbox's: a DescribeTable that failed in passing told nothing,
+    and the next refused request asks again (and logs what to set, once)."""
+    describes: list[str] = []
+    throttled = [True]
+
+    def describe(model: Any, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if model.name != "DescribeTable":
+            return None
+        describes.append(model.name)
+        if not throttled[0]:
+            return None
+        error = {"Code": "ThrottlingException", "Message": "Rate exceeded (answered by the test)"}
+        return _Status(400), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    session = boto3.Session()
+    session.events.register("before-call", describe)
+    handlers = aws_lambda.Handlers(aws=lambda config: Aws.from_config(config, session), restore=Restore())
+    event = post if route == "POST" else get
+    assert handlers.submit(event("k-1"), LambdaContext(10_000))["statusCode"] == 500
+    assert [line for line in log_lines(capsys) if line["event"] == "config_invalid"] == []
+    throttled[0] = False
+    for key in ("k-2", "k-3"):
+        assert handlers.submit(event(key), LambdaContext(10_000))["statusCode"] == 500
+    assert len(describes) == 2  # the throttled one, then one that answered: kept
+    problems = [line["problem"] for line in log_lines(capsys) if line["event"] == "config_invalid"]
+    assert len(problems) == 1 and WHAT_TO_SET in problems[0]
+    assert make_client("dynamodb", 1).scan(TableName=TABLE)["Count"] == 0
+
+
+class _Status:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.headers: dict[str, str] = {}

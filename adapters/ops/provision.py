@@ -68,11 +68,12 @@ def ensure_resources(
     reconciler's index, the queue and, when named, the body bucket — and returns the queue URL.
     Safe to run again. Raises ConfigError, in one line, for a FIFO queue whose name does not end in
     `.fifo` (or a standard one whose name does: SQS's rule), checked before anything is created, and
-    for an existing table that does not fit `layout` (its key or its `attention` index): an existing
-    table is never changed."""
+    for an existing table that does not fit `layout` (its key or its `attention` index), checked
+    before the bucket and the queue are made: an existing table is never changed."""
     queue_problem = _queue_name_problem(queue_name, fifo)
     if queue_problem is not None:
         raise ConfigError(queue_problem)
+    ensure_table(table_name, layout)
     if bucket is not None:
         s3 = make_client("s3", ATTEMPTS)
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -81,7 +82,6 @@ def ensure_resources(
                 {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             )
             s3.create_bucket(Bucket=bucket, **where)
-    ensure_table(table_name, layout)
     return ensure_queue(queue_name, fifo=fifo)
 
 

@@ -39,7 +39,7 @@ import attrs
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified
+from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified, classify
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
@@ -60,11 +60,12 @@ from adapters.runtime.config import (
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.layout import TableLayout
+from adapters.runtime.log_events import CONFIG_INVALID, emit
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
 from adapters.runtime.store import NotARecord
-from statemodel.categories import Failure, consequence
+from statemodel.categories import ErrorCategory, Failure, consequence
 from statemodel.flows import (
     Answer,
     Result,
@@ -110,7 +111,8 @@ class InvalidMessage(ValueError):
 
 
 class OutboxError(Exception):
-    """A record could not be read (an AWS failure, already classified and logged)."""
+    """A record could not be read or written (an AWS failure, already classified and logged), or
+    the layout does not fit the table (`LayoutMismatch`)."""
 
     def __init__(self, message: str, *, category: str, code: str, http_status: int) -> None:
         super().__init__(message)
@@ -119,6 +121,18 @@ class OutboxError(Exception):
     @property
     def retryable(self) -> bool:
         return consequence(self.category).retry_after
+
+
+class LayoutMismatch(ConfigError, OutboxError):
+    """The layout does not fit the table: DynamoDB refused the key (a ValidationException) and
+    DescribeTable says why; the message names the table, its key, the layout's and what to set. Both
+    a ConfigError (what to set) and an OutboxError (permanent, 500, its `code` the refusal's), so that
+    a caller's `except` clause for either catches it; nothing was written."""
+
+    def __init__(self, problem: str) -> None:
+        category = ErrorCategory.PERMANENT
+        status = consequence(category).http_status
+        OutboxError.__init__(self, problem, category=category, code=VALIDATION_EXCEPTION, http_status=status)
 
 
 class SendOutcome(enum.StrEnum):
@@ -247,8 +261,9 @@ class Outbox:
 
     def _setup(self, config: Config, aws: Aws, logger: Any, *, in_code: bool = False) -> None:
         self._config, self._aws, self._logger = config, aws, logger
-        # What one DescribeTable said of the layout, once DynamoDB refused a key (`_refused`); its
-        # fix in the terms the layout came in: a TableLayout in code, or the variables.
+        # What DescribeTable said of the layout, once DynamoDB refused a key (`explain_refusal`), kept
+        # when definitive; its fix in the terms the layout came in: a TableLayout in code, or the
+        # variables.
         self._table_check: _TableCheck | None = None
         self._table_check_lock = threading.Lock()
         self._layout_in_code = in_code
@@ -516,33 +531,59 @@ class Outbox:
         return stored
 
     def _refused(self, code: str | None, deadline_ms: int) -> None:
-        """DynamoDB refused a key (a ValidationException): does the layout fit the table? Raises
-        ConfigError, naming the table, its key and the layout's, when it does not. One DescribeTable
-        per Outbox at most, and only once DynamoDB refused a key: never on the happy path (the
-        sending function needs no `dynamodb:DescribeTable`; without it, or when the call fails or
-        finds no time before `deadline_ms`, the refusal is answered as it came)."""
+        """Raises the LayoutMismatch that explains DynamoDB's refusal (`explain_refusal`), if one does."""
+        mismatch = self.explain_refusal(code, deadline_ms=deadline_ms)
+        if mismatch is not None:
+            raise mismatch
+
+    def explain_refusal(self, code: str | None, *, deadline_ms: int) -> LayoutMismatch | None:
+        """DynamoDB refused a key (`code` a ValidationException): the LayoutMismatch, naming the
+        table, its key and the layout's, when the layout does not fit the table; None when it fits,
+        for any other `code`, or when that cannot be told by `deadline_ms` (the refusal is then
+        answered as it came).
+
+        The Outbox asks DescribeTable only once DynamoDB refused a key (never on the happy path: a
+        sending role needs no `dynamodb:DescribeTable`), and keeps a definitive answer: the table
+        described, or DescribeTable refused for good (AccessDenied: the optional permission is
+        missing; then it cannot tell, and never asks again). A passing failure (throttled, 5xx, the
+        network) or no time left is not kept: the next refusal asks. One thread asks at a time;
+        another waits for its answer until its own deadline, no longer. The check that finds a
+        mismatch logs it (`config_invalid`), once per Outbox."""
         if code != VALIDATION_EXCEPTION:
-            return
-        with self._table_check_lock:  # threads sharing the Outbox: one of them asks
-            if self._table_check is None:
+            return None
+        found = self._table_check or self._check_table_once(deadline_ms)
+        if found is None or found.problem is None:
+            return None
+        return LayoutMismatch(found.problem)
+
+    def _check_table_once(self, deadline_ms: int) -> _TableCheck | None:
+        """The kept answer, or this thread's own DescribeTable's; None when there was no time to
+        ask, or to wait for the thread asking, or DescribeTable failed in passing."""
+        if not self._table_check_lock.acquire(timeout=max(deadline_ms - now_ms(), 0) / 1000):
+            return None  # another thread is still asking: this call's time is up
+        try:
+            if self._table_check is None:  # not answered while this thread waited
                 self._table_check = self._check_table(deadline_ms)
-            found = self._table_check
-        if found is not None and found.problem is not None:
-            raise ConfigError(found.problem)
+            return self._table_check
+        finally:
+            self._table_check_lock.release()
 
     def _check_table(self, deadline_ms: int) -> _TableCheck | None:
-        """What DescribeTable says; None when there was no time to ask (the next refusal asks)."""
+        """What DescribeTable says of the layout; None when it cannot tell now (the next refusal asks)."""
         from adapters.runtime.table_check import check_table
 
         client, layout, in_code = self._aws.dynamodb.client, self.layout, self._layout_in_code
         try:
             check_table(client, self.table, layout, index=False, deadline_ms=deadline_ms, in_code=in_code)
         except ConfigError as exc:
+            with logging_to(self._logger):
+                emit(get_logger(), CONFIG_INVALID, problem=str(exc))
             return _TableCheck(str(exc))
-        except DeadlineExceeded:
-            return None
-        except (ClientError, BotoCoreError):  # it cannot tell: not asked again
-            pass
+        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+            failed = classify(exc, client.meta.service_model.operation_model("DescribeTable"))
+            if consequence(failed.category).retry_after:
+                return None  # in passing (throttled, 5xx, the network, no time left): asked again
+            # refused for good (AccessDenied): it cannot tell, and is not asked again
         return _TableCheck(None)
 
     @contextlib.contextmanager

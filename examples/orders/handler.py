@@ -68,9 +68,12 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     try:
         if method == "POST" and path in ("/orders", "/orders/invoiced"):
             order = _order(event.get("body"))
-            if path == "/orders":
-                return _answer(_place(order, correlation_id, context), order["orderId"])
-            return _answer(_place_invoiced(order, correlation_id, context), order["orderId"])
+            place = _place if path == "/orders" else _place_invoiced
+            try:
+                result = place(order, correlation_id, context)
+            except OutboxError as exc:  # a large body's write failed, or the layout does not fit the table
+                result = _failed(exc, order["orderId"])
+            return _answer(result, order["orderId"])
         if method == "GET" and path.startswith("/orders/"):
             return _status(path.removeprefix("/orders/"))
     except InvalidMessage as exc:
@@ -142,6 +145,12 @@ def _place_invoiced(order: dict[str, Any], correlation_id: str | None, context: 
     except BotoCoreError:
         return _unavailable(order["orderId"])
     return box.dispatch(record, context=context)
+
+
+def _failed(exc: OutboxError, order_id: str) -> SendResult:
+    """What `pending_put` raises when the body it writes apart cannot be written, and every call when
+    the layout does not fit the table (a LayoutMismatch: permanent, 500), answered as a failed send."""
+    return SendResult(False, exc.retryable, exc.http_status, order_id, SendOutcome.FAILED, exc.code)
 
 
 def _unavailable(order_id: str) -> SendResult:

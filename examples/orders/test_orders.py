@@ -161,6 +161,20 @@ def test_a_failing_send_leaves_the_order_pending_for_the_reconciler(service: str
     assert len(messages(service)) == 1
 
 
+@pytest.mark.parametrize("path", ["/orders", "/orders/o-4711"])
+def test_a_table_the_layout_does_not_fit_is_a_500_not_a_crash(
+    service: str, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The Outbox raises a LayoutMismatch, an OutboxError the handler answers: nothing written. (The
+    invoiced route's own transaction is refused by DynamoDB first: the team's 503.)"""
+    ensure_resources("sendguard", QUEUE)  # sendguard's own layout: key message_id, no sort key
+    monkeypatch.setenv("ORDERS_TABLE", "sendguard")
+    orders.reset()
+    status, body = call("GET" if path.startswith("/orders/o") else "POST", path, ORDER)
+    assert status == 500 and "error" in body
+    assert dynamodb().scan(TableName="sendguard")["Items"] == [] and messages(service) == []
+
+
 def test_bad_input_is_a_400_and_writes_nothing(service: str) -> None:
     assert call("POST", "/orders", {"orderId": "bad id", "customer": "c", "amount": 1})[0] == 400
     assert call("POST", "/orders", {"orderId": "o", "customer": "c"})[0] == 400
