@@ -6,7 +6,7 @@ import path imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from statemodel.categories import CONSEQUENCES
@@ -92,9 +92,15 @@ def transitions_markdown() -> str:
 
 def next_steps_markdown() -> str:
     """`statemodel.flows.RULES`, one row each: what a flow does after its effect came out."""
+    return rules_markdown(RULES, _step_text)
+
+
+def rules_markdown(rules: Iterable[tuple[Any, Any, Any, Any, Any]], step_text: Callable[[Any], str]) -> str:
+    """A flows' table of rules (the outbox's or the inbox's: who, stage, what came, the record as
+    seen, the step), one markdown row each, the step in `step_text`'s words."""
     rows = (
-        (_values(kinds), _values(stages), _values(cames, "name").lower(), _values(phases), _step_text(step))
-        for kinds, stages, cames, phases, step in RULES
+        (_values(who), _values(stages), _values(cames, "name").lower(), _values(seen), step_text(step))
+        for who, stages, cames, seen, step in rules
     )
     return "\n".join(f"| {' | '.join(row)} |" for row in rows)
 

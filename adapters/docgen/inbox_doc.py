@@ -11,6 +11,7 @@ import enum
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from adapters.docgen.diagram import rules_markdown
 from adapters.runtime.inbox import (
     MIN_START_MS,
     PROCESS_OUTCOMES,
@@ -154,19 +155,7 @@ def _listed(values: Iterable[enum.Enum]) -> str:
 
 def next_steps_markdown() -> str:
     """`statemodel.inbox.flows.RULES`, one row each: what a flow does after its effect came out."""
-    rows = (
-        (_values(modes), _values(stages), _values(cames, "name").lower(), _values(seens), _step_text(step))
-        for modes, stages, cames, seens, step in RULES
-    )
-    return "\n".join(f"| {' | '.join(row)} |" for row in rows)
-
-
-def _values(values: Any, attribute: str = "value") -> str:
-    """One value, several, or "any" for every member of their enum."""
-    values = values if isinstance(values, tuple) else (values,)
-    if len(values) > 1 and values == tuple(type(values[0]).__members__.values()):
-        return "any"
-    return ", ".join(str(getattr(value, attribute)) for value in values)
+    return rules_markdown(RULES, _step_text)
 
 
 def _step_text(step: Step) -> str:
