@@ -86,7 +86,7 @@ class Answered:
         self.answered.append(model.name)
 
 
-HELD_AT_MOST_S = 10
+HELD_AT_MOST_S = 60
 
 
 class _Status:

@@ -188,7 +188,10 @@ they are never ambiguous (SQS says the entry was not enqueued), so they are retr
 ## DynamoDB (UpdateItem, GetItem, Query)
 
 `ConditionalCheckFailedException` is not a failure here: it is the fence working, and its returned item
-(`ReturnValuesOnConditionCheckFailure=ALL_OLD`) tells the flow what happened.
+(`ReturnValuesOnConditionCheckFailure=ALL_OLD`) tells the flow what happened. A `ValidationException`
+(400, permanent) refuses a key the table's key schema does not take: the Outbox then checks the layout
+against the table, and raises `adapters.LayoutMismatch` (a `ConfigError` and an `OutboxError`, 500)
+when it does not fit ([library.md](library.md#results-and-exceptions)).
 
 | Error code | HTTP | Category | Consequence |
 |---|---|---|---|

@@ -18,7 +18,9 @@ DEFAULT_BODY_PREFIX = "sendguard/bodies/"
 
 
 class ConfigError(ValueError):
-    """A configuration variable is missing or malformed."""
+    """A configuration variable is missing or malformed, or the layout does not fit the table (its
+    subclasses `adapters.ops.provision.TableMismatch` and `adapters.LayoutMismatch`); the message says
+    what to set."""
 
 
 @attrs.frozen

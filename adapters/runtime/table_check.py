@@ -2,15 +2,16 @@
 
 A layout that does not fit its table fails late and obscurely: DynamoDB refuses every write with a
 `ValidationException`, a read finds nothing, the audit finds no record it can decode. So the command
-line checks the table once at its start, the reconciler function at its first invocation, and the
-submit function and an `Outbox` when DynamoDB refuses a key (never on their happy path: a cold start
-pays for every request). What is checked is what DescribeTable can tell: the key attributes' names
-and types, and, for whatever queries the `attention` index (the reconciler, `sendguard status`,
-`sendguard redrive`), that index's keys. What DescribeTable cannot tell — which attribute holds the
-status and which the body — is read off one record the index names, when there is one
-(`record_problem`): a status attribute set wrong would otherwise make every due record unreadable to
-the reconciler, in silence. A mismatch is a `ConfigError` that says what to set: the variable and
-the command-line flag of the same name (`adapters.runtime.config.option`), or, for a layout given in
+line checks the table once at its start, the reconciler function at its first invocation, and an
+`Outbox` (the submit function's among them) when DynamoDB refuses a key (`Outbox.explain_refusal`;
+never on the happy path: a cold start pays for every request). What is checked is what
+DescribeTable can tell: the key attributes' names and types, and, for whatever queries the
+`attention` index (the reconciler, `sendguard status`, `sendguard redrive`), that index's keys. What
+DescribeTable cannot tell — which attribute holds the status and which the body — is read off one
+record the index names, when there is one (`record_problem`): a status attribute set wrong would
+otherwise make every due record unreadable to the reconciler, in silence. A mismatch is a
+`ConfigError` (the Outbox's: a `LayoutMismatch`) that says what to set: the variable and the
+command-line flag of the same name (`adapters.runtime.config.option`), or, for a layout given in
 code, the `TableLayout` argument. `ensure_resources` words an existing table's key the same way
 (`table_keys`, `layout_keys`).
 """
