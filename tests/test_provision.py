@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 
 from adapters import ConfigError, TableLayout, ensure_resources
@@ -51,6 +52,38 @@ def test_a_standard_queue_name_with_the_suffix_is_refused(sendguard_aws: None) -
     with pytest.raises(ConfigError, match=r"^queue 'order-events.fifo': only a FIFO queue's name"):
         ensure_resources("orders", "order-events.fifo")
     assert queue_names() == [] and table_names() == []
+
+
+# ---- the team's session --------------------------------------------------------------------------
+
+
+def test_a_session_of_another_region_provisions_everything_in_that_region(sendguard_aws: None) -> None:
+    """The team's Session (its region, credentials, endpoints) makes every client: the table, the
+    queue and the bucket land in its region, none in the environment's."""
+    home = make_client("dynamodb", 1).meta.region_name
+    region = "eu-west-1" if home != "eu-west-1" else "us-west-2"
+    session = boto3.Session(region_name=region)
+    url = ensure_resources("payments", "payment-events", layout=PAYMENTS, bucket="bodies", session=session)
+    assert url.startswith(f"https://sqs.{region}.amazonaws.com/")
+    theirs = make_client("dynamodb", 1, session=session)
+    assert theirs.list_tables()["TableNames"] == ["payments"]
+    assert table_names() == [] and queue_names() == []
+    assert [
+        u.rsplit("/", 1)[1] for u in make_client("sqs", 1, session=session).list_queues()["QueueUrls"]
+    ] == ["payment-events"]
+    s3 = make_client("s3", 1, session=session)
+    assert s3.get_bucket_location(Bucket="bodies")["LocationConstraint"] == region
+    # Again with the session: its table is found, fits, and is kept; nothing lands at home.
+    assert ensure_resources("payments", "payment-events", layout=PAYMENTS, session=session) == url
+    assert table_names() == [] and queue_names() == []
+
+
+def test_a_session_s_table_is_checked_against_the_layout(sendguard_aws: None) -> None:
+    session = boto3.Session(region_name="eu-west-1")
+    ensure_resources("payments", "payment-events", layout=PAYMENTS, session=session)
+    ensure_resources("payments", "payment-events")  # the environment's region has no such table yet
+    with pytest.raises(ConfigError, match=r"^table payments exists with partition key 'tenant'"):
+        ensure_resources("payments", "payment-events", session=session)
 
 
 # ---- an existing table ---------------------------------------------------------------------------

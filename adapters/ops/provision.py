@@ -1,8 +1,9 @@
 """Creates the table (with the reconciler's sparse index) and the queue, idempotently.
 
-Its clients are the runtime's (`make_client`: region, credentials and endpoints from the environment,
-short timeouts, few attempts), so `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAMODB` /
-`AWS_ENDPOINT_URL_SQS`) points it at moto or any other endpoint. On AWS the SAM template
+Its clients are the runtime's (`make_client`: short timeouts, few attempts), of the team's boto3 Session
+when one is given (its credentials, region and endpoints, as `Outbox(session=...)`), else of the
+environment's: then `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` /
+`AWS_ENDPOINT_URL_S3`) points it at moto or any other endpoint. On AWS the SAM template
 (deploy/template.yaml) is the way to create them; this is for local runs and tests.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from typing import Any
+
+import boto3
 
 from adapters.runtime.clients import make_client
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
@@ -63,9 +66,12 @@ def ensure_resources(
     fifo: bool = False,
     layout: TableLayout | None = None,
     bucket: str | None = None,
+    session: boto3.Session | None = None,
 ) -> str:
-    """Creates what is missing — a table for `layout` (default: sendguard's own) with the
-    reconciler's index, the queue and, when named, the body bucket — and returns the queue URL.
+    """Creates what is missing — a table for `layout` (None: sendguard's own, `TableLayout()`) with
+    the reconciler's index, the queue and, when named, the S3 `bucket` for large bodies (the
+    Outbox's `body_bucket`, in the session's region) — and returns the queue URL. Every client is of
+    `session` (the team's: credentials, region, endpoints), else of the environment's.
     Safe to run again. Raises ConfigError, in one line, for a FIFO queue whose name does not end in
     `.fifo` (or a standard one whose name does: SQS's rule), checked before anything is created, and
     for an existing table that does not fit `layout` (its key or its `attention` index), checked
@@ -73,27 +79,30 @@ def ensure_resources(
     queue_problem = _queue_name_problem(queue_name, fifo)
     if queue_problem is not None:
         raise ConfigError(queue_problem)
-    ensure_table(table_name, layout)
+    ensure_table(table_name, layout, session=session)
     if bucket is not None:
-        s3 = make_client("s3", ATTEMPTS)
+        s3 = make_client("s3", ATTEMPTS, session=session)
         with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
             region = s3.meta.region_name
             where = (
                 {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
             )
             s3.create_bucket(Bucket=bucket, **where)
-    return ensure_queue(queue_name, fifo=fifo)
+    return ensure_queue(queue_name, fifo=fifo, session=session)
 
 
 class TableMismatch(ConfigError):
     """The table exists already, made for another layout (or without sendguard's index)."""
 
 
-def ensure_table(table_name: str, layout: TableLayout | None = None) -> None:
+def ensure_table(
+    table_name: str, layout: TableLayout | None = None, *, session: boto3.Session | None = None
+) -> None:
     """Creates the table for `layout` with the reconciler's index, if it does not exist; an existing
-    one must fit `layout` (TableMismatch, a ConfigError, says what it has and what was asked)."""
+    one must fit `layout` (TableMismatch, a ConfigError, says what it has and what was asked).
+    `session`: the team's boto3 Session, else the environment's."""
     layout = layout or TableLayout()
-    dynamodb = make_client("dynamodb", ATTEMPTS)
+    dynamodb = make_client("dynamodb", ATTEMPTS, session=session)
     try:
         dynamodb.create_table(TableName=table_name, **table_definition(layout))
         existed = False
@@ -121,13 +130,14 @@ def table_problem(table_name: str, description: Mapping[str, Any], layout: Table
     return None if problem is None else f"{problem} (an existing table is never changed)"
 
 
-def ensure_queue(queue_name: str, *, fifo: bool = False) -> str:
+def ensure_queue(queue_name: str, *, fifo: bool = False, session: boto3.Session | None = None) -> str:
     """Creates the queue if it does not exist, and returns its URL. A FIFO queue's name ends in
-    `.fifo` and a standard queue's does not (SQS's rule): ConfigError otherwise, nothing created."""
+    `.fifo` and a standard queue's does not (SQS's rule): ConfigError otherwise, nothing created.
+    `session`: the team's boto3 Session, else the environment's."""
     problem = _queue_name_problem(queue_name, fifo)
     if problem is not None:
         raise ConfigError(problem)
-    sqs = make_client("sqs", ATTEMPTS)
+    sqs = make_client("sqs", ATTEMPTS, session=session)
     attributes: dict[Any, str] = {"FifoQueue": "true"} if fifo else {}
     url: str = sqs.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
     return url
