@@ -4,12 +4,17 @@ refuses — in one line, before anything is created or changed — a FIFO queue'
 
 from __future__ import annotations
 
+import enum
+import inspect
+import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from adapters import ConfigError, TableLayout, ensure_resources
+from adapters import ConfigError, Inbox, Outbox, TableLayout, ensure_resources
 from adapters.cli import main as cli
 from adapters.ops.provision import table_definition, table_problem
 from adapters.runtime.clients import make_client
@@ -175,3 +180,48 @@ def test_sendguard_provision_says_it_in_one_line(
         "any other); name it 'order-events.fifo'\n"
     )
     assert queue_names() == [] and table_names() == []
+
+
+# ---- the documented signatures -------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def documented(name: str, call: Callable[..., Any], leave_out: tuple[str, ...] = ()) -> str:
+    """How the docs write `call`'s signature: `name(a, b, *, c=None, d="x")`, the code's defaults."""
+    parts: list[str] = []
+    star = False
+    for parameter in inspect.signature(call).parameters.values():
+        if parameter.name in {"self", "cls", *leave_out}:
+            continue
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        default = parameter.default
+        if default is inspect.Parameter.empty:
+            parts.append(parameter.name)
+            continue
+        value = default.value if isinstance(default, enum.Enum) else default
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        parts.append(f"{parameter.name}={shown}")
+    return f"{name}({', '.join(parts)})"
+
+
+def one_line(page: str) -> str:
+    return re.sub(r"\s+", " ", (DOCS / page).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("page", "name", "call", "leave_out"),
+    [
+        ("library.md", "adapters.ops.provision.ensure_resources", ensure_resources, ()),
+        ("library.md", "Outbox", Outbox, ()),
+        ("library.md", "Outbox.from_env", Outbox.from_env, ()),
+        ("inbox.md", "Inbox", Inbox, ("client",)),  # `client` is sendguard's own (its docstring)
+    ],
+)
+def test_the_documented_signatures_are_the_code_s(
+    page: str, name: str, call: Callable[..., Any], leave_out: tuple[str, ...]
+) -> None:
+    """The docs' signature line, a team's only guide, names every argument and default the code has."""
+    assert f"`{documented(name, call, leave_out)}`" in one_line(page)

@@ -386,8 +386,9 @@ class Inbox:
         `key_prefix`: what the inbox record's key starts with, apart from the team's rows.
         `keep_done_seconds`: set `sg_inbox_expires_at` (epoch seconds) on DONE records this long
         ahead, for the table's TTL; keep it past the queue's retention, or a late duplicate runs
-        again. `session`, `botocore_config`: the team's (as for `Outbox`); `client`: a DynamoDB
-        client of the team's own instead."""
+        again. `session`, `botocore_config`: the team's (as for `Outbox`). `client`: not for teams (kept
+        out of docs/inbox.md) — a DynamoDB client `make_client` made, for sendguard's own commands to
+        share theirs, or a test's; a client made elsewhere lacks sendguard's deadline hook."""
         if mode not in {m.value for m in Mode}:
             raise ValueError(f"mode={mode!r}: give 'transactional' or 'guarded'")
         self.mode = Mode(mode)
