@@ -378,3 +378,13 @@ def test_a_refused_due_query_the_table_does_not_explain_stays_a_failed_query(pay
     summary = outbox.reconcile(deadline_ms=now_ms() + 60_000)
     assert summary.failed_queries == 8 and summary.queries == 0
     assert answered.calls.count("DescribeTable") == 1
+
+
+def test_reconcile_on_a_missing_table_names_the_table_and_the_region(plain: str) -> None:
+    """A table that does not exist refuses the index's query too (ResourceNotFoundException): the
+    same check says so, rather than a pass that read nothing."""
+    with pytest.raises(ConfigError) as raised:
+        Outbox("plian", plain).reconcile(deadline_ms=now_ms() + 60_000)
+    assert (
+        str(raised.value) == "table plian does not exist in us-east-1: check the table's name and the region"
+    )
