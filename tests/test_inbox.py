@@ -15,6 +15,7 @@ import pytest
 import time_machine
 
 from adapters import (
+    ConfigError,
     Inbox,
     InboxRearmOutcome,
     InboxRearmResult,
@@ -26,13 +27,14 @@ from adapters import (
 )
 from adapters.cli import inbox_failed
 from adapters.ops.provision import ensure_resources
-from adapters.runtime.inbox import Delivery
+from adapters.runtime.inbox import Delivery, InboxError, InboxLayoutMismatch
 from adapters.runtime.inbox_codec import stored_from_item
 from adapters.testing.inbox_events import from_received, sqs_event, sqs_record
 from statemodel.inbox.flows import InboxResult
 from statemodel.inbox.invariants import history_problems
 from statemodel.inbox.records import InboxPhase
 from tests.import_graph import import_graph, project_modules
+from tests.test_outbox_table import Answered
 
 LAYOUT = TableLayout(partition_key="pk", sort_key="sk")
 
@@ -385,6 +387,68 @@ def test_messages_from_sendguards_outbox_are_keyed_by_their_message_id(table: st
 def test_the_lambda_handler_answers_the_partial_batch_response(table: str) -> None:
     function = Inbox(table, layout=LAYOUT).lambda_handler(credit)
     assert function(sqs_event(record()), None) == {"batchItemFailures": []}
+
+
+# ---- a layout that does not fit the table --------------------------------------------------------
+
+LEDGER_MISMATCH = (
+    "table ledger has partition key 'pk' (S) and sort key 'sk' (S); the layout says partition key "
+    "'message_id' and no sort key: set partition_key='pk' and sort_key='sk' in the TableLayout"
+)
+
+
+@pytest.mark.parametrize("mode", ["transactional", "guarded"])
+def test_a_layout_that_does_not_fit_fails_the_batch_with_a_config_error_naming_what_to_set(
+    table: str, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DynamoDB refuses the record's key (a ValidationException): not a `retry` of every message
+    until the DLQ, but a ConfigError naming the table, its key, the layout's and what to set, raised
+    from the batch (the invocation fails, the function's errors alarm); nothing runs or is written,
+    and DescribeTable is asked once per Inbox, not once per message."""
+    answered = Answered()
+    inbox = Inbox(table, mode=mode, session=answered.session)  # the default layout: message_id alone
+    calls, handler = counting(credit)
+    for batch in (sqs_event(record("m-1"), record("m-2")), sqs_event(record("m-3"))):
+        with pytest.raises(ConfigError) as raised:
+            inbox.lambda_handler(handler)(batch, None)
+        error = raised.value
+        assert isinstance(error, InboxLayoutMismatch) and isinstance(error, InboxError)
+        assert str(error) == LEDGER_MISMATCH
+        assert (error.category, error.code) == ("permanent", "ValidationException")
+    assert calls == [] and boto3.client("dynamodb").scan(TableName="ledger")["Count"] == 0
+    # one refused request a batch (its first message's first: GetItem, or the guarded claim), and one check
+    assert answered.calls.count("DescribeTable") == 1 and len(answered.calls) == 3
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["problem"] for line in lines if line["event"] == "config_invalid"] == [LEDGER_MISMATCH]
+
+
+def test_get_on_a_layout_that_does_not_fit_says_what_to_set(table: str) -> None:
+    with pytest.raises(InboxLayoutMismatch) as raised:
+        Inbox(table).get("m-1")
+    assert str(raised.value) == LEDGER_MISMATCH
+
+
+def test_a_layout_that_fits_never_asks_for_the_table(table: str) -> None:
+    answered = Answered()
+    inbox = Inbox(table, layout=LAYOUT, session=answered.session)
+    assert inbox.handle_batch(sqs_event(record("m-1")), credit) == {"batchItemFailures": []}
+    assert inbox.get("m-1") is not None and balance() == 10
+    assert "DescribeTable" not in answered.calls and "TransactWriteItems" in answered.calls
+
+
+def test_a_refusal_the_table_does_not_explain_is_answered_as_it_came(table: str) -> None:
+    """A consuming role without dynamodb:DescribeTable (AccessDenied: asked once, never again), or
+    a ValidationException of another cause: the message answers `retry` with the refusal's code."""
+    answered = Answered({"DescribeTable": "AccessDeniedException"})
+    inbox = Inbox(table, session=answered.session)
+    for key in ("m-1", "m-2"):
+        result = inbox.process(record(key), credit)
+        assert (result.outcome, result.error_code, result.ok) == (
+            ProcessOutcome.RETRY,
+            "ValidationException",
+            False,
+        )
+    assert answered.calls.count("DescribeTable") == 1
 
 
 def test_bad_settings_are_refused(table: str) -> None:

@@ -107,7 +107,7 @@ def until(condition: Callable[[], bool]) -> None:
 class Explaining(threading.Thread):
     """`outbox.explain_refusal` of a ValidationException, in a thread of its own; `waits` is set
     when the thread waits on a lock of the Outbox's (seen by a profile function: the C call of a
-    lock's `acquire` made from outbox.py)."""
+    lock's `acquire` made from outbox.py or its RefusalCheck's table_check.py)."""
 
     def __init__(self, outbox: Outbox, deadline_ms: int) -> None:
         super().__init__(daemon=True)
@@ -123,7 +123,7 @@ class Explaining(threading.Thread):
             sys.setprofile(None)
 
     def _profile(self, frame: FrameType, event: str, arg: object) -> None:
-        in_outbox = frame.f_code.co_filename.endswith("outbox.py")
+        in_outbox = frame.f_code.co_filename.endswith(("outbox.py", "table_check.py"))
         if event == "c_call" and getattr(arg, "__name__", "") == "acquire" and in_outbox:
             self.waits.set()
 
@@ -323,3 +323,68 @@ def test_a_passing_failure_of_describe_table_is_not_kept_the_next_refusal_asks(
         outbox.send("p-2", "{}")
     assert answered.calls.count("DescribeTable") == 2
     assert nothing_written(payments)
+
+
+# ---- reconcile on a table without the index ------------------------------------------------------
+
+NO_INDEX = (
+    "table plain has no index 'attention', which the reconciler, status and redrive query: add it, keys "
+    'sg_attention (S, HASH) and sg_attention_at (N, RANGE) (docs/library.md, "What the reconciler needs '
+    'on an existing table"); ensure_resources and `sendguard provision` create a table with it'
+)
+
+
+@pytest.fixture
+def plain(sendguard_aws: None) -> str:
+    """A table keyed as sendguard's (message_id) but made without the `attention` index, and a queue."""
+    make_client("dynamodb", 1).create_table(
+        TableName="plain",
+        KeySchema=[{"AttributeName": "message_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "message_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return str(make_client("sqs", 1).create_queue(QueueName="plain-events")["QueueUrl"])
+
+
+def test_reconcile_on_a_table_without_the_index_is_a_config_error_saying_how_to_add_it(plain: str) -> None:
+    """DynamoDB refuses the due index's query (a ValidationException: no such index): the pass
+    raises what is missing and how to add it, rather than a summary of failed queries that reads
+    like a quiet table; the Outbox's sends still work, and the check is asked once."""
+    answered = Answered()
+    outbox = Outbox("plain", plain, session=answered.session)
+    assert outbox.send("o-1", "{}").accepted  # the layout fits the table's key
+    assert "DescribeTable" not in answered.calls
+    for _ in (1, 2):
+        with pytest.raises(ConfigError) as raised:
+            outbox.reconcile(deadline_ms=now_ms() + 60_000)
+        assert str(raised.value) == NO_INDEX
+        assert isinstance(raised.value, LayoutMismatch)  # an OutboxError too, for a caller's except
+    assert answered.calls.count("DescribeTable") == 1 and answered.calls.count("Query") == 2
+
+
+def test_reconcile_on_a_table_with_the_index_asks_nothing_of_the_table(payments: str) -> None:
+    answered = Answered()
+    outbox = Outbox("payments", payments, layout=PAYMENTS, session=answered.session)
+    summary = outbox.reconcile(deadline_ms=now_ms() + 60_000)
+    assert summary.failed_queries == 0 and summary.queries == 8
+    assert "DescribeTable" not in answered.calls
+
+
+def test_a_refused_due_query_the_table_does_not_explain_stays_a_failed_query(payments: str) -> None:
+    """The index is there and fits: the ValidationException has another cause; the pass counts its
+    failed queries as before (and its metric tells), and the check is asked once."""
+    answered = Answered({"Query": "ValidationException"})
+    outbox = Outbox("payments", payments, layout=PAYMENTS, session=answered.session)
+    summary = outbox.reconcile(deadline_ms=now_ms() + 60_000)
+    assert summary.failed_queries == 8 and summary.queries == 0
+    assert answered.calls.count("DescribeTable") == 1
+
+
+def test_reconcile_on_a_missing_table_names_the_table_and_the_region(plain: str) -> None:
+    """A table that does not exist refuses the index's query too (ResourceNotFoundException): the
+    same check says so, rather than a pass that read nothing."""
+    with pytest.raises(ConfigError) as raised:
+        Outbox("plian", plain).reconcile(deadline_ms=now_ms() + 60_000)
+    assert (
+        str(raised.value) == "table plian does not exist in us-east-1: check the table's name and the region"
+    )

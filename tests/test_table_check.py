@@ -19,13 +19,20 @@ from adapters import aws_lambda
 from adapters.cli import main as cli
 from adapters.local.sandbox import LambdaContext
 from adapters.ops.provision import ensure_resources, table_definition
-from adapters.runtime.clients import make_client
+from adapters.runtime.classify import VALIDATION_EXCEPTION
+from adapters.runtime.clients import make_client, now_ms
 from adapters.runtime.config import ConfigError
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.outbox import Outbox
 from adapters.runtime.runner import Aws
 from adapters.runtime.snapstart import Restore
-from adapters.runtime.table_check import check_table, layout_problem, record_problem
+from adapters.runtime.table_check import (
+    NO_SUCH_INDEX,
+    RefusalCheck,
+    check_table,
+    layout_problem,
+    record_problem,
+)
 
 TABLE = "payments"
 PAYMENTS = TableLayout(partition_key="tenant", sort_key="paymentId")
@@ -190,6 +197,7 @@ def test_the_index_is_required_only_where_it_is_read() -> None:
     problem = layout_problem(TABLE, table, PAYMENTS, index=True)
     assert problem is not None and problem.startswith("table payments has no index 'attention'")
     assert "sg_attention (S, HASH) and sg_attention_at (N, RANGE)" in problem
+    assert problem.endswith("; ensure_resources and `sendguard provision` create a table with it")
 
 
 def test_an_index_with_other_keys_is_refused() -> None:
@@ -418,3 +426,49 @@ class _Status:
     def __init__(self, status_code: int) -> None:
         self.status_code = status_code
         self.headers: dict[str, str] = {}
+
+
+# ---- the check of a refusal (Outbox, Inbox) ------------------------------------------------------
+
+
+class Describing:
+    """A DynamoDB client whose DescribeTable answers `table` (counted in `described`); the index
+    holds no record."""
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.table, self.described = table, 0
+        self.meta = make_client("dynamodb", 1).meta
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        self.described += 1
+        return {"Table": {"TableName": TableName, **self.table}}
+
+    def query(self, **_: Any) -> dict[str, Any]:
+        return {"Items": []}
+
+
+def test_a_refusal_check_asks_for_its_codes_alone_and_keeps_its_answer(aws_env: None) -> None:
+    client = Describing(described(TableLayout()))  # a table keyed message_id alone
+    check = RefusalCheck(client, TABLE, PAYMENTS, in_code=True)
+    later = now_ms() + 60_000
+    for code in (None, "ConditionalCheckFailedException", "ResourceNotFoundException"):
+        assert check.explain(code, deadline_ms=later) is None
+    assert client.described == 0  # nothing it explains: not asked
+    for _ in (1, 2):
+        problem = check.explain(VALIDATION_EXCEPTION, deadline_ms=later)
+        assert problem is not None and problem.startswith("table payments has partition key 'message_id' (S)")
+    assert client.described == 1
+
+
+def test_a_refusal_check_of_the_index_explains_a_query_of_a_missing_index(aws_env: None) -> None:
+    """DynamoDB refuses a query of a missing index with ValidationException, moto with
+    ResourceNotFoundException: the index's check takes both."""
+    client = Describing(described(PAYMENTS, GlobalSecondaryIndexes=[]))
+    for code in sorted(NO_SUCH_INDEX):
+        check = RefusalCheck(client, TABLE, PAYMENTS, index=True, codes=NO_SUCH_INDEX)
+        problem = check.explain(code, deadline_ms=now_ms() + 60_000)
+        assert problem is not None and problem.startswith("table payments has no index 'attention'")
+    assert (
+        RefusalCheck(client, TABLE, PAYMENTS).explain(VALIDATION_EXCEPTION, deadline_ms=now_ms() + 60_000)
+        is None
+    )

@@ -23,7 +23,9 @@ DynamoDB and the team's handler, and decides nothing.
 group is not done, the group's later messages in the batch are not started and fail with it, so
 their order holds. A message is not started when the invocation's time is nearly out; it fails and
 comes back. A message whose key cannot be read is not processed: it fails, and the queue's redrive
-policy takes it.
+policy takes it. A layout that does not fit the table (DynamoDB refuses the record's key, and
+DescribeTable says why: `adapters.runtime.table_check.RefusalCheck`, as for `Outbox`) is no message's
+failure: `InboxLayoutMismatch` (a ConfigError) is raised, and the whole batch fails.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import boto3
@@ -43,15 +45,17 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from adapters.runtime.call_report import CallReport, call
-from adapters.runtime.classify import Classified, Classifier, classify, failed
+from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified, Classifier, classify, failed
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
+    ATTEMPT_BUDGET_MS,
     make_client,
     now_ms,
     remaining_ms,
 )
 from adapters.runtime.codec import ATTENTION, INDEX
+from adapters.runtime.config import ConfigError
 from adapters.runtime.inbox_codec import (
     DEFAULT_KEY_PREFIX,
     FAILED_PARTITION,
@@ -95,6 +99,9 @@ from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord, phas
 from statemodel.inbox.table import Mode
 from statemodel.sizes import inbox_effects_problem, inbox_key_fits, inbox_prefix_problem, inbox_result_problem
 
+if TYPE_CHECKING:
+    from adapters.runtime.table_check import RefusalCheck
+
 MIN_START_MS = 1_000  # a message is not started with less time left than this
 NOT_AN_INBOX_RECORD = "NotAnInboxRecord"
 EFFECT_REFUSED = "EffectConditionFailed"
@@ -116,6 +123,17 @@ class InboxError(Exception):
     def __init__(self, message: str, *, category: str, code: str) -> None:
         super().__init__(message)
         self.category, self.code = category, code
+
+
+class InboxLayoutMismatch(ConfigError, InboxError):
+    """The Inbox's layout does not fit its table: DynamoDB refused the record's key (a
+    ValidationException) and DescribeTable says why; the message names the table, its key, the
+    layout's and the `TableLayout` arguments to set. Raised by `process`, `process_batch`,
+    `handle_batch` (the whole batch fails: no message is processed with a layout that cannot hold
+    its record) and `get`; a ConfigError, and an InboxError (permanent, the refusal's code)."""
+
+    def __init__(self, problem: str) -> None:
+        InboxError.__init__(self, problem, category=ErrorCategory.PERMANENT.value, code=VALIDATION_EXCEPTION)
 
 
 @attrs.frozen
@@ -413,6 +431,8 @@ class Inbox:
         self.key_attribute, self.key_field, self.key_prefix = key_attribute, key_field, key_prefix
         self.keep_done_seconds = keep_done_seconds
         self._logger = logger
+        # What DescribeTable says of the layout, once DynamoDB refused the record's key (`_refused`).
+        self._refusal_checks: dict[str, RefusalCheck] = {}
         dynamodb = client or make_client(
             "dynamodb", aws_max_attempts, session=session, botocore_config=botocore_config
         )
@@ -567,6 +587,7 @@ class Inbox:
         """The message's inbox record, or None; InboxError when it cannot be read now."""
         found, _ = self.store.get(key, None)
         if isinstance(found, Failure):
+            self._refused(found.code, now_ms() + 2 * ATTEMPT_BUDGET_MS)
             raise InboxError(
                 f"the inbox record of {key!r} could not be read",
                 category=found.category.value,
@@ -653,6 +674,22 @@ class Inbox:
         ]
         yield from sorted(found, key=lambda s: s.record.updated_at)
 
+    def _refused(self, code: str | None, deadline_ms: int) -> None:
+        """Raises the InboxLayoutMismatch that explains DynamoDB's refusal of the record's key (`code`
+        a ValidationException), if the table does. The check is the Outbox's
+        (`adapters.runtime.table_check.RefusalCheck`): a DescribeTable only once a key was refused —
+        never on the happy path, and a consuming role needs no `dynamodb:DescribeTable` (without it,
+        the refusal is answered as it came) —, once per Inbox, thread-safe, within `deadline_ms`."""
+        from adapters.runtime.table_check import RefusalCheck  # never on the happy path
+
+        check = self._refusal_checks.get("layout")
+        if check is None:
+            made = RefusalCheck(self.store.client, self.table, self.layout, in_code=True, logger=self._logger)
+            check = self._refusal_checks.setdefault("layout", made)  # atomic: racing threads share one
+        problem = check.explain(code, deadline_ms=deadline_ms)
+        if problem is not None:
+            raise InboxLayoutMismatch(problem)
+
     @contextlib.contextmanager
     def _scope(self, message_id: str | None, attempt_id: str | None) -> Iterator[None]:
         bound = {k: v for k, v in (("message_id", message_id), ("attempt_id", attempt_id)) if v is not None}
@@ -670,6 +707,8 @@ class _Ports:
 
     def read(self, read: Read, deadline_ms: int | None) -> tuple[InboxOutcome, CallReport | None]:
         found, call = self.inbox.store.get(read.message_id, deadline_ms)
+        if isinstance(found, Failure):
+            self.inbox._refused(found.code, self.end if deadline_ms is None else deadline_ms)
         return (found if isinstance(found, Failure) else Found(found.record if found else None)), call
 
     def write(self, write: InboxWrite, deadline_ms: int | None) -> tuple[InboxOutcome, CallReport | None]:
@@ -677,7 +716,10 @@ class _Ports:
         if self.inbox.keep_done_seconds is not None:
             expires = now_ms() // 1000 + self.inbox.keep_done_seconds
         entries = self.entries if write.commit else ()
-        return self.inbox.store.perform(write, deadline_ms, entries, expires)
+        written, call = self.inbox.store.perform(write, deadline_ms, entries, expires)
+        if isinstance(written, Failure):  # the record's own write (a refused effect is a HandlerError)
+            self.inbox._refused(written.code, self.end if deadline_ms is None else deadline_ms)
+        return written, call
 
     def invoke(self, invoke: Invoke) -> tuple[InboxOutcome, CallReport | None]:
         if self.handler is None:

@@ -30,21 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import structlog
-from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified, classify
+from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
     ATTEMPT_BUDGET_MS,
-    DeadlineExceeded,
     now_ms,
     remaining_ms,
 )
@@ -60,7 +57,6 @@ from adapters.runtime.config import (
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
 from adapters.runtime.layout import TableLayout
-from adapters.runtime.log_events import CONFIG_INVALID, emit
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
@@ -101,6 +97,7 @@ if TYPE_CHECKING:  # a submit needs neither the reconciler nor the re-arm: loade
 
     from adapters.runtime.rearm import RearmResult
     from adapters.runtime.reconciler import PassSummary
+    from adapters.runtime.table_check import RefusalCheck
 
 
 KeyLike = str | Key | tuple[str, str]  # a key as callers give it (`statemodel.validation.parse_key`)
@@ -125,7 +122,8 @@ class OutboxError(Exception):
 
 class LayoutMismatch(ConfigError, OutboxError):
     """The layout does not fit the table: DynamoDB refused the key (a ValidationException) and
-    DescribeTable says why; the message names the table, its key, the layout's and what to set. Both
+    DescribeTable says why; the message names the table, its key, the layout's and what to set (or,
+    from `reconcile`, the `attention` index the table lacks, and how to add it). Both
     a ConfigError (what to set) and an OutboxError (permanent, 500, its `code` the refusal's), so that
     a caller's `except` clause for either catches it; nothing was written."""
 
@@ -261,11 +259,10 @@ class Outbox:
 
     def _setup(self, config: Config, aws: Aws, logger: Any, *, in_code: bool = False) -> None:
         self._config, self._aws, self._logger = config, aws, logger
-        # What DescribeTable said of the layout, once DynamoDB refused a key (`explain_refusal`), kept
-        # when definitive; its fix in the terms the layout came in: a TableLayout in code, or the
-        # variables.
-        self._table_check: _TableCheck | None = None
-        self._table_check_lock = threading.Lock()
+        # What DescribeTable says of the layout (by `index`: and of the `attention` index), once
+        # DynamoDB refused a request (`explain_refusal`, `reconcile`); its fix in the terms the
+        # layout came in: a TableLayout in code, or the variables.
+        self._refusal_checks: dict[bool, RefusalCheck] = {}
         self._layout_in_code = in_code
 
     @property
@@ -483,12 +480,21 @@ class Outbox:
         self, *, context: object = None, deadline_ms: int | None = None, shards: frozenset[int] | None = None
     ) -> PassSummary:
         """One reconciler pass over the table's sparse index (`shards`: only those of its shards);
-        its summary has `as_dict()`."""
+        its summary has `as_dict()`. Raises LayoutMismatch (a ConfigError) when DynamoDB refuses the
+        index's query because the table has no `attention` index, or the layout does not fit it
+        (`explain_refusal`'s check, of the index too): a pass that could read nothing is not a
+        summary."""
         from adapters.runtime.reconciler import reconcile_pass
 
         with self._scope(None, None, None):
             _, _, deadline = _times(context, deadline_ms)
-            return reconcile_pass(self._aws, self._config, deadline, shards=shards)
+
+            def refused(code: str) -> None:
+                problem = self._refusal_check(index=True).explain(code, deadline_ms=deadline)
+                if problem is not None:
+                    raise LayoutMismatch(problem)
+
+            return reconcile_pass(self._aws, self._config, deadline, shards=shards, refused=refused)
 
     def rearm(self, key: KeyLike, reason: str, *, by: str | None = None) -> RearmResult:
         """Re-arm the exhausted record `key`: back to PENDING with a fresh attempt budget, once the
@@ -542,49 +548,27 @@ class Outbox:
         for any other `code`, or when that cannot be told by `deadline_ms` (the refusal is then
         answered as it came).
 
-        The Outbox asks DescribeTable only once DynamoDB refused a key (never on the happy path: a
-        sending role needs no `dynamodb:DescribeTable`), and keeps a definitive answer: the table
-        described, or DescribeTable refused for good (AccessDenied: the optional permission is
-        missing; then it cannot tell, and never asks again). A passing failure (throttled, 5xx, the
-        network) or no time left is not kept: the next refusal asks. One thread asks at a time;
-        another waits for its answer until its own deadline, no longer. The check that finds a
-        mismatch logs it (`config_invalid`), once per Outbox."""
-        if code != VALIDATION_EXCEPTION:
-            return None
-        found = self._table_check or self._check_table_once(deadline_ms)
-        if found is None or found.problem is None:
-            return None
-        return LayoutMismatch(found.problem)
+        The Outbox asks DescribeTable only once DynamoDB refused a key, and keeps a definitive answer
+        (`adapters.runtime.table_check.RefusalCheck`: once per Outbox, thread-safe, bounded by the
+        deadline; the check that finds a mismatch logs it, `config_invalid`)."""
+        problem = self._refusal_check(index=False).explain(code, deadline_ms=deadline_ms)
+        return None if problem is None else LayoutMismatch(problem)
 
-    def _check_table_once(self, deadline_ms: int) -> _TableCheck | None:
-        """The kept answer, or this thread's own DescribeTable's; None when there was no time to
-        ask, or to wait for the thread asking, or DescribeTable failed in passing."""
-        if not self._table_check_lock.acquire(timeout=max(deadline_ms - now_ms(), 0) / 1000):
-            return None  # another thread is still asking: this call's time is up
-        try:
-            if self._table_check is None:  # not answered while this thread waited
-                self._table_check = self._check_table(deadline_ms)
-            return self._table_check
-        finally:
-            self._table_check_lock.release()
+    def _refusal_check(self, *, index: bool) -> RefusalCheck:
+        """The Outbox's check of its table (`index`: and of its `attention` index, whose query a
+        missing index or table also refuses), made at its first use: its module is loaded only once
+        DynamoDB refused a request."""
+        from adapters.runtime.table_check import NO_SUCH_INDEX, RefusalCheck
 
-    def _check_table(self, deadline_ms: int) -> _TableCheck | None:
-        """What DescribeTable says of the layout; None when it cannot tell now (the next refusal asks)."""
-        from adapters.runtime.table_check import check_table
-
-        client, layout, in_code = self._aws.dynamodb.client, self.layout, self._layout_in_code
-        try:
-            check_table(client, self.table, layout, index=False, deadline_ms=deadline_ms, in_code=in_code)
-        except ConfigError as exc:
-            with logging_to(self._logger):
-                emit(get_logger(), CONFIG_INVALID, problem=str(exc))
-            return _TableCheck(str(exc))
-        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
-            failed = classify(exc, client.meta.service_model.operation_model("DescribeTable"))
-            if consequence(failed.category).retry_after:
-                return None  # in passing (throttled, 5xx, the network, no time left): asked again
-            # refused for good (AccessDenied): it cannot tell, and is not asked again
-        return _TableCheck(None)
+        made = self._refusal_checks.get(index)
+        if made is not None:
+            return made
+        codes = NO_SUCH_INDEX if index else frozenset({VALIDATION_EXCEPTION})
+        client, in_code, logger = self._aws.dynamodb.client, self._layout_in_code, self._logger
+        check = RefusalCheck(
+            client, self.table, self.layout, index=index, in_code=in_code, logger=logger, codes=codes
+        )
+        return self._refusal_checks.setdefault(index, check)  # atomic: racing threads share one
 
     @contextlib.contextmanager
     def _scope(
@@ -627,11 +611,6 @@ class Outbox:
         if wont_fit:
             raise InvalidMessage(f"{wont_fit} ({PAYLOAD_TOO_LARGE})")
         return checked, request, team_item
-
-
-@attrs.frozen
-class _TableCheck:
-    problem: str | None  # what does not fit, as ConfigError says it; None: it fits, or cannot tell
 
 
 def view(record: Record) -> RecordView:

@@ -92,9 +92,12 @@ def reconcile_pass(
     new_attempt_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     progress: Callable[[PassSummary], None] | None = None,
     shards: frozenset[int] | None = None,
+    refused: Callable[[str], None] | None = None,
 ) -> PassSummary:
     """One pass. `progress` is called after each group of records (the command line shows it).
-    `shards`: only those shards of the index (a fanned-out pass's worker, `adapters.runtime.fanout`)."""
+    `shards`: only those shards of the index (a fanned-out pass's worker, `adapters.runtime.fanout`).
+    `refused` is given the code of an index query DynamoDB refused, and raises what explains it (an
+    `Outbox`'s: a table without the index is a ConfigError, not a pass that reads nothing)."""
     read = None if shards is None else sorted(shards)
     summary = PassSummary(workers=config.reconciler_workers, shards=read)
     tally = Tally()
@@ -105,7 +108,7 @@ def reconcile_pass(
 
     def groups() -> Iterator[list[Flow]]:
         group: list[Flow] = []
-        for record in _due_records(aws, clock(), settings, summary, log, shards):
+        for record in _due_records(aws, clock(), settings, summary, log, shards, refused):
             summary.records_read += 1
             queue = aws.sqs.queue_url if record.message.queue is None else record.message.queue
             if queue not in served:
@@ -158,9 +161,16 @@ def reconcile_pass(
 
 
 def _due_records(
-    aws: Aws, now: int, settings: Settings, summary: PassSummary, log: Any, shards: frozenset[int] | None
+    aws: Aws,
+    now: int,
+    settings: Settings,
+    summary: PassSummary,
+    log: Any,
+    shards: frozenset[int] | None,
+    refused: Callable[[str], None] | None,
 ) -> Iterator[Record]:
-    """The due records, page by page; each page counted, and each failed query logged and skipped."""
+    """The due records, page by page; each page counted, and each failed query logged and skipped
+    (once `refused` raised nothing for it)."""
     index = aws.due_index
     pages = index.due(now, settings) if shards is None else index.due(now, settings, shards)
     for page in pages:
@@ -169,6 +179,8 @@ def _due_records(
         else:
             summary.failed_queries += 1
             log_failure(log, page.call, None)
+            if refused is not None:
+                refused(page.call.error.failure.code)
         for read in page.reads:
             if read.error is not None:
                 summary.failed_reads += 1

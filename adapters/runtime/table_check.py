@@ -3,8 +3,9 @@
 A layout that does not fit its table fails late and obscurely: DynamoDB refuses every write with a
 `ValidationException`, a read finds nothing, the audit finds no record it can decode. So the command
 line checks the table once at its start, the reconciler function at its first invocation, and an
-`Outbox` (the submit function's among them) when DynamoDB refuses a key (`Outbox.explain_refusal`;
-never on the happy path: a cold start pays for every request). What is checked is what
+`Outbox` (the submit function's among them) or an `Inbox` when DynamoDB refuses a key, and
+`Outbox.reconcile` when it refuses the index's query (`RefusalCheck`; never on the happy path: a cold
+start pays for every request). What is checked is what
 DescribeTable can tell: the key attributes' names and types, and, for whatever queries the
 `attention` index (the reconciler, `sendguard status`, `sendguard redrive`), that index's keys. What
 DescribeTable cannot tell — which attribute holds the status and which the body — is read off one
@@ -19,20 +20,27 @@ code, the `TableLayout` argument. `ensure_resources` words an existing table's k
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.runtime.clients import DeadlineExceeded, aws_call
+from adapters.runtime.classify import VALIDATION_EXCEPTION, classify
+from adapters.runtime.clients import DeadlineExceeded, aws_call, now_ms
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX, body_at, is_record
 from adapters.runtime.config import LAYOUT_NAMES, ConfigError, option
 from adapters.runtime.layout import TableLayout
+from adapters.runtime.log_events import CONFIG_INVALID, emit
+from adapters.runtime.logs import get_logger, logging_to
 from statemodel.attention import due_queries, exhausted_partitions
+from statemodel.categories import consequence
 from statemodel.flows import Settings
 from statemodel.records import Status
 
 TABLE = "SENDGUARD_TABLE"
+NO_SUCH_INDEX = frozenset({VALIDATION_EXCEPTION, "ResourceNotFoundException"})  # a query of a missing index
 # The `attention` index's key schema: (attribute, type, key type).
 INDEX_KEYS = ((ATTENTION, "S", "HASH"), (ATTENTION_AT, "N", "RANGE"))
 
@@ -72,6 +80,85 @@ def check_table(
             problem = record_problem(table, _one_record(client, table, layout), layout, in_code=in_code)
     if problem is not None:
         raise ConfigError(problem)
+
+
+class RefusalCheck:
+    """Why DynamoDB refused a request of an Outbox or an Inbox, when the table says: what
+    `check_table` finds wrong with the layout (with `index`: or with the `attention` index), asked
+    only once DynamoDB refused with one of `codes` (a ValidationException; for a query of the index
+    also ResourceNotFoundException: DynamoDB answers a missing index with the first, moto with the
+    second) — never on the happy path, so that a sending or consuming role needs no
+    `dynamodb:DescribeTable`.
+
+    A definitive answer is kept: the table described, or DescribeTable refused for good (AccessDenied:
+    the optional permission is missing; then it cannot tell, and never asks again). A passing failure
+    (throttled, 5xx, the network) or no time left is not kept: the next refusal asks. One thread asks
+    at a time; another waits for its answer until its own deadline, no longer. The check that finds a
+    problem logs it (`config_invalid`, to `logger` when given), once."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        layout: TableLayout,
+        *,
+        index: bool = False,
+        in_code: bool = False,
+        logger: Any = None,
+        codes: frozenset[str] = frozenset({VALIDATION_EXCEPTION}),
+    ) -> None:
+        self._client, self._table, self._layout = client, table, layout
+        self._index, self._in_code, self._logger, self._codes = index, in_code, logger, codes
+        self._answer: _Answer | None = None
+        self._lock = threading.Lock()
+
+    def explain(self, code: str | None, *, deadline_ms: int) -> str | None:
+        """What does not fit, as a ConfigError says it, when DynamoDB's refusal (`code`, one of the
+        check's `codes`) is one the table explains; None when it fits, for any other `code`, or when
+        that cannot be told by `deadline_ms` (the refusal is then answered as it came)."""
+        if code not in self._codes:
+            return None
+        found = self._answer or self._ask_once(deadline_ms)
+        return None if found is None else found.problem
+
+    def _ask_once(self, deadline_ms: int) -> _Answer | None:
+        """The kept answer, or this thread's own DescribeTable's; None when there was no time to ask,
+        or to wait for the thread asking, or DescribeTable failed in passing."""
+        if not self._lock.acquire(timeout=max(deadline_ms - now_ms(), 0) / 1000):
+            return None  # another thread is still asking: this call's time is up
+        try:
+            if self._answer is None:  # not answered while this thread waited
+                self._answer = self._ask(deadline_ms)
+            return self._answer
+        finally:
+            self._lock.release()
+
+    def _ask(self, deadline_ms: int) -> _Answer | None:
+        client = self._client
+        try:
+            check_table(
+                client,
+                self._table,
+                self._layout,
+                index=self._index,
+                deadline_ms=deadline_ms,
+                in_code=self._in_code,
+            )
+        except ConfigError as exc:
+            with logging_to(self._logger):
+                emit(get_logger(), CONFIG_INVALID, problem=str(exc))
+            return _Answer(str(exc))
+        except (ClientError, BotoCoreError, DeadlineExceeded) as exc:
+            failed = classify(exc, client.meta.service_model.operation_model("DescribeTable"))
+            if consequence(failed.category).retry_after:
+                return None  # in passing (throttled, 5xx, the network, no time left): asked again
+            # refused for good (AccessDenied): it cannot tell, and is not asked again
+        return _Answer(None)
+
+
+@attrs.frozen
+class _Answer:
+    problem: str | None  # what does not fit, as ConfigError says it; None: it fits, or cannot tell
 
 
 def _types(description: Mapping[str, Any]) -> dict[str, str]:
@@ -196,7 +283,8 @@ def _index_problem(table: str, description: Mapping[str, Any], types: Mapping[st
     found = next((i for i in description.get("GlobalSecondaryIndexes", []) if i["IndexName"] == INDEX), None)
     if found is None:
         users = "the reconciler, status and redrive query"
-        return f"table {table} has no index {INDEX!r}, which {users}: add it, {fix}"
+        new = "ensure_resources and `sendguard provision` create a table with it"
+        return f"table {table} has no index {INDEX!r}, which {users}: add it, {fix}; {new}"
     schema = tuple(
         (k["AttributeName"], types.get(k["AttributeName"], "?"), k["KeyType"]) for k in found["KeySchema"]
     )
