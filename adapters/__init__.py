@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from adapters.runtime.inbox import Delivery as Delivery
     from adapters.runtime.inbox import Inbox as Inbox
     from adapters.runtime.inbox import InboxError as InboxError
+    from adapters.runtime.inbox import InboxLayoutMismatch as InboxLayoutMismatch
     from adapters.runtime.inbox import InboxRearmOutcome as InboxRearmOutcome
     from adapters.runtime.inbox import InboxRearmResult as InboxRearmResult
     from adapters.runtime.inbox import InboxView as InboxView
@@ -78,6 +79,7 @@ _PUBLIC = {
     "ProcessOutcome": "adapters.runtime.inbox",  # `ProcessResult.outcome`
     "BatchResult": "adapters.runtime.inbox",  # `Inbox.process_batch`: the results and the batch response
     "InboxView": "adapters.runtime.inbox",  # an inbox record, as `Inbox.get` and `Inbox.failed` read it
+    "InboxLayoutMismatch": "adapters.runtime.inbox",  # a ConfigError and an InboxError: a layout misfit
     "InboxRearmResult": "adapters.runtime.inbox",  # what `Inbox.rearm` did
     "InboxRearmOutcome": "adapters.runtime.inbox",  # `InboxRearmResult.outcome`
     "InboxError": "adapters.runtime.inbox",

@@ -149,7 +149,7 @@ ADAPTERS_API = [
     "RearmResult", "RecordView", "SendResult", "Shards", "TableLayout", "ensure_resources", "reconcile",
     "submit", "SendOutcome", "RearmOutcome",
     "BatchResult", "Delivery", "Inbox", "InboxError", "InboxRearmResult", "InboxView", "InvalidEffect",
-    "ProcessResult", "ProcessOutcome", "InboxRearmOutcome",
+    "ProcessResult", "ProcessOutcome", "InboxRearmOutcome", "InboxLayoutMismatch",
 ]  # fmt: skip
 TESTING_API = [
     "COVERAGE", "PROFILES", "Crashed", "Expected", "Fault", "FaultInjectionSuite", "FaultInjector",
