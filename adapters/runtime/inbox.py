@@ -43,7 +43,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from adapters.runtime.call_report import CallReport, call
-from adapters.runtime.classify import Classified, Classifier, classify, failed
+from adapters.runtime.classify import Classified, Classifier, bounded_message, classify, failed
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
@@ -314,13 +314,15 @@ class InboxStore:
                 return self._conflict(own.get("Item"), write, deadline_ms)
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
                 return HandlerError(Failure(ErrorCategory.PERMANENT, EFFECT_REFUSED)), None
-            codes = [str(r["Code"]) for r in reasons if r.get("Code") not in (None, "None")]
+            refusing = [r for r in reasons if r.get("Code") not in (None, "None")]
+            codes = [str(r["Code"]) for r in refusing]
+            said = refusing[0].get("Message") if refusing else None  # the first refusal's, for the logs
             transient = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
             if codes and set(codes) <= transient:
-                error = failed(ErrorCategory.RETRYABLE, codes[0])
+                error = failed(ErrorCategory.RETRYABLE, codes[0], message=said)
                 return error.failure, error
             if codes:  # a validation of one of the team's entries, say: a bug of the handler's effect
-                error = failed(ErrorCategory.PERMANENT, str(codes[0]))
+                error = failed(ErrorCategory.PERMANENT, str(codes[0]), message=said)
                 return HandlerError(error.failure), error
         error = self.classify(exc, self._models[operation])
         if effect and not consequence(error.category).retry_after:  # statemodel.categories decides
@@ -706,7 +708,13 @@ class _Ports:
             return Handled(text), None
         except Exception as exc:  # the team's handler: any failure is a failed receive
             code = type(exc).__name__
-            emit(get_logger(), INBOX_HANDLER_FAILED, message_id=invoke.message_id, code=code)
+            emit(
+                get_logger(),
+                INBOX_HANDLER_FAILED,
+                message_id=invoke.message_id,
+                code=code,
+                error_message=bounded_message(exc),
+            )
             category = (
                 ErrorCategory.PERMANENT
                 if isinstance(exc, InvalidEffect | TypeError)
@@ -823,4 +831,5 @@ def _log_failure(log: Any, call: CallReport, flow: InboxFlow) -> None:
         retry_quota_reached=error.retry_quota_reached,
         latency_ms=call.latency_ms,
         stage=f"inbox {flow.stage.value}",
+        error_message=error.message,
     )
