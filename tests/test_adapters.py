@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import (
+    ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
@@ -23,6 +25,7 @@ from moto import mock_aws
 from adapters.cli import audit as audit_command
 from adapters.ops import audit as audit_module
 from adapters.ops.provision import ensure_resources
+from adapters.runtime.classify import MESSAGE_BOUND, classify
 from adapters.runtime.clients import READ_TIMEOUT_S, make_client, now_ms
 from adapters.runtime.codec import (
     ATTENTION,
@@ -38,6 +41,7 @@ from adapters.runtime.layout import TableLayout
 from adapters.runtime.reconciler import reconcile_pass
 from adapters.runtime.runner import Aws, run_flow
 from adapters.runtime.sqs import SqsQueue
+from adapters.runtime.sqs_batch import entry_failure
 from adapters.runtime.store import DynamoStore
 from statemodel import ErrorCategory, Phase
 from statemodel.categories import Failure
@@ -351,6 +355,53 @@ def test_dynamodb_error_answers_over_http(
     assert answer.result is Result.FAILED and answer.failure is not None
     assert (answer.failure.category, answer.failure.code) == (category, code)
     assert stored_of(aws, answer.message_id) is None  # the create never landed
+
+
+def test_the_aws_failure_line_carries_the_services_message_within_its_bound(
+    remote: tuple[Config, Aws], server: FaultyMotoServer
+) -> None:
+    """A team trial: DynamoDB's words ("... reserved keyword: total") reached no log line, only the
+    code did. The `aws_failure` line carries them (`error_message`), cut to MESSAGE_BOUND characters;
+    the answer's failure stays the (category, code) it was."""
+    _, aws = remote
+    said = "Invalid UpdateExpression: Attribute name is a reserved keyword; reserved keyword: total"
+    body = {
+        "__type": "com.amazonaws.dynamodb.v20120810#ValidationException",
+        "message": f"{said} {'x' * 900}",
+    }
+    server.faults.rules.append(Rule("UpdateItem", "answer", times=5, status=400, body=body))
+    with structlog.testing.capture_logs() as logs:
+        answer = submit(aws)
+    assert answer.failure == Failure(ErrorCategory.PERMANENT, "ValidationException")
+    (line,) = [line for line in logs if line["event"] == "aws_failure"]
+    assert (line["code"], line["operation"]) == ("ValidationException", "UpdateItem")
+    assert line["error_message"].startswith(said)
+    assert len(line["error_message"]) == MESSAGE_BOUND and line["error_message"].endswith("\u2026")
+
+
+def _answer(code: str, message: str | None) -> ClientError:
+    error = {"Code": code} if message is None else {"Code": code, "Message": message}
+    return ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, "UpdateItem")  # type: ignore[typeddict-item]
+
+
+def test_an_errors_message_is_kept_whole_up_to_its_bound_and_cut_beyond() -> None:
+    assert classify(_answer("ValidationException", "reserved keyword: total")).message == (
+        "reserved keyword: total"
+    )
+    assert classify(_answer("ValidationException", "y" * MESSAGE_BOUND)).message == "y" * MESSAGE_BOUND
+    cut = classify(_answer("ValidationException", "y" * (MESSAGE_BOUND + 1))).message
+    assert cut == "y" * (MESSAGE_BOUND - 1) + "\u2026"
+    assert classify(_answer("ValidationException", None)).message is None
+    assert classify(_answer("ValidationException", "")).message is None
+    timeout = ConnectTimeoutError(endpoint_url="https://dynamodb.example")
+    assert classify(timeout).message == str(timeout) and "dynamodb.example" in str(timeout)
+    said = {"Id": "0", "Code": "InvalidParameterValue", "SenderFault": True, "Message": "too long"}
+    assert entry_failure(said).message == "too long"  # a SendMessageBatch entry's own words
+    # The message is for the logs: the failure, and so the model's equality, never sees it.
+    assert (
+        classify(_answer("ValidationException", "a")).failure
+        == classify(_answer("ValidationException", "b")).failure
+    )
 
 
 @pytest.mark.parametrize(

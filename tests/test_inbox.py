@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+import structlog
 import time_machine
 
 from adapters import (
@@ -27,6 +28,7 @@ from adapters import (
 )
 from adapters.cli import inbox_failed
 from adapters.ops.provision import ensure_resources
+from adapters.runtime.classify import MESSAGE_BOUND
 from adapters.runtime.inbox import Delivery, InboxError, InboxLayoutMismatch
 from adapters.runtime.inbox_codec import stored_from_item
 from adapters.testing.inbox_events import from_received, sqs_event, sqs_record
@@ -200,6 +202,28 @@ def test_an_effect_dynamodb_refuses_as_a_whole_counts_failed_receives_until_fail
     assert balance() == 0
 
 
+def test_an_effect_dynamodb_refuses_logs_dynamodbs_own_words(table: str) -> None:
+    """The team trial's case: an effect named `total`, a reserved word. The result and the record keep
+    the code (`ValidationException`); the `aws_failure` line says what to fix."""
+    inbox = Inbox(table, layout=LAYOUT)
+
+    def totals(delivery: Delivery) -> list[dict[str, Any]]:
+        entries = credit(delivery)
+        entries[0]["Update"]["UpdateExpression"] = "SET total = :a"
+        return entries
+
+    with structlog.testing.capture_logs() as logs:
+        result = inbox.process(record(), totals)
+    assert (result.outcome, result.error_code) == ("retry", "ValidationException")
+    (line,) = [line for line in logs if line["event"] == "aws_failure"]
+    assert (line["code"], line["operation"]) == ("ValidationException", "TransactWriteItems")
+    assert "reserved keyword: total" in line["error_message"]
+    assert len(line["error_message"]) <= MESSAGE_BOUND
+    found = inbox.get("m-1")  # and the record keeps DynamoDB's words beside the code
+    assert found is not None and found.last_error == "permanent:ValidationException"
+    assert found.last_error_message == line["error_message"]
+
+
 def test_an_invalid_effect_is_a_failed_receive(table: str) -> None:
     inbox = Inbox(table, layout=LAYOUT)
     result = inbox.process(record(), lambda d: [{"Put": {}}, {"Scan": {}}])
@@ -290,6 +314,26 @@ def test_guarded_a_failing_handler_releases_until_failed(table: str) -> None:
 
     assert [inbox.process(record(), broken).outcome for _ in range(3)] == ["retry", "given_up", "given_up"]
     assert [v.last_error for v in inbox.failed()] == ["retryable:TimeoutError"]
+
+
+def test_a_failing_handlers_message_is_logged_within_its_bound(table: str) -> None:
+    """`inbox-failed` says `retryable:RuntimeError` (the documented "category:code"); what the handler
+    said is on its `inbox_handler_failed` line, cut to MESSAGE_BOUND characters."""
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded")
+    said = ["schema changed", "z" * (MESSAGE_BOUND + 50)]
+
+    def broken(delivery: Delivery) -> str:
+        raise RuntimeError(said[delivery.receive_count - 1])
+
+    with structlog.testing.capture_logs() as logs:
+        results = [inbox.process(record(receive_count=n), broken) for n in (1, 2)]
+    assert [r.error_code for r in results] == ["RuntimeError", "RuntimeError"]
+    lines = [line for line in logs if line["event"] == "inbox_handler_failed"]
+    assert [(line["code"], line["message_id"]) for line in lines] == [("RuntimeError", "m-1")] * 2
+    assert lines[0]["error_message"] == "schema changed"
+    assert lines[1]["error_message"] == "z" * (MESSAGE_BOUND - 1) + "\u2026"
+    found = inbox.get("m-1")  # the record keeps the last failure's words, not the first's
+    assert found is not None and found.last_error_message == lines[1]["error_message"]
 
 
 # ---- the batch -----------------------------------------------------------------------------------
@@ -495,6 +539,40 @@ def test_the_operator_lists_and_rearms_failed_messages(
     assert any(getattr(e, "reason", None) == "fixed the division" for e in history)
     with pytest.raises(SystemExit):
         inbox_failed.main([*flags, "--rearm", "--reason", ""])
+
+
+def test_the_operators_list_shows_what_the_handler_said(
+    table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A team trial: `inbox-failed` printed `last error retryable:RuntimeError`, not the handler's
+    "schema changed". `last_error` keeps its "category:code"; the words are beside it, in an attribute
+    of their own, which a record written before lacks and still reads without."""
+    inbox = Inbox(table, layout=LAYOUT, mode="guarded", max_receives=2)
+
+    def broken(delivery: Delivery) -> str:
+        raise RuntimeError("schema changed")
+
+    assert [inbox.process(record(), broken).outcome for _ in range(2)] == ["retry", "given_up"]
+    (failed,) = inbox.failed()
+    assert (failed.last_error, failed.last_error_message) == ("retryable:RuntimeError", "schema changed")
+    flags = ["--table", table, "--partition-key", "pk", "--sort-key", "sk"]
+    capsys.readouterr()
+    assert inbox_failed.main(flags) == 0
+    out = capsys.readouterr().out
+    assert "last error retryable:RuntimeError" in out and "said: schema changed" in out
+    assert inbox_failed.main([*flags, "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["failed"]
+    assert (listed["last_error"], listed["last_error_message"]) == (
+        "retryable:RuntimeError",
+        "schema changed",
+    )
+    boto3.client("dynamodb").update_item(  # as a record written before the attribute was
+        TableName=table, Key=inbox.store.key("m-1"), UpdateExpression="REMOVE sg_inbox_last_error_message"
+    )
+    (failed,) = inbox.failed()
+    assert (failed.last_error, failed.last_error_message) == ("retryable:RuntimeError", None)
+    assert inbox_failed.main(flags) == 0
+    assert "said:" not in capsys.readouterr().out
 
 
 def test_outcomes_are_enums_that_still_equal_their_strings() -> None:

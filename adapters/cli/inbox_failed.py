@@ -73,6 +73,7 @@ def _report(
                 "key": v.key,
                 "receives": v.receives,
                 "last_error": v.last_error,
+                "last_error_message": v.last_error_message,
                 "failed_at": datetime.fromtimestamp(v.updated_at / 1000, UTC).isoformat(),
                 "body_hash": v.body_hash,
             }
@@ -88,6 +89,8 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"{len(report['failed'])} failed message(s) in the inbox of {report['table']}"]
     for f in report["failed"]:
         lines.append(f"  FAILED   {f['key']}  {f['receives']} receive(s), last error {f['last_error']}")
+        if f["last_error_message"]:
+            lines.append(f"           said: {f['last_error_message']}")
         lines.append(f"           failed at {f['failed_at']}")
     for r in report["rearmed"]:
         why = f"  {r['failure']}" if r["failure"] else ""

@@ -39,6 +39,10 @@ from statemodel.categories import ErrorCategory, Failure
 
 VALIDATION_EXCEPTION = "ValidationException"  # DynamoDB's answer to a key that does not fit the schema
 
+# The most of an error's message the logs keep (AWS's `Error.Message`, an exception's text): enough
+# for DynamoDB's "reserved keyword: total", bounded so that a long message cannot swell a log line.
+MESSAGE_BOUND = 256
+
 # Transient, though botocore does not retry them (they are not modeled as retryable).
 EXTRA_TRANSIENT: frozenset[str] = frozenset(
     {
@@ -74,6 +78,9 @@ class Classified:
     attempts: int | None = None  # from botocore's metadata, when the answer carries it
     max_attempts_reached: bool = False
     retry_quota_reached: bool = False
+    # What the service or botocore said (`Error.Message`, or the exception's text), at most
+    # MESSAGE_BOUND characters: for the logs only, so it takes no part in equality.
+    message: str | None = attrs.field(default=None, eq=False)
 
     @property
     def category(self) -> ErrorCategory:
@@ -85,10 +92,26 @@ class Classified:
 
 
 def failed(
-    category: ErrorCategory, code: str, *, throttling: bool = False, status: int | None = None
+    category: ErrorCategory,
+    code: str,
+    *,
+    throttling: bool = False,
+    status: int | None = None,
+    message: str | None = None,
 ) -> Classified:
     """A failure the adapters name themselves, not from a botocore answer."""
-    return Classified(Failure(category, code), throttling, status)
+    return Classified(Failure(category, code), throttling, status, message=bounded_message(message))
+
+
+def bounded_message(text: object) -> str | None:
+    """An error's message as the logs keep it: its text, cut to MESSAGE_BOUND characters (an ellipsis
+    marks a cut); None for no text."""
+    if text is None:
+        return None
+    message = str(text)
+    if not message:
+        return None
+    return message if len(message) <= MESSAGE_BOUND else message[: MESSAGE_BOUND - 1] + "…"
 
 
 Classifier = Callable[[BaseException, Any], Classified]  # what the store and the queue classify with
@@ -99,16 +122,17 @@ def classify(error: BaseException, operation_model: Any = None) -> Classified:
     (name)) lets botocore match the operation's modeled errors."""
     if isinstance(error, ClientError):
         return _classify_answer(dict(error.response), operation_model)
-    name = type(error).__name__
+    name, text = type(error).__name__, str(error)
     if isinstance(error, DeadlineExceeded):  # not sent; but an earlier attempt of the call may have landed
-        return failed(ErrorCategory.AMBIGUOUS if error.sent_before else ErrorCategory.RETRYABLE, name)
+        category = ErrorCategory.AMBIGUOUS if error.sent_before else ErrorCategory.RETRYABLE
+        return failed(category, name, message=text)
     if isinstance(error, HTTPClientError):  # sent, then the connection failed: it may have landed
-        return failed(ErrorCategory.AMBIGUOUS, name)
+        return failed(ErrorCategory.AMBIGUOUS, name, message=text)
     if isinstance(error, ConnectionError):  # never sent
-        return failed(ErrorCategory.RETRYABLE, name)
+        return failed(ErrorCategory.RETRYABLE, name, message=text)
     if isinstance(error, BotoCoreError):  # credentials, parameters, configuration
-        return failed(ErrorCategory.PERMANENT, name)
-    return failed(ErrorCategory.PERMANENT, name)
+        return failed(ErrorCategory.PERMANENT, name, message=text)
+    return failed(ErrorCategory.PERMANENT, name, message=text)
 
 
 def classify_code(
@@ -145,6 +169,7 @@ def _classify_answer(response: dict[str, Any], operation_model: Any) -> Classifi
         attempts=None if retries is None else retries + 1,
         max_attempts_reached=bool(metadata.get("MaxAttemptsReached")),
         retry_quota_reached=bool(metadata.get("RetryQuotaReached")),
+        message=bounded_message(error.get("Message")),
     )
 
 

@@ -45,7 +45,14 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from adapters.runtime.call_report import CallReport, call
-from adapters.runtime.classify import VALIDATION_EXCEPTION, Classified, Classifier, classify, failed
+from adapters.runtime.classify import (
+    VALIDATION_EXCEPTION,
+    Classified,
+    Classifier,
+    bounded_message,
+    classify,
+    failed,
+)
 from adapters.runtime.clients import (
     ANSWER_RESERVE_MS,
     ANSWER_RESERVE_SHARE,
@@ -59,6 +66,7 @@ from adapters.runtime.config import ConfigError
 from adapters.runtime.inbox_codec import (
     DEFAULT_KEY_PREFIX,
     FAILED_PARTITION,
+    error_message_of,
     is_inbox_record,
     record_key,
     stored_from_item,
@@ -234,6 +242,7 @@ class InboxView:
     result: Any = None
     attempt_id: str | None = None
     lease_expires_at: int | None = None
+    last_error_message: str | None = None  # what the handler or DynamoDB said of it (bounded), if known
 
 
 @attrs.frozen
@@ -266,7 +275,14 @@ class InboxStore:
     def get(
         self, message_id: str, deadline_ms: int | None
     ) -> tuple[InboxStored | Failure | None, CallReport]:
-        found: InboxStored | Classified | None
+        found, done = self.read(message_id, deadline_ms)
+        return (found[0] if isinstance(found, tuple) else found), done
+
+    def read(
+        self, message_id: str, deadline_ms: int | None
+    ) -> tuple[tuple[InboxStored, str | None] | Failure | None, CallReport]:
+        """The record, with what was said of its last error (`error_message_of`)."""
+        found: tuple[InboxStored, str | None] | Classified | None
         found, done = call(
             self.client,
             "dynamodb",
@@ -284,10 +300,12 @@ class InboxStore:
         deadline_ms: int | None,
         entries: Sequence[Mapping[str, Any]] = (),
         expires_at: int | None = None,
+        error_message: str | None = None,
     ) -> tuple[InboxOutcome, CallReport]:
         """One write: an UpdateItem, or — for the transactional commit — the Update of a
-        TransactWriteItems with the handler's `entries`."""
-        request = update_request(write, self.layout, self.prefix, expires_at)
+        TransactWriteItems with the handler's `entries`. `error_message`: what was said of the failure
+        the write records, if any."""
+        request = update_request(write, self.layout, self.prefix, expires_at, error_message)
         operation = "TransactWriteItems" if write.commit else "UpdateItem"
         handlers: list[Classified] = []  # a refusal that is the handler's effect's failure
 
@@ -332,13 +350,15 @@ class InboxStore:
                 return self._conflict(own.get("Item"), write, deadline_ms)
             if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
                 return HandlerError(Failure(ErrorCategory.PERMANENT, EFFECT_REFUSED)), None
-            codes = [str(r["Code"]) for r in reasons if r.get("Code") not in (None, "None")]
+            refusing = [r for r in reasons if r.get("Code") not in (None, "None")]
+            codes = [str(r["Code"]) for r in refusing]
+            said = refusing[0].get("Message") if refusing else None  # the first refusal's, for the logs
             transient = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
             if codes and set(codes) <= transient:
-                error = failed(ErrorCategory.RETRYABLE, codes[0])
+                error = failed(ErrorCategory.RETRYABLE, codes[0], message=said)
                 return error.failure, error
             if codes:  # a validation of one of the team's entries, say: a bug of the handler's effect
-                error = failed(ErrorCategory.PERMANENT, str(codes[0]))
+                error = failed(ErrorCategory.PERMANENT, str(codes[0]), message=said)
                 return HandlerError(error.failure), error
         error = self.classify(exc, self._models[operation])
         if effect and not consequence(error.category).retry_after:  # statemodel.categories decides
@@ -361,15 +381,15 @@ class InboxStore:
         decoded = self._decode(item)
         if isinstance(decoded, Classified):
             return decoded.failure, decoded
-        return Conflict(decoded.record if decoded else None), None
+        return Conflict(decoded[0].record if decoded else None), None
 
-    def _decode(self, item: dict[str, Any] | None) -> InboxStored | Classified | None:
+    def _decode(self, item: dict[str, Any] | None) -> tuple[InboxStored, str | None] | Classified | None:
         if not item:
             return None
         if not is_inbox_record(item):
             return failed(ErrorCategory.PERMANENT, NOT_AN_INBOX_RECORD)
         try:
-            return stored_from_item(item)
+            return stored_from_item(item), error_message_of(item)
         except (KeyError, ValueError, TypeError):
             return failed(ErrorCategory.AMBIGUOUS, "UnreadableItem")
 
@@ -585,7 +605,7 @@ class Inbox:
 
     def get(self, key: str) -> InboxView | None:
         """The message's inbox record, or None; InboxError when it cannot be read now."""
-        found, _ = self.store.get(key, None)
+        found, _ = self.store.read(key, None)
         if isinstance(found, Failure):
             self._refused(found.code, now_ms() + 2 * ATTEMPT_BUDGET_MS)
             raise InboxError(
@@ -593,15 +613,15 @@ class Inbox:
                 category=found.category.value,
                 code=found.code,
             )
-        return None if found is None else view(found.record)
+        return None if found is None else view(found[0].record, found[1])
 
     def failed(self, *, limit: int | None = None) -> Iterator[InboxView]:
         """The FAILED messages, oldest first: from the `attention` index's INBOX_FAILED partition when
         the table has the index, else by a scan."""
-        for count, stored in enumerate(self._failed_records()):
+        for count, (stored, said) in enumerate(self._failed_records()):
             if limit is not None and count >= limit:
                 return
-            yield view(stored.record)
+            yield view(stored.record, said)
 
     def rearm(self, key: str, reason: str, *, by: str | None = None) -> InboxRearmResult:
         """An operator's re-arm of a FAILED message: a fresh receive budget (its history keeps who and
@@ -633,7 +653,7 @@ class Inbox:
         failure = None if error is None else f"{error.category.value}:{error.code}"
         return InboxRearmResult(key, InboxRearmOutcome.FAILED, record.receives, failure)
 
-    def _failed_records(self) -> Iterator[InboxStored]:
+    def _failed_records(self) -> Iterator[tuple[InboxStored, str | None]]:
         client, table = self.store.client, self.store.table
         try:
             pages = client.get_paginator("query").paginate(
@@ -650,7 +670,7 @@ class Inbox:
                     if item and is_inbox_record(item):
                         stored = stored_from_item(item)
                         if stored.record.phase is InboxPhase.FAILED:
-                            yield stored
+                            yield stored, error_message_of(item)
             return
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in (
@@ -667,12 +687,12 @@ class Inbox:
             ConsistentRead=True,
         )
         found = [
-            stored_from_item(item)
+            (stored_from_item(item), error_message_of(item))
             for page in pages
             for item in page.get("Items", [])
             if is_inbox_record(item)
         ]
-        yield from sorted(found, key=lambda s: s.record.updated_at)
+        yield from sorted(found, key=lambda s: s[0].record.updated_at)
 
     def _refused(self, code: str | None, deadline_ms: int) -> None:
         """Raises the InboxLayoutMismatch that explains DynamoDB's refusal of the record's key (`code`
@@ -704,6 +724,7 @@ class _Ports:
     def __init__(self, inbox: Inbox, record: Mapping[str, Any], handler: Handler | None, end: int) -> None:
         self.inbox, self.record, self.handler, self.end = inbox, record, handler, end
         self.entries: list[Mapping[str, Any]] = []
+        self.said: str | None = None  # what the handler or the commit said of the last failure, bounded
 
     def read(self, read: Read, deadline_ms: int | None) -> tuple[InboxOutcome, CallReport | None]:
         found, call = self.inbox.store.get(read.message_id, deadline_ms)
@@ -716,10 +737,12 @@ class _Ports:
         if self.inbox.keep_done_seconds is not None:
             expires = now_ms() // 1000 + self.inbox.keep_done_seconds
         entries = self.entries if write.commit else ()
-        written, call = self.inbox.store.perform(write, deadline_ms, entries, expires)
-        if isinstance(written, Failure):  # the record's own write (a refused effect is a HandlerError)
-            self.inbox._refused(written.code, self.end if deadline_ms is None else deadline_ms)
-        return written, call
+        outcome, done = self.inbox.store.perform(write, deadline_ms, entries, expires, self.said)
+        if isinstance(outcome, Failure):  # the record's own write (a refused effect is a HandlerError)
+            self.inbox._refused(outcome.code, self.end if deadline_ms is None else deadline_ms)
+        if write.commit:  # a refused commit is the failure the next write records
+            self.said = None if done.error is None else done.error.message
+        return outcome, done
 
     def invoke(self, invoke: Invoke) -> tuple[InboxOutcome, CallReport | None]:
         if self.handler is None:
@@ -737,6 +760,7 @@ class _Ports:
             deadline_ms=self.end,
             record=record,
         )
+        self.said = None
         try:
             returned = self.handler(delivery)
             if self.inbox.mode is Mode.TRANSACTIONAL:
@@ -749,7 +773,14 @@ class _Ports:
             return Handled(text), None
         except Exception as exc:  # the team's handler: any failure is a failed receive
             code = type(exc).__name__
-            emit(get_logger(), INBOX_HANDLER_FAILED, message_id=invoke.message_id, code=code)
+            emit(
+                get_logger(),
+                INBOX_HANDLER_FAILED,
+                message_id=invoke.message_id,
+                code=code,
+                error_message=bounded_message(exc),
+            )
+            self.said = bounded_message(exc)
             category = (
                 ErrorCategory.PERMANENT
                 if isinstance(exc, InvalidEffect | TypeError)
@@ -803,7 +834,7 @@ def _effect_entries(returned: Any) -> list[Mapping[str, Any]]:
     return list(returned)
 
 
-def view(record: InboxRecord) -> InboxView:
+def view(record: InboxRecord, last_error_message: str | None = None) -> InboxView:
     error = record.last_error
     return InboxView(
         key=record.message_id,
@@ -815,6 +846,7 @@ def view(record: InboxRecord) -> InboxView:
         result=json.loads(record.result) if record.result else None,
         attempt_id=record.attempt_id,
         lease_expires_at=record.lease_expires_at,
+        last_error_message=last_error_message if error is not None else None,
     )
 
 
@@ -866,4 +898,5 @@ def _log_failure(log: Any, call: CallReport, flow: InboxFlow) -> None:
         retry_quota_reached=error.retry_quota_reached,
         latency_ms=call.latency_ms,
         stage=f"inbox {flow.stage.value}",
+        error_message=error.message,
     )

@@ -40,6 +40,9 @@ ATTEMPT_ID, LEASE, RESULT, LAST_ERROR = (
     f"{P}last_error",
 )
 HISTORY, MESSAGE_ID, BODY_HASH, GROUP_ID = f"{P}history", f"{P}message_id", f"{P}body_hash", f"{P}group_id"
+# What the handler or DynamoDB said of the last error (at most classify.MESSAGE_BOUND characters), for
+# the operator's list; the model's `last_error` stays (category, code). Records written before have none.
+LAST_ERROR_MESSAGE = f"{P}last_error_message"
 EXPIRES = f"{P}expires_at"  # epoch seconds, for the team's TTL (set on DONE when `keep_done_seconds`)
 FAILED_PARTITION = "INBOX_FAILED"  # the `attention` index partition of FAILED inbox records
 DEFAULT_KEY_PREFIX = "inbox#"
@@ -77,11 +80,16 @@ def lifecycle_attributes(record: InboxRecord, expires_at: int | None = None) -> 
 
 
 def update_request(
-    write: InboxWrite, layout: TableLayout, prefix: str = DEFAULT_KEY_PREFIX, expires_at: int | None = None
+    write: InboxWrite,
+    layout: TableLayout,
+    prefix: str = DEFAULT_KEY_PREFIX,
+    expires_at: int | None = None,
+    error_message: str | None = None,
 ) -> dict[str, Any]:
     """The UpdateItem parameters (less TableName) of one write; a transaction's `Update` has the same.
     `expires_at`: the TTL a DONE record gets (epoch seconds), if the inbox keeps DONE records for a
-    while only."""
+    while only. `error_message`: what was said of the failure this write records, if it records one
+    (a write that records none leaves the stored message as it is; one without a last error removes it)."""
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     assignments: list[str] = []
@@ -93,6 +101,10 @@ def update_request(
         return placeholder
 
     to_set = lifecycle_attributes(write.after, expires_at)
+    if write.after.last_error is None:
+        to_set[LAST_ERROR_MESSAGE] = None
+    elif any(getattr(event, "failure", None) is not None for event in write.events):
+        to_set[LAST_ERROR_MESSAGE] = error_message  # None: nothing said of this failure, none kept
     if write.before is None:
         message = write.after.message
         to_set |= {MESSAGE_ID: message.message_id, BODY_HASH: message.body_hash, GROUP_ID: message.group_id}
@@ -127,6 +139,13 @@ def update_request(
         "ExpressionAttributeValues": {k: _SERIALIZER.serialize(v) for k, v in values.items()},
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
+
+
+def error_message_of(raw: Mapping[str, Any]) -> str | None:
+    """What was said of an item's last error (low-level values), if the write that recorded it knew."""
+    value = raw.get(LAST_ERROR_MESSAGE)
+    text = value.get("S") if isinstance(value, Mapping) else None
+    return text if isinstance(text, str) else None
 
 
 def event_dict(event: Any) -> dict[str, Any]:

@@ -35,8 +35,8 @@ AWS_FAILURE = _event(
     "aws_failure",
     "warning",
     "service operation category code http_status throttling attempts max_attempts_reached "
-    "retry_quota_reached latency_ms stage",
-    "one AWS call failed after the SDK's retries, with its classification",
+    "retry_quota_reached latency_ms stage error_message",
+    "one AWS call failed after the SDK's retries, with its classification and the service's message",
 )
 TRANSITION = _event(
     "transition",
@@ -128,7 +128,10 @@ INBOX_GIVEN_UP = _event(
     "a message ran out of receives: FAILED, left to the redrive policy and `sendguard inbox-failed`",
 )
 INBOX_HANDLER_FAILED = _event(
-    "inbox_handler_failed", "exception", "message_id code", "the team's handler raised for a message"
+    "inbox_handler_failed",
+    "exception",
+    "message_id code error_message",
+    "the team's handler raised for a message: the exception's name and message, with its traceback",
 )
 INBOX_KEY_MISSING = _event(
     "inbox_key_missing",

@@ -175,6 +175,7 @@ def log_failure(log: Any, call: CallReport, flow: Flow | None) -> None:
         retry_quota_reached=error.retry_quota_reached,
         latency_ms=call.latency_ms,
         stage=flow.stage.value if flow else None,
+        error_message=error.message,
     )
 
 

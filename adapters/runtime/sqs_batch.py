@@ -63,12 +63,13 @@ def batches(sends: Sequence[Send], destination: Callable[[Send], str] = lambda _
 def entry_failure(entry: dict[str, Any], operation_model: Any = None) -> Classified:
     """What one `Failed` entry of a SendMessageBatch answer means for the protocol."""
     code = str(entry.get("Code") or "BatchEntryFailed")
+    said = entry.get("Message")  # SQS's words, for the logs
     if entry.get("SenderFault"):
-        return failed(ErrorCategory.PERMANENT, code)
+        return failed(ErrorCategory.PERMANENT, code, message=said)
     classified = classify_code(code, 500, operation_model)
     if classified.category is ErrorCategory.AMBIGUOUS:  # reported failed: it was not enqueued
-        return failed(ErrorCategory.RETRYABLE, code, throttling=classified.throttling)
-    return failed(classified.category, code, throttling=classified.throttling)
+        return failed(ErrorCategory.RETRYABLE, code, throttling=classified.throttling, message=said)
+    return failed(classified.category, code, throttling=classified.throttling, message=said)
 
 
 def send_batch(
