@@ -115,8 +115,9 @@ def _overhead(section: dict[str, Any]) -> list[str]:
 # ---- 3. cold start --------------------------------------------------------------------------------
 
 COLDSTART_METHOD = """\
-Code: `bench/coldstart.py`. Each side runs in a fresh interpreter (`python -c`), timed inside it from
-before its first import to its end (the interpreter's own start-up, the same for every side, is left
+Code: `bench/coldstart.py`. Each side runs in a fresh interpreter (`python -c`, in the package's
+directory as Lambda runs in /var/task, so that its compiled modules are the ones imported), timed
+inside it from before its first import to its end (the interpreter's own start-up, the same for every side, is left
 out), in CPU time (user + system, `time.process_time`) and wall time; the sides take turns, {runs}
 runs each, and the medians are compared. The goal is the first request, as the issue measures it:
 sendguard's handler answering `GET /messages/{{id}}` (import, configuration, its DynamoDB and SQS
