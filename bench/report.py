@@ -117,26 +117,26 @@ def _overhead(section: dict[str, Any]) -> list[str]:
 COLDSTART_METHOD = """\
 Code: `bench/coldstart.py`. Each side runs in a fresh interpreter (`python -c`, in the package's
 directory as Lambda runs in /var/task, so that its compiled modules are the ones imported), timed
-inside it from before its first import to its end (the interpreter's own start-up, the same for every side, is left
-out), in CPU time (user + system, `time.process_time`) and wall time; the sides take turns, {runs}
-runs each, and the medians are compared. The goal is the first request, as the issue measures it:
-sendguard's handler answering `GET /messages/{{id}}` (import, configuration, its DynamoDB and SQS
-clients, one GetItem, its answer and log line) against boto3 alone making the same two clients and
-the same GetItem, both against moto over HTTP on loopback. It is judged on CPU time: this machine is
-shared, and wall time there also waits for the other processes and for moto's answer (a cost that
-is not sendguard's, and not AWS's). Two more first-request sides say why and what SnapStart changes:
-boto3 alone with attrs and structlog imported first (the floor of any handler built on the project's
-libraries), and the first request of an environment restored from a primed snapshot, simulated by
-fork (a parent imports the handler and runs the before-snapshot hook, which makes its clients; the
-child, the restored environment, makes new clients and answers; only the child is timed, and
-Lambda's own restore of the memory is not in it). The import-only sides follow, against the issue's first
-baseline, `import boto3` plus `boto3.client("dynamodb")` and `boto3.client("sqs")`. Every side runs
-with only what a Lambda container can import: the standard library, the project as `make
-build-SubmitFunction` builds it (bytecode compiled) and the distributions of
-deploy/layer/requirements.txt with their dependencies ({dists}), linked into one directory on
-`PYTHONPATH`, the interpreter started with `-S`. The development virtualenv holds more, and structlog
-imports `rich` (installed there by the dev tools) when it can find it; the like-for-like pair measured
-there too, for reference: {dev}."""
+inside it from before its first import to its end (the interpreter's own start-up, the same for
+every side, is left out), in CPU time (user + system, `time.process_time`) and wall time; the sides
+take turns, {runs} runs each, and the medians are compared. The goal is the first request, as the
+issue measures it: sendguard's handler answering `GET /messages/{{id}}` (import, configuration, its
+DynamoDB and SQS clients, one GetItem, its answer and log line) against boto3 alone making the same
+two clients and the same GetItem, both against moto over HTTP on loopback. It is judged on CPU time:
+this machine is shared, and wall time there also waits for the other processes and for moto's answer
+(a cost that is not sendguard's, and not AWS's). Two more first-request sides say why and what
+SnapStart changes: boto3 alone with attrs and structlog imported first (the floor of any handler
+built on the project's libraries), and the first request of an environment restored from a primed
+snapshot, simulated by fork (a parent imports the handler and runs the before-snapshot hook, which
+makes its clients; the child, the restored environment, makes new clients and answers; only the
+child is timed, and Lambda's own restore of the memory is not in it). The import-only sides follow,
+against the issue's first baseline, `import boto3` plus `boto3.client("dynamodb")` and
+`boto3.client("sqs")`. Every side runs with only what a Lambda container can import: the standard
+library, the project as `make build-SubmitFunction` builds it (bytecode compiled) and the
+distributions of deploy/layer/requirements.txt with their dependencies ({dists}), linked into one
+directory on `PYTHONPATH`, the interpreter started with `-S`. The development virtualenv holds more,
+and structlog imports `rich` (installed there by the dev tools) when it can find it; the
+like-for-like pair measured there too, for reference: {dev}."""
 
 
 def _coldstart(section: dict[str, Any]) -> list[str]:
