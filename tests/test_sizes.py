@@ -391,6 +391,7 @@ def test_an_inbox_key_counts_bytes_as_its_partition_key_does() -> None:
     assert not sizes.inbox_key_fits(CLEF * 256 + "k")  # 257 characters, 1,025 bytes
     assert not sizes.inbox_key_fits("k" * (sizes.INBOX_MAX_KEY_BYTES + 1))
     assert not sizes.inbox_key_fits("")
+    assert sizes.inbox_key_fits("k")  # one byte is a key
     assert not sizes.inbox_key_fits("k\ud800")
 
 

@@ -375,3 +375,17 @@ def test_library_keys_are_printable_ascii_without_spaces() -> None:
         assert valid_key(good) == good
     for bad in ("", "a b", "k" * 129, "é", "a\tb", None, 5):
         assert valid_key(bad) is None, bad
+
+
+def test_a_key_names_one_message_per_caller_and_the_message_keeps_its_caller() -> None:
+    """Where the API keeps callers apart, the same key of two callers names two messages, and neither
+    is the plain key's (whose id is pinned: ids already stored must not move)."""
+    from statemodel.validation import new_message
+
+    plain = message_id_for_key("order-1")
+    assert plain == "db9fe999-824c-5ea6-b53b-556bbc58ebe1"
+    alice, bob = message_id_for_key("order-1", "alice"), message_id_for_key("order-1", "bob")
+    assert len({plain, alice, bob}) == 3
+    assert message_id_for_key("order-1", None) == plain and message_id_for_key("order-1", "alice") == alice
+    message = new_message(accepted_message("x"), alice, "c-1", 0, "order-1", caller="alice")
+    assert message.caller == "alice"
