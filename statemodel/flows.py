@@ -14,8 +14,6 @@ answer, and how) is the entry of `NEXT` for its kind, stage, outcome and record,
 from __future__ import annotations
 
 import enum
-import itertools
-from typing import TypeVar
 
 import attrs
 
@@ -33,6 +31,7 @@ from statemodel.commands import (
 from statemodel.decider import decide, evolve_all
 from statemodel.events import ClaimCause, Event
 from statemodel.records import Message, Phase, Record, Status, phase_of
+from statemodel.rules import compile_rules
 from statemodel.table import TRANSITIONS, Table
 
 
@@ -290,9 +289,6 @@ class Flow:
 # * Anything else (a send answered by a write's outcome, say) has no entry: `advance` raises.
 
 
-T = TypeVar("T")
-
-
 class Came(enum.Enum):
     """What came of a flow's effect, as `NEXT` tells outcomes apart."""
 
@@ -407,20 +403,7 @@ RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 
 
-def _each(value: T | tuple[T, ...]) -> tuple[T, ...]:
-    return value if isinstance(value, tuple) else (value,)
-
-
-def _compile(rules: tuple[Rule, ...]) -> dict[Key, Step]:
-    """The rules as a lookup: every key each names, to its step (the first rule to name a key holds)."""
-    table: dict[Key, Step] = {}
-    for kinds, stages, cames, phases, step in rules:
-        for key in itertools.product(_each(kinds), _each(stages), _each(cames), _each(phases)):
-            table.setdefault(key, step)
-    return table
-
-
-NEXT: dict[Key, Step] = _compile(RULES)
+NEXT: dict[Key, Step] = compile_rules(RULES)
 
 
 def came_of(flow: Flow, effect: Write | Send, outcome: Outcome) -> tuple[Came, Record | None]:

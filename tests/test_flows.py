@@ -63,6 +63,7 @@ from statemodel.flows import (
 )
 from statemodel.invariants import foreign_changes, is_orphan, metadata_problems, orphans
 from statemodel.records import Message, Record, Status
+from statemodel.rules import compile_rules
 from statemodel.stored import Stored
 from statemodel.table import TRANSITIONS
 from statemodel.validation import message_id_for_key, new_message, parse_submission
@@ -1005,10 +1006,10 @@ def test_rules_compile_to_every_key_they_name_the_first_rule_holding() -> None:
     holds. Every rule is live: each names at least one key no earlier rule took."""
     from statemodel import flows
 
-    assert flows._compile(flows.RULES) == NEXT
+    assert compile_rules(flows.RULES) == NEXT
     first, second = flows.SendMessage(), flows.Confirm()
     both = (Kind.SUBMIT, Kind.REDRIVE)
-    table = flows._compile(
+    table = compile_rules(
         (
             (Kind.SUBMIT, Stage.SEND, Came.SENT, (Phase.IN_FLIGHT, Phase.PENDING), first),
             (both, Stage.SEND, Came.SENT, Phase.IN_FLIGHT, second),
@@ -1021,7 +1022,7 @@ def test_rules_compile_to_every_key_they_name_the_first_rule_holding() -> None:
     }
     taken: set[object] = set()
     for n, rule in enumerate(flows.RULES):
-        named = set(flows._compile((rule,)))
+        named = set(compile_rules((rule,)))
         assert named - taken, f"rule {n} ({rule}) names no key an earlier rule did not take"
         taken |= named
     assert taken == set(NEXT)

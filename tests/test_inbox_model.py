@@ -68,6 +68,7 @@ from statemodel.inbox.flows import (
 )
 from statemodel.inbox.records import ClaimHeld, InboxMessage, InboxPhase, InboxRecord, phase_of
 from statemodel.inbox.table import EVENT_TARGET, INBOX_TRANSITIONS, Guard, Mode, forbidden_moves, rows_of
+from statemodel.rules import compile_rules
 
 MESSAGE = InboxMessage("m-1", "sha256:ab")
 SETTINGS = InboxSettings(max_receives=3, lease_margin_ms=30_000)
@@ -510,7 +511,7 @@ def test_a_step_a_flow_cannot_take_is_refused(step: flows.Step) -> None:
 def test_every_key_of_the_next_step_table_is_one_a_rule_names_and_no_rule_is_dead() -> None:
     named: set[object] = set()
     for rule in flows.RULES:
-        keys = set(flows.compile_rules((rule,)))
+        keys = set(compile_rules((rule,)))
         assert keys - named, f"no key is left to {rule}: it is dead"
         named |= keys
     assert named == set(flows.NEXT)

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import itertools
-from typing import TypeVar
 
 import attrs
 
@@ -53,6 +51,7 @@ from statemodel.inbox.decider import decide, evolve_all
 from statemodel.inbox.events import InboxEvent
 from statemodel.inbox.records import InboxMessage, InboxPhase, InboxRecord
 from statemodel.inbox.table import INBOX_TRANSITIONS, InboxTable, Mode
+from statemodel.rules import compile_rules
 
 
 @attrs.frozen
@@ -297,9 +296,6 @@ def idempotency_key(message: InboxMessage) -> str:
 # * Anything else (a read answered by a write's outcome, say) has no entry: `advance` raises.
 
 
-T = TypeVar("T")
-
-
 class Came(enum.Enum):
     """What came of a flow's effect, as `NEXT` tells outcomes apart."""
 
@@ -443,19 +439,6 @@ RULES: tuple[Rule, ...] = (
     (_BOTH, (Stage.COMMIT, Stage.COMPLETE), Came.FAILED, _ANY, _UNCOMPLETED),
     (_BOTH, tuple(Stage), Came.FAILED, _ANY, _RETRY),
 )  # fmt: skip
-
-
-def _each(value: T | tuple[T, ...]) -> tuple[T, ...]:
-    return value if isinstance(value, tuple) else (value,)
-
-
-def compile_rules(rules: tuple[Rule, ...]) -> dict[Key, Step]:
-    """The rules as a lookup: every key each names, to its step (the first rule to name a key holds)."""
-    table: dict[Key, Step] = {}
-    for modes, stages, cames, seens, step in rules:
-        for key in itertools.product(_each(modes), _each(stages), _each(cames), _each(seens)):
-            table.setdefault(key, step)
-    return table
 
 
 NEXT: dict[Key, Step] = compile_rules(RULES)
