@@ -12,7 +12,10 @@ import traceback
 from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "provision": ("adapters.cli.provision", "create the table and the queue if they do not exist"),
+    "provision": (
+        "adapters.cli.provision",
+        "create the table, the queue and the body bucket (--body-bucket) if they do not exist",
+    ),
     "reconcile": ("adapters.cli.reconcile", "run one reconciler pass"),
     "status": ("adapters.cli.status", "show the backlog by kind, from the index (no scan)"),
     "redrive": ("adapters.cli.redrive", "re-arm exhausted records once their cause is fixed"),
