@@ -369,3 +369,66 @@ def test_an_endpoint_that_does_not_answer_as_aws_is_one_line_naming_the_endpoint
         "sendguard status: DescribeTable: the endpoint answered HTTP 404, not as AWS does: check that "
         "AWS_ENDPOINT_URL (or --endpoint-url) is the service's endpoint"
     )
+
+
+@pytest.mark.parametrize("where", ["missing/demo.log", "."], ids=["no-directory", "a-directory"])
+def test_a_demo_log_file_that_cannot_be_written_is_refused_before_the_demo_runs(
+    tmp_path: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not after a whole run, and not as a file it 'cannot read'."""
+    path = tmp_path / where
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["demo", "--requests", "1", "--log-file", str(path)])
+    captured = capsys.readouterr()
+    assert exited.value.code == 2 and captured.out == ""
+    reason = "No such file or directory" if where != "." else "Is a directory"
+    assert captured.err.endswith(f"sendguard demo: error: --log-file {path}: cannot write it: {reason}\n")
+    assert "gateway at" not in captured.err  # the service never started
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--lambda-timeout", "0", "--lambda-timeout must be in 1..900 seconds (Lambda's)"),
+        ("--lambda-timeout", "-5", "--lambda-timeout must be in 1..900 seconds (Lambda's)"),
+        ("--lambda-timeout", "901", "--lambda-timeout must be in 1..900 seconds (Lambda's)"),
+        ("--seconds", "-1", "--seconds must be 0 (until Ctrl-C) or more"),
+        ("--seconds", "nan", "--seconds must be 0 (until Ctrl-C) or more"),
+        ("--reconcile-every", "-1", "--reconcile-every must be 0 (no passes) or more"),
+    ],
+)
+def test_serve_refuses_a_number_out_of_range_before_it_starts(
+    flag: str, value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 0 s function timeout answered every request with an error; a negative --seconds served
+    forever; both were taken."""
+    import threading
+
+    from adapters.cli import serve
+
+    stopped = threading.Event()
+    stopped.set()  # were it taken, the service would stop at once rather than serve forever
+    with pytest.raises(SystemExit) as exited:
+        serve.main(["--port", "0", flag, value], stop=stopped)
+    captured = capsys.readouterr()
+    assert exited.value.code == 2 and captured.err.endswith(f"sendguard serve: error: {says}\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--workers", "0"], "argument --workers/-K: 0 is not between 1 and 9"),
+        (["-M", "0"], "argument --records/-M: 0 is not between 1 and 9"),
+        (["-F", "10"], "argument --faults/-F: 10 is not between 0 and 9"),
+        (["-K", "two"], "argument --workers/-K: 'two' is not a whole number"),
+        (["-A", "x"], "argument --max-attempts/-A: 'x' is not a whole number"),
+    ],
+)
+def test_explore_refuses_a_bound_it_cannot_judge(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No workers or no records explored 15 states and exited 1 on coverage, a verdict on nothing."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["explore", *argv])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"sendguard explore: error: {says}\n")

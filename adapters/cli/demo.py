@@ -76,6 +76,12 @@ def main(argv: list[str]) -> int:
         parser.error("--aws-max-attempts must be in 1..10")
     if not 5 <= args.lambda_timeout <= 900:
         parser.error("--lambda-timeout must be in 5..900 seconds")
+    if args.log_file is not None:  # written at the end: found unwritable now, not after the run
+        try:
+            with open(args.log_file, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            parser.error(f"--log-file {args.log_file}: cannot write it: {exc.strerror}")
     options = DemoOptions(
         requests=args.requests,
         concurrency=args.concurrency,

@@ -41,8 +41,8 @@ def parser() -> argparse.ArgumentParser:
         prog="sendguard explore",
         description="Explore every interleaving of the pure model to closure and check its promises.",
     )
-    p.add_argument("--workers", "-K", type=_count, default=2, help="concurrent invocations (default 2)")
-    p.add_argument("--records", "-M", type=_count, default=2, help="records (default 2)")
+    p.add_argument("--workers", "-K", type=_some, default=2, help="concurrent invocations (default 2)")
+    p.add_argument("--records", "-M", type=_some, default=2, help="records (default 2)")
     p.add_argument(
         "--faults", "-F", type=_count, default=2, help="faults injected per run, at most (default 2)"
     )
@@ -310,15 +310,25 @@ def _liveness_text(live: Liveness, seconds: float) -> list[str]:
     return lines
 
 
-def _attempts(text: str) -> int:
-    value = int(text)
-    if value < 1 or value > 3:
-        raise argparse.ArgumentTypeError(f"{text} is not between 1 and 3")
+def _between(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high}")
     return value
+
+
+def _attempts(text: str) -> int:
+    return _between(text, 1, 3)
 
 
 def _count(text: str) -> int:
-    value = int(text)
-    if value < 0 or value > 9:
-        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 9")
-    return value
+    """Faults: none is a bound too."""
+    return _between(text, 0, 9)
+
+
+def _some(text: str) -> int:
+    """Workers and records: with none, nothing runs and the verdict is only of coverage."""
+    return _between(text, 1, 9)

@@ -40,6 +40,12 @@ def main(
         parser.error("--port must be in 0..65535")
     if not 0.0 <= args.fault_rate <= 1.0:
         parser.error("--fault-rate must be in [0, 1]")
+    if not 1 <= args.lambda_timeout <= 900:
+        parser.error("--lambda-timeout must be in 1..900 seconds (Lambda's)")
+    if not args.seconds >= 0:  # nan too
+        parser.error("--seconds must be 0 (until Ctrl-C) or more")
+    if not args.reconcile_every >= 0:
+        parser.error("--reconcile-every must be 0 (no passes) or more")
     options = ServiceOptions(
         endpoint_url=args.endpoint_url,
         table=args.table,
