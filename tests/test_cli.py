@@ -432,3 +432,11 @@ def test_explore_refuses_a_bound_it_cannot_judge(
         cli.main(["explore", *argv])
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith(f"sendguard explore: error: {says}\n")
+
+
+def test_audit_refuses_a_negative_grace(capsys: pytest.CaptureFixture[str]) -> None:
+    """With one, an in-flight record whose lease has not expired yet would be reported an orphan."""
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*TABLE_COMMANDS["audit"], "--grace-seconds", "-100"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith("error: --grace-seconds must be 0 or more (got -100)\n")

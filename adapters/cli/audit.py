@@ -27,6 +27,8 @@ def main(argv: list[str]) -> int:
     )
     table_options.add_table_options(parser)
     args = parser.parse_args(argv)
+    if args.grace_seconds < 0:  # a lease not yet expired would count as an orphan
+        parser.error(f"--grace-seconds must be 0 or more (got {args.grace_seconds})")
     with table_options.aws_environment(args):
         config = table_options.checked(args, index=False)  # a scan: the index is not read
         configure("WARNING", stream=sys.stderr)
