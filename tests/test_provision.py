@@ -115,12 +115,38 @@ def test_a_session_of_another_region_provisions_everything_in_that_region(sendgu
     assert table_names() == [] and queue_names() == []
 
 
+def test_every_call_is_made_by_a_client_of_the_session_itself(sendguard_aws: None) -> None:
+    """Not a Session made again from its region: the team's own (its credentials and endpoints, its
+    handlers). Its event hooks see every call that provisions, the table's check included."""
+    session = boto3.Session(region_name="eu-west-1")
+    seen: list[str] = []
+    session.events.register("before-call", lambda model, **_: seen.append(model.name))
+    ensure_resources("payments", "payment-events", layout=PAYMENTS, bucket="bodies", session=session)
+    assert seen[0] == "CreateTable" and {"CreateBucket", "CreateQueue"} <= set(seen)
+    seen.clear()
+    ensure_resources("payments", "payment-events", layout=PAYMENTS, bucket="bodies", session=session)
+    assert {"CreateTable", "DescribeTable", "CreateBucket", "CreateQueue"} <= set(seen)
+
+
 def test_a_session_s_table_is_checked_against_the_layout(sendguard_aws: None) -> None:
     session = boto3.Session(region_name="eu-west-1")
     ensure_resources("payments", "payment-events", layout=PAYMENTS, session=session)
     ensure_resources("payments", "payment-events")  # the environment's region has no such table yet
     with pytest.raises(ConfigError, match=r"^table payments exists with partition key 'tenant'"):
         ensure_resources("payments", "payment-events", session=session)
+
+
+def test_the_service_endpoint_variables_are_followed_when_they_change(
+    sendguard_aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container's clients (provision's, the bodies') go where `AWS_ENDPOINT_URL_S3` (and its
+    DynamoDB and SQS siblings) say at the time each client is made, not when the Session was."""
+    make_client("s3", 1)  # the container's Session, made before the variables change
+    for service, variable in (("s3", "S3"), ("dynamodb", "DYNAMODB"), ("sqs", "SQS")):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{variable}", "http://127.0.0.1:9")
+        assert make_client(service, 1).meta.endpoint_url == "http://127.0.0.1:9"
+        monkeypatch.delenv(f"AWS_ENDPOINT_URL_{variable}")
+        assert make_client(service, 1).meta.endpoint_url.startswith("https://")
 
 
 # ---- an existing table ---------------------------------------------------------------------------
