@@ -16,7 +16,7 @@ import pytest
 
 from adapters import ConfigError, Inbox, Outbox, TableLayout, ensure_resources
 from adapters.cli import main as cli
-from adapters.ops.provision import table_definition, table_problem
+from adapters.ops.provision import ensure_table, table_definition, table_problem
 from adapters.runtime.clients import make_client
 
 PAYMENTS = TableLayout(partition_key="tenant", sort_key="paymentId")
@@ -82,6 +82,21 @@ def test_a_queue_name_sqs_refuses_is_refused_before_anything_is_created(
 def test_the_longest_queue_names_sqs_takes_are_taken(sendguard_aws: None) -> None:
     assert ensure_resources("orders", "q" * 80).endswith("/" + "q" * 80)
     assert ensure_resources("orders", "Q_-9" * 18 + "abc.fifo", fifo=True).endswith(".fifo")
+
+
+@pytest.mark.parametrize("call", [ensure_resources, ensure_table], ids=["ensure_resources", "ensure_table"])
+def test_a_layout_that_is_not_a_table_layout_is_refused_as_outbox_refuses_it(
+    sendguard_aws: None, call: Callable[..., Any]
+) -> None:
+    """As `Outbox(layout=...)` does: a TypeError naming it, not `'str' object has no attribute
+    'partition_key'` from inside, and nothing made."""
+    args = ("orders", "order-events") if call is ensure_resources else ("orders",)
+    with pytest.raises(TypeError) as raised:
+        call(*args, layout="orderId")
+    assert str(raised.value) == (
+        "layout='orderId' is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
+    )
+    assert queue_names() == [] and table_names() == []
 
 
 def test_a_bucket_name_s3_refuses_is_refused_before_anything_is_created(sendguard_aws: None) -> None:

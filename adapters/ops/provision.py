@@ -79,6 +79,7 @@ def ensure_resources(
     bucket name S3 refuses, checked before anything is created, and for an existing table that does
     not fit `layout` (its key or its `attention` index), checked before the bucket and the queue are
     made: an existing table is never changed."""
+    layout = _checked_layout(layout)
     queue_problem = queue_name_problem(queue_name, fifo)
     if queue_problem is not None:
         raise ConfigError(queue_problem)
@@ -105,7 +106,7 @@ def ensure_table(
     """Creates the table for `layout` with the reconciler's index, if it does not exist; an existing
     one must fit `layout` (TableMismatch, a ConfigError, says what it has and what was asked).
     `session`: the team's boto3 Session, else the environment's."""
-    layout = layout or TableLayout()
+    layout = _checked_layout(layout)
     dynamodb = make_client("dynamodb", ATTEMPTS, session=session)
     try:
         dynamodb.create_table(TableName=table_name, **table_definition(layout))
@@ -119,6 +120,16 @@ def ensure_table(
         problem = table_problem(table_name, dynamodb.describe_table(TableName=table_name)["Table"], layout)
         if problem is not None:
             raise TableMismatch(problem)
+
+
+def _checked_layout(layout: TableLayout | None) -> TableLayout:
+    """`layout`, or sendguard's own for None; a TypeError, as `Outbox(layout=...)` raises, for
+    anything that is not a TableLayout."""
+    if layout is not None and not isinstance(layout, TableLayout):
+        raise TypeError(
+            f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
+        )
+    return layout or TableLayout()
 
 
 def table_problem(table_name: str, description: Mapping[str, Any], layout: TableLayout) -> str | None:
