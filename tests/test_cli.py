@@ -440,3 +440,28 @@ def test_audit_refuses_a_negative_grace(capsys: pytest.CaptureFixture[str]) -> N
         cli.main([*TABLE_COMMANDS["audit"], "--grace-seconds", "-100"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.endswith("error: --grace-seconds must be 0 or more (got -100)\n")
+
+
+def test_ctrl_c_is_one_line_and_exit_130_not_a_traceback() -> None:
+    """An operator's Ctrl-C in a long command (an audit, a pass, the explorer) is no bug."""
+    import signal
+
+    command = [sys.executable, "-m", "adapters.cli", "explore", "-K", "3", "-M", "3", "-F", "3", "--progress"]
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # whatever the parent ignores
+    ) as running:
+        assert running.stderr is not None
+        first = running.stderr.readline()  # the search has started: it runs for seconds more
+        assert first.startswith("depth 1: "), first
+        running.send_signal(signal.SIGINT)
+        rest = running.stderr.read()
+    assert running.returncode == 130, rest
+    assert "Traceback" not in rest
+    assert rest.splitlines()[-1] == (
+        "sendguard explore: interrupted: what it wrote stays (each write is whole), and running it again "
+        "is safe"
+    )

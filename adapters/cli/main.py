@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # Exit statuses: a command's own 0 (fine) and 1 (it ran and found a problem: a violation, a failed
 # re-arm); 2 when it could not run (usage, configuration, AWS access: the line says what to fix).
 CANNOT_RUN = 2
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+INTERRUPTED = "what it wrote stays (each write is whole), and running it again is safe"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[args[0]][0])
     try:
         result: int = module.main(args[1:])
+    except KeyboardInterrupt:  # the operator's Ctrl-C: every write is one conditional request
+        if debug:
+            traceback.print_exc()
+        print(f"sendguard {args[0]}: interrupted: {INTERRUPTED}", file=sys.stderr)
+        return INTERRUPTED_STATUS
     except Exception as exc:
         problem = operator_error(exc)
         if problem is None:
@@ -155,7 +162,8 @@ def usage() -> str:
         "       sendguard --version\n\ncommands:\n" + "\n".join(lines) + "\n\n"
         "--debug: show the traceback of an error, not just the line that says what to fix.\n"
         "exit status: 0 done; 1 the command ran and found a problem (audit, redrive, check-trace,\n"
-        "explore, demo); 2 it could not run (usage, configuration, AWS access, a missing table or queue)."
+        "explore, demo); 2 it could not run (usage, configuration, AWS access, a missing table or queue);\n"
+        "130 interrupted (Ctrl-C)."
     )
 
 
