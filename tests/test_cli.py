@@ -465,3 +465,22 @@ def test_ctrl_c_is_one_line_and_exit_130_not_a_traceback() -> None:
         "sendguard explore: interrupted: what it wrote stays (each write is whole), and running it again "
         "is safe"
     )
+
+
+def test_a_waiter_that_gives_up_is_one_line() -> None:
+    """provision waits for its table to be ACTIVE (60 s at most); a WaiterError is no bug."""
+    from botocore.exceptions import WaiterError
+
+    creating = {"Table": {"TableStatus": "CREATING"}}
+    slow = WaiterError(name="TableExists", reason="Max attempts exceeded", last_response=creating)
+    assert cli.operator_error(slow) == (
+        "Waiter TableExists failed: Max attempts exceeded: it is still being made; run the command again "
+        "once it is ready"
+    )
+    denied = WaiterError(
+        name="TableExists",
+        reason="An error occurred (AccessDeniedException): no",
+        last_response={"Error": {"Code": "AccessDeniedException", "Message": "no"}},
+    )
+    found = cli.operator_error(denied)
+    assert found is not None and found.startswith("TableExists: access denied (AccessDeniedException)")

@@ -126,6 +126,11 @@ def operator_error(exc: BaseException) -> str | None:
             f"cannot reach {where} ({type(exc).__name__}): check AWS_ENDPOINT_URL (or --endpoint-url), "
             "the region and the network"
         )
+    if isinstance(exc, boto.WaiterError):  # provision's wait for its table to be ACTIVE
+        error = (exc.last_response or {}).get("Error")
+        if error:  # the wait's own call failed: said as that call's failure is
+            return operator_error(boto.ClientError({"Error": error}, _kwargs(exc).get("name", "wait")))
+        return f"{exc}: it is still being made; run the command again once it is ready"
     if isinstance(exc, boto.ClientError):
         error, operation = exc.response.get("Error", {}), exc.operation_name
         codes = {error.get("Code"), error.get("QueryErrorCode")}
