@@ -484,3 +484,23 @@ def test_a_waiter_that_gives_up_is_one_line() -> None:
     )
     found = cli.operator_error(denied)
     assert found is not None and found.startswith("TableExists: access denied (AccessDeniedException)")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["explore", "--list-mutants"]])
+def test_output_into_a_closed_pipe_is_no_traceback(argv: list[str]) -> None:
+    """`sendguard … | head -1`: the reader went away; that is no error of the command's."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: every write meets EPIPE
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "adapters.cli", *argv],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (cli.PIPE_CLOSED, "")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import sys
 import traceback
 from typing import Any
@@ -37,12 +38,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # Exit statuses: a command's own 0 (fine) and 1 (it ran and found a problem: a violation, a failed
 # re-arm); 2 when it could not run (usage, configuration, AWS access: the line says what to fix).
 CANNOT_RUN = 2
+PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, as a shell reports a command Ctrl-C stopped
 INTERRUPTED = "what it wrote stays (each write is whole), and running it again is safe"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+    try:
+        code = _run(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()  # a reader gone away shows here, not as Python's complaint at exit
+    except BrokenPipeError:  # `sendguard … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush goes nowhere
+        return PIPE_CLOSED
+    return code
+
+
+def _run(args: list[str]) -> int:
     debug = bool(args) and args[0] == "--debug"
     args = args[1:] if debug else args
     if args and args[0] in ("-V", "--version"):
@@ -168,7 +179,7 @@ def usage() -> str:
         "--debug: show the traceback of an error, not just the line that says what to fix.\n"
         "exit status: 0 done; 1 the command ran and found a problem (audit, redrive, check-trace,\n"
         "explore, demo); 2 it could not run (usage, configuration, AWS access, a missing table or queue);\n"
-        "130 interrupted (Ctrl-C)."
+        "130 interrupted (Ctrl-C); 141 the output's reader went away (| head)."
     )
 
 
