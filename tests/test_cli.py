@@ -294,11 +294,18 @@ def test_an_unreadable_file_and_a_file_of_no_transitions_are_said_in_one_line(
     assert "2 lines, 0 transitions" in captured.out
 
 
-def test_a_reconciler_pass_of_no_time_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("seconds", ["-1", "0", "901", "99999999999"])
+def test_a_reconciler_pass_of_no_time_or_longer_than_a_lambda_s_is_refused(
+    seconds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pass leases each claim until its own end: one of years, stopped by Ctrl-C or a lost laptop,
+    left its claimed records in flight for years."""
     with pytest.raises(SystemExit) as exited:
-        cli.main(["reconcile", "--table", "t", "--queue-url", "https://q", "--seconds", "-1"])
+        cli.main(["reconcile", "--table", "t", "--queue-url", "https://q", "--seconds", seconds])
     assert exited.value.code == 2
-    assert "--seconds must be at least 1 (got -1)" in capsys.readouterr().err
+    assert f"--seconds must be in 1..900, as a reconciler function's timeout (got {seconds})" in (
+        capsys.readouterr().err
+    )
 
 
 def test_an_outbox_layout_that_is_not_a_table_layout_is_refused_when_made() -> None:
