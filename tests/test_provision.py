@@ -16,7 +16,7 @@ import pytest
 
 from adapters import ConfigError, Inbox, Outbox, TableLayout, ensure_resources
 from adapters.cli import main as cli
-from adapters.ops.provision import ensure_table, table_definition, table_problem
+from adapters.ops.provision import TableMismatch, ensure_table, table_definition, table_problem
 from adapters.runtime.clients import make_client
 
 PAYMENTS = TableLayout(partition_key="tenant", sort_key="paymentId")
@@ -221,6 +221,25 @@ def without_index(layout: TableLayout) -> dict[str, Any]:
         d for d in definition["AttributeDefinitions"] if not d["AttributeName"].startswith("sg_")
     ]
     return definition
+
+
+def test_an_existing_table_whose_records_hold_another_status_attribute_is_refused(
+    sendguard_aws: None,
+) -> None:
+    """library.md: ensure_resources compares the whole layout with the table. Its status and body
+    attributes only a record can tell (as `sendguard provision` reads them), before anything is made."""
+    written = TableLayout(partition_key="tenant", sort_key="paymentId", status_attribute="state")
+    url = ensure_resources("payments", "payment-events", layout=written)
+    outbox = Outbox("payments", url, layout=written)  # a record in the index: prepared, not sent
+    make_client("dynamodb", 1).transact_write_items(TransactItems=[outbox.pending_put(("acme", "p-1"), "x")])
+    with pytest.raises(ConfigError) as raised:
+        ensure_resources("payments", "payment-bodies-events", layout=PAYMENTS, bucket="payment-bodies")
+    message = str(raised.value)
+    assert isinstance(raised.value, TableMismatch) and "\n" not in message
+    assert "set status_attribute='state' in the TableLayout" in message
+    assert message.endswith("(an existing table is never changed)")
+    assert queue_names() == ["payment-events"] and make_client("s3", 1).list_buckets()["Buckets"] == []
+    assert ensure_resources("payments", "payment-events", layout=written) == url  # the layout it was made for
 
 
 def test_an_existing_table_without_the_index_is_refused(sendguard_aws: None) -> None:

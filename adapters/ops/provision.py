@@ -22,6 +22,7 @@ from adapters.runtime.config import ConfigError
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.table_check import (
+    check_table,
     index_problem,
     key_types_problem,
     keys_differ,
@@ -77,8 +78,9 @@ def ensure_resources(
     Safe to run again. Raises ConfigError, in one line, for a queue name SQS refuses (a FIFO queue's
     must end in `.fifo` and a standard one's must not; 1 to 80 letters, digits, `-` and `_`) and a
     bucket name S3 refuses, checked before anything is created, and for an existing table that does
-    not fit `layout` (its key or its `attention` index), checked before the bucket and the queue are
-    made: an existing table is never changed."""
+    not fit `layout` (its key, its `attention` index, or the status and body attributes a record the
+    index names holds), checked before the bucket and the queue are made: an existing table is never
+    changed."""
     layout = _checked_layout(layout)
     queue_problem = queue_name_problem(queue_name, fifo)
     if queue_problem is not None:
@@ -104,7 +106,8 @@ def ensure_table(
     table_name: str, layout: TableLayout | None = None, *, session: boto3.Session | None = None
 ) -> None:
     """Creates the table for `layout` with the reconciler's index, if it does not exist; an existing
-    one must fit `layout` (TableMismatch, a ConfigError, says what it has and what was asked).
+    one must fit `layout` — its key, its index and, when the index names a record, that record's
+    status and body attributes (TableMismatch, a ConfigError, says what it has and what was asked).
     `session`: the team's boto3 Session, else the environment's."""
     layout = _checked_layout(layout)
     dynamodb = make_client("dynamodb", ATTEMPTS, session=session)
@@ -118,6 +121,11 @@ def ensure_table(
     )
     if existed:
         problem = table_problem(table_name, dynamodb.describe_table(TableName=table_name)["Table"], layout)
+        if problem is None:
+            try:  # what DescribeTable cannot tell, one of its records can: its status and body attributes
+                check_table(dynamodb, table_name, layout, index=True, in_code=True)
+            except ConfigError as exc:
+                problem = f"{exc} (an existing table is never changed)"
         if problem is not None:
             raise TableMismatch(problem)
 
