@@ -164,6 +164,20 @@ def test_the_service_endpoint_variables_are_followed_when_they_change(
         assert make_client(service, 1).meta.endpoint_url.startswith("https://")
 
 
+def test_the_fake_aws_environment_unsets_every_endpoint_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sendguard_aws` (a team's CI) and the local service unset what a shell may hold that sends
+    calls elsewhere: `AWS_ENDPOINT_URL_S3` too (the body bucket's), not only DynamoDB's and SQS's —
+    with it set, `sendguard demo` made its body bucket at that endpoint, not on its embedded moto."""
+    import os
+
+    from adapters.local.sandbox import fake_aws_environment
+
+    for service in ("", "_DYNAMODB", "_SQS", "_S3"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL{service}", "http://127.0.0.1:9")
+    fake_aws_environment(monkeypatch.setenv, lambda name: monkeypatch.delenv(name, raising=False))
+    assert [name for name in os.environ if name.startswith("AWS_ENDPOINT_URL")] == []
+
+
 # ---- an existing table ---------------------------------------------------------------------------
 
 

@@ -115,7 +115,10 @@ class LocalService:
         elif self.mode == ENDPOINT:
             self.upstream = options.endpoint_url
             self._stack.enter_context(
-                environment(_endpoint_defaults(), ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS"))
+                environment(
+                    _endpoint_defaults(),
+                    ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3"),
+                )
             )
             queue = (options.queue_url or "").rstrip("/").rpartition("/")[2] or options.name
             self._provision(options.table or options.name, queue)
