@@ -117,7 +117,7 @@ class LocalService:
             self._stack.enter_context(
                 environment(
                     _endpoint_defaults(),
-                    ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3"),
+                    tuple(name for name in REAL_ENDPOINT_SETTINGS if name.startswith("AWS_ENDPOINT_URL_")),
                 )
             )
             queue = (options.queue_url or "").rstrip("/").rpartition("/")[2] or options.name
