@@ -509,6 +509,12 @@ def test_bad_settings_are_refused(table: str) -> None:
             Inbox(table, **kwargs)  # type: ignore[arg-type]
 
 
+def test_a_layout_that_is_not_a_table_layout_is_refused_when_made_as_outbox_refuses_it() -> None:
+    """Not an AttributeError at the first delivery ('str' object has no attribute 'key')."""
+    with pytest.raises(TypeError, match=r"^layout='tenant' is not a TableLayout: pass TableLayout\("):
+        Inbox("billing", layout="tenant")  # type: ignore[arg-type]
+
+
 def _ms() -> int:
     import time
 

@@ -427,6 +427,10 @@ class Inbox:
         again. `session`, `botocore_config`: the team's (as for `Outbox`). `client`: not for teams (kept
         out of docs/inbox.md) — a DynamoDB client `make_client` made, for sendguard's own commands to
         share theirs, or a test's; a client made elsewhere lacks sendguard's deadline hook."""
+        if layout is not None and not isinstance(layout, TableLayout):  # as Outbox refuses it
+            raise TypeError(
+                f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
+            )
         if mode not in {m.value for m in Mode}:
             raise ValueError(f"mode={mode!r}: give 'transactional' or 'guarded'")
         self.mode = Mode(mode)
