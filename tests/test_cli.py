@@ -511,3 +511,16 @@ def test_output_into_a_closed_pipe_is_no_traceback(argv: list[str]) -> None:
     finally:
         os.close(write)
     assert (result.returncode, result.stderr) == (cli.PIPE_CLOSED, "")
+
+
+def test_check_trace_skips_a_line_too_deep_to_parse_like_any_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log line nested past the parser's recursion limit is not a JSON line it can read: skipped,
+    not a RecursionError's traceback."""
+    log = tmp_path / "deep.log"
+    log.write_text('{"event": "transition", "a": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
+    assert cli.main(["check-trace", str(log)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == f"no sendguard transition lines in {log}\n"
+    assert "1 lines, 0 transitions" in captured.out

@@ -62,7 +62,7 @@ def read_lines(paths: Iterable[str]) -> tuple[list[Line], int, list[str]]:
                     continue
                 try:
                     data = json.loads(text[start:])
-                except ValueError:
+                except (ValueError, RecursionError):  # nested past the parser's limit, too
                     continue  # not a JSON line: skipped, like any other line
                 if not isinstance(data, dict) or data.get("event") != TRANSITION.name:
                     continue
