@@ -524,3 +524,24 @@ def test_check_trace_skips_a_line_too_deep_to_parse_like_any_other(
     captured = capsys.readouterr()
     assert captured.err == f"no sendguard transition lines in {log}\n"
     assert "1 lines, 0 transitions" in captured.out
+
+
+def test_serve_and_demo_on_an_endpoint_take_a_fifo_queue_url() -> None:
+    """The queue URL says its kind (`.fifo`), as the runtime reads it: the local service on
+    --endpoint-url provisions a FIFO queue as one, not refused with a --fifo flag it does not have."""
+    import threading
+
+    from adapters.cli import serve
+    from adapters.local.moto_server import EmbeddedMoto
+    from adapters.local.sandbox import FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS, environment
+
+    stopped = threading.Event()
+    stopped.set()  # it stops once it has started
+    with EmbeddedMoto() as server, environment(FAKE_CREDENTIALS, REAL_ENDPOINT_SETTINGS):
+        url = f"{server.endpoint}/123456789012/orders.fifo"
+        argv = ["--port", "0", "--endpoint-url", server.endpoint, "--table", "orders", "--queue-url", url]
+        assert serve.main(argv, stop=stopped) == 0
+        with environment({"AWS_ENDPOINT_URL": server.endpoint}):
+            sqs = make_client("sqs", 1)
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["FifoQueue"])["Attributes"]
+    assert attributes == {"FifoQueue": "true"}

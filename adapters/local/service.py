@@ -153,7 +153,8 @@ class LocalService:
         """`bucket`: a body bucket too, so that the local service takes messages up to SQS's 1 MiB."""
         with environment({"AWS_ENDPOINT_URL": self.upstream or ""}):
             try:
-                self.queue_url = ensure_resources(table, queue, bucket=bucket)
+                # The name says its kind (`.fifo`), as the queue URL does to the runtime.
+                self.queue_url = ensure_resources(table, queue, fifo=queue.endswith(".fifo"), bucket=bucket)
                 self.bucket = bucket
             except (BotoCoreError, ClientError) as exc:
                 raise ServiceError(f"cannot create the table and queue at {self.upstream}: {exc}") from exc
