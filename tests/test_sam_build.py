@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.docgen import package_doc
 from tests.test_package_contents import NEVER as PACKAGE_NEVER
 from tests.test_package_contents import handlers
 
@@ -85,6 +86,11 @@ def test_sam_build_ships_what_runs_and_nothing_else(which: str, tmp_path: Path) 
     assert not [f for f in layer if not f.startswith("python/") or f.startswith("python/bin/")]
     records = [(built / "DependenciesLayer" / f).read_text() for f in layer if f.endswith("/RECORD")]
     assert records and not [r for r in records if "../" in r]
+    # docs/operations.md's figures for it (adapters/docgen/package_doc.py): its files' bytes and count
+    before_bytecode = [built / "DependenciesLayer" / f for f in layer if "__pycache__/" not in f]
+    size = sum(path.stat().st_size for path in before_bytecode)
+    figures = (round(size / 1_000_000), len(before_bytecode))
+    assert figures == (package_doc.LAYER_MB, package_doc.LAYER_FILES), (size, len(before_bytecode))
     if RUNTIME_PYTHON is None:
         # each build (the functions' and the layer's) says, in SAM's output, that it ships no bytecode
         assert output.count("python3.14 not found") == len(functions) + 1, output[-3000:]
