@@ -412,3 +412,31 @@ def test_the_layer_rule_prunes_after_pip_and_before_bytecode() -> None:
     assert rule is not None
     steps = [line.split()[1:3] for line in re.sub(r"\\\n\s*", " ", rule[1]).splitlines()]
     assert steps == [["-m", "pip"], ["deploy/build.py", "prune"], ["deploy/build.py", "compile"]], steps
+
+
+# Where the project tells an operator how to build, and what an instruction is there: a `sam build`
+# followed by `&&`, by "` then" or by a shell comment.
+BUILD_TOLD = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "deploy" / "template.yaml",
+    ROOT / "examples" / "orders" / "template.yaml",
+]
+BUILD_INSTRUCTION = re.compile(r"sam build((?: --?[\w-]+)*)\s*(?:&&|`\s*then\b|#)")
+
+
+def test_every_build_instruction_builds_in_source() -> None:
+    """Without --build-in-source SAM first copies each function's CodeUri, the repository root (with
+    .venv: hundreds of MB), once per function, for a rule that takes a few files from it: every place
+    that says how to build says it with the flag (docs/operations.md, both templates' headers)."""
+    told = [
+        (path.relative_to(ROOT), found[0])
+        for path in BUILD_TOLD
+        for found in BUILD_INSTRUCTION.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert {str(path) for path, _ in told} >= {
+        "docs/operations.md",
+        "deploy/template.yaml",
+        "examples/orders/template.yaml",
+    }, told
+    assert [(path, said) for path, said in told if "--build-in-source" not in said] == []
