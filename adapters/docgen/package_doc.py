@@ -60,8 +60,9 @@ def render(closures: dict[str, list[Path]] | None = None, makefile: str | None =
     rows = [
         (
             f"Each function (`{rule}`: one rule)",
-            "Its handlers' import closure, which `deploy/build.py` computes from the code (every import "
-            "the `Handler` modules can run, lazy ones too): `adapters` (`aws_lambda`, `runtime`), "
+            "The import closure of the template's handlers, one package for all its functions, which "
+            "`deploy/build.py` computes from the code (every import the `Handler` modules can run, lazy "
+            "ones too): `adapters` (`aws_lambda`, `aws_lambda_consumer`, `runtime`), "
             "`statemodel` (not `checker`); not `adapters.testing`, `cli`, `local`, `ops`, `docgen`, tests "
             "or docs",
             figures(found["sendguard"]),
