@@ -306,3 +306,66 @@ def test_an_outbox_layout_that_is_not_a_table_layout_is_refused_when_made() -> N
 
     with pytest.raises(TypeError, match="layout='tenant' is not a TableLayout"):
         Outbox("payments", "https://q", layout="tenant")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("", "cannot read '': No such file or directory"),
+        ("{file}/inside", "cannot read {file}/inside: Not a directory"),
+        ("{dir}/" + "x" * 300, "cannot read {dir}/" + "x" * 300 + ": File name too long"),
+    ],
+    ids=["empty", "under-a-file", "too-long"],
+)
+def test_any_file_that_cannot_be_opened_is_one_line(
+    tmp_path: Path, path: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every OSError that names a file is the operator's (not only FileNotFound and Permission)."""
+    file = tmp_path / "trace.log"
+    file.write_text("", encoding="utf-8")
+    where = {"file": str(file), "dir": str(tmp_path)}
+    line = one_line(["check-trace", path.format(**where)], capsys)
+    assert line == f"sendguard check-trace: {says.format(**where)}"
+
+
+def test_a_malformed_aws_config_file_is_one_line(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default\nregion = eu-west-1\n", encoding="utf-8")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    assert one_line(TABLE_COMMANDS["status"], capsys) == (
+        f"sendguard status: Unable to parse config file: {config}: correct it, or point AWS_CONFIG_FILE "
+        "(AWS_SHARED_CREDENTIALS_FILE for credentials) at another file"
+    )
+
+
+def test_an_endpoint_that_does_not_answer_as_aws_is_one_line_naming_the_endpoint(
+    aws_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A web server that is not the service (a wrong port) answers HTTP 404 with no AWS error in it."""
+    import http.server
+    import threading
+
+    class NotAws(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>\n<body>not here</body>\n</html>\n")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotAws)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        line = one_line([*TABLE_COMMANDS["status"], "--endpoint-url", endpoint], capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert line == (
+        "sendguard status: DescribeTable: the endpoint answered HTTP 404, not as AWS does: check that "
+        "AWS_ENDPOINT_URL (or --endpoint-url) is the service's endpoint"
+    )

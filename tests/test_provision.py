@@ -59,6 +59,38 @@ def test_a_standard_queue_name_with_the_suffix_is_refused(sendguard_aws: None) -
     assert queue_names() == [] and table_names() == []
 
 
+@pytest.mark.parametrize(
+    ("queue", "fifo"),
+    [("order events", False), ("", False), ("q" * 81, False), ("q" * 76 + ".fifo", True), ("ö.fifo", True)],
+    ids=["space", "empty", "81-chars", "fifo-81-chars", "not-ascii"],
+)
+def test_a_queue_name_sqs_refuses_is_refused_before_anything_is_created(
+    sendguard_aws: None, queue: str, fifo: bool
+) -> None:
+    """SQS's rule (1 to 80 letters, digits, hyphens, underscores; `.fifo` counted), checked before the
+    table is made: SQS's own refusal came after it, leaving the table behind."""
+    with pytest.raises(ConfigError) as raised:
+        ensure_resources("orders", queue, fifo=fifo, bucket="order-bodies")
+    assert str(raised.value) == (
+        f"queue {queue!r}: a queue's name is 1 to 80 letters, digits, hyphens and underscores (a FIFO "
+        "queue's ends in '.fifo', counted in the 80): SQS refuses any other"
+    )
+    assert queue_names() == [] and table_names() == []
+    assert make_client("s3", 1).list_buckets()["Buckets"] == []
+
+
+def test_the_longest_queue_names_sqs_takes_are_taken(sendguard_aws: None) -> None:
+    assert ensure_resources("orders", "q" * 80).endswith("/" + "q" * 80)
+    assert ensure_resources("orders", "Q_-9" * 18 + "abc.fifo", fifo=True).endswith(".fifo")
+
+
+def test_a_bucket_name_s3_refuses_is_refused_before_anything_is_created(sendguard_aws: None) -> None:
+    with pytest.raises(ConfigError, match=r"^bucket='Order_Bodies' is not an S3 bucket name"):
+        ensure_resources("orders", "order-events", bucket="Order_Bodies")
+    assert queue_names() == [] and table_names() == []
+    assert make_client("s3", 1).list_buckets()["Buckets"] == []
+
+
 # ---- the team's session --------------------------------------------------------------------------
 
 
@@ -171,15 +203,51 @@ def test_key_attributes_that_are_not_strings_are_named() -> None:
 
 
 def test_sendguard_provision_says_it_in_one_line(
-    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+    sendguard_aws: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # said before any AWS call
     assert cli.main(["provision", "--table", "orders", "--queue", "order-events", "--fifo"]) == 2
     err = capsys.readouterr().err
     assert err == (
         "sendguard provision: queue 'order-events': a FIFO queue's name must end in '.fifo' (SQS refuses "
         "any other); name it 'order-events.fifo'\n"
     )
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
     assert queue_names() == [] and table_names() == []
+
+
+def test_sendguard_provision_makes_the_body_bucket_it_is_given(
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--body-bucket` (SENDGUARD_BODY_BUCKET) is one of the table options provision takes: the
+    bucket is made with the table and the queue, as `ensure_resources(bucket=...)` makes it."""
+    assert cli.main(["provision", "--table", "orders", "--queue", "q", "--body-bucket", "order-bodies"]) == 0
+    assert [b["Name"] for b in make_client("s3", 1).list_buckets()["Buckets"]] == ["order-bodies"]
+    assert cli.main(["provision", "--table", "orders", "--queue", "q", "--body-bucket", "order-bodies"]) == 0
+    capsys.readouterr()
+
+
+def test_sendguard_provision_refuses_records_of_another_status_attribute_before_making_anything(
+    sendguard_aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What DescribeTable cannot tell (the records' status attribute) is read off a record: on an
+    existing table, before the queue or the bucket is made, not after."""
+    written = TableLayout(partition_key="tenant", sort_key="paymentId", status_attribute="state")
+    first = ensure_resources("payments", "payment-events", layout=written)
+    outbox = Outbox("payments", first, layout=written)  # a record in the index: prepared, not sent
+    make_client("dynamodb", 1).transact_write_items(TransactItems=[outbox.pending_put(("acme", "p-1"), "x")])
+    make_client("sqs", 1).delete_queue(QueueUrl=first)
+    code = cli.main(
+        [
+            "provision",
+            *("--table", "payments", "--queue", "payment-events", "--body-bucket", "payment-bodies"),
+            *("--partition-key", "tenant", "--sort-key", "paymentId"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "set SENDGUARD_STATUS_ATTRIBUTE=state (--status-attribute)" in err
+    assert queue_names() == [] and make_client("s3", 1).list_buckets()["Buckets"] == []
 
 
 # ---- the documented signatures -------------------------------------------------------------------

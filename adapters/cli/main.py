@@ -12,7 +12,10 @@ import traceback
 from typing import Any
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "provision": ("adapters.cli.provision", "create the table and the queue if they do not exist"),
+    "provision": (
+        "adapters.cli.provision",
+        "create the table, the queue and the body bucket (--body-bucket) if they do not exist",
+    ),
     "reconcile": ("adapters.cli.reconcile", "run one reconciler pass"),
     "status": ("adapters.cli.status", "show the backlog by kind, from the index (no scan)"),
     "redrive": ("adapters.cli.redrive", "re-arm exhausted records once their cause is fixed"),
@@ -58,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             raise  # not the operator's to fix: a bug, with its traceback
         if debug:
             traceback.print_exc()
-        print(f"sendguard {args[0]}: {problem}", file=sys.stderr)
+        # One line, whatever the exception's text holds (an endpoint's HTML page, a file's name).
+        print(f"sendguard {args[0]}: {' '.join(problem.split())}", file=sys.stderr)
         return CANNOT_RUN
     return result
 
@@ -92,8 +96,13 @@ def operator_error(exc: BaseException) -> str | None:
 
     if isinstance(exc, ConfigError | RecordsUnreadable):
         return str(exc)
-    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError) and exc.filename:
-        return f"cannot read {exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and exc.filename is not None:  # a file named on the command line
+        return f"cannot read {exc.filename or repr(exc.filename)}: {exc.strerror}"
+    if isinstance(exc, boto.ConfigParseError):
+        return (
+            f"{exc}: correct it, or point AWS_CONFIG_FILE (AWS_SHARED_CREDENTIALS_FILE for credentials) "
+            "at another file"
+        )
     if isinstance(exc, boto.NoRegionError):
         return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or --region"
     if isinstance(exc, boto.InvalidRegionError):
@@ -123,6 +132,12 @@ def operator_error(exc: BaseException) -> str | None:
         if "ResourceNotFoundException" in codes:
             found = error.get("Message", code)
             return f"{operation}: {found}: check SENDGUARD_TABLE (--table) and the region"
+        # botocore's code for a 4xx answer that holds no AWS error (S3's HEAD answers have no body)
+        if code.isdigit() and code.startswith("4") and not operation.startswith("Head"):
+            return (
+                f"{operation}: the endpoint answered HTTP {code}, not as AWS does: check that "
+                "AWS_ENDPOINT_URL (or --endpoint-url) is the service's endpoint"
+            )
         return f"{operation} failed: {code}: {error.get('Message', '')}"
     return None
 

@@ -1,34 +1,55 @@
-"""`sendguard provision`: create the table and the queue if they do not exist."""
+"""`sendguard provision`: create the table, the queue and the body bucket if they do not exist."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from adapters.cli import table_options
-from adapters.ops.provision import TableMismatch, ensure_resources
+from adapters.ops.provision import TableMismatch, ensure_resources, queue_name_problem
 from adapters.runtime.clients import make_client
+from adapters.runtime.config import ConfigError
 from adapters.runtime.table_check import check_table
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sendguard provision",
-        description="Create the table (for the layout, with the reconciler's index) and the queue if they "
-        "do not exist; an existing table must fit the layout.",
+        description="Create the table (for the layout, with the reconciler's index), the queue and, with "
+        "--body-bucket, the body bucket if they do not exist; an existing table must fit the layout.",
     )
     parser.add_argument("--queue", required=True, help="queue name (a FIFO queue's ends in .fifo)")
     parser.add_argument("--fifo", action="store_true")
     table_options.add_table_options(parser)
     args = parser.parse_args(argv)
+    problem = queue_name_problem(args.queue, args.fifo)
+    if problem is not None:  # said before any AWS call (no credentials needed to hear it)
+        raise ConfigError(problem)
     with table_options.aws_environment(args):
         config = table_options.config(args)
         dynamodb = make_client("dynamodb", config.aws_max_attempts)
+        if _exists(dynamodb, config.table):
+            # Checked before anything is made, in the terms of the variables and flags: the key and
+            # index, and what only a record can tell (the status and body attributes it holds).
+            check_table(dynamodb, config.table, config.layout, index=True)
         try:
-            url = ensure_resources(config.table, args.queue, fifo=args.fifo, layout=config.layout)
-        except TableMismatch:  # said in the terms of the variables and flags that fit the table
+            url = ensure_resources(
+                config.table, args.queue, fifo=args.fifo, layout=config.layout, bucket=config.body_bucket
+            )
+        except TableMismatch:  # made meanwhile by someone else: said in the variables' terms too
             check_table(dynamodb, config.table, config.layout, index=True)
             raise
-        # An existing table's records may name another status or body attribute than the layout.
-        check_table(dynamodb, config.table, config.layout, index=True)
     print(url)
     return 0
+
+
+def _exists(dynamodb: Any, table: str) -> bool:
+    try:
+        dynamodb.describe_table(TableName=table)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return False
+        raise
+    return True

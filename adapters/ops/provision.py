@@ -10,6 +10,7 @@ environment's: then `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_EN
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ import boto3
 from adapters.runtime.clients import make_client
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
 from adapters.runtime.config import ConfigError
+from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.layout import TableLayout
 from adapters.runtime.table_check import (
     index_problem,
@@ -72,13 +74,15 @@ def ensure_resources(
     the reconciler's index, the queue and, when named, the S3 `bucket` for large bodies (the
     Outbox's `body_bucket`, in the session's region) — and returns the queue URL. Every client is of
     `session` (the team's: credentials, region, endpoints), else of the environment's.
-    Safe to run again. Raises ConfigError, in one line, for a FIFO queue whose name does not end in
-    `.fifo` (or a standard one whose name does: SQS's rule), checked before anything is created, and
-    for an existing table that does not fit `layout` (its key or its `attention` index), checked
-    before the bucket and the queue are made: an existing table is never changed."""
-    queue_problem = _queue_name_problem(queue_name, fifo)
+    Safe to run again. Raises ConfigError, in one line, for a queue name SQS refuses (a FIFO queue's
+    must end in `.fifo` and a standard one's must not; 1 to 80 letters, digits, `-` and `_`) and a
+    bucket name S3 refuses, checked before anything is created, and for an existing table that does
+    not fit `layout` (its key or its `attention` index), checked before the bucket and the queue are
+    made: an existing table is never changed."""
+    queue_problem = queue_name_problem(queue_name, fifo)
     if queue_problem is not None:
         raise ConfigError(queue_problem)
+    bucket = bucket_name(bucket, "bucket")  # S3's rule, as Outbox(body_bucket=...) checks it
     ensure_table(table_name, layout, session=session)
     if bucket is not None:
         s3 = make_client("s3", ATTEMPTS, session=session)
@@ -132,9 +136,10 @@ def table_problem(table_name: str, description: Mapping[str, Any], layout: Table
 
 def ensure_queue(queue_name: str, *, fifo: bool = False, session: boto3.Session | None = None) -> str:
     """Creates the queue if it does not exist, and returns its URL. A FIFO queue's name ends in
-    `.fifo` and a standard queue's does not (SQS's rule): ConfigError otherwise, nothing created.
+    `.fifo` and a standard queue's does not, within 80 letters, digits, `-` and `_` (SQS's rule):
+    ConfigError otherwise, nothing created.
     `session`: the team's boto3 Session, else the environment's."""
-    problem = _queue_name_problem(queue_name, fifo)
+    problem = queue_name_problem(queue_name, fifo)
     if problem is not None:
         raise ConfigError(problem)
     sqs = make_client("sqs", ATTEMPTS, session=session)
@@ -143,7 +148,13 @@ def ensure_queue(queue_name: str, *, fifo: bool = False, session: boto3.Session 
     return url
 
 
-def _queue_name_problem(queue_name: str, fifo: bool) -> str | None:
+# SQS's rule for a queue's name: up to 80 of these characters, a FIFO queue's `.fifo` counted.
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+MAX_QUEUE_NAME = 80
+
+
+def queue_name_problem(queue_name: str, fifo: bool) -> str | None:
+    """What SQS would refuse in `queue_name` for a queue of this kind, in one line; None when fine."""
     if fifo and not queue_name.endswith(".fifo"):
         return (
             f"queue {queue_name!r}: a FIFO queue's name must end in '.fifo' (SQS refuses any other); "
@@ -153,5 +164,11 @@ def _queue_name_problem(queue_name: str, fifo: bool) -> str | None:
         return (
             f"queue {queue_name!r}: only a FIFO queue's name ends in '.fifo'; pass fifo=True (--fifo) "
             "for a FIFO queue, or drop '.fifo' from the name"
+        )
+    base = queue_name.removesuffix(".fifo") if fifo else queue_name
+    if len(queue_name) > MAX_QUEUE_NAME or not QUEUE_NAME.fullmatch(base):
+        return (
+            f"queue {queue_name!r}: a queue's name is 1 to 80 letters, digits, hyphens and underscores "
+            "(a FIFO queue's ends in '.fifo', counted in the 80): SQS refuses any other"
         )
     return None
