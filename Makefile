@@ -118,7 +118,9 @@ build-SubmitFunction build-ReconcilerFunction build-ReconcilerWorkerFunction bui
 # The layer's dependencies, for the functions' runtime and architecture (python3.14, arm64): exactly
 # the files deploy/layer/requirements.txt pins, each checked against its hashes (--require-hashes;
 # --no-deps: the lock is the whole closure, resolved for that target by `make lock`), wheels only,
-# for Lambda's platform whatever the build machine's. Their bytecode as the functions'.
+# for Lambda's platform whatever the build machine's. `prune` keeps only the import path: pip also
+# writes jmespath's script bin/jp.py, whose first line names this machine's interpreter, so the layer's
+# bytes (and SAM's upload checksum) would differ with the machine. Their bytecode as the functions'.
 LAYER_LOCK := deploy/layer/requirements.txt
 LAYER_PYTHON_VERSION := 3.14
 LAYER_PIP_PLATFORM := manylinux2014_aarch64
@@ -128,6 +130,7 @@ build-DependenciesLayer:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
 		--only-binary=:all: --no-compile --implementation cp --python-version $(LAYER_PYTHON_VERSION) \
 		--platform $(LAYER_PIP_PLATFORM) --target "$(ARTIFACTS_DIR)/python" -r $(LAYER_LOCK)
+	$(PYTHON) deploy/build.py prune "$(ARTIFACTS_DIR)/python"
 	$(PYTHON) deploy/build.py compile --python $(LAMBDA_PYTHON) "$(ARTIFACTS_DIR)/python" 2>&1
 
 # The AWS SAM CLI, in a virtualenv of its own: it pins click and boto3 to exact releases (click==8.1.8,

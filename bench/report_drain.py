@@ -154,10 +154,17 @@ def _fanout_on_moto(rows: list[dict[str, Any]], cores: int | None) -> list[str]:
         first, best = these[0], max(these, key=lambda r: r["records_per_s"])
         cpu = [r["cpu_ms_per_record"] for r in these]
         label = f"with +{latency} ms a request" if latency else "on moto as it answers"
+        if best is first:  # no wider fan-out was faster: say how the others did
+            others = ", ".join(f"F = {r['fanout']}: {r['records_per_s']}" for r in these[1:])
+            fastest = f" and was the fastest ({others or 'no other width'})"
+        else:
+            fastest = (
+                f" and the fastest, F = {best['fanout']}, {best['records_per_s']}"
+                f" ({best['records_per_s'] / first['records_per_s']:.2f}×)"
+            )
         out.append(
             f"{label.capitalize()}, F = {first['fanout']} drained {first['records_per_s']} records a second"
-            f" and the fastest, F = {best['fanout']}, {best['records_per_s']}"
-            f" ({best['records_per_s'] / first['records_per_s']:.2f}×), at {min(cpu):g} to {max(cpu):g} ms of"
+            f"{fastest}, at {_span(cpu, '{:g}')} ms of"
             f" CPU a record (a ceiling of {1000 / min(cpu):.0f} records a second for one core; each worker"
             " also checks the table once, as a new container does), the process running"
             f" {_share(these)} of the time (CPU s over wall s: the rest it waited, on the added latency"
@@ -181,7 +188,13 @@ def _fanout_on_moto(rows: list[dict[str, Any]], cores: int | None) -> list[str]:
 
 def _share(rows: list[dict[str, Any]]) -> str:
     shares = [r["cpu_s"] / r["seconds"] for r in rows if r["seconds"]]
-    return f"{min(shares):.0%} to {max(shares):.0%}" if shares else "?"
+    return _span(shares, "{:.0%}") if shares else "?"
+
+
+def _span(values: list[float], form: str) -> str:
+    """`values` from least to most (`form` formats each), or one figure when both read alike."""
+    low, high = form.format(min(values)), form.format(max(values))
+    return low if low == high else f"{low} to {high}"
 
 
 def _derivation(rows: list[dict[str, Any]]) -> list[str]:

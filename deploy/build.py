@@ -2,6 +2,7 @@
 
     python deploy/build.py function --template TEMPLATE ARTIFACTS_DIR
     python deploy/build.py compile DIRECTORY
+    python deploy/build.py prune DIRECTORY
     python deploy/build.py closure --template TEMPLATE
 
 `function`: the modules the template's handlers can import, and no other. The roots are the modules
@@ -18,8 +19,17 @@ import statement, or bind the name under TYPE_CHECKING as a lazy re-export (adap
 
 `compile`: bytecode for the Lambda's runtime, by that interpreter (`--python`, python3.14 by default),
 unchecked-hash (the zip does not keep file times; /var/task and /opt are read-only, so without it each
-cold start compiles in memory what it imports). Without that interpreter the build goes on and says
-so in one line on stderr: the package is as valid, only its cold starts pay the compilation.
+cold start compiles in memory what it imports), each code object naming its source where Lambda puts it
+(/var/task, /opt/python), not the build directory, so two builds give the same bytes. Without that
+interpreter the build goes on and says so in one line on stderr: the package is as valid, only its cold
+starts pay the compilation.
+
+`prune`: the layer's import path and nothing else. `pip install --target` also writes what a wheel
+installs outside the import path (console scripts into bin/, and any headers or data files), listed in
+its RECORD as `../../bin/jp.py`; Lambda runs none of them (/opt/python is only on sys.path), and pip
+writes the build machine's interpreter into a script's first line, so the layer's bytes, and with them
+SAM's upload checksum and the layer version a deploy publishes, would differ with the machine that
+built it. They go, with their RECORD lines.
 
 Standard library only: `sam build` runs it with whatever python3 the machine has.
 """
@@ -28,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import csv
+import posixpath
 import re
 import shutil
 import subprocess
@@ -36,6 +48,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 RUNTIME_PYTHON = "python3.14"
+# Where Lambda puts a function's package and a layer's python/ directory (on sys.path in both).
+FUNCTION_ROOT = "/var/task"
+LAYER_ROOT = "/opt/python"
 # A handler in a SAM template: `Handler: package.module.function` (in a resource or in Globals).
 HANDLER = re.compile(r"^\s+Handler:\s*[\"']?([A-Za-z_][\w.]*)\.[A-Za-z_]\w*[\"']?\s*(?:#.*)?$", re.MULTILINE)
 # Files a package carries besides its modules (PEP 561's marker of a typed package).
@@ -169,11 +184,14 @@ def function(template: Path, artifacts: Path, source: Path, python: str) -> None
         (artifacts / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / relative, artifacts / relative)
     tops = sorted({artifacts / f.parts[0] for f in files})
-    compile_bytecode(tops, python, f"{artifacts.name} ({', '.join(top.name for top in tops)})")
+    what = f"{artifacts.name} ({', '.join(top.name for top in tops)})"
+    compile_bytecode(tops, python, what, artifacts, FUNCTION_ROOT)
 
 
-def compile_bytecode(directories: list[Path], python: str, what: str) -> None:
-    """Bytecode for `directories` by the runtime's interpreter `python`, or one line saying why not."""
+def compile_bytecode(directories: list[Path], python: str, what: str, root: Path, runs_at: str) -> None:
+    """Bytecode for `directories` (under `root`, which Lambda mounts at `runs_at`) by the runtime's
+    interpreter `python`, or one line saying why not. Each code object names its source at `runs_at`,
+    not where this build ran, so the bytes do not depend on the build directory."""
     interpreter = shutil.which(python)
     if interpreter is None:
         print(
@@ -183,7 +201,42 @@ def compile_bytecode(directories: list[Path], python: str, what: str) -> None:
         )
         return
     command = [interpreter, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash"]
-    subprocess.run([*command, *map(str, directories)], check=True)
+    command += ["-s", str(root.resolve()), "-p", runs_at]
+    subprocess.run([*command, *(str(d.resolve()) for d in directories)], check=True)
+
+
+# Where `pip install --target` resolves a RECORD's paths: its distributions go into a scheme's
+# `lib/python` under a scratch home, whose other directories (bin/, include/, share/...) it then moves,
+# like the distributions, into the target.
+PIP_TARGET_LIB = "lib/python"
+
+
+def prune(directory: Path) -> list[str]:
+    """Removes from a `pip install --target` DIRECTORY the files its distributions' RECORDs place outside
+    the import path, their RECORD lines, and the directories left empty; the files removed."""
+    removed: list[str] = []
+    for record in sorted(directory.glob("*.dist-info/RECORD")):
+        lines = record.read_bytes().splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            entry = next(csv.reader([line.decode("utf-8")]), [""])[0]
+            where = posixpath.normpath(posixpath.join(PIP_TARGET_LIB, entry))
+            if where == PIP_TARGET_LIB or where.startswith(PIP_TARGET_LIB + "/"):
+                kept.append(line)
+                continue
+            if where == ".." or where.startswith("../") or posixpath.isabs(where):
+                raise SystemExit(f"build: {record} lists {entry!r}, outside what pip installed")
+            path = directory / where
+            if path.is_file():
+                path.unlink()
+                removed.append(where)
+            for parent in path.relative_to(directory).parents:
+                folder = directory / parent
+                if folder != directory and folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        if len(kept) != len(lines):
+            record.write_bytes(b"".join(kept))
+    return removed
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     built.add_argument("artifacts", type=Path, metavar="ARTIFACTS_DIR")
     compiled = commands.add_parser("compile", help="bytecode for the runtime in DIRECTORY (the layer)")
     compiled.add_argument("directory", type=Path)
+    pruned = commands.add_parser("prune", help="what pip --target put outside the import path, out")
+    pruned.add_argument("directory", type=Path)
     listed = commands.add_parser("closure", help="the files a function's package holds, one a line")
     for command in (built, listed):
         command.add_argument("--template", type=Path, required=True, help="the SAM template")
@@ -203,7 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "function":
         function(args.template, args.artifacts, args.source.resolve(), args.python)
     elif args.command == "compile":
-        compile_bytecode([args.directory], args.python, "/".join(args.directory.resolve().parts[-2:]))
+        what = "/".join(args.directory.resolve().parts[-2:])
+        compile_bytecode([args.directory], args.python, what, args.directory, LAYER_ROOT)
+    elif args.command == "prune":
+        for removed in prune(args.directory):
+            print(f"build: {removed} removed (pip puts it outside the import path; Lambda does not run it)")
     else:
         roots = handler_modules(args.template.read_text(encoding="utf-8"))
         source = args.source.resolve()

@@ -544,8 +544,9 @@ class Flows:
             case End(failure=failure):
                 if failure is Whose.SEND:
                     failure = sending
-                elif failure is Whose.OUTCOME:
-                    failure = outcome if isinstance(outcome, Failure) else None
+                elif failure is Whose.OUTCOME:  # only on Came.FAILED: what came is the failure
+                    assert isinstance(outcome, Failure)
+                    failure = outcome
                 answer = Answer(
                     step.result, message_id, record, failure, step.unconfirmed, step.rollback_failed
                 )

@@ -264,9 +264,10 @@ def placement(
     writes (the create and the confirm; the index entry is the same either way) the body stays in
     the record (`INLINE`, 3 requests) unless writing it apart saves more than `REQUEST_WORTH_UNITS`
     units: with the compact record's ~300–400 bytes of bookkeeping, one unit a write up to about
-    550 bytes of payload, and inline up to about 2.5 KB. Else a body item (`ITEM`, 4 requests: the
-    body's own units plus the record's) up to DynamoDB's item limit, else an S3 object when there
-    is a bucket (`S3`)."""
+    550 bytes of payload, and inline up to about 1.7 KB, then by whole units, not one size (apart
+    to 2 KB, inline again to about 2.7 KB: docs/library.md, What a record costs). Else a body
+    item (`ITEM`, 4 requests: the body's own units plus the record's) up to DynamoDB's item limit,
+    else an S3 object when there is a bucket (`S3`)."""
     inline = _happy_path_units(inline_record_bytes)
     apart = write_units(body_item_bytes) + _happy_path_units(record_bytes)
     # no mutate: the growth is 0 today (a confirm adds no bytes), kept so that a change to it counts

@@ -335,3 +335,29 @@ def test_outbox_reconcile_drains_a_team_table_with_workers_and_shards(moto: None
     assert all(_record(aws, i).phase is Phase.CONFIRMED for i in ids)
     with pytest.raises(ValueError, match="reconciler_workers"):
         Outbox(config.table, config.queue_url, reconciler_workers=0)
+
+
+def fanout_row(fanout: int, records_per_s: float, cpu_s: float, seconds: float) -> dict[str, Any]:
+    return {
+        "latency_ms": 0,
+        "fanout": fanout,
+        "records_per_s": records_per_s,
+        "cpu_ms_per_record": 35.0,
+        "cpu_s": cpu_s,
+        "seconds": seconds,
+    }
+
+
+def test_the_fanout_prose_says_when_no_wider_fanout_was_faster() -> None:
+    from bench.report_drain import _fanout_on_moto
+
+    text = " ".join(
+        " ".join(_fanout_on_moto([fanout_row(1, 30.0, 2.0, 2.0), fanout_row(4, 26.1, 2.3, 2.3)], 2)).split()
+    )
+    assert "F = 1 drained 30.0 records a second and was the fastest (F = 4: 26.1)" in text
+    assert "the fastest, F = 1" not in text  # the page once said so, with "(1.00×)"
+    assert "running 100% of the time" in text and "100% to 100%" not in text
+    text = " ".join(
+        " ".join(_fanout_on_moto([fanout_row(1, 15.6, 2.3, 3.8), fanout_row(4, 27.0, 2.1, 2.2)], 2)).split()
+    )
+    assert "the fastest, F = 4, 27.0 (1.73×)" in text and "61% to 95%" in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import marshal
 import os
 import re
 import subprocess
@@ -231,6 +232,29 @@ def test_without_the_runtime_s_interpreter_the_build_says_so_and_ships_the_packa
     done = subprocess.run([*compile_, "--python", sys.executable], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert list(layer.rglob("*.pyc"))
+    assert code_filename(layer / "dep" / "__init__.py") == "/opt/python/dep/__init__.py"
+
+
+def code_filename(source: Path) -> str:
+    """The source file a module's bytecode names (its code object's co_filename)."""
+    data = Path(importlib.util.cache_from_source(str(source))).read_bytes()
+    return str(marshal.loads(data[16:]).co_filename)
+
+
+def test_two_builds_in_two_directories_are_the_same_bytes(tmp_path: Path) -> None:
+    """What SAM uploads is keyed by a checksum of the files' names and bytes: a function built in another
+    checkout (another build directory) is the same package, its bytecode naming its sources where
+    Lambda puts them, /var/task, not where the build ran."""
+    first, second = tmp_path / "a" / "SubmitFunction", tmp_path / "b" / "elsewhere" / "SubmitFunction"
+    for into in (first, second):
+        make_function(ROOT / "Makefile", "build-SubmitFunction", into)
+
+    def contents(package: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(package)): p.read_bytes() for p in package.rglob("*") if p.is_file()}
+
+    built = contents(first)
+    assert [f for f in built if f.endswith(".pyc")] and built == contents(second)
+    assert code_filename(first / "adapters" / "aws_lambda.py") == "/var/task/adapters/aws_lambda.py"
 
 
 @pytest.mark.parametrize("which", sorted(TEMPLATES))
@@ -322,3 +346,97 @@ def test_each_kind_of_import_is_followed_or_not(
 def test_a_handler_outside_the_source_stops_the_build(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"'app\.gone' is not under"):
         build.closure(["app.gone"], tree(tmp_path, TREE))
+
+
+# ---- the layer: only its import path, the same bytes whoever builds it --------------------------------
+
+# A `pip install --target` of one distribution with a console script, a data file and a header, as pip
+# leaves it: the RECORD's paths are relative to the scheme's lib/python under pip's scratch home, whose
+# bin/, share/ and include/ pip moves into the target beside the packages.
+RECORD = (
+    b"dep/__init__.py,sha256=abc,6\r\n"
+    b"../../bin/dep-cli,sha256=def,40\r\n"
+    b'"../../share/man/dep,1.1",sha256=ghi,3\r\n'
+    b"../../include/python/dep/dep.h,sha256=jkl,3\r\n"
+    b"dep-1.0.dist-info/RECORD,,\r\n"
+)
+TARGET = {
+    "dep/__init__.py": "X = 1\n",
+    "bin/dep-cli": "#!/home/someone/.venv/bin/python3\nimport dep\n",
+    "share/man/dep,1.1": "man",
+    "include/python/dep/dep.h": "int",
+    "other-2.0.dist-info/RECORD": "other.py,sha256=xyz,4\n",
+    "other.py": "Y=1\n",
+}
+
+
+def test_the_layer_keeps_its_import_path_and_drops_what_pip_writes_beside_it(tmp_path: Path) -> None:
+    layer = tree(tmp_path / "python", TARGET)
+    (layer / "dep-1.0.dist-info").mkdir()
+    (layer / "dep-1.0.dist-info" / "RECORD").write_bytes(RECORD)
+    other = (layer / "other-2.0.dist-info" / "RECORD").read_bytes()
+
+    removed = build.prune(layer)
+
+    assert sorted(removed) == ["bin/dep-cli", "include/python/dep/dep.h", "share/man/dep,1.1"]
+    left = sorted(str(p.relative_to(layer)) for p in layer.rglob("*"))
+    assert left == [
+        "dep",
+        "dep-1.0.dist-info",
+        "dep-1.0.dist-info/RECORD",
+        "dep/__init__.py",
+        "other-2.0.dist-info",
+        "other-2.0.dist-info/RECORD",
+        "other.py",
+    ]
+    # each RECORD lists what is left, its other lines byte for byte; one with nothing outside untouched
+    assert (layer / "dep-1.0.dist-info" / "RECORD").read_bytes() == (
+        b"dep/__init__.py,sha256=abc,6\r\ndep-1.0.dist-info/RECORD,,\r\n"
+    )
+    assert (layer / "other-2.0.dist-info" / "RECORD").read_bytes() == other
+    assert build.prune(layer) == []
+
+
+def test_a_record_reaching_above_pip_s_scratch_home_stops_the_build(tmp_path: Path) -> None:
+    layer = tree(tmp_path / "python", {"dep/__init__.py": ""})
+    (layer / "dep-1.0.dist-info").mkdir()
+    (layer / "dep-1.0.dist-info" / "RECORD").write_bytes(b"../../../etc/dep.conf,sha256=x,1\r\n")
+    with pytest.raises(SystemExit, match=r"lists '\.\./\.\./\.\./etc/dep\.conf', outside what pip installed"):
+        build.prune(layer)
+
+
+def test_the_layer_rule_prunes_after_pip_and_before_bytecode() -> None:
+    """build-DependenciesLayer: pip, then prune (so compile sees the import path only), then compile."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    rule = re.search(r"^build-DependenciesLayer:\n((?:\t[^\n]*\n)*)", text, re.MULTILINE)
+    assert rule is not None
+    steps = [line.split()[1:3] for line in re.sub(r"\\\n\s*", " ", rule[1]).splitlines()]
+    assert steps == [["-m", "pip"], ["deploy/build.py", "prune"], ["deploy/build.py", "compile"]], steps
+
+
+# Where the project tells an operator how to build, and what an instruction is there: a `sam build`
+# followed by `&&`, by "` then" or by a shell comment.
+BUILD_TOLD = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "deploy" / "template.yaml",
+    ROOT / "examples" / "orders" / "template.yaml",
+]
+BUILD_INSTRUCTION = re.compile(r"sam build((?: --?[\w-]+)*)\s*(?:&&|`\s*then\b|#)")
+
+
+def test_every_build_instruction_builds_in_source() -> None:
+    """Without --build-in-source SAM first copies each function's CodeUri, the repository root (with
+    .venv: hundreds of MB), once per function, for a rule that takes a few files from it: every place
+    that says how to build says it with the flag (docs/operations.md, both templates' headers)."""
+    told = [
+        (path.relative_to(ROOT), found[0])
+        for path in BUILD_TOLD
+        for found in BUILD_INSTRUCTION.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert {str(path) for path, _ in told} >= {
+        "docs/operations.md",
+        "deploy/template.yaml",
+        "examples/orders/template.yaml",
+    }, told
+    assert [(path, said) for path, said in told if "--build-in-source" not in said] == []

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from adapters.docgen import generate as docgen
 from adapters.docgen import package_doc
 
@@ -39,3 +41,18 @@ def test_the_artifacts_figures_round_to_10_kb_and_count_modules(tmp_path: Path) 
     table = package_doc.render({"sendguard": files, "orders": files[:1]})
     assert "| ~20 KB of source, 3 modules |" in table and "| ~10 KB of source, 1 module |" in table
     assert table.count("\n") == 5  # the header, its rule, the functions, the layer, the orders' functions
+
+
+def test_the_functions_row_names_the_makefile_s_rule_for_every_function() -> None:
+    """The row names the rule that builds the functions, read from the Makefile: each function of the
+    template is one of its targets (a function added to the template and the rule shows on the page)."""
+    from tests.test_package_contents import handlers
+
+    rule = package_doc.function_rule(package_doc.MAKEFILE.read_text(encoding="utf-8"))
+    assert set(rule.split()) == {f"build-{name}" for name in handlers(package_doc.TEMPLATES["sendguard"])}
+    makefile = "build-Layer:\n\tpip install x\n\nbuild-A build-B:\n\t$(PYTHON) deploy/build.py function x\n"
+    assert "| Each function (`build-A build-B`: one rule) |" in package_doc.render(
+        {"sendguard": [], "orders": []}, makefile
+    )
+    with pytest.raises(ValueError, match=r"no rule runs deploy/build\.py function"):
+        package_doc.function_rule("build-Layer:\n\tpip install x\n")

@@ -1062,8 +1062,12 @@ def alarm_problems(t: Template) -> list[str]:
     )
     expect(
         "ReconcilerFailuresAlarm",
-        lambda a: reads(a, "reconcile_pass", "$.failed", {"ReconcilerLogGroup"}),
-        "on reconcile_pass's failed",
+        lambda a: (
+            reads(a, "reconcile_pass", "$.failed", {"ReconcilerLogGroup"})
+            and reads(a, "reconcile_failed", "1", {"ReconcilerLogGroup"})
+        ),
+        "on reconcile_pass's failed and each reconcile_failed (a fanned-out worker that raises every"
+        " pass is seen by no other alarm)",
     )
     return problems
 
@@ -1865,6 +1869,11 @@ BROKEN: list[tuple[str, str, Callable[[Template], None]]] = [
     ),
     ("alarms", "no exhausted alarm", setter(f"{R}.ExhaustedAlarm", None)),
     ("alarms", "no backlog alarm", setter(f"{R}.BacklogAlarm", None)),
+    (
+        "alarms",
+        "a pass that raised not counted as a failure",
+        setter(f"{R}.ReconcilerCrashesMetricFilter", None),
+    ),
     (
         "alarms",
         "the exhausted alarm on a metric no one emits",

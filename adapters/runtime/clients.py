@@ -29,6 +29,8 @@ from botocore.config import Config as BotoConfig
 from botocore.handlers import BUILTIN_HANDLERS
 from botocore.httpsession import URLLib3Session
 
+from adapters.runtime.snapstart import RESTORE, Restore
+
 CONNECT_TIMEOUT_S = 0.5  # in-region connects and TLS handshakes take milliseconds
 READ_TIMEOUT_S = 3.0  # the longest an attempt waits for its answer, when there is time for it
 MIN_READ_TIMEOUT_MS = 100  # an attempt that cannot wait this long for its answer is not started
@@ -207,3 +209,22 @@ _MADE: weakref.WeakSet[Any] = weakref.WeakSet()
 def is_sendguard_client(client: Any) -> bool:
     """Whether `make_client` made `client` (else it is the team's own, or a tool's)."""
     return client in _MADE
+
+
+def close_connections() -> None:
+    """Closes the connections of every client `make_client` made. The clients stay, and open new
+    connections at their next request: after a SnapStart restore (or in a forked child) the pooled
+    ones are the snapshot's, one TCP and TLS session resumed in many environments at once."""
+    for client in list(_MADE):
+        client.close()  # botocore: clears its connection pools; the client works on
+
+
+def renew_connections_on(restore: Restore) -> None:
+    """Has `restore` close the clients' connections after each restore (`close_connections`). At
+    import, on `adapters.runtime.snapstart.RESTORE`: so every Outbox and Inbox, a team's made in its
+    own handler before the snapshot too, sends over connections of its own after a restore, and
+    importing sendguard's clients installs the restore hooks (which reseed `random`) for any handler."""
+    restore.on_restore(close_connections)
+
+
+renew_connections_on(RESTORE)
