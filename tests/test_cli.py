@@ -545,3 +545,18 @@ def test_serve_and_demo_on_an_endpoint_take_a_fifo_queue_url() -> None:
             sqs = make_client("sqs", 1)
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["FifoQueue"])["Attributes"]
     assert attributes == {"FifoQueue": "true"}
+
+
+@pytest.mark.parametrize("flag", ["--region", "--endpoint-url"])
+@pytest.mark.parametrize("name", sorted(TABLE_COMMANDS))
+def test_an_empty_region_or_endpoint_flag_is_refused_not_ignored(
+    aws_env: None, name: str, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--endpoint-url "$ENDPOINT"` with the variable unset: ignored, the command went to the
+    environment's endpoint (AWS itself, for a script meant for a local one) or region."""
+    with mock_aws(), pytest.raises(SystemExit) as exited:
+        cli.main([*TABLE_COMMANDS[name], flag, ""])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: argument {flag}: is empty: give a value, or leave {flag} out for the environment's\n"
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from adapters.local.sandbox import environment
 from adapters.runtime.clients import make_client
@@ -68,8 +68,31 @@ def add_table_options(parser: argparse.ArgumentParser, *, queue: bool = False) -
     for variable, about in BODY_VARIABLES.items():
         table.add_argument(option(variable), metavar=variable.removeprefix("SENDGUARD_"), help=about)
     aws = parser.add_argument_group("AWS")
-    aws.add_argument("--region", help="the region ($AWS_REGION or $AWS_DEFAULT_REGION, else the profile's)")
-    aws.add_argument("--endpoint-url", metavar="URL", help="send every AWS call here ($AWS_ENDPOINT_URL)")
+    aws.add_argument(
+        "--region",
+        type=_given("--region"),
+        help="the region ($AWS_REGION or $AWS_DEFAULT_REGION, else the profile's)",
+    )
+    aws.add_argument(
+        "--endpoint-url",
+        type=_given("--endpoint-url"),
+        metavar="URL",
+        help="send every AWS call here ($AWS_ENDPOINT_URL)",
+    )
+
+
+def _given(flag: str) -> Callable[[str], str]:
+    """An AWS flag's value, refused when empty (`--endpoint-url "$UNSET"`): were it ignored, the
+    command would go to the environment's endpoint or region, AWS itself for a local run's script."""
+
+    def value(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"is empty: give a value, or leave {flag} out for the environment's"
+            )
+        return text
+
+    return value
 
 
 def environ(args: argparse.Namespace) -> dict[str, str]:
