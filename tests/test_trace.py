@@ -137,3 +137,20 @@ def test_a_history_that_starts_mid_way_is_counted_not_judged(trace: list[str], t
     tail = [line for line in lines if json.loads(line)["message_id"] == first_message][1:]
     report = check(read_lines([write(tmp_path, rest + tail)])[0])
     assert report.partial == 1 and report.problems == []
+
+
+def test_a_record_event_without_a_field_is_said_to_be_no_event(
+    trace: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A transition line whose record_event lacks a field is named for it (the review found
+    "illegal transition: 'correlation_id'", the KeyError's bare text)."""
+    lines = list(trace)
+    first = transitions(lines)[0]
+    data = json.loads(lines[first])
+    del data["record_event"]["correlation_id"]  # the accepted message's, which its summary needs
+    lines[first] = json.dumps(data)
+    path = write(tmp_path, lines)
+    assert cli(["check-trace", path]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}:{first + 1}: " in out, out
+    assert "its record_event has no field 'correlation_id': not an event" in out, out

@@ -127,13 +127,18 @@ def _replay(message_id: str, lines: list[Line]) -> list[str]:
         if line.version != expected:
             return [f"{line.where}: {message_id}: versions {expected} to {line.version - 1} are missing"]
         data = line.data["record_event"]
-        try:
+        try:  # the line's record_event, read as an event: a field missing or of another type is no event
             if message is None:
                 message = message_from_summary(message_id, data)
             event = event_from_dict(data, message)
-            before = phase_of(checker.record)
+        except KeyError as exc:
+            return [f"{line.where}: {message_id}: its record_event has no field {exc}: not an event"]
+        except (ValueError, TypeError) as exc:
+            return [f"{line.where}: {message_id}: its record_event does not read as an event: {exc}"]
+        before = phase_of(checker.record)
+        try:
             after = checker.apply(event)
-        except (IllegalTransition, ValueError, KeyError, TypeError) as exc:
+        except (IllegalTransition, ValueError) as exc:
             return [f"{line.where}: {message_id}: illegal transition: {exc}"]
         stated = (line.data.get("from"), line.data.get("to"))
         if stated != (before.value, after.phase.value):
