@@ -41,6 +41,7 @@ SQS_MAX_ATTRIBUTE_NAME_CHARS = 256  # a message attribute's name
 SQS_MAX_ID_CHARS = 128  # a MessageDeduplicationId or MessageGroupId
 SQS_MAX_BATCH_ENTRIES = 10  # SendMessageBatch's entries
 SQS_MAX_BATCH_BYTES = 262_144  # SendMessageBatch's entries' messages together, on every queue: 256 KiB
+SQS_MAX_QUEUE_NAME_CHARS = 80  # a queue's name, a FIFO queue's `.fifo` counted
 # DynamoDB (Amazon DynamoDB Developer Guide, "Quotas in Amazon DynamoDB"):
 DYNAMODB_MAX_ITEM_BYTES = 409_600  # an item, names and values together: 400 KB
 DYNAMODB_MAX_PARTITION_BYTES = 2_048  # a partition key attribute's value

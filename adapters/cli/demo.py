@@ -18,6 +18,7 @@ from adapters.local.demo import (
 )
 from adapters.local.demo import __doc__ as demo_doc
 from adapters.local.service import ServiceError
+from adapters.runtime.clients import LAMBDA_MAX_TIMEOUT_S
 
 
 def main(argv: list[str]) -> int:
@@ -74,8 +75,8 @@ def main(argv: list[str]) -> int:
         parser.error("--consumer-fault-rate must be in [0, 1]")
     if not 1 <= args.aws_max_attempts <= 10:
         parser.error("--aws-max-attempts must be in 1..10")
-    if not 5 <= args.lambda_timeout <= 900:
-        parser.error("--lambda-timeout must be in 5..900 seconds")
+    if not 5 <= args.lambda_timeout <= LAMBDA_MAX_TIMEOUT_S:
+        parser.error(f"--lambda-timeout must be in 5..{LAMBDA_MAX_TIMEOUT_S} seconds")
     if args.log_file is not None:  # written at the end: found unwritable now, not after the run
         try:
             with open(args.log_file, "a", encoding="utf-8"):

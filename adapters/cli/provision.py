@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from botocore.exceptions import ClientError
+import contextlib
 
 from adapters.cli import table_options
 from adapters.ops.provision import TableMismatch, ensure_resources, queue_name_problem
 from adapters.runtime.clients import make_client
 from adapters.runtime.config import ConfigError
-from adapters.runtime.table_check import check_table
+from adapters.runtime.table_check import NoSuchTable, check_table
 
 
 def main(argv: list[str]) -> int:
@@ -30,9 +28,9 @@ def main(argv: list[str]) -> int:
     with table_options.aws_environment(args):
         config = table_options.config(args)
         dynamodb = make_client("dynamodb", config.aws_max_attempts)
-        if _exists(dynamodb, config.table):
-            # Checked before anything is made, in the terms of the variables and flags: the key and
-            # index, and what only a record can tell (the status and body attributes it holds).
+        # An existing table checked before anything is made, in the terms of the variables and flags:
+        # the key and index, and what only a record can tell (the status and body attributes it holds).
+        with contextlib.suppress(NoSuchTable):  # none yet: ensure_resources makes it for the layout
             check_table(dynamodb, config.table, config.layout, index=True)
         try:
             url = ensure_resources(
@@ -43,13 +41,3 @@ def main(argv: list[str]) -> int:
             raise
     print(url)
     return 0
-
-
-def _exists(dynamodb: Any, table: str) -> bool:
-    try:
-        dynamodb.describe_table(TableName=table)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return False
-        raise
-    return True

@@ -8,13 +8,11 @@ import sys
 
 from adapters.cli import table_options
 from adapters.ops.progress import Progress
-from adapters.runtime.clients import now_ms
+from adapters.runtime.clients import LAMBDA_MAX_TIMEOUT_S, now_ms
 from adapters.runtime.config import Config
 from adapters.runtime.logs import configure
 from adapters.runtime.reconciler import PassSummary, reconcile_pass
 from adapters.runtime.runner import Aws
-
-MAX_SECONDS = 900  # Lambda's longest timeout, the reconciler function's budget at most
 
 
 def main(argv: list[str]) -> int:
@@ -23,13 +21,17 @@ def main(argv: list[str]) -> int:
         "--seconds",
         type=int,
         default=60,
-        help="time budget of the pass, 1 to 900 (default 60); each claim's lease lasts to its end",
+        help=f"time budget of the pass, 1 to {LAMBDA_MAX_TIMEOUT_S} (default 60); each claim's lease "
+        "lasts to its end",
     )
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     table_options.add_table_options(parser, queue=True)
     args = parser.parse_args(argv)
-    if not 1 <= args.seconds <= MAX_SECONDS:  # a pass that dies leaves its claims until its end
-        parser.error(f"--seconds must be in 1..900, as a reconciler function's timeout (got {args.seconds})")
+    if not 1 <= args.seconds <= LAMBDA_MAX_TIMEOUT_S:  # a pass that dies leaves its claims until its end
+        parser.error(
+            f"--seconds must be in 1..{LAMBDA_MAX_TIMEOUT_S}, as a reconciler function's timeout "
+            f"(got {args.seconds})"
+        )
     with table_options.aws_environment(args):
         config = table_options.checked(args, index=True)
         summary = _pass(config, args.seconds)

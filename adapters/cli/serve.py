@@ -10,6 +10,7 @@ from collections.abc import Callable
 from adapters.local.serve import DEFAULT_PORT, banner, serve_until
 from adapters.local.serve import __doc__ as serve_doc
 from adapters.local.service import LocalService, ServiceError, ServiceOptions
+from adapters.runtime.clients import LAMBDA_MAX_TIMEOUT_S
 
 
 def main(
@@ -40,8 +41,8 @@ def main(
         parser.error("--port must be in 0..65535")
     if not 0.0 <= args.fault_rate <= 1.0:
         parser.error("--fault-rate must be in [0, 1]")
-    if not 1 <= args.lambda_timeout <= 900:
-        parser.error("--lambda-timeout must be in 1..900 seconds (Lambda's)")
+    if not 1 <= args.lambda_timeout <= LAMBDA_MAX_TIMEOUT_S:
+        parser.error(f"--lambda-timeout must be in 1..{LAMBDA_MAX_TIMEOUT_S} seconds (Lambda's)")
     if not args.seconds >= 0:  # nan too
         parser.error("--seconds must be 0 (until Ctrl-C) or more")
     if not args.reconcile_every >= 0:

@@ -20,15 +20,16 @@ from adapters.runtime.clients import make_client
 from adapters.runtime.codec import ATTENTION, ATTENTION_AT, INDEX
 from adapters.runtime.config import ConfigError
 from adapters.runtime.config import body_bucket as bucket_name
-from adapters.runtime.layout import TableLayout
+from adapters.runtime.layout import TableLayout, given_layout
 from adapters.runtime.table_check import (
-    check_table,
     index_problem,
     key_types_problem,
     keys_differ,
     layout_keys,
+    records_problem,
     table_keys,
 )
+from statemodel.sizes import SQS_MAX_QUEUE_NAME_CHARS
 
 
 def table_definition(layout: TableLayout | None = None) -> dict[str, Any]:
@@ -81,7 +82,7 @@ def ensure_resources(
     not fit `layout` (its key, its `attention` index, or the status and body attributes a record the
     index names holds), checked before the bucket and the queue are made: an existing table is never
     changed."""
-    layout = _checked_layout(layout)
+    layout = given_layout(layout)
     queue_problem = queue_name_problem(queue_name, fifo)
     if queue_problem is not None:
         raise ConfigError(queue_problem)
@@ -109,7 +110,7 @@ def ensure_table(
     one must fit `layout` — its key, its index and, when the index names a record, that record's
     status and body attributes (TableMismatch, a ConfigError, says what it has and what was asked).
     `session`: the team's boto3 Session, else the environment's."""
-    layout = _checked_layout(layout)
+    layout = given_layout(layout)
     dynamodb = make_client("dynamodb", ATTEMPTS, session=session)
     try:
         dynamodb.create_table(TableName=table_name, **table_definition(layout))
@@ -121,23 +122,11 @@ def ensure_table(
     )
     if existed:
         problem = table_problem(table_name, dynamodb.describe_table(TableName=table_name)["Table"], layout)
-        if problem is None:
-            try:  # what DescribeTable cannot tell, one of its records can: its status and body attributes
-                check_table(dynamodb, table_name, layout, index=True, in_code=True)
-            except ConfigError as exc:
-                problem = f"{exc} (an existing table is never changed)"
+        if problem is None:  # what DescribeTable cannot tell, a record can: its status and body attributes
+            found = records_problem(dynamodb, table_name, layout, in_code=True)
+            problem = None if found is None else f"{found} (an existing table is never changed)"
         if problem is not None:
             raise TableMismatch(problem)
-
-
-def _checked_layout(layout: TableLayout | None) -> TableLayout:
-    """`layout`, or sendguard's own for None; a TypeError, as `Outbox(layout=...)` raises, for
-    anything that is not a TableLayout."""
-    if layout is not None and not isinstance(layout, TableLayout):
-        raise TypeError(
-            f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
-        )
-    return layout or TableLayout()
 
 
 def table_problem(table_name: str, description: Mapping[str, Any], layout: TableLayout) -> str | None:
@@ -167,9 +156,8 @@ def ensure_queue(queue_name: str, *, fifo: bool = False, session: boto3.Session 
     return url
 
 
-# SQS's rule for a queue's name: up to 80 of these characters, a FIFO queue's `.fifo` counted.
+# SQS's rule for a queue's name: up to SQS_MAX_QUEUE_NAME_CHARS of these characters.
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
-MAX_QUEUE_NAME = 80
 
 
 def queue_name_problem(queue_name: str, fifo: bool) -> str | None:
@@ -185,9 +173,10 @@ def queue_name_problem(queue_name: str, fifo: bool) -> str | None:
             "for a FIFO queue, or drop '.fifo' from the name"
         )
     base = queue_name.removesuffix(".fifo") if fifo else queue_name
-    if len(queue_name) > MAX_QUEUE_NAME or not QUEUE_NAME.fullmatch(base):
+    if len(queue_name) > SQS_MAX_QUEUE_NAME_CHARS or not QUEUE_NAME.fullmatch(base):
         return (
-            f"queue {queue_name!r}: a queue's name is 1 to 80 letters, digits, hyphens and underscores "
-            "(a FIFO queue's ends in '.fifo', counted in the 80): SQS refuses any other"
+            f"queue {queue_name!r}: a queue's name is 1 to {SQS_MAX_QUEUE_NAME_CHARS} letters, digits, "
+            f"hyphens and underscores (a FIFO queue's ends in '.fifo', counted in the "
+            f"{SQS_MAX_QUEUE_NAME_CHARS}): SQS refuses any other"
         )
     return None

@@ -33,6 +33,7 @@ from adapters.runtime.snapstart import RESTORE, Restore
 
 CONNECT_TIMEOUT_S = 0.5  # in-region connects and TLS handshakes take milliseconds
 READ_TIMEOUT_S = 3.0  # the longest an attempt waits for its answer, when there is time for it
+LAMBDA_MAX_TIMEOUT_S = 900  # a Lambda function's longest timeout (AWS Lambda quotas)
 MIN_READ_TIMEOUT_MS = 100  # an attempt that cannot wait this long for its answer is not started
 ATTEMPT_BUDGET_MS = int(1000 * (CONNECT_TIMEOUT_S + READ_TIMEOUT_S))  # the longest attempt
 MIN_ATTEMPT_MS = int(1000 * CONNECT_TIMEOUT_S) + MIN_READ_TIMEOUT_MS  # the shortest attempt started

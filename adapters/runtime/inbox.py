@@ -72,7 +72,7 @@ from adapters.runtime.inbox_codec import (
     stored_from_item,
     update_request,
 )
-from adapters.runtime.layout import TableLayout
+from adapters.runtime.layout import TableLayout, given_layout
 from adapters.runtime.log_events import (
     AWS_FAILURE,
     INBOX_DELIVERY,
@@ -427,10 +427,7 @@ class Inbox:
         again. `session`, `botocore_config`: the team's (as for `Outbox`). `client`: not for teams (kept
         out of docs/inbox.md) — a DynamoDB client `make_client` made, for sendguard's own commands to
         share theirs, or a test's; a client made elsewhere lacks sendguard's deadline hook."""
-        if layout is not None and not isinstance(layout, TableLayout):  # as Outbox refuses it
-            raise TypeError(
-                f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
-            )
+        layout = given_layout(layout)  # as Outbox refuses another
         if mode not in {m.value for m in Mode}:
             raise ValueError(f"mode={mode!r}: give 'transactional' or 'guarded'")
         self.mode = Mode(mode)
@@ -450,7 +447,7 @@ class Inbox:
         if too_long := inbox_prefix_problem(key_prefix):
             raise ValueError(too_long)
         self.table = table
-        self.layout = layout or TableLayout()
+        self.layout = layout
         self.settings = InboxSettings(max_receives, 1000 * lease_margin_seconds)
         self.key_attribute, self.key_field, self.key_prefix = key_attribute, key_field, key_prefix
         self.keep_done_seconds = keep_done_seconds

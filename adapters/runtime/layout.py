@@ -112,3 +112,15 @@ class TableLayout:
     def normal(self, key: Key) -> Key:
         """`key`, with a sort value equal to the layout's fixed one dropped (it names that record)."""
         return Key(key.partition) if key.sort is not None and key.sort == self.sort_key_value else key
+
+
+def given_layout(layout: object) -> TableLayout:
+    """The layout a team passed (`layout=`), or sendguard's own for None; a TypeError for anything
+    that is not a TableLayout (a table's name, say), before anything is made or written."""
+    if layout is None:
+        return TableLayout()
+    if not isinstance(layout, TableLayout):
+        raise TypeError(
+            f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
+        )
+    return layout

@@ -56,7 +56,7 @@ from adapters.runtime.config import (
 )
 from adapters.runtime.config import body_bucket as bucket_name
 from adapters.runtime.config import body_prefix as prefix_of
-from adapters.runtime.layout import TableLayout
+from adapters.runtime.layout import TableLayout, given_layout
 from adapters.runtime.logs import get_logger, logging_to
 from adapters.runtime.metrics import Tally
 from adapters.runtime.runner import Aws, log_failure, run_flow
@@ -213,10 +213,7 @@ class Outbox:
         team's boto3 Session (credentials, region, endpoints), else the environment's;
         `botocore_config`: the team's client settings, merged under sendguard's timeouts and retries
         (`adapters.runtime.clients.make_client`)."""
-        if layout is not None and not isinstance(layout, TableLayout):
-            raise TypeError(
-                f"layout={layout!r} is not a TableLayout: pass TableLayout(partition_key=..., sort_key=...)"
-            )
+        layout = given_layout(layout)
         if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:  # the history, and so the item, stays bounded
             raise ValueError(f"max_attempts={max_attempts} is outside 1..{MAX_ATTEMPTS_LIMIT}")
         if not 1 <= reconciler_workers <= MAX_WORKERS:
@@ -229,7 +226,7 @@ class Outbox:
             queue_url,
             settings,
             aws_max_attempts,
-            layout=layout or TableLayout(),
+            layout=layout,
             reconciler_workers=reconciler_workers,
             body_bucket=bucket_name(body_bucket, "body_bucket"),  # a ConfigError is a ValueError
             body_prefix=prefix_of(body_prefix, "body_prefix"),

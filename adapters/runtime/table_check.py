@@ -45,6 +45,10 @@ NO_SUCH_INDEX = frozenset({VALIDATION_EXCEPTION, "ResourceNotFoundException"})  
 INDEX_KEYS = ((ATTENTION, "S", "HASH"), (ATTENTION_AT, "N", "RANGE"))
 
 
+class NoSuchTable(ConfigError):
+    """The table does not exist (in the client's region): what `check_table` raises for it."""
+
+
 def check_table(
     client: Any,
     table: str,
@@ -71,15 +75,23 @@ def check_table(
             if in_code
             else f"{_named(TABLE)} and the region (AWS_REGION, --region)"
         )
-        raise ConfigError(f"table {table} does not exist in {region}: check {where}") from None
+        raise NoSuchTable(f"table {table} does not exist in {region}: check {where}") from None
     problem = layout_problem(table, description, layout, index=index, in_code=in_code)
     if problem is None and _index_problem(table, description, _types(description)) is None:
-        # A record that cannot be read now tells nothing: the check goes on without it (the
-        # reconciler's own reads report their failures, pass by pass).
-        with contextlib.suppress(ClientError, BotoCoreError, DeadlineExceeded), aws_call(deadline_ms):
-            problem = record_problem(table, _one_record(client, table, layout), layout, in_code=in_code)
+        problem = records_problem(client, table, layout, deadline_ms=deadline_ms, in_code=in_code)
     if problem is not None:
         raise ConfigError(problem)
+
+
+def records_problem(
+    client: Any, table: str, layout: TableLayout, *, deadline_ms: int | None = None, in_code: bool = False
+) -> str | None:
+    """What one record the `attention` index names says is wrong with `layout`'s status and body
+    attributes (`record_problem`), for a table whose key and index fit. A record that cannot be read
+    now tells nothing: None (the reconciler's own reads report their failures, pass by pass)."""
+    with contextlib.suppress(ClientError, BotoCoreError, DeadlineExceeded), aws_call(deadline_ms):
+        return record_problem(table, _one_record(client, table, layout), layout, in_code=in_code)
+    return None
 
 
 class RefusalCheck:
