@@ -15,7 +15,7 @@ from statemodel.validation import PAYLOAD_TOO_LARGE, VALIDATION_ERROR, Rejection
 
 # The values on main before the move (statemodel/validation.py, adapters/runtime/item_size.py,
 # adapters/runtime/inbox.py, adapters/runtime/rearm.py, adapters/runtime/sqs_batch.py, statemodel/keys.py,
-# adapters/runtime/batch_get.py, adapters/runtime/layout.py).
+# adapters/runtime/batch_get.py, adapters/runtime/layout.py; later adapters/ops/provision.py).
 BEFORE = {
     "SQS_MAX_MESSAGE_BYTES": 1_048_576,
     "SQS_MAX_ATTRIBUTES": 10,
@@ -23,6 +23,7 @@ BEFORE = {
     "SQS_MAX_ID_CHARS": 128,
     "SQS_MAX_BATCH_ENTRIES": 10,
     "SQS_MAX_BATCH_BYTES": 262_144,
+    "SQS_MAX_QUEUE_NAME_CHARS": 80,
     "DYNAMODB_MAX_ITEM_BYTES": 409_600,
     "DYNAMODB_MAX_PARTITION_BYTES": 2_048,
     "DYNAMODB_MAX_SORT_BYTES": 1_024,
